@@ -1,0 +1,23 @@
+# Options, all prefixed SHR_.
+option(SHR_TESTS "Build the test suites" ON)
+option(SHR_BENCH "Build the benchmarks (needs Google Benchmark and the baselines)" OFF)
+option(SHR_CLI "Build the sharena command-line tool" ON)
+option(SHR_PYTHON "Build the CPython extension module" OFF)
+option(SHR_WERROR "Treat warnings as errors" OFF)
+set(SHR_DEBUG "0" CACHE STRING "Debug level 0..3 (1 misuse, 2 asserts, 3 validators)")
+set_property(CACHE SHR_DEBUG PROPERTY STRINGS 0 1 2 3)
+set(SHR_SANITIZE "" CACHE STRING "Sanitizers, comma separated: address,undefined or thread")
+
+if(NOT SHR_DEBUG MATCHES "^[0-3]$")
+  message(FATAL_ERROR "SHR_DEBUG must be 0, 1, 2 or 3 (got '${SHR_DEBUG}')")
+endif()
+
+set(CMAKE_C_STANDARD 11)
+set(CMAKE_C_STANDARD_REQUIRED ON)
+set(CMAKE_C_EXTENSIONS OFF)
+set(CMAKE_CXX_STANDARD 17)
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+set(CMAKE_POSITION_INDEPENDENT_CODE ON)
+if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
+  set(CMAKE_BUILD_TYPE RelWithDebInfo CACHE STRING "Build type" FORCE)
+endif()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The main job: build in Release, run the comparison, regenerate the report
+# and print the main table. See bench/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh bench
+cmake --preset bench -G Ninja >/dev/null
+cmake --build --preset bench -j "$(nproc)"
+if [ -x bench/run.sh ]; then
+  exec bench/run.sh build/bench
+fi
+echo "sharena: the benchmark comparison is not built yet (see the benchmarks issue);"
+echo "         the library and tools were built in build/bench."

@@ -1,0 +1,54 @@
+/* The heap: the public lifecycle calls, which tie the layers together.
+ *
+ * shm/ knows nothing of the layers above it; this file tells it what regions
+ * they need in a new segment (their sizes and layout constants, checked again
+ * on attach) and installs their hooks once per process.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "shm.h"
+
+static void heap_params(shr__seg_params_t *p)
+{
+    memset(p, 0, sizeof *p);
+}
+
+int shr_heap_create(const char *name, const shr_heap_options_t *opts, shr_heap_t **out)
+{
+    shr__seg_params_t p;
+    if (!out) return -EINVAL;
+    heap_params(&p);
+    return shr__seg_create(name, opts, &p, out);
+}
+
+int shr_heap_attach(const char *name, shr_heap_t **out)
+{
+    shr__seg_params_t p;
+    if (!out) return -EINVAL;
+    heap_params(&p);
+    return shr__seg_attach(name, &p, out);
+}
+
+int shr_heap_close(shr_heap_t *heap)
+{
+    if (!heap) return -EINVAL;
+    return shr__seg_close(heap);
+}
+
+int shr_heap_stat(shr_heap_t *heap, shr_heap_info_t *info, shr_proc_info_t *procs, size_t max,
+                  size_t *nprocs)
+{
+    if (!heap) return -EINVAL;
+    return shr__seg_stat(heap, info, procs, max, nprocs);
+}
+
+int shr_heap_recover(shr_heap_t *heap)
+{
+    if (!heap) return -EINVAL;
+    int rc = shr__lock(heap, SHR_LOCK_REGISTRY);
+    if (rc) return rc;
+    rc = shr__registry_sweep_locked(heap);
+    shr__unlock(heap, SHR_LOCK_REGISTRY);
+    return rc;
+}

@@ -1,0 +1,507 @@
+/* Segment
+ *
+ * One heap is one POSIX shm object, reserved whole and committed as used.
+ *
+ *   create   shm_open(O_EXCL) of a temporary name; ftruncate to capacity;
+ *            fallocate the metadata; map MAP_SHARED|MAP_NORESERVE; write the
+ *            header and let the layers initialise their regions; register the
+ *            creating process; then rename the object to its real name with
+ *            RENAME_NOREPLACE. Attachers therefore never see a half-built
+ *            segment, and a creator that dies leaves only a temporary name
+ *            (".shr_tmp_*", listed and removable with the sharena tool).
+ *   attach   shm_open; fstat; pread the header (never touch the mapping of a
+ *            segment not yet validated: a truncated object would SIGBUS);
+ *            validate magic, version, size, checksum and layout; map; register.
+ *   commit   fallocate() before first use, so that a full /dev/shm is an
+ *            ENOMEM from the caller and never a SIGBUS on first touch.
+ *   release  fallocate(PUNCH_HOLE): the object's st_blocks follow live data.
+ *
+ * Errors on attach, in the order they are checked:
+ *   SHR_ENOTSHR   shorter than a magic number, or the magic is not ours
+ *   SHR_EVERSION  our magic, another layout version, another libc's mutex
+ *                 size or other layout constants
+ *   SHR_ETRUNC    shorter than the header or than the recorded capacity
+ *   SHR_ECORRUPT  checksum mismatch or impossible layout values
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shm.h"
+
+static const char shr_magic[8] = "SHARENA";
+
+/* ---- names and messages ---------------------------------------------- */
+
+int shr_name_check(const char *name, size_t len)
+{
+    if (name == NULL || len == 0) return SHR_ENAME;
+    if (len > SHR_NAME_MAX) return -ENAMETOOLONG;
+    if (memchr(name, '\0', len) != NULL) return SHR_ENAME;
+    if (memchr(name, '/', len) != NULL) return SHR_ENAME;
+    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+        return SHR_ENAME;
+    return 0;
+}
+
+static int check_cname(const char *name)
+{
+    if (name == NULL) return SHR_ENAME;
+    size_t len = strnlen(name, SHR_NAME_MAX + 1);
+    return shr_name_check(name, len);
+}
+
+const char *shr_strerror(int code)
+{
+    switch (code) {
+    case 0:
+        return "success";
+#define SHR__ERR_MSG(name, c, msg)                                                   \
+    case (c):                                                                        \
+        return msg;
+        SHR_ERRNO_MAP(SHR__ERR_MSG)
+#undef SHR__ERR_MSG
+    default:
+        break;
+    }
+    if (code < 0 && code > -4096) return strerror(-code);
+    return "unknown error";
+}
+
+static int shm_path(char *buf, size_t size, const char *name)
+{
+    int n = snprintf(buf, size, "%s/%s", SHR_SHM_DIR, name);
+    return n > 0 && (size_t)n < size ? 0 : -ENAMETOOLONG;
+}
+
+static void random_suffix(char *buf, size_t size)
+{
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+        r = (uint32_t)shr__now_ns(CLOCK_MONOTONIC) ^ (uint32_t)getpid() * 2654435761u;
+    snprintf(buf, size, "%08x", r);
+}
+
+/* ---- header ---------------------------------------------------------- */
+
+static uint64_t header_checksum(const seg_header_t *hdr)
+{
+    return shr__fnv1a(hdr, offsetof(seg_header_t, checksum));
+}
+
+/* Lay out the layers' regions after the fixed header; returns meta_size. */
+static uint64_t layout_regions(seg_header_t *hdr, const shr__seg_params_t *p)
+{
+    uint64_t off = SHR_ALIGN_UP(sizeof(seg_header_t), SHR_CACHELINE);
+    for (int l = 0; l < SHR_NLAYERS; l++) {
+        hdr->global_size[l] = SHR_ALIGN_UP(p->global_size[l], SHR_CACHELINE);
+        hdr->global_off[l] = off;
+        off += hdr->global_size[l];
+        hdr->proc_size[l] = SHR_ALIGN_UP(p->proc_size[l], SHR_CACHELINE);
+        hdr->proc_off[l] = off;
+        off += hdr->proc_size[l] * SHR_MAX_PROCS;
+        hdr->thread_size[l] = SHR_ALIGN_UP(p->thread_size[l], SHR_CACHELINE);
+        hdr->thread_off[l] = off;
+        off += hdr->thread_size[l] * SHR_MAX_THREADS;
+    }
+    return SHR_ALIGN_UP(off, SHR_CHUNK_SIZE);
+}
+
+static void header_init(seg_header_t *hdr, const char *name, uint64_t capacity,
+                        unsigned mode, unsigned flags, const shr__seg_params_t *p)
+{
+    memcpy(hdr->magic, shr_magic, sizeof hdr->magic);
+    hdr->layout_version = SHR_LAYOUT_VERSION;
+    hdr->header_size = sizeof(seg_header_t);
+    hdr->byte_order = 0x01020304u;
+    hdr->chunk_size = (uint32_t)SHR_CHUNK_SIZE;
+    hdr->max_procs = SHR_MAX_PROCS;
+    hdr->max_threads = SHR_MAX_THREADS;
+    hdr->nlocks = SHR_NLOCKS;
+    hdr->sizeof_mutex = sizeof(pthread_mutex_t);
+    hdr->sizeof_proc = sizeof(proc_entry_t);
+    hdr->sizeof_thread = sizeof(thread_slot_t);
+    hdr->flags = flags;
+    hdr->mode = mode;
+    memcpy(hdr->consts, p->consts, sizeof hdr->consts);
+    hdr->capacity = capacity;
+    hdr->meta_size = layout_regions(hdr, p);
+    hdr->created_ns = shr__now_ns(CLOCK_REALTIME);
+    snprintf(hdr->name, sizeof hdr->name, "%s", name);
+    hdr->checksum = header_checksum(hdr);
+}
+
+/* Validate a header copy read from an object of `size` bytes. */
+static int header_validate(const seg_header_t *hdr, uint64_t size, const shr__seg_params_t *p)
+{
+    if (size < sizeof hdr->magic || memcmp(hdr->magic, shr_magic, sizeof hdr->magic) != 0)
+        return SHR_ENOTSHR;
+    if (size < offsetof(seg_header_t, header_size) + sizeof hdr->header_size)
+        return SHR_ETRUNC;
+    if (hdr->layout_version != SHR_LAYOUT_VERSION) return SHR_EVERSION;
+    if (size < sizeof(seg_header_t)) return SHR_ETRUNC;
+    if (hdr->checksum != header_checksum(hdr)) return SHR_ECORRUPT;
+    if (hdr->header_size != sizeof(seg_header_t) || hdr->byte_order != 0x01020304u ||
+        hdr->sizeof_mutex != sizeof(pthread_mutex_t) || hdr->max_procs != SHR_MAX_PROCS ||
+        hdr->max_threads != SHR_MAX_THREADS || hdr->nlocks != SHR_NLOCKS ||
+        hdr->sizeof_proc != sizeof(proc_entry_t) || hdr->sizeof_thread != sizeof(thread_slot_t) ||
+        hdr->chunk_size != SHR_CHUNK_SIZE)
+        return SHR_EVERSION;
+    if (p) {
+        seg_header_t expect;
+        memset(&expect, 0, sizeof expect);
+        uint64_t meta = layout_regions(&expect, p);
+        if (memcmp(hdr->consts, p->consts, sizeof hdr->consts) != 0 || meta != hdr->meta_size ||
+            memcmp(expect.global_size, hdr->global_size, sizeof expect.global_size) != 0 ||
+            memcmp(expect.proc_size, hdr->proc_size, sizeof expect.proc_size) != 0 ||
+            memcmp(expect.thread_size, hdr->thread_size, sizeof expect.thread_size) != 0)
+            return SHR_EVERSION;
+        if (memcmp(expect.global_off, hdr->global_off, sizeof expect.global_off) != 0 ||
+            memcmp(expect.proc_off, hdr->proc_off, sizeof expect.proc_off) != 0 ||
+            memcmp(expect.thread_off, hdr->thread_off, sizeof expect.thread_off) != 0)
+            return SHR_ECORRUPT;
+    }
+    if (hdr->capacity % SHR_CHUNK_SIZE || hdr->meta_size % SHR_CHUNK_SIZE ||
+        hdr->meta_size >= hdr->capacity || hdr->capacity > SHR_MAX_CAPACITY ||
+        memchr(hdr->name, 0, sizeof hdr->name) == NULL)
+        return SHR_ECORRUPT;
+    if (size < hdr->capacity) return SHR_ETRUNC;
+    if (size > hdr->capacity) return SHR_ECORRUPT;
+    return 0;
+}
+
+/* ---- commit and release ---------------------------------------------- */
+
+static _Atomic uint64_t fail_commit_countdown;
+
+void shr__seg_fail_commit_after(uint64_t n) { atomic_store(&fail_commit_countdown, n); }
+
+static int fd_commit(int fd, uint64_t off, uint64_t len)
+{
+    uint64_t n = atomic_load_explicit(&fail_commit_countdown, memory_order_relaxed);
+    if (shr_unlikely(n != 0) && atomic_fetch_sub(&fail_commit_countdown, 1) == 1) return -ENOMEM;
+    int rc;
+    do rc = fallocate(fd, 0, (off_t)off, (off_t)len);
+    while (rc != 0 && errno == EINTR);
+    if (rc == 0) return 0;
+    return errno == ENOSPC || errno == EFBIG ? -ENOMEM : -errno;
+}
+
+int shr__seg_commit(shr_heap_t *h, uint64_t off, uint64_t len)
+{
+    SHR_ASSERT(off + len <= h->capacity);
+    return fd_commit(h->fd, off, len);
+}
+
+int shr__seg_release(shr_heap_t *h, uint64_t off, uint64_t len)
+{
+    SHR_ASSERT(off + len <= h->capacity);
+    int rc;
+    do rc = fallocate(h->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+    while (rc != 0 && errno == EINTR);
+    return rc == 0 ? 0 : -errno;
+}
+
+uint64_t shr__seg_committed(const shr_heap_t *h)
+{
+    struct stat st;
+    if (fstat(h->fd, &st) != 0) return 0;
+    return (uint64_t)st.st_blocks * 512u;
+}
+
+/* ---- create, attach, close ------------------------------------------- */
+
+void shr_heap_options_init(shr_heap_options_t *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->capacity = SHR_DEFAULT_CAPACITY;
+    opts->mode = 0600;
+}
+
+static shr_heap_t *handle_new(const char *name, int fd, uint8_t *base, uint64_t capacity)
+{
+    shr_heap_t *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->base = base;
+    h->hdr = (seg_header_t *)base;
+    h->capacity = capacity;
+    h->fd = fd;
+    snprintf(h->name, sizeof h->name, "%s", name);
+    return h;
+}
+
+static void handle_free(shr_heap_t *h)
+{
+    if (h->base) munmap(h->base, h->capacity);
+    if (h->fd >= 0) close(h->fd);
+    free(h);
+}
+
+int shr__seg_create(const char *name, const shr_heap_options_t *opts,
+                    const shr__seg_params_t *params, shr_heap_t **out)
+{
+    shr_heap_options_t o;
+    char gen_name[64], tmp_name[64], tmp_path[96], path[SHR_NAME_MAX + 32], rnd[16];
+    shr_heap_t *h = NULL;
+    uint8_t *base = MAP_FAILED;
+    int fd = -1, rc;
+
+    if (opts) o = *opts;
+    else shr_heap_options_init(&o);
+    if (o.capacity == 0) o.capacity = SHR_DEFAULT_CAPACITY;
+    if (o.mode == 0) o.mode = 0600;
+    if (o.flags & ~(unsigned)SHR_HEAP_UNLINK_ON_LAST_CLOSE) return -EINVAL;
+    if (o.mode & ~0777u) return -EINVAL;
+    if (o.capacity > SHR_MAX_CAPACITY) return -EINVAL;
+    if (name == NULL) {
+        random_suffix(rnd, sizeof rnd);
+        snprintf(gen_name, sizeof gen_name, "shr_%d_%s", (int)getpid(), rnd);
+        name = gen_name;
+    }
+    rc = check_cname(name);
+    if (rc) return rc;
+    if ((rc = shm_path(path, sizeof path, name)) != 0) return rc;
+
+    seg_header_t probe;
+    memset(&probe, 0, sizeof probe);
+    uint64_t meta = layout_regions(&probe, params);
+    uint64_t capacity = SHR_ALIGN_UP((uint64_t)o.capacity, SHR_CHUNK_SIZE);
+    if (capacity <= meta || capacity > SHR_MAX_CAPACITY) return -EINVAL;
+
+    random_suffix(rnd, sizeof rnd);
+    snprintf(tmp_name, sizeof tmp_name, ".shr_tmp_%d_%s", (int)getpid(), rnd);
+    snprintf(tmp_path, sizeof tmp_path, "%s/%s", SHR_SHM_DIR, tmp_name);
+    fd = shm_open(tmp_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, o.mode);
+    if (fd < 0) return -errno;
+    if (fchmod(fd, o.mode) != 0 || ftruncate(fd, (off_t)capacity) != 0) {
+        rc = errno == EFBIG ? -ENOMEM : -errno;
+        goto fail;
+    }
+    if ((rc = fd_commit(fd, 0, meta)) != 0) goto fail;
+    base = mmap(NULL, capacity, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (base == MAP_FAILED) {
+        rc = -errno;
+        goto fail;
+    }
+    seg_header_t *hdr = (seg_header_t *)base;
+    header_init(hdr, name, capacity, o.mode, o.flags, params);
+    if ((rc = shr__lock_init_all(hdr)) != 0 || (rc = shr__registry_init(hdr)) != 0) goto fail;
+    h = handle_new(name, fd, base, capacity);
+    if (!h) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if (params->init && (rc = params->init(h)) != 0) goto fail_handle;
+    if ((rc = shr__proc_register(h)) != 0) goto fail_handle;
+    /* Publish: the name appears only now, complete. */
+    if (renameat2(AT_FDCWD, tmp_path, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
+        rc = -errno;
+        bool last;
+        shr__proc_unregister(h, &last);
+        goto fail_handle;
+    }
+    *out = h;
+    return 0;
+
+fail_handle:
+    handle_free(h);
+    shm_unlink(tmp_name);
+    return rc;
+fail:
+    if (base != MAP_FAILED) munmap(base, capacity);
+    close(fd);
+    shm_unlink(tmp_name);
+    return rc;
+}
+
+/* Open and validate; on success *fdp and *hdr_copy describe the segment. */
+static int open_validated(const char *name, int oflag, const shr__seg_params_t *params,
+                          int *fdp, seg_header_t *hdr_copy)
+{
+    int rc = check_cname(name);
+    if (rc) return rc;
+    int fd = shm_open(name, oflag | O_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = SHR_ENOTSHR;
+        goto fail;
+    }
+    memset(hdr_copy, 0, sizeof *hdr_copy);
+    ssize_t n = pread(fd, hdr_copy, sizeof *hdr_copy, 0);
+    if (n < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = header_validate(hdr_copy, (uint64_t)st.st_size, params);
+    if (rc) goto fail;
+    *fdp = fd;
+    return 0;
+fail:
+    close(fd);
+    return rc;
+}
+
+int shr__seg_attach(const char *name, const shr__seg_params_t *params, shr_heap_t **out)
+{
+    seg_header_t *copy = malloc(sizeof *copy);
+    int fd, rc;
+    if (!copy) return -ENOMEM;
+    rc = open_validated(name, O_RDWR, params, &fd, copy);
+    uint64_t capacity = copy->capacity;
+    free(copy);
+    if (rc) return rc;
+    uint8_t *base =
+        mmap(NULL, capacity, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (base == MAP_FAILED) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    shr_heap_t *h = handle_new(name, fd, base, capacity);
+    if (!h) {
+        munmap(base, capacity);
+        close(fd);
+        return -ENOMEM;
+    }
+    if ((rc = shr__proc_register(h)) != 0) {
+        handle_free(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+/* Unlink our name only if it still names our object: another heap may have
+ * been created under the same name after ours was removed. */
+static void unlink_if_ours(shr_heap_t *h)
+{
+    struct stat mine, theirs;
+    int fd = shm_open(h->name, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return;
+    bool same = fstat(fd, &theirs) == 0 && fstat(h->fd, &mine) == 0 &&
+                mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev;
+    close(fd);
+    if (same) shm_unlink(h->name);
+}
+
+int shr__seg_close(shr_heap_t *h)
+{
+    bool last = false;
+    shr__proc_unregister(h, &last);
+    if (last && (h->hdr->flags & SHR_HEAP_UNLINK_ON_LAST_CLOSE)) unlink_if_ours(h);
+    handle_free(h);
+    return 0;
+}
+
+int shr_heap_unlink(const char *name)
+{
+    int rc = check_cname(name);
+    if (rc) return rc;
+    return shm_unlink(name) == 0 ? 0 : -errno;
+}
+
+const char *shr_heap_name(const shr_heap_t *h) { return h->name; }
+
+shr_off_t shr_off(const shr_heap_t *h, const void *ptr)
+{
+    const uint8_t *p = ptr;
+    if (!p || p < h->base || p >= h->base + h->capacity) return 0;
+    return (shr_off_t)(p - h->base);
+}
+
+void *shr_ptr(const shr_heap_t *h, shr_off_t off)
+{
+    if (off == 0 || off >= h->capacity) return NULL;
+    return h->base + off;
+}
+
+/* ---- inspection ------------------------------------------------------ */
+
+static void fill_info(const seg_header_t *hdr, uint64_t committed, shr_heap_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+    snprintf(info->name, sizeof info->name, "%s", hdr->name);
+    info->layout_version = hdr->layout_version;
+    info->flags = hdr->flags;
+    info->capacity = hdr->capacity;
+    info->committed = committed;
+    info->meta_size = hdr->meta_size;
+    info->created_ns = hdr->created_ns;
+}
+
+/* Fill info and procs from a mapped header; probes liveness, reclaims
+ * nothing. */
+static void collect(seg_header_t *hdr, uint64_t committed, shr_heap_info_t *info,
+                    shr_proc_info_t *procs, size_t max, size_t *nprocs)
+{
+    size_t n = 0;
+    if (info) fill_info(hdr, committed, info);
+    for (uint32_t p = 0; p < SHR_MAX_PROCS; p++) {
+        proc_entry_t *pe = &hdr->procs[p];
+        if (shr_load_acquire(&pe->state) != SHR_ENTRY_LIVE) continue;
+        int alive = shr__proc_alive(hdr, p);
+        if (info && alive) {
+            info->nprocs++;
+            info->nthreads += pe->nthreads;
+        }
+        if (procs && n < max) {
+            shr_proc_info_t *pi = &procs[n];
+            pi->index = p;
+            pi->generation = shr_load_relaxed(&pe->gen);
+            pi->pid = pe->pid;
+            pi->alive = alive;
+            pi->start_time = pe->start_time;
+            pi->attach_ns = pe->attach_ns;
+            pi->nthreads = pe->nthreads;
+        }
+        n++;
+    }
+    if (nprocs) *nprocs = n;
+}
+
+int shr_heap_inspect(const char *name, shr_heap_info_t *info, shr_proc_info_t *procs,
+                     size_t max, size_t *nprocs)
+{
+    seg_header_t *copy = malloc(sizeof *copy);
+    int fd, rc;
+    if (!copy) return -ENOMEM;
+    /* Probing liveness needs trylock, a write: map read-write. */
+    rc = open_validated(name, O_RDWR, NULL, &fd, copy);
+    free(copy);
+    if (rc) return rc;
+    void *base = mmap(NULL, sizeof(seg_header_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    struct stat st;
+    uint64_t committed = fstat(fd, &st) == 0 ? (uint64_t)st.st_blocks * 512u : 0;
+    collect(base, committed, info, procs, max, nprocs);
+    munmap(base, sizeof(seg_header_t));
+    close(fd);
+    return 0;
+}
+
+int shr__seg_stat(shr_heap_t *h, shr_heap_info_t *info, shr_proc_info_t *procs, size_t max,
+                  size_t *nprocs)
+{
+    int rc = shr__lock(h, SHR_LOCK_REGISTRY);
+    if (rc) return rc;
+    shr__registry_sweep_locked(h);
+    collect(h->hdr, shr__seg_committed(h), info, procs, max, nprocs);
+    shr__unlock(h, SHR_LOCK_REGISTRY);
+    if (info) snprintf(info->name, sizeof info->name, "%s", h->name);
+    return 0;
+}

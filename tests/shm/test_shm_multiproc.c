@@ -1,0 +1,263 @@
+/* shm across processes: exec'd peers at other addresses, liveness of dead,
+ * zombie, exec'd and forked processes, a peer killed holding a lock. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "shm.h"
+
+static void fini(void) { shr_test_cleanup(); }
+TestSuite(shm_multiproc, .fini = fini, .timeout = 120);
+
+static shr_heap_t *make_heap(unsigned flags)
+{
+    shr_heap_options_t o;
+    shr_heap_t *h;
+    shr_heap_options_init(&o);
+    o.flags = flags;
+    cr_assert_eq(shr_heap_create(shr_test_name(), &o, &h), 0);
+    return h;
+}
+
+/* Exec the peer with its stdout on a pipe; returns the pid, *out the pipe. */
+static pid_t spawn_peer(FILE **out, const char *a1, const char *a2, const char *a3)
+{
+    int fd[2];
+    cr_assert_eq(pipe(fd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        execl(shr_test_peer_path(), shr_test_peer_path(), a1, a2, a3, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    *out = fdopen(fd[0], "r");
+    return pid;
+}
+
+static void expect_line(FILE *f, const char *want)
+{
+    char line[128];
+    cr_assert_not_null(fgets(line, sizeof line, f), "peer said nothing (wanted %s)", want);
+    line[strcspn(line, "\n")] = 0;
+    cr_assert_str_eq(line, want);
+}
+
+static int count_alive(const char *name, int *dead)
+{
+    shr_proc_info_t procs[SHR_MAX_PROCS];
+    size_t n = 0;
+    int alive = 0;
+    cr_assert_eq(shr_heap_inspect(name, NULL, procs, SHR_MAX_PROCS, &n), 0);
+    *dead = 0;
+    for (size_t i = 0; i < n; i++) procs[i].alive ? alive++ : (*dead)++;
+    return alive;
+}
+
+Test(shm_multiproc, exec_peer_sees_writes_through_offsets)
+{
+    shr_heap_t *h = make_heap(0);
+    const char *name = shr_heap_name(h);
+    uint64_t off = h->hdr->meta_size;
+    cr_assert_eq(shr__seg_commit(h, off, SHR_CHUNK_SIZE), 0);
+    *(_Atomic uint64_t *)shr_ptr(h, off) = 0x1234abcdULL;
+    char offs[32];
+    snprintf(offs, sizeof offs, "%llu", (unsigned long long)off);
+    cr_assert_eq(shr_test_run_peer("read", name, offs, "0x1234abcd", NULL), 0);
+    cr_assert_eq(shr_test_run_peer("read", name, offs, "0x1", NULL), 1, "the check can fail");
+    snprintf(offs, sizeof offs, "%llu", (unsigned long long)off + 8);
+    cr_assert_eq(shr_test_run_peer("write", name, offs, "777", NULL), 0);
+    cr_assert_eq(*(_Atomic uint64_t *)shr_ptr(h, off + 8), 777);
+
+    /* The peer's mapping is elsewhere: only offsets could have carried this. */
+    FILE *f;
+    pid_t pid = spawn_peer(&f, "base", name, NULL);
+    char line[64];
+    expect_line(f, "ready");
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    fclose(f);
+    cr_assert_eq(shr_test_wait(pid), 0);
+    void *theirs = NULL;
+    sscanf(line, "%p", &theirs);
+    FILE *aslr = fopen("/proc/sys/kernel/randomize_va_space", "r");
+    int randomized = aslr ? fgetc(aslr) != '0' : 1;
+    if (aslr) fclose(aslr);
+    if (randomized) cr_assert_neq(theirs, shr_ptr(h, 1), "exec'd peer mapped at our address");
+    shr_heap_close(h);
+}
+
+Test(shm_multiproc, killed_peer_is_detected_and_reclaimed)
+{
+    shr_heap_t *h = make_heap(0);
+    const char *name = shr_heap_name(h);
+    FILE *f;
+    pid_t pid = spawn_peer(&f, "hold", name, "0");
+    expect_line(f, "ready");
+    expect_line(f, "held");
+    int dead;
+    cr_assert_eq(count_alive(name, &dead), 2);
+    shr_heap_info_t info;
+    cr_assert_eq(shr_heap_stat(h, &info, NULL, 0, NULL), 0);
+    cr_assert_eq(info.nthreads, 1, "the peer's main thread holds a slot (its other exited)");
+    kill(pid, SIGKILL);
+    /* Still a zombie: not reaped yet. The entry is dead all the same. */
+    shr_test_sleep_ms(50);
+    cr_assert_eq(count_alive(name, &dead), 1);
+    cr_assert_eq(dead, 1);
+    cr_assert_eq(kill(pid, 0), 0, "the zombie's pid still exists");
+    cr_assert_eq(shr_test_wait(pid), 128 + SIGKILL);
+    fclose(f);
+    cr_assert_eq(shr_heap_recover(h), 2, "one process entry and its thread slot");
+    cr_assert_eq(count_alive(name, &dead), 1);
+    cr_assert_eq(dead, 0, "the entry was reclaimed");
+    cr_assert_eq(shr_heap_stat(h, &info, NULL, 0, NULL), 0);
+    cr_assert_eq(info.nthreads, 0);
+    shr_heap_close(h);
+}
+
+Test(shm_multiproc, peer_killed_holding_registry_lock)
+{
+    shr_heap_t *h = make_heap(0);
+    const char *name = shr_heap_name(h);
+    char id[8];
+    snprintf(id, sizeof id, "%d", SHR_LOCK_REGISTRY);
+    FILE *f;
+    pid_t pid = spawn_peer(&f, "lock", name, id);
+    expect_line(f, "ready");
+    expect_line(f, "locked");
+    kill(pid, SIGKILL);
+    cr_assert_eq(shr_test_wait(pid), 128 + SIGKILL);
+    fclose(f);
+    /* The registry lock comes back EOWNERDEAD, is repaired, and the dead
+     * peer's entry is reclaimed by the repair's sweep. */
+    cr_assert_geq(shr_heap_recover(h), 0);
+    cr_assert_eq(h->hdr->locks[SHR_LOCK_REGISTRY].nrepaired, 1);
+    int dead;
+    cr_assert_eq(count_alive(name, &dead), 1);
+    cr_assert_eq(dead, 0);
+    cr_assert_eq(shr_test_run_peer("attach", name, NULL), 0, "others can still attach");
+    shr_heap_close(h);
+}
+
+static int child_execs(void *arg)
+{
+    shr_heap_t *h = arg;
+    /* Use the heap: the fork child registers an entry of its own. */
+    if (!shr__tctx(h)) return 1;
+    execl("/bin/sleep", "sleep", "30", (char *)NULL);
+    return 2;
+}
+
+Test(shm_multiproc, exec_ends_the_attachment)
+{
+    shr_heap_t *h = make_heap(0);
+    const char *name = shr_heap_name(h);
+    shr__tctx(h);
+    pid_t pid = shr_test_fork(child_execs, h);
+    /* The child registers, then execs: its pid lives on but its entry dies. */
+    int dead = 0, tries = 0;
+    while (dead == 0 && tries++ < 200) {
+        count_alive(name, &dead);
+        shr_test_sleep_ms(10);
+    }
+    cr_assert_eq(dead, 1, "exec'd child still counted alive");
+    cr_assert_eq(kill(pid, 0), 0, "the exec'd process is running");
+    kill(pid, SIGKILL);
+    shr_test_wait(pid);
+    shr_heap_close(h);
+}
+
+static int child_uses_and_closes(void *arg)
+{
+    shr_heap_t *h = arg;
+    shr_tctx_t *c = shr__tctx(h);
+    if (!c) return 1;
+    if (h->proc == 0 && h->hdr->procs[0].pid != getpid()) return 2;
+    shr_proc_info_t procs[8];
+    size_t n = 0;
+    if (shr_heap_stat(h, NULL, procs, 8, &n) != 0 || n != 2) return 3;
+    int mine = 0;
+    for (size_t i = 0; i < n; i++) mine += procs[i].pid == getpid() && procs[i].alive;
+    if (mine != 1) return 4;
+    shr_heap_close(h);
+    return 0;
+}
+
+Test(shm_multiproc, fork_child_gets_its_own_entry)
+{
+    shr_heap_t *h = make_heap(0);
+    shr_tctx_t *c = shr__tctx(h);
+    cr_assert_not_null(c);
+    uint32_t my_proc = h->proc;
+    cr_assert_eq(shr_test_wait(shr_test_fork(child_uses_and_closes, h)), 0);
+    /* The child's close did not touch our entry. */
+    cr_assert_eq(h->proc, my_proc);
+    cr_assert_eq(h->hdr->procs[my_proc].state, SHR_ENTRY_LIVE);
+    int dead;
+    cr_assert_eq(count_alive(shr_heap_name(h), &dead), 1);
+    cr_assert_eq(dead, 0);
+    cr_assert_eq(shr__tctx(h), c);
+    shr_heap_close(h);
+}
+
+static int child_closes_unused(void *arg)
+{
+    /* A fork child that never used the heap closes it: the parent's entry
+     * must survive. */
+    return shr_heap_close(arg) == 0 ? 0 : 1;
+}
+
+Test(shm_multiproc, fork_child_close_leaves_parent_entry)
+{
+    shr_heap_t *h = make_heap(0);
+    cr_assert_eq(shr_test_wait(shr_test_fork(child_closes_unused, h)), 0);
+    int dead;
+    cr_assert_eq(count_alive(shr_heap_name(h), &dead), 1);
+    shr_heap_close(h);
+}
+
+Test(shm_multiproc, unlink_when_the_last_other_is_found_dead)
+{
+    shr_heap_t *h = make_heap(SHR_HEAP_UNLINK_ON_LAST_CLOSE);
+    char name[SHR_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", shr_heap_name(h));
+    FILE *f;
+    pid_t pid = spawn_peer(&f, "hold", name, "0");
+    expect_line(f, "ready");
+    kill(pid, SIGKILL);
+    shr_test_wait(pid);
+    fclose(f);
+    shr_heap_close(h);
+    shr_heap_t *again;
+    cr_assert_eq(shr_heap_attach(name, &again), -ENOENT, "the dead peer kept the name alive");
+}
+
+Test(shm_multiproc, no_unlink_while_another_lives)
+{
+    shr_heap_t *h = make_heap(SHR_HEAP_UNLINK_ON_LAST_CLOSE);
+    char name[SHR_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", shr_heap_name(h));
+    /* An attached process exiting, or an unrelated one, never unlinks. */
+    cr_assert_eq(shr_test_run_peer("attach", name, NULL), 0);
+    FILE *f;
+    pid_t pid = spawn_peer(&f, "hold", name, "0");
+    expect_line(f, "ready");
+    shr_heap_close(h);
+    shr_heap_t *again;
+    cr_assert_eq(shr_heap_attach(name, &again), 0, "a live peer still uses the heap");
+    kill(pid, SIGKILL);
+    shr_test_wait(pid);
+    fclose(f);
+    shr_heap_close(again);
+    cr_assert_eq(shr_heap_attach(name, &again), -ENOENT);
+}
