@@ -1,1 +1,710 @@
-int main(void){return 0;}
+/* sharena: the command-line tool
+ *
+ * Looks after heaps from outside the processes that use them: create one,
+ * list those in /dev/shm, show what a heap's header and process registry
+ * say, remove a name. It is a client of the public API (sharena.h) and of
+ * nothing else, so it sees heaps exactly as any program linking the library
+ * does; the only thing it knows beyond the API is where Linux keeps POSIX
+ * shm objects (SHM_DIR) and the name of the temporary objects a creator
+ * publishes from (TMP_PREFIX, see src/shm/segment.c).
+ *
+ * Commands are the rows of one table, cmds[] at the end of the file: name,
+ * handler, operand, synopsis, one-line summary and help text. The dispatcher,
+ * `sharena --help`, `sharena help CMD` and every `sharena CMD --help` are
+ * driven by that table. Adding a command is one handler and one row; a
+ * handler that takes one NAME and no options starts with
+ *
+ *     const char *name = NULL;
+ *     int rc = cli_parse(cmd, argc, argv, NULL, &name);
+ *     if (rc != CLI_OK) return rc;
+ *
+ * and reports failures with cli_fail(cmd, name, code).
+ *
+ * Exit status: 0 success; 1 error, reported on stderr as
+ * "sharena: CMD: NAME: message" with the message from shr_strerror(); 2 usage
+ * error, reported with the command's synopsis.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sharena.h"
+
+#define SHM_DIR "/dev/shm"
+#define TMP_PREFIX ".shr_tmp_"
+
+/* Exit statuses, and CLI_HELP: help was asked for and printed (exits 0). */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_HELP = -1 };
+
+typedef struct cli_cmd cli_cmd_t;
+
+struct cli_cmd {
+    const char *name;
+    int (*run)(const cli_cmd_t *cmd, int argc, char **argv); /* argv[0] is the name */
+    const char *operand;   /* label of the one operand ("NAME"); NULL: none */
+    bool optional;         /* the operand may be left out */
+    const char *synopsis;  /* what follows "sharena CMD" in the usage line */
+    const char *summary;   /* one line for `sharena --help` */
+    const char *help;      /* the rest of `sharena help CMD` */
+};
+
+/* One option of a command. Exactly one of flag and arg is set: a flag
+ * records that the option was given, arg receives the option's argument. */
+typedef struct cli_opt {
+    const char *name;      /* long form, without the "--"; NULL ends a table */
+    char key;              /* short form, or 0 */
+    bool *flag;
+    const char **arg;
+} cli_opt_t;
+
+static const cli_cmd_t *find_cmd(const char *name);
+static void print_main_help(FILE *out);
+
+/* ---- messages ---------------------------------------------------------- */
+
+static void print_usage(const cli_cmd_t *cmd, FILE *out)
+{
+    fprintf(out, "usage: sharena %s%s%s\n", cmd->name, *cmd->synopsis ? " " : "",
+            cmd->synopsis);
+}
+
+/* Print "sharena: CMD: NAME: message" for a code of the library. */
+static int cli_fail(const cli_cmd_t *cmd, const char *name, int code)
+{
+    fprintf(stderr, "sharena: %s: %s: %s\n", cmd->name, name, shr_strerror(code));
+    return CLI_FAIL;
+}
+
+/* Print a usage error of cmd (NULL: of the command line as a whole) followed
+ * by the short usage; returns CLI_USAGE. */
+static int cli_usage_error(const cli_cmd_t *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "sharena: ");
+    if (cmd) fprintf(stderr, "%s: ", cmd->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (cmd) {
+        print_usage(cmd, stderr);
+        fprintf(stderr, "Try 'sharena help %s' for more information.\n", cmd->name);
+    } else {
+        fprintf(stderr, "usage: sharena COMMAND [ARGS]\n"
+                        "Try 'sharena --help' for the list of commands.\n");
+    }
+    return CLI_USAGE;
+}
+
+static void print_cmd_help(const cli_cmd_t *cmd, FILE *out)
+{
+    print_usage(cmd, out);
+    fprintf(out, "\n%s\n", cmd->help);
+}
+
+/* ---- command-line parsing ---------------------------------------------- */
+
+static const cli_opt_t *find_long(const cli_opt_t *opts, const char *name, size_t len)
+{
+    for (; opts && opts->name; opts++)
+        if (strlen(opts->name) == len && memcmp(opts->name, name, len) == 0) return opts;
+    return NULL;
+}
+
+static const cli_opt_t *find_short(const cli_opt_t *opts, char key)
+{
+    for (; opts && opts->name; opts++)
+        if (opts->key == key) return opts;
+    return NULL;
+}
+
+/* Apply one option found at argv[*i]; inline is its "=value" or NULL. */
+static int take_opt(const cli_cmd_t *cmd, const cli_opt_t *o, const char *inline_arg,
+                    int argc, char **argv, int *i)
+{
+    if (o->flag) {
+        if (inline_arg) return cli_usage_error(cmd, "option '--%s' takes no argument", o->name);
+        *o->flag = true;
+        return CLI_OK;
+    }
+    if (inline_arg) {
+        *o->arg = inline_arg;
+    } else if (*i + 1 < argc) {
+        *o->arg = argv[++*i];
+    } else {
+        return cli_usage_error(cmd, "option '--%s' needs an argument", o->name);
+    }
+    return CLI_OK;
+}
+
+/* Parse a command's arguments, argv[1..argc-1]: the options of opts (may be
+ * NULL) anywhere, "--" ending them, and cmd->operand's value into *operand.
+ * -h and --help print the command's help. Returns CLI_OK, CLI_HELP or
+ * CLI_USAGE (message printed). */
+static int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const cli_opt_t *opts,
+                     const char **operand)
+{
+    bool only_operands = false;
+    int noperands = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const cli_opt_t *o;
+        int rc;
+        if (only_operands || a[0] != '-' || a[1] == '\0') {
+            if (!cmd->operand || noperands++ > 0)
+                return cli_usage_error(cmd, "unexpected argument '%s'", a);
+            *operand = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_operands = true;
+            continue;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_cmd_help(cmd, stdout);
+            return CLI_HELP;
+        }
+        if (a[1] == '-') {
+            const char *eq = strchr(a + 2, '=');
+            size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+            if (!(o = find_long(opts, a + 2, len)))
+                return cli_usage_error(cmd, "unknown option '%.*s'", (int)len + 2, a);
+            rc = take_opt(cmd, o, eq ? eq + 1 : NULL, argc, argv, &i);
+        } else {
+            if (a[2] != '\0' || !(o = find_short(opts, a[1])))
+                return cli_usage_error(cmd, "unknown option '%s'", a);
+            rc = take_opt(cmd, o, NULL, argc, argv, &i);
+        }
+        if (rc != CLI_OK) return rc;
+    }
+    if (cmd->operand && !cmd->optional && noperands == 0)
+        return cli_usage_error(cmd, "missing %s", cmd->operand);
+    return CLI_OK;
+}
+
+/* SIZE: decimal bytes, or with a binary suffix K, M, G or T (also Ki, KiB,
+ * ...; either case). 0 on success, -EINVAL or -ERANGE. */
+static int parse_size(const char *s, uint64_t *out)
+{
+    static const char units[] = "KMGT";
+    char *end;
+    unsigned shift = 0;
+
+    if (!isdigit((unsigned char)s[0])) return -EINVAL; /* no sign, no blank */
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno == ERANGE) return -ERANGE;
+    if (*end != '\0') {
+        const char *u = strchr(units, toupper((unsigned char)*end));
+        if (!u) return -EINVAL;
+        shift = 10 * (unsigned)(u - units + 1);
+        end++;
+        if (strcmp(end, "i") == 0 || strcmp(end, "iB") == 0) end += strlen(end);
+        if (*end != '\0') return -EINVAL;
+    }
+    if (v > (UINT64_MAX >> shift)) return -ERANGE;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+/* OCTAL: permission bits, 1 to 0777. */
+static int parse_mode(const char *s, unsigned *out)
+{
+    char *end;
+    if (s[0] < '0' || s[0] > '7') return -EINVAL;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 8);
+    if (errno || *end != '\0' || v == 0 || v > 0777) return -EINVAL;
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* ---- formatting -------------------------------------------------------- */
+
+typedef char size_buf_t[16];
+typedef char time_buf_t[48];
+
+/* n bytes with a binary unit: "512B", "4.0K", "1.0G". */
+static const char *fmt_size(size_buf_t buf, uint64_t n)
+{
+    static const char units[] = "KMGTPE";
+    if (n < 1024) {
+        snprintf(buf, sizeof(size_buf_t), "%" PRIu64 "B", n);
+        return buf;
+    }
+    double v = (double)n / 1024;
+    int u = 0;
+    /* 1023.96K would print as "1024.0K": move such values up a unit. */
+    while (v >= 1023.95 && units[u + 1]) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, sizeof(size_buf_t), "%.1f%c", v, units[u]);
+    return buf;
+}
+
+/* A CLOCK_REALTIME time in ns as local time; precise adds milliseconds and
+ * the UTC offset. "-" for 0. */
+static const char *fmt_time(time_buf_t buf, uint64_t ns, bool precise)
+{
+    time_t t = (time_t)(ns / 1000000000u);
+    struct tm tm;
+    size_t n;
+    if (ns == 0 || !localtime_r(&t, &tm)) return "-";
+    n = strftime(buf, sizeof(time_buf_t), "%Y-%m-%d %H:%M:%S", &tm);
+    if (precise && n > 0) {
+        n += (size_t)snprintf(buf + n, sizeof(time_buf_t) - n, ".%03u",
+                              (unsigned)(ns / 1000000u % 1000u));
+        strftime(buf + n, sizeof(time_buf_t) - n, " %z", &tm);
+    }
+    return n > 0 ? buf : "-";
+}
+
+static void print_flags(FILE *out, uint32_t flags)
+{
+    static const struct { uint32_t bit; const char *name; } names[] = {
+        {SHR_HEAP_UNLINK_ON_LAST_CLOSE, "unlink-on-last-close"},
+        {SHR_HEAP_GUARDS, "guards"},
+    };
+    const char *sep = "";
+    fprintf(out, "0x%" PRIx32 " (", flags);
+    if (flags == 0) fprintf(out, "none");
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(flags & names[i].bit)) continue;
+        fprintf(out, "%s%s", sep, names[i].name);
+        sep = ", ";
+        flags &= ~names[i].bit;
+    }
+    if (flags) fprintf(out, "%sunknown 0x%" PRIx32, sep, flags);
+    fprintf(out, ")\n");
+}
+
+/* ---- reading heaps ----------------------------------------------------- */
+
+/* shr_heap_inspect with room for every process entry: on success *procs
+ * (owned by the caller, free()) holds *nprocs entries. The registry may grow
+ * between two calls, hence the loop. */
+static int inspect_all(const char *name, shr_heap_info_t *info, shr_proc_info_t **procs,
+                       size_t *nprocs)
+{
+    shr_proc_info_t *buf = NULL;
+    size_t max = 16, n = 0;
+    for (;;) {
+        shr_proc_info_t *p = realloc(buf, max * sizeof *p);
+        if (!p) {
+            free(buf);
+            return -ENOMEM;
+        }
+        buf = p;
+        int rc = shr_heap_inspect(name, info, buf, max, &n);
+        if (rc) {
+            free(buf);
+            return rc;
+        }
+        if (n <= max) break;
+        max = n + 16;
+    }
+    *procs = buf;
+    *nprocs = n;
+    return 0;
+}
+
+/* A ".shr_tmp_<pid>_<random>" name: the object a creator builds a heap in
+ * before publishing it. Returns the creator's pid, or 0 for other names. */
+static int tmp_creator(const char *name)
+{
+    int pid = 0;
+    if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0) return 0;
+    if (sscanf(name + strlen(TMP_PREFIX), "%d_", &pid) != 1 || pid <= 0) return 0;
+    return pid;
+}
+
+static bool pid_running(int pid)
+{
+    return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/* ---- create ------------------------------------------------------------ */
+
+static int cmd_create(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *name = NULL, *capacity = NULL, *mode = NULL;
+    bool unlink_last = false, guards = false;
+    const cli_opt_t opts[] = {
+        {"capacity", 'c', NULL, &capacity},
+        {"mode", 'm', NULL, &mode},
+        {"unlink-on-last-close", 0, &unlink_last, NULL},
+        {"guards", 0, &guards, NULL},
+        {NULL, 0, NULL, NULL},
+    };
+    shr_heap_options_t o;
+    shr_heap_t *heap;
+    uint64_t size;
+    int rc = cli_parse(cmd, argc, argv, opts, &name);
+    if (rc != CLI_OK) return rc;
+
+    shr_heap_options_init(&o);
+    if (capacity) {
+        if (parse_size(capacity, &size) != 0)
+            return cli_usage_error(cmd, "invalid size '%s'", capacity);
+        if (size == 0 || size > SHR_MAX_CAPACITY)
+            return cli_usage_error(cmd, "capacity '%s' is not between 1 and 1T", capacity);
+        o.capacity = (size_t)size;
+    }
+    if (mode && parse_mode(mode, &o.mode) != 0)
+        return cli_usage_error(cmd, "invalid mode '%s' (octal, 1 to 0777)", mode);
+    if (unlink_last)
+        return cli_usage_error(cmd, "--unlink-on-last-close would remove the heap as soon as "
+                                    "this command exits; create such a heap from the "
+                                    "program that uses it");
+    if (guards) o.flags |= SHR_HEAP_GUARDS;
+
+    rc = shr_heap_create(name, &o, &heap);
+    if (rc) {
+        cli_fail(cmd, name, rc);
+        if (rc == -EINVAL && capacity && !guards)
+            fprintf(stderr, "sharena: %s: is the capacity large enough for the metadata?\n",
+                    cmd->name);
+        return CLI_FAIL;
+    }
+    /* A clean close releases our process entry and leaves the heap. */
+    rc = shr_heap_close(heap);
+    return rc ? cli_fail(cmd, name, rc) : CLI_OK;
+}
+
+/* ---- ls ---------------------------------------------------------------- */
+
+typedef struct ls_row {
+    const char *name;
+    int rc;                 /* shr_heap_inspect's result */
+    int creator;            /* a temporary object's creator pid, else 0 */
+    uint64_t size, used;    /* from stat: bytes, committed bytes */
+    shr_heap_info_t info;   /* valid when rc == 0 */
+    shr_proc_info_t *procs; /* nprocs entries when rc == 0 */
+    size_t nprocs;
+} ls_row_t;
+
+/* Fill *row for a directory entry; false when ls does not show it. */
+static bool ls_probe(int dirfd, const char *name, bool all, ls_row_t *row)
+{
+    struct stat st;
+    memset(row, 0, sizeof *row);
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    row->name = name;
+    row->size = (uint64_t)st.st_size;
+    row->used = (uint64_t)st.st_blocks * 512u;
+    if ((row->creator = tmp_creator(name)) != 0) return true;
+    row->rc = inspect_all(name, &row->info, &row->procs, &row->nprocs);
+    switch (row->rc) {
+    case SHR_ENOTSHR: /* somebody else's object */
+    case -ENOENT:     /* removed since readdir */
+        return false;
+    case -EACCES:
+    case -EPERM:
+        return all;
+    default:
+        return true;
+    }
+}
+
+static void ls_print(const ls_row_t *row, int width)
+{
+    size_buf_t a, b;
+    time_buf_t t;
+    if (row->creator) {
+        printf("%-*s  %9s  %9s  %5s  incomplete (creator pid %d %s)\n", width, row->name,
+               fmt_size(a, row->size), fmt_size(b, row->used), "-", row->creator,
+               pid_running(row->creator) ? "running" : "dead");
+        return;
+    }
+    if (row->rc) {
+        printf("%-*s  %9s  %9s  %5s  error: %s\n", width, row->name, fmt_size(a, row->size),
+               fmt_size(b, row->used), "-", shr_strerror(row->rc));
+        return;
+    }
+    char procs[32];
+    snprintf(procs, sizeof procs, "%" PRIu32 "/%zu", row->info.nprocs, row->nprocs);
+    printf("%-*s  %9s  %9s  %5s  ok\n", width, row->name, fmt_size(a, row->info.capacity),
+           fmt_size(b, row->info.committed), procs);
+    for (size_t i = 0; i < row->nprocs; i++) {
+        const shr_proc_info_t *p = &row->procs[i];
+        printf("  pid %-8" PRId32 " %-5s  threads %-4" PRIu32 " attached %s\n", p->pid,
+               p->alive ? "alive" : "dead", p->nthreads, fmt_time(t, p->attach_ns, false));
+    }
+}
+
+static int cmd_ls(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    bool all = false;
+    const cli_opt_t opts[] = {{"all", 'a', &all, NULL}, {NULL, 0, NULL, NULL}};
+    struct dirent **ents = NULL;
+    ls_row_t *rows = NULL;
+    int rc = cli_parse(cmd, argc, argv, opts, NULL), n = 0, nrows = 0, width = 4;
+    if (rc != CLI_OK) return rc;
+
+    int dirfd = open(SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0 || (n = scandirat(dirfd, ".", &ents, NULL, alphasort)) < 0) {
+        rc = cli_fail(cmd, SHM_DIR, -errno);
+        if (dirfd >= 0) close(dirfd);
+        return rc;
+    }
+    rows = calloc((size_t)n + 1, sizeof *rows);
+    if (!rows) {
+        rc = cli_fail(cmd, SHM_DIR, -ENOMEM);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!ls_probe(dirfd, ents[i]->d_name, all, &rows[nrows])) continue;
+        int len = (int)strlen(ents[i]->d_name);
+        if (len > width) width = len;
+        nrows++;
+    }
+    printf("%-*s  %9s  %9s  %5s  %s\n", width, "NAME", "CAPACITY", "COMMITTED", "PROCS",
+           "STATE");
+    for (int i = 0; i < nrows; i++) ls_print(&rows[i], width);
+    rc = CLI_OK;
+out:
+    for (int i = 0; rows && i < nrows; i++) free(rows[i].procs);
+    free(rows);
+    for (int i = 0; i < n; i++) free(ents[i]);
+    free(ents);
+    close(dirfd);
+    return rc;
+}
+
+/* ---- info -------------------------------------------------------------- */
+
+static void info_print(const char *name, const shr_heap_info_t *info,
+                       const shr_proc_info_t *procs, size_t nprocs)
+{
+    size_buf_t s;
+    time_buf_t t;
+    printf("name            %s\n", name);
+    if (strcmp(info->name, name) != 0) printf("created as      %s\n", info->name);
+    printf("layout version  %" PRIu32 "\n", info->layout_version);
+    printf("flags           ");
+    print_flags(stdout, info->flags);
+    printf("capacity        %" PRIu64 " (%s)\n", info->capacity, fmt_size(s, info->capacity));
+    printf("committed       %" PRIu64 " (%s)\n", info->committed, fmt_size(s, info->committed));
+    printf("metadata        %" PRIu64 " (%s)\n", info->meta_size, fmt_size(s, info->meta_size));
+    printf("created         %s (%" PRIu64 " ns)\n", fmt_time(t, info->created_ns, true),
+           info->created_ns);
+    printf("processes       %" PRIu32 " alive, %zu entries\n", info->nprocs, nprocs);
+    printf("threads         %" PRIu32 " (of live processes)\n", info->nthreads);
+    if (nprocs == 0) return;
+    printf("\n%5s  %10s  %8s  %-5s  %12s  %7s  %s\n", "INDEX", "GENERATION", "PID", "STATE",
+           "START_TIME", "THREADS", "ATTACHED");
+    for (size_t i = 0; i < nprocs; i++) {
+        const shr_proc_info_t *p = &procs[i];
+        printf("%5" PRIu32 "  %10" PRIu32 "  %8" PRId32 "  %-5s  %12" PRIu64 "  %7" PRIu32
+               "  %s\n",
+               p->index, p->generation, p->pid, p->alive ? "alive" : "dead", p->start_time,
+               p->nthreads, fmt_time(t, p->attach_ns, true));
+    }
+}
+
+static int cmd_info(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *name = NULL;
+    shr_heap_info_t info;
+    shr_proc_info_t *procs;
+    size_t nprocs;
+    int rc = cli_parse(cmd, argc, argv, NULL, &name);
+    if (rc != CLI_OK) return rc;
+    if ((rc = inspect_all(name, &info, &procs, &nprocs)) != 0) return cli_fail(cmd, name, rc);
+    info_print(name, &info, procs, nprocs);
+    free(procs);
+    return CLI_OK;
+}
+
+/* ---- rm ---------------------------------------------------------------- */
+
+/* May rm remove name without --force? 0 yes, else CLI_FAIL (message
+ * printed). */
+static int rm_check(const cli_cmd_t *cmd, const char *name)
+{
+    shr_heap_info_t info;
+    int creator = tmp_creator(name), rc;
+    if (creator) {
+        if (!pid_running(creator)) return 0;
+        fprintf(stderr, "sharena: %s: %s: heap creation in progress (pid %d); "
+                        "use --force to remove it anyway\n", cmd->name, name, creator);
+        return CLI_FAIL;
+    }
+    switch ((rc = shr_heap_inspect(name, &info, NULL, 0, NULL))) {
+    case 0:
+        if (info.nprocs == 1)
+            fprintf(stderr, "sharena: %s: %s: warning: 1 process still attached keeps the "
+                            "heap until it closes\n", cmd->name, name);
+        else if (info.nprocs > 1)
+            fprintf(stderr, "sharena: %s: %s: warning: %" PRIu32 " processes still attached "
+                            "keep the heap until they close\n", cmd->name, name, info.nprocs);
+        return 0;
+    case SHR_EVERSION: /* ours, damaged or from another version: removable */
+    case SHR_ETRUNC:
+    case SHR_ECORRUPT:
+        return 0;
+    case SHR_ENOTSHR:
+        fprintf(stderr, "sharena: %s: %s: %s; use --force to remove it anyway\n", cmd->name,
+                name, shr_strerror(rc));
+        return CLI_FAIL;
+    default:
+        return cli_fail(cmd, name, rc);
+    }
+}
+
+static int cmd_rm(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *name = NULL;
+    bool force = false;
+    const cli_opt_t opts[] = {{"force", 'f', &force, NULL}, {NULL, 0, NULL, NULL}};
+    int rc = cli_parse(cmd, argc, argv, opts, &name);
+    if (rc != CLI_OK) return rc;
+    if (!force && (rc = rm_check(cmd, name)) != 0) return rc;
+    rc = shr_heap_unlink(name);
+    return rc ? cli_fail(cmd, name, rc) : CLI_OK;
+}
+
+/* ---- help -------------------------------------------------------------- */
+
+static int cmd_help(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *topic = NULL;
+    const cli_cmd_t *c;
+    int rc = cli_parse(cmd, argc, argv, NULL, &topic);
+    if (rc != CLI_OK) return rc;
+    if (!topic) {
+        print_main_help(stdout);
+        return CLI_OK;
+    }
+    if (!(c = find_cmd(topic))) return cli_usage_error(cmd, "unknown command '%s'", topic);
+    print_cmd_help(c, stdout);
+    return CLI_OK;
+}
+
+/* ---- the command table -------------------------------------------------- */
+
+static const cli_cmd_t cmds[] = {
+    {"create", cmd_create, "NAME", false,
+     "NAME [--capacity SIZE] [--mode OCTAL] [--guards]",
+     "create a heap",
+     "Create the heap NAME in " SHM_DIR " and detach from it: the heap stays, with\n"
+     "no process attached, until 'sharena rm NAME'. NAME has no leading slash.\n"
+     "\n"
+     "options:\n"
+     "  -c, --capacity SIZE     address space to reserve (default 1G, at most 1T);\n"
+     "                          bytes, or a number with a binary suffix K, M, G, T\n"
+     "                          (Ki/KiB also accepted). Memory is used only as the\n"
+     "                          heap fills.\n"
+     "  -m, --mode OCTAL        permission bits of the shm object (default 0600)\n"
+     "      --guards            debug layout: guard bytes around every block\n"
+     "      --unlink-on-last-close\n"
+     "                          refused: the heap would vanish when this command\n"
+     "                          exits, as it is the only process attached. Set the\n"
+     "                          flag from the program that creates and uses the heap.\n"
+     "  -h, --help              show this help"},
+    {"ls", cmd_ls, NULL, false,
+     "[--all]",
+     "list the heaps in " SHM_DIR,
+     "List the heaps in " SHM_DIR ", one line each: name, capacity, committed\n"
+     "bytes, processes alive/total, state; then one line per process entry: pid,\n"
+     "alive or dead, thread slots held, attach time.\n"
+     "\n"
+     "Objects that are not sharena heaps are skipped. Heaps that fail validation\n"
+     "(another layout version, truncated, corrupted) are listed with the error.\n"
+     "Temporary objects (" TMP_PREFIX "*) left by a creator that died are listed as\n"
+     "incomplete; remove them with 'sharena rm'.\n"
+     "\n"
+     "options:\n"
+     "  -a, --all               also list objects this user may not open\n"
+     "  -h, --help              show this help"},
+    {"info", cmd_info, "NAME", false,
+     "NAME",
+     "show a heap's header and process registry",
+     "Show everything the heap's header and process registry record: layout\n"
+     "version, flags, capacity, committed bytes, metadata size, creation time,\n"
+     "and each process entry (index, generation, pid, alive or dead, start time\n"
+     "in clock ticks since boot, thread slots, attach time). The heap is read\n"
+     "without attaching to it and is not changed.\n"
+     "\n"
+     "options:\n"
+     "  -h, --help              show this help"},
+    {"rm", cmd_rm, "NAME", false,
+     "NAME [--force]",
+     "remove a heap's name",
+     "Remove the name NAME from " SHM_DIR ". Processes attached keep using the heap\n"
+     "until they close it; a warning says how many. Objects that are not sharena\n"
+     "heaps are refused, and so is a temporary object whose creator still runs.\n"
+     "Damaged heaps (other version, truncated, corrupted) are removed.\n"
+     "\n"
+     "options:\n"
+     "  -f, --force             remove NAME without checking what it is\n"
+     "  -h, --help              show this help"},
+    {"help", cmd_help, "CMD", true,
+     "[CMD]",
+     "show the help of a command",
+     "Show the list of commands, or the help of CMD (same as 'sharena CMD --help')."},
+};
+
+#define NCMDS (sizeof cmds / sizeof cmds[0])
+
+static const cli_cmd_t *find_cmd(const char *name)
+{
+    for (size_t i = 0; i < NCMDS; i++)
+        if (strcmp(cmds[i].name, name) == 0) return &cmds[i];
+    return NULL;
+}
+
+static void print_main_help(FILE *out)
+{
+    fprintf(out, "usage: sharena COMMAND [ARGS]\n"
+                 "       sharena --help | --version\n"
+                 "\n"
+                 "Manage sharena heaps: shared-memory segments in " SHM_DIR ".\n"
+                 "\n"
+                 "commands:\n");
+    for (size_t i = 0; i < NCMDS; i++)
+        fprintf(out, "  %-8s  %s\n", cmds[i].name, cmds[i].summary);
+    fprintf(out, "\n"
+                 "'sharena help CMD' or 'sharena CMD --help' shows a command's options.\n"
+                 "Exit status: 0 success, 1 error, 2 usage error.\n");
+}
+
+int main(int argc, char **argv)
+{
+    const cli_cmd_t *cmd;
+    int rc;
+    if (argc < 2) return cli_usage_error(NULL, "missing command");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        print_main_help(stdout);
+        rc = CLI_OK;
+    } else if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("sharena %d.%d.%d\n", SHR_VERSION_MAJOR, SHR_VERSION_MINOR, SHR_VERSION_PATCH);
+        rc = CLI_OK;
+    } else if (argv[1][0] == '-') {
+        return cli_usage_error(NULL, "unknown option '%s'", argv[1]);
+    } else if (!(cmd = find_cmd(argv[1]))) {
+        return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
+    } else {
+        rc = cmd->run(cmd, argc - 1, argv + 1);
+        if (rc == CLI_HELP) rc = CLI_OK;
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "sharena: write error: %s\n", strerror(errno));
+        return CLI_FAIL;
+    }
+    return rc;
+}

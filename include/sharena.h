@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sharena/errors.h"
 
@@ -46,7 +47,10 @@ typedef struct shr_heap shr_heap_t;
 enum {
     /* Unlink the segment's name when the last live process detaches, or
      * when a closing process finds every other attached process dead. */
-    SHR_HEAP_UNLINK_ON_LAST_CLOSE = 1u << 0
+    SHR_HEAP_UNLINK_ON_LAST_CLOSE = 1u << 0,
+    /* Debug layout: every block carries its size and guard bytes around it,
+     * checked on free and by shr_heap_check (CPython's PYTHONMALLOC=debug). */
+    SHR_HEAP_GUARDS = 1u << 1
 };
 
 typedef struct shr_heap_options {
@@ -131,6 +135,85 @@ int shr_heap_stat(shr_heap_t *heap, shr_heap_info_t *info,
  * (its pools orphaned for adoption, its references released). Returns the
  * number of entries reclaimed, or a negative code. */
 int shr_heap_recover(shr_heap_t *heap);
+
+/* ---- Allocation -------------------------------------------------------
+ *
+ * Any thread of any attached process may call these; a block may be freed
+ * by another thread or process than the one that allocated it. Blocks are
+ * 16-byte aligned. Requests of 1..512 bytes come from pools of 32 size
+ * classes (pymalloc), larger ones from medium pools, page runs and chunk runs
+ * of the same segment. Failure: NULL with errno = ENOMEM (the heap stays
+ * fully usable), or EINVAL for a size that cannot be represented. */
+
+void *shr_malloc(shr_heap_t *heap, size_t size);
+void *shr_calloc(shr_heap_t *heap, size_t count, size_t size);
+/* Grows or shrinks in place when it can, else moves the contents. ptr NULL
+ * acts as shr_malloc. On failure returns NULL and ptr is left untouched. */
+void *shr_realloc(shr_heap_t *heap, void *ptr, size_t size);
+void shr_free(shr_heap_t *heap, void *ptr);
+/* Bytes usable in the block (at least the size asked). */
+size_t shr_usable_size(shr_heap_t *heap, const void *ptr);
+
+/* Verify every invariant of the heap with bounds-checked walks: 0 when all
+ * hold, SHR_ECORRUPT otherwise. Safe to run while others use the heap (it
+ * takes the allocator's locks and reads owned pools defensively). */
+int shr_heap_check(shr_heap_t *heap);
+/* Same, printing each violation found to out (may be NULL). */
+int shr_heap_check_report(shr_heap_t *heap, FILE *out);
+
+/* Give this thread's pools the frees other threads made into them, and
+ * return empty pools and arenas to the segment. Returns 0. */
+int shr_heap_collect(shr_heap_t *heap);
+
+/* ---- Roots: names for offsets ----------------------------------------- */
+
+#define SHR_ROOT_NAME_MAX 63
+
+/* Map name to off (creating or replacing). -ENOSPC when the directory is
+ * full, -EINVAL for a bad name or an offset outside the heap. */
+int shr_root_set(shr_heap_t *heap, const char *name, shr_off_t off);
+/* -ENOENT when the name is not set. */
+int shr_root_get(shr_heap_t *heap, const char *name, shr_off_t *off);
+int shr_root_delete(shr_heap_t *heap, const char *name);
+/* Call fn for every root; stops early and returns fn's value if non-zero. */
+typedef int (*shr_root_fn)(const char *name, shr_off_t off, void *arg);
+int shr_root_list(shr_heap_t *heap, shr_root_fn fn, void *arg);
+
+/* ---- Statistics --------------------------------------------------------- */
+
+#define SHR_SMALL_CLASSES 32
+#define SHR_MEDIUM_CLASSES 20
+#define SHR_POOL_CLASSES (SHR_SMALL_CLASSES + SHR_MEDIUM_CLASSES)
+
+typedef struct shr_class_stats {
+    uint32_t block_size;       /* bytes */
+    uint32_t pool_size;        /* bytes */
+    uint64_t pools;            /* pools of this class (used or full) */
+    uint64_t blocks_in_use;
+    uint64_t blocks_free;      /* in those pools, carved or not */
+    uint64_t nmalloc, nfree;   /* calls, cumulative over all threads ever */
+} shr_class_stats_t;
+
+typedef struct shr_alloc_stats {
+    uint64_t capacity, committed, meta_size;   /* bytes */
+    uint64_t chunks_total, chunks_used, chunks_free;
+    uint64_t arenas, arenas_highwater;         /* small and medium arenas */
+    uint64_t arenas_allocated, arenas_released;/* cumulative */
+    uint64_t pools_empty;                      /* in arenas' freepools */
+    uint64_t pools_untouched;                  /* never carved */
+    uint64_t pools_orphaned;                   /* waiting for adoption */
+    uint64_t large_blocks, large_bytes;        /* page runs and chunk runs in use */
+    uint64_t large_free_pages;                 /* free pages inside large chunks */
+    uint64_t dead_outstanding_blocks;          /* allocated by threads of dead processes
+                                                  and not freed by them: leaked, unless
+                                                  handed to others */
+    uint64_t dead_threads;                     /* thread slots reclaimed from the dead */
+    shr_class_stats_t classes[SHR_POOL_CLASSES];
+} shr_alloc_stats_t;
+
+int shr_heap_stats(shr_heap_t *heap, shr_alloc_stats_t *out);
+/* A report in the shape of CPython's sys._debugmallocstats(). */
+int shr_heap_stats_print(shr_heap_t *heap, FILE *out);
 
 #ifdef __cplusplus
 }

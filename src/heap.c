@@ -2,16 +2,25 @@
  *
  * shm/ knows nothing of the layers above it; this file tells it what regions
  * they need in a new segment (their sizes and layout constants, checked again
- * on attach) and installs their hooks once per process.
+ * on attach), how to open and close their process-private state, and installs
+ * their hooks.
  */
 #include <errno.h>
 #include <string.h>
 
-#include "shm.h"
+#include "alloc.h"
+
+static int heap_open(shr_heap_t *h) { return shr__alloc_open(h); }
+static int heap_init(shr_heap_t *h) { return shr__alloc_init_segment(h); }
+static void heap_close(shr_heap_t *h) { shr__alloc_close(h); }
 
 static void heap_params(shr__seg_params_t *p)
 {
     memset(p, 0, sizeof *p);
+    shr__alloc_params(p);
+    p->open = heap_open;
+    p->init = heap_init;
+    p->close = heap_close;
 }
 
 int shr_heap_create(const char *name, const shr_heap_options_t *opts, shr_heap_t **out)

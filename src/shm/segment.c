@@ -95,8 +95,9 @@ static uint64_t header_checksum(const seg_header_t *hdr)
     return shr__fnv1a(hdr, offsetof(seg_header_t, checksum));
 }
 
-/* Lay out the layers' regions after the fixed header; returns meta_size. */
-static uint64_t layout_regions(seg_header_t *hdr, const shr__seg_params_t *p)
+/* Lay out the layers' regions after the fixed header for a segment of
+ * `capacity` bytes; returns meta_size. */
+static uint64_t layout_regions(seg_header_t *hdr, const shr__seg_params_t *p, uint64_t capacity)
 {
     uint64_t off = SHR_ALIGN_UP(sizeof(seg_header_t), SHR_CACHELINE);
     for (int l = 0; l < SHR_NLAYERS; l++) {
@@ -109,6 +110,13 @@ static uint64_t layout_regions(seg_header_t *hdr, const shr__seg_params_t *p)
         hdr->thread_size[l] = SHR_ALIGN_UP(p->thread_size[l], SHR_CACHELINE);
         hdr->thread_off[l] = off;
         off += hdr->thread_size[l] * SHR_MAX_THREADS;
+    }
+    off = SHR_ALIGN_UP(off, 4096);
+    hdr->eager_size = off;
+    for (int l = 0; l < SHR_NLAYERS; l++) {
+        hdr->table_size[l] = p->table_size[l];
+        hdr->table_off[l] = off;
+        off = SHR_ALIGN_UP(off + p->table_size[l] * (capacity >> SHR_CHUNK_SHIFT), 4096);
     }
     return SHR_ALIGN_UP(off, SHR_CHUNK_SIZE);
 }
@@ -131,7 +139,7 @@ static void header_init(seg_header_t *hdr, const char *name, uint64_t capacity,
     hdr->mode = mode;
     memcpy(hdr->consts, p->consts, sizeof hdr->consts);
     hdr->capacity = capacity;
-    hdr->meta_size = layout_regions(hdr, p);
+    hdr->meta_size = layout_regions(hdr, p, capacity);
     hdr->created_ns = shr__now_ns(CLOCK_REALTIME);
     snprintf(hdr->name, sizeof hdr->name, "%s", name);
     hdr->checksum = header_checksum(hdr);
@@ -156,18 +164,22 @@ static int header_validate(const seg_header_t *hdr, uint64_t size, const shr__se
     if (p) {
         seg_header_t expect;
         memset(&expect, 0, sizeof expect);
-        uint64_t meta = layout_regions(&expect, p);
+        uint64_t meta = layout_regions(&expect, p, hdr->capacity);
         if (memcmp(hdr->consts, p->consts, sizeof hdr->consts) != 0 || meta != hdr->meta_size ||
             memcmp(expect.global_size, hdr->global_size, sizeof expect.global_size) != 0 ||
             memcmp(expect.proc_size, hdr->proc_size, sizeof expect.proc_size) != 0 ||
-            memcmp(expect.thread_size, hdr->thread_size, sizeof expect.thread_size) != 0)
+            memcmp(expect.thread_size, hdr->thread_size, sizeof expect.thread_size) != 0 ||
+            memcmp(expect.table_size, hdr->table_size, sizeof expect.table_size) != 0)
             return SHR_EVERSION;
         if (memcmp(expect.global_off, hdr->global_off, sizeof expect.global_off) != 0 ||
             memcmp(expect.proc_off, hdr->proc_off, sizeof expect.proc_off) != 0 ||
-            memcmp(expect.thread_off, hdr->thread_off, sizeof expect.thread_off) != 0)
+            memcmp(expect.thread_off, hdr->thread_off, sizeof expect.thread_off) != 0 ||
+            memcmp(expect.table_off, hdr->table_off, sizeof expect.table_off) != 0 ||
+            expect.eager_size != hdr->eager_size)
             return SHR_ECORRUPT;
     }
     if (hdr->capacity % SHR_CHUNK_SIZE || hdr->meta_size % SHR_CHUNK_SIZE ||
+        hdr->eager_size > hdr->meta_size ||
         hdr->meta_size >= hdr->capacity || hdr->capacity > SHR_MAX_CAPACITY ||
         memchr(hdr->name, 0, sizeof hdr->name) == NULL)
         return SHR_ECORRUPT;
@@ -238,6 +250,7 @@ static shr_heap_t *handle_new(const char *name, int fd, uint8_t *base, uint64_t 
 
 static void handle_free(shr_heap_t *h)
 {
+    if (h->layer_close) h->layer_close(h);
     if (h->base) munmap(h->base, h->capacity);
     if (h->fd >= 0) close(h->fd);
     free(h);
@@ -256,7 +269,7 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
     else shr_heap_options_init(&o);
     if (o.capacity == 0) o.capacity = SHR_DEFAULT_CAPACITY;
     if (o.mode == 0) o.mode = 0600;
-    if (o.flags & ~(unsigned)SHR_HEAP_UNLINK_ON_LAST_CLOSE) return -EINVAL;
+    if (o.flags & ~(unsigned)(SHR_HEAP_UNLINK_ON_LAST_CLOSE | SHR_HEAP_GUARDS)) return -EINVAL;
     if (o.mode & ~0777u) return -EINVAL;
     if (o.capacity > SHR_MAX_CAPACITY) return -EINVAL;
     if (name == NULL) {
@@ -268,11 +281,15 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
     if (rc) return rc;
     if ((rc = shm_path(path, sizeof path, name)) != 0) return rc;
 
-    seg_header_t probe;
-    memset(&probe, 0, sizeof probe);
-    uint64_t meta = layout_regions(&probe, params);
     uint64_t capacity = SHR_ALIGN_UP((uint64_t)o.capacity, SHR_CHUNK_SIZE);
-    if (capacity <= meta || capacity > SHR_MAX_CAPACITY) return -EINVAL;
+    if (capacity > SHR_MAX_CAPACITY) return -EINVAL;
+    seg_header_t *probe = malloc(sizeof *probe);
+    if (!probe) return -ENOMEM;
+    memset(probe, 0, sizeof *probe);
+    uint64_t meta = layout_regions(probe, params, capacity);
+    uint64_t eager = probe->eager_size;
+    free(probe);
+    if (capacity <= meta) return -EINVAL;
 
     random_suffix(rnd, sizeof rnd);
     snprintf(tmp_name, sizeof tmp_name, ".shr_tmp_%d_%s", (int)getpid(), rnd);
@@ -283,7 +300,7 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
         rc = errno == EFBIG ? -ENOMEM : -errno;
         goto fail;
     }
-    if ((rc = fd_commit(fd, 0, meta)) != 0) goto fail;
+    if ((rc = fd_commit(fd, 0, eager)) != 0) goto fail;
     base = mmap(NULL, capacity, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
     if (base == MAP_FAILED) {
         rc = -errno;
@@ -297,6 +314,8 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
         rc = -ENOMEM;
         goto fail;
     }
+    h->layer_close = params->close;
+    if (params->open && (rc = params->open(h)) != 0) goto fail_handle;
     if (params->init && (rc = params->init(h)) != 0) goto fail_handle;
     if ((rc = shr__proc_register(h)) != 0) goto fail_handle;
     /* Publish: the name appears only now, complete. */
@@ -374,7 +393,8 @@ int shr__seg_attach(const char *name, const shr__seg_params_t *params, shr_heap_
         close(fd);
         return -ENOMEM;
     }
-    if ((rc = shr__proc_register(h)) != 0) {
+    h->layer_close = params->close;
+    if ((params->open && (rc = params->open(h)) != 0) || (rc = shr__proc_register(h)) != 0) {
         handle_free(h);
         return rc;
     }

@@ -14,7 +14,10 @@
  *   +------------+----------------------------------------------+
  *
  * The header is seg_header_t followed by each layer's regions: one global
- * region per layer, one region per process entry and one per thread slot.
+ * region per layer, one region per process entry, one per thread slot and,
+ * last, one table with an entry per chunk of the capacity. Everything up to
+ * the tables is committed at creation; a layer commits its table as it uses
+ * it (a 1 TiB heap would otherwise commit its whole chunk table).
  * Their sizes are given by the creator (shr__seg_params_t) and recorded in the
  * header; attach refuses a segment whose recorded sizes differ from this
  * build's (SHR_EVERSION).
@@ -64,8 +67,8 @@ typedef enum {
     SHR_LOCK_GC,       /* the cycle collector */
     SHR_LOCK_ROOTS,    /* the root directory */
     SHR_LOCK_REGISTRY, /* process entries and thread slots */
-    SHR_LOCK_ARENA,    /* arenas, pools moving between owners, orphans */
-    SHR_LOCK_LARGE,    /* blocks above the small threshold */
+    SHR_LOCK_LARGE,    /* page runs of large blocks */
+    SHR_LOCK_ARENA,    /* chunks, arenas, pools moving between owners, orphans */
     SHR_NLOCKS = 8     /* room for more without a layout change */
 } shr_lock_id_t;
 
@@ -125,6 +128,9 @@ typedef struct seg_header {
     uint64_t proc_size[SHR_NLAYERS];    /*   (stride of one entry) */
     uint64_t thread_off[SHR_NLAYERS];   /* layer per-thread arrays */
     uint64_t thread_size[SHR_NLAYERS];  /*   (stride of one entry) */
+    uint64_t table_off[SHR_NLAYERS];    /* layer per-chunk tables (last in */
+    uint64_t table_size[SHR_NLAYERS];   /*   the metadata, committed lazily) */
+    uint64_t eager_size;                /* bytes committed at creation */
     char name[SHR_NAME_MAX + 1];        /* name given at creation */
     uint64_t checksum;                  /* FNV-1a of all fields above */
 
@@ -141,9 +147,16 @@ typedef struct shr__seg_params {
     uint64_t global_size[SHR_NLAYERS];
     uint64_t proc_size[SHR_NLAYERS];
     uint64_t thread_size[SHR_NLAYERS];
-    /* Called on a new segment, before it gets its name, to initialise the
-     * layers' regions. May be NULL. */
+    uint64_t table_size[SHR_NLAYERS];   /* bytes per chunk; the layer commits it */
+    /* Called for every new handle, after validation and before the process
+     * registers (a registration sweep runs the layers' hooks), to set up the
+     * layers' process-private state. May be NULL. */
+    int (*open)(shr_heap_t *heap);
+    /* Called on a new segment, after open, before it gets its name, to
+     * initialise the layers' regions. May be NULL. */
     int (*init)(shr_heap_t *heap);
+    /* Called when a handle is freed, after the process unregistered. */
+    void (*close)(shr_heap_t *heap);
 } shr__seg_params_t;
 
 /* A thread's context for one heap: process-private. */
@@ -175,6 +188,7 @@ struct shr_heap {
     int anchor_state;                   /* 0 starting, 1 holding, 2 stop asked, -1 failed */
     shr_tctx_t *ctxs;                   /* contexts of this process's threads */
     void *layer_priv[SHR_NLAYERS];      /* layers' process-private state */
+    void (*layer_close)(shr_heap_t *);  /* params->close */
 };
 
 /* ---- segment.c ------------------------------------------------------- */
@@ -201,6 +215,10 @@ static inline void *shr__seg_global(const shr_heap_t *h, int layer)
 static inline void *shr__seg_proc_area(const shr_heap_t *h, int layer, uint32_t proc)
 {
     return h->base + h->hdr->proc_off[layer] + (uint64_t)proc * h->hdr->proc_size[layer];
+}
+static inline void *shr__seg_table(const shr_heap_t *h, int layer)
+{
+    return h->base + h->hdr->table_off[layer];
 }
 static inline void *shr__seg_thread_area(const shr_heap_t *h, int layer, uint32_t slot)
 {

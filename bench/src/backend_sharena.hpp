@@ -1,0 +1,77 @@
+// sharena as a benchmark backend: a fresh heap in its own shm object per
+// benchmark run, removed afterwards. Only the public header is used.
+#ifndef SHB_BACKEND_SHARENA_HPP
+#define SHB_BACKEND_SHARENA_HPP
+
+#include <sharena.h>
+
+#include <string>
+#include <utility>
+
+#include "common.hpp"
+
+namespace shb {
+
+struct SharenaEnv {
+    static constexpr const char *kName = "sharena";
+    static constexpr bool kShared = true;    // workers are processes
+    static constexpr bool kRealloc = true;
+
+    // One process's handle on the heap; the attaching kind closes it.
+    class Backend {
+    public:
+        Backend(shr_heap_t *h, bool owned) : h_(h), owned_(owned) {}
+        Backend(Backend &&o) noexcept : h_(std::exchange(o.h_, nullptr)), owned_(o.owned_) {}
+        Backend(const Backend &) = delete;
+        Backend &operator=(const Backend &) = delete;
+        ~Backend() {
+            if (owned_ && h_) shr_heap_close(h_);
+        }
+        void *alloc(size_t n) { return shr_malloc(h_, n); }
+        void free(void *p, size_t) { shr_free(h_, p); }
+        void *realloc(void *p, size_t, size_t n) { return shr_realloc(h_, p, n); }
+        template <size_t N> void *alloc_n() { return shr_malloc(h_, N); }
+        template <size_t N> void free_n(void *p) { shr_free(h_, p); }
+        uint64_t off(void *p) const { return shr_off(h_, p); }
+        void *ptr(uint64_t o) const { return shr_ptr(h_, o); }
+        shr_heap_t *heap() const { return h_; }
+
+    private:
+        shr_heap_t *h_;
+        bool owned_;
+    };
+
+    SharenaEnv() : name_(unique_shm_name("sharena")) {
+        shr_heap_options_t o;
+        shr_heap_options_init(&o);
+        cleanup_register(name_);
+        int rc = shr_heap_create(name_.c_str(), &o, &h_);
+        if (rc != 0) die("shr_heap_create(%s): %s", name_.c_str(), shr_strerror(rc));
+    }
+    ~SharenaEnv() {
+        shr_heap_close(h_);
+        shr_heap_unlink(name_.c_str());
+        cleanup_unregister(name_);
+    }
+    SharenaEnv(const SharenaEnv &) = delete;
+    SharenaEnv &operator=(const SharenaEnv &) = delete;
+
+    Backend local() { return Backend(h_, false); }
+    // In a forked worker: attach by name, as an unrelated process would.
+    Backend attach() {
+        shr_heap_t *h = nullptr;
+        int rc = shr_heap_attach(name_.c_str(), &h);
+        if (rc != 0) die("shr_heap_attach(%s): %s", name_.c_str(), shr_strerror(rc));
+        return Backend(h, true);
+    }
+    const std::string &name() const { return name_; }
+    shr_heap_t *heap() const { return h_; }
+
+private:
+    std::string name_;
+    shr_heap_t *h_ = nullptr;
+};
+
+}  // namespace shb
+
+#endif

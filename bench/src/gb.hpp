@@ -1,0 +1,194 @@
+// Google Benchmark functions for every workload, templated on the
+// environment (see workloads.hpp), and the helpers that register them under
+// the names the report reads:
+//
+//   pair/<alloc>/<size>   ns per malloc+free pair
+//   batch/<alloc>         ns per op (20,000 ops per round); counters
+//                         alloc_ns, free_ns: ns per op of each half
+//   trace/<alloc>         ns per op (200,000 ops per replay)
+//   realloc/<alloc>       ns per 16 B -> 64 KiB doubling growth
+//   prodcons/<alloc>      ns per block allocated by the producer and freed by
+//                         the consumer (processes for shared heaps, threads
+//                         for process allocators)
+//   procs/<alloc>/<n>     ns per pair per worker, n workers on one heap
+//
+// Every benchmark sets the counter `ops` (operations per iteration); the
+// report divides the iteration time by it. procs/ reports `ns_per_op`
+// directly, because its iterations are fixed-length windows.
+#ifndef SHB_GB_HPP
+#define SHB_GB_HPP
+
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <iterator>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "workloads.hpp"
+
+namespace shb {
+
+constexpr benchmark::IterationCount kPairBatch = 256;
+
+inline int window_ms() {
+    const char *e = getenv("SHB_WINDOW_MS");
+    int v = e ? atoi(e) : 0;
+    return v > 0 ? v : 20;
+}
+
+template <class Env, size_t N> void bm_pair(benchmark::State &st) {
+    Env env;
+    auto b = env.local();
+    pair_loop<N>(b, 10000);
+    while (st.KeepRunningBatch(kPairBatch)) pair_loop<N>(b, uint64_t(kPairBatch));
+    st.counters["ops"] = 1;
+}
+
+template <class Env> void bm_batch(benchmark::State &st) {
+    Env env;
+    auto b = env.local();
+    std::vector<void *> ptrs(kBatchCount);
+    batch_round(b, ptrs.data());
+    uint64_t alloc_ns = 0, free_ns = 0;
+    for (auto _ : st) {
+        uint64_t t0 = now_ns();
+        batch_alloc(b, ptrs.data());
+        uint64_t t1 = now_ns();
+        batch_free(b, ptrs.data());
+        free_ns += now_ns() - t1;
+        alloc_ns += t1 - t0;
+    }
+    st.counters["ops"] = 2 * kBatchCount;
+    st.counters["alloc_ns"] = benchmark::Counter(double(alloc_ns) / kBatchCount,
+                                                 benchmark::Counter::kAvgIterations);
+    st.counters["free_ns"] = benchmark::Counter(double(free_ns) / kBatchCount,
+                                                benchmark::Counter::kAvgIterations);
+}
+
+template <class Env> void bm_trace(benchmark::State &st) {
+    Env env;
+    auto b = env.local();
+    const TracePattern &t = trace_pattern();
+    std::vector<void *> slots(t.slots);
+    trace_replay(b, slots.data());
+    for (auto _ : st) trace_replay(b, slots.data());
+    st.counters["ops"] = double(t.ops.size());
+}
+
+template <class Env> void bm_realloc(benchmark::State &st) {
+    Env env;
+    auto b = env.local();
+    realloc_growth(b);
+    for (auto _ : st) realloc_growth(b);
+    st.counters["ops"] = 1;
+}
+
+// The producer is the benchmark thread; the consumer a forked process that
+// attaches the heap by name (shared heaps) or a thread (process allocators).
+// Sizes cycle through the batch pattern (8..512 bytes).
+template <class Env> void bm_prodcons(benchmark::State &st) {
+    Env env;
+    auto b = env.local();
+    Ring *r = shared_new<Ring>();
+    Workers ws(Env::kShared);
+    ws.spawn([&env, r] {
+        auto cb = env.attach();
+        ring_consumer(cb, r);
+    });
+    RingProducer prod(r);
+    const BatchPattern &pat = batch_pattern();
+    uint32_t seq = 0;
+    size_t i = 0;
+    for (auto _ : st) {
+        uint32_t n = pat.size[i];
+        if (++i == kBatchCount) i = 0;
+        void *p = b.alloc(n);
+        *static_cast<uint32_t *>(p) = ++seq;
+        prod.push({b.off(p), n, seq});
+    }
+    prod.push({0, 0, 0});
+    prod.flush();
+    if (ws.join() != 0) st.SkipWithError("consumer failed");
+    else if (r->errors.load() != 0) st.SkipWithError("consumer saw a wrong block");
+    else if (r->consumed.load() != seq) st.SkipWithError("consumer lost blocks");
+    shared_delete(r);
+    st.counters["ops"] = 1;
+}
+
+// n workers (processes on a shared heap, threads for a process allocator),
+// each running 64-byte pairs. One iteration is one window of window_ms()
+// in which all run; ns_per_op is the mean over workers of ns per pair.
+template <class Env> void bm_procs(benchmark::State &st) {
+    const int n = int(st.range(0));
+    Env env;
+    WindowControl *c = shared_new<WindowControl>();
+    Workers ws(Env::kShared);
+    for (int w = 0; w < n; w++)
+        ws.spawn([&env, c, w] {
+            auto b = env.attach();
+            window_worker(b, c, w);
+        });
+    while (c->ready.load() < n) usleep(100);
+    const useconds_t window = useconds_t(window_ms()) * 1000;
+    double sum = 0;
+    int k = 0;
+    for (auto _ : st) {
+        c->done.store(0);
+        c->phase.store(++k, std::memory_order_release);
+        usleep(window);
+        c->stop.store(k, std::memory_order_relaxed);
+        while (c->done.load(std::memory_order_acquire) < n) usleep(50);
+        double m = 0;
+        for (int w = 0; w < n; w++) m += c->ns_per_pair[w];
+        sum += m / n;
+    }
+    c->quit.store(1);
+    if (ws.join() != 0) st.SkipWithError("a worker failed");
+    shared_delete(c);
+    st.counters["ns_per_op"] = benchmark::Counter(sum, benchmark::Counter::kAvgIterations);
+    st.counters["ops"] = 1;
+}
+
+// ---- registration -------------------------------------------------------------------
+
+template <class Env, size_t N> void register_pair_size(const char *alloc) {
+    benchmark::RegisterBenchmark(("pair/" + std::string(alloc) + "/" + std::to_string(N)).c_str(),
+                                 bm_pair<Env, N>)
+        ->Unit(benchmark::kNanosecond);
+}
+template <class Env, size_t... I> void register_pairs(const char *alloc, std::index_sequence<I...>) {
+    (register_pair_size<Env, kPairSizes[I]>(alloc), ...);
+}
+
+enum WorkloadSet { kSetAll, kSetCheck };
+
+// kSetCheck: only pair/<alloc>/64 and batch/<alloc>, to show that sharena's
+// figures do not depend on the process allocator linked next to it.
+template <class Env> void register_all(WorkloadSet set) {
+    const std::string a = Env::kName;
+    if (set == kSetCheck) {
+        register_pair_size<Env, kSmallPair>(Env::kName);
+        benchmark::RegisterBenchmark(("batch/" + a).c_str(), bm_batch<Env>)->Unit(benchmark::kMicrosecond);
+        return;
+    }
+    register_pairs<Env>(Env::kName, std::make_index_sequence<std::size(kPairSizes)>());
+    benchmark::RegisterBenchmark(("batch/" + a).c_str(), bm_batch<Env>)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("trace/" + a).c_str(), bm_trace<Env>)->Unit(benchmark::kMicrosecond);
+    if constexpr (Env::kRealloc)
+        benchmark::RegisterBenchmark(("realloc/" + a).c_str(), bm_realloc<Env>)->Unit(benchmark::kNanosecond);
+    benchmark::RegisterBenchmark(("prodcons/" + a).c_str(), bm_prodcons<Env>)
+        ->Unit(benchmark::kNanosecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("procs/" + a).c_str(), bm_procs<Env>)
+        ->Arg(1)
+        ->Arg(2)
+        ->Iterations(12)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+}
+
+}  // namespace shb
+
+#endif

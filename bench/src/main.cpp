@@ -1,0 +1,94 @@
+// sharena-bench: one binary per process allocator, same sources.
+//
+//   bench_<alloc> [--shared=all|check|none] [Google Benchmark flags]
+//       the timing benchmarks (default mode)
+//   bench_<alloc> --mode=memory [--out=FILE] [--shared=...]
+//       committed against live bytes, as JSON
+//   bench_<alloc> --mode=count [--shared=...]
+//       fixed-count regions for valgrind --tool=callgrind --collect-atstart=no
+//
+// --shared says which shared-memory heaps run next to the process allocator:
+// all (sharena and Boost.Interprocess), check (sharena's pair/64 and batch
+// only, to show that the linked process allocator does not change sharena's
+// figures) or none. The default is all in the glibc binary, check elsewhere.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "hooks.hpp"
+
+using namespace shb;
+
+namespace {
+
+const char *set_name(SharedSet s) {
+    return s == SharedSet::kAll ? "all" : s == SharedSet::kCheck ? "check" : "none";
+}
+
+void usage() {
+    fprintf(stderr,
+            "usage: bench_%s [--mode=gb|memory|count] [--shared=all|check|none] [--out=FILE]\n"
+            "                [Google Benchmark flags, e.g. --benchmark_filter=REGEX]\n",
+            proc_name());
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    cleanup_install();
+    std::string mode = "gb", out_path;
+    SharedSet set = strcmp(proc_name(), "glibc") == 0 ? SharedSet::kAll : SharedSet::kCheck;
+    std::vector<char *> rest{argv[0]};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--mode=", 7) == 0) mode = a + 7;
+        else if (strncmp(a, "--out=", 6) == 0) out_path = a + 6;
+        else if (strcmp(a, "--shared=all") == 0) set = SharedSet::kAll;
+        else if (strcmp(a, "--shared=check") == 0) set = SharedSet::kCheck;
+        else if (strcmp(a, "--shared=none") == 0) set = SharedSet::kNone;
+        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage();
+            return 0;
+        } else rest.push_back(argv[i]);
+    }
+    fprintf(stderr, "sharena-bench: %s; %s; shared heaps: %s\n", proc_describe().c_str(),
+            sharena_describe().c_str(), set_name(set));
+
+    if (mode == "memory") {
+        FILE *out = out_path.empty() ? stdout : fopen(out_path.c_str(), "w");
+        if (!out) die("cannot write %s", out_path.c_str());
+        bool first = true;
+        fprintf(out, "[\n");
+        proc_memory(out, first);
+        if (set == SharedSet::kAll) shared_memory(out, first);
+        fprintf(out, "\n]\n");
+        if (out != stdout) fclose(out);
+        return 0;
+    }
+    if (mode == "count") {
+        proc_count();
+        if (set == SharedSet::kAll) shared_count();
+        return 0;
+    }
+    if (mode != "gb") {
+        usage();
+        return 64;
+    }
+
+    proc_register();
+    shared_register(set);
+    benchmark::AddCustomContext("process_allocator", proc_describe());
+    benchmark::AddCustomContext("sharena", sharena_describe());
+    benchmark::AddCustomContext("shared_heaps", set_name(set));
+    int n = int(rest.size());
+    rest.push_back(nullptr);
+    benchmark::Initialize(&n, rest.data());
+    if (benchmark::ReportUnrecognizedArguments(n, rest.data())) return 64;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -1,0 +1,414 @@
+/* Large and huge blocks
+ *
+ *   large  16 KiB < size <= 252 KiB: a run of 4 KiB pages inside a LARGE
+ *          chunk. Page 0 of the chunk is its header (large_header_t): a map
+ *          with the run length and state at the head and tail page of every
+ *          run. Free runs of n pages are on large_runs[n], found through a
+ *          64-bit bitmap in O(1); freed runs coalesce with free neighbours
+ *          through the tail/head tags and their pages are released. A chunk
+ *          whose 63 pages are all free goes back to the chunk allocator,
+ *          except one kept to avoid thrashing.
+ *   huge   above: a run of whole chunks (CHUNK_HUGE head, CHUNK_HUGE_TAIL
+ *          for the rest). Only the pages the block needs are committed, so
+ *          the memory wasted is under one page; the rest of the last chunk is
+ *          reserved address space only.
+ *
+ * Waste: a large request is rounded up to whole pages: at most 4095 bytes on
+ * at least 16385, under 25%; a huge one commits at most 4095 bytes more than
+ * asked. Time per call is bounded: no list is walked.
+ *
+ * Locking: the large lock for page runs; the arena lock (taken inside it, by
+ * rank) for the chunk allocator. Crash: the free lists and the bitmap are
+ * derived from the page maps (shr__large_repair); a run's head entry is
+ * written last.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+
+static inline large_header_t *LH(shr_heap_t *h, uint64_t c)
+{
+    return (large_header_t *)(h->base + chunk_off(c));
+}
+
+static inline uint64_t run_off(uint64_t c, uint32_t page) { return chunk_off(c) + ((uint64_t)page << PAGE_SHIFT); }
+
+/* ---- free run lists (large lock held) ------------------------------------------ */
+
+static page_entry_t *entry_of(shr_heap_t *h, uint64_t off)
+{
+    return &LH(h, off >> SHR_CHUNK_SHIFT)->page[(off & (SHR_CHUNK_SIZE - 1)) >> PAGE_SHIFT];
+}
+
+static void runs_push(shr_heap_t *h, uint64_t off, uint32_t n)
+{
+    alloc_global_t *g = AG(h);
+    page_entry_t *e = entry_of(h, off);
+    e->prev = 0;
+    e->next = g->large_runs[n];
+    if (e->next) entry_of(h, e->next)->prev = off;
+    g->large_runs[n] = off;
+    g->large_bitmap |= (uint64_t)1 << n;
+}
+
+static void runs_remove(shr_heap_t *h, uint64_t off, uint32_t n)
+{
+    alloc_global_t *g = AG(h);
+    page_entry_t *e = entry_of(h, off);
+    if (e->prev) entry_of(h, e->prev)->next = e->next;
+    else g->large_runs[n] = e->next;
+    if (e->next) entry_of(h, e->next)->prev = e->prev;
+    if (!g->large_runs[n]) g->large_bitmap &= ~((uint64_t)1 << n);
+    e->next = e->prev = 0;
+}
+
+/* Tag pages [p, p+n) of chunk c as one run in `state` (head written last). */
+static void tag_run(large_header_t *lh, uint32_t p, uint32_t n, uint32_t state)
+{
+    for (uint32_t i = p + 1; i + 1 < p + n; i++) lh->page[i].run = lh->page[i].state = 0;
+    lh->page[p + n - 1].run = n;
+    lh->page[p + n - 1].state = state;
+    lh->page[p].run = n;
+    lh->page[p].state = state;
+}
+
+/* A new LARGE chunk: its header page committed, pages 1..63 one free run. */
+static bool large_chunk_new(shr_heap_t *h)
+{
+    chunk_t *t = CT(h);
+    if (shr__lock(h, SHR_LOCK_ARENA) != 0) return false;
+    uint64_t c = shr__chunk_alloc(h, 1);
+    if (c && shr__seg_commit(h, chunk_off(c), PAGE_SIZE) != 0) {
+        shr__chunk_free(h, c, 1);
+        c = 0;
+    }
+    if (c) {
+        large_header_t *lh = LH(h, c);
+        memset(lh, 0, sizeof *lh);
+        lh->magic = LARGE_MAGIC;
+        lh->free_pages = LARGE_MAX_PAGES;
+        tag_run(lh, 1, LARGE_MAX_PAGES, RUN_FREE);
+        t[c].run = 1;
+        wr(&t[c].kind, CHUNK_LARGE);
+    }
+    shr__unlock(h, SHR_LOCK_ARENA);
+    if (c) runs_push(h, run_off(c, 1), LARGE_MAX_PAGES);
+    return c != 0;
+}
+
+static void *run_alloc(shr_heap_t *h, uint32_t n)
+{
+    alloc_global_t *g = AG(h);
+    uint64_t fits = g->large_bitmap & ~(((uint64_t)1 << n) - 1);
+    if (!fits) {
+        if (!large_chunk_new(h)) return NULL;
+        fits = g->large_bitmap & ~(((uint64_t)1 << n) - 1);
+    }
+    uint32_t len = (uint32_t)__builtin_ctzll(fits);
+    uint64_t off = g->large_runs[len];
+    uint64_t c = off >> SHR_CHUNK_SHIFT;
+    large_header_t *lh = LH(h, c);
+    uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
+    if (shr__seg_commit(h, off, (uint64_t)n << PAGE_SHIFT) != 0) return NULL;
+    runs_remove(h, off, len);
+    if (len > n) {
+        tag_run(lh, p + n, len - n, RUN_FREE);
+        runs_push(h, run_off(c, p + n), len - n);
+    }
+    tag_run(lh, p, n, RUN_USED);
+    if (g->large_empty == c + 1) g->large_empty = 0;
+    lh->free_pages -= n;
+    return h->base + off;
+}
+
+static void run_free(shr_heap_t *h, uint64_t off)
+{
+    alloc_global_t *g = AG(h);
+    uint64_t c = off >> SHR_CHUNK_SHIFT;
+    large_header_t *lh = LH(h, c);
+    uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
+    uint32_t n = lh->page[p].run;
+    shr__seg_release(h, off, (uint64_t)n << PAGE_SHIFT);
+    lh->free_pages += n;
+    /* Coalesce: left neighbour's tail, right neighbour's head. */
+    if (p > 1 && lh->page[p - 1].state == RUN_FREE) {
+        uint32_t ln = lh->page[p - 1].run;
+        runs_remove(h, run_off(c, p - ln), ln);
+        p -= ln;
+        n += ln;
+    }
+    if (p + n < PAGES_PER_CHUNK && lh->page[p + n].state == RUN_FREE) {
+        uint32_t rn = lh->page[p + n].run;
+        runs_remove(h, run_off(c, p + n), rn);
+        n += rn;
+    }
+    tag_run(lh, p, n, RUN_FREE);
+    if (n == LARGE_MAX_PAGES && g->large_empty && g->large_empty != c + 1) {
+        /* A second empty chunk: give it back. */
+        lh->magic = 0;
+        if (shr__lock(h, SHR_LOCK_ARENA) == 0) {
+            shr__chunk_free(h, c, 1);
+            shr__unlock(h, SHR_LOCK_ARENA);
+            return;
+        }
+        lh->magic = LARGE_MAGIC;
+    }
+    if (n == LARGE_MAX_PAGES) g->large_empty = c + 1;
+    runs_push(h, run_off(c, p), n);
+}
+
+/* ---- huge ------------------------------------------------------------------ */
+
+static void *huge_alloc(shr_heap_t *h, size_t size)
+{
+    chunk_t *t = CT(h);
+    uint64_t n = SHR_ALIGN_UP((uint64_t)size, SHR_CHUNK_SIZE) >> SHR_CHUNK_SHIFT;
+    uint64_t pages = SHR_ALIGN_UP((uint64_t)size, PAGE_SIZE) >> PAGE_SHIFT;
+    if (shr__lock(h, SHR_LOCK_ARENA) != 0) return NULL;
+    uint64_t c = shr__chunk_alloc(h, n);
+    if (c && shr__seg_commit(h, chunk_off(c), pages << PAGE_SHIFT) != 0) {
+        shr__chunk_free(h, c, n);
+        c = 0;
+    }
+    if (c) {
+        for (uint64_t i = 1; i < n; i++) {
+            t[c + i].run = i;
+            wr(&t[c + i].kind, CHUNK_HUGE_TAIL);
+        }
+        t[c].run = n;
+        t[c].pages = (uint32_t)pages;
+        wr(&t[c].kind, CHUNK_HUGE);
+    }
+    shr__unlock(h, SHR_LOCK_ARENA);
+    return c ? h->base + chunk_off(c) : NULL;
+}
+
+static void huge_free(shr_heap_t *h, uint64_t c)
+{
+    if (shr__lock(h, SHR_LOCK_ARENA) != 0) return;
+    shr__chunk_free(h, c, CT(h)[c].run);
+    shr__unlock(h, SHR_LOCK_ARENA);
+}
+
+/* ---- entry points -------------------------------------------------------------- */
+
+void *shr__large_alloc(shr_heap_t *h, size_t size)
+{
+    alloc_global_t *g = AG(h);
+    void *p;
+    if (size <= LARGE_REQUEST_THRESHOLD) {
+        uint32_t n = (uint32_t)(SHR_ALIGN_UP((uint64_t)size, PAGE_SIZE) >> PAGE_SHIFT);
+        if (shr__lock(h, SHR_LOCK_LARGE) != 0) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        p = run_alloc(h, n);
+        shr__unlock(h, SHR_LOCK_LARGE);
+        if (p) {
+            atomic_fetch_add_explicit(&g->large_blocks, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&g->large_bytes, (uint64_t)n << PAGE_SHIFT, memory_order_relaxed);
+        }
+    } else {
+        p = huge_alloc(h, size);
+        if (p) {
+            atomic_fetch_add_explicit(&g->huge_blocks, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&g->huge_bytes, shr__large_usable(h, shr__off(h, p)),
+                                      memory_order_relaxed);
+        }
+    }
+    if (!p) errno = ENOMEM;
+    return p;
+}
+
+/* Is off the start of a live large or huge block? */
+static bool large_valid(shr_heap_t *h, uint64_t off)
+{
+    uint64_t c = off >> SHR_CHUNK_SHIFT;
+    uint32_t kind = rd(&CT(h)[c].kind);
+    if (kind == CHUNK_HUGE) return off == chunk_off(c);
+    if (kind != CHUNK_LARGE || (off & (PAGE_SIZE - 1))) return false;
+    uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
+    large_header_t *lh = LH(h, c);
+    return p >= 1 && lh->magic == LARGE_MAGIC && lh->page[p].state == RUN_USED &&
+           lh->page[p].run >= 1 && p + lh->page[p].run <= PAGES_PER_CHUNK;
+}
+
+void shr__large_free(shr_heap_t *h, uint64_t off)
+{
+    alloc_global_t *g = AG(h);
+    uint64_t c = off >> SHR_CHUNK_SHIFT;
+    if (rd(&CT(h)[c].kind) == CHUNK_HUGE) {
+        if (!large_valid(h, off)) goto bad;
+        uint64_t bytes = shr__large_usable(h, off);
+        huge_free(h, c);
+        atomic_fetch_sub_explicit(&g->huge_blocks, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&g->huge_bytes, bytes, memory_order_relaxed);
+        return;
+    }
+    if (shr__lock(h, SHR_LOCK_LARGE) != 0) return;
+    if (!large_valid(h, off)) {
+        shr__unlock(h, SHR_LOCK_LARGE);
+        goto bad;
+    }
+    uint64_t bytes = (uint64_t)entry_of(h, off)->run << PAGE_SHIFT;
+    run_free(h, off);
+    shr__unlock(h, SHR_LOCK_LARGE);
+    atomic_fetch_sub_explicit(&g->large_blocks, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&g->large_bytes, bytes, memory_order_relaxed);
+    return;
+bad:
+#if SHR_DEBUG >= 1
+    SHR_PANIC("free of a pointer that is not a live block (double free?): offset %llu",
+              (unsigned long long)off);
+#endif
+    return;
+}
+
+size_t shr__large_usable(shr_heap_t *h, uint64_t off)
+{
+    uint64_t c = off >> SHR_CHUNK_SHIFT;
+    chunk_t *t = CT(h);
+    if (rd(&t[c].kind) == CHUNK_HUGE) return off == chunk_off(c) ? (size_t)t[c].pages << PAGE_SHIFT : 0;
+    if (rd(&t[c].kind) != CHUNK_LARGE || (off & (PAGE_SIZE - 1))) return 0;
+    page_entry_t *e = entry_of(h, off);
+    return e->state == RUN_USED ? (size_t)e->run << PAGE_SHIFT : 0;
+}
+
+/* Resize a page run in place: shrink by freeing the tail, grow into a free
+ * run that follows. */
+static bool run_resize(shr_heap_t *h, uint64_t off, uint32_t want)
+{
+    alloc_global_t *g = AG(h);
+    uint64_t c = off >> SHR_CHUNK_SHIFT;
+    large_header_t *lh = LH(h, c);
+    uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
+    uint32_t n = lh->page[p].run;
+    if (want == n) return true;
+    if (want < n) {
+        tag_run(lh, p, want, RUN_USED);
+        tag_run(lh, p + want, n - want, RUN_USED);
+        run_free(h, run_off(c, p + want));
+        atomic_fetch_sub_explicit(&g->large_bytes, (uint64_t)(n - want) << PAGE_SHIFT, memory_order_relaxed);
+        return true;
+    }
+    uint32_t q = p + n;
+    if (q >= PAGES_PER_CHUNK || lh->page[q].state != RUN_FREE || n + lh->page[q].run < want) return false;
+    uint32_t fn = lh->page[q].run, extra = want - n;
+    if (shr__seg_commit(h, run_off(c, q), (uint64_t)extra << PAGE_SHIFT) != 0) return false;
+    runs_remove(h, run_off(c, q), fn);
+    if (fn > extra) {
+        tag_run(lh, q + extra, fn - extra, RUN_FREE);
+        runs_push(h, run_off(c, q + extra), fn - extra);
+    }
+    tag_run(lh, p, want, RUN_USED);
+    lh->free_pages -= extra;
+    if (g->large_empty == c + 1) g->large_empty = 0;
+    atomic_fetch_add_explicit(&g->large_bytes, (uint64_t)extra << PAGE_SHIFT, memory_order_relaxed);
+    return true;
+}
+
+/* Resize a huge block in place: within its last chunk by committing or
+ * releasing pages, or into free chunks that follow. */
+static bool huge_resize(shr_heap_t *h, uint64_t c, size_t size)
+{
+    alloc_global_t *g = AG(h);
+    chunk_t *t = CT(h);
+    uint64_t pages = SHR_ALIGN_UP((uint64_t)size, PAGE_SIZE) >> PAGE_SHIFT;
+    uint64_t need = SHR_ALIGN_UP((uint64_t)size, SHR_CHUNK_SIZE) >> SHR_CHUNK_SHIFT;
+    uint64_t have = t[c].run, old_pages = t[c].pages;
+    bool ok = false;
+    if (shr__lock(h, SHR_LOCK_ARENA) != 0) return false;
+    if (need <= have && need * 4 > have * 3) {
+        if (pages > old_pages)
+            ok = shr__seg_commit(h, chunk_off(c) + (old_pages << PAGE_SHIFT),
+                                 (pages - old_pages) << PAGE_SHIFT) == 0;
+        else {
+            /* Shrinking cannot fail: a release error only leaves pages committed. */
+            shr__seg_release(h, chunk_off(c) + (pages << PAGE_SHIFT), (old_pages - pages) << PAGE_SHIFT);
+            ok = true;
+        }
+    } else if (need > have) {
+        uint64_t r = c + have;
+        if (r < rd(&g->hwm) && rd(&t[r].kind) == CHUNK_FREE && have + t[r].run >= need &&
+            shr__seg_commit(h, chunk_off(c) + (old_pages << PAGE_SHIFT),
+                            (pages - old_pages) << PAGE_SHIFT) == 0) {
+            /* Take the whole free run, give back what is not needed. */
+            uint64_t rn = t[r].run;
+            shr__chunk_take_run(h, r);
+            for (uint64_t i = have; i < have + rn; i++) {
+                t[c + i].run = i;
+                wr(&t[c + i].kind, CHUNK_HUGE_TAIL);
+            }
+            t[c].run = have + rn;
+            if (have + rn > need) {
+                /* Return the surplus chunks. */
+                for (uint64_t i = need; i < have + rn; i++) memset(&t[c + i], 0, sizeof(chunk_t));
+                t[c].run = need;
+                shr__chunk_free(h, c + need, have + rn - need);
+            }
+            ok = true;
+        }
+    }
+    if (ok) t[c].pages = (uint32_t)pages;
+    shr__unlock(h, SHR_LOCK_ARENA);
+    if (ok)
+        atomic_fetch_add_explicit(&g->huge_bytes, (pages - old_pages) << PAGE_SHIFT,
+                                  memory_order_relaxed);
+    return ok;
+}
+
+bool shr__large_resize(shr_heap_t *h, uint64_t off, size_t size)
+{
+    uint64_t c = off >> SHR_CHUNK_SHIFT;
+    uint32_t kind = rd(&CT(h)[c].kind);
+    if (kind == CHUNK_HUGE) return size > LARGE_REQUEST_THRESHOLD && huge_resize(h, c, size);
+    if (size > LARGE_REQUEST_THRESHOLD) return false;
+    uint32_t want = (uint32_t)(SHR_ALIGN_UP((uint64_t)size, PAGE_SIZE) >> PAGE_SHIFT);
+    if (shr__lock(h, SHR_LOCK_LARGE) != 0) return false;
+    bool ok = large_valid(h, off) && run_resize(h, off, want);
+    shr__unlock(h, SHR_LOCK_LARGE);
+    return ok;
+}
+
+/* ---- repair ---------------------------------------------------------------- */
+
+/* Rebuild the free run lists, the bitmap and each chunk's free page count
+ * from the page maps. A map that does not parse is cut short: the pages past
+ * the damage leak, everything before them stays usable. Large lock held. */
+int shr__large_repair(shr_heap_t *h)
+{
+    alloc_global_t *g = AG(h);
+    chunk_t *t = CT(h);
+    if (!g) return 0;
+    memset(g->large_runs, 0, sizeof g->large_runs);
+    g->large_bitmap = 0;
+    g->large_empty = 0;
+    uint64_t hwm = rd(&g->hwm);
+    for (uint64_t c = g->first_data; c < hwm; c++) {
+        if (rd(&t[c].kind) != CHUNK_LARGE) continue;
+        large_header_t *lh = LH(h, c);
+        lh->free_pages = 0;
+        for (uint32_t p = 1; p < PAGES_PER_CHUNK;) {
+            uint32_t n = lh->page[p].run, st = lh->page[p].state;
+            if (n == 0 || p + n > PAGES_PER_CHUNK || (st != RUN_FREE && st != RUN_USED)) break;
+            /* Merge consecutive free runs a crash may have left apart. */
+            if (st == RUN_FREE) {
+                uint32_t q = p + n;
+                while (q < PAGES_PER_CHUNK && lh->page[q].state == RUN_FREE && lh->page[q].run &&
+                       q + lh->page[q].run <= PAGES_PER_CHUNK)
+                    q += lh->page[q].run;
+                n = q - p;
+                tag_run(lh, p, n, RUN_FREE);
+                lh->page[p].next = lh->page[p].prev = 0;
+                runs_push(h, run_off(c, p), n);
+                lh->free_pages += n;
+                if (n == LARGE_MAX_PAGES) g->large_empty = c + 1;
+            } else {
+                tag_run(lh, p, n, RUN_USED);
+            }
+            p += n;
+        }
+    }
+    return 0;
+}

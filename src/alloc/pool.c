@@ -1,0 +1,629 @@
+/* Arenas and pools
+ *
+ * pymalloc's machinery, in offsets, with pools owned by thread slots.
+ *
+ * Arenas (SMALL: 64 pools of 4 KiB; MEDIUM: 4 pools of 64 KiB) are on their
+ * class's usable_arenas list while they have a free pool, sorted by
+ * nfreepools ascending (the fullest first, so that nearly empty arenas can
+ * drain), with nfp2lasta[n] naming the rightmost arena with n free pools so
+ * that re-sorting after a free is O(1). An arena whose every pool is free is
+ * released unless it is the rightmost one (pymalloc's anti-thrash rule: at
+ * most one empty arena is kept per class). All of this is under the arena
+ * lock and happens once per pool, not per block.
+ *
+ * Ownership (the fast path belongs to one thread):
+ *   - a thread slot owns the pools on its used[] lists (state USED). Only the
+ *     owner touches their local free list and nused: no lock, no atomic RMW.
+ *   - any other thread frees into a pool by pushing onto its remote stack
+ *     with one CAS. The owner takes the whole stack with one exchange when its
+ *     local list runs dry, so the stack never suffers ABA.
+ *   - a pool that fills up is given up: the owner sets REMOTE_UNOWNED in the
+ *     remote word (CAS from 0, i.e. only if nothing is pending), then clears
+ *     `owner`, then looks again. The first thread to free into an unowned
+ *     pool adopts it (CAS owner 0 -> itself) and collects its stack.
+ *   - pools of a thread that exits, or of a dead process, are orphaned: put
+ *     on their class's orphan list, adopted by the next thread that needs a
+ *     pool of that class.
+ *
+ * Tricky: the give-up and the adoption race. A freer that pushes while the
+ * owner is giving up sees either no REMOTE_UNOWNED (the owner's CAS from 0
+ * then fails and the owner collects instead), or the flag with owner still
+ * set (its adoption CAS fails; the owner, after clearing owner with a seq_cst
+ * store, loads the stack with seq_cst and takes the pool back if anything was
+ * pushed). Either way no block stays on the stack of a pool nobody will
+ * adopt.
+ *
+ * Keeping an empty pool: when the owner frees the last block of a pool that
+ * is the only pool on its class list, the pool is kept (nused == 0, USED), so
+ * that a malloc/free loop does not take the arena lock twice per pair.
+ * shr_heap_collect() and thread exit give such pools back.
+ *
+ * Crash consistency: every free-list change commits with one store (push:
+ * write the link, then the head; pop: load the link, then store the head),
+ * so a crash leaks at most one block. nused, the used lists, freepools,
+ * usable_arenas, nfp2lasta and the orphan lists are derived: the arena lock's
+ * repair (shr__alloc_repair) rebuilds them from the pool headers (state,
+ * owner, free lists, nextoffset) and the chunk table; the pools of a dead
+ * thread are found by scanning for its owner id. This replaces the intent
+ * records of the design: no multi-step change here needs more than that.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+
+#define OWNER_LOCKED UINT32_MAX /* pool being orphaned under the arena lock */
+
+static inline arena_class_t *AC(shr_heap_t *h, const chunk_t *a)
+{
+    return &AG(h)->ac[rd(&a->kind) == CHUNK_MEDIUM ? AC_MEDIUM : AC_SMALL];
+}
+
+static inline uint64_t pool_size_of(const pool_header_t *p) { return (uint64_t)1 << p->shift; }
+
+/* ---- block lists ---------------------------------------------------------- */
+
+long shr__pool_list_len(shr_heap_t *h, const pool_header_t *pool, uint64_t first)
+{
+    uint64_t po = shr__off(h, pool);
+    uint64_t size = pool->block_size, limit = po + rd(&((pool_header_t *)pool)->nextoffset);
+    long n = 0;
+    if (size == 0 || pool->capacity == 0) return first ? -1 : 0;
+    for (uint64_t b = first; b; b = *(uint64_t *)(h->base + b + 8)) {
+        if (b < po + POOL_OVERHEAD || b >= limit || (b - po - POOL_OVERHEAD) % size) return -1;
+        if (++n > (long)pool->capacity) return -1; /* a cycle */
+    }
+    return n;
+}
+
+/* Splice a list taken from the remote stack in front of the local list;
+ * returns how many blocks it held. Owner only. */
+static uint32_t splice_remote(shr_heap_t *h, pool_header_t *pool, uint64_t list)
+{
+    uint32_t n = 1;
+    uint64_t last = list;
+    for (uint64_t nx; (nx = *(uint64_t *)(h->base + last + 8)) != 0; last = nx) n++;
+    *(uint64_t *)(h->base + last + 8) = rd(&pool->freeblock);
+    wr(&pool->freeblock, list);
+    wr(&pool->nused, rd(&pool->nused) - n);
+    return n;
+}
+
+/* Take the remote stack (and the UNOWNED flag with it); 0 if it was empty. */
+static uint64_t take_remote(pool_header_t *pool)
+{
+    uint64_t r = atomic_exchange_explicit(&pool->remote, 0, memory_order_acquire);
+    return r & ~REMOTE_FLAGS;
+}
+
+/* ---- arenas: pymalloc's usable_arenas ------------------------------------- */
+
+static uint64_t arena_new(shr_heap_t *h, int acls)
+{
+    alloc_global_t *g = AG(h);
+    chunk_t *t = CT(h);
+    arena_class_t *ac = &g->ac[acls];
+    uint64_t c = shr__chunk_alloc(h, 1);
+    if (!c) return 0;
+    /* Small arenas are committed whole; medium ones pool by pool. */
+    if (acls == AC_SMALL && shr__seg_commit(h, chunk_off(c), ARENA_SIZE) != 0) {
+        shr__chunk_free(h, c, 1);
+        return 0;
+    }
+    chunk_t *a = &t[c];
+    a->nfreepools = a->ntotalpools = ac->npools;
+    a->pool_address = chunk_off(c);
+    a->freepools = 0;
+    a->next = a->prev = 0;
+    a->run = 1;
+    wr(&a->kind, acls == AC_SMALL ? CHUNK_SMALL : CHUNK_MEDIUM); /* commit point */
+    ac->narenas++;
+    uint64_t n = atomic_fetch_add_explicit(&g->arenas_allocated, 1, memory_order_relaxed) + 1 -
+                 rd(&g->arenas_released);
+    if (n > rd(&g->arenas_highwater)) wr(&g->arenas_highwater, n);
+    return c + 1;
+}
+
+/* Take an empty pool from the class's fullest arena. Arena lock held.
+ * Returns the pool offset, or 0 when the segment is full. */
+static uint64_t arena_take_pool(shr_heap_t *h, int acls)
+{
+    alloc_global_t *g = AG(h);
+    chunk_t *t = CT(h);
+    arena_class_t *ac = &g->ac[acls];
+
+    if (!ac->usable) {
+        uint64_t a = arena_new(h, acls);
+        if (!a) return 0;
+        ac->usable = a;
+        ac->nfp2lasta[t[a - 1].nfreepools] = a;
+    }
+    uint64_t ai = ac->usable;
+    chunk_t *a = &t[ai - 1];
+    uint64_t po;
+    if (a->freepools) {
+        po = a->freepools;
+    } else {
+        po = a->pool_address;
+        if (acls == AC_MEDIUM && shr__seg_commit(h, po, (uint64_t)1 << ac->shift) != 0) return 0;
+    }
+    /* The head already has the fewest free pools: taking one keeps the order. */
+    uint32_t nf = a->nfreepools;
+    if (ac->nfp2lasta[nf] == ai) ac->nfp2lasta[nf] = 0;
+    if (nf > 1) ac->nfp2lasta[nf - 1] = ai;
+
+    pool_header_t *pool = POOL(h, po);
+    if (a->freepools) {
+        a->freepools = pool->nextpool;
+    } else {
+        a->pool_address += (uint64_t)1 << ac->shift;
+        pool->shift = (uint16_t)ac->shift;
+        wr(&pool->szidx, UINT16_MAX); /* never initialised */
+        wr(&pool->remote, 0);
+    }
+    if (--a->nfreepools == 0) {
+        ac->usable = a->next;
+        if (a->next) t[a->next - 1].prev = 0;
+        a->next = a->prev = 0;
+    }
+    return po;
+}
+
+static void arena_unlink(shr_heap_t *h, arena_class_t *ac, uint64_t ai)
+{
+    chunk_t *t = CT(h);
+    chunk_t *a = &t[ai - 1];
+    if (a->prev) t[a->prev - 1].next = a->next;
+    else ac->usable = a->next;
+    if (a->next) t[a->next - 1].prev = a->prev;
+    a->next = a->prev = 0;
+}
+
+/* Give an empty pool back to its arena (pymalloc's insert_to_freepool).
+ * Arena lock held. */
+static void arena_put_pool(shr_heap_t *h, pool_header_t *pool)
+{
+    alloc_global_t *g = AG(h);
+    chunk_t *t = CT(h);
+    uint64_t po = shr__off(h, pool);
+    uint64_t ai = (po >> SHR_CHUNK_SHIFT) + 1;
+    chunk_t *a = &t[ai - 1];
+    arena_class_t *ac = AC(h, a);
+
+    wr(&pool->owner, 0);
+    wr(&pool->state, POOL_EMPTY);
+    pool->nextpool = a->freepools;
+    a->freepools = po;
+    uint32_t nf = a->nfreepools;
+    uint64_t lastnf = ac->nfp2lasta[nf];
+    if (lastnf == ai) {
+        uint64_t p = a->prev;
+        ac->nfp2lasta[nf] = (p && t[p - 1].nfreepools == nf) ? p : 0;
+    }
+    a->nfreepools = ++nf;
+
+    if (nf == a->ntotalpools && a->next) {
+        /* Case 1: entirely free and not the rightmost: release it. */
+        arena_unlink(h, ac, ai);
+        ac->narenas--;
+        atomic_fetch_add_explicit(&g->arenas_released, 1, memory_order_relaxed);
+        shr__chunk_free(h, ai - 1, 1);
+        return;
+    }
+    if (nf == 1) {
+        /* Case 2: it was full, on no list: it has the fewest free pools. */
+        a->next = ac->usable;
+        a->prev = 0;
+        if (ac->usable) t[ac->usable - 1].prev = ai;
+        ac->usable = ai;
+        if (!ac->nfp2lasta[1]) ac->nfp2lasta[1] = ai;
+        return;
+    }
+    if (!ac->nfp2lasta[nf]) ac->nfp2lasta[nf] = ai;
+    if (lastnf == ai) return; /* Case 4: still in order. */
+    /* Case 3: move it just after the rightmost arena that had nf - 1. */
+    arena_unlink(h, ac, ai);
+    chunk_t *l = &t[lastnf - 1];
+    a->next = l->next;
+    a->prev = lastnf;
+    l->next = ai;
+    if (a->next) t[a->next - 1].prev = ai;
+}
+
+/* ---- pool setup and lists ---------------------------------------------- */
+
+static void pool_init(pool_header_t *pool, unsigned cls)
+{
+    uint32_t size = shr__class_size[cls];
+    uint64_t psize = pool_size_of(pool);
+    pool->block_size = size;
+    pool->capacity = (uint32_t)((psize - POOL_OVERHEAD) / size);
+    pool->maxnextoffset = (uint32_t)(POOL_OVERHEAD + (uint64_t)(pool->capacity - 1) * size);
+    wr(&pool->nextoffset, POOL_OVERHEAD);
+    wr(&pool->freeblock, 0);
+    wr(&pool->nused, 0);
+    wr(&pool->szidx, (uint16_t)cls);
+}
+
+static void used_push(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool, unsigned cls)
+{
+    uint64_t po = shr__off(h, pool);
+    pool->prevpool = 0;
+    pool->nextpool = ts->used[cls];
+    if (ts->used[cls]) POOL(h, ts->used[cls])->prevpool = po;
+    ts->used[cls] = po;
+}
+
+static void used_unlink(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool, unsigned cls)
+{
+    if (pool->prevpool) POOL(h, pool->prevpool)->nextpool = pool->nextpool;
+    else ts->used[cls] = pool->nextpool;
+    if (pool->nextpool) POOL(h, pool->nextpool)->prevpool = pool->prevpool;
+    pool->nextpool = pool->prevpool = 0;
+}
+
+static inline uint32_t my_owner_id(const shr_tctx_t *ctx) { return ctx->slot + 1; }
+
+/* ---- slow paths ------------------------------------------------------------ */
+
+/* Get a pool for class cls for this thread: an orphan first, else one from
+ * an arena. NULL with errno = ENOMEM when the segment is full. */
+static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
+{
+    alloc_global_t *g = AG(h);
+    alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
+    int acls = cls < NB_SMALL ? AC_SMALL : AC_MEDIUM;
+    pool_header_t *pool = NULL;
+
+    for (int attempt = 0; attempt < 2 && !pool; attempt++) {
+        if (shr__lock(h, SHR_LOCK_ARENA) != 0) break;
+        uint64_t po = g->orphans[cls];
+        if (po) {
+            pool = POOL(h, po);
+            g->orphans[cls] = pool->nextpool;
+            wr(&pool->owner, my_owner_id(ctx));
+            uint64_t list = take_remote(pool);
+            if (list) splice_remote(h, pool, list);
+        } else if ((po = arena_take_pool(h, acls)) != 0) {
+            pool = POOL(h, po);
+            wr(&pool->owner, my_owner_id(ctx));
+            /* An empty pool of the same class keeps its free list. */
+            if (rd(&pool->szidx) != cls) pool_init(pool, cls);
+        }
+        shr__unlock(h, SHR_LOCK_ARENA);
+        if (!pool && attempt == 0) {
+            /* Full: the dead may hold pools and chunks; reclaim and retry. */
+            if (shr__lock(h, SHR_LOCK_REGISTRY) != 0) break;
+            int n = shr__registry_sweep_locked(h);
+            shr__unlock(h, SHR_LOCK_REGISTRY);
+            if (n == 0) break;
+        }
+    }
+    if (!pool) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    wr(&pool->state, POOL_USED);
+    used_push(h, ts, pool, cls);
+    return pool;
+}
+
+/* The owner gives up a full pool (see "Tricky" above). Returns true when the
+ * pool is now unowned, false when frees arrived and it stays ours. */
+static bool give_up_full(shr_heap_t *h, shr_tctx_t *ctx, pool_header_t *pool, unsigned cls)
+{
+    alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
+    uint64_t expected = 0;
+    if (!atomic_compare_exchange_strong(&pool->remote, &expected, REMOTE_UNOWNED)) return false;
+    used_unlink(h, ts, pool, cls);
+    wr(&pool->state, POOL_FULL);
+    atomic_store(&pool->owner, 0); /* seq_cst: ordered before the load below */
+    if ((atomic_load(&pool->remote) & ~REMOTE_FLAGS) == 0) return true;
+    uint32_t zero = 0;
+    if (!atomic_compare_exchange_strong(&pool->owner, &zero, my_owner_id(ctx)))
+        return true; /* a freer adopted it */
+    uint64_t list = take_remote(pool);
+    if (list) splice_remote(h, pool, list);
+    wr(&pool->state, POOL_USED);
+    used_push(h, ts, pool, cls);
+    return false;
+}
+
+void *shr__pool_alloc_slow(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
+{
+    alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
+    for (;;) {
+        uint64_t po = ts->used[cls];
+        pool_header_t *pool = po ? POOL(h, po) : acquire_pool(h, ctx, cls);
+        if (!pool) return NULL;
+        po = shr__off(h, pool);
+        uint64_t bp = rd(&pool->freeblock);
+        if (!bp) {
+            /* Lazy carving: the next untouched block. */
+            uint32_t next = rd(&pool->nextoffset);
+            if (next <= pool->maxnextoffset) {
+                wr(&pool->nextoffset, next + pool->block_size);
+                bp = po + next;
+                wr(&pool->nused, rd(&pool->nused) + 1);
+                goto done;
+            }
+            uint64_t list = take_remote(pool);
+            if (list) {
+                splice_remote(h, pool, list);
+                bp = rd(&pool->freeblock);
+            } else {
+                give_up_full(h, ctx, pool, cls);
+                continue;
+            }
+        }
+        wr(&pool->freeblock, *(uint64_t *)(h->base + bp + 8));
+        wr(&pool->nused, rd(&pool->nused) + 1);
+    done:
+        wr(&ts->nmalloc[cls], rd(&ts->nmalloc[cls]) + 1);
+        return h->base + bp;
+    }
+}
+
+/* The owner freed the last block of a pool. */
+void shr__pool_free_local_slow(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool)
+{
+    unsigned cls = rd(&pool->szidx);
+    uint64_t po = shr__off(h, pool);
+    /* Keep it if it is the class's only pool: a malloc/free loop then never
+     * takes the arena lock. */
+    if (ts->used[cls] == po && pool->nextpool == 0) return;
+    if (shr__lock(h, SHR_LOCK_ARENA) != 0) return; /* stays ours, still usable */
+    used_unlink(h, ts, pool, cls);
+    arena_put_pool(h, pool);
+    shr__unlock(h, SHR_LOCK_ARENA);
+}
+
+void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off)
+{
+    uint64_t old = rd(&pool->remote);
+    do *(uint64_t *)(h->base + off + 8) = old & ~REMOTE_FLAGS;
+    while (!atomic_compare_exchange_weak_explicit(&pool->remote, &old,
+                                                  off | (old & REMOTE_FLAGS),
+                                                  memory_order_seq_cst, memory_order_relaxed));
+    if (!(old & REMOTE_UNOWNED)) return;
+    /* The pool was given up full: the first freer adopts it. */
+    shr_tctx_t *ctx = shr__tctx(h);
+    uint32_t zero = 0;
+    if (!ctx || !atomic_compare_exchange_strong(&pool->owner, &zero, my_owner_id(ctx))) return;
+    alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
+    unsigned cls = rd(&pool->szidx);
+    uint64_t list = take_remote(pool);
+    if (list) splice_remote(h, pool, list);
+    wr(&pool->state, POOL_USED);
+    used_push(h, ts, pool, cls);
+    if (rd(&pool->nused) == 0) shr__pool_free_local_slow(h, ts, pool);
+}
+
+void shr__pool_collect(shr_heap_t *h, shr_tctx_t *ctx)
+{
+    alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
+    for (unsigned cls = 0; cls < NB_CLASSES; cls++) {
+        for (uint64_t po = ts->used[cls], next; po; po = next) {
+            pool_header_t *pool = POOL(h, po);
+            next = pool->nextpool;
+            uint64_t list = take_remote(pool);
+            if (list) splice_remote(h, pool, list);
+            if (rd(&pool->nused) == 0 && shr__lock(h, SHR_LOCK_ARENA) == 0) {
+                used_unlink(h, ts, pool, cls);
+                arena_put_pool(h, pool);
+                shr__unlock(h, SHR_LOCK_ARENA);
+            }
+        }
+    }
+}
+
+/* ---- orphans ---------------------------------------------------------------- */
+
+/* Recompute nused from the lists (P1), for a pool whose owner died. A list
+ * that does not validate is dropped: its blocks leak, the pool stays sound. */
+static void recount(shr_heap_t *h, pool_header_t *pool)
+{
+    uint32_t next = rd(&pool->nextoffset);
+    if (rd(&pool->szidx) >= NB_CLASSES || pool->block_size == 0 || next < POOL_OVERHEAD ||
+        next > pool_size_of(pool)) {
+        /* Never initialised (died right after taking it): start afresh. */
+        pool_init(pool, 0);
+        return;
+    }
+    uint32_t carved = (next - POOL_OVERHEAD) / pool->block_size;
+    long nfree = shr__pool_list_len(h, pool, rd(&pool->freeblock));
+    if (nfree < 0) {
+        wr(&pool->freeblock, 0);
+        nfree = 0;
+    }
+    wr(&pool->nused, carved - (uint32_t)nfree);
+}
+
+/* Hand a pool whose owner is gone to whoever comes next. Arena lock held;
+ * the pool is marked OWNER_LOCKED so that no freer adopts it meanwhile. */
+static void orphan_pool(shr_heap_t *h, pool_header_t *pool, bool dead)
+{
+    alloc_global_t *g = AG(h);
+    wr(&pool->owner, OWNER_LOCKED);
+    if (dead) recount(h, pool);
+    for (;;) {
+        uint64_t list = take_remote(pool);
+        if (list) splice_remote(h, pool, list);
+        unsigned cls = rd(&pool->szidx);
+        if (rd(&pool->nused) == 0) {
+            arena_put_pool(h, pool);
+            return;
+        }
+        if (rd(&pool->freeblock) || rd(&pool->nextoffset) <= pool->maxnextoffset) {
+            wr(&pool->state, POOL_ORPHAN);
+            pool->prevpool = 0;
+            pool->nextpool = g->orphans[cls];
+            g->orphans[cls] = shr__off(h, pool);
+            wr(&pool->owner, 0);
+            return;
+        }
+        /* Full: give it up as its owner would have. */
+        uint64_t zero = 0;
+        if (!atomic_compare_exchange_strong(&pool->remote, &zero, REMOTE_UNOWNED)) continue;
+        wr(&pool->state, POOL_FULL);
+        atomic_store(&pool->owner, 0);
+        if ((atomic_load(&pool->remote) & ~REMOTE_FLAGS) == 0) return;
+        uint32_t z = 0;
+        if (!atomic_compare_exchange_strong(&pool->owner, &z, OWNER_LOCKED)) return;
+    }
+}
+
+/* Visit every carved pool of every arena. Arena lock held. fn may release
+ * the arena it is in: the walk re-checks the chunk's kind before each pool. */
+static void for_each_pool(shr_heap_t *h, void (*fn)(shr_heap_t *, pool_header_t *, void *),
+                          void *arg)
+{
+    alloc_global_t *g = AG(h);
+    chunk_t *t = CT(h);
+    uint64_t hwm = rd(&g->hwm);
+    for (uint64_t c = g->first_data; c < hwm; c++) {
+        uint32_t k = rd(&t[c].kind);
+        if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) continue;
+        uint64_t psize = (uint64_t)1 << g->ac[k == CHUNK_SMALL ? AC_SMALL : AC_MEDIUM].shift;
+        uint64_t end = t[c].pool_address;
+        if (end < chunk_off(c) || end > chunk_off(c + 1)) end = chunk_off(c + 1);
+        for (uint64_t po = chunk_off(c); po < end && rd(&t[c].kind) == k; po += psize)
+            fn(h, POOL(h, po), arg);
+    }
+}
+
+static void orphan_if_owned(shr_heap_t *h, pool_header_t *pool, void *arg)
+{
+    uint32_t id = (uint32_t)(uintptr_t)arg;
+    if (rd(&pool->owner) == id) orphan_pool(h, pool, true);
+}
+
+void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
+{
+    alloc_global_t *g = AG(h);
+    if (!g) return;
+    alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, slot);
+    if (shr__lock(h, SHR_LOCK_ARENA) != 0) return;
+    if (dead) {
+        /* Its lists may be half-spliced: find its pools by owner id. */
+        for_each_pool(h, orphan_if_owned, (void *)(uintptr_t)(slot + 1));
+    } else {
+        for (unsigned cls = 0; cls < NB_CLASSES; cls++)
+            for (uint64_t po = ts->used[cls], next; po; po = next) {
+                next = POOL(h, po)->nextpool;
+                orphan_pool(h, POOL(h, po), false);
+            }
+    }
+    shr__unlock(h, SHR_LOCK_ARENA);
+    uint64_t outstanding = 0;
+    for (unsigned cls = 0; cls < NB_CLASSES; cls++) {
+        uint64_t m = rd(&ts->nmalloc[cls]), f = rd(&ts->nfree[cls]);
+        atomic_fetch_add_explicit(&g->retired_nmalloc[cls], m, memory_order_relaxed);
+        atomic_fetch_add_explicit(&g->retired_nfree[cls], f, memory_order_relaxed);
+        if (m > f) outstanding += m - f;
+        ts->used[cls] = 0;
+        wr(&ts->nmalloc[cls], 0);
+        wr(&ts->nfree[cls], 0);
+    }
+    if (dead) {
+        atomic_fetch_add_explicit(&g->dead_outstanding, outstanding, memory_order_relaxed);
+        atomic_fetch_add_explicit(&g->dead_threads, 1, memory_order_relaxed);
+    }
+}
+
+/* ---- repair ------------------------------------------------------------------ */
+
+/* Repair visitor: link unowned pools into the list their state names, and
+ * settle pools a crash left in between (taken from an arena but not yet
+ * owned, half orphaned, half given up). Owned pools belong to live threads
+ * or are found by the dead thread's reclaim. */
+static void rebuild_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
+{
+    (void)arg;
+    alloc_global_t *g = AG(h);
+    chunk_t *a = &CT(h)[shr__off(h, pool) >> SHR_CHUNK_SHIFT];
+    uint32_t owner = rd(&pool->owner);
+    uint32_t state = rd(&pool->state);
+    uint64_t po = shr__off(h, pool);
+
+    if (owner != 0 && owner != OWNER_LOCKED) return;
+    if (owner == 0 && state == POOL_FULL && (rd(&pool->remote) & REMOTE_UNOWNED)) return;
+    if (state != 0 && state != POOL_EMPTY) {
+        recount(h, pool);
+        uint64_t list = take_remote(pool);
+        if (list) splice_remote(h, pool, list);
+    }
+    if (state == 0 || state == POOL_EMPTY || rd(&pool->nused) == 0) {
+        wr(&pool->state, POOL_EMPTY);
+        wr(&pool->owner, 0);
+        pool->nextpool = a->freepools;
+        a->freepools = po;
+        a->nfreepools++;
+        return;
+    }
+    unsigned cls = rd(&pool->szidx);
+    if (rd(&pool->freeblock) || rd(&pool->nextoffset) <= pool->maxnextoffset) {
+        wr(&pool->state, POOL_ORPHAN);
+        pool->prevpool = 0;
+        pool->nextpool = g->orphans[cls];
+        g->orphans[cls] = po;
+        wr(&pool->owner, 0);
+        return;
+    }
+    /* Full: nobody pushes onto it while owner is 0 and no flag is set, but a
+     * pusher may race this store; then the next free adopts it. */
+    wr(&pool->state, POOL_FULL);
+    atomic_fetch_or(&pool->remote, REMOTE_UNOWNED);
+    atomic_store(&pool->owner, 0);
+}
+
+/* Rebuild every list the arena lock guards from the truths: chunk kinds,
+ * pool headers, pool_address. Idempotent. */
+int shr__alloc_repair(shr_heap_t *h)
+{
+    alloc_global_t *g = AG(h);
+    chunk_t *t = CT(h);
+    if (!g) return 0;
+    shr__chunk_rebuild(h);
+    memset(g->orphans, 0, sizeof g->orphans);
+    uint64_t hwm = rd(&g->hwm);
+    for (int k = 0; k < NB_ARENA_CLASSES; k++) {
+        g->ac[k].usable = 0;
+        g->ac[k].narenas = 0;
+        memset(g->ac[k].nfp2lasta, 0, sizeof g->ac[k].nfp2lasta);
+    }
+    for (uint64_t c = g->first_data; c < hwm; c++) {
+        uint32_t k = rd(&t[c].kind);
+        if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) continue;
+        arena_class_t *ac = &g->ac[k == CHUNK_SMALL ? AC_SMALL : AC_MEDIUM];
+        uint64_t end = t[c].pool_address;
+        if (end < chunk_off(c) || end > chunk_off(c + 1) ||
+            (end - chunk_off(c)) % ((uint64_t)1 << ac->shift))
+            end = chunk_off(c + 1); /* cannot trust it: treat all as carved */
+        t[c].pool_address = end;
+        t[c].ntotalpools = ac->npools;
+        t[c].nfreepools = (uint32_t)((chunk_off(c + 1) - end) >> ac->shift);
+        t[c].freepools = 0;
+        t[c].next = t[c].prev = 0;
+        ac->narenas++;
+    }
+    for_each_pool(h, rebuild_pool, NULL);
+    /* usable_arenas: every arena with a free pool, sorted by nfreepools. */
+    for (int k = 0; k < NB_ARENA_CLASSES; k++) {
+        arena_class_t *ac = &g->ac[k];
+        uint32_t want = k == AC_SMALL ? CHUNK_SMALL : CHUNK_MEDIUM;
+        uint64_t tail = 0;
+        for (uint32_t nf = 1; nf <= ac->npools; nf++) {
+            for (uint64_t c = g->first_data; c < hwm; c++) {
+                if (rd(&t[c].kind) != want || t[c].nfreepools != nf) continue;
+                t[c].prev = tail;
+                t[c].next = 0;
+                if (tail) t[tail - 1].next = c + 1;
+                else ac->usable = c + 1;
+                tail = c + 1;
+                ac->nfp2lasta[nf] = c + 1;
+            }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,126 @@
+/* Roots
+ *
+ * A directory in the segment that maps names to offsets, so that processes
+ * find each other's data by name (Boost.Interprocess's named objects). A
+ * fixed table of ROOTS_MAX entries under the roots lock; a lookup scans it
+ * (roots are looked up when processes meet, not on hot paths).
+ *
+ * Invariants: every used entry's name is NUL-terminated, non-empty and
+ * unique; its offset lies inside the heap. Crash: an entry is written offset
+ * first and name last; the lock's repair clears entries whose name is not
+ * terminated.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+
+static int check_name(const char *name, size_t *lenp)
+{
+    if (!name || !*name) return -EINVAL;
+    size_t len = strnlen(name, SHR_ROOT_NAME_MAX + 1);
+    if (len > SHR_ROOT_NAME_MAX) return -ENAMETOOLONG;
+    *lenp = len;
+    return 0;
+}
+
+static root_entry_t *find(alloc_global_t *g, const char *name, size_t len)
+{
+    for (int i = 0; i < ROOTS_MAX; i++)
+        if (g->roots[i].name[0] && strncmp(g->roots[i].name, name, len + 1) == 0)
+            return &g->roots[i];
+    return NULL;
+}
+
+static int roots_repair(shr_heap_t *h)
+{
+    alloc_global_t *g = AG(h);
+    for (int i = 0; i < ROOTS_MAX; i++)
+        if (!memchr(g->roots[i].name, 0, sizeof g->roots[i].name)) g->roots[i].name[0] = 0;
+    return 0;
+}
+
+static int lock_roots(shr_heap_t *h)
+{
+    shr__lock_set_repair(SHR_LOCK_ROOTS, roots_repair);
+    return shr__lock(h, SHR_LOCK_ROOTS);
+}
+
+int shr_root_set(shr_heap_t *heap, const char *name, shr_off_t off)
+{
+    size_t len;
+    int rc = check_name(name, &len);
+    if (rc) return rc;
+    if (off == 0 || off >= heap->capacity) return -EINVAL;
+    alloc_global_t *g = AG(heap);
+    if ((rc = lock_roots(heap)) != 0) return rc;
+    root_entry_t *e = find(g, name, len);
+    if (!e) {
+        for (int i = 0; i < ROOTS_MAX && !e; i++)
+            if (!g->roots[i].name[0]) e = &g->roots[i];
+        if (!e) {
+            shr__unlock(heap, SHR_LOCK_ROOTS);
+            return -ENOSPC;
+        }
+        wr(&e->off, off);
+        memcpy(e->name + 1, name + 1, len); /* the first byte commits the entry */
+        e->name[0] = name[0];
+    } else {
+        wr(&e->off, off);
+    }
+    shr__unlock(heap, SHR_LOCK_ROOTS);
+    return 0;
+}
+
+int shr_root_get(shr_heap_t *heap, const char *name, shr_off_t *off)
+{
+    size_t len;
+    int rc = check_name(name, &len);
+    if (rc) return rc;
+    if ((rc = lock_roots(heap)) != 0) return rc;
+    root_entry_t *e = find(AG(heap), name, len);
+    uint64_t v = e ? rd(&e->off) : 0;
+    shr__unlock(heap, SHR_LOCK_ROOTS);
+    if (!e) return -ENOENT;
+    if (v == 0 || v >= heap->capacity) return SHR_ECORRUPT;
+    if (off) *off = v;
+    return 0;
+}
+
+int shr_root_delete(shr_heap_t *heap, const char *name)
+{
+    size_t len;
+    int rc = check_name(name, &len);
+    if (rc) return rc;
+    if ((rc = lock_roots(heap)) != 0) return rc;
+    root_entry_t *e = find(AG(heap), name, len);
+    if (e) e->name[0] = 0;
+    shr__unlock(heap, SHR_LOCK_ROOTS);
+    return e ? 0 : -ENOENT;
+}
+
+int shr_root_list(shr_heap_t *heap, shr_root_fn fn, void *arg)
+{
+    /* Copy under the lock, call back without it: fn may use the heap. */
+    struct { char name[SHR_ROOT_NAME_MAX + 1]; uint64_t off; } *copy;
+    int n = 0, rc;
+    if (!fn) return -EINVAL;
+    copy = malloc(sizeof *copy * ROOTS_MAX);
+    if (!copy) return -ENOMEM;
+    alloc_global_t *g = AG(heap);
+    if ((rc = lock_roots(heap)) != 0) {
+        free(copy);
+        return rc;
+    }
+    for (int i = 0; i < ROOTS_MAX; i++)
+        if (g->roots[i].name[0]) {
+            memcpy(copy[n].name, g->roots[i].name, sizeof copy[n].name);
+            copy[n].off = rd(&g->roots[i].off);
+            n++;
+        }
+    shr__unlock(heap, SHR_LOCK_ROOTS);
+    rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) rc = fn(copy[i].name, copy[i].off, arg);
+    free(copy);
+    return rc;
+}

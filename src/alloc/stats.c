@@ -1,0 +1,192 @@
+/* Statistics
+ *
+ * Counters per size class live in each thread slot (written by the owner
+ * only, read with relaxed loads) and are folded into the global counters
+ * when a slot is released, so that reading them stops nobody. Pool and arena
+ * figures come from a scan of the arenas under the arena lock (the fast paths
+ * never take it).
+ *
+ * The report has the shape of CPython's sys._debugmallocstats(); its byte
+ * lines sum exactly to arenas x ARENA_SIZE:
+ *   allocated blocks + available blocks + unused pools + pool headers
+ *   + quantization == arenas * ARENA_SIZE
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "alloc.h"
+
+typedef struct scan {
+    shr_alloc_stats_t *st;
+    uint64_t bytes_used, bytes_avail, bytes_unused, bytes_headers, bytes_quant;
+    uint64_t arenas, pools_small_unused, pools_medium_unused;
+} scan_t;
+
+static void scan_arenas(shr_heap_t *h, scan_t *s)
+{
+    alloc_global_t *g = AG(h);
+    chunk_t *t = CT(h);
+    uint64_t hwm = rd(&g->hwm);
+    for (uint64_t c = g->first_data; c < hwm; c++) {
+        uint32_t k = rd(&t[c].kind);
+        if (k == CHUNK_FREE) {
+            s->st->chunks_free += t[c].run;
+            continue;
+        }
+        if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) continue;
+        s->arenas++;
+        uint32_t shift = k == CHUNK_SMALL ? SMALL_POOL_SHIFT : MEDIUM_POOL_SHIFT;
+        uint64_t psize = (uint64_t)1 << shift, end = t[c].pool_address;
+        uint64_t untouched = (chunk_off(c + 1) - end) >> shift;
+        s->st->pools_untouched += untouched;
+        s->bytes_unused += untouched * psize;
+        for (uint64_t po = chunk_off(c); po < end; po += psize) {
+            pool_header_t *p = POOL(h, po);
+            uint32_t state = rd(&p->state), cls = rd(&p->szidx);
+            if (state == POOL_EMPTY || cls >= NB_CLASSES) {
+                s->st->pools_empty++;
+                s->bytes_unused += psize;
+                continue;
+            }
+            shr_class_stats_t *cs = &s->st->classes[cls];
+            uint64_t nused = rd(&p->nused);
+            if (nused > p->capacity) nused = p->capacity; /* a live owner mid-update */
+            cs->pools++;
+            cs->blocks_in_use += nused;
+            cs->blocks_free += p->capacity - nused;
+            if (state == POOL_ORPHAN) s->st->pools_orphaned++;
+            s->bytes_used += nused * p->block_size;
+            s->bytes_avail += (p->capacity - nused) * (uint64_t)p->block_size;
+            s->bytes_headers += POOL_OVERHEAD;
+            s->bytes_quant += psize - POOL_OVERHEAD - (uint64_t)p->capacity * p->block_size;
+        }
+    }
+}
+
+static int collect(shr_heap_t *h, shr_alloc_stats_t *st, scan_t *s)
+{
+    alloc_global_t *g = AG(h);
+    memset(st, 0, sizeof *st);
+    memset(s, 0, sizeof *s);
+    s->st = st;
+    for (unsigned c = 0; c < NB_CLASSES; c++) {
+        st->classes[c].block_size = shr__class_size[c];
+        st->classes[c].pool_size = 1u << (c < NB_SMALL ? SMALL_POOL_SHIFT : MEDIUM_POOL_SHIFT);
+        st->classes[c].nmalloc = rd(&g->retired_nmalloc[c]);
+        st->classes[c].nfree = rd(&g->retired_nfree[c]);
+    }
+    for (uint32_t slot = 0; slot < SHR_MAX_THREADS; slot++) {
+        if (rd(&h->hdr->threads[slot].state) != SHR_ENTRY_LIVE) continue;
+        alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, slot);
+        for (unsigned c = 0; c < NB_CLASSES; c++) {
+            st->classes[c].nmalloc += rd(&ts->nmalloc[c]);
+            st->classes[c].nfree += rd(&ts->nfree[c]);
+        }
+    }
+    int rc = shr__lock(h, SHR_LOCK_ARENA);
+    if (rc) return rc;
+    scan_arenas(h, s);
+    st->chunks_total = g->nchunks - g->first_data;
+    st->chunks_used = rd(&g->hwm) - g->first_data - st->chunks_free;
+    shr__unlock(h, SHR_LOCK_ARENA);
+    st->capacity = h->capacity;
+    st->committed = shr__seg_committed(h);
+    st->meta_size = h->hdr->meta_size;
+    st->arenas = s->arenas;
+    st->arenas_highwater = rd(&g->arenas_highwater);
+    st->arenas_allocated = rd(&g->arenas_allocated);
+    st->arenas_released = rd(&g->arenas_released);
+    st->large_blocks = rd(&g->large_blocks) + rd(&g->huge_blocks);
+    st->large_bytes = rd(&g->large_bytes) + rd(&g->huge_bytes);
+    st->dead_outstanding_blocks = rd(&g->dead_outstanding);
+    st->dead_threads = rd(&g->dead_threads);
+    if (shr__lock(h, SHR_LOCK_LARGE) == 0) {
+        for (uint64_t c = g->first_data; c < rd(&g->hwm); c++)
+            if (rd(&CT(h)[c].kind) == CHUNK_LARGE)
+                st->large_free_pages += ((large_header_t *)(h->base + chunk_off(c)))->free_pages;
+        shr__unlock(h, SHR_LOCK_LARGE);
+    }
+    return 0;
+}
+
+int shr_heap_stats(shr_heap_t *heap, shr_alloc_stats_t *out)
+{
+    scan_t s;
+    shr_alloc_stats_t st;
+    if (!heap || !out) return -EINVAL;
+    int rc = collect(heap, &st, &s);
+    if (rc == 0) *out = st;
+    return rc;
+}
+
+static void line(FILE *out, const char *label, uint64_t v)
+{
+    char num[32], grouped[48];
+    int n = snprintf(num, sizeof num, "%" PRIu64, v), j = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && (n - i) % 3 == 0) grouped[j++] = ',';
+        grouped[j++] = num[i];
+    }
+    grouped[j] = 0;
+    fprintf(out, "%-40s= %21s\n", label, grouped);
+}
+
+int shr_heap_stats_print(shr_heap_t *heap, FILE *out)
+{
+    scan_t s;
+    shr_alloc_stats_t *st = malloc(sizeof *st);
+    char label[64];
+    if (!heap || !out || !st) {
+        free(st);
+        return !st ? -ENOMEM : -EINVAL;
+    }
+    int rc = collect(heap, st, &s);
+    if (rc) {
+        free(st);
+        return rc;
+    }
+    fprintf(out, "Small block threshold = %d, in %d size classes.\n", SMALL_REQUEST_THRESHOLD, NB_SMALL);
+    fprintf(out, "Medium block threshold = %d, in %d size classes.\n\n", MEDIUM_REQUEST_THRESHOLD,
+            NB_MEDIUM);
+    fprintf(out, "class   size   num pools   blocks in use  avail blocks     nmalloc       nfree\n");
+    fprintf(out, "-----   ----   ---------   -------------  ------------  ----------  ----------\n");
+    for (unsigned c = 0; c < NB_CLASSES; c++) {
+        shr_class_stats_t *cs = &st->classes[c];
+        if (!cs->pools && !cs->nmalloc) continue;
+        fprintf(out, "%5u %6u %11" PRIu64 " %15" PRIu64 " %13" PRIu64 " %11" PRIu64 " %11" PRIu64 "\n",
+                c, cs->block_size, cs->pools, cs->blocks_in_use, cs->blocks_free, cs->nmalloc,
+                cs->nfree);
+    }
+    fputc('\n', out);
+    line(out, "# arenas allocated total", st->arenas_allocated);
+    line(out, "# arenas reclaimed", st->arenas_released);
+    line(out, "# arenas highwater mark", st->arenas_highwater);
+    line(out, "# arenas allocated current", s.arenas);
+    snprintf(label, sizeof label, "%" PRIu64 " arenas * %d bytes/arena", s.arenas, (int)ARENA_SIZE);
+    line(out, label, s.arenas * ARENA_SIZE);
+    fputc('\n', out);
+    line(out, "# bytes in allocated blocks", s.bytes_used);
+    line(out, "# bytes in available blocks", s.bytes_avail);
+    snprintf(label, sizeof label, "%" PRIu64 " unused pools (empty or never carved)",
+             st->pools_empty + st->pools_untouched);
+    line(out, label, s.bytes_unused);
+    line(out, "# bytes lost to pool headers", s.bytes_headers);
+    line(out, "# bytes lost to quantization", s.bytes_quant);
+    line(out, "# bytes lost to arena alignment", 0);
+    line(out, "Total", s.bytes_used + s.bytes_avail + s.bytes_unused + s.bytes_headers + s.bytes_quant);
+    fputc('\n', out);
+    line(out, "# orphaned pools", st->pools_orphaned);
+    line(out, "# large and huge blocks", st->large_blocks);
+    line(out, "# bytes in large and huge blocks", st->large_bytes);
+    line(out, "# free pages in large chunks", st->large_free_pages);
+    line(out, "# chunks used", st->chunks_used);
+    line(out, "# chunks free (coalesced runs)", st->chunks_free);
+    line(out, "# dead threads reclaimed", st->dead_threads);
+    line(out, "# blocks outstanding from the dead", st->dead_outstanding_blocks);
+    line(out, "# bytes of metadata", st->meta_size);
+    line(out, "# bytes committed", st->committed);
+    line(out, "# bytes reserved (capacity)", st->capacity);
+    free(st);
+    return 0;
+}

@@ -1,0 +1,510 @@
+/* The sharena command-line tool, run as a user would run it: the built
+ * binary (SHR_CLI_PATH) is exec'd with its stdout and stderr captured, and
+ * its exit status, its output and the objects in /dev/shm are checked. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* Names the harness does not hand out (temporary-object names), removed by
+ * the suite's fini as shr_test_cleanup() removes the others. */
+static char extra_names[8][64];
+static int nextra;
+
+static void fini(void)
+{
+    shr_test_cleanup();
+    for (int i = 0; i < nextra; i++) shm_unlink(extra_names[i]);
+}
+TestSuite(cli, .fini = fini, .timeout = 60);
+
+/* ---- running the tool ------------------------------------------------- */
+
+typedef struct cli_run {
+    int status;   /* exit status, or 128 + signal */
+    char *out;    /* stdout, NUL-terminated */
+    char *err;    /* stderr */
+} cli_run_t;
+
+static char *slurp(FILE *f)
+{
+    long len;
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    cr_assert_geq(len = ftell(f), 0);
+    rewind(f);
+    char *s = malloc((size_t)len + 1);
+    cr_assert_not_null(s);
+    cr_assert_eq(fread(s, 1, (size_t)len, f), (size_t)len);
+    s[len] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* Run the tool with the NULL-terminated arguments; see CLI(). */
+static cli_run_t run_cli(const char *arg0, ...)
+{
+    const char *argv[16];
+    int n = 0;
+    va_list ap;
+    argv[n++] = SHR_CLI_PATH;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a && n < 15; a = va_arg(ap, const char *)) argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+
+    FILE *out = tmpfile(), *err = tmpfile();
+    cr_assert(out && err);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(fileno(out), 1);
+        dup2(fileno(err), 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    cli_run_t r = {.status = shr_test_wait(pid)};
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+}
+#define CLI(...) run_cli(__VA_ARGS__, (const char *)NULL)
+
+static void cli_free(cli_run_t *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* The line of ls output (a copy in buf) that lists name, or NULL. When next
+ * is not NULL it receives the line after it ("" at the end). */
+static char *ls_line(const char *out, const char *name, char *buf, size_t size, char *next,
+                     size_t next_size)
+{
+    size_t len = strlen(name);
+    for (const char *p = out; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p)) {
+        if (strncmp(p, name, len) != 0 || p[len] != ' ') continue;
+        const char *end = strchr(p, '\n');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        snprintf(buf, size, "%.*s", (int)n, p);
+        if (next) {
+            const char *q = end ? end + 1 : p + n;
+            const char *qe = strchr(q, '\n');
+            snprintf(next, next_size, "%.*s", (int)(qe ? (size_t)(qe - q) : strlen(q)), q);
+        }
+        return buf;
+    }
+    return NULL;
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static bool shm_exists(const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof path, "/dev/shm/%s", name);
+    return access(path, F_OK) == 0;
+}
+
+static void make_object(const char *name, off_t size)
+{
+    unsigned char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (unsigned char)(i * 131 + 7);
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0, "shm_open %s: %s", name, strerror(errno));
+    cr_assert_eq(ftruncate(fd, size), 0);
+    cr_assert_eq(pwrite(fd, junk, sizeof junk, 0), (ssize_t)sizeof junk);
+    close(fd);
+}
+
+static const char *extra_name(const char *fmt, int pid)
+{
+    cr_assert_lt(nextra, 8);
+    char *s = extra_names[nextra++];
+    snprintf(s, sizeof extra_names[0], fmt, pid, (unsigned)getpid());
+    return s;
+}
+
+static int exit_at_once(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* Attach and exit without detaching: the entry stays, dead. */
+static int attach_and_die(void *arg)
+{
+    shr_heap_t *h;
+    return shr_heap_attach(arg, &h) == 0 ? 0 : 1;
+}
+
+/* ---- help and usage ---------------------------------------------------- */
+
+static const char *commands[] = {"create", "ls", "info", "rm", "help"};
+
+Test(cli, main_help_and_version)
+{
+    cli_run_t r = CLI("--help");
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "usage: sharena COMMAND"), "%s", r.out);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "\n  %s ", commands[i]);
+        cr_assert(strstr(r.out, line), "--help lists %s:\n%s", commands[i], r.out);
+    }
+    cr_assert_str_empty(r.err);
+    cli_free(&r);
+
+    char want[64];
+    snprintf(want, sizeof want, "sharena %d.%d.%d\n", SHR_VERSION_MAJOR, SHR_VERSION_MINOR,
+             SHR_VERSION_PATCH);
+    r = CLI("--version");
+    cr_assert_eq(r.status, 0);
+    cr_assert_str_eq(r.out, want);
+    cli_free(&r);
+}
+
+Test(cli, every_command_has_help)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        const char *c = commands[i];
+        char usage[64];
+        snprintf(usage, sizeof usage, "usage: sharena %s", c);
+        cli_run_t runs[3] = {CLI(c, "--help"), CLI(c, "-h"), CLI("help", c)};
+        for (int k = 0; k < 3; k++) {
+            cr_assert_eq(runs[k].status, 0, "%s help, form %d", c, k);
+            cr_assert(strstr(runs[k].out, usage) == runs[k].out, "%s:\n%s", c, runs[k].out);
+            cr_assert(strstr(runs[k].out, "--help"), "options listed for %s", c);
+            cr_assert_str_empty(runs[k].err);
+        }
+        cr_assert_str_eq(runs[0].out, runs[2].out, "'%s --help' is 'help %s'", c, c);
+        for (int k = 0; k < 3; k++) cli_free(&runs[k]);
+    }
+    /* --help wins over a missing operand and over other options. */
+    cli_run_t r = CLI("create", "--capacity", "1G", "--help");
+    cr_assert_eq(r.status, 0);
+    cli_free(&r);
+}
+
+/* Exit 2, a message naming the problem and a usage line on stderr, nothing
+ * on stdout. */
+static void expect_usage_error(cli_run_t r, const char *what)
+{
+    cr_assert_eq(r.status, 2, "exit status for %s (stderr: %s)", what, r.err);
+    cr_assert(strstr(r.err, what), "stderr names %s:\n%s", what, r.err);
+    cr_assert(strstr(r.err, "usage: sharena"), "short usage on stderr:\n%s", r.err);
+    cr_assert_str_empty(r.out);
+    cli_free(&r);
+}
+
+Test(cli, usage_errors_exit_2)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s", shr_test_name());
+    expect_usage_error(CLI(NULL), "missing command");
+    expect_usage_error(CLI("frobnicate"), "unknown command 'frobnicate'");
+    expect_usage_error(CLI("--frobnicate"), "unknown option '--frobnicate'");
+    expect_usage_error(CLI("info"), "missing NAME");
+    expect_usage_error(CLI("rm"), "missing NAME");
+    expect_usage_error(CLI("create"), "missing NAME");
+    expect_usage_error(CLI("info", name, "extra"), "unexpected argument 'extra'");
+    expect_usage_error(CLI("ls", "--bogus"), "unknown option '--bogus'");
+    expect_usage_error(CLI("rm", "-x", name), "unknown option '-x'");
+    expect_usage_error(CLI("help", "frobnicate"), "unknown command 'frobnicate'");
+    expect_usage_error(CLI("create", name, "--capacity"), "needs an argument");
+    expect_usage_error(CLI("create", name, "--guards=yes"), "takes no argument");
+    const char *bad_sizes[] = {"12Q", "abc", "", "-5", "1.5G", "1 G", "1GB", "0", "2T",
+                               "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad_sizes / sizeof bad_sizes[0]; i++)
+        expect_usage_error(CLI("create", name, "--capacity", bad_sizes[i]), bad_sizes[i]);
+    const char *bad_modes[] = {"999", "0", "1000", "rw", "-1"};
+    for (size_t i = 0; i < sizeof bad_modes / sizeof bad_modes[0]; i++)
+        expect_usage_error(CLI("create", name, "--mode", bad_modes[i]), "invalid mode");
+    expect_usage_error(CLI("create", name, "--unlink-on-last-close"), "--unlink-on-last-close");
+    cr_assert_not(shm_exists(name), "no usage error creates anything");
+}
+
+/* ---- create, ls, info, rm ---------------------------------------------- */
+
+Test(cli, create_then_ls_shows_no_process)
+{
+    char name[64], line[512], next[512];
+    snprintf(name, sizeof name, "%s", shr_test_name());
+    cli_run_t r = CLI("create", name, "--capacity", "64M");
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_assert_str_empty(r.err);
+    cli_free(&r);
+    cr_assert(shm_exists(name), "create leaves the heap in /dev/shm");
+
+    r = CLI("ls");
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_assert(strncmp(r.out, "NAME ", 5) == 0, "a header line:\n%s", r.out);
+    cr_assert_not_null(ls_line(r.out, name, line, sizeof line, next, sizeof next),
+                       "ls lists %s:\n%s", name, r.out);
+    char n[256], cap[32], used[32], procs[32], state[32];
+    cr_assert_eq(sscanf(line, "%255s %31s %31s %31s %31s", n, cap, used, procs, state), 5,
+                 "%s", line);
+    cr_assert_str_eq(cap, "64.0M");
+    cr_assert_str_eq(procs, "0/0", "the create command detached cleanly: %s", line);
+    cr_assert_str_eq(state, "ok");
+    cr_assert_null(strstr(next, "  pid "), "no process line under %s: %s", name, next);
+    cli_free(&r);
+
+    r = CLI("info", name);
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "capacity        67108864 (64.0M)\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "processes       0 alive, 0 entries\n"), "%s", r.out);
+    cli_free(&r);
+
+    r = CLI("rm", name);
+    cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+    cr_assert_str_empty(r.err, "no warning: nobody is attached");
+    cli_free(&r);
+    cr_assert_not(shm_exists(name));
+}
+
+Test(cli, create_capacity_forms_and_mode)
+{
+    const char *sizes[] = {"134217728", "128M", "131072K", "128MiB", "128m", "128Mi"};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char name[64];
+        shr_heap_info_t info;
+        snprintf(name, sizeof name, "%s", shr_test_name());
+        cli_run_t r = CLI("create", "--capacity", sizes[i], name);
+        cr_assert_eq(r.status, 0, "%s: %s", sizes[i], r.err);
+        cli_free(&r);
+        cr_assert_eq(shr_heap_inspect(name, &info, NULL, 0, NULL), 0);
+        cr_assert_eq(info.capacity, (uint64_t)128 << 20, "--capacity %s", sizes[i]);
+        cr_assert_eq(shr_heap_unlink(name), 0);
+    }
+
+    char name[64], path[600];
+    struct stat st;
+    snprintf(name, sizeof name, "%s", shr_test_name());
+    cli_run_t r = CLI("create", name, "--mode", "0640");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cli_free(&r);
+    snprintf(path, sizeof path, "/dev/shm/%s", name);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0640, "mode %o", st.st_mode & 0777);
+    cr_assert_eq((uint64_t)st.st_size, (uint64_t)SHR_DEFAULT_CAPACITY, "default capacity");
+
+    r = CLI("create", name, "-m", "600");
+    cr_assert_eq(r.status, 1, "the name is taken");
+    char want[128];
+    snprintf(want, sizeof want, "sharena: create: %s: %s\n", name, strerror(EEXIST));
+    cr_assert_str_eq(r.err, want);
+    cli_free(&r);
+
+    r = CLI("create", "bad/name");
+    cr_assert_eq(r.status, 1);
+    cr_assert_str_eq(r.err, "sharena: create: bad/name: invalid name\n");
+    cli_free(&r);
+}
+
+Test(cli, heap_of_this_process_is_listed_alive)
+{
+    char name[64], line[512], next[512], pidline[64];
+    shr_heap_options_t o;
+    shr_heap_t *h;
+    snprintf(name, sizeof name, "%s", shr_test_name());
+    shr_heap_options_init(&o);
+    o.capacity = (size_t)256 << 20;
+    o.flags = SHR_HEAP_UNLINK_ON_LAST_CLOSE;
+    cr_assert_eq(shr_heap_create(name, &o, &h), 0);
+    snprintf(pidline, sizeof pidline, "  pid %-8d alive", (int)getpid());
+
+    cli_run_t r = CLI("ls");
+    cr_assert_eq(r.status, 0);
+    cr_assert_not_null(ls_line(r.out, name, line, sizeof line, next, sizeof next), "%s", r.out);
+    cr_assert(strstr(line, " 1/1 "), "one process, alive: %s", line);
+    cr_assert(strstr(line, "256.0M"), "%s", line);
+    cr_assert(strncmp(next, pidline, strlen(pidline)) == 0, "'%s' under the heap, got '%s'",
+              pidline, next);
+    cr_assert(strstr(next, "attached 2"), "attach time: %s", next);
+    cli_free(&r);
+
+    char pid[32];
+    snprintf(pid, sizeof pid, "  %d  alive", (int)getpid());
+    r = CLI("info", name);
+    cr_assert_eq(r.status, 0);
+    const char *want[] = {"name            ", "layout version  ",
+                          "flags           0x1 (unlink-on-last-close)\n",
+                          "capacity        268435456 (256.0M)\n", "committed       ",
+                          "metadata        ", "created         2",
+                          "processes       1 alive, 1 entries\n", "threads         ",
+                          "GENERATION", "START_TIME", pid};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(r.out, want[i]), "info shows '%s':\n%s", want[i], r.out);
+    cli_free(&r);
+
+    cr_assert_eq(shr_heap_close(h), 0);
+    cr_assert_not(shm_exists(name), "nothing left behind");
+}
+
+Test(cli, dead_process_is_listed_dead)
+{
+    char name[64], line[512], next[512], pidline[64];
+    snprintf(name, sizeof name, "%s", shr_test_name());
+    cli_run_t r = CLI("create", name);
+    cr_assert_eq(r.status, 0);
+    cli_free(&r);
+    pid_t pid = shr_test_fork(attach_and_die, name);
+    cr_assert_eq(shr_test_wait(pid), 0);
+
+    r = CLI("ls");
+    cr_assert_not_null(ls_line(r.out, name, line, sizeof line, next, sizeof next), "%s", r.out);
+    cr_assert(strstr(line, " 0/1 "), "one entry, dead: %s", line);
+    snprintf(pidline, sizeof pidline, "  pid %-8d dead ", (int)pid);
+    cr_assert(strncmp(next, pidline, strlen(pidline)) == 0, "'%s', got '%s'", pidline, next);
+    cli_free(&r);
+
+    r = CLI("info", name);
+    cr_assert(strstr(r.out, "processes       0 alive, 1 entries\n"), "%s", r.out);
+    cli_free(&r);
+}
+
+Test(cli, info_of_missing_heap)
+{
+    char name[64], want[128];
+    snprintf(name, sizeof name, "%s", shr_test_name());
+    cli_run_t r = CLI("info", name);
+    cr_assert_eq(r.status, 1);
+    snprintf(want, sizeof want, "sharena: info: %s: No such file or directory\n", name);
+    cr_assert_str_eq(r.err, want);
+    cr_assert_str_empty(r.out);
+    cli_free(&r);
+
+    r = CLI("rm", name);
+    cr_assert_eq(r.status, 1);
+    snprintf(want, sizeof want, "sharena: rm: %s: No such file or directory\n", name);
+    cr_assert_str_eq(r.err, want);
+    cli_free(&r);
+}
+
+Test(cli, rm_refuses_other_objects_without_force)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s", shr_test_name());
+    make_object(name, 8192);
+    cli_run_t r = CLI("rm", name);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, shr_strerror(SHR_ENOTSHR)), "%s", r.err);
+    cr_assert(strstr(r.err, "--force"), "says how to insist: %s", r.err);
+    cli_free(&r);
+    cr_assert(shm_exists(name), "refused");
+
+    r = CLI("rm", "--force", name);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cli_free(&r);
+    cr_assert_not(shm_exists(name));
+}
+
+Test(cli, rm_of_attached_heap_warns)
+{
+    char name[64];
+    shr_heap_t *h;
+    snprintf(name, sizeof name, "%s", shr_test_name());
+    cr_assert_eq(shr_heap_create(name, NULL, &h), 0);
+    cli_run_t r = CLI("rm", name);
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.err, "warning: 1 process still attached"), "%s", r.err);
+    cli_free(&r);
+    cr_assert_not(shm_exists(name));
+    cr_assert_not_null(shr_ptr(h, 4096), "the attached process keeps its heap");
+    cr_assert_eq(shr_heap_close(h), 0);
+}
+
+/* ---- objects ls must tell apart ----------------------------------------- */
+
+Test(cli, ls_skips_garbage_and_lists_damaged_heaps)
+{
+    char garbage[64], trunc[64], version[64], line[512];
+    shr_heap_t *h;
+    snprintf(garbage, sizeof garbage, "%s", shr_test_name());
+    snprintf(trunc, sizeof trunc, "%s", shr_test_name());
+    snprintf(version, sizeof version, "%s", shr_test_name());
+    make_object(garbage, 8192);
+    cr_assert_eq(shr_heap_create(trunc, NULL, &h), 0);
+    cr_assert_eq(shr_heap_close(h), 0);
+    int fd = shm_open(trunc, O_RDWR, 0);
+    cr_assert_eq(ftruncate(fd, SHR_DEFAULT_CAPACITY / 2), 0);
+    close(fd);
+    cr_assert_eq(shr_heap_create(version, NULL, &h), 0);
+    cr_assert_eq(shr_heap_close(h), 0);
+    uint32_t v = 999; /* layout_version: bytes 8..11 (docs/design/shm.md) */
+    fd = shm_open(version, O_RDWR, 0);
+    cr_assert_eq(pwrite(fd, &v, sizeof v, 8), (ssize_t)sizeof v);
+    close(fd);
+
+    cli_run_t r = CLI("ls");
+    cr_assert_eq(r.status, 0);
+    cr_assert_null(ls_line(r.out, garbage, line, sizeof line, NULL, 0), "garbage: %s", line);
+    cr_assert_not_null(ls_line(r.out, trunc, line, sizeof line, NULL, 0), "%s", r.out);
+    cr_assert(strstr(line, "error: sharena segment is truncated"), "%s", line);
+    cr_assert(strstr(line, "512.0M"), "the object's size: %s", line);
+    cr_assert_not_null(ls_line(r.out, version, line, sizeof line, NULL, 0), "%s", r.out);
+    cr_assert(strstr(line, shr_strerror(SHR_EVERSION)), "%s", line);
+    cli_free(&r);
+
+    /* info reports the same errors; rm takes damaged heaps without --force. */
+    r = CLI("info", trunc);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "sharena segment is truncated"), "%s", r.err);
+    cli_free(&r);
+    r = CLI("info", garbage);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, shr_strerror(SHR_ENOTSHR)), "%s", r.err);
+    cli_free(&r);
+    r = CLI("rm", trunc);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cli_free(&r);
+    cr_assert_not(shm_exists(trunc));
+}
+
+Test(cli, leftover_temporary_objects)
+{
+    char line[512];
+    pid_t dead = shr_test_fork(exit_at_once, NULL);
+    cr_assert_eq(shr_test_wait(dead), 0);
+    const char *orphan = extra_name(".shr_tmp_%d_cli%08x", (int)dead);
+    const char *busy = extra_name(".shr_tmp_%d_clib%07x", (int)getpid());
+    make_object(orphan, (off_t)4 << 20);
+    make_object(busy, (off_t)4 << 20);
+
+    cli_run_t r = CLI("ls");
+    cr_assert_eq(r.status, 0);
+    cr_assert_not_null(ls_line(r.out, orphan, line, sizeof line, NULL, 0), "%s", r.out);
+    cr_assert(strstr(line, "incomplete"), "%s", line);
+    cr_assert(strstr(line, "dead"), "%s", line);
+    cr_assert(strstr(line, "4.0M"), "%s", line);
+    cr_assert_not_null(ls_line(r.out, busy, line, sizeof line, NULL, 0), "%s", r.out);
+    cr_assert(strstr(line, "incomplete"), "%s", line);
+    cr_assert(strstr(line, "running"), "%s", line);
+    cli_free(&r);
+
+    r = CLI("rm", orphan);
+    cr_assert_eq(r.status, 0, "a dead creator's object goes without --force: %s", r.err);
+    cli_free(&r);
+    cr_assert_not(shm_exists(orphan));
+
+    r = CLI("rm", busy);
+    cr_assert_eq(r.status, 1, "its creator may still publish it");
+    cr_assert(strstr(r.err, "--force"), "%s", r.err);
+    cli_free(&r);
+    cr_assert(shm_exists(busy));
+    r = CLI("rm", "-f", busy);
+    cr_assert_eq(r.status, 0);
+    cli_free(&r);
+    cr_assert_not(shm_exists(busy));
+}
