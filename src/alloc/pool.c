@@ -399,9 +399,35 @@ void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off)
     if (rd(&pool->nused) == 0) shr__pool_free_local_slow(h, ts, pool);
 }
 
+/* Settle the remote frees pending on orphan pools, and give back those that
+ * became empty. Arena lock held (orphans are adopted only under it, so their
+ * stacks are ours to take). */
+static void collect_orphans(shr_heap_t *h)
+{
+    alloc_global_t *g = AG(h);
+    for (unsigned cls = 0; cls < NB_CLASSES; cls++) {
+        uint64_t *link = &g->orphans[cls];
+        while (*link) {
+            pool_header_t *pool = POOL(h, *link);
+            uint64_t list = take_remote(pool);
+            if (list) splice_remote(h, pool, list);
+            if (rd(&pool->nused) == 0) {
+                *link = pool->nextpool;
+                arena_put_pool(h, pool);
+            } else {
+                link = &pool->nextpool;
+            }
+        }
+    }
+}
+
 void shr__pool_collect(shr_heap_t *h, shr_tctx_t *ctx)
 {
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
+    if (shr__lock(h, SHR_LOCK_ARENA) == 0) {
+        collect_orphans(h);
+        shr__unlock(h, SHR_LOCK_ARENA);
+    }
     for (unsigned cls = 0; cls < NB_CLASSES; cls++) {
         for (uint64_t po = ts->used[cls], next; po; po = next) {
             pool_header_t *pool = POOL(h, po);

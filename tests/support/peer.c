@@ -11,6 +11,14 @@
  *   peer lock NAME LOCKID          attach, take a lock of the table, print "locked",
  *                                  then sleep until killed
  *
+ *   peer consume NAME ROOT         the root names an array: [count, off...]; check
+ *                                  each block's pattern (byte i == (off + i) & 0xff
+ *                                  after the first 16), free it; exit 0 if all matched
+ *   peer storm NAME SEED MS        random alloc/free storm with content checks on
+ *                                  blocks of 1..2048 bytes for MS ms (0: until
+ *                                  killed); frees all it holds and exits 0, or 3 on
+ *                                  a content mismatch
+ *
  * Every command prints "ready" on stdout once attached, for tests that wait
  * on it before killing the peer.
  */
@@ -28,6 +36,66 @@ static int fail(const char *what, int rc)
 {
     fprintf(stderr, "peer: %s: %s\n", what, shr_strerror(rc));
     return 2;
+}
+
+static void fill(uint8_t *p, size_t n, uint64_t tag)
+{
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(tag + i);
+}
+
+static int verify(const uint8_t *p, size_t n, uint64_t tag)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (uint8_t)(tag + i)) return 0;
+    return 1;
+}
+
+static int consume(shr_heap_t *h, const char *root)
+{
+    shr_off_t off;
+    if (shr_root_get(h, root, &off) != 0) return 2;
+    uint64_t *arr = shr_ptr(h, off);
+    int bad = 0;
+    for (uint64_t i = 0; i < arr[0]; i++) {
+        uint8_t *b = shr_ptr(h, arr[1 + i]);
+        size_t n = shr_usable_size(h, b);
+        if (!b || n < 16 || !verify(b + 16, n - 16, arr[1 + i])) bad++;
+        shr_free(h, b);
+    }
+    return bad ? 1 : 0;
+}
+
+/* A storm: keep up to 512 live blocks, each filled with a pattern derived
+ * from its size and a serial; check it before freeing. */
+static int storm(shr_heap_t *h, unsigned seed, unsigned ms)
+{
+    enum { LIVE = 512 };
+    static uint8_t *blk[LIVE];
+    static size_t len[LIVE];
+    static uint64_t tag[LIVE];
+    uint64_t serial = seed, deadline = ms ? shr__now_ns(CLOCK_MONOTONIC) + (uint64_t)ms * 1000000u : 0;
+    for (uint64_t it = 0;; it++) {
+        if (deadline && (it & 1023) == 0 && shr__now_ns(CLOCK_MONOTONIC) > deadline) break;
+        unsigned i = (unsigned)(rand_r(&seed) % LIVE);
+        if (blk[i]) {
+            if (!verify(blk[i], len[i], tag[i])) return 3;
+            shr_free(h, blk[i]);
+            blk[i] = NULL;
+        } else {
+            size_t n = 1 + (size_t)(rand_r(&seed) % ((rand_r(&seed) % 8) ? 256 : 2048));
+            blk[i] = shr_malloc(h, n);
+            if (!blk[i]) return 4;
+            len[i] = n;
+            tag[i] = serial++;
+            fill(blk[i], n, tag[i]);
+        }
+    }
+    for (unsigned i = 0; i < LIVE; i++)
+        if (blk[i]) {
+            if (!verify(blk[i], len[i], tag[i])) return 3;
+            shr_free(h, blk[i]);
+        }
+    return 0;
 }
 
 static void *touch(void *arg)
@@ -72,6 +140,10 @@ int main(int argc, char **argv)
             for (;;) pause();
         usleep(ms * 1000u);
         _exit(0); /* no close: the heap must notice */
+    } else if (strcmp(cmd, "consume") == 0 && argc == 4) {
+        rc = consume(h, argv[3]);
+    } else if (strcmp(cmd, "storm") == 0 && argc == 5) {
+        rc = storm(h, (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
     } else if (strcmp(cmd, "lock") == 0 && argc == 4) {
         if ((rc = shr__lock(h, (shr_lock_id_t)atoi(argv[3]))) != 0) return fail("lock", rc);
         printf("locked\n");

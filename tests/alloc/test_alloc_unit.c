@@ -1,0 +1,321 @@
+/* The allocator, white box: size classes, carving, pool transitions, arena
+ * ordering and release, the chunk table, orphans, repair, fault injection. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "harness.h"
+
+static void fini(void) { shr_test_cleanup(); }
+TestSuite(alloc_unit, .fini = fini, .timeout = 120);
+
+static shr_heap_t *make_heap(void)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    return h;
+}
+
+static void done(shr_heap_t *h)
+{
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+static pool_header_t *pool_of_ptr(shr_heap_t *h, void *p)
+{
+    uint64_t off = shr_off(h, p);
+    uint32_t k = CT(h)[off >> SHR_CHUNK_SHIFT].kind;
+    uint64_t mask = (k == CHUNK_SMALL ? 1u << SMALL_POOL_SHIFT : 1u << MEDIUM_POOL_SHIFT) - 1;
+    return POOL(h, off & ~mask);
+}
+
+Test(alloc_unit, size_class_mapping)
+{
+    cr_assert_eq(size_to_class(1), 0);
+    cr_assert_eq(size_to_class(16), 0);
+    cr_assert_eq(size_to_class(17), 1);
+    cr_assert_eq(size_to_class(512), 31);
+    cr_assert_eq(size_to_class(513), 32);
+    cr_assert_eq(shr__class_size[32], 640);
+    cr_assert_eq(size_to_class(16384), NB_CLASSES - 1);
+    for (size_t n = 1; n <= MEDIUM_REQUEST_THRESHOLD; n++) {
+        unsigned c = size_to_class(n);
+        cr_assert_lt(c, NB_CLASSES);
+        cr_assert_geq(shr__class_size[c], n, "class %u too small for %zu", c, n);
+        if (c > 0) cr_assert_lt(shr__class_size[c - 1], n, "%zu not in its smallest class", n);
+        if (n > SMALL_REQUEST_THRESHOLD) cr_assert_leq(shr__class_size[c] - n, n / 4, "waste over 25%% at %zu", n);
+        else cr_assert_lt(shr__class_size[c] - n, ALIGNMENT);
+        cr_assert_eq(shr__class_size[c] % ALIGNMENT, 0);
+    }
+}
+
+Test(alloc_unit, lazy_carving_and_free_list_link_at_bytes_8_to_15)
+{
+    shr_heap_t *h = make_heap();
+    uint64_t *a = shr_malloc(h, 16);
+    pool_header_t *pool = pool_of_ptr(h, a);
+    cr_assert_eq(pool->nextoffset, POOL_OVERHEAD + 16, "only the first block is carved");
+    cr_assert_eq(pool->nused, 1);
+    cr_assert_eq(pool->state, POOL_USED);
+    cr_assert_eq(pool->owner, shr__tctx(h)->slot + 1);
+    uint64_t *b = shr_malloc(h, 16);
+    cr_assert_eq((uint8_t *)b - (uint8_t *)a, 16);
+    a[0] = 0; /* an object's refcount, dropped to zero before the free */
+    shr_free(h, a);
+    cr_assert_eq(a[0], 0, "the allocator never writes bytes 0..7 of a free block");
+    cr_assert_eq(pool->freeblock, shr_off(h, a));
+    cr_assert_eq(pool->nused, 1);
+    cr_assert_eq(shr_malloc(h, 16), a, "the last freed block comes back first");
+    shr_free(h, a);
+    shr_free(h, b);
+    done(h);
+}
+
+Test(alloc_unit, full_pool_is_given_up_and_adopted_by_a_freer)
+{
+    shr_heap_t *h = make_heap();
+    uint32_t cap = (4096 - POOL_OVERHEAD) / 16;
+    void *p[1024];
+    for (uint32_t i = 0; i < cap; i++) p[i] = shr_malloc(h, 16);
+    pool_header_t *pool = pool_of_ptr(h, p[0]);
+    cr_assert_eq(pool_of_ptr(h, p[cap - 1]), pool);
+    cr_assert_eq(pool->nused, cap);
+    /* The next allocation finds the pool full and gives it up. */
+    void *extra = shr_malloc(h, 16);
+    cr_assert_neq(pool_of_ptr(h, extra), pool);
+    cr_assert_eq(pool->state, POOL_FULL);
+    cr_assert_eq(pool->owner, 0);
+    cr_assert(pool->remote & REMOTE_UNOWNED);
+    cr_assert_eq(shr_heap_check(h), 0);
+    /* A free into it adopts it. */
+    shr_free(h, p[5]);
+    cr_assert_eq(pool->owner, shr__tctx(h)->slot + 1);
+    cr_assert_eq(pool->state, POOL_USED);
+    cr_assert_eq(pool->nused, cap - 1);
+    cr_assert_eq(pool->remote, 0);
+    for (uint32_t i = 0; i < cap; i++)
+        if (i != 5) shr_free(h, p[i]);
+    shr_free(h, extra);
+    done(h);
+}
+
+Test(alloc_unit, empty_pools_go_back_to_the_arena_but_one_is_kept)
+{
+    shr_heap_t *h = make_heap();
+    uint32_t cap = (4096 - POOL_OVERHEAD) / 32;
+    void *p[600];
+    for (uint32_t i = 0; i < 3 * cap; i++) p[i] = shr_malloc(h, 32);
+    pool_header_t *first = pool_of_ptr(h, p[0]);
+    pool_header_t *last = pool_of_ptr(h, p[3 * cap - 1]);
+    for (uint32_t i = 0; i < cap; i++) shr_free(h, p[i]);
+    cr_assert_eq(first->state, POOL_EMPTY, "an empty pool with siblings goes back");
+    cr_assert_eq(first->owner, 0);
+    for (uint32_t i = cap; i < 3 * cap; i++) shr_free(h, p[i]);
+    cr_assert_eq(last->state, POOL_USED, "the class's only pool is kept for the next malloc");
+    cr_assert_eq(last->nused, 0);
+    cr_assert_eq(shr_heap_check(h), 0);
+    cr_assert_eq(shr_heap_collect(h), 0);
+    cr_assert_eq(last->state, POOL_EMPTY, "collect gives the kept pool back");
+    done(h);
+}
+
+Test(alloc_unit, arenas_sorted_released_and_one_kept)
+{
+    shr_heap_t *h = make_heap();
+    alloc_global_t *g = AG(h);
+    /* 64-byte blocks: 63 per pool, 64 pools per arena. Fill 3 arenas. */
+    enum { PER_POOL = (4096 - POOL_OVERHEAD) / 64, N = PER_POOL * 64 * 3 };
+    static void *p[N];
+    for (int i = 0; i < N; i++) cr_assert_not_null(p[i] = shr_malloc(h, 64));
+    cr_assert_geq(g->ac[AC_SMALL].narenas, 3);
+    /* Free different amounts from each arena so their nfreepools differ;
+     * check verifies the order and nfp2lasta after each step. */
+    for (int a = 0; a < 3; a++)
+        for (int i = 0; i < PER_POOL * (10 + 20 * a); i++) {
+            shr_free(h, p[a * PER_POOL * 64 + i]);
+            p[a * PER_POOL * 64 + i] = NULL;
+            if (i % PER_POOL == 0) cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+        }
+    uint64_t prev_nf = 0, count = 0;
+    for (uint64_t a = g->ac[AC_SMALL].usable; a; a = CT(h)[a - 1].next) {
+        cr_assert_geq(CT(h)[a - 1].nfreepools, prev_nf, "usable_arenas sorted by free pools");
+        prev_nf = CT(h)[a - 1].nfreepools;
+        count++;
+    }
+    cr_assert_geq(count, 3);
+    shr_alloc_stats_t st;
+    cr_assert_eq(shr_heap_stats(h, &st), 0);
+    uint64_t released_before = st.arenas_released;
+    for (int i = 0; i < N; i++) shr_free(h, p[i]);
+    shr_heap_collect(h);
+    cr_assert_eq(shr_heap_stats(h, &st), 0);
+    cr_assert_geq(st.arenas_released - released_before, 2, "empty arenas are released");
+    cr_assert_eq(g->ac[AC_SMALL].narenas, 1, "one empty arena is kept");
+    done(h);
+}
+
+Test(alloc_unit, chunk_table_huge_runs_coalesce)
+{
+    shr_heap_t *h = make_heap();
+    alloc_global_t *g = AG(h);
+    chunk_t *t = CT(h);
+    void *a = shr_malloc(h, 1u << 20); /* 4 chunks */
+    void *b = shr_malloc(h, 1u << 20);
+    uint64_t ca = shr_off(h, a) >> SHR_CHUNK_SHIFT, cb = shr_off(h, b) >> SHR_CHUNK_SHIFT;
+    cr_assert_eq(t[ca].kind, CHUNK_HUGE);
+    cr_assert_eq(t[ca].run, 4);
+    cr_assert_eq(t[ca].pages, 256);
+    for (int i = 1; i < 4; i++) cr_assert_eq(t[ca + i].kind, CHUNK_HUGE_TAIL);
+    cr_assert_eq(cb, ca + 4, "the second run follows the first");
+    shr_free(h, a);
+    cr_assert_eq(t[ca].kind, CHUNK_FREE);
+    cr_assert_eq(t[ca].run, 4);
+    cr_assert_eq(t[ca + 3].kind, CHUNK_FREE_TAIL);
+    shr_free(h, b);
+    cr_assert_eq(t[ca].kind, CHUNK_FREE);
+    cr_assert_eq(t[ca].run, 8, "neighbouring free runs coalesce");
+    void *c = shr_malloc(h, 2u << 20);
+    cr_assert_eq(shr_off(h, c) >> SHR_CHUNK_SHIFT, ca, "the coalesced run is reused");
+    shr_free(h, c);
+    cr_assert_lt(rd(&g->hwm), ca + 20);
+    /* Only the pages used are committed. */
+    int64_t before = shr_test_shm_bytes(shr_heap_name(h));
+    void *d = shr_malloc(h, 300000);
+    int64_t after = shr_test_shm_bytes(shr_heap_name(h));
+    cr_assert_leq(after - before, 300000 + 4096 + 4096);
+    shr_free(h, d);
+    done(h);
+}
+
+static void *exit_holding_blocks(void *arg)
+{
+    shr_heap_t *h = arg;
+    void **keep = malloc(100 * sizeof *keep);
+    for (int i = 0; i < 100; i++) keep[i] = shr_malloc(h, 48);
+    return keep; /* the thread exits with its pools in use */
+}
+
+Test(alloc_unit, pools_of_an_exited_thread_are_orphaned_and_adopted)
+{
+    shr_heap_t *h = make_heap();
+    pthread_t t;
+    void **keep;
+    pthread_create(&t, NULL, exit_holding_blocks, h);
+    pthread_join(t, (void **)&keep);
+    /* 84 blocks of 48 fill the first pool (given up full, unowned); the
+     * other 16 are in a used pool, orphaned when the thread exited. */
+    pool_header_t *full = pool_of_ptr(h, keep[0]);
+    cr_assert_eq(full->state, POOL_FULL);
+    cr_assert_eq(full->owner, 0);
+    pool_header_t *pool = pool_of_ptr(h, keep[99]);
+    cr_assert_eq(pool->state, POOL_ORPHAN);
+    cr_assert_eq(pool->owner, 0);
+    cr_assert_eq(AG(h)->orphans[size_to_class(48)], shr_off(h, pool));
+    cr_assert_eq(shr_heap_check(h), 0);
+    void *mine = shr_malloc(h, 48);
+    cr_assert_eq(pool_of_ptr(h, mine), pool, "the next thread needing the class adopts it");
+    cr_assert_eq(pool->owner, shr__tctx(h)->slot + 1);
+    for (int i = 0; i < 100; i++) shr_free(h, keep[i]); /* now local frees */
+    shr_free(h, mine);
+    free(keep);
+    done(h);
+}
+
+static int scribble_and_die(void *arg)
+{
+    shr_heap_t *h = arg;
+    alloc_global_t *g = AG(h);
+    if (shr__lock(h, SHR_LOCK_ARENA) != 0) return 1;
+    /* Half an update: every derived list wiped. */
+    g->ac[AC_SMALL].usable = 0;
+    memset(g->ac[AC_SMALL].nfp2lasta, 0, sizeof g->ac[AC_SMALL].nfp2lasta);
+    memset(g->runs, 0, sizeof g->runs);
+    memset(g->orphans, 0, sizeof g->orphans);
+    _exit(0);
+}
+
+static void *leave_orphans(void *arg)
+{
+    shr_heap_t *h = arg;
+    for (int i = 0; i < 10; i++) shr_malloc(h, 96);
+    return NULL;
+}
+
+Test(alloc_unit, repair_after_death_holding_the_arena_lock)
+{
+    shr_heap_t *h = make_heap();
+    void *p[4000];
+    for (int i = 0; i < 4000; i++) p[i] = shr_malloc(h, 16 + (i % 30) * 16);
+    for (int i = 0; i < 4000; i += 2) shr_free(h, p[i]);
+    void *huge = shr_malloc(h, 2u << 20);
+    shr_free(h, huge); /* a free chunk run to lose */
+    pthread_t t;
+    pthread_create(&t, NULL, leave_orphans, h);
+    pthread_join(t, NULL);
+    cr_assert_eq(shr_heap_check(h), 0);
+    cr_assert_eq(shr_test_wait(shr_test_fork(scribble_and_die, h)), 0);
+    /* The next lock of the arena gets EOWNERDEAD and rebuilds. */
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    cr_assert_eq(h->hdr->locks[SHR_LOCK_ARENA].nrepaired, 1);
+    cr_assert_neq(AG(h)->runs[0] | AG(h)->runs[8] | AG(h)->runs[NRUNLISTS - 1] | rd(&AG(h)->hwm), 0);
+    for (int i = 1; i < 4000; i += 2) shr_free(h, p[i]);
+    void *again = shr_malloc(h, 2u << 20);
+    cr_assert_not_null(again);
+    shr_free(h, again);
+    done(h);
+}
+
+Test(alloc_unit, commit_failure_is_enomem_and_harmless)
+{
+    shr_heap_t *h = make_heap();
+    void *a = shr_malloc(h, 64); /* first arena committed */
+    /* The next arena's commit fails. */
+    uint32_t cap = (4096 - POOL_OVERHEAD) / 64;
+    static void *p[64 * 64];
+    int n = 0;
+    shr__seg_fail_commit_after(1);
+    errno = 0;
+    while (n < 64 * 64 && (p[n] = shr_malloc(h, 64)) != NULL) n++;
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert_geq(n, (int)cap * 60, "the first arena was used up before failing");
+    cr_assert_eq(shr_heap_check(h), 0);
+    void *b = shr_malloc(h, 64);
+    cr_assert_not_null(b, "only the injected commit failed");
+    for (int i = 0; i < n; i++) shr_free(h, p[i]);
+    shr_free(h, a);
+    shr_free(h, b);
+    /* Large and huge paths fail cleanly too. */
+    shr__seg_fail_commit_after(1);
+    cr_assert_null(shr_malloc(h, 100000));
+    shr__seg_fail_commit_after(1);
+    cr_assert_null(shr_malloc(h, 1u << 20));
+    shr__seg_fail_commit_after(0);
+    cr_assert_not_null(b = shr_malloc(h, 100000));
+    shr_free(h, b);
+    done(h);
+}
+
+Test(alloc_unit, large_runs_split_and_coalesce)
+{
+    shr_heap_t *h = make_heap();
+    uint8_t *a = shr_malloc(h, 5 * 4096);
+    uint8_t *b = shr_malloc(h, 7 * 4096);
+    uint8_t *c = shr_malloc(h, 5 * 4096);
+    cr_assert_eq(b - a, 5 * 4096, "runs are carved in order");
+    cr_assert_eq(c - b, 7 * 4096);
+    large_header_t *lh = (large_header_t *)(h->base + SHR_ALIGN_DOWN(shr_off(h, a), SHR_CHUNK_SIZE));
+    cr_assert_eq(lh->free_pages, LARGE_MAX_PAGES - 17);
+    shr_free(h, b);
+    cr_assert_eq(shr_heap_check(h), 0);
+    shr_free(h, a); /* coalesces with b's run */
+    uint8_t *d = shr_malloc(h, 12 * 4096);
+    cr_assert_eq(d, a, "the coalesced 12-page run is reused");
+    shr_free(h, c);
+    shr_free(h, d);
+    cr_assert_eq(lh->free_pages, LARGE_MAX_PAGES);
+    done(h);
+}
