@@ -595,6 +595,38 @@ static int cmd_help(const cli_cmd_t *cmd, int argc, char **argv)
     return CLI_OK;
 }
 
+/* ---- stats and check: attach, ask the allocator, detach ------------------- */
+
+static int cmd_stats(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *name = NULL;
+    shr_heap_t *h;
+    int rc = cli_parse(cmd, argc, argv, NULL, &name);
+    if (rc != CLI_OK) return rc;
+    if ((rc = shr_heap_attach(name, &h)) != 0) return cli_fail(cmd, name, rc);
+    rc = shr_heap_stats_print(h, stdout);
+    shr_heap_close(h);
+    return rc ? cli_fail(cmd, name, rc) : CLI_OK;
+}
+
+static int cmd_check(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *name = NULL;
+    shr_heap_t *h;
+    int rc = cli_parse(cmd, argc, argv, NULL, &name);
+    if (rc != CLI_OK) return rc;
+    if ((rc = shr_heap_attach(name, &h)) != 0) return cli_fail(cmd, name, rc);
+    /* Reclaim the dead first: their pools are orphaned, their locks repaired. */
+    int reclaimed = shr_heap_recover(h);
+    rc = shr_heap_check_report(h, stderr);
+    shr_heap_close(h);
+    if (rc) return cli_fail(cmd, name, rc);
+    printf("%s: ok", name);
+    if (reclaimed > 0) printf(" (%d dead entries reclaimed)", reclaimed);
+    printf("\n");
+    return CLI_OK;
+}
+
 /* ---- the command table -------------------------------------------------- */
 
 static const cli_cmd_t cmds[] = {
@@ -652,6 +684,27 @@ static const cli_cmd_t cmds[] = {
      "\n"
      "options:\n"
      "  -f, --force             remove NAME without checking what it is\n"
+     "  -h, --help              show this help"},
+    {"stats", cmd_stats, "NAME", false,
+     "NAME",
+     "print the allocator's statistics",
+     "Attach to NAME and print its statistics in the shape of CPython's\n"
+     "sys._debugmallocstats(): per size class, pools, blocks in use and free,\n"
+     "calls; arenas; the byte lines that sum to arenas x 256 KiB; large blocks,\n"
+     "chunks, blocks left by dead processes, committed and reserved bytes.\n"
+     "\n"
+     "options:\n"
+     "  -h, --help              show this help"},
+    {"check", cmd_check, "NAME", false,
+     "NAME",
+     "verify every invariant of a heap",
+     "Attach to NAME, reclaim the entries of dead processes, and verify every\n"
+     "invariant of the allocator with bounds-checked walks (chunk table, arenas,\n"
+     "usable_arenas order, pools and their free lists, orphans, large page runs,\n"
+     "guard bytes, roots). Prints 'NAME: ok', or each violation on stderr and\n"
+     "exits 1. Safe while other processes use the heap.\n"
+     "\n"
+     "options:\n"
      "  -h, --help              show this help"},
     {"help", cmd_help, "CMD", true,
      "[CMD]",

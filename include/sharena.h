@@ -121,9 +121,12 @@ typedef struct shr_proc_info {
     uint32_t nthreads;             /* thread slots it holds */
 } shr_proc_info_t;
 
-/* Read a heap's header and registry without attaching to it and without
- * changing it. procs may be NULL; at most max entries are written and
- * *nprocs (may be NULL) receives how many exist. Errors as shr_heap_attach. */
+/* Read a heap's header and registry without attaching to it. Needs write
+ * access: liveness is probed with a trylock on each entry's lifetime mutex
+ * (a dead owner's mutex is left consistent and unlocked; the entry itself is
+ * reclaimed only by an attached process). Takes no lock, so the report is a
+ * snapshot. procs may be NULL; at most max entries are written and *nprocs
+ * (may be NULL) receives how many exist. Errors as shr_heap_attach. */
 int shr_heap_inspect(const char *name, shr_heap_info_t *info,
                      shr_proc_info_t *procs, size_t max, size_t *nprocs);
 

@@ -228,12 +228,22 @@ static inline unsigned size_to_class(size_t n)
 #define rd(p) atomic_load_explicit((p), memory_order_relaxed)
 #define wr(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 
-static inline alloc_global_t *AG(const shr_heap_t *h) { return h->layer_priv[SHR_LAYER_ALLOC] ? ((alloc_priv_t *)h->layer_priv[SHR_LAYER_ALLOC])->g : NULL; }
+static inline bool alloc_ready(const shr_heap_t *h) { return h->layer_priv[SHR_LAYER_ALLOC] != NULL; }
+static inline alloc_global_t *AG(const shr_heap_t *h) { return ((alloc_priv_t *)h->layer_priv[SHR_LAYER_ALLOC])->g; }
 static inline chunk_t *CT(const shr_heap_t *h) { return ((alloc_priv_t *)h->layer_priv[SHR_LAYER_ALLOC])->table; }
 static inline pool_header_t *POOL(const shr_heap_t *h, uint64_t off) { return (pool_header_t *)(h->base + off); }
 static inline uint64_t chunk_off(uint64_t c) { return c << SHR_CHUNK_SHIFT; }
 
 /* ---- chunk.c ----------------------------------------------------------- */
+
+/* Reset an entry to CHUNK_UNUSED. `kind` is read without the lock, so it is
+ * stored atomically, never memset. Arena lock held. */
+static inline void shr__chunk_reset(chunk_t *e)
+{
+    wr(&e->kind, CHUNK_UNUSED);
+    e->nfreepools = e->ntotalpools = e->pages = 0;
+    e->run = e->pool_address = e->freepools = e->next = e->prev = 0;
+}
 
 uint64_t shr__alloc_table_size(uint64_t capacity);
 int shr__chunk_init(shr_heap_t *h);

@@ -185,7 +185,7 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
         fail(k, "pool %" PRIu64 ": local free list leaves the pool, misaligns or cycles", po);
         return;
     }
-    uint64_t r = rd(&p->remote) & ~REMOTE_FLAGS;
+    uint64_t r = atomic_load_explicit(&p->remote, memory_order_acquire) & ~REMOTE_FLAGS;
     long nremote = r ? shr__pool_list_len(h, p, r) : 0;
     if (nremote < 0) {
         fail(k, "pool %" PRIu64 ": remote free stack leaves the pool, misaligns or cycles", po);

@@ -134,7 +134,7 @@ void shr__chunk_free(shr_heap_t *h, uint64_t c, uint64_t n)
     alloc_global_t *g = AG(h);
     chunk_t *t = CT(h);
     shr__seg_release(h, chunk_off(c), n * SHR_CHUNK_SIZE);
-    memset(&t[c], 0, n * sizeof(chunk_t));
+    for (uint64_t i = c; i < c + n; i++) shr__chunk_reset(&t[i]);
     /* Coalesce with the run on the left, then on the right. */
     if (c > g->first_data) {
         uint32_t k = rd(&t[c - 1].kind);

@@ -343,7 +343,7 @@ static bool huge_resize(shr_heap_t *h, uint64_t c, size_t size)
             t[c].run = have + rn;
             if (have + rn > need) {
                 /* Return the surplus chunks. */
-                for (uint64_t i = need; i < have + rn; i++) memset(&t[c + i], 0, sizeof(chunk_t));
+                for (uint64_t i = need; i < have + rn; i++) shr__chunk_reset(&t[c + i]);
                 t[c].run = need;
                 shr__chunk_free(h, c + need, have + rn - need);
             }
@@ -378,9 +378,9 @@ bool shr__large_resize(shr_heap_t *h, uint64_t off, size_t size)
  * the damage leak, everything before them stays usable. Large lock held. */
 int shr__large_repair(shr_heap_t *h)
 {
+    if (!alloc_ready(h)) return 0;
     alloc_global_t *g = AG(h);
     chunk_t *t = CT(h);
-    if (!g) return 0;
     memset(g->large_runs, 0, sizeof g->large_runs);
     g->large_bitmap = 0;
     g->large_empty = 0;

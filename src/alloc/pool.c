@@ -290,6 +290,7 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
             /* An empty pool of the same class keeps its free list. */
             if (rd(&pool->szidx) != cls) pool_init(pool, cls);
         }
+        if (pool) wr(&pool->state, POOL_USED); /* under the lock: check sees no gap */
         shr__unlock(h, SHR_LOCK_ARENA);
         if (!pool && attempt == 0) {
             /* Full: the dead may hold pools and chunks; reclaim and retry. */
@@ -303,7 +304,6 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
         errno = ENOMEM;
         return NULL;
     }
-    wr(&pool->state, POOL_USED);
     used_push(h, ts, pool, cls);
     return pool;
 }
@@ -526,8 +526,8 @@ static void orphan_if_owned(shr_heap_t *h, pool_header_t *pool, void *arg)
 
 void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
 {
+    if (!alloc_ready(h)) return;
     alloc_global_t *g = AG(h);
-    if (!g) return;
     alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, slot);
     if (shr__lock(h, SHR_LOCK_ARENA) != 0) return;
     if (dead) {
@@ -607,9 +607,9 @@ static void rebuild_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
  * pool headers, pool_address. Idempotent. */
 int shr__alloc_repair(shr_heap_t *h)
 {
+    if (!alloc_ready(h)) return 0;
     alloc_global_t *g = AG(h);
     chunk_t *t = CT(h);
-    if (!g) return 0;
     shr__chunk_rebuild(h);
     memset(g->orphans, 0, sizeof g->orphans);
     uint64_t hwm = rd(&g->hwm);

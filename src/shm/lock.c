@@ -71,6 +71,7 @@ int shr__lock(shr_heap_t *heap, shr_lock_id_t id)
         if (repair_hooks[id]) repair_hooks[id](heap);
         atomic_fetch_add_explicit(&l->nrepaired, 1, memory_order_relaxed);
         rc = pthread_mutex_consistent(&l->mu);
+        if (rc != 0) pthread_mutex_unlock(&l->mu); /* do not keep what we cannot use */
     }
     if (shr_unlikely(rc != 0)) return SHR_ELOCK;
 #if SHR_DEBUG >= 2

@@ -333,11 +333,9 @@ int shr__proc_register(shr_heap_t *h)
     return rc;
 }
 
-/* Detach this process. *last is set when no live process remains. */
-void shr__proc_unregister(shr_heap_t *h, bool *last)
+void shr__proc_unregister(shr_heap_t *h)
 {
     seg_header_t *hdr = h->hdr;
-    *last = false;
     pthread_mutex_lock(&proc_mutex);
     /* Contexts of this process's threads become stale: their owners free
      * them on their next slow path or at thread exit. */
@@ -360,7 +358,7 @@ void shr__proc_unregister(shr_heap_t *h, bool *last)
         uint32_t live = 0;
         for (uint32_t p = 0; p < SHR_MAX_PROCS; p++)
             live += shr_load_relaxed(&hdr->procs[p].state) == SHR_ENTRY_LIVE;
-        *last = live == 0;
+        if (live == 0 && (hdr->flags & SHR_HEAP_UNLINK_ON_LAST_CLOSE)) shr__seg_unlink_if_ours(h);
         shr__unlock(h, SHR_LOCK_REGISTRY);
     } else {
         /* The registry is unrecoverable; still release our liveness so that
@@ -401,9 +399,8 @@ static int claim_slot_locked(shr_heap_t *h, uint32_t *out)
             shr_store_relaxed(&ts->in_heap, 0);
             shr_store_relaxed(&ts->epoch, 0);
             atomic_fetch_add(&ts->gen, 1);
-            for (int l = 0; l < SHR_NLAYERS; l++)
-                if (hdr->thread_size[l])
-                    memset(shr__seg_thread_area(h, l, s), 0, hdr->thread_size[l]);
+            /* The layers' areas of a FREE slot are already reset: zero in a
+             * new segment, and reset by their thread_release hooks. */
             hdr->procs[h->proc].nthreads++;
             shr_store_release(&ts->state, SHR_ENTRY_LIVE);
             *out = s;

@@ -16,12 +16,17 @@
  *            ENOMEM from the caller and never a SIGBUS on first touch.
  *   release  fallocate(PUNCH_HOLE): the object's st_blocks follow live data.
  *
- * Errors on attach, in the order they are checked:
- *   SHR_ENOTSHR   shorter than a magic number, or the magic is not ours
- *   SHR_EVERSION  our magic, another layout version, another libc's mutex
- *                 size or other layout constants
- *   SHR_ETRUNC    shorter than the header or than the recorded capacity
- *   SHR_ECORRUPT  checksum mismatch or impossible layout values
+ * Errors on attach (header_validate), checked in this order:
+ *   1. SHR_ENOTSHR   shorter than a magic number, or the magic is not ours
+ *   2. SHR_ETRUNC    too short to hold the version field
+ *   3. SHR_EVERSION  another layout version
+ *   4. SHR_ETRUNC    shorter than the header
+ *   5. SHR_ECORRUPT  checksum mismatch (before anything else in the header
+ *                    is trusted)
+ *   6. SHR_EVERSION  same version, other constants: another libc's mutex
+ *                    size, another build's layer sizes
+ *   7. SHR_ECORRUPT  impossible values (capacity, sizes, offsets, name)
+ *   8. SHR_ETRUNC / SHR_ECORRUPT  object shorter / longer than its capacity
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -145,6 +150,32 @@ static void header_init(seg_header_t *hdr, const char *name, uint64_t capacity,
     hdr->checksum = header_checksum(hdr);
 }
 
+/* Compare the recorded layout with the one this build computes for the same
+ * capacity: sizes differing is another build (SHR_EVERSION), offsets
+ * differing with equal sizes is damage (SHR_ECORRUPT). The expected header
+ * is on the heap: 50 KB is too much for a small thread stack. */
+static int layout_matches(const seg_header_t *hdr, const shr__seg_params_t *p)
+{
+    seg_header_t *e = calloc(1, sizeof *e);
+    int rc = 0;
+    if (!e) return -ENOMEM;
+    uint64_t meta = layout_regions(e, p, hdr->capacity);
+    if (memcmp(hdr->consts, p->consts, sizeof hdr->consts) != 0 || meta != hdr->meta_size ||
+        memcmp(e->global_size, hdr->global_size, sizeof e->global_size) != 0 ||
+        memcmp(e->proc_size, hdr->proc_size, sizeof e->proc_size) != 0 ||
+        memcmp(e->thread_size, hdr->thread_size, sizeof e->thread_size) != 0 ||
+        memcmp(e->table_size, hdr->table_size, sizeof e->table_size) != 0)
+        rc = SHR_EVERSION;
+    else if (memcmp(e->global_off, hdr->global_off, sizeof e->global_off) != 0 ||
+             memcmp(e->proc_off, hdr->proc_off, sizeof e->proc_off) != 0 ||
+             memcmp(e->thread_off, hdr->thread_off, sizeof e->thread_off) != 0 ||
+             memcmp(e->table_off, hdr->table_off, sizeof e->table_off) != 0 ||
+             e->eager_size != hdr->eager_size)
+        rc = SHR_ECORRUPT;
+    free(e);
+    return rc;
+}
+
 /* Validate a header copy read from an object of `size` bytes. */
 static int header_validate(const seg_header_t *hdr, uint64_t size, const shr__seg_params_t *p)
 {
@@ -162,21 +193,8 @@ static int header_validate(const seg_header_t *hdr, uint64_t size, const shr__se
         hdr->chunk_size != SHR_CHUNK_SIZE)
         return SHR_EVERSION;
     if (p) {
-        seg_header_t expect;
-        memset(&expect, 0, sizeof expect);
-        uint64_t meta = layout_regions(&expect, p, hdr->capacity);
-        if (memcmp(hdr->consts, p->consts, sizeof hdr->consts) != 0 || meta != hdr->meta_size ||
-            memcmp(expect.global_size, hdr->global_size, sizeof expect.global_size) != 0 ||
-            memcmp(expect.proc_size, hdr->proc_size, sizeof expect.proc_size) != 0 ||
-            memcmp(expect.thread_size, hdr->thread_size, sizeof expect.thread_size) != 0 ||
-            memcmp(expect.table_size, hdr->table_size, sizeof expect.table_size) != 0)
-            return SHR_EVERSION;
-        if (memcmp(expect.global_off, hdr->global_off, sizeof expect.global_off) != 0 ||
-            memcmp(expect.proc_off, hdr->proc_off, sizeof expect.proc_off) != 0 ||
-            memcmp(expect.thread_off, hdr->thread_off, sizeof expect.thread_off) != 0 ||
-            memcmp(expect.table_off, hdr->table_off, sizeof expect.table_off) != 0 ||
-            expect.eager_size != hdr->eager_size)
-            return SHR_ECORRUPT;
+        int rc = layout_matches(hdr, p);
+        if (rc) return rc;
     }
     if (hdr->capacity % SHR_CHUNK_SIZE || hdr->meta_size % SHR_CHUNK_SIZE ||
         hdr->eager_size > hdr->meta_size ||
@@ -321,8 +339,7 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
     /* Publish: the name appears only now, complete. */
     if (renameat2(AT_FDCWD, tmp_path, AT_FDCWD, path, RENAME_NOREPLACE) != 0) {
         rc = -errno;
-        bool last;
-        shr__proc_unregister(h, &last);
+        shr__proc_unregister(h);
         goto fail_handle;
     }
     *out = h;
@@ -377,7 +394,7 @@ int shr__seg_attach(const char *name, const shr__seg_params_t *params, shr_heap_
     int fd, rc;
     if (!copy) return -ENOMEM;
     rc = open_validated(name, O_RDWR, params, &fd, copy);
-    uint64_t capacity = copy->capacity;
+    uint64_t capacity = rc == 0 ? copy->capacity : 0;
     free(copy);
     if (rc) return rc;
     uint8_t *base =
@@ -404,7 +421,7 @@ int shr__seg_attach(const char *name, const shr__seg_params_t *params, shr_heap_
 
 /* Unlink our name only if it still names our object: another heap may have
  * been created under the same name after ours was removed. */
-static void unlink_if_ours(shr_heap_t *h)
+void shr__seg_unlink_if_ours(shr_heap_t *h)
 {
     struct stat mine, theirs;
     int fd = shm_open(h->name, O_RDONLY | O_CLOEXEC, 0);
@@ -417,9 +434,7 @@ static void unlink_if_ours(shr_heap_t *h)
 
 int shr__seg_close(shr_heap_t *h)
 {
-    bool last = false;
-    shr__proc_unregister(h, &last);
-    if (last && (h->hdr->flags & SHR_HEAP_UNLINK_ON_LAST_CLOSE)) unlink_if_ours(h);
+    shr__proc_unregister(h);
     handle_free(h);
     return 0;
 }

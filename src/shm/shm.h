@@ -48,7 +48,7 @@
 
 /* ---- Layout constants ------------------------------------------------ */
 
-#define SHR_LAYOUT_VERSION 1u
+#define SHR_LAYOUT_VERSION 2u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_MAX_PROCS 128
@@ -197,6 +197,10 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
                     const shr__seg_params_t *params, shr_heap_t **out);
 int shr__seg_attach(const char *name, const shr__seg_params_t *params, shr_heap_t **out);
 int shr__seg_close(shr_heap_t *heap);
+/* Unlink the heap's name if it still names this segment. Called under the
+ * registry lock by the last process to detach from an unlink-on-last-close
+ * heap, so that no attacher can slip in between the decision and the act. */
+void shr__seg_unlink_if_ours(shr_heap_t *heap);
 /* shr_heap_stat for the segment: sweeps, then reports. */
 int shr__seg_stat(shr_heap_t *heap, shr_heap_info_t *info, shr_proc_info_t *procs,
                   size_t max, size_t *nprocs);
@@ -260,7 +264,9 @@ typedef struct shr__layer_hooks {
 void shr__registry_set_hooks(int layer, const shr__layer_hooks_t *hooks);
 int shr__registry_init(seg_header_t *hdr);
 int shr__proc_register(shr_heap_t *heap);
-void shr__proc_unregister(shr_heap_t *heap, bool *last);
+/* Detach this process; unlinks the name when it was the last live process
+ * of an unlink-on-last-close heap. */
+void shr__proc_unregister(shr_heap_t *heap);
 /* Reclaim dead entries; caller holds the registry lock. Returns the count. */
 int shr__registry_sweep_locked(shr_heap_t *heap);
 /* This thread's kernel tid, cached (reset in a fork child). */

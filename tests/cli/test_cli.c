@@ -2,6 +2,7 @@
  * binary (SHR_CLI_PATH) is exec'd with its stdout and stderr captured, and
  * its exit status, its output and the objects in /dev/shm are checked. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -150,7 +151,7 @@ static int attach_and_die(void *arg)
 
 /* ---- help and usage ---------------------------------------------------- */
 
-static const char *commands[] = {"create", "ls", "info", "rm", "help"};
+static const char *commands[] = {"create", "ls", "info", "rm", "stats", "check", "help"};
 
 Test(cli, main_help_and_version)
 {
@@ -507,4 +508,54 @@ Test(cli, leftover_temporary_objects)
     cr_assert_eq(r.status, 0);
     cli_free(&r);
     cr_assert_not(shm_exists(busy));
+}
+
+/* ---- stats and check ---------------------------------------------------- */
+
+static void *orphan_a_freed_block(void *arg)
+{
+    shr_heap_t *h = arg;
+    void *keep = shr_malloc(h, 64);
+    void *freed = shr_malloc(h, 64);
+    (void)keep;
+    shr_free(h, freed);
+    return freed; /* the thread exits: its pool becomes an orphan */
+}
+
+Test(cli, stats_and_check_a_heap_then_a_broken_one)
+{
+    const char *name = shr_test_name();
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(name, NULL, &h), 0);
+    pthread_t t;
+    void *freed;
+    pthread_create(&t, NULL, orphan_a_freed_block, h);
+    pthread_join(t, &freed);
+
+    cli_run_t r = CLI("stats", name);
+    cr_assert_eq(r.status, 0, "stats: %s", r.err);
+    cr_assert_not_null(strstr(r.out, "Small block threshold = 512, in 32 size classes."));
+    cr_assert_not_null(strstr(r.out, "Total"));
+    cli_free(&r);
+
+    r = CLI("check", name);
+    cr_assert_eq(r.status, 0, "check of a sound heap: %s", r.err);
+    char want[128];
+    snprintf(want, sizeof want, "%s: ok", name);
+    cr_assert_not_null(strstr(r.out, want));
+    cli_free(&r);
+
+    /* Break the orphan's free list: the freed block's link (bytes 8..15)
+     * now points outside its pool. */
+    *(uint64_t *)((char *)freed + 8) = 8;
+    r = CLI("check", name);
+    cr_assert_eq(r.status, 1, "check of a broken heap must fail");
+    cr_assert_not_null(strstr(r.err, "free list"), "stderr: %s", r.err);
+    cli_free(&r);
+
+    r = CLI("check", "t_no_such_heap");
+    cr_assert_eq(r.status, 1);
+    cli_free(&r);
+    *(uint64_t *)((char *)freed + 8) = 0;
+    shr_heap_close(h);
 }
