@@ -133,7 +133,10 @@ shr_inline void pool_free(shr_heap_t *h, pool_header_t *pool, uint64_t off)
         uint32_t n = rd(&pool->nused) - 1;
         wr(&pool->nused, n);
         wr(&ts->nfree[cls], rd(&ts->nfree[cls]) + 1);
-        if (shr_unlikely(n == 0)) shr__pool_free_local_slow(h, ts, pool);
+        /* Emptied: give the pool back unless it is its class's only one
+         * (kept so that a malloc/free loop never takes the arena lock). */
+        if (shr_unlikely(n == 0) && (ts->used[cls] != shr__off(h, pool) || pool->nextpool != 0))
+            shr__pool_free_local_slow(h, ts, pool);
         return;
     }
     ctx = shr__tctx(h);
@@ -184,7 +187,7 @@ static inline pool_header_t *pool_of(shr_heap_t *h, uint64_t off, uint32_t kind)
 
 static void raw_free(shr_heap_t *h, void *p)
 {
-    uint64_t off;
+    uint64_t off = 0;
     uint32_t kind = block_kind(h, p, &off);
     if (shr_likely(kind == CHUNK_SMALL || kind == CHUNK_MEDIUM)) pool_free(h, pool_of(h, off, kind), off);
     else if (kind) shr__large_free(h, off);
@@ -193,7 +196,7 @@ static void raw_free(shr_heap_t *h, void *p)
 
 static size_t raw_usable(shr_heap_t *h, const void *p)
 {
-    uint64_t off;
+    uint64_t off = 0;
     uint32_t kind = block_kind(h, p, &off);
     if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) return pool_of(h, off, kind)->block_size;
     if (kind) return shr__large_usable(h, off);
@@ -202,7 +205,7 @@ static size_t raw_usable(shr_heap_t *h, const void *p)
 
 /* ---- guards ------------------------------------------------------------------ */
 
-static inline bool guarded(const shr_heap_t *h) { return h->hdr->flags & SHR_HEAP_GUARDS; }
+static inline bool guarded(const shr_heap_t *h) { return h->flags & SHR_HEAP_GUARDS; }
 
 static void *guard_malloc(shr_heap_t *h, size_t size)
 {
@@ -236,7 +239,7 @@ static int guard_verify(shr_heap_t *h, const uint8_t *u, size_t *sizep)
 static void guard_free(shr_heap_t *h, void *p)
 {
     size_t n;
-    uint64_t off;
+    uint64_t off = 0;
     if (!block_kind(h, (uint8_t *)p - GUARD_HEAD, &off)) {
         misuse("free of a pointer that is not a block of this heap", p);
         return;
@@ -281,7 +284,7 @@ void shr_free(shr_heap_t *heap, void *ptr)
         guard_free(heap, ptr);
         return;
     }
-    uint64_t off;
+    uint64_t off = 0;
     uint32_t kind = block_kind(heap, ptr, &off);
     if (shr_likely(kind == CHUNK_SMALL || kind == CHUNK_MEDIUM)) {
         pool_free(heap, pool_of(heap, off, kind), off);
@@ -296,7 +299,7 @@ size_t shr_usable_size(shr_heap_t *heap, const void *ptr)
     if (!ptr) return 0;
     if (guarded(heap)) {
         size_t n;
-        uint64_t off;
+        uint64_t off = 0;
         if (!block_kind(heap, (const uint8_t *)ptr - GUARD_HEAD, &off)) return 0;
         return guard_verify(heap, ptr, &n) == 0 ? n : 0;
     }
@@ -313,7 +316,7 @@ void *shr_realloc(shr_heap_t *heap, void *ptr, size_t size)
         return NULL;
     }
     if (!guarded(heap)) {
-        uint64_t off;
+        uint64_t off = 0;
         uint32_t kind = block_kind(heap, ptr, &off);
         if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) {
             /* pymalloc's rule: stay unless shrinking by at least a quarter. */
@@ -367,18 +370,14 @@ void shr__alloc_params(shr__seg_params_t *p)
 
 int shr__alloc_open(shr_heap_t *h)
 {
-    alloc_priv_t *ap = calloc(1, sizeof *ap);
-    if (!ap) return -ENOMEM;
-    ap->g = shr__seg_global(h, SHR_LAYER_ALLOC);
-    ap->table = shr__seg_table(h, SHR_LAYER_ALLOC);
-    h->layer_priv[SHR_LAYER_ALLOC] = ap;
+    h->hot[0] = shr__seg_table(h, SHR_LAYER_ALLOC);
+    h->hot[1] = shr__seg_global(h, SHR_LAYER_ALLOC);
     return 0;
 }
 
 void shr__alloc_close(shr_heap_t *h)
 {
-    free(h->layer_priv[SHR_LAYER_ALLOC]);
-    h->layer_priv[SHR_LAYER_ALLOC] = NULL;
+    h->hot[0] = h->hot[1] = NULL;
 }
 
 int shr__alloc_init_segment(shr_heap_t *h)

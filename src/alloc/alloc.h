@@ -48,6 +48,15 @@
 #define MAX_POOLS_IN_ARENA (ARENA_SIZE >> SMALL_POOL_SHIFT) /* 64 */
 #define NRUNLISTS 48                               /* free chunk run lists */
 #define ROOTS_MAX 1024
+/* Per-thread cache of empty pools: at most CACHE_MAX, filled CACHE_FILL at a
+ * time under one arena lock, drained to half when full. Bounds what a thread
+ * holds: 128 KiB of small pools, 128 KiB of medium ones. */
+#define CACHE_MAX_SMALL 32
+#define CACHE_FILL_SMALL 8
+#define CACHE_MAX_MEDIUM 2
+#define CACHE_FILL_MEDIUM 1
+/* Blocks carved per slow-path call (within one page). */
+#define CARVE_BATCH 16
 
 #if SMALL_REQUEST_THRESHOLD % ALIGNMENT != 0 || NB_SMALL != SHR_SMALL_CLASSES
 #error "small classes must be multiples of ALIGNMENT and match the public count"
@@ -101,7 +110,9 @@ typedef struct chunk {
  *   FULL    no local free block, no untouched space; on no list. owner == 0
  *           means given up: REMOTE_UNOWNED is set in `remote`, and the first
  *           thread to free into it adopts it (CAS on owner)
- *   EMPTY   nused == 0, on its arena's freepools list, owner == 0
+ *   EMPTY   nused == 0; owner == 0 on its arena's freepools list, or
+ *           owner != 0 in that thread's cache of empty pools (taken from and
+ *           given back to the arenas in batches, one lock per batch)
  *   ORPHAN  owner died or exited with the pool in use; owner == 0, on the
  *           orphan list of its class, adopted by the next thread that needs a
  *           pool of that class
@@ -202,15 +213,12 @@ typedef struct alloc_global {
  * except counters (read by stats with relaxed loads). */
 typedef struct alloc_tslot {
     uint64_t used[NB_CLASSES];             /* head of the used list (offset) */
+    uint64_t cache[NB_ARENA_CLASSES];      /* empty pools kept by this thread (offsets) */
+    uint32_t ncache[NB_ARENA_CLASSES];
     _Atomic uint64_t nmalloc[NB_CLASSES];
     _Atomic uint64_t nfree[NB_CLASSES];
 } alloc_tslot_t;
 
-/* Process-private per heap. */
-typedef struct alloc_priv {
-    alloc_global_t *g;
-    chunk_t *table;
-} alloc_priv_t;
 
 /* ---- Size classes ------------------------------------------------------ */
 
@@ -228,9 +236,11 @@ static inline unsigned size_to_class(size_t n)
 #define rd(p) atomic_load_explicit((p), memory_order_relaxed)
 #define wr(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 
-static inline bool alloc_ready(const shr_heap_t *h) { return h->layer_priv[SHR_LAYER_ALLOC] != NULL; }
-static inline alloc_global_t *AG(const shr_heap_t *h) { return ((alloc_priv_t *)h->layer_priv[SHR_LAYER_ALLOC])->g; }
-static inline chunk_t *CT(const shr_heap_t *h) { return ((alloc_priv_t *)h->layer_priv[SHR_LAYER_ALLOC])->table; }
+/* The handle keeps the chunk table and the globals in hot[] (set by
+ * shr__alloc_open), so that the fast paths reach them in one load. */
+static inline bool alloc_ready(const shr_heap_t *h) { return h->hot[1] != NULL; }
+static inline alloc_global_t *AG(const shr_heap_t *h) { return (alloc_global_t *)h->hot[1]; }
+static inline chunk_t *CT(const shr_heap_t *h) { return (chunk_t *)h->hot[0]; }
 static inline pool_header_t *POOL(const shr_heap_t *h, uint64_t off) { return (pool_header_t *)(h->base + off); }
 static inline uint64_t chunk_off(uint64_t c) { return c << SHR_CHUNK_SHIFT; }
 

@@ -148,13 +148,25 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
     uint64_t po = shr__off(h, p);
     uint32_t state = rd(&p->state), owner = rd(&p->owner), cls = rd(&p->szidx);
     if (state == POOL_EMPTY) {
-        if (owner != 0) fail(k, "pool %" PRIu64 ": empty but owned by %u", po, owner);
+        /* owner != 0: in that thread's cache of empty pools. */
         if (rd(&p->nused) != 0) fail(k, "pool %" PRIu64 ": empty with %u blocks in use", po, rd(&p->nused));
     } else if (state < POOL_EMPTY || state > POOL_ORPHAN) {
         fail(k, "pool %" PRIu64 ": state %u", po, state);
         return;
     }
     if (cls == UINT16_MAX && state == POOL_EMPTY) return;
+    /* Stable: nobody changes the pool under us (unowned and listed under the
+     * arena lock we hold, or ours). Other owners re-initialise their pools
+     * without a lock: only their atomic fields can be read. */
+    bool stable = (owner == 0 && (state == POOL_EMPTY || state == POOL_ORPHAN)) ||
+                  (owner != 0 && owner == k->me);
+    if (!stable) {
+        if (cls >= NB_CLASSES && state != POOL_EMPTY) fail(k, "pool %" PRIu64 ": size class %u", po, cls);
+        if (state == POOL_USED && owner == 0) fail(k, "pool %" PRIu64 ": used but owned by nobody", po);
+        if (state == POOL_FULL && owner == 0 && !(rd(&p->remote) & REMOTE_UNOWNED))
+            fail(k, "pool %" PRIu64 ": full and unowned without the unowned flag", po);
+        return;
+    }
     if (cls >= NB_CLASSES) {
         fail(k, "pool %" PRIu64 ": size class %u", po, cls);
         return;
@@ -175,11 +187,6 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
     if (state == POOL_FULL && owner == 0 && !(rd(&p->remote) & REMOTE_UNOWNED))
         fail(k, "pool %" PRIu64 ": full and unowned without the unowned flag", po);
     if (rd(&p->nused) > p->capacity) fail(k, "pool %" PRIu64 ": %u blocks in use of %u", po, rd(&p->nused), p->capacity);
-
-    /* Full checks where nobody else changes the lists under us. */
-    bool stable = (owner == 0 && (state == POOL_EMPTY || state == POOL_ORPHAN)) ||
-                  (owner != 0 && owner == k->me);
-    if (!stable) return;
     long nlocal = shr__pool_list_len(h, p, rd(&p->freeblock));
     if (nlocal < 0) {
         fail(k, "pool %" PRIu64 ": local free list leaves the pool, misaligns or cycles", po);
@@ -216,7 +223,8 @@ static void check_arena(checker_t *k, uint64_t c)
             fail(k, "arena %" PRIu64 ": freepools list broken", c);
             break;
         }
-        if (rd(&POOL(h, po)->state) != POOL_EMPTY) fail(k, "arena %" PRIu64 ": pool %" PRIu64 " on freepools is not empty", c, po);
+        if (rd(&POOL(h, po)->state) != POOL_EMPTY || rd(&POOL(h, po)->owner) != 0)
+            fail(k, "arena %" PRIu64 ": pool %" PRIu64 " on freepools is not empty and unowned", c, po);
     }
     uint32_t untouched = (uint32_t)((chunk_off(c + 1) - end) / psize);
     if (a->nfreepools != empty + untouched)
@@ -224,7 +232,7 @@ static void check_arena(checker_t *k, uint64_t c)
     uint32_t nempty_state = 0;
     for (uint64_t po = chunk_off(c); po < end; po += psize) {
         check_pool(k, POOL(h, po), psize);
-        nempty_state += rd(&POOL(h, po)->state) == POOL_EMPTY;
+        nempty_state += rd(&POOL(h, po)->state) == POOL_EMPTY && rd(&POOL(h, po)->owner) == 0;
     }
     if (nempty_state != empty) fail(k, "arena %" PRIu64 ": %u empty pools, %u on freepools", c, nempty_state, empty);
 }

@@ -49,17 +49,20 @@ static void scan_arenas(shr_heap_t *h, scan_t *s)
                 s->bytes_unused += psize;
                 continue;
             }
+            /* Geometry from the class, not from fields an owner may be
+             * rewriting without a lock. */
             shr_class_stats_t *cs = &s->st->classes[cls];
+            uint64_t size = shr__class_size[cls], capacity = (psize - POOL_OVERHEAD) / size;
             uint64_t nused = rd(&p->nused);
-            if (nused > p->capacity) nused = p->capacity; /* a live owner mid-update */
+            if (nused > capacity) nused = capacity; /* a live owner mid-update */
             cs->pools++;
             cs->blocks_in_use += nused;
-            cs->blocks_free += p->capacity - nused;
+            cs->blocks_free += capacity - nused;
             if (state == POOL_ORPHAN) s->st->pools_orphaned++;
-            s->bytes_used += nused * p->block_size;
-            s->bytes_avail += (p->capacity - nused) * (uint64_t)p->block_size;
+            s->bytes_used += nused * size;
+            s->bytes_avail += (capacity - nused) * size;
             s->bytes_headers += POOL_OVERHEAD;
-            s->bytes_quant += psize - POOL_OVERHEAD - (uint64_t)p->capacity * p->block_size;
+            s->bytes_quant += psize - POOL_OVERHEAD - capacity * size;
         }
     }
 }

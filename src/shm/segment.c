@@ -262,6 +262,7 @@ static shr_heap_t *handle_new(const char *name, int fd, uint8_t *base, uint64_t 
     h->hdr = (seg_header_t *)base;
     h->capacity = capacity;
     h->fd = fd;
+    h->flags = h->hdr->flags;
     snprintf(h->name, sizeof h->name, "%s", name);
     return h;
 }

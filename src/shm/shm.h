@@ -189,6 +189,9 @@ struct shr_heap {
     shr_tctx_t *ctxs;                   /* contexts of this process's threads */
     void *layer_priv[SHR_NLAYERS];      /* layers' process-private state */
     void (*layer_close)(shr_heap_t *);  /* params->close */
+    /* Copies for the hot paths, so that they need no dependent loads. */
+    uint32_t flags;                     /* hdr->flags */
+    void *hot[2];                       /* the allocator's chunk table and globals */
 };
 
 /* ---- segment.c ------------------------------------------------------- */

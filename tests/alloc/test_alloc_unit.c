@@ -58,7 +58,8 @@ Test(alloc_unit, lazy_carving_and_free_list_link_at_bytes_8_to_15)
     shr_heap_t *h = make_heap();
     uint64_t *a = shr_malloc(h, 16);
     pool_header_t *pool = pool_of_ptr(h, a);
-    cr_assert_eq(pool->nextoffset, POOL_OVERHEAD + 16, "only the first block is carved");
+    cr_assert_eq(pool->nextoffset, POOL_OVERHEAD + CARVE_BATCH * 16, "a batch of blocks is carved");
+    cr_assert_eq(pool->freeblock, shr_off(h, a) + 16, "the rest of the batch is on the free list");
     cr_assert_eq(pool->nused, 1);
     cr_assert_eq(pool->state, POOL_USED);
     cr_assert_eq(pool->owner, shr__tctx(h)->slot + 1);
@@ -72,6 +73,13 @@ Test(alloc_unit, lazy_carving_and_free_list_link_at_bytes_8_to_15)
     cr_assert_eq(shr_malloc(h, 16), a, "the last freed block comes back first");
     shr_free(h, a);
     shr_free(h, b);
+    /* A 64 KiB medium pool: carving never passes the first page's end. */
+    void *m = shr_malloc(h, 600);
+    pool_header_t *mp = pool_of_ptr(h, m);
+    cr_assert_eq(mp->block_size, 640);
+    cr_assert_leq(mp->nextoffset, 4096 + 640, "carving touched a later page");
+    cr_assert_gt(mp->nextoffset, POOL_OVERHEAD + 640);
+    shr_free(h, m);
     done(h);
 }
 
@@ -103,7 +111,7 @@ Test(alloc_unit, full_pool_is_given_up_and_adopted_by_a_freer)
     done(h);
 }
 
-Test(alloc_unit, empty_pools_go_back_to_the_arena_but_one_is_kept)
+Test(alloc_unit, empty_pools_are_cached_then_go_back_to_the_arena)
 {
     shr_heap_t *h = make_heap();
     uint32_t cap = (4096 - POOL_OVERHEAD) / 32;
@@ -112,14 +120,19 @@ Test(alloc_unit, empty_pools_go_back_to_the_arena_but_one_is_kept)
     pool_header_t *first = pool_of_ptr(h, p[0]);
     pool_header_t *last = pool_of_ptr(h, p[3 * cap - 1]);
     for (uint32_t i = 0; i < cap; i++) shr_free(h, p[i]);
-    cr_assert_eq(first->state, POOL_EMPTY, "an empty pool with siblings goes back");
-    cr_assert_eq(first->owner, 0);
+    cr_assert_eq(first->state, POOL_EMPTY, "an empty pool with siblings leaves the used list");
+    cr_assert_eq(first->owner, shr__tctx(h)->slot + 1, "into this thread's cache of empty pools");
+    alloc_tslot_t *ts = shr__tctx(h)->layer[SHR_LAYER_ALLOC];
+    cr_assert_eq(ts->cache[AC_SMALL], shr_off(h, first));
     for (uint32_t i = cap; i < 3 * cap; i++) shr_free(h, p[i]);
     cr_assert_eq(last->state, POOL_USED, "the class's only pool is kept for the next malloc");
     cr_assert_eq(last->nused, 0);
     cr_assert_eq(shr_heap_check(h), 0);
     cr_assert_eq(shr_heap_collect(h), 0);
     cr_assert_eq(last->state, POOL_EMPTY, "collect gives the kept pool back");
+    cr_assert_eq(last->owner, 0);
+    cr_assert_eq(first->owner, 0, "and the cached ones");
+    cr_assert_eq(ts->ncache[AC_SMALL], 0);
     done(h);
 }
 
@@ -140,6 +153,8 @@ Test(alloc_unit, arenas_sorted_released_and_one_kept)
             p[a * PER_POOL * 64 + i] = NULL;
             if (i % PER_POOL == 0) cr_assert_eq(shr_heap_check_report(h, stderr), 0);
         }
+    shr_heap_collect(h); /* the thread's cache of empty pools goes back */
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     uint64_t prev_nf = 0, count = 0;
     for (uint64_t a = g->ac[AC_SMALL].usable; a; a = CT(h)[a - 1].next) {
         cr_assert_geq(CT(h)[a - 1].nfreepools, prev_nf, "usable_arenas sorted by free pools");
