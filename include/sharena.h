@@ -222,4 +222,24 @@ int shr_heap_stats_print(shr_heap_t *heap, FILE *out);
 }
 #endif
 
+/* ---- Objects and the shared list ---------------------------------------- */
+
+#include "sharena/list.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Live objects of the heap and references this process holds (leases),
+ * for tests and tools. */
+typedef struct shr_gc_stats {
+    uint64_t leases;            /* references this process holds */
+    uint64_t released_for_dead; /* references released for dead processes */
+} shr_gc_stats_t;
+int shr_gc_stats(shr_heap_t *heap, shr_gc_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif /* SHARENA_H */

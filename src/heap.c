@@ -8,16 +8,27 @@
 #include <errno.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "list.h"
 
-static int heap_open(shr_heap_t *h) { return shr__alloc_open(h); }
-static int heap_init(shr_heap_t *h) { return shr__alloc_init_segment(h); }
+static int heap_open(shr_heap_t *h)
+{
+    shr__list_types_register();
+    return shr__alloc_open(h);
+}
+
+static int heap_init(shr_heap_t *h)
+{
+    int rc = shr__alloc_init_segment(h);
+    return rc ? rc : shr__gc_init_segment(h);
+}
+
 static void heap_close(shr_heap_t *h) { shr__alloc_close(h); }
 
 static void heap_params(shr__seg_params_t *p)
 {
     memset(p, 0, sizeof *p);
     shr__alloc_params(p);
+    shr__gc_params(p);
     p->open = heap_open;
     p->init = heap_init;
     p->close = heap_close;
@@ -36,12 +47,16 @@ int shr_heap_attach(const char *name, shr_heap_t **out)
     shr__seg_params_t p;
     if (!out) return -EINVAL;
     heap_params(&p);
-    return shr__seg_attach(name, &p, out);
+    int rc = shr__seg_attach(name, &p, out);
+    /* The registration swept the dead: release what they held. */
+    if (rc == 0) shr__gc_drain_dead(*out);
+    return rc;
 }
 
 int shr_heap_close(shr_heap_t *heap)
 {
     if (!heap) return -EINVAL;
+    shr__gc_close(heap); /* references this process still holds */
     return shr__seg_close(heap);
 }
 
@@ -59,5 +74,6 @@ int shr_heap_recover(shr_heap_t *heap)
     if (rc) return rc;
     rc = shr__registry_sweep_locked(heap);
     shr__unlock(heap, SHR_LOCK_REGISTRY);
+    shr__gc_drain_dead(heap);
     return rc;
 }

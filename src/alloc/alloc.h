@@ -184,8 +184,10 @@ typedef struct arena_class {
 typedef struct root_entry {
     char name[SHR_ROOT_NAME_MAX + 1];      /* "" = free slot */
     _Atomic uint64_t off;
-    uint64_t pad[1];
+    uint64_t flags;                        /* ROOT_REF: holds a reference (gc layer) */
 } root_entry_t;
+
+#define ROOT_REF 1u
 
 typedef struct alloc_global {
     /* chunk allocator, under the arena lock */
@@ -289,6 +291,17 @@ size_t shr__large_usable(shr_heap_t *h, uint64_t off);
 /* Try to resize in place; returns true on success. */
 bool shr__large_resize(shr_heap_t *h, uint64_t off, size_t size);
 int shr__large_repair(shr_heap_t *h);
+
+/* ---- roots.c: for the object layer ------------------------------------- */
+
+/* The roots lock, and lookups under it. Names are checked by the caller with
+ * shr__root_name_check. */
+int shr__root_lock(shr_heap_t *h);
+void shr__root_unlock(shr_heap_t *h);
+int shr__root_name_check(const char *name, size_t *len);
+root_entry_t *shr__root_find(shr_heap_t *h, const char *name);
+/* A new entry (off written before the name commits it); NULL when full. */
+root_entry_t *shr__root_new(shr_heap_t *h, const char *name, uint64_t off, uint64_t flags);
 
 /* ---- check.c / stats.c / roots.c --------------------------------------- */
 

@@ -15,7 +15,7 @@
 
 #include "alloc.h"
 
-static int check_name(const char *name, size_t *lenp)
+int shr__root_name_check(const char *name, size_t *lenp)
 {
     if (!name || !*name) return -EINVAL;
     size_t len = strnlen(name, SHR_ROOT_NAME_MAX + 1);
@@ -46,36 +46,50 @@ static int lock_roots(shr_heap_t *h)
     return shr__lock(h, SHR_LOCK_ROOTS);
 }
 
+int shr__root_lock(shr_heap_t *h) { return lock_roots(h); }
+void shr__root_unlock(shr_heap_t *h) { shr__unlock(h, SHR_LOCK_ROOTS); }
+
+root_entry_t *shr__root_find(shr_heap_t *h, const char *name)
+{
+    return find(AG(h), name, strlen(name));
+}
+
+root_entry_t *shr__root_new(shr_heap_t *h, const char *name, uint64_t off, uint64_t flags)
+{
+    alloc_global_t *g = AG(h);
+    size_t len = strlen(name);
+    for (int i = 0; i < ROOTS_MAX; i++) {
+        root_entry_t *e = &g->roots[i];
+        if (e->name[0]) continue;
+        wr(&e->off, off);
+        e->flags = flags;
+        memcpy(e->name + 1, name + 1, len); /* the first byte commits the entry */
+        e->name[0] = name[0];
+        return e;
+    }
+    return NULL;
+}
+
 int shr_root_set(shr_heap_t *heap, const char *name, shr_off_t off)
 {
     size_t len;
-    int rc = check_name(name, &len);
+    int rc = shr__root_name_check(name, &len);
     if (rc) return rc;
     if (off == 0 || off >= heap->capacity) return -EINVAL;
     alloc_global_t *g = AG(heap);
     if ((rc = lock_roots(heap)) != 0) return rc;
     root_entry_t *e = find(g, name, len);
-    if (!e) {
-        for (int i = 0; i < ROOTS_MAX && !e; i++)
-            if (!g->roots[i].name[0]) e = &g->roots[i];
-        if (!e) {
-            shr__unlock(heap, SHR_LOCK_ROOTS);
-            return -ENOSPC;
-        }
-        wr(&e->off, off);
-        memcpy(e->name + 1, name + 1, len); /* the first byte commits the entry */
-        e->name[0] = name[0];
-    } else {
-        wr(&e->off, off);
-    }
+    if (e && (e->flags & ROOT_REF)) rc = SHR_ETYPE; /* a named object: shr_list_unlink */
+    else if (e) wr(&e->off, off);
+    else if (!shr__root_new(heap, name, off, 0)) rc = -ENOSPC;
     shr__unlock(heap, SHR_LOCK_ROOTS);
-    return 0;
+    return rc;
 }
 
 int shr_root_get(shr_heap_t *heap, const char *name, shr_off_t *off)
 {
     size_t len;
-    int rc = check_name(name, &len);
+    int rc = shr__root_name_check(name, &len);
     if (rc) return rc;
     if ((rc = lock_roots(heap)) != 0) return rc;
     root_entry_t *e = find(AG(heap), name, len);
@@ -90,13 +104,15 @@ int shr_root_get(shr_heap_t *heap, const char *name, shr_off_t *off)
 int shr_root_delete(shr_heap_t *heap, const char *name)
 {
     size_t len;
-    int rc = check_name(name, &len);
+    int rc = shr__root_name_check(name, &len);
     if (rc) return rc;
     if ((rc = lock_roots(heap)) != 0) return rc;
     root_entry_t *e = find(AG(heap), name, len);
-    if (e) e->name[0] = 0;
+    if (e && (e->flags & ROOT_REF)) rc = SHR_ETYPE; /* releasing it is the object layer's job */
+    else if (e) e->name[0] = 0;
+    else rc = -ENOENT;
     shr__unlock(heap, SHR_LOCK_ROOTS);
-    return e ? 0 : -ENOENT;
+    return rc;
 }
 
 int shr_root_list(shr_heap_t *heap, shr_root_fn fn, void *arg)

@@ -234,6 +234,8 @@ static bool is_own_entry(const shr_heap_t *h, uint32_t proc)
     return h->registered && h->fork_epoch == shr_load_relaxed(&fork_epoch) && h->proc == proc;
 }
 
+bool shr__proc_registered_here(const shr_heap_t *h) { return is_own_entry(h, h->proc); }
+
 int shr__registry_sweep_locked(shr_heap_t *h)
 {
     seg_header_t *hdr = h->hdr;

@@ -272,6 +272,8 @@ int shr__proc_register(shr_heap_t *heap);
 void shr__proc_unregister(shr_heap_t *heap);
 /* Reclaim dead entries; caller holds the registry lock. Returns the count. */
 int shr__registry_sweep_locked(shr_heap_t *heap);
+/* Is the handle registered by this very process (not a fork parent)? */
+bool shr__proc_registered_here(const shr_heap_t *heap);
 /* This thread's kernel tid, cached (reset in a fork child). */
 int32_t shr__gettid(void);
 /* 1 live, 0 dead, for an entry in state LIVE. Does not reclaim. */

@@ -1,0 +1,127 @@
+/* The shared list: what Python's multiprocessing.shared_memory.ShareableList
+ * is, without its limits. Included by <sharena.h>.
+ *
+ * A list lives in a heap; any number of processes and threads read and write
+ * it at once. Items are values of any type and any size: None, bool, int64,
+ * double, str (UTF-8, sized in bytes, NULs allowed), bytes, or another list.
+ * Indices may be negative (counted from the end) and every index is checked.
+ *
+ * References: a shr_list_t handle holds a reference to its list, released by
+ * shr_list_close. A get of a str, bytes or list returns a value that holds a
+ * reference too (the string is not copied, and stays valid however the list
+ * changes), released by shr_value_release. If the process dies, its
+ * references are released for it.
+ */
+#ifndef SHARENA_LIST_H
+#define SHARENA_LIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shr_heap shr_heap_t;
+typedef struct shr_list shr_list_t;
+
+typedef enum shr_type {
+    SHR_NONE = 1,
+    SHR_BOOL = 2,
+    SHR_INT = 3,
+    SHR_FLOAT = 4,
+    SHR_STR = 5,
+    SHR_BYTES = 6,
+    SHR_LIST = 7
+} shr_type_t;
+
+typedef struct shr_value {
+    shr_type_t type;
+    union {
+        int b;                                  /* SHR_BOOL: 0 or 1 */
+        int64_t i;                              /* SHR_INT */
+        double f;                               /* SHR_FLOAT */
+        struct { const char *data; size_t len; } s; /* SHR_STR, SHR_BYTES */
+        shr_list_t *list;                       /* SHR_LIST */
+    } u;
+    uint64_t ref_;                              /* private: reference held by a get */
+} shr_value_t;
+
+/* Value constructors (the data of str and bytes is copied by the list). */
+static inline shr_value_t shr_none(void) { shr_value_t v; v.type = SHR_NONE; v.u.i = 0; v.ref_ = 0; return v; }
+static inline shr_value_t shr_bool(int b) { shr_value_t v; v.type = SHR_BOOL; v.u.b = b != 0; v.ref_ = 0; return v; }
+static inline shr_value_t shr_int(int64_t i) { shr_value_t v; v.type = SHR_INT; v.u.i = i; v.ref_ = 0; return v; }
+static inline shr_value_t shr_float(double f) { shr_value_t v; v.type = SHR_FLOAT; v.u.f = f; v.ref_ = 0; return v; }
+static inline shr_value_t shr_strn(const char *s, size_t len)
+{
+    shr_value_t v; v.type = SHR_STR; v.u.s.data = s; v.u.s.len = len; v.ref_ = 0; return v;
+}
+static inline shr_value_t shr_str(const char *s)
+{
+    size_t n = 0;
+    while (s[n]) n++;
+    return shr_strn(s, n);
+}
+static inline shr_value_t shr_bytes(const void *p, size_t len)
+{
+    shr_value_t v; v.type = SHR_BYTES; v.u.s.data = (const char *)p; v.u.s.len = len; v.ref_ = 0; return v;
+}
+static inline shr_value_t shr_listval(shr_list_t *l) { shr_value_t v; v.type = SHR_LIST; v.u.list = l; v.ref_ = 0; return v; }
+
+/* Create a list of n values (values may be NULL when n is 0). name may be
+ * NULL for an unnamed list, found only through other lists; a named list is
+ * held by its name (a root) until shr_list_unlink. Errors: -EINVAL (bad
+ * value), -EEXIST (name taken), -ENAMETOOLONG, -ENOMEM. */
+int shr_list_create(shr_heap_t *heap, const char *name, const shr_value_t *values, size_t n,
+                    shr_list_t **out);
+/* Attach a named list. -ENOENT when no such name, SHR_ETYPE when the name
+ * holds something else. */
+int shr_list_attach(shr_heap_t *heap, const char *name, shr_list_t **out);
+/* Release the handle (the list lives on while referenced). */
+int shr_list_close(shr_list_t *list);
+/* Remove a named list's name; it is freed when its last reference goes. */
+int shr_list_unlink(shr_heap_t *heap, const char *name);
+
+/* The name the list was created with, or NULL. */
+const char *shr_list_name(const shr_list_t *list);
+shr_heap_t *shr_list_heap(const shr_list_t *list);
+
+/* Number of items (-errno on a broken handle). */
+int64_t shr_list_len(shr_list_t *list);
+
+/* Item at index (negative: from the end). SHR_EINDEX outside [-len, len).
+ * str/bytes/list values hold a reference: shr_value_release them. */
+int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out);
+void shr_value_release(shr_heap_t *heap, shr_value_t *value);
+
+/* Replace the item at index; the old value is released. Any value fits. */
+int shr_list_set(shr_list_t *list, int64_t index, const shr_value_t *value);
+
+/* Python semantics: == across bool/int/float (True == 1 == 1.0), str with
+ * str, bytes with bytes, None with None, a list with the same list. */
+int shr_list_count(shr_list_t *list, const shr_value_t *value, size_t *count);
+/* Index of the first item equal to value, SHR_ENOTFOUND if none. */
+int shr_list_index(shr_list_t *list, const shr_value_t *value, size_t *index);
+
+int shr_list_append(shr_list_t *list, const shr_value_t *value);
+/* Insert before index (Python: clamped to [0, len], negative from the end). */
+int shr_list_insert(shr_list_t *list, int64_t index, const shr_value_t *value);
+/* Remove the item at index into *out (may be NULL: released). */
+int shr_list_pop(shr_list_t *list, int64_t index, shr_value_t *out);
+int shr_list_delete(shr_list_t *list, int64_t index);
+
+/* The struct format the stdlib's ShareableList reports for the same values
+ * ("q" int, "d" float, "xxxxxxx?" bool, "xxxxxx?x" None, "Ns" str and bytes
+ * with N the length rounded up past a multiple of 8; sizes in UTF-8 bytes);
+ * nested lists, which the stdlib cannot hold, are "Q". A malloc'ed string
+ * for free(), or NULL with errno. */
+char *shr_list_format(shr_list_t *list);
+/* "ShareableList([1, 'a', b'x', None, True, 2.5], name='...')" with Python's
+ * reprs of the values (name=None for an unnamed list). malloc'ed, or NULL. */
+char *shr_list_repr(shr_list_t *list);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHARENA_LIST_H */

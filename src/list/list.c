@@ -1,0 +1,640 @@
+/* The shared list
+ *
+ * See list.h for the byte layout, the lock and the crash rules. This file:
+ * the lock, value encoding, the C API.
+ *
+ * Every public call that returns a reference to the caller (a handle, a get
+ * of str/bytes/list) increfs under the list's or the roots' lock, then
+ * records a lease after unlocking: a crash in between leaks the reference,
+ * never releases one twice.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+
+#include "list.h"
+
+#define INITIAL_CAP 8
+#define SPINS_BEFORE_CHECK 2048
+
+static inline bool is_ref(uint64_t tag) { return tag == SHR_STR || tag == SHR_BYTES || tag == SHR_LIST; }
+static inline items_t *ARR(shr_heap_t *h, listobj_t *l) { return shr__ptr(h, rd(&l->items)); }
+
+/* ---- the lock ------------------------------------------------------------ */
+
+/* Is the owner named by lock word w gone? Its slot was released or claimed
+ * again (generation), or its process is dead. */
+static bool owner_dead(shr_heap_t *h, uint64_t w)
+{
+    uint32_t slot = (uint32_t)(w & 0xffffffffu) - 1, gen = (uint32_t)(w >> 32);
+    if (slot >= SHR_MAX_THREADS) return true;
+    thread_slot_t *ts = &h->hdr->threads[slot];
+    if (shr_load_acquire(&ts->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&ts->gen) != gen) return true;
+    uint32_t p = ts->proc;
+    if (p >= SHR_MAX_PROCS) return true;
+    proc_entry_t *pe = &h->hdr->procs[p];
+    if (shr_load_acquire(&pe->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&pe->gen) != ts->proc_gen) return true;
+    return !shr__proc_alive(h->hdr, p);
+}
+
+/* Undo what a dead owner left half done (list.h). Lock held. */
+static void repair(shr_heap_t *h, listobj_t *l)
+{
+    if (rd(&l->op) == LIST_OP_SET) {
+        items_t *a = ARR(h, l);
+        if (l->undo_index < a->cap) {
+            wr(&a->it[l->undo_index].tag, l->undo_tag);
+            wr(&a->it[l->undo_index].val, l->undo_val);
+        }
+        wr(&l->op, LIST_OP_NONE);
+    }
+    items_t *a = ARR(h, l);
+    if (rd(&a->len) > a->cap) wr(&a->len, a->cap);
+}
+
+int shr__list_lock(shr_heap_t *h, listobj_t *l)
+{
+    shr_tctx_t *ctx = shr__tctx(h);
+    if (!ctx) return -errno;
+    uint64_t me = ((uint64_t)ctx->gen << 32) | (ctx->slot + 1), zero = 0;
+    if (shr_likely(atomic_compare_exchange_strong_explicit(&l->lock, &zero, me, memory_order_acquire,
+                                                           memory_order_relaxed)))
+        return 0;
+    for (uint64_t spins = 1;; spins++) {
+        uint64_t w = rd(&l->lock);
+        if (w == 0) {
+            if (atomic_compare_exchange_weak_explicit(&l->lock, &w, me, memory_order_acquire,
+                                                      memory_order_relaxed))
+                return 0;
+            continue;
+        }
+        if (w == me) SHR_PANIC("list lock taken twice by one thread");
+        if (spins % SPINS_BEFORE_CHECK == 0) {
+            if (owner_dead(h, w) &&
+                atomic_compare_exchange_strong_explicit(&l->lock, &w, me, memory_order_acquire,
+                                                        memory_order_relaxed)) {
+                repair(h, l);
+                return 0;
+            }
+            sched_yield();
+        } else {
+            __builtin_ia32_pause();
+        }
+    }
+}
+
+void shr__list_unlock(listobj_t *l) { atomic_store_explicit(&l->lock, 0, memory_order_release); }
+
+/* ---- values ------------------------------------------------------------------ */
+
+/* Is s valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF)? */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t k;
+        uint32_t cp;
+        if (c < 0x80) { i++; continue; }
+        if ((c & 0xe0) == 0xc0) { k = 1; cp = c & 0x1f; }
+        else if ((c & 0xf0) == 0xe0) { k = 2; cp = c & 0x0f; }
+        else if ((c & 0xf8) == 0xf0) { k = 3; cp = c & 0x07; }
+        else return false;
+        for (size_t j = 1; j <= k; j++) {
+            if (i + j >= n || (s[i + j] & 0xc0) != 0x80) return false;
+            cp = (cp << 6) | (s[i + j] & 0x3f);
+        }
+        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/* Encode a caller's value as an item, taking the reference the item will
+ * hold (a new str/bytes object, or an incref of a list). */
+static int encode(shr_heap_t *h, const shr_value_t *v, uint64_t *tag, uint64_t *val)
+{
+    if (!v) return -EINVAL;
+    switch (v->type) {
+    case SHR_NONE: *val = 0; break;
+    case SHR_BOOL: *val = v->u.b != 0; break;
+    case SHR_INT: *val = (uint64_t)v->u.i; break;
+    case SHR_FLOAT: memcpy(val, &v->u.f, sizeof *val); break;
+    case SHR_STR:
+    case SHR_BYTES: {
+        if (!v->u.s.data && v->u.s.len) return -EINVAL;
+        if (v->type == SHR_STR && !utf8_valid((const unsigned char *)v->u.s.data, v->u.s.len)) return -EINVAL;
+        strobj_t *s = shr__str_new(h, v->type == SHR_STR ? SHR_TYPE_STR : SHR_TYPE_BYTES, v->u.s.data, v->u.s.len);
+        if (!s) return -ENOMEM;
+        *val = shr__off(h, s);
+        break;
+    }
+    case SHR_LIST:
+        if (!v->u.list || v->u.list->heap != h) return -EINVAL;
+        shr__incref(&v->u.list->obj->ob);
+        *val = v->u.list->off;
+        break;
+    default:
+        return -EINVAL;
+    }
+    *tag = v->type;
+    return 0;
+}
+
+static void release(shr_heap_t *h, uint64_t tag, uint64_t val)
+{
+    if (is_ref(tag)) shr__decref(h, OBJ(h, val));
+}
+
+/* Fill *out from an item, under the lock. A reference is taken for str,
+ * bytes and list; the caller records the lease after unlocking. */
+static void decode_locked(shr_heap_t *h, uint64_t tag, uint64_t val, shr_value_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->type = (shr_type_t)tag;
+    switch (tag) {
+    case SHR_BOOL: out->u.b = val != 0; break;
+    case SHR_INT: out->u.i = (int64_t)val; break;
+    case SHR_FLOAT: memcpy(&out->u.f, &val, sizeof val); break;
+    case SHR_STR:
+    case SHR_BYTES: {
+        strobj_t *s = shr__ptr(h, val);
+        shr__incref(&s->ob);
+        out->u.s.data = s->data;
+        out->u.s.len = s->len;
+        out->ref_ = val;
+        break;
+    }
+    case SHR_LIST:
+        shr__incref(OBJ(h, val));
+        out->ref_ = val;
+        break;
+    default: break;
+    }
+}
+
+/* After unlocking: make the reference a get took the caller's (a lease, or
+ * a list handle). */
+static int finish_decode(shr_heap_t *h, shr_value_t *out)
+{
+    if (!out->ref_) return 0;
+    if (out->type == SHR_LIST) {
+        shr_list_t *l = calloc(1, sizeof *l);
+        int rc = l ? shr__lease_add(h, out->ref_) : -ENOMEM;
+        if (rc) {
+            free(l);
+            shr__decref(h, OBJ(h, out->ref_));
+            memset(out, 0, sizeof *out);
+            return rc;
+        }
+        l->heap = h;
+        l->off = out->ref_;
+        l->obj = shr__ptr(h, out->ref_);
+        out->u.list = l;
+        return 0;
+    }
+    int rc = shr__lease_add(h, out->ref_);
+    if (rc) {
+        shr__decref(h, OBJ(h, out->ref_));
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}
+
+void shr_value_release(shr_heap_t *heap, shr_value_t *v)
+{
+    if (!v || !v->ref_) return;
+    if (v->type == SHR_LIST) {
+        shr_list_close(v->u.list);
+    } else if (shr__lease_remove(heap, v->ref_) == 0) {
+        shr__decref(heap, OBJ(heap, v->ref_));
+    }
+    memset(v, 0, sizeof *v);
+}
+
+/* Python equality of an item with a caller's value. Lock held. */
+static bool equal(shr_heap_t *h, uint64_t tag, uint64_t val, const shr_value_t *v)
+{
+    bool num_a = tag == SHR_BOOL || tag == SHR_INT || tag == SHR_FLOAT;
+    bool num_b = v->type == SHR_BOOL || v->type == SHR_INT || v->type == SHR_FLOAT;
+    if (num_a && num_b) {
+        if (tag == SHR_FLOAT || v->type == SHR_FLOAT) {
+            double a, b;
+            if (tag == SHR_FLOAT) memcpy(&a, &val, sizeof a);
+            else a = (double)(int64_t)val;
+            b = v->type == SHR_FLOAT ? v->u.f : v->type == SHR_INT ? (double)v->u.i : (double)v->u.b;
+            /* exact: an int equals a float only if the float is that integer */
+            if (a != b) return false;
+            if (tag != SHR_FLOAT && (a >= 9.2233720368547758e18 || a < -9.2233720368547758e18 ||
+                                     (int64_t)a != (int64_t)val))
+                return false;
+            if (v->type == SHR_INT && (b >= 9.2233720368547758e18 || b < -9.2233720368547758e18 || (int64_t)b != v->u.i))
+                return false;
+            return true;
+        }
+        int64_t a = (int64_t)val, b = v->type == SHR_INT ? v->u.i : v->u.b;
+        return a == b;
+    }
+    if (tag != (uint64_t)v->type) return false;
+    if (tag == SHR_NONE) return true;
+    if (tag == SHR_STR || tag == SHR_BYTES) {
+        strobj_t *s = shr__ptr(h, val);
+        return s->len == v->u.s.len && (s->len == 0 || memcmp(s->data, v->u.s.data, s->len) == 0);
+    }
+    return tag == SHR_LIST && v->u.list && v->u.list->off == val;
+}
+
+/* ---- handles ---------------------------------------------------------------- */
+
+static int new_handle(shr_heap_t *h, shr_off_t off, const char *name, shr_list_t **out)
+{
+    shr_list_t *l = calloc(1, sizeof *l);
+    if (!l || (name && !(l->name = strdup(name)))) {
+        free(l);
+        return -ENOMEM;
+    }
+    int rc = shr__lease_add(h, off); /* the reference this handle stands for */
+    if (rc) {
+        free(l->name);
+        free(l);
+        return rc;
+    }
+    l->heap = h;
+    l->off = off;
+    l->obj = shr__ptr(h, off);
+    *out = l;
+    return 0;
+}
+
+int shr__list_open(shr_heap_t *h, shr_off_t off, const char *name, shr_list_t **out)
+{
+    shr__incref(OBJ(h, off));
+    int rc = new_handle(h, off, name, out);
+    if (rc) shr__decref(h, OBJ(h, off));
+    return rc;
+}
+
+static items_t *items_new(shr_heap_t *h, uint64_t cap)
+{
+    items_t *a = shr_malloc(h, sizeof(items_t) + cap * sizeof(item_t));
+    if (!a) return NULL;
+    a->cap = cap;
+    wr(&a->len, 0);
+    return a;
+}
+
+int shr_list_create(shr_heap_t *heap, const char *name, const shr_value_t *values, size_t n,
+                    shr_list_t **out)
+{
+    size_t namelen;
+    int rc;
+    if (!heap || !out || (n && !values)) return -EINVAL;
+    if (name && (rc = shr__root_name_check(name, &namelen)) != 0) return rc;
+    shr__list_types_register();
+    shr__gc_drain_dead(heap);
+    listobj_t *l = (listobj_t *)shr__obj_new(heap, SHR_TYPE_LIST, sizeof(listobj_t));
+    items_t *a = items_new(heap, n > INITIAL_CAP ? n : INITIAL_CAP);
+    if (!l || !a) {
+        shr_free(heap, l);
+        shr_free(heap, a);
+        return -ENOMEM;
+    }
+    wr(&l->lock, 0);
+    wr(&l->op, LIST_OP_NONE);
+    size_t i;
+    for (i = 0, rc = 0; i < n && rc == 0; i++) {
+        uint64_t tag, val;
+        if ((rc = encode(heap, &values[i], &tag, &val)) == 0) {
+            wr(&a->it[i].tag, tag);
+            wr(&a->it[i].val, val);
+            wr(&a->len, i + 1);
+        }
+    }
+    wr(&l->items, shr__off(heap, a));
+    shr_off_t off = shr__off(heap, l);
+    if (rc) {
+        shr__decref(heap, &l->ob); /* releases what was encoded */
+        return rc;
+    }
+    if (name) {
+        if ((rc = shr__root_lock(heap)) != 0) goto fail;
+        if (shr__root_find(heap, name)) rc = -EEXIST;
+        else {
+            shr__incref(&l->ob); /* the root's reference, before it is published */
+            if (!shr__root_new(heap, name, off, ROOT_REF)) {
+                shr__decref(heap, &l->ob);
+                rc = -ENOSPC;
+            }
+        }
+        shr__root_unlock(heap);
+        if (rc) goto fail;
+    }
+    /* The creator's reference becomes the handle's. */
+    if ((rc = new_handle(heap, off, name, out)) != 0) {
+        if (name) shr_list_unlink(heap, name);
+        goto fail;
+    }
+    return 0;
+fail:
+    shr__decref(heap, &l->ob);
+    return rc;
+}
+
+int shr_list_attach(shr_heap_t *heap, const char *name, shr_list_t **out)
+{
+    size_t len;
+    int rc;
+    if (!heap || !out) return -EINVAL;
+    if ((rc = shr__root_name_check(name, &len)) != 0) return rc;
+    shr__list_types_register();
+    shr__gc_drain_dead(heap);
+    if ((rc = shr__root_lock(heap)) != 0) return rc;
+    root_entry_t *e = shr__root_find(heap, name);
+    shr_off_t off = e ? rd(&e->off) : 0;
+    if (!e) rc = -ENOENT;
+    else if (!(e->flags & ROOT_REF) || off >= heap->capacity || OBJ(heap, off)->type != SHR_TYPE_LIST)
+        rc = SHR_ETYPE;
+    else shr__incref(OBJ(heap, off)); /* under the roots lock: the root keeps it alive */
+    shr__root_unlock(heap);
+    if (rc) return rc;
+    if ((rc = new_handle(heap, off, name, out)) != 0) shr__decref(heap, OBJ(heap, off));
+    return rc;
+}
+
+int shr_list_close(shr_list_t *list)
+{
+    if (!list) return -EINVAL;
+    shr_heap_t *h = list->heap;
+    int rc = shr__lease_remove(h, list->off); /* forget, then release */
+    if (rc == 0) shr__decref(h, &list->obj->ob);
+    free(list->name);
+    free(list);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+int shr_list_unlink(shr_heap_t *heap, const char *name)
+{
+    size_t len;
+    int rc;
+    if (!heap) return -EINVAL;
+    if ((rc = shr__root_name_check(name, &len)) != 0) return rc;
+    shr__list_types_register();
+    if ((rc = shr__root_lock(heap)) != 0) return rc;
+    root_entry_t *e = shr__root_find(heap, name);
+    shr_off_t off = e ? rd(&e->off) : 0;
+    if (!e) rc = -ENOENT;
+    else if (!(e->flags & ROOT_REF) || OBJ(heap, off)->type != SHR_TYPE_LIST) rc = SHR_ETYPE;
+    else e->name[0] = 0; /* unpublish, then release */
+    shr__root_unlock(heap);
+    if (rc == 0) shr__decref(heap, OBJ(heap, off));
+    return rc;
+}
+
+const char *shr_list_name(const shr_list_t *list) { return list ? list->name : NULL; }
+shr_heap_t *shr_list_heap(const shr_list_t *list) { return list ? list->heap : NULL; }
+
+/* ---- reads ------------------------------------------------------------------ */
+
+static int norm_index(int64_t index, uint64_t len, uint64_t *out)
+{
+    if (index < 0) index += (int64_t)len;
+    if (index < 0 || (uint64_t)index >= len) return SHR_EINDEX;
+    *out = (uint64_t)index;
+    return 0;
+}
+
+int64_t shr_list_len(shr_list_t *list)
+{
+    if (!list) return -EINVAL;
+    shr_heap_t *h = list->heap;
+    int rc = shr__list_lock(h, list->obj);
+    if (rc) return rc;
+    int64_t n = (int64_t)rd(&ARR(h, list->obj)->len);
+    shr__list_unlock(list->obj);
+    return n;
+}
+
+int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
+{
+    if (!list || !out) return -EINVAL;
+    shr_heap_t *h = list->heap;
+    listobj_t *l = list->obj;
+    uint64_t i;
+    int rc = shr__list_lock(h, l);
+    if (rc) return rc;
+    items_t *a = ARR(h, l);
+    if ((rc = norm_index(index, rd(&a->len), &i)) == 0)
+        decode_locked(h, rd(&a->it[i].tag), rd(&a->it[i].val), out);
+    shr__list_unlock(l);
+    return rc ? rc : finish_decode(h, out);
+}
+
+static int find_value(shr_list_t *list, const shr_value_t *v, size_t *count, size_t *first)
+{
+    if (!list || !v) return -EINVAL;
+    if (v->type < SHR_NONE || v->type > SHR_LIST) return -EINVAL;
+    shr_heap_t *h = list->heap;
+    listobj_t *l = list->obj;
+    size_t n = 0, at = SIZE_MAX;
+    int rc = shr__list_lock(h, l);
+    if (rc) return rc;
+    items_t *a = ARR(h, l);
+    for (uint64_t i = 0; i < rd(&a->len); i++)
+        if (equal(h, rd(&a->it[i].tag), rd(&a->it[i].val), v)) {
+            if (at == SIZE_MAX) at = i;
+            n++;
+            if (!count) break;
+        }
+    shr__list_unlock(l);
+    if (count) *count = n;
+    if (first) {
+        if (at == SIZE_MAX) return SHR_ENOTFOUND;
+        *first = at;
+    }
+    return 0;
+}
+
+int shr_list_count(shr_list_t *list, const shr_value_t *value, size_t *count)
+{
+    size_t n;
+    if (!count) return -EINVAL;
+    int rc = find_value(list, value, &n, NULL);
+    if (rc == 0) *count = n;
+    return rc;
+}
+
+int shr_list_index(shr_list_t *list, const shr_value_t *value, size_t *index)
+{
+    size_t at;
+    if (!index) return -EINVAL;
+    int rc = find_value(list, value, NULL, &at);
+    if (rc == 0) *index = at;
+    return rc;
+}
+
+/* ---- writes ------------------------------------------------------------------ */
+
+int shr_list_set(shr_list_t *list, int64_t index, const shr_value_t *value)
+{
+    if (!list) return -EINVAL;
+    shr_heap_t *h = list->heap;
+    listobj_t *l = list->obj;
+    uint64_t tag, val, i;
+    int rc = encode(h, value, &tag, &val); /* outside the lock: may allocate */
+    if (rc) return rc;
+    if ((rc = shr__list_lock(h, l)) != 0) {
+        release(h, tag, val);
+        return rc;
+    }
+    items_t *a = ARR(h, l);
+    if ((rc = norm_index(index, rd(&a->len), &i)) != 0) {
+        shr__list_unlock(l);
+        release(h, tag, val); /* a bad index changes nothing */
+        return rc;
+    }
+    uint64_t old_tag = rd(&a->it[i].tag), old_val = rd(&a->it[i].val);
+    l->undo_index = i;
+    l->undo_tag = old_tag;
+    l->undo_val = old_val;
+    atomic_store_explicit(&l->op, LIST_OP_SET, memory_order_release);
+    wr(&a->it[i].tag, tag);
+    wr(&a->it[i].val, val);
+    atomic_store_explicit(&l->op, LIST_OP_NONE, memory_order_release);
+    shr__list_unlock(l);
+    release(h, old_tag, old_val); /* unpublished: now release it */
+    return 0;
+}
+
+/* Copy-on-write: a new array of cap' >= needed holding old items [0, len)
+ * with `gap` empty slots at position `at` (insert) or item `at` removed
+ * (gap < 0). Published by the caller. Lock held. */
+static items_t *rebuild(shr_heap_t *h, items_t *a, uint64_t cap, uint64_t at, int gap)
+{
+    uint64_t len = rd(&a->len);
+    items_t *b = items_new(h, cap);
+    if (!b) return NULL;
+    uint64_t j = 0;
+    for (uint64_t i = 0; i < len; i++) {
+        if (gap < 0 && i == at) continue;
+        if (gap > 0 && i == at) j++;
+        wr(&b->it[j].tag, rd(&a->it[i].tag));
+        wr(&b->it[j].val, rd(&a->it[i].val));
+        j++;
+    }
+    wr(&b->len, gap > 0 ? len + 1 : gap < 0 ? len - 1 : len);
+    return b;
+}
+
+static int insert_at(shr_list_t *list, int64_t index, const shr_value_t *value, bool append)
+{
+    if (!list) return -EINVAL;
+    shr_heap_t *h = list->heap;
+    listobj_t *l = list->obj;
+    uint64_t tag, val;
+    int rc = encode(h, value, &tag, &val);
+    if (rc) return rc;
+    if ((rc = shr__list_lock(h, l)) != 0) {
+        release(h, tag, val);
+        return rc;
+    }
+    items_t *a = ARR(h, l);
+    uint64_t len = rd(&a->len), at = len;
+    if (!append) { /* Python's insert clamps */
+        if (index < 0) index += (int64_t)len;
+        at = index < 0 ? 0 : (uint64_t)index > len ? len : (uint64_t)index;
+    }
+    if (at == len && len < a->cap) {
+        /* In place: write past len, then publish with len + 1. */
+        wr(&a->it[len].tag, tag);
+        wr(&a->it[len].val, val);
+        atomic_store_explicit(&a->len, len + 1, memory_order_release);
+        shr__list_unlock(l);
+        return 0;
+    }
+    uint64_t cap = len < a->cap ? a->cap : a->cap * 2;
+    items_t *b = rebuild(h, a, cap, at, 1);
+    if (!b) {
+        shr__list_unlock(l);
+        release(h, tag, val);
+        return -ENOMEM;
+    }
+    wr(&b->it[at].tag, tag);
+    wr(&b->it[at].val, val);
+    atomic_store_explicit(&l->items, shr__off(h, b), memory_order_release); /* commit */
+    shr_free(h, a); /* nobody else is inside it: they would hold the lock */
+    shr__list_unlock(l);
+    return 0;
+}
+
+int shr_list_append(shr_list_t *list, const shr_value_t *value) { return insert_at(list, 0, value, true); }
+
+int shr_list_insert(shr_list_t *list, int64_t index, const shr_value_t *value)
+{
+    return insert_at(list, index, value, false);
+}
+
+int shr_list_pop(shr_list_t *list, int64_t index, shr_value_t *out)
+{
+    if (!list) return -EINVAL;
+    shr_heap_t *h = list->heap;
+    listobj_t *l = list->obj;
+    uint64_t i;
+    int rc = shr__list_lock(h, l);
+    if (rc) return rc;
+    items_t *a = ARR(h, l);
+    uint64_t len = rd(&a->len);
+    if ((rc = norm_index(index, len, &i)) != 0) {
+        shr__list_unlock(l);
+        return rc;
+    }
+    uint64_t tag = rd(&a->it[i].tag), val = rd(&a->it[i].val);
+    if (i == len - 1) {
+        atomic_store_explicit(&a->len, len - 1, memory_order_release); /* commit */
+    } else {
+        /* Shrink the array when it is mostly empty. */
+        uint64_t cap = (len - 1) * 4 < a->cap && a->cap > INITIAL_CAP ? a->cap / 2 : a->cap;
+        items_t *b = rebuild(h, a, cap, i, -1);
+        if (!b) {
+            shr__list_unlock(l);
+            return -ENOMEM;
+        }
+        atomic_store_explicit(&l->items, shr__off(h, b), memory_order_release); /* commit */
+        shr_free(h, a);
+    }
+    shr__list_unlock(l);
+    /* The item's reference moves to the caller (a lease) or is released. */
+    if (!out) {
+        release(h, tag, val);
+        return 0;
+    }
+    memset(out, 0, sizeof *out);
+    out->type = (shr_type_t)tag;
+    switch (tag) {
+    case SHR_BOOL: out->u.b = val != 0; break;
+    case SHR_INT: out->u.i = (int64_t)val; break;
+    case SHR_FLOAT: memcpy(&out->u.f, &val, sizeof val); break;
+    case SHR_STR:
+    case SHR_BYTES:
+        out->u.s.data = ((strobj_t *)shr__ptr(h, val))->data;
+        out->u.s.len = ((strobj_t *)shr__ptr(h, val))->len;
+        out->ref_ = val;
+        break;
+    case SHR_LIST: out->ref_ = val; break;
+    default: break;
+    }
+    return finish_decode(h, out);
+}
+
+int shr_list_delete(shr_list_t *list, int64_t index) { return shr_list_pop(list, index, NULL); }
+
+/* ---- statistics ---------------------------------------------------------------- */
+
+int shr_gc_stats(shr_heap_t *heap, shr_gc_stats_t *out)
+{
+    if (!heap || !out) return -EINVAL;
+    memset(out, 0, sizeof *out);
+    out->leases = shr__lease_count(heap);
+    out->released_for_dead = shr__gc_released(heap);
+    return 0;
+}

@@ -1,0 +1,319 @@
+/* format and repr: what Python's ShareableList shows for the same values.
+ *
+ * format: the stdlib's struct format per item, concatenated: "q" int,
+ * "d" float, "xxxxxxx?" bool, "xxxxxx?x" None, and for str and bytes
+ * "%ds" % (8 * (len // 8 + 1)) with len in UTF-8 bytes (the stdlib counts
+ * characters, which is wrong for non-ASCII text; for ASCII both agree).
+ * Nested lists, which the stdlib cannot hold, are "Q".
+ *
+ * repr: "ShareableList([...], name='...')" with Python's reprs: str in
+ * single quotes unless it holds a ' and no ", with \\, \t, \n, \r and
+ * \xNN/\uNNNN escapes for non-printable characters (controls, U+00A0,
+ * U+00AD, U+2028/9, U+200B-U+200F, U+FEFF, private use; other Unicode
+ * categories Python treats as non-printable are shown as they are), bytes as
+ * b'...', floats as repr(float), nested lists as [...] with "[...]" for a
+ * list already being printed (a cycle), as Python does.
+ *
+ * The list is read under its lock into a private snapshot (taking references
+ * to nested lists), then printed without it, so no two list locks are ever
+ * held at once.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "list.h"
+
+/* ---- a growable string ------------------------------------------------------ */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int err;
+} sbuf_t;
+
+static void put(sbuf_t *b, const char *s, size_t n)
+{
+    if (b->err) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->err = ENOMEM;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+static void puts_(sbuf_t *b, const char *s) { put(b, s, strlen(s)); }
+
+/* ---- Python reprs ---------------------------------------------------------- */
+
+void shr__float_repr(double x, char *buf, size_t size)
+{
+    if (isnan(x)) {
+        snprintf(buf, size, "nan");
+        return;
+    }
+    if (isinf(x)) {
+        snprintf(buf, size, x < 0 ? "-inf" : "inf");
+        return;
+    }
+    /* Shortest digits that round-trip. */
+    char tmp[40];
+    int prec;
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, x);
+        if (strtod(tmp, NULL) == x) break;
+    }
+    /* tmp is d.ddde[+-]XX; Python writes positional for -4 <= exp < 16. */
+    char *e = strchr(tmp, 'e');
+    int exp = atoi(e + 1);
+    *e = 0;
+    char digits[40];
+    int nd = 0;
+    bool neg = tmp[0] == '-';
+    for (char *c = tmp; *c; c++)
+        if (*c >= '0' && *c <= '9') digits[nd++] = *c;
+    digits[nd] = 0;
+    char out[64];
+    int o = 0;
+    if (neg) out[o++] = '-';
+    if (exp >= -4 && exp < 16) {
+        if (exp < 0) {
+            out[o++] = '0';
+            out[o++] = '.';
+            for (int i = -1; i > exp; i--) out[o++] = '0';
+            for (int i = 0; i < nd; i++) out[o++] = digits[i];
+        } else {
+            for (int i = 0; i <= exp; i++) out[o++] = i < nd ? digits[i] : '0';
+            out[o++] = '.';
+            if (nd > exp + 1)
+                for (int i = exp + 1; i < nd; i++) out[o++] = digits[i];
+            else
+                out[o++] = '0';
+        }
+        out[o] = 0;
+    } else {
+        out[o++] = digits[0];
+        if (nd > 1) {
+            out[o++] = '.';
+            for (int i = 1; i < nd; i++) out[o++] = digits[i];
+        }
+        out[o] = 0;
+        snprintf(out + o, sizeof out - (size_t)o, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    }
+    snprintf(buf, size, "%s", out);
+}
+
+static bool printable(uint32_t cp)
+{
+    if (cp < 0x20 || (cp >= 0x7f && cp <= 0xa0) || cp == 0xad) return false;
+    if ((cp >= 0x200b && cp <= 0x200f) || cp == 0x2028 || cp == 0x2029 || cp == 0xfeff) return false;
+    if ((cp >= 0xe000 && cp <= 0xf8ff) || cp >= 0xf0000) return false;
+    return true;
+}
+
+static void repr_text(sbuf_t *b, const char *s, size_t n, bool bytes)
+{
+    bool has_sq = memchr(s, '\'', n) != NULL, has_dq = memchr(s, '"', n) != NULL;
+    char q = has_sq && !has_dq ? '"' : '\'';
+    char tmp[16];
+    if (bytes) put(b, "b", 1);
+    put(b, &q, 1);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\' || c == (unsigned char)q) {
+            put(b, "\\", 1);
+            put(b, (const char *)&c, 1);
+            i++;
+        } else if (c == '\t') { puts_(b, "\\t"); i++; }
+        else if (c == '\n') { puts_(b, "\\n"); i++; }
+        else if (c == '\r') { puts_(b, "\\r"); i++; }
+        else if (c < 0x80 || bytes) {
+            if (c >= 0x20 && c < 0x7f) put(b, (const char *)&c, 1);
+            else {
+                snprintf(tmp, sizeof tmp, "\\x%02x", c);
+                puts_(b, tmp);
+            }
+            i++;
+        } else {
+            /* A UTF-8 sequence (validated when the str was stored). */
+            size_t k = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+            if (i + k > n) k = n - i;
+            uint32_t cp = c & (k == 4 ? 0x07 : k == 3 ? 0x0f : 0x1f);
+            for (size_t j = 1; j < k; j++) cp = (cp << 6) | ((unsigned char)s[i + j] & 0x3f);
+            if (printable(cp)) put(b, s + i, k);
+            else {
+                if (cp <= 0xff) snprintf(tmp, sizeof tmp, "\\x%02x", cp);
+                else if (cp <= 0xffff) snprintf(tmp, sizeof tmp, "\\u%04x", cp);
+                else snprintf(tmp, sizeof tmp, "\\U%08x", cp);
+                puts_(b, tmp);
+            }
+            i += k;
+        }
+    }
+    put(b, &q, 1);
+}
+
+/* ---- snapshots ------------------------------------------------------------------ */
+
+typedef struct snap {
+    uint64_t n;
+    uint64_t *tag, *val; /* str/bytes/list items hold a reference taken under the lock */
+} snap_t;
+
+static int take_snapshot(shr_heap_t *h, listobj_t *l, snap_t *s)
+{
+    int rc = shr__list_lock(h, l);
+    if (rc) return rc;
+    items_t *a = shr__ptr(h, rd(&l->items));
+    s->n = rd(&a->len);
+    s->tag = malloc((s->n ? s->n : 1) * sizeof *s->tag);
+    s->val = malloc((s->n ? s->n : 1) * sizeof *s->val);
+    if (!s->tag || !s->val) {
+        shr__list_unlock(l);
+        free(s->tag);
+        free(s->val);
+        return -ENOMEM;
+    }
+    for (uint64_t i = 0; i < s->n; i++) {
+        s->tag[i] = rd(&a->it[i].tag);
+        s->val[i] = rd(&a->it[i].val);
+        if (s->tag[i] == SHR_STR || s->tag[i] == SHR_BYTES || s->tag[i] == SHR_LIST)
+            shr__incref(OBJ(h, s->val[i]));
+    }
+    shr__list_unlock(l);
+    return 0;
+}
+
+static void drop_snapshot(shr_heap_t *h, snap_t *s)
+{
+    for (uint64_t i = 0; i < s->n; i++)
+        if (s->tag[i] == SHR_STR || s->tag[i] == SHR_BYTES || s->tag[i] == SHR_LIST)
+            shr__decref(h, OBJ(h, s->val[i]));
+    free(s->tag);
+    free(s->val);
+}
+
+/* ---- format ------------------------------------------------------------------------ */
+
+char *shr_list_format(shr_list_t *list)
+{
+    snap_t s;
+    sbuf_t b = {0};
+    char tmp[32];
+    if (!list) {
+        errno = EINVAL;
+        return NULL;
+    }
+    int rc = take_snapshot(list->heap, list->obj, &s);
+    if (rc) {
+        errno = -rc;
+        return NULL;
+    }
+    puts_(&b, "");
+    for (uint64_t i = 0; i < s.n; i++) {
+        switch (s.tag[i]) {
+        case SHR_INT: puts_(&b, "q"); break;
+        case SHR_FLOAT: puts_(&b, "d"); break;
+        case SHR_BOOL: puts_(&b, "xxxxxxx?"); break;
+        case SHR_NONE: puts_(&b, "xxxxxx?x"); break;
+        case SHR_STR:
+        case SHR_BYTES: {
+            uint64_t len = ((strobj_t *)shr__ptr(list->heap, s.val[i]))->len;
+            snprintf(tmp, sizeof tmp, "%llus", (unsigned long long)(8 * (len / 8 + 1)));
+            puts_(&b, tmp);
+            break;
+        }
+        case SHR_LIST: puts_(&b, "Q"); break;
+        default: puts_(&b, "?"); break;
+        }
+    }
+    drop_snapshot(list->heap, &s);
+    if (b.err) {
+        free(b.p);
+        errno = b.err;
+        return NULL;
+    }
+    return b.p;
+}
+
+/* ---- repr --------------------------------------------------------------------------- */
+
+#define MAX_DEPTH 64
+
+static int repr_list(shr_heap_t *h, shr_off_t off, sbuf_t *b, shr_off_t *stack, int depth)
+{
+    for (int d = 0; d < depth; d++)
+        if (stack[d] == off) {
+            puts_(b, "[...]");
+            return 0;
+        }
+    if (depth == MAX_DEPTH) {
+        puts_(b, "[...]");
+        return 0;
+    }
+    stack[depth] = off;
+    snap_t s;
+    int rc = take_snapshot(h, shr__ptr(h, off), &s);
+    if (rc) return rc;
+    char tmp[40];
+    puts_(b, "[");
+    for (uint64_t i = 0; i < s.n && rc == 0; i++) {
+        if (i) puts_(b, ", ");
+        uint64_t v = s.val[i];
+        switch (s.tag[i]) {
+        case SHR_NONE: puts_(b, "None"); break;
+        case SHR_BOOL: puts_(b, v ? "True" : "False"); break;
+        case SHR_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)(int64_t)v); puts_(b, tmp); break;
+        case SHR_FLOAT: {
+            double f;
+            memcpy(&f, &v, sizeof f);
+            shr__float_repr(f, tmp, sizeof tmp);
+            puts_(b, tmp);
+            break;
+        }
+        case SHR_STR:
+        case SHR_BYTES: {
+            strobj_t *so = shr__ptr(h, v);
+            repr_text(b, so->data, so->len, s.tag[i] == SHR_BYTES);
+            break;
+        }
+        case SHR_LIST: rc = repr_list(h, v, b, stack, depth + 1); break;
+        default: puts_(b, "?"); break;
+        }
+    }
+    puts_(b, "]");
+    drop_snapshot(h, &s);
+    return rc;
+}
+
+char *shr_list_repr(shr_list_t *list)
+{
+    sbuf_t b = {0};
+    shr_off_t stack[MAX_DEPTH];
+    if (!list) {
+        errno = EINVAL;
+        return NULL;
+    }
+    puts_(&b, "ShareableList(");
+    int rc = repr_list(list->heap, list->off, &b, stack, 0);
+    puts_(&b, ", name=");
+    if (list->name) repr_text(&b, list->name, strlen(list->name), false);
+    else puts_(&b, "None");
+    puts_(&b, ")");
+    if (rc || b.err) {
+        free(b.p);
+        errno = rc ? -rc : b.err;
+        return NULL;
+    }
+    return b.p;
+}
