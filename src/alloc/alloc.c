@@ -8,9 +8,12 @@
  *                this thread: push on the local list; owned by another: one
  *                CAS onto the pool's remote stack. Above: large.c.
  *
- * Debug (SHR_DEBUG >= 1): fresh blocks are filled with 0xCD, freed blocks with
- * 0xDD from byte 16 on (bytes 0..7 may hold a refcount that must read as it
- * was left, bytes 8..15 hold the free-list link); double frees, foreign
+ * Debug (SHR_DEBUG >= 1): fresh blocks are filled with 0xCD from byte 8 on,
+ * freed blocks with 0xDD from byte 16 on. Bytes 0..7 are never written, not
+ * even by the debug fill: they may hold an object's refcount, which must read
+ * 0 from the free until the new object stores 1, or a concurrent try_incref
+ * could bump a count that is about to be overwritten (found by the
+ * try_incref test). Bytes 8..15 hold the free-list link. Double frees, foreign
  * pointers and offsets out of range abort with a message. At level 0 a free
  * of a pointer that is not a live block of this heap is ignored.
  *
@@ -160,7 +163,7 @@ static void *raw_malloc(shr_heap_t *h, size_t size)
         return NULL;
     }
 #if SHR_DEBUG >= 1
-    if (p) memset(p, CLEANBYTE, size ? size : 1);
+    if (p && size > 8) memset((uint8_t *)p + 8, CLEANBYTE, size - 8);
 #endif
     return p;
 }
@@ -258,7 +261,7 @@ void *shr_malloc(shr_heap_t *heap, size_t size)
     if (shr_likely(size <= MEDIUM_REQUEST_THRESHOLD && !guarded(heap))) {
         void *p = pool_malloc(heap, size_to_class(size));
 #if SHR_DEBUG >= 1
-        if (p) memset(p, CLEANBYTE, size ? size : 1);
+        if (p && size > 8) memset((uint8_t *)p + 8, CLEANBYTE, size - 8);
 #endif
         return p;
     }

@@ -1,0 +1,145 @@
+/* The shared list across processes: concurrent readers and writers,
+ * concurrent appends, processes killed holding leases or in the middle of a
+ * set, an append or a pop. */
+#include <pthread.h>
+
+#include "list_storm.h"
+
+static void fini(void) { shr_test_cleanup(); }
+TestSuite(list_multiproc, .fini = fini, .timeout = 300);
+
+Test(list_multiproc, readers_never_see_torn_or_freed_strings)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    shr_list_t *l = storm_list(h, "rw");
+    uint64_t base = storm_blocks(h);
+    storm_cfg_t w1 = {h, "rw", 11, 1500, 0, NULL}, w2 = {h, "rw", 12, 1500, 0, NULL};
+    storm_cfg_t r1 = {h, "rw", 21, 1500, 0, NULL}, r2 = {h, "rw", 22, 1500, 0, NULL};
+    pid_t p[4] = {shr_test_fork(storm_writer, &w1), shr_test_fork(storm_writer, &w2),
+                  shr_test_fork(storm_reader, &r1), shr_test_fork(storm_reader, &r2)};
+    for (int i = 0; i < 4; i++) cr_assert_eq(shr_test_wait(p[i]), 0, "process %d failed (20: a bad string)", i);
+    cr_assert_eq(verify_list(h, l), 0);
+    cr_assert_eq(storm_blocks(h), base, "every replaced string was released");
+    shr_list_close(l);
+    cr_assert_eq(shr_list_unlink(h, "rw"), 0);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+/* ---- concurrent appends ------------------------------------------------------ */
+
+typedef struct { shr_heap_t *h; int tag; } app_arg_t;
+
+static void *append_thread(void *arg)
+{
+    app_arg_t *a = arg;
+    shr_list_t *l;
+    if (shr_list_attach(a->h, "app", &l) != 0) return (void *)1;
+    for (int i = 0; i < 3000; i++) {
+        shr_value_t v = shr_int((int64_t)a->tag * 100000 + i);
+        if (shr_list_append(l, &v) != 0) return (void *)2;
+    }
+    shr_list_close(l);
+    return NULL;
+}
+
+static int append_process(void *arg)
+{
+    app_arg_t *base = arg;
+    app_arg_t a[2] = {{base->h, base->tag * 2}, {base->h, base->tag * 2 + 1}};
+    pthread_t t[2];
+    void *r0, *r1;
+    pthread_create(&t[0], NULL, append_thread, &a[0]);
+    pthread_create(&t[1], NULL, append_thread, &a[1]);
+    pthread_join(t[0], &r0);
+    pthread_join(t[1], &r1);
+    return r0 || r1 ? 1 : 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+Test(list_multiproc, concurrent_appends_lose_nothing)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, "app", NULL, 0, &l), 0);
+    app_arg_t a1 = {h, 1}, a2 = {h, 2};
+    pid_t p1 = shr_test_fork(append_process, &a1), p2 = shr_test_fork(append_process, &a2);
+    cr_assert_eq(shr_test_wait(p1), 0);
+    cr_assert_eq(shr_test_wait(p2), 0);
+    int64_t n = shr_list_len(l);
+    cr_assert_eq(n, 4 * 3000, "appends lost: %lld items", (long long)n);
+    int64_t *all = malloc((size_t)n * sizeof *all);
+    for (int64_t i = 0; i < n; i++) {
+        shr_value_t v;
+        cr_assert_eq(shr_list_get(l, i, &v), 0);
+        all[i] = v.u.i;
+    }
+    qsort(all, (size_t)n, sizeof *all, cmp_i64);
+    int64_t k = 0;
+    for (int tag = 2; tag <= 5; tag++)
+        for (int i = 0; i < 3000; i++) cr_assert_eq(all[k++], (int64_t)tag * 100000 + i, "missing or duplicated value");
+    free(all);
+    shr_list_close(l);
+    shr_list_unlink(h, "app");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+/* ---- crashes ----------------------------------------------------------------- */
+
+static shr_test_gate_t gate;
+
+static int hold_leases_and_wait(void *arg)
+{
+    shr_heap_t *h = arg;
+    shr_list_t *l;
+    if (shr_list_attach(h, "held", &l) != 0) return 1;
+    static shr_value_t got[100];
+    for (int i = 0; i < 100; i++)
+        if (shr_list_get(l, i % 10, &got[i]) != 0) return 2;
+    shr_test_gate_open(&gate);
+    for (;;) pause();
+}
+
+Test(list_multiproc, killed_process_releases_its_leases)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    uint64_t base = storm_blocks(h);
+    shr_value_t in[10];
+    for (int i = 0; i < 10; i++) in[i] = shr_str("a string held by a dying process");
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, "held", in, 10, &l), 0);
+    uint64_t with_list = storm_blocks(h);
+    shr_test_gate_init(&gate);
+    pid_t pid = shr_test_fork(hold_leases_and_wait, h);
+    cr_assert(shr_test_gate_wait(&gate, 10000), "child did not get its strings");
+    /* Replace every string: the dead process's leases keep the old ones. */
+    for (int i = 0; i < 10; i++) {
+        shr_value_t v = shr_int(i);
+        cr_assert_eq(shr_list_set(l, i, &v), 0);
+    }
+    cr_assert_gt(storm_blocks(h), with_list - 10, "the strings it holds are alive");
+    kill(pid, SIGKILL);
+    cr_assert_eq(shr_test_wait(pid), 128 + SIGKILL);
+    cr_assert_geq(shr_heap_recover(h), 1);
+    shr_gc_stats_t gs;
+    cr_assert_eq(shr_gc_stats(h, &gs), 0);
+    cr_assert_eq(gs.released_for_dead, 101, "100 gets and one handle");
+    cr_assert_eq(storm_blocks(h), with_list - 10, "its strings were freed");
+    shr_list_close(l);
+    shr_list_unlink(h, "held");
+    shr_heap_collect(h);
+    cr_assert_leq(storm_blocks(h), base + 1);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+Test(list_multiproc, killed_in_the_middle_of_sets_appends_and_pops) { list_kill_storm(15, 3); }

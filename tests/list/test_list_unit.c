@@ -1,0 +1,149 @@
+/* Objects and lists, white box: try_incref under a racing writer, a list
+ * lock stolen from a dead owner with its half-done set undone, leases. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "list.h"
+
+static void fini(void) { shr_test_cleanup(); }
+TestSuite(list_unit, .fini = fini, .timeout = 120);
+
+static shr_heap_t *make_heap(void)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    return h;
+}
+
+/* ---- try_incref ------------------------------------------------------------ */
+
+typedef struct {
+    shr_heap_t *h;
+    _Atomic uint64_t *slot;
+    atomic_int stop, errors;
+    atomic_long reads;
+} race_t;
+
+static void *replacer(void *arg)
+{
+    race_t *r = arg;
+    char buf[32];
+    for (unsigned i = 0; !atomic_load(&r->stop); i++) {
+        /* Every str carries its length and a checksum-like pattern. */
+        int n = snprintf(buf, sizeof buf, "s%08u-%08u", i, i ^ 0x5a5a5a5au);
+        strobj_t *s = shr__str_new(r->h, SHR_TYPE_STR, buf, (size_t)n);
+        if (!s) continue;
+        uint64_t old = atomic_exchange(r->slot, shr__off(r->h, s)); /* publish, then release */
+        if (old) shr__decref(r->h, OBJ(r->h, old));
+    }
+    return NULL;
+}
+
+static void *taker(void *arg)
+{
+    race_t *r = arg;
+    while (!atomic_load(&r->stop)) {
+        shr_off_t off = shr__try_incref(r->h, r->slot);
+        if (!off) continue;
+        strobj_t *s = shr__ptr(r->h, off);
+        unsigned a, b;
+        if (s->ob.type != SHR_TYPE_STR || s->len != strlen(s->data) || s->len < 18 || sscanf(s->data, "s%8u-%u", &a, &b) != 2 ||
+            b != (a ^ 0x5a5a5a5au)) {
+            if (atomic_fetch_add(&r->errors, 1) < 3)
+                fprintf(stderr, "bad object: type %u len %llu refcnt %llu data %.18s\n", s->ob.type,
+                        (unsigned long long)s->len, (unsigned long long)s->ob.refcnt, s->data);
+        }
+        shr__decref(r->h, &s->ob);
+        atomic_fetch_add(&r->reads, 1);
+    }
+    return NULL;
+}
+
+Test(list_unit, try_incref_never_takes_a_dead_object)
+{
+    shr_heap_t *h = make_heap();
+    shr__list_types_register();
+    race_t r = {.h = h};
+    r.slot = shr_calloc(h, 1, sizeof *r.slot);
+    pthread_t w, t[2];
+    pthread_create(&w, NULL, replacer, &r);
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, taker, &r);
+    shr_test_sleep_ms(700);
+    atomic_store(&r.stop, 1);
+    pthread_join(w, NULL);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    cr_assert_gt(atomic_load(&r.reads), 1000);
+    cr_assert_eq(atomic_load(&r.errors), 0, "a reader held a dead or reused object");
+    uint64_t last = atomic_load(r.slot);
+    cr_assert_eq(OBJ(h, last)->refcnt, 1, "every taken reference was given back");
+    shr__decref(h, OBJ(h, last));
+    shr_free(h, (void *)r.slot);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+/* ---- a dead owner's lock ----------------------------------------------------- */
+
+static int die_mid_set(void *arg)
+{
+    shr_list_t *l = arg;
+    shr_heap_t *h = shr_list_heap(l);
+    listobj_t *lo = l->obj;
+    if (shr__list_lock(h, lo) != 0) return 1;
+    items_t *a = shr__ptr(h, lo->items);
+    /* Half of a set: the undo record written, the item overwritten. */
+    lo->undo_index = 1;
+    lo->undo_tag = a->it[1].tag;
+    lo->undo_val = a->it[1].val;
+    atomic_store(&lo->op, LIST_OP_SET);
+    a->it[1].tag = SHR_STR;
+    a->it[1].val = 8; /* garbage: not an object */
+    _exit(0);
+}
+
+Test(list_unit, lock_of_a_dead_owner_is_stolen_and_its_set_undone)
+{
+    shr_heap_t *h = make_heap();
+    shr_value_t in[] = {shr_int(1), shr_str("two"), shr_int(3)};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 3, &l), 0);
+    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_set, l)), 0);
+    cr_assert_neq(l->obj->lock, 0, "the dead child still owns the lock");
+    shr_value_t v;
+    cr_assert_eq(shr_list_get(l, 1, &v), 0, "the lock was stolen");
+    cr_assert_eq(v.type, SHR_STR);
+    cr_assert_eq(v.u.s.len, 3);
+    cr_assert_eq(memcmp(v.u.s.data, "two", 3), 0, "the half-done set was undone");
+    shr_value_release(h, &v);
+    cr_assert_eq(l->obj->op, LIST_OP_NONE);
+    shr_list_close(l);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+/* ---- leases ----------------------------------------------------------------- */
+
+Test(list_unit, lease_table_grows_and_counts)
+{
+    shr_heap_t *h = make_heap();
+    shr_value_t in[] = {shr_str("x")};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 1, &l), 0);
+    static shr_value_t got[1000];
+    for (int i = 0; i < 1000; i++) cr_assert_eq(shr_list_get(l, 0, &got[i]), 0);
+    cr_assert_eq(shr__lease_count(h), 1001, "one entry, counted 1000 times, and the handle");
+    strobj_t *s = shr__ptr(h, got[0].ref_);
+    cr_assert_eq(s->ob.refcnt, 1001, "the list's reference and 1000 gets");
+    for (int i = 0; i < 1000; i++) shr_value_release(h, &got[i]);
+    cr_assert_eq(s->ob.refcnt, 1);
+    cr_assert_eq(shr__lease_remove(h, 4096), -ENOENT, "removing what is not held is refused");
+    shr_list_close(l);
+    cr_assert_eq(shr__lease_count(h), 0);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
