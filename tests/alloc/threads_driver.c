@@ -8,6 +8,8 @@
  *   short_lived  threads that allocate, keep a block and exit (orphans,
  *                adoption, slot release)
  *   observers    stats, check and roots from one thread while others allocate
+ *   list         threads set, get, append and pop on one shared list; every
+ *                string read must carry its own checksum
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -172,6 +174,68 @@ static void scenario_observers(void)
     EXPECT(blocks_in_use() == 0, "observers: blocks left");
 }
 
+/* ---- list ------------------------------------------------------------------- */
+
+static shr_list_t *shared_list;
+
+static uint32_t sum32(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+static void *list_worker(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    char buf[128];
+    for (int it = 0; it < 20000; it++) {
+        unsigned r = (unsigned)rand_r(&seed);
+        int64_t idx = (int64_t)(r % 32);
+        if (r & 1) {
+            size_t n = 9 + (size_t)(r >> 8) % 100;
+            for (size_t i = 8; i < n; i++) buf[i] = (char)('a' + (r + i) % 26);
+            uint32_t c = sum32(buf + 8, n - 8);
+            memcpy(buf, &c, 4);
+            memcpy(buf + 4, &c, 4);
+            shr_value_t v = shr_bytes(buf, n);
+            EXPECT(shr_list_set(shared_list, idx, &v) == 0, "list: set");
+        } else if (r & 2) {
+            shr_value_t v;
+            EXPECT(shr_list_get(shared_list, idx, &v) == 0, "list: get");
+            if (v.type == SHR_BYTES) {
+                uint32_t c;
+                memcpy(&c, v.u.s.data, 4);
+                if (c != sum32(v.u.s.data + 8, v.u.s.len - 8)) atomic_fetch_add(&errors, 1);
+            }
+            shr_value_release(heap, &v);
+        } else if (r & 4) {
+            shr_value_t v = shr_int(it);
+            EXPECT(shr_list_append(shared_list, &v) == 0, "list: append");
+        } else if (shr_list_len(shared_list) > 32) {
+            shr_list_pop(shared_list, -1, NULL);
+        }
+    }
+    return NULL;
+}
+
+static void scenario_list(void)
+{
+    shr_value_t init[32];
+    for (int i = 0; i < 32; i++) init[i] = shr_int(i);
+    atomic_store(&errors, 0);
+    EXPECT(shr_list_create(heap, "tsan_list", init, 32, &shared_list) == 0, "list: create");
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, list_worker, (void *)(uintptr_t)(7 + i));
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    EXPECT(atomic_load(&errors) == 0, "list: %d strings failed their checksum", atomic_load(&errors));
+    shr_list_close(shared_list);
+    EXPECT(shr_list_unlink(heap, "tsan_list") == 0, "list: unlink");
+    shr_heap_collect(heap);
+    EXPECT(shr_heap_check_report(heap, stderr) == 0, "list: heap check");
+    EXPECT(blocks_in_use() <= 1, "list: blocks left (the lease table may remain)");
+}
+
 int main(void)
 {
     char name[64];
@@ -183,7 +247,8 @@ int main(void)
     }
     shr_heap_unlink(name); /* nothing left behind, even if a sanitizer aborts us */
     struct { const char *name; void (*fn)(void); } scenarios[] = {
-        {"storm", scenario_storm}, {"short_lived", scenario_short_lived}, {"observers", scenario_observers}};
+        {"storm", scenario_storm}, {"short_lived", scenario_short_lived}, {"observers", scenario_observers},
+        {"list", scenario_list}};
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
         int before = failures;
