@@ -146,7 +146,8 @@ int shr_heap_recover(shr_heap_t *heap);
  * 16-byte aligned. Requests of 1..512 bytes come from pools of 32 size
  * classes (pymalloc), larger ones from medium pools, page runs and chunk runs
  * of the same segment. Failure: NULL with errno = ENOMEM (the heap stays
- * fully usable), or EINVAL for a size that cannot be represented. */
+ * fully usable), also for a size no heap can hold. shr_malloc(heap, 0)
+ * returns a minimal block, as malloc does. */
 
 void *shr_malloc(shr_heap_t *heap, size_t size);
 void *shr_calloc(shr_heap_t *heap, size_t count, size_t size);
@@ -164,8 +165,10 @@ int shr_heap_check(shr_heap_t *heap);
 /* Same, printing each violation found to out (may be NULL). */
 int shr_heap_check_report(shr_heap_t *heap, FILE *out);
 
-/* Give this thread's pools the frees other threads made into them, and
- * return empty pools and arenas to the segment. Returns 0. */
+/* Give this thread's pools the frees other threads made into them, settle
+ * those pending on orphaned pools, and return empty pools (this thread's
+ * cache included) and arenas to the segment. Returns 0, or -errno when this
+ * thread cannot get a slot in the heap. */
 int shr_heap_collect(shr_heap_t *heap);
 
 /* ---- Roots: names for offsets ----------------------------------------- */
@@ -202,7 +205,7 @@ typedef struct shr_alloc_stats {
     uint64_t chunks_total, chunks_used, chunks_free;
     uint64_t arenas, arenas_highwater;         /* small and medium arenas */
     uint64_t arenas_allocated, arenas_released;/* cumulative */
-    uint64_t pools_empty;                      /* in arenas' freepools */
+    uint64_t pools_empty;                      /* in arenas' freepools or threads' caches */
     uint64_t pools_untouched;                  /* never carved */
     uint64_t pools_orphaned;                   /* waiting for adoption */
     uint64_t large_blocks, large_bytes;        /* page runs and chunk runs in use */

@@ -16,22 +16,54 @@ export CTEST_OUTPUT_ON_FAILURE=1
 
 run() { echo "== $*"; "$@"; }
 
+# Run ctest, keep its summary for the closing line.
+passed=0
+failed=0
+ctest_run() {
+  local log
+  log=$(mktemp)
+  echo "== ctest $*"
+  set +e
+  ${CTEST_WRAP:-} ctest "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  local line
+  line=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$log" | tail -n1)
+  rm -f "$log"
+  if [ -n "$line" ]; then
+    local f t
+    f=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+    t=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$line")
+    passed=$((passed + t - f))
+    failed=$((failed + f))
+  fi
+  if [ "$rc" -ne 0 ]; then
+    echo "sharena: ctest $* failed"
+    echo "tests: $passed passed, $failed failed"
+    exit "$rc"
+  fi
+}
+
 for preset in dev asan; do
   run cmake --preset "$preset" -G Ninja >/dev/null
   run cmake --build --preset "$preset" -j "$jobs"
-  run ctest --preset "$preset" -j "$jobs"
+  ctest_run --preset "$preset" -j "$jobs"
 done
 if [ "${SHR_STRESS:-0}" = 1 ]; then
-  run ctest --test-dir build/dev -L stress -j "$jobs"
+  ctest_run --test-dir build/dev -L stress -j "$jobs"
 fi
 
 run cmake --preset tsan -G Ninja >/dev/null
 run cmake --build --preset tsan -j "$jobs"
-# TSan needs a non-randomised-enough address space on newer kernels.
-TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" run setarch "$(uname -m)" -R ctest --preset tsan -j "$jobs"
+# TSan's shadow memory needs a less randomised address space on this kernel:
+# run it under setarch -R (no ASLR).
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+CTEST_WRAP="setarch $(uname -m) -R" ctest_run --preset tsan -j "$jobs"
 
 run cmake --preset clang -G Ninja -DSHR_TESTS=OFF >/dev/null
 run cmake --build --preset clang -j "$jobs"
 
 run tests/consumer/run.sh build/release-install
+passed=$((passed + 1)) # the consumer test
 echo "sharena: all test stages passed"
+echo "tests: $passed passed, $failed failed"

@@ -13,9 +13,14 @@
  * even by the debug fill: they may hold an object's refcount, which must read
  * 0 from the free until the new object stores 1, or a concurrent try_incref
  * could bump a count that is about to be overwritten (found by the
- * try_incref test). Bytes 8..15 hold the free-list link. Double frees, foreign
- * pointers and offsets out of range abort with a message. At level 0 a free
- * of a pointer that is not a live block of this heap is ignored.
+ * try_incref test). Bytes 8..15 hold the free-list link. Double frees,
+ * foreign pointers, pointers inside a block and offsets out of range abort
+ * with a message. At level 0 only the cheap checks run on every free (outside
+ * the heap, misaligned, in a chunk that holds no blocks, a pool header): such
+ * a free is ignored. A pointer inside a block or a double free is not caught
+ * at level 0 (that check costs a division per free); a double free that
+ * makes a remote stack cycle is cut when the stack is spliced, leaking the
+ * blocks after the cut instead of looping.
  *
  * Guards (heap flag SHR_HEAP_GUARDS, any build): each block is laid out as
  *
@@ -121,7 +126,9 @@ shr_inline void pool_free(shr_heap_t *h, pool_header_t *pool, uint64_t off)
     if (pool->block_size == 0 || rel < POOL_OVERHEAD || (rel - POOL_OVERHEAD) % pool->block_size ||
         rel >= rd(&pool->nextoffset) || rd(&pool->state) == POOL_EMPTY)
         SHR_PANIC("free of a pointer that is not a block: offset %llu", (unsigned long long)off);
-    if (pool->block_size > 16) memset(h->base + off + 16, DEADBYTE, pool->block_size - 16);
+    /* Past the link; in a guarded heap also past the user's bytes 0..7. */
+    uint32_t keep = (h->flags & SHR_HEAP_GUARDS) ? GUARD_HEAD + 8 : 16;
+    if (pool->block_size > keep) memset(h->base + off + keep, DEADBYTE, pool->block_size - keep);
 #endif
     shr_tctx_t *ctx = shr__tl_ctx;
     if (shr_likely(ctx != NULL && atomic_load_explicit(&ctx->heap, memory_order_relaxed) == h &&
@@ -153,7 +160,9 @@ shr_inline void pool_free(shr_heap_t *h, pool_header_t *pool, uint64_t off)
 
 /* ---- raw allocation (no guards) -------------------------------------------- */
 
-static void *raw_malloc(shr_heap_t *h, size_t size)
+/* keep: leading bytes the debug fill must not touch (8, or 24 for a
+ * guarded block, whose user bytes 0..7 are block bytes 16..23). */
+static void *raw_malloc(shr_heap_t *h, size_t size, size_t keep)
 {
     void *p;
     if (shr_likely(size <= MEDIUM_REQUEST_THRESHOLD)) p = pool_malloc(h, size_to_class(size));
@@ -163,7 +172,9 @@ static void *raw_malloc(shr_heap_t *h, size_t size)
         return NULL;
     }
 #if SHR_DEBUG >= 1
-    if (p && size > 8) memset((uint8_t *)p + 8, CLEANBYTE, size - 8);
+    if (p && size > keep) memset((uint8_t *)p + keep, CLEANBYTE, size - keep);
+#else
+    (void)keep;
 #endif
     return p;
 }
@@ -216,7 +227,7 @@ static void *guard_malloc(shr_heap_t *h, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    uint8_t *b = raw_malloc(h, size + GUARD_HEAD + GUARD_TAIL);
+    uint8_t *b = raw_malloc(h, size + GUARD_HEAD + GUARD_TAIL, GUARD_HEAD + 8);
     if (!b) return NULL;
     uint64_t n = size;
     memcpy(b, &n, 8);
@@ -265,7 +276,7 @@ void *shr_malloc(shr_heap_t *heap, size_t size)
 #endif
         return p;
     }
-    return guarded(heap) ? guard_malloc(heap, size) : raw_malloc(heap, size);
+    return guarded(heap) ? guard_malloc(heap, size) : raw_malloc(heap, size, 8);
 }
 
 void *shr_calloc(shr_heap_t *heap, size_t count, size_t size)
@@ -290,7 +301,9 @@ void shr_free(shr_heap_t *heap, void *ptr)
     uint64_t off = 0;
     uint32_t kind = block_kind(heap, ptr, &off);
     if (shr_likely(kind == CHUNK_SMALL || kind == CHUNK_MEDIUM)) {
-        pool_free(heap, pool_of(heap, off, kind), off);
+        pool_header_t *pool = pool_of(heap, off, kind);
+        if (shr_likely(off - shr__off(heap, pool) >= POOL_OVERHEAD)) pool_free(heap, pool, off);
+        else misuse("free of a pool header", ptr);
         return;
     }
     if (kind) shr__large_free(heap, off);

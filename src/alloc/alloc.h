@@ -117,11 +117,15 @@ typedef struct chunk {
  *           orphan list of its class, adopted by the next thread that needs a
  *           pool of that class
  *
- * Invariants (check.c):
- *   P1  nused == carved blocks - |free list| - |remote stack|
+ * Invariants (check.c; SHR_DEBUG >= 3 also after every slow-path change):
+ *   P1  nused == carved blocks - |local free list| (blocks on the remote
+ *       stack count as in use until the owner collects them)
  *   P2  every free-list and remote-stack offset lies in the pool, on a block
  *       boundary, below nextoffset, and each list is acyclic
- *   P3  state and list membership agree; owner != 0 iff USED or FULL-owned
+ *   P3  state and list membership agree: USED pools are owned and on their
+ *       owner's list; EMPTY pools are unowned on freepools or owned in their
+ *       owner's cache; ORPHAN pools are unowned on an orphan list; FULL pools
+ *       are owned, or unowned with REMOTE_UNOWNED set
  */
 enum pool_state { POOL_EMPTY = 1, POOL_USED, POOL_FULL, POOL_ORPHAN };
 
@@ -306,6 +310,13 @@ root_entry_t *shr__root_new(shr_heap_t *h, const char *name, uint64_t off, uint6
 /* ---- check.c / stats.c / roots.c --------------------------------------- */
 
 int shr__alloc_check(shr_heap_t *h, FILE *out);
+#if SHR_DEBUG >= 3
+/* Level-3 validators: abort with a message when the class's usable_arenas
+ * (A2) or the given pool (P1-P3, may be NULL) is broken. Arena lock held for
+ * the first; the pool must be the caller's own. */
+void shr__validate_arenas(shr_heap_t *h, int acls);
+void shr__validate_pool(shr_heap_t *h, pool_header_t *pool);
+#endif
 
 /* ---- the layer's hooks and parameters ---------------------------------- */
 

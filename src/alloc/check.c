@@ -31,6 +31,7 @@ typedef struct checker {
     FILE *out;
     int errors;
     uint32_t me;        /* calling thread's owner id, 0 if none */
+    bool no_guards;     /* a validator inside malloc: guards not yet written */
     uint8_t *listed;    /* per chunk: seen on a free run list / usable list */
 } checker_t;
 
@@ -201,7 +202,7 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
     uint32_t carved = (next - POOL_OVERHEAD) / p->block_size;
     if (state != POOL_EMPTY && carved - nlocal - nremote != rd(&p->nused) && r == 0)
         fail(k, "pool %" PRIu64 ": nused %u but %ld carved - %ld free", po, rd(&p->nused), (long)carved, nlocal);
-    if (h->hdr->flags & SHR_HEAP_GUARDS && r == 0) check_guards(k, p);
+    if (h->hdr->flags & SHR_HEAP_GUARDS && r == 0 && !k->no_guards) check_guards(k, p);
 }
 
 static void check_arena(checker_t *k, uint64_t c)
@@ -415,3 +416,21 @@ int shr__alloc_check(shr_heap_t *h, FILE *out)
 int shr_heap_check(shr_heap_t *heap) { return heap ? shr__alloc_check(heap, NULL) : -EINVAL; }
 
 int shr_heap_check_report(shr_heap_t *heap, FILE *out) { return heap ? shr__alloc_check(heap, out) : -EINVAL; }
+
+#if SHR_DEBUG >= 3
+void shr__validate_arenas(shr_heap_t *h, int acls)
+{
+    checker_t k = {.h = h, .out = stderr};
+    check_usable(&k, acls);
+    if (k.errors) SHR_PANIC("validator: usable_arenas of class %d broken", acls);
+}
+
+void shr__validate_pool(shr_heap_t *h, pool_header_t *pool)
+{
+    checker_t k = {.h = h, .out = stderr, .no_guards = true};
+    shr_tctx_t *ctx = shr__tl_ctx;
+    if (ctx && atomic_load_explicit(&ctx->heap, memory_order_relaxed) == h) k.me = ctx->slot + 1;
+    check_pool(&k, pool, (uint64_t)1 << pool->shift);
+    if (k.errors) SHR_PANIC("validator: pool %llu broken", (unsigned long long)shr__off(h, pool));
+}
+#endif

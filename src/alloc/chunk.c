@@ -122,6 +122,18 @@ uint64_t shr__chunk_alloc(shr_heap_t *h, uint64_t n)
         for (uint64_t i = c; i < c + n; i++) wr(&t[i].kind, CHUNK_UNUSED);
         return c;
     }
+    /* The first inexact list may hold a fitting run behind a head that is
+     * too small: walk it only now, when nothing else fits. */
+    unsigned first = run_list(n);
+    if (first >= EXACT_RUNS)
+        for (uint64_t r = g->runs[first]; r; r = t[r - 1].next)
+            if (t[r - 1].run >= n) {
+                uint64_t c = r - 1, len = t[c].run;
+                list_remove(h, c);
+                if (len > n) make_free_run(h, c + n, len - n);
+                for (uint64_t i = c; i < c + n; i++) wr(&t[i].kind, CHUNK_UNUSED);
+                return c;
+            }
     uint64_t hwm = rd(&g->hwm);
     if (n > g->nchunks - hwm) return 0;
     if (table_commit(h, hwm + n + 1) != 0) return 0;
@@ -133,8 +145,10 @@ void shr__chunk_free(shr_heap_t *h, uint64_t c, uint64_t n)
 {
     alloc_global_t *g = AG(h);
     chunk_t *t = CT(h);
-    shr__seg_release(h, chunk_off(c), n * SHR_CHUNK_SIZE);
+    /* Kinds first, then the hole: a crash in between leaves free chunks
+     * whose pages are still committed, never an arena of zeroed pages. */
     for (uint64_t i = c; i < c + n; i++) shr__chunk_reset(&t[i]);
+    shr__seg_release(h, chunk_off(c), n * SHR_CHUNK_SIZE);
     /* Coalesce with the run on the left, then on the right. */
     if (c > g->first_data) {
         uint32_t k = rd(&t[c - 1].kind);
@@ -173,22 +187,25 @@ void shr__chunk_rebuild(shr_heap_t *h)
     chunk_t *t = CT(h);
     uint64_t hwm = rd(&g->hwm);
     memset(g->runs, 0, sizeof g->runs);
+    /* Free-like: free runs, chunks taken but never tagged, and huge tails no
+     * head covers (a crash between writing the tails and the head, which is
+     * the commit): heads skip their own tails below, so a tail met here is
+     * uncovered. */
+#define FREE_LIKE(k) ((k) == CHUNK_FREE || (k) == CHUNK_FREE_TAIL || (k) == CHUNK_UNUSED || (k) == CHUNK_HUGE_TAIL)
     for (uint64_t c = g->first_data; c < hwm;) {
         uint32_t k = rd(&t[c].kind);
-        if (k == CHUNK_FREE || k == CHUNK_FREE_TAIL || k == CHUNK_UNUSED) {
+        if (FREE_LIKE(k)) {
             uint64_t e = c;
-            while (e < hwm) {
-                uint32_t ke = rd(&t[e].kind);
-                if (ke != CHUNK_FREE && ke != CHUNK_FREE_TAIL && ke != CHUNK_UNUSED) break;
-                wr(&t[e].kind, CHUNK_UNUSED);
-                e++;
-            }
+            while (e < hwm && FREE_LIKE(rd(&t[e].kind))) shr__chunk_reset(&t[e++]);
             make_free_run(h, c, e - c);
             c = e;
         } else if (k == CHUNK_HUGE) {
-            c += t[c].run ? t[c].run : 1;
+            uint64_t n = t[c].run;
+            if (n == 0 || c + n > hwm) n = 1;
+            c += n;
         } else {
             c++;
         }
     }
+#undef FREE_LIKE
 }

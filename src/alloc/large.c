@@ -63,14 +63,23 @@ static void runs_remove(shr_heap_t *h, uint64_t off, uint32_t n)
     e->next = e->prev = 0;
 }
 
-/* Tag pages [p, p+n) of chunk c as one run in `state` (head written last). */
+/* Tag pages [p, p+n) of a LARGE chunk as one run in `state`.
+ *
+ * Tricky: the head is written first; it is the commit point. A parse of the
+ * map walks heads, so until the head changes the old head still covers the
+ * region and whatever is being rewritten inside it is skipped; once it has
+ * changed, the new run is whole. Writing it last would be wrong when runs
+ * coalesce: clearing the interior erases the head of the run being merged
+ * while the old head still points at it (found by the list kill storm).
+ * Every caller tags the pieces of a split before the piece whose head is the
+ * old head. The tail and the interior follow; repair rewrites them. */
 static void tag_run(large_header_t *lh, uint32_t p, uint32_t n, uint32_t state)
 {
-    for (uint32_t i = p + 1; i + 1 < p + n; i++) lh->page[i].run = lh->page[i].state = 0;
+    lh->page[p].state = state;
+    lh->page[p].run = n;
     lh->page[p + n - 1].run = n;
     lh->page[p + n - 1].state = state;
-    lh->page[p].run = n;
-    lh->page[p].state = state;
+    for (uint32_t i = p + 1; i + 1 < p + n; i++) lh->page[i].run = lh->page[i].state = 0;
 }
 
 /* A new LARGE chunk: its header page committed, pages 1..63 one free run. */
@@ -144,15 +153,12 @@ static void run_free(shr_heap_t *h, uint64_t off)
         n += rn;
     }
     tag_run(lh, p, n, RUN_FREE);
-    if (n == LARGE_MAX_PAGES && g->large_empty && g->large_empty != c + 1) {
-        /* A second empty chunk: give it back. */
-        lh->magic = 0;
-        if (shr__lock(h, SHR_LOCK_ARENA) == 0) {
-            shr__chunk_free(h, c, 1);
-            shr__unlock(h, SHR_LOCK_ARENA);
-            return;
-        }
-        lh->magic = LARGE_MAGIC;
+    if (n == LARGE_MAX_PAGES && g->large_empty && g->large_empty != c + 1 &&
+        shr__lock(h, SHR_LOCK_ARENA) == 0) {
+        /* A second empty chunk: give it back (its header page goes with it). */
+        shr__chunk_free(h, c, 1);
+        shr__unlock(h, SHR_LOCK_ARENA);
+        return;
     }
     if (n == LARGE_MAX_PAGES) g->large_empty = c + 1;
     runs_push(h, run_off(c, p), n);
@@ -286,8 +292,8 @@ static bool run_resize(shr_heap_t *h, uint64_t off, uint32_t want)
     uint32_t n = lh->page[p].run;
     if (want == n) return true;
     if (want < n) {
+        tag_run(lh, p + want, n - want, RUN_USED); /* inside the old run: the tail piece first */
         tag_run(lh, p, want, RUN_USED);
-        tag_run(lh, p + want, n - want, RUN_USED);
         run_free(h, run_off(c, p + want));
         atomic_fetch_sub_explicit(&g->large_bytes, (uint64_t)(n - want) << PAGE_SHIFT, memory_order_relaxed);
         return true;
@@ -391,7 +397,21 @@ int shr__large_repair(shr_heap_t *h)
         lh->free_pages = 0;
         for (uint32_t p = 1; p < PAGES_PER_CHUNK;) {
             uint32_t n = lh->page[p].run, st = lh->page[p].state;
-            if (n == 0 || p + n > PAGES_PER_CHUNK || (st != RUN_FREE && st != RUN_USED)) break;
+            if (n == 0 || p + n > PAGES_PER_CHUNK || (st != RUN_FREE && st != RUN_USED)) {
+                /* No head here: pages a dead process was merging into a free
+                 * run. Free up to the next entry that is a whole run. */
+                uint32_t q = p + 1;
+                while (q < PAGES_PER_CHUNK) {
+                    page_entry_t *e = &lh->page[q];
+                    if (e->run && q + e->run <= PAGES_PER_CHUNK && (e->state == RUN_FREE || e->state == RUN_USED) &&
+                        lh->page[q + e->run - 1].run == e->run && lh->page[q + e->run - 1].state == e->state)
+                        break;
+                    q++;
+                }
+                n = q - p;
+                st = RUN_FREE;
+                tag_run(lh, p, n, RUN_FREE);
+            }
             /* Merge consecutive free runs a crash may have left apart. */
             if (st == RUN_FREE) {
                 uint32_t q = p + n;

@@ -44,7 +44,9 @@
  *
  * Crash consistency: every free-list change commits with one store (push:
  * write the link, then the head; pop: load the link, then store the head),
- * so a crash leaks at most one block. nused, the used lists, freepools,
+ * so a crash never links a block twice or loses the list; it leaks the
+ * blocks in flight (one popped block, or a remote stack taken by exchange and
+ * not yet spliced). nused, the used lists, freepools,
  * usable_arenas, nfp2lasta and the orphan lists are derived: the arena lock's
  * repair (shr__alloc_repair) rebuilds them from the pool headers (state,
  * owner, free lists, nextoffset) and the chunk table; the pools of a dead
@@ -86,7 +88,19 @@ static uint32_t splice_remote(shr_heap_t *h, pool_header_t *pool, uint64_t list)
 {
     uint32_t n = 1;
     uint64_t last = list;
-    for (uint64_t nx; (nx = *(uint64_t *)(h->base + last + 8)) != 0; last = nx) n++;
+    for (uint64_t nx; (nx = *(uint64_t *)(h->base + last + 8)) != 0; last = nx) {
+        if (++n > pool->capacity) {
+            /* Longer than the pool: a cycle, made by a double free of one
+             * block by two threads. Cut it; the blocks after the cut leak. */
+#if SHR_DEBUG >= 1
+            SHR_PANIC("double free detected: remote free list of pool %llu cycles",
+                      (unsigned long long)shr__off(h, pool));
+#endif
+            *(uint64_t *)(h->base + last + 8) = 0;
+            n--;
+            break;
+        }
+    }
     *(uint64_t *)(h->base + last + 8) = rd(&pool->freeblock);
     wr(&pool->freeblock, list);
     wr(&pool->nused, rd(&pool->nused) - n);
@@ -160,16 +174,23 @@ static uint64_t arena_take_pool(shr_heap_t *h, int acls)
     if (a->freepools) {
         a->freepools = pool->nextpool;
     } else {
-        a->pool_address += (uint64_t)1 << ac->shift;
+        /* The header first, then pool_address (the commit point): a crash in
+         * between leaves an uncarved pool with a header nobody reads. */
         pool->shift = (uint16_t)ac->shift;
         wr(&pool->szidx, UINT16_MAX); /* never initialised */
         wr(&pool->remote, 0);
+        wr(&pool->owner, 0);
+        wr(&pool->state, 0);
+        a->pool_address += (uint64_t)1 << ac->shift;
     }
     if (--a->nfreepools == 0) {
         ac->usable = a->next;
         if (a->next) t[a->next - 1].prev = 0;
         a->next = a->prev = 0;
     }
+#if SHR_DEBUG >= 3
+    shr__validate_arenas(h, acls);
+#endif
     return po;
 }
 
@@ -232,6 +253,9 @@ static void arena_put_pool(shr_heap_t *h, pool_header_t *pool)
     a->prev = lastnf;
     l->next = ai;
     if (a->next) t[a->next - 1].prev = ai;
+#if SHR_DEBUG >= 3
+    shr__validate_arenas(h, ac == &g->ac[AC_SMALL] ? AC_SMALL : AC_MEDIUM);
+#endif
 }
 
 /* ---- pool setup and lists ---------------------------------------------- */
@@ -341,7 +365,7 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
     }
     if (rd(&pool->state) == POOL_EMPTY) {
         /* An empty pool of the same class keeps its free list. */
-        if (rd(&pool->szidx) != cls) pool_init(pool, cls);
+        if (rd(&pool->szidx) != cls || pool->block_size != shr__class_size[cls]) pool_init(pool, cls);
         wr(&pool->state, POOL_USED);
     }
     used_push(h, ts, pool, cls);
@@ -410,6 +434,9 @@ void *shr__pool_alloc_slow(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
         wr(&pool->nused, rd(&pool->nused) + 1);
     done:
         wr(&ts->nmalloc[cls], rd(&ts->nmalloc[cls]) + 1);
+#if SHR_DEBUG >= 3
+        shr__validate_pool(h, pool);
+#endif
         return h->base + bp;
     }
 }
@@ -636,6 +663,15 @@ static void rebuild_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
     uint64_t po = shr__off(h, pool);
 
     if (owner != 0 && owner != OWNER_LOCKED) return;
+    uint32_t want_shift = rd(&a->kind) == CHUNK_SMALL ? SMALL_POOL_SHIFT : MEDIUM_POOL_SHIFT;
+    if (pool->shift != want_shift || (state != 0 && rd(&pool->szidx) >= NB_CLASSES)) {
+        /* A header a crash left unwritten (or zeroed): an empty pool. */
+        pool->shift = (uint16_t)want_shift;
+        wr(&pool->szidx, UINT16_MAX);
+        wr(&pool->remote, 0);
+        wr(&pool->nused, 0);
+        state = 0;
+    }
     if (owner == 0 && state == POOL_FULL && (rd(&pool->remote) & REMOTE_UNOWNED)) return;
     if (state != 0 && state != POOL_EMPTY) {
         recount(h, pool);

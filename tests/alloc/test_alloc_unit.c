@@ -334,3 +334,94 @@ Test(alloc_unit, large_runs_split_and_coalesce)
     cr_assert_eq(lh->free_pages, LARGE_MAX_PAGES);
     done(h);
 }
+
+/* ---- crash windows found by review and by the kill storms ------------------ */
+
+static int die_mid_huge_alloc(void *arg)
+{
+    shr_heap_t *h = arg;
+    if (shr__lock(h, SHR_LOCK_ARENA) != 0) return 1;
+    uint64_t c = shr__chunk_alloc(h, 4);
+    if (!c) return 2;
+    /* Tails written, head not yet: the commit never happened. */
+    for (uint64_t i = 1; i < 4; i++) {
+        CT(h)[c + i].run = i;
+        CT(h)[c + i].kind = CHUNK_HUGE_TAIL;
+    }
+    _exit(0);
+}
+
+Test(alloc_unit, huge_tails_without_a_head_are_freed_by_repair)
+{
+    shr_heap_t *h = make_heap();
+    void *keep = shr_malloc(h, 64);
+    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_huge_alloc, h)), 0);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0, "repair freed the headless tails");
+    void *big = shr_malloc(h, 1u << 20);
+    cr_assert_not_null(big);
+    shr_free(h, big);
+    shr_free(h, keep);
+    done(h);
+}
+
+typedef struct { shr_heap_t *h; uint8_t *a, *b; } pair_t;
+
+static int die_mid_merge(void *arg)
+{
+    pair_t *pr = arg;
+    shr_heap_t *h = pr->h;
+    if (shr__lock(h, SHR_LOCK_LARGE) != 0) return 1;
+    /* Freeing b, which coalesces with the free run after it: interior
+     * entries cleared (b's head with them), the new head never written. */
+    uint64_t off = shr_off(h, pr->b);
+    large_header_t *lh = (large_header_t *)(h->base + SHR_ALIGN_DOWN(off, SHR_CHUNK_SIZE));
+    uint32_t p = (uint32_t)((off & (SHR_CHUNK_SIZE - 1)) >> PAGE_SHIFT);
+    for (uint32_t i = p; i < p + 10; i++) lh->page[i].run = lh->page[i].state = 0;
+    _exit(0);
+}
+
+Test(alloc_unit, page_map_half_merged_by_a_dead_process_is_repaired)
+{
+    shr_heap_t *h = make_heap();
+    pair_t pr = {h, shr_malloc(h, 5 * 4096), shr_malloc(h, 6 * 4096)};
+    cr_assert_not_null(pr.a);
+    cr_assert_not_null(pr.b);
+    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_merge, &pr)), 0);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0, "the repair parsed past the erased head");
+    cr_assert_eq(h->hdr->locks[SHR_LOCK_LARGE].nrepaired, 1);
+    uint8_t *c = shr_malloc(h, 20 * 4096);
+    cr_assert_not_null(c);
+    shr_free(h, pr.a);
+    shr_free(h, c);
+    done(h);
+}
+
+static int die_mid_carve(void *arg)
+{
+    shr_heap_t *h = arg;
+    if (shr__lock(h, SHR_LOCK_ARENA) != 0) return 1;
+    /* An arena whose next pool was counted carved, its header never
+     * written: what the old order (pool_address first) could leave. */
+    alloc_global_t *g = AG(h);
+    uint64_t ai = g->ac[AC_SMALL].usable;
+    if (!ai) return 2;
+    chunk_t *a = &CT(h)[ai - 1];
+    memset(h->base + a->pool_address, 0, 4096);
+    a->pool_address += 4096;
+    a->nfreepools--;
+    _exit(0);
+}
+
+Test(alloc_unit, pool_counted_carved_without_a_header_is_repaired)
+{
+    shr_heap_t *h = make_heap();
+    void *keep = shr_malloc(h, 64);
+    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_carve, h)), 0);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    /* The pool is usable for any class afterwards. */
+    static void *p[3000];
+    for (int i = 0; i < 3000; i++) cr_assert_not_null(p[i] = shr_malloc(h, (size_t)(16 + (i % 8) * 16)));
+    for (int i = 0; i < 3000; i++) shr_free(h, p[i]);
+    shr_free(h, keep);
+    done(h);
+}
