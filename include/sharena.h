@@ -197,7 +197,6 @@ typedef struct shr_class_stats {
     uint64_t pools;            /* pools of this class (used or full) */
     uint64_t blocks_in_use;
     uint64_t blocks_free;      /* in those pools, carved or not */
-    uint64_t nmalloc, nfree;   /* calls, cumulative over all threads ever */
 } shr_class_stats_t;
 
 typedef struct shr_alloc_stats {

@@ -99,7 +99,7 @@ shr_inline void *pool_malloc(shr_heap_t *h, unsigned cls)
         if (shr_likely(bp != 0)) {
             wr(&pool->freeblock, *(uint64_t *)(h->base + bp + 8));
             wr(&pool->nused, rd(&pool->nused) + 1);
-            wr(&ts->nmalloc[cls], rd(&ts->nmalloc[cls]) + 1);
+            wr(&ts->net, rd(&ts->net) + 1);
             return h->base + bp;
         }
     }
@@ -142,7 +142,7 @@ shr_inline void pool_free(shr_heap_t *h, pool_header_t *pool, uint64_t off)
         wr(&pool->freeblock, off);
         uint32_t n = rd(&pool->nused) - 1;
         wr(&pool->nused, n);
-        wr(&ts->nfree[cls], rd(&ts->nfree[cls]) + 1);
+        wr(&ts->net, rd(&ts->net) - 1);
         /* Emptied: give the pool back unless it is its class's only one
          * (kept so that a malloc/free loop never takes the arena lock). */
         if (shr_unlikely(n == 0) && (ts->used[cls] != shr__off(h, pool) || pool->nextpool != 0))
@@ -152,8 +152,7 @@ shr_inline void pool_free(shr_heap_t *h, pool_header_t *pool, uint64_t off)
     ctx = shr__tctx(h);
     if (ctx) {
         alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-        unsigned cls = rd(&pool->szidx);
-        if (cls < NB_CLASSES) wr(&ts->nfree[cls], rd(&ts->nfree[cls]) + 1);
+        wr(&ts->net, rd(&ts->net) - 1);
     }
     shr__pool_free_remote(h, pool, off);
 }

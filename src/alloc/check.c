@@ -315,7 +315,7 @@ static void check_large(checker_t *k)
     shr_heap_t *h = k->h;
     alloc_global_t *g = AG(h);
     chunk_t *t = CT(h);
-    uint64_t hwm = rd(&g->hwm), nfree_runs = 0;
+    uint64_t hwm = rd(&g->hwm), nfree_runs = 0, dirty = 0;
     for (uint64_t c = g->first_data; c < hwm; c++) {
         if (rd(&t[c].kind) != CHUNK_LARGE) continue;
         large_header_t *lh = (large_header_t *)(h->base + chunk_off(c));
@@ -334,6 +334,10 @@ static void check_large(checker_t *k)
             page_entry_t *tail = &lh->page[p + e->run - 1];
             if (tail->run != e->run || tail->state != e->state)
                 fail(k, "large chunk %" PRIu64 ": run at page %u has a wrong tail tag", c, p);
+            uint64_t mask = (e->run >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << e->run) - 1)) << p;
+            if (e->state == RUN_USED && (lh->committed & mask) != mask)
+                fail(k, "large chunk %" PRIu64 ": run at page %u in use but not committed", c, p);
+            if (e->state == RUN_FREE) dirty += (uint64_t)__builtin_popcountll(lh->committed & mask);
             if (e->state == RUN_FREE) {
                 if (prev_free) fail(k, "large chunk %" PRIu64 ": free runs not coalesced at page %u", c, p);
                 free_pages += e->run;
@@ -363,6 +367,8 @@ static void check_large(checker_t *k)
         }
     }
     if (listed != nfree_runs) fail(k, "%" PRIu64 " free large runs, %" PRIu64 " listed", nfree_runs, listed);
+    if (dirty != g->large_dirty)
+        fail(k, "%" PRIu64 " free large pages committed, %" PRIu64 " counted", dirty, g->large_dirty);
 }
 
 static void check_roots(checker_t *k)

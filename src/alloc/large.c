@@ -5,9 +5,13 @@
  *          with the run length and state at the head and tail page of every
  *          run. Free runs of n pages are on large_runs[n], found through a
  *          64-bit bitmap in O(1); freed runs coalesce with free neighbours
- *          through the tail/head tags and their pages are released. A chunk
- *          whose 63 pages are all free goes back to the chunk allocator,
- *          except one kept to avoid thrashing.
+ *          through the tail/head tags. Pages are committed when a run is
+ *          first taken (a bitmap in the header says which are), and a freed
+ *          run's pages stay committed until LARGE_DIRTY_MAX free pages are,
+ *          then all free pages are released (hole punched), so a free/alloc
+ *          loop makes no system call while memory still follows live data
+ *          within 4 MiB. A chunk whose 63 pages are all free goes back to
+ *          the chunk allocator, except one kept to avoid thrashing.
  *   huge   above: a run of whole chunks (CHUNK_HUGE head, CHUNK_HUGE_TAIL
  *          for the rest). Only the pages the block needs are committed, so
  *          the memory wasted is under one page; the rest of the last chunk is
@@ -82,6 +86,47 @@ static void tag_run(large_header_t *lh, uint32_t p, uint32_t n, uint32_t state)
     for (uint32_t i = p + 1; i + 1 < p + n; i++) lh->page[i].run = lh->page[i].state = 0;
 }
 
+/* Commit the pages of [p, p+n) that are not yet, in as few calls as there
+ * are gaps. */
+static int commit_pages(shr_heap_t *h, uint64_t c, large_header_t *lh, uint32_t p, uint32_t n)
+{
+    for (uint32_t i = p; i < p + n;) {
+        if (lh->committed & ((uint64_t)1 << i)) {
+            i++;
+            continue;
+        }
+        uint32_t j = i;
+        while (j < p + n && !(lh->committed & ((uint64_t)1 << j))) j++;
+        int rc = shr__seg_commit(h, run_off(c, i), (uint64_t)(j - i) << PAGE_SHIFT);
+        if (rc) return rc;
+        for (uint32_t k = i; k < j; k++) lh->committed |= (uint64_t)1 << k;
+        i = j;
+    }
+    return 0;
+}
+
+/* Free pages of [p, p+n) that are committed: how many. */
+static uint32_t committed_in(const large_header_t *lh, uint32_t p, uint32_t n)
+{
+    uint64_t mask = (n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) << p;
+    return (uint32_t)__builtin_popcountll(lh->committed & mask);
+}
+
+void shr__large_purge(shr_heap_t *h)
+{
+    alloc_global_t *g = AG(h);
+    for (uint32_t n = 1; n < PAGES_PER_CHUNK; n++)
+        for (uint64_t off = g->large_runs[n]; off; off = entry_of(h, off)->next) {
+            uint64_t c = off >> SHR_CHUNK_SHIFT;
+            large_header_t *lh = LH(h, c);
+            uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
+            if (!committed_in(lh, p, n)) continue;
+            shr__seg_release(h, off, (uint64_t)n << PAGE_SHIFT);
+            lh->committed &= ~((((uint64_t)1 << n) - 1) << p);
+        }
+    g->large_dirty = 0;
+}
+
 /* A new LARGE chunk: its header page committed, pages 1..63 one free run. */
 static bool large_chunk_new(shr_heap_t *h)
 {
@@ -97,6 +142,7 @@ static bool large_chunk_new(shr_heap_t *h)
         memset(lh, 0, sizeof *lh);
         lh->magic = LARGE_MAGIC;
         lh->free_pages = LARGE_MAX_PAGES;
+        lh->committed = 1; /* the header page */
         tag_run(lh, 1, LARGE_MAX_PAGES, RUN_FREE);
         t[c].run = 1;
         wr(&t[c].kind, CHUNK_LARGE);
@@ -119,7 +165,9 @@ static void *run_alloc(shr_heap_t *h, uint32_t n)
     uint64_t c = off >> SHR_CHUNK_SHIFT;
     large_header_t *lh = LH(h, c);
     uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
-    if (shr__seg_commit(h, off, (uint64_t)n << PAGE_SHIFT) != 0) return NULL;
+    uint32_t dirty = committed_in(lh, p, n);
+    if (commit_pages(h, c, lh, p, n) != 0) return NULL;
+    g->large_dirty -= dirty < g->large_dirty ? dirty : g->large_dirty;
     runs_remove(h, off, len);
     if (len > n) {
         tag_run(lh, p + n, len - n, RUN_FREE);
@@ -138,7 +186,7 @@ static void run_free(shr_heap_t *h, uint64_t off)
     large_header_t *lh = LH(h, c);
     uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
     uint32_t n = lh->page[p].run;
-    shr__seg_release(h, off, (uint64_t)n << PAGE_SHIFT);
+    g->large_dirty += committed_in(lh, p, n); /* released later, in bulk */
     lh->free_pages += n;
     /* Coalesce: left neighbour's tail, right neighbour's head. */
     if (p > 1 && lh->page[p - 1].state == RUN_FREE) {
@@ -156,12 +204,15 @@ static void run_free(shr_heap_t *h, uint64_t off)
     if (n == LARGE_MAX_PAGES && g->large_empty && g->large_empty != c + 1 &&
         shr__lock(h, SHR_LOCK_ARENA) == 0) {
         /* A second empty chunk: give it back (its header page goes with it). */
+        uint32_t dirty = committed_in(lh, 1, LARGE_MAX_PAGES);
+        g->large_dirty -= dirty < g->large_dirty ? dirty : g->large_dirty;
         shr__chunk_free(h, c, 1);
         shr__unlock(h, SHR_LOCK_ARENA);
         return;
     }
     if (n == LARGE_MAX_PAGES) g->large_empty = c + 1;
     runs_push(h, run_off(c, p), n);
+    if (g->large_dirty > LARGE_DIRTY_MAX) shr__large_purge(h);
 }
 
 /* ---- huge ------------------------------------------------------------------ */
@@ -301,7 +352,9 @@ static bool run_resize(shr_heap_t *h, uint64_t off, uint32_t want)
     uint32_t q = p + n;
     if (q >= PAGES_PER_CHUNK || lh->page[q].state != RUN_FREE || n + lh->page[q].run < want) return false;
     uint32_t fn = lh->page[q].run, extra = want - n;
-    if (shr__seg_commit(h, run_off(c, q), (uint64_t)extra << PAGE_SHIFT) != 0) return false;
+    uint32_t dirty = committed_in(lh, q, extra);
+    if (commit_pages(h, c, lh, q, extra) != 0) return false;
+    g->large_dirty -= dirty < g->large_dirty ? dirty : g->large_dirty;
     runs_remove(h, run_off(c, q), fn);
     if (fn > extra) {
         tag_run(lh, q + extra, fn - extra, RUN_FREE);
@@ -390,6 +443,7 @@ int shr__large_repair(shr_heap_t *h)
     memset(g->large_runs, 0, sizeof g->large_runs);
     g->large_bitmap = 0;
     g->large_empty = 0;
+    g->large_dirty = 0;
     uint64_t hwm = rd(&g->hwm);
     for (uint64_t c = g->first_data; c < hwm; c++) {
         if (rd(&t[c].kind) != CHUNK_LARGE) continue;
@@ -423,6 +477,7 @@ int shr__large_repair(shr_heap_t *h)
                 lh->page[p].next = lh->page[p].prev = 0;
                 runs_push(h, run_off(c, p), n);
                 lh->free_pages += n;
+                g->large_dirty += committed_in(lh, p, n);
                 if (n == LARGE_MAX_PAGES) g->large_empty = c + 1;
             } else {
                 tag_run(lh, p, n, RUN_USED);

@@ -433,7 +433,7 @@ void *shr__pool_alloc_slow(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
         wr(&pool->freeblock, *(uint64_t *)(h->base + bp + 8));
         wr(&pool->nused, rd(&pool->nused) + 1);
     done:
-        wr(&ts->nmalloc[cls], rd(&ts->nmalloc[cls]) + 1);
+        wr(&ts->net, rd(&ts->net) + 1);
 #if SHR_DEBUG >= 3
         shr__validate_pool(h, pool);
 #endif
@@ -525,6 +525,10 @@ void shr__pool_collect(shr_heap_t *h, shr_tctx_t *ctx)
     if (shr__lock(h, SHR_LOCK_ARENA) == 0) {
         for (int acls = 0; acls < NB_ARENA_CLASSES; acls++) cache_drain(h, ts, acls, 0);
         shr__unlock(h, SHR_LOCK_ARENA);
+    }
+    if (shr__lock(h, SHR_LOCK_LARGE) == 0) {
+        shr__large_purge(h);
+        shr__unlock(h, SHR_LOCK_LARGE);
     }
 }
 
@@ -631,18 +635,12 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
         ts->ncache[acls] = 0;
     }
     shr__unlock(h, SHR_LOCK_ARENA);
-    uint64_t outstanding = 0;
-    for (unsigned cls = 0; cls < NB_CLASSES; cls++) {
-        uint64_t m = rd(&ts->nmalloc[cls]), f = rd(&ts->nfree[cls]);
-        atomic_fetch_add_explicit(&g->retired_nmalloc[cls], m, memory_order_relaxed);
-        atomic_fetch_add_explicit(&g->retired_nfree[cls], f, memory_order_relaxed);
-        if (m > f) outstanding += m - f;
-        ts->used[cls] = 0;
-        wr(&ts->nmalloc[cls], 0);
-        wr(&ts->nfree[cls], 0);
-    }
+    int64_t outstanding = (int64_t)rd(&ts->net);
+    for (unsigned cls = 0; cls < NB_CLASSES; cls++) ts->used[cls] = 0;
+    wr(&ts->net, 0);
     if (dead) {
-        atomic_fetch_add_explicit(&g->dead_outstanding, outstanding, memory_order_relaxed);
+        if (outstanding > 0)
+            atomic_fetch_add_explicit(&g->dead_outstanding, (uint64_t)outstanding, memory_order_relaxed);
         atomic_fetch_add_explicit(&g->dead_threads, 1, memory_order_relaxed);
     }
 }

@@ -1,10 +1,10 @@
 /* Statistics
  *
- * Counters per size class live in each thread slot (written by the owner
- * only, read with relaxed loads) and are folded into the global counters
- * when a slot is released, so that reading them stops nobody. Pool and arena
- * figures come from a scan of the arenas under the arena lock (the fast paths
- * never take it).
+ * Per size class and per arena, the figures come from a scan of the arenas
+ * under the arena lock (the fast paths never take it, so reading stops
+ * nobody): pools, blocks in use and free per class, unused pools per arena.
+ * Each thread slot keeps one net counter of blocks it allocated minus those
+ * it freed, folded into dead_outstanding when its process dies.
  *
  * The report has the shape of CPython's sys._debugmallocstats(); its byte
  * lines sum exactly to arenas x ARENA_SIZE:
@@ -76,16 +76,6 @@ static int collect(shr_heap_t *h, shr_alloc_stats_t *st, scan_t *s)
     for (unsigned c = 0; c < NB_CLASSES; c++) {
         st->classes[c].block_size = shr__class_size[c];
         st->classes[c].pool_size = 1u << (c < NB_SMALL ? SMALL_POOL_SHIFT : MEDIUM_POOL_SHIFT);
-        st->classes[c].nmalloc = rd(&g->retired_nmalloc[c]);
-        st->classes[c].nfree = rd(&g->retired_nfree[c]);
-    }
-    for (uint32_t slot = 0; slot < SHR_MAX_THREADS; slot++) {
-        if (rd(&h->hdr->threads[slot].state) != SHR_ENTRY_LIVE) continue;
-        alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, slot);
-        for (unsigned c = 0; c < NB_CLASSES; c++) {
-            st->classes[c].nmalloc += rd(&ts->nmalloc[c]);
-            st->classes[c].nfree += rd(&ts->nfree[c]);
-        }
     }
     int rc = shr__lock(h, SHR_LOCK_ARENA);
     if (rc) return rc;
@@ -152,14 +142,13 @@ int shr_heap_stats_print(shr_heap_t *heap, FILE *out)
     fprintf(out, "Small block threshold = %d, in %d size classes.\n", SMALL_REQUEST_THRESHOLD, NB_SMALL);
     fprintf(out, "Medium block threshold = %d, in %d size classes.\n\n", MEDIUM_REQUEST_THRESHOLD,
             NB_MEDIUM);
-    fprintf(out, "class   size   num pools   blocks in use  avail blocks     nmalloc       nfree\n");
-    fprintf(out, "-----   ----   ---------   -------------  ------------  ----------  ----------\n");
+    fprintf(out, "class   size   num pools   blocks in use  avail blocks\n");
+    fprintf(out, "-----   ----   ---------   -------------  ------------\n");
     for (unsigned c = 0; c < NB_CLASSES; c++) {
         shr_class_stats_t *cs = &st->classes[c];
-        if (!cs->pools && !cs->nmalloc) continue;
-        fprintf(out, "%5u %6u %11" PRIu64 " %15" PRIu64 " %13" PRIu64 " %11" PRIu64 " %11" PRIu64 "\n",
-                c, cs->block_size, cs->pools, cs->blocks_in_use, cs->blocks_free, cs->nmalloc,
-                cs->nfree);
+        if (!cs->pools) continue;
+        fprintf(out, "%5u %6u %11" PRIu64 " %15" PRIu64 " %13" PRIu64 "\n", c, cs->block_size,
+                cs->pools, cs->blocks_in_use, cs->blocks_free);
     }
     fputc('\n', out);
     line(out, "# arenas allocated total", st->arenas_allocated);
