@@ -2,6 +2,7 @@
 option(SHR_TESTS "Build the test suites" ON)
 option(SHR_BENCH "Build the benchmarks (needs Google Benchmark and the baselines)" OFF)
 option(SHR_CLI "Build the sharena command-line tool" ON)
+option(SHR_EXAMPLES "Build the examples in examples/" ON)
 option(SHR_PYTHON "Build the CPython extension module" OFF)
 option(SHR_WERROR "Treat warnings as errors" OFF)
 set(SHR_DEBUG "0" CACHE STRING "Debug level 0..3 (1 misuse, 2 asserts, 3 validators)")

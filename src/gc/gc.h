@@ -25,16 +25,15 @@
 
 #include "alloc.h"
 
-/* Built-in type ids. 0 is never a type: a freed block reads 0 there until it
- * is reused (the allocator's link lives at bytes 8..15). */
+/* Built-in type ids. 0 is never a type. (A freed block's bytes 8..15, where
+ * the type and flags were, hold the allocator's free-list link; only the
+ * refcount at bytes 0..7 is left alone, and reads 0.) */
 enum { SHR_TYPE_STR = 1, SHR_TYPE_BYTES = 2, SHR_TYPE_LIST = 3, SHR_TYPE_MAX = 64 };
-
-enum { OBJ_IMMORTAL = 1u << 0 };
 
 typedef struct obj {
     _Atomic uint64_t refcnt;
     uint32_t type;
-    uint32_t flags;
+    uint32_t flags;   /* reserved for the cycle collector; 0 */
 } obj_t;
 
 /* A process's functions for one type. traverse visits each reference the

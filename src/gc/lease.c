@@ -16,8 +16,8 @@
  *
  * Locking: the table of a live process is guarded by the robust mutex in its
  * proc area (threads of that process only); the dead queue is a lock-free
- * stack (pushed under the registry lock) taken whole under the gc lock into
- * gc_global.draining, which only the gc lock's holder touches.
+ * stack, pushed onto under the registry lock and drained in place by the gc
+ * lock's holder.
  */
 #include <errno.h>
 #include <string.h>
@@ -47,7 +47,6 @@ typedef struct lease_area {
 
 typedef struct gc_global {
     _Atomic uint64_t dead;       /* tables of dead processes, a stack */
-    uint64_t draining;           /* taken off `dead`; gc lock */
     _Atomic uint64_t released;   /* references released for the dead */
 } gc_global_t;
 
@@ -185,18 +184,16 @@ int shr__gc_drain_dead(shr_heap_t *h)
 {
     gc_global_t *g = GG(h);
     int released = 0;
-    if (rd(&g->dead) == 0 && g->draining == 0) return 0;
+    if (rd(&g->dead) == 0) return 0;
     if (shr__lock(h, SHR_LOCK_GC) != 0) return SHR_ELOCK;
-    uint64_t taken = atomic_exchange(&g->dead, 0);
-    while (taken) { /* append to draining */
-        lease_table_t *t = shr__ptr(h, taken);
-        uint64_t next = t->next;
-        t->next = g->draining;
-        g->draining = taken;
-        taken = next;
-    }
-    while (g->draining) {
-        lease_table_t *t = shr__ptr(h, g->draining);
+    /* Each table is released where it lies on the queue and unlinked only
+     * once empty: a drainer that dies part way leaves the rest for the next
+     * one, and the counts lowered before each decref keep it from releasing
+     * anything twice. Pushers only add at the top; only the gc lock's holder
+     * removes, so a table's `next` is stable once it is on the queue. */
+    uint64_t top;
+    while ((top = atomic_load_explicit(&g->dead, memory_order_acquire)) != 0) {
+        lease_table_t *t = shr__ptr(h, top);
         for (uint64_t i = 0; i < t->cap; i++) {
             uint64_t off = rd(&t->e[i].off);
             if (off <= LEASE_TOMB || off >= h->capacity) continue;
@@ -206,7 +203,13 @@ int shr__gc_drain_dead(shr_heap_t *h)
                 released++;
             }
         }
-        g->draining = t->next;
+        uint64_t expect = top;
+        if (!atomic_compare_exchange_strong(&g->dead, &expect, t->next)) {
+            /* Pushed onto meanwhile: unlink it from below the new top. */
+            uint64_t p = expect;
+            while (p && ((lease_table_t *)shr__ptr(h, p))->next != top) p = ((lease_table_t *)shr__ptr(h, p))->next;
+            if (p) ((lease_table_t *)shr__ptr(h, p))->next = t->next;
+        }
         shr_free(h, t);
     }
     shr__unlock(h, SHR_LOCK_GC);

@@ -42,13 +42,49 @@ obj_t *shr__obj_new(shr_heap_t *h, uint32_t type, size_t size)
     return o;
 }
 
-void shr__decref(shr_heap_t *h, obj_t *o)
+/* The trashcan (CPython's name for it): a dealloc releases its children,
+ * which may dealloc theirs, so a long chain of nested lists would recurse as
+ * deep as it is long. Past TRASH_DEPTH the objects to free are parked on a
+ * per-thread stack and freed by the outermost dealloc, one level deep. If the
+ * thread dies meanwhile they leak. */
+#define TRASH_DEPTH 64
+static _Thread_local int dealloc_depth;
+static _Thread_local struct { shr_heap_t *h; obj_t *o; } *trash;
+static _Thread_local size_t ntrash, trash_cap;
+
+static void dealloc(shr_heap_t *h, obj_t *o)
 {
-    if (atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_acq_rel) != 1) return;
     const shr_type_ops_t *ops = shr__type_ops(o->type);
     /* A type this process does not know cannot be released here: it leaks
      * rather than being freed without its children. */
     if (SHR_ALWAYS(ops != NULL)) ops->dealloc(h, o);
+}
+
+void shr__decref(shr_heap_t *h, obj_t *o)
+{
+    if (atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_acq_rel) != 1) return;
+    if (dealloc_depth >= TRASH_DEPTH) {
+        if (ntrash == trash_cap) {
+            size_t cap = trash_cap ? trash_cap * 2 : 64;
+            void *p = realloc(trash, cap * sizeof *trash);
+            if (!p) return; /* leaks: never frees too early */
+            trash = p;
+            trash_cap = cap;
+        }
+        trash[ntrash].h = h;
+        trash[ntrash++].o = o;
+        return;
+    }
+    dealloc_depth++;
+    dealloc(h, o);
+    dealloc_depth--;
+    if (dealloc_depth == 0)
+        while (ntrash) {
+            ntrash--;
+            dealloc_depth++;
+            dealloc(trash[ntrash].h, trash[ntrash].o);
+            dealloc_depth--;
+        }
 }
 
 shr_off_t shr__try_incref(shr_heap_t *h, _Atomic uint64_t *slot)

@@ -37,8 +37,9 @@ static bool owner_dead(shr_heap_t *h, uint64_t w)
     return !shr__proc_alive(h->hdr, p);
 }
 
-/* Undo what a dead owner left half done (list.h). Lock held. */
-static void repair(shr_heap_t *h, listobj_t *l)
+/* Undo what a dead owner left half done (list.h). Lock held, or the list is
+ * being deallocated (nobody else can reach it). */
+void shr__list_repair(shr_heap_t *h, listobj_t *l)
 {
     if (rd(&l->op) == LIST_OP_SET) {
         items_t *a = ARR(h, l);
@@ -73,7 +74,7 @@ int shr__list_lock(shr_heap_t *h, listobj_t *l)
             if (owner_dead(h, w) &&
                 atomic_compare_exchange_strong_explicit(&l->lock, &w, me, memory_order_acquire,
                                                         memory_order_relaxed)) {
-                repair(h, l);
+                shr__list_repair(h, l);
                 return 0;
             }
             sched_yield();
@@ -384,7 +385,8 @@ int shr_list_unlink(shr_heap_t *heap, const char *name)
     root_entry_t *e = shr__root_find(heap, name);
     shr_off_t off = e ? rd(&e->off) : 0;
     if (!e) rc = -ENOENT;
-    else if (!(e->flags & ROOT_REF) || OBJ(heap, off)->type != SHR_TYPE_LIST) rc = SHR_ETYPE;
+    else if (!(e->flags & ROOT_REF) || off >= heap->capacity || OBJ(heap, off)->type != SHR_TYPE_LIST)
+        rc = SHR_ETYPE;
     else e->name[0] = 0; /* unpublish, then release */
     shr__root_unlock(heap);
     if (rc == 0) shr__decref(heap, OBJ(heap, off));

@@ -77,6 +77,7 @@ void shr__list_types_register(void);
 
 /* list.c */
 int shr__list_lock(shr_heap_t *h, listobj_t *l);
+void shr__list_repair(shr_heap_t *h, listobj_t *l);
 void shr__list_unlock(listobj_t *l);
 /* Open a handle on list object off, taking a new reference (lease). */
 int shr__list_open(shr_heap_t *h, shr_off_t off, const char *name, shr_list_t **out);

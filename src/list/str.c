@@ -57,6 +57,9 @@ static void list_clear(shr_heap_t *h, obj_t *o)
 static void list_dealloc(shr_heap_t *h, obj_t *o)
 {
     listobj_t *l = (listobj_t *)o;
+    /* Its last writer may have died in the middle of a set: put the old item
+     * back first, or the clear would release what the item no longer holds. */
+    if (rd(&l->items)) shr__list_repair(h, l);
     list_clear(h, o);
     uint64_t ao = atomic_exchange(&l->items, 0);
     if (ao) shr_free(h, shr__ptr(h, ao));

@@ -147,3 +147,76 @@ Test(list_unit, lease_table_grows_and_counts)
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
+
+/* ---- dealloc after a dead writer; deep nesting ------------------------------ */
+
+static int die_mid_set_then_exit(void *arg)
+{
+    shr_list_t *l = arg;
+    shr_heap_t *h = shr_list_heap(l);
+    listobj_t *lo = l->obj;
+    if (shr__list_lock(h, lo) != 0) return 1;
+    items_t *a = shr__ptr(h, lo->items);
+    lo->undo_index = 0;
+    lo->undo_tag = a->it[0].tag;
+    lo->undo_val = a->it[0].val;
+    atomic_store(&lo->op, LIST_OP_SET);
+    a->it[0].tag = SHR_INT; /* the new value, already stored */
+    a->it[0].val = 5;
+    _exit(0);
+}
+
+Test(list_unit, dealloc_undoes_a_dead_writers_set)
+{
+    shr_heap_t *h = make_heap();
+    shr_value_t s = shr_str("shared by two lists");
+    shr_list_t *a, *b;
+    cr_assert_eq(shr_list_create(h, NULL, &s, 1, &a), 0);
+    /* b holds the same string object as a. */
+    shr_value_t got;
+    cr_assert_eq(shr_list_get(a, 0, &got), 0);
+    strobj_t *so = shr__ptr(h, got.ref_);
+    shr_value_release(h, &got);
+    cr_assert_eq(shr_list_create(h, NULL, NULL, 0, &b), 0);
+    items_t *bi = shr__ptr(h, b->obj->items);
+    shr__incref(&so->ob);
+    bi->it[0].tag = SHR_STR;
+    bi->it[0].val = shr__off(h, so);
+    bi->len = 1;
+    cr_assert_eq(so->ob.refcnt, 2);
+    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_set_then_exit, a)), 0);
+    shr_list_close(a); /* the last reference: dealloc with a SET in flight */
+    cr_assert_eq(so->ob.refcnt, 1, "the string b still holds keeps its reference");
+    shr_value_t v;
+    cr_assert_eq(shr_list_get(b, 0, &v), 0);
+    cr_assert_eq(v.u.s.len, 19);
+    shr_value_release(h, &v);
+    shr_list_close(b);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+Test(list_unit, a_deep_chain_of_lists_is_freed_without_deep_recursion)
+{
+    shr_heap_t *h = make_heap();
+    shr_list_t *head;
+    cr_assert_eq(shr_list_create(h, NULL, NULL, 0, &head), 0);
+    /* 200,000 lists, each holding the previous one: a recursive dealloc
+     * would need a stack frame per level. */
+    for (int i = 0; i < 200000; i++) {
+        shr_list_t *outer;
+        shr_value_t v = shr_listval(head);
+        cr_assert_eq(shr_list_create(h, NULL, &v, 1, &outer), 0);
+        shr_list_close(head);
+        head = outer;
+    }
+    shr_list_close(head);
+    shr_heap_collect(h);
+    shr_alloc_stats_t st;
+    cr_assert_eq(shr_heap_stats(h, &st), 0);
+    uint64_t n = st.large_blocks;
+    for (int c = 0; c < SHR_POOL_CLASSES; c++) n += st.classes[c].blocks_in_use;
+    cr_assert_leq(n, 1, "all freed but the lease table (%llu blocks)", (unsigned long long)n);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
