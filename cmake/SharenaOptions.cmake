@@ -9,6 +9,10 @@ set(SHR_DEBUG "0" CACHE STRING "Debug level 0..3 (1 misuse, 2 asserts, 3 validat
 set_property(CACHE SHR_DEBUG PROPERTY STRINGS 0 1 2 3)
 set(SHR_SANITIZE "" CACHE STRING "Sanitizers, comma separated: address,undefined or thread")
 
+if(SHR_PYTHON)
+  message(FATAL_ERROR "SHR_PYTHON: the CPython extension module is not written yet "
+                      "(see the README's status table); configure without it.")
+endif()
 if(NOT SHR_DEBUG MATCHES "^[0-3]$")
   message(FATAL_ERROR "SHR_DEBUG must be 0, 1, 2 or 3 (got '${SHR_DEBUG}')")
 endif()
