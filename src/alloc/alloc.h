@@ -117,7 +117,8 @@ typedef struct chunk {
  *           orphan list of its class, adopted by the next thread that needs a
  *           pool of that class
  *
- * Invariants (check.c; SHR_DEBUG >= 3 also after every slow-path change):
+ * Invariants (check.c; at SHR_DEBUG >= 3 a pool is also validated after each
+ * slow-path allocation):
  *   P1  nused == carved blocks - |local free list| (blocks on the remote
  *       stack count as in use until the owner collects them)
  *   P2  every free-list and remote-stack offset lies in the pool, on a block
@@ -221,8 +222,8 @@ typedef struct alloc_global {
     root_entry_t roots[ROOTS_MAX];
 } alloc_global_t;
 
-/* Per thread slot: the slot's own pools and counters. Owner thread only,
- * except counters (read by stats with relaxed loads). */
+/* Per thread slot: the slot's own pools, its cache of empty pools and its
+ * net counter. Owner thread only (the reclaim of a dead slot aside). */
 typedef struct alloc_tslot {
     uint64_t used[NB_CLASSES];             /* head of the used list (offset) */
     uint64_t cache[NB_ARENA_CLASSES];      /* empty pools kept by this thread (offsets) */

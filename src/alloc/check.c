@@ -14,7 +14,8 @@
  *          nfreepools, nfp2lasta[n] the rightmost with n
  *   P1-P3  pools (see alloc.h); orphan lists hold ORPHAN pools of their class
  *   L1     large chunks: runs tile pages 1..63, tags agree, free runs listed,
- *          bitmap and free page counts agree
+ *          bitmap and free page counts agree, pages in use are committed,
+ *          free committed pages add up to large_dirty
  *   H1     huge runs: tail chunks point back to their head
  *   G1     guard bytes of the blocks in fully checked pools (SHR_HEAP_GUARDS)
  *   R1     roots: names terminated, offsets inside the heap

@@ -9,8 +9,10 @@
  *                CHUNK_FREE_TAIL with run = n; on runs[run_list(n)]
  *   in use       any other kind
  *
- * Free runs are found in bounded time: exact lists for n < 32, power-of-two
- * lists above; allocation takes the head of the first list that must fit.
+ * Free runs are found without search in the common case: exact lists for
+ * n < 32, power-of-two lists above; allocation takes the head of the first
+ * list that must fit, and only when none does walks the one list whose runs
+ * may or may not fit (a request of 32 chunks or more, 8 MiB and up).
  * Neighbouring free runs coalesce through the boundary tags. A freed run is
  * released with hole punching, so the segment's real size follows live data.
  *

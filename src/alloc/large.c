@@ -24,7 +24,7 @@
  * Locking: the large lock for page runs; the arena lock (taken inside it, by
  * rank) for the chunk allocator. Crash: the free lists and the bitmap are
  * derived from the page maps (shr__large_repair); a run's head entry is
- * written last.
+ * written first (see tag_run).
  */
 #include <errno.h>
 #include <string.h>
@@ -121,8 +121,11 @@ void shr__large_purge(shr_heap_t *h)
             large_header_t *lh = LH(h, c);
             uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
             if (!committed_in(lh, p, n)) continue;
-            shr__seg_release(h, off, (uint64_t)n << PAGE_SHIFT);
+            /* Bits first: a crash before the punch leaves committed pages
+             * marked uncommitted (committed again, harmlessly, when used),
+             * never holes marked committed. */
             lh->committed &= ~((((uint64_t)1 << n) - 1) << p);
+            shr__seg_release(h, off, (uint64_t)n << PAGE_SHIFT);
         }
     g->large_dirty = 0;
 }
@@ -401,8 +404,8 @@ static bool huge_resize(shr_heap_t *h, uint64_t c, size_t size)
             }
             t[c].run = have + rn;
             if (have + rn > need) {
-                /* Return the surplus chunks. */
-                for (uint64_t i = need; i < have + rn; i++) shr__chunk_reset(&t[c + i]);
+                /* Return the surplus chunks: the head's run shrinks first, so
+                 * a crash leaves tails no head covers (freed by the rebuild). */
                 t[c].run = need;
                 shr__chunk_free(h, c + need, have + rn - need);
             }
@@ -432,9 +435,10 @@ bool shr__large_resize(shr_heap_t *h, uint64_t off, size_t size)
 
 /* ---- repair ---------------------------------------------------------------- */
 
-/* Rebuild the free run lists, the bitmap and each chunk's free page count
- * from the page maps. A map that does not parse is cut short: the pages past
- * the damage leak, everything before them stays usable. Large lock held. */
+/* Rebuild the free run lists, the bitmap, each chunk's free page count and
+ * the count of free committed pages from the page maps. Where no head is
+ * found (a merge a dead process left half done), the pages up to the next
+ * whole run become free. Large lock held. */
 int shr__large_repair(shr_heap_t *h)
 {
     if (!alloc_ready(h)) return 0;

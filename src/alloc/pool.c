@@ -97,7 +97,13 @@ static uint32_t splice_remote(shr_heap_t *h, pool_header_t *pool, uint64_t list)
                       (unsigned long long)shr__off(h, pool));
 #endif
             *(uint64_t *)(h->base + last + 8) = 0;
-            n--;
+            /* The cut list may still repeat a block before the cut: count
+             * what is really on it now. */
+            n = 0;
+            for (uint64_t b = list; b && n <= pool->capacity; b = *(uint64_t *)(h->base + b + 8)) {
+                n++;
+                last = b;
+            }
             break;
         }
     }
@@ -206,7 +212,7 @@ static void arena_unlink(shr_heap_t *h, arena_class_t *ac, uint64_t ai)
 
 /* Give an empty pool back to its arena (pymalloc's insert_to_freepool).
  * Arena lock held. */
-static void arena_put_pool(shr_heap_t *h, pool_header_t *pool)
+static void arena_put_pool_(shr_heap_t *h, pool_header_t *pool)
 {
     alloc_global_t *g = AG(h);
     chunk_t *t = CT(h);
@@ -253,8 +259,16 @@ static void arena_put_pool(shr_heap_t *h, pool_header_t *pool)
     a->prev = lastnf;
     l->next = ai;
     if (a->next) t[a->next - 1].prev = ai;
+}
+
+static void arena_put_pool(shr_heap_t *h, pool_header_t *pool)
+{
 #if SHR_DEBUG >= 3
-    shr__validate_arenas(h, ac == &g->ac[AC_SMALL] ? AC_SMALL : AC_MEDIUM);
+    int acls = pool->shift == SMALL_POOL_SHIFT ? AC_SMALL : AC_MEDIUM;
+    arena_put_pool_(h, pool);
+    shr__validate_arenas(h, acls);
+#else
+    arena_put_pool_(h, pool);
 #endif
 }
 

@@ -8,7 +8,8 @@
  *   1  misuse is caught and aborts with a message (double free, foreign
  *      pointer, offset out of range);
  *   2  internal asserts (SHR_ASSERT), lock-rank checks;
- *   3  validators run after every mutation.
+ *   3  validators run after the allocator's slow-path changes (arena lists
+ *      after each arena change, a pool after each slow-path allocation).
  */
 #ifndef SHR_COMMON_H
 #define SHR_COMMON_H

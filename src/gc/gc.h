@@ -5,7 +5,7 @@
  *   bytes 0..7    refcnt   atomic; 0 once dead (the allocator never writes
  *                          these bytes of a free block, so it stays 0)
  *   bytes 8..11   type     id, resolved through this process's type table
- *   bytes 12..15  flags    OBJ_* below (collector bits later)
+ *   bytes 12..15  flags    reserved for the cycle collector; 0
  *
  * The shared refcount counts references from shared objects, from roots and
  * from leases, and nothing else. A reference held in a process's private
