@@ -13,6 +13,8 @@
 #ifndef SHB_BACKEND_PROC_HPP
 #define SHB_BACKEND_PROC_HPP
 
+#include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 
 #if defined(SHB_PROC_JEMALLOC)

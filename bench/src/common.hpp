@@ -30,6 +30,14 @@ inline uint64_t now_ns() {
     return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
 }
 
+// CPU time of the calling thread: unlike the wall clock, it does not count
+// the time other processes held the CPU.
+inline uint64_t thread_cpu_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
 // Make p escape: the compiler must assume it is read, so an alloc/free pair
 // cannot be deleted (GCC removes unused malloc/free pairs).
 inline void escape(void *p) { asm volatile("" : : "g"(p) : "memory"); }

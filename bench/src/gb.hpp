@@ -13,7 +13,9 @@
 //   procs/<alloc>/<n>     ns per pair per worker, n workers on one heap
 //
 // Every benchmark sets the counter `ops` (operations per iteration); the
-// report divides the iteration time by it. procs/ reports `ns_per_op`
+// report divides the iteration time by it: Google Benchmark's cpu_time (the
+// benchmark thread's CPU time) for the single-thread workloads, real_time
+// for prodcons/. procs/ reports `ns_per_op` (wall clock) and `cpu_ns_per_op`
 // directly, because its iterations are fixed-length windows.
 #ifndef SHB_GB_HPP
 #define SHB_GB_HPP
@@ -87,8 +89,26 @@ template <class Env> void bm_realloc(benchmark::State &st) {
 
 // The producer is the benchmark thread; the consumer a forked process that
 // attaches the heap by name (shared heaps) or a thread (process allocators).
-// Sizes cycle through the batch pattern (8..512 bytes).
+// Sizes cycle through the batch pattern (8..512 bytes). Producer and
+// consumer are pinned to different CPUs.
+// Pins the calling thread for the scope, then restores its affinity.
+class PinScope {
+public:
+    explicit PinScope(int k) {
+        ok_ = sched_getaffinity(0, sizeof old_, &old_) == 0;
+        pin_to_cpu_from_last(k);
+    }
+    ~PinScope() {
+        if (ok_) sched_setaffinity(0, sizeof old_, &old_);
+    }
+
+private:
+    cpu_set_t old_;
+    bool ok_;
+};
+
 template <class Env> void bm_prodcons(benchmark::State &st) {
+    PinScope pin(0);
     Env env;
     auto b = env.local();
     Ring *r = shared_new<Ring>();
@@ -101,15 +121,28 @@ template <class Env> void bm_prodcons(benchmark::State &st) {
     const BatchPattern &pat = batch_pattern();
     uint32_t seq = 0;
     size_t i = 0;
+    bool stuck = false;
     for (auto _ : st) {
         uint32_t n = pat.size[i];
         if (++i == kBatchCount) i = 0;
         void *p = b.alloc(n);
+        if (!p) {
+            st.SkipWithError("allocation failed");
+            break;
+        }
         *static_cast<uint32_t *>(p) = ++seq;
-        prod.push({b.off(p), n, seq});
+        if (!prod.push({b.off(p), n, seq})) {
+            stuck = true;
+            break;
+        }
     }
-    prod.push({0, 0, 0});
+    if (!stuck) stuck = !prod.push({0, 0, 0});
     prod.flush();
+    if (stuck) {
+        ws.kill();
+        st.SkipWithError("the consumer stopped");
+        return;             // r stays mapped: a stuck consumer thread may still read it
+    }
     if (ws.join() != 0) st.SkipWithError("consumer failed");
     else if (r->errors.load() != 0) st.SkipWithError("consumer saw a wrong block");
     else if (r->consumed.load() != seq) st.SkipWithError("consumer lost blocks");
@@ -118,8 +151,10 @@ template <class Env> void bm_prodcons(benchmark::State &st) {
 }
 
 // n workers (processes on a shared heap, threads for a process allocator),
-// each running 64-byte pairs. One iteration is one window of window_ms()
-// in which all run; ns_per_op is the mean over workers of ns per pair.
+// each pinned to its own CPU, each running 64-byte pairs. One iteration is
+// one window of window_ms() in which all run; ns_per_op is the mean over
+// workers of ns per pair by the wall clock, cpu_ns_per_op the same by each
+// worker's CPU time.
 template <class Env> void bm_procs(benchmark::State &st) {
     const int n = int(st.range(0));
     Env env;
@@ -130,25 +165,70 @@ template <class Env> void bm_procs(benchmark::State &st) {
             auto b = env.attach();
             window_worker(b, c, w);
         });
-    while (c->ready.load() < n) usleep(100);
+    // Wait for a count with a deadline; false if the workers never got there.
+    auto await = [&](std::atomic<int> &v) {
+        uint64_t t0 = now_ns();
+        while (v.load(std::memory_order_acquire) < n) {
+            if (now_ns() - t0 > kWaitLimitNs) return false;
+            usleep(50);
+        }
+        return true;
+    };
+    bool ok = await(c->ready);
     const useconds_t window = useconds_t(window_ms()) * 1000;
-    double sum = 0;
+    double sum = 0, sum_cpu = 0;
     int k = 0;
     for (auto _ : st) {
+        if (!ok) break;
         c->done.store(0);
         c->phase.store(++k, std::memory_order_release);
         usleep(window);
         c->stop.store(k, std::memory_order_relaxed);
-        while (c->done.load(std::memory_order_acquire) < n) usleep(50);
-        double m = 0;
-        for (int w = 0; w < n; w++) m += c->ns_per_pair[w];
+        if (!(ok = await(c->done))) break;
+        double m = 0, mc = 0;
+        for (int w = 0; w < n; w++) {
+            m += c->ns_per_pair[w];
+            mc += c->cpu_ns_per_pair[w];
+        }
         sum += m / n;
+        sum_cpu += mc / n;
     }
     c->quit.store(1);
+    if (!ok) {
+        ws.kill();
+        st.SkipWithError("a worker did not answer");
+        return;             // c stays mapped for worker threads that may still read it
+    }
     if (ws.join() != 0) st.SkipWithError("a worker failed");
     shared_delete(c);
     st.counters["ns_per_op"] = benchmark::Counter(sum, benchmark::Counter::kAvgIterations);
+    st.counters["cpu_ns_per_op"] = benchmark::Counter(sum_cpu, benchmark::Counter::kAvgIterations);
     st.counters["ops"] = 1;
+}
+
+// The procs/ harness with no allocator at all: each worker only writes a
+// byte of its own static buffer per "pair". Its 2-worker/1-worker ratio is
+// what this machine gives two busy processes, the floor for any allocator.
+struct NoAllocEnv {
+    static constexpr const char *kName = "none";
+    static constexpr bool kShared = true;
+    static constexpr bool kRealloc = false;
+    struct Backend {
+        alignas(64) unsigned char buf[64];
+        template <size_t N> void *alloc_n() { return buf; }
+        template <size_t N> void free_n(void *) {}
+    };
+    Backend local() { return Backend{}; }
+    Backend attach() { return Backend{}; }
+};
+
+inline void register_procs_control() {
+    benchmark::RegisterBenchmark("procs/none", bm_procs<NoAllocEnv>)
+        ->Arg(1)
+        ->Arg(2)
+        ->Iterations(12)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
 }
 
 // ---- registration -------------------------------------------------------------------

@@ -34,7 +34,7 @@ std::string version() {
     if (mallctl("version", &v, &len, nullptr, 0) != 0) die("jemalloc is not active (mallctl failed)");
     snprintf(buf, sizeof buf, "jemalloc %s", v);
 #elif defined(SHB_PROC_TCMALLOC)
-    snprintf(buf, sizeof buf, "tcmalloc (gperftools) %s", tc_version(nullptr, nullptr, nullptr));
+    snprintf(buf, sizeof buf, "tcmalloc (%s)", tc_version(nullptr, nullptr, nullptr));
 #elif defined(SHB_PROC_MIMALLOC)
     int v = mi_version();
     snprintf(buf, sizeof buf, "mimalloc %d.%d.%d", v / 100, (v / 10) % 10, v % 10);
@@ -80,15 +80,13 @@ struct ProcProbe {
     uint64_t alt() { return rss_anon_bytes(); }
     void release() { MallocExtension_ReleaseFreeMemory(); }
 #elif defined(SHB_PROC_MIMALLOC)
-    static constexpr const char *kCommitted = "mi_process_info() current_commit";
-    static constexpr const char *kAlt = "RssAnon of the process";
+    // mi_process_info()'s current_commit does not move in Debian's release
+    // build (its statistics are compiled out), so RSS is the only figure.
+    static constexpr const char *kCommitted = "RssAnon of the process";
+    static constexpr const char *kAlt = "none (mimalloc's statistics are compiled out of this build)";
     static constexpr const char *kRelease = "mi_collect(true)";
-    uint64_t committed() {
-        size_t el, us, sy, rss, peak_rss, commit = 0, peak_commit, faults;
-        mi_process_info(&el, &us, &sy, &rss, &peak_rss, &commit, &peak_commit, &faults);
-        return commit;
-    }
-    uint64_t alt() { return rss_anon_bytes(); }
+    uint64_t committed() { return rss_anon_bytes(); }
+    uint64_t alt() { return 0; }
     void release() { mi_collect(true); }
 #else
     static constexpr const char *kCommitted = "RssAnon of the process";

@@ -27,11 +27,22 @@ void shared_register(SharedSet set) {
     register_all<SharenaEnv>(kSetAll);
     register_all<BoostRbtreeEnv>(kSetAll);
     register_all<BoostNodeEnv>(kSetAll);
+    register_procs_control();
 }
 
 // ---- memory -------------------------------------------------------------------------
 
 namespace {
+
+struct BoostProbe {
+    static constexpr const char *kCommitted = "st_blocks of /dev/shm/NAME";
+    static constexpr const char *kAlt = "segment size - get_free_memory()";
+    static constexpr const char *kRelease = "none (Boost has no call that returns pages)";
+    const BoostSegment &seg;
+    uint64_t committed() { return shm_file_bytes(seg.name()); }
+    uint64_t alt() { return seg.seg()->get_size() - seg.seg()->get_free_memory(); }
+    void release() {}
+};
 
 struct SharenaProbe {
     static constexpr const char *kCommitted = "shr_heap_stats().committed";
@@ -44,16 +55,6 @@ struct SharenaProbe {
     }
     uint64_t alt() { return shm_file_bytes(env.name()); }
     void release() { shr_heap_collect(env.heap()); }
-};
-
-struct BoostProbe {
-    static constexpr const char *kCommitted = "st_blocks of /dev/shm/NAME";
-    static constexpr const char *kAlt = "segment size - get_free_memory()";
-    static constexpr const char *kRelease = "none (Boost has no call that returns pages)";
-    const BoostSegment &seg;
-    uint64_t committed() { return shm_file_bytes(seg.name()); }
-    uint64_t alt() { return seg.seg()->get_size() - seg.seg()->get_free_memory(); }
-    void release() {}
 };
 
 template <class Env> void memory_sharena(FILE *out, bool &first) {

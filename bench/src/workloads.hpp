@@ -18,10 +18,12 @@
 
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstring>
 #include <new>
 #include <thread>
@@ -124,9 +126,13 @@ public:
     template <class F> void spawn(F &&body) {
         if (procs_) {
             fflush(nullptr);
+            pid_t parent = getpid();
             pid_t pid = fork();
             if (pid < 0) die("fork failed");
             if (pid == 0) {
+                // A worker never outlives the benchmark that spins it.
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent) _exit(1);
                 body();
                 _exit(0);
             }
@@ -135,24 +141,53 @@ public:
             threads_.emplace_back(std::forward<F>(body));
         }
     }
+    // Error path: end worker processes now; threads cannot be killed, so
+    // they are left to themselves.
+    void kill() {
+        for (pid_t p : pids_) ::kill(p, SIGKILL);
+        join_procs();
+        for (auto &t : threads_) t.detach();
+        threads_.clear();
+    }
     // 0 when every worker ended normally.
     int join() {
-        int bad = 0;
-        for (pid_t p : pids_) {
-            int st = 0;
-            if (waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
-        }
-        pids_.clear();
+        int bad = join_procs();
         for (auto &t : threads_) t.join();
         threads_.clear();
         return bad;
     }
 
 private:
+    int join_procs() {
+        int bad = 0;
+        for (pid_t p : pids_) {
+            int st = 0;
+            if (waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+        }
+        pids_.clear();
+        return bad;
+    }
+
     bool procs_;
     std::vector<pid_t> pids_;
     std::vector<std::thread> threads_;
 };
+
+// Waits that depend on another worker give up after this long: a worker
+// that died must fail the benchmark, not hang it.
+constexpr uint64_t kWaitLimitNs = 10ull * 1000 * 1000 * 1000;
+
+// Pin the calling thread to one CPU (counted from the last one, so that
+// worker 0 shares the CPU of the pinned single-worker runs). A no-op on
+// failure: pinning only reduces noise.
+inline void pin_to_cpu_from_last(int k) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n <= 1) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(int((n - 1 - k % n + n) % n), &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
 
 inline void spin_wait_step(unsigned &spins) {
     if (++spins < 1000) cpu_relax();
@@ -169,12 +204,16 @@ struct WindowControl {
     alignas(64) std::atomic<int> stop{0};    // set to the window number to close it
     alignas(64) std::atomic<int> done{0};
     std::atomic<int> quit{0};
-    alignas(64) double ns_per_pair[kMaxWorkers];
+    alignas(64) double ns_per_pair[kMaxWorkers];       // wall clock
+    double cpu_ns_per_pair[kMaxWorkers];                  // the worker's CPU time
 };
 
 // The worker side: pairs of kSmallPair bytes in chunks of 256 until the
-// window closes, then report ns per pair for that window.
+// window closes, then report ns per pair for that window, by the wall clock
+// and by the worker's own CPU time (the two differ by the time other
+// processes of this shared machine took the worker's CPU).
 template <class B> void window_worker(B &b, WindowControl *c, int w) {
+    pin_to_cpu_from_last(w);
     pair_loop<kSmallPair>(b, 20000);               // warm: own pools, caches
     c->ready.fetch_add(1);
     int seen = 0;
@@ -186,11 +225,12 @@ template <class B> void window_worker(B &b, WindowControl *c, int w) {
             spin_wait_step(spins);
         }
         seen = ph;
-        uint64_t n = 0, t0 = now_ns();
+        uint64_t n = 0, t0 = now_ns(), c0 = thread_cpu_ns();
         do {
             pair_loop<kSmallPair>(b, 256);
             n += 256;
         } while (c->stop.load(std::memory_order_relaxed) != ph);
+        c->cpu_ns_per_pair[w] = double(thread_cpu_ns() - c0) / double(n);
         c->ns_per_pair[w] = double(now_ns() - t0) / double(n);
         c->done.fetch_add(1, std::memory_order_release);
     }
@@ -218,15 +258,24 @@ struct Ring {
 class RingProducer {
 public:
     explicit RingProducer(Ring *r) : r_(r) {}
-    void push(const Ring::Entry &x) {
+    // false when the consumer stopped taking entries for kWaitLimitNs.
+    bool push(const Ring::Entry &x) {
         if (h_ - tail_ == Ring::kSize) {
             r_->head.store(h_, std::memory_order_release);
             unsigned spins = 0;
-            while (h_ - (tail_ = r_->tail.load(std::memory_order_acquire)) == Ring::kSize)
+            uint64_t t0 = 0;
+            while (h_ - (tail_ = r_->tail.load(std::memory_order_acquire)) == Ring::kSize) {
                 spin_wait_step(spins);
+                if (spins == 0) {
+                    uint64_t t = now_ns();
+                    if (!t0) t0 = t;
+                    else if (t - t0 > kWaitLimitNs) return false;
+                }
+            }
         }
         r_->e[h_ % Ring::kSize] = x;
         if (++h_ % Ring::kPublish == 0) r_->head.store(h_, std::memory_order_release);
+        return true;
     }
     void flush() { r_->head.store(h_, std::memory_order_release); }
 
@@ -237,6 +286,7 @@ private:
 
 // The consumer: take entries, check the block's sequence word, free it.
 template <class B> void ring_consumer(B &b, Ring *r) {
+    pin_to_cpu_from_last(1);                       // the producer runs on the last CPU
     uint64_t t = 0, head = 0, errors = 0;
     for (;;) {
         if (t == head) {

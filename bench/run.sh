@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# bench/run.sh BUILD_DIR [RESULTS_DIR]
+#
+# The main job's run: every benchmark binary of BUILD_DIR/bench, in rounds,
+# then memory mode, then callgrind counts; regenerates docs/benchmarks.md and
+# docs/benchmarks/*.png from this run alone and prints the main table.
+# scripts/bench.sh builds and calls it. See bench/README.md.
+#
+# Knobs (environment):
+#   SHB_ROUNDS=5        rounds; each runs every binary once, in a rotated order
+#   SHB_REPS=3          Google Benchmark repetitions per round (medians kept)
+#   SHB_MIN_TIME=0.1    --benchmark_min_time, seconds
+#   SHB_WINDOW_MS=20    length of one measuring window of the procs/ workload
+#   SHB_CPU=N           CPU for the single-worker workloads (default: the last)
+#   SHB_FILTER=REGEX    only benchmarks matching (default: all)
+#   SHB_CALLGRIND=0     skip the instruction counts
+#   SHB_REPORT_MD=PATH  where the report goes (default docs/benchmarks.md;
+#                       the plots go to docs/benchmarks/ only with the default)
+set -euo pipefail
+
+if [ $# -lt 1 ] || [ ! -d "$1/bench" ]; then
+  echo "usage: $0 BUILD_DIR [RESULTS_DIR]   (BUILD_DIR/bench must hold the bench_* binaries)" >&2
+  exit 64
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+build=$(cd "$1" && pwd)
+bindir=$build/bench
+out=${2:-$build/bench-results/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+rounds=${SHB_ROUNDS:-5}
+reps=${SHB_REPS:-3}
+min_time=${SHB_MIN_TIME:-0.1}
+cpu=${SHB_CPU:-$(($(nproc) - 1))}
+filter=${SHB_FILTER:-.}
+md=${SHB_REPORT_MD:-$root/docs/benchmarks.md}
+png_dir=""
+[ -z "${SHB_REPORT_MD:-}" ] && png_dir=$root/docs/benchmarks
+binaries=(glibc jemalloc tcmalloc mimalloc)
+for b in "${binaries[@]}"; do
+  [ -x "$bindir/bench_$b" ] || { echo "sharena-bench: missing $bindir/bench_$b (build first)" >&2; exit 1; }
+done
+
+# Unique shm names for this run; whatever is left behind is removed on exit,
+# however the run ends. Children run in the background so that a signal to
+# this script is handled at once.
+export SHB_SHM_PREFIX="shbench_$$_"
+child=""
+cleanup() {
+  if [ -n "$child" ]; then kill "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
+  rm -f /dev/shm/"$SHB_SHM_PREFIX"* 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+run_bg() {   # run_bg LOG CMD...: stdout to the caller's redirection, stderr to LOG
+  local log=$1; shift
+  "$@" 2>>"$log" &
+  child=$!
+  local rc=0
+  wait "$child" || rc=$?
+  child=""
+  return $rc
+}
+
+pin=()
+command -v taskset >/dev/null && pin=(taskset -c "$cpu")
+
+# Wait (at most ~2 s) until the machine is at least 85% idle over 0.25 s:
+# other jobs share this machine.
+cpu_idle_pct() {
+  local a b
+  read -r -a a < /proc/stat; sleep 0.25; read -r -a b < /proc/stat
+  local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
+  for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
+  [ "$total" -gt 0 ] && echo $(( 100 * idle / total )) || echo 100
+}
+quiet() {
+  local n=0
+  while [ "$(cpu_idle_pct)" -lt 85 ] && [ $n -lt 8 ]; do n=$((n + 1)); done
+  [ $n -gt 0 ] && echo "$(date +%T) $1: waited $n x 0.25 s for an idle machine" >> "$out/quiet.log"
+  return 0
+}
+
+failed=()
+gb_flags=(--benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true
+          --benchmark_enable_random_interleaving=true --benchmark_min_time="$min_time"
+          --benchmark_format=json)
+start=$(date +%s)
+date_iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+phase_t=$start
+declare -A phases
+phase_done() { local now; now=$(date +%s); phases[$1]=$(( now - phase_t )); phase_t=$now; }
+
+echo "sharena-bench: $rounds rounds x ${#binaries[@]} binaries; results in $out" >&2
+for ((r = 1; r <= rounds; r++)); do
+  for ((i = 0; i < ${#binaries[@]}; i++)); do
+    b=${binaries[$(( (i + r - 1) % ${#binaries[@]} ))]}
+    quiet "round $r $b single"
+    run_bg "$out/stderr.log" "${pin[@]}" "$bindir/bench_$b" "${gb_flags[@]}" \
+      --benchmark_filter="^(pair|batch|trace|realloc)/.*($filter)" > "$out/gb_${b}_single_r$r.json" \
+      || failed+=("bench_$b single, round $r")
+    quiet "round $r $b multi"
+    run_bg "$out/stderr.log" "$bindir/bench_$b" "${gb_flags[@]}" \
+      --benchmark_filter="^(prodcons|procs)/.*($filter)" > "$out/gb_${b}_multi_r$r.json" \
+      || failed+=("bench_$b multi, round $r")
+  done
+  echo "sharena-bench: round $r of $rounds done ($(( $(date +%s) - start )) s)" >&2
+done
+phase_done "timing rounds"
+
+for b in "${binaries[@]}"; do
+  quiet "memory $b"
+  run_bg "$out/stderr.log" "$bindir/bench_$b" --mode=memory --out="$out/mem_$b.json" \
+    || failed+=("bench_$b memory mode")
+done
+phase_done "memory mode"
+
+if [ "${SHB_CALLGRIND:-1}" != 0 ] && command -v valgrind >/dev/null; then
+  mkdir -p "$out/callgrind"
+  for b in "${binaries[@]}"; do
+    run_bg "$out/callgrind/valgrind.log" valgrind --tool=callgrind --collect-atstart=no \
+      --compress-strings=no --compress-pos=no --callgrind-out-file="$out/callgrind/cg_$b.%p" \
+      "$bindir/bench_$b" --mode=count || failed+=("bench_$b under callgrind")
+  done
+fi
+phase_done "callgrind counts"
+
+elapsed=$(( $(date +%s) - start ))
+{
+  printf '{\n  "date": "%s",\n  "command": "bench/run.sh %s",\n' "$date_iso" "$1"
+  printf '  "rounds": %s, "repetitions": %s, "min_time": %s, "cpu": %s,\n' "$rounds" "$reps" "$min_time" "$cpu"
+  printf '  "window_ms": %s, "elapsed_s": %s,\n' "${SHB_WINDOW_MS:-20}" "$elapsed"
+  printf '  "phases": {'
+  sep=""
+  for k in "timing rounds" "memory mode" "callgrind counts"; do printf '%s"%s": %s' "$sep" "$k" "${phases[$k]}"; sep=", "; done
+  printf '},\n  "failed": ['
+  sep=""
+  for f in "${failed[@]+"${failed[@]}"}"; do printf '%s"%s"' "$sep" "$f"; sep=", "; done
+  printf ']\n}\n'
+} > "$out/meta.json"
+
+mkdir -p "$(dirname "$md")"
+report=(python3 "$here/report.py" "$out" --md "$md")
+[ -n "$png_dir" ] && report+=(--png-dir "$png_dir")
+echo
+echo "sharena benchmarks, $date_iso, main job ${elapsed} s (build excluded); report: $md"
+echo "cells: median of that allocator; in parentheses sharena / it (below 1: sharena faster)"
+echo
+"${report[@]}"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo
+  echo "sharena-bench: failures (see $out/stderr.log):" >&2
+  printf '  %s\n' "${failed[@]}" >&2
+fi
