@@ -37,20 +37,88 @@ static bool owner_dead(shr_heap_t *h, uint64_t w)
     return !shr__proc_alive(h->hdr, p);
 }
 
-/* Undo what a dead owner left half done (list.h). Lock held, or the list is
- * being deallocated (nobody else can reach it). */
+/* Sequence counter: odd while items move in place (a seqlock). Lock held.
+ *
+ * No fences: every item store inside the odd window is a release store, and
+ * the reader's loads of items are acquire loads. A reader that sees any
+ * value stored in the window therefore also sees the odd count stored before
+ * it, and its last load of the counter (after its acquire loads) cannot
+ * return the count it started with. Free on x86, and it lets ThreadSanitizer,
+ * which does not model fences, check it. */
+#define wrr(p, v) atomic_store_explicit((p), (v), memory_order_release)
+#define rda(p) atomic_load_explicit((p), memory_order_acquire)
+
+static inline void seq_begin(listobj_t *l)
+{
+    wr(&l->seq, rd(&l->seq) + 1);
+}
+
+static inline void seq_end(listobj_t *l)
+{
+    atomic_store_explicit(&l->seq, rd(&l->seq) + 1, memory_order_release);
+}
+
+static inline void move_item(items_t *a, uint64_t to, uint64_t from)
+{
+    wrr(&a->it[to].tag, rd(&a->it[from].tag));
+    wrr(&a->it[to].val, rd(&a->it[from].val));
+}
+
+static void release(shr_heap_t *h, uint64_t tag, uint64_t val);
+
+/* Shift items up one place, from index op_progress down to op_index + 1
+ * (insert), or down one place from op_progress up to op_len - 2 (delete).
+ * Each step stores its progress after its move, so that a repair can go on
+ * from where a dead writer stopped: repeating the last move is harmless. */
+static void shift_up(listobj_t *l, items_t *a)
+{
+    for (uint64_t k = rd(&l->op_progress); k > l->op_index; k--) {
+        move_item(a, k, k - 1);
+        wr(&l->op_progress, k - 1);
+    }
+}
+
+static void shift_down(listobj_t *l, items_t *a)
+{
+    for (uint64_t k = rd(&l->op_progress); k + 1 < l->op_len; k++) {
+        move_item(a, k, k + 1);
+        wr(&l->op_progress, k + 1);
+    }
+}
+
+/* Finish or undo what a dead owner left half done (list.h). Lock held, or
+ * the list is being deallocated (nobody else can reach it). */
 void shr__list_repair(shr_heap_t *h, listobj_t *l)
 {
-    if (rd(&l->op) == LIST_OP_SET) {
-        items_t *a = ARR(h, l);
-        if (l->undo_index < a->cap) {
-            wr(&a->it[l->undo_index].tag, l->undo_tag);
-            wr(&a->it[l->undo_index].val, l->undo_val);
-        }
-        wr(&l->op, LIST_OP_NONE);
-    }
     items_t *a = ARR(h, l);
+    switch (rd(&l->op)) {
+    case LIST_OP_SET:
+        if (l->op_index < a->cap) {
+            wrr(&a->it[l->op_index].tag, l->undo_tag);
+            wrr(&a->it[l->op_index].val, l->undo_val);
+        }
+        break;
+    case LIST_OP_INSERT:
+        if (l->op_len < a->cap && l->op_index <= l->op_len && rd(&l->op_progress) <= l->op_len) {
+            shift_up(l, a);
+            wrr(&a->it[l->op_index].tag, l->undo_tag);
+            wrr(&a->it[l->op_index].val, l->undo_val);
+            wrr(&a->len, l->op_len + 1);
+        }
+        break;
+    case LIST_OP_DELETE:
+        if (l->op_len <= a->cap && l->op_index < l->op_len && rd(&l->op_progress) < l->op_len) {
+            shift_down(l, a);
+            wr(&a->len, l->op_len - 1);
+            release(h, l->undo_tag, l->undo_val); /* its taker is dead */
+        }
+        break;
+    default:
+        break;
+    }
+    wr(&l->op, LIST_OP_NONE);
     if (rd(&a->len) > a->cap) wr(&a->len, a->cap);
+    if (rd(&l->seq) & 1) seq_end(l);
 }
 
 int shr__list_lock(shr_heap_t *h, listobj_t *l)
@@ -281,8 +349,15 @@ static items_t *items_new(shr_heap_t *h, uint64_t cap)
     items_t *a = shr_malloc(h, sizeof(items_t) + cap * sizeof(item_t));
     if (!a) return NULL;
     a->cap = cap;
+    a->retired = 0;
     wr(&a->len, 0);
     return a;
+}
+
+static inline void move_item_between(items_t *b, uint64_t to, items_t *a, uint64_t from)
+{
+    wr(&b->it[to].tag, rd(&a->it[from].tag));
+    wr(&b->it[to].val, rd(&a->it[from].val));
 }
 
 int shr_list_create(shr_heap_t *heap, const char *name, const shr_value_t *values, size_t n,
@@ -302,7 +377,9 @@ int shr_list_create(shr_heap_t *heap, const char *name, const shr_value_t *value
         return -ENOMEM;
     }
     wr(&l->lock, 0);
+    wr(&l->seq, 0);
     wr(&l->op, LIST_OP_NONE);
+    l->retired = 0;
     size_t i;
     for (i = 0, rc = 0; i < n && rc == 0; i++) {
         uint64_t tag, val;
@@ -406,16 +483,19 @@ static int norm_index(int64_t index, uint64_t len, uint64_t *out)
     return 0;
 }
 
+/* Attempts at a lock-free read before falling back to the lock. */
+#define OPTIMISTIC_TRIES 16
+
 int64_t shr_list_len(shr_list_t *list)
 {
     if (!list) return -EINVAL;
-    shr_heap_t *h = list->heap;
-    int rc = shr__list_lock(h, list->obj);
-    if (rc) return rc;
-    int64_t n = (int64_t)rd(&ARR(h, list->obj)->len);
-    shr__list_unlock(list->obj);
-    return n;
+    /* One load of the array, one of its len: growth and append publish each
+     * with a single store, and arrays a reader may be in are not freed. */
+    items_t *a = shr__ptr(list->heap, atomic_load_explicit(&list->obj->items, memory_order_acquire));
+    return (int64_t)atomic_load_explicit(&a->len, memory_order_acquire);
 }
+
+static inline bool inline_tag(uint64_t tag) { return tag >= SHR_NONE && tag <= SHR_FLOAT; }
 
 int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
 {
@@ -423,8 +503,31 @@ int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
     shr_heap_t *h = list->heap;
     listobj_t *l = list->obj;
     uint64_t i;
-    int rc = shr__list_lock(h, l);
-    if (rc) return rc;
+    int rc;
+    /* Lock-free for values that hold no reference: read under the sequence
+     * counter, keep the result if it did not move. */
+    for (int tries = 0; tries < OPTIMISTIC_TRIES; tries++) {
+        uint64_t s1 = atomic_load_explicit(&l->seq, memory_order_acquire);
+        if (s1 & 1) continue;
+        items_t *a = shr__ptr(h, atomic_load_explicit(&l->items, memory_order_acquire));
+        uint64_t len = atomic_load_explicit(&a->len, memory_order_acquire);
+        rc = norm_index(index, len, &i);
+        uint64_t tag = 0, val = 0;
+        if (rc == 0) {
+            tag = rda(&a->it[i].tag);
+            val = rda(&a->it[i].val);
+        }
+        if (rd(&l->seq) != s1) continue;
+        if (rc) return rc;
+        if (!inline_tag(tag)) break; /* a reference: take it under the lock */
+        out->type = (shr_type_t)tag;
+        out->ref_ = 0;
+        if (tag == SHR_FLOAT) memcpy(&out->u.f, &val, sizeof val);
+        else if (tag == SHR_BOOL) out->u.b = val != 0;
+        else out->u.i = (int64_t)val;
+        return 0;
+    }
+    if ((rc = shr__list_lock(h, l)) != 0) return rc;
     items_t *a = ARR(h, l);
     if ((rc = norm_index(index, rd(&a->len), &i)) == 0)
         decode_locked(h, rd(&a->it[i].tag), rd(&a->it[i].val), out);
@@ -496,35 +599,33 @@ int shr_list_set(shr_list_t *list, int64_t index, const shr_value_t *value)
         return rc;
     }
     uint64_t old_tag = rd(&a->it[i].tag), old_val = rd(&a->it[i].val);
-    l->undo_index = i;
+    seq_begin(l);
+    l->op_index = i;
     l->undo_tag = old_tag;
     l->undo_val = old_val;
     atomic_store_explicit(&l->op, LIST_OP_SET, memory_order_release);
-    wr(&a->it[i].tag, tag);
-    wr(&a->it[i].val, val);
+    wrr(&a->it[i].tag, tag);
+    wrr(&a->it[i].val, val);
     atomic_store_explicit(&l->op, LIST_OP_NONE, memory_order_release);
+    seq_end(l);
     shr__list_unlock(l);
     release(h, old_tag, old_val); /* unpublished: now release it */
     return 0;
 }
 
-/* Copy-on-write: a new array of cap' >= needed holding old items [0, len)
- * with `gap` empty slots at position `at` (insert) or item `at` removed
- * (gap < 0). Published by the caller. Lock held. */
-static items_t *rebuild(shr_heap_t *h, items_t *a, uint64_t cap, uint64_t at, int gap)
+/* Growth: a new array of twice the capacity with every item, published by
+ * one store; the old array goes on the retired chain (a lock-free reader may
+ * still be in it) and is freed with the list. Lock held. */
+static items_t *grow(shr_heap_t *h, listobj_t *l, items_t *a)
 {
     uint64_t len = rd(&a->len);
-    items_t *b = items_new(h, cap);
+    items_t *b = items_new(h, a->cap * 2);
     if (!b) return NULL;
-    uint64_t j = 0;
-    for (uint64_t i = 0; i < len; i++) {
-        if (gap < 0 && i == at) continue;
-        if (gap > 0 && i == at) j++;
-        wr(&b->it[j].tag, rd(&a->it[i].tag));
-        wr(&b->it[j].val, rd(&a->it[i].val));
-        j++;
-    }
-    wr(&b->len, gap > 0 ? len + 1 : gap < 0 ? len - 1 : len);
+    for (uint64_t i = 0; i < len; i++) move_item_between(b, i, a, i);
+    wr(&b->len, len);
+    a->retired = l->retired;
+    l->retired = shr__off(h, a); /* retire, then publish: a crash leaks b at worst */
+    atomic_store_explicit(&l->items, shr__off(h, b), memory_order_release);
     return b;
 }
 
@@ -546,25 +647,31 @@ static int insert_at(shr_list_t *list, int64_t index, const shr_value_t *value, 
         if (index < 0) index += (int64_t)len;
         at = index < 0 ? 0 : (uint64_t)index > len ? len : (uint64_t)index;
     }
-    if (at == len && len < a->cap) {
-        /* In place: write past len, then publish with len + 1. */
-        wr(&a->it[len].tag, tag);
-        wr(&a->it[len].val, val);
-        atomic_store_explicit(&a->len, len + 1, memory_order_release);
-        shr__list_unlock(l);
-        return 0;
-    }
-    uint64_t cap = len < a->cap ? a->cap : a->cap * 2;
-    items_t *b = rebuild(h, a, cap, at, 1);
-    if (!b) {
+    if (len == a->cap && !(a = grow(h, l, a))) {
         shr__list_unlock(l);
         release(h, tag, val);
         return -ENOMEM;
     }
-    wr(&b->it[at].tag, tag);
-    wr(&b->it[at].val, val);
-    atomic_store_explicit(&l->items, shr__off(h, b), memory_order_release); /* commit */
-    shr_free(h, a); /* nobody else is inside it: they would hold the lock */
+    if (at == len) {
+        /* Append: write past len, then publish with len + 1. */
+        wr(&a->it[len].tag, tag);
+        wr(&a->it[len].val, val);
+        atomic_store_explicit(&a->len, len + 1, memory_order_release);
+    } else {
+        seq_begin(l);
+        l->op_index = at;
+        l->op_len = len;
+        l->undo_tag = tag;
+        l->undo_val = val;
+        wr(&l->op_progress, len);
+        atomic_store_explicit(&l->op, LIST_OP_INSERT, memory_order_release);
+        shift_up(l, a);
+        wrr(&a->it[at].tag, tag);
+        wrr(&a->it[at].val, val);
+        wrr(&a->len, len + 1);
+        atomic_store_explicit(&l->op, LIST_OP_NONE, memory_order_release);
+        seq_end(l);
+    }
     shr__list_unlock(l);
     return 0;
 }
@@ -594,15 +701,17 @@ int shr_list_pop(shr_list_t *list, int64_t index, shr_value_t *out)
     if (i == len - 1) {
         atomic_store_explicit(&a->len, len - 1, memory_order_release); /* commit */
     } else {
-        /* Shrink the array when it is mostly empty. */
-        uint64_t cap = (len - 1) * 4 < a->cap && a->cap > INITIAL_CAP ? a->cap / 2 : a->cap;
-        items_t *b = rebuild(h, a, cap, i, -1);
-        if (!b) {
-            shr__list_unlock(l);
-            return -ENOMEM;
-        }
-        atomic_store_explicit(&l->items, shr__off(h, b), memory_order_release); /* commit */
-        shr_free(h, a);
+        seq_begin(l);
+        l->op_index = i;
+        l->op_len = len;
+        l->undo_tag = tag;
+        l->undo_val = val;
+        wr(&l->op_progress, i);
+        atomic_store_explicit(&l->op, LIST_OP_DELETE, memory_order_release);
+        shift_down(l, a);
+        wrr(&a->len, len - 1);
+        atomic_store_explicit(&l->op, LIST_OP_NONE, memory_order_release);
+        seq_end(l);
     }
     shr__list_unlock(l);
     /* The item's reference moves to the caller (a lease) or is released. */

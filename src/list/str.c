@@ -63,6 +63,11 @@ static void list_dealloc(shr_heap_t *h, obj_t *o)
     list_clear(h, o);
     uint64_t ao = atomic_exchange(&l->items, 0);
     if (ao) shr_free(h, shr__ptr(h, ao));
+    for (uint64_t r = l->retired, next; r; r = next) { /* arrays growth replaced */
+        next = ((items_t *)shr__ptr(h, r))->retired;
+        shr_free(h, shr__ptr(h, r));
+    }
+    l->retired = 0;
     shr_free(h, o);
 }
 

@@ -143,3 +143,67 @@ Test(list_multiproc, killed_process_releases_its_leases)
 }
 
 Test(list_multiproc, killed_in_the_middle_of_sets_appends_and_pops) { list_kill_storm(15, 3); }
+
+/* ---- lock-free int reads during in-place shifts ------------------------------ */
+
+/* Ints that check themselves: the low 16 bits are a hash of the rest. */
+static int64_t checked_int(uint32_t x) { return ((int64_t)x << 16) | ((x * 2654435761u) >> 16); }
+static bool int_ok(int64_t v) { return (v & 0xffff) == (((uint32_t)(v >> 16) * 2654435761u) >> 16); }
+
+static int shifter(void *arg)
+{
+    shr_heap_t *h = arg;
+    shr_list_t *l;
+    if (shr_list_attach(h, "ints", &l) != 0) return 1;
+    unsigned seed = (unsigned)getpid();
+    for (int it = 0; it < 150000; it++) {
+        unsigned r = (unsigned)rand_r(&seed);
+        shr_value_t v = shr_int(checked_int(r));
+        int64_t n = shr_list_len(l);
+        if (r % 3 == 0 || n < 50) shr_list_insert(l, (int64_t)(r % 64), &v);
+        else if (r % 3 == 1) shr_list_pop(l, (int64_t)(r % (uint64_t)n), NULL);
+        else shr_list_set(l, (int64_t)(r % (uint64_t)n), &v);
+    }
+    shr_list_close(l);
+    return 0;
+}
+
+static int int_reader(void *arg)
+{
+    shr_heap_t *h = arg;
+    shr_list_t *l;
+    if (shr_list_attach(h, "ints", &l) != 0) return 1;
+    int bad = 0;
+    unsigned seed = (unsigned)getpid();
+    for (int it = 0; it < 3000000; it++) {
+        shr_value_t v;
+        int rc = shr_list_get(l, (int64_t)(rand_r(&seed) % 100), &v);
+        if (rc == SHR_EINDEX) continue;
+        if (rc != 0 || v.type != SHR_INT || !int_ok(v.u.i)) bad++;
+    }
+    shr_list_close(l);
+    return bad ? 20 : 0;
+}
+
+Test(list_multiproc, lock_free_reads_during_inserts_and_deletes)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    shr_value_t in[100];
+    for (uint32_t i = 0; i < 100; i++) in[i] = shr_int(checked_int(i));
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, "ints", in, 100, &l), 0);
+    pid_t p[4] = {shr_test_fork(shifter, h), shr_test_fork(shifter, h), shr_test_fork(int_reader, h),
+                  shr_test_fork(int_reader, h)};
+    for (int i = 0; i < 4; i++) cr_assert_eq(shr_test_wait(p[i]), 0, "process %d failed (20: a torn int)", i);
+    int64_t n = shr_list_len(l);
+    for (int64_t i = 0; i < n; i++) {
+        shr_value_t v;
+        cr_assert_eq(shr_list_get(l, i, &v), 0);
+        cr_assert(int_ok(v.u.i));
+    }
+    shr_list_close(l);
+    shr_list_unlink(h, "ints");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}

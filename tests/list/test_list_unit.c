@@ -96,8 +96,10 @@ static int die_mid_set(void *arg)
     listobj_t *lo = l->obj;
     if (shr__list_lock(h, lo) != 0) return 1;
     items_t *a = shr__ptr(h, lo->items);
-    /* Half of a set: the undo record written, the item overwritten. */
-    lo->undo_index = 1;
+    /* Half of a set: sequence odd, the undo record written, the item
+     * overwritten. */
+    lo->seq++;
+    lo->op_index = 1;
     lo->undo_tag = a->it[1].tag;
     lo->undo_val = a->it[1].val;
     atomic_store(&lo->op, LIST_OP_SET);
@@ -121,6 +123,7 @@ Test(list_unit, lock_of_a_dead_owner_is_stolen_and_its_set_undone)
     cr_assert_eq(memcmp(v.u.s.data, "two", 3), 0, "the half-done set was undone");
     shr_value_release(h, &v);
     cr_assert_eq(l->obj->op, LIST_OP_NONE);
+    cr_assert_eq(l->obj->seq % 2, 0, "the sequence is even again");
     shr_list_close(l);
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
@@ -157,7 +160,8 @@ static int die_mid_set_then_exit(void *arg)
     listobj_t *lo = l->obj;
     if (shr__list_lock(h, lo) != 0) return 1;
     items_t *a = shr__ptr(h, lo->items);
-    lo->undo_index = 0;
+    lo->seq++;
+    lo->op_index = 0;
     lo->undo_tag = a->it[0].tag;
     lo->undo_val = a->it[0].val;
     atomic_store(&lo->op, LIST_OP_SET);
@@ -217,6 +221,63 @@ Test(list_unit, a_deep_chain_of_lists_is_freed_without_deep_recursion)
     uint64_t n = st.large_blocks;
     for (int c = 0; c < SHR_POOL_CLASSES; c++) n += st.classes[c].blocks_in_use;
     cr_assert_leq(n, 1, "all freed but the lease table (%llu blocks)", (unsigned long long)n);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+/* ---- a dead writer in the middle of an in-place shift ---------------------- */
+
+static int die_mid_delete(void *arg)
+{
+    shr_list_t *l = arg;
+    shr_heap_t *h = shr_list_heap(l);
+    listobj_t *lo = l->obj;
+    if (shr__list_lock(h, lo) != 0) return 1;
+    items_t *a = shr__ptr(h, lo->items);
+    /* Deleting item 2 of 10: the record, then three of the seven moves. */
+    lo->seq++;
+    lo->op_index = 2;
+    lo->op_len = 10;
+    lo->undo_tag = a->it[2].tag;
+    lo->undo_val = a->it[2].val;
+    lo->op_progress = 2;
+    lo->op = LIST_OP_DELETE;
+    for (uint64_t k = 2; k < 5; k++) {
+        a->it[k].tag = a->it[k + 1].tag;
+        a->it[k].val = a->it[k + 1].val;
+        lo->op_progress = k + 1;
+    }
+    a->it[5].tag = a->it[6].tag; /* and one more move, its progress not stored */
+    a->it[5].val = a->it[6].val;
+    _exit(0);
+}
+
+Test(list_unit, a_dead_writers_delete_is_finished)
+{
+    shr_heap_t *h = make_heap();
+    shr_value_t in[10];
+    for (int i = 0; i < 10; i++) in[i] = i == 2 ? shr_str("removed") : shr_int(i * 10);
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 10, &l), 0);
+    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_delete, l)), 0);
+    cr_assert_eq(shr_list_len(l), 10, "len changes only when the shift is done");
+    shr_value_t v = shr_int(-1);
+    cr_assert_eq(shr_list_append(l, &v), 0, "the lock is stolen and the delete finished");
+    cr_assert_eq(shr_list_len(l), 10, "nine items left and one appended");
+    int64_t want[] = {0, 10, 30, 40, 50, 60, 70, 80, 90, -1};
+    for (int i = 0; i < 10; i++) {
+        shr_value_t g;
+        cr_assert_eq(shr_list_get(l, i, &g), 0);
+        cr_assert_eq(g.type, SHR_INT);
+        cr_assert_eq(g.u.i, want[i], "item %d: %lld, want %lld", i, (long long)g.u.i, (long long)want[i]);
+    }
+    shr_list_close(l);
+    shr_heap_collect(h);
+    shr_alloc_stats_t st;
+    cr_assert_eq(shr_heap_stats(h, &st), 0);
+    uint64_t n = st.large_blocks;
+    for (int c = 0; c < SHR_POOL_CLASSES; c++) n += st.classes[c].blocks_in_use;
+    cr_assert_leq(n, 1, "the removed string was released by the repair (%llu blocks)", (unsigned long long)n);
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
