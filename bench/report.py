@@ -572,6 +572,51 @@ plot {", ".join(cols)}
 
 # ---------------------------------------------------------------- the report
 
+def list_table(d):
+    """The shared list's table from list.json and cpython_sl.json, or ''."""
+    path = os.path.join(d, "list.json")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        gb = json.load(f)
+    med = {}
+    for b in gb.get("benchmarks", []):
+        if b.get("aggregate_name", "median") != "median":
+            continue
+        name = b.get("run_name", b["name"])
+        med[name] = b["real_time"] * TIME_UNIT_NS.get(b.get("time_unit", "ns"), 1.0)
+    py = {}
+    pyver = "?"
+    ppath = os.path.join(d, "cpython_sl.json")
+    if os.path.exists(ppath):
+        try:
+            with open(ppath) as f:
+                pj = json.load(f)
+            py, pyver = pj.get("ns", {}), pj.get("python", "?")
+        except (OSError, ValueError):
+            pass
+    rows = []
+    for op, title in (("get_int", "get of an int"), ("get_str16", "get of a 16-byte str (+ release)"),
+                      ("set_int", "set of an int"), ("set_str16", "set of a 16-byte str")):
+        one = med.get(f"BM_list/{op}/procs:1")
+        two = med.get(f"BM_list/{op}/procs:2")
+        p = py.get(op)
+        rows.append([title, fmt(one) if one else "–", fmt(two) if two else "–",
+                     fmt(p) if p else "–", fmt_ratio(ratio(one, p)) if one and p else "–"])
+    for key, title in (("BM_list_append", "append of an int"), ("BM_list_count_1000", "count over 1000 items")):
+        v = med.get(key)
+        rows.append([title, fmt(v) if v else "–", "–", "–", "–"])
+    table = md_table(["operation", "sharena, 1 process (ns)", "sharena, 2 processes (ns, per op of the measured one)",
+                      f"CPython {pyver} ShareableList (ns)", "sharena ÷ CPython"], rows)
+    goals = []
+    gi, ss = med.get("BM_list/get_int/procs:1"), med.get("BM_list/set_str16/procs:1")
+    if gi:
+        goals.append(f"get of an int: {fmt(gi)} ns (goal ≤ 10 ns: {'met' if gi <= 10 else 'not met'})")
+    if ss:
+        goals.append(f"set of a 16-byte str: {fmt(ss)} ns (goal ≤ 100 ns: {'met' if ss <= 100 else 'not met'})")
+    return table + ("\n\n" + "; ".join(goals) + "." if goals else "")
+
+
 def write_report(R, md_path, png_dir):
     meta = R.meta
     pngs = plots(R, png_dir) if png_dir else []
@@ -615,6 +660,21 @@ def write_report(R, md_path, png_dir):
         targets(R),
         "",
     ]
+    lt = list_table(R.dir)
+    if lt:
+        lines += [
+            "## The shared list",
+            "",
+            "Median ns per operation (`bench/list/list_bench.cpp`, Google Benchmark, wall clock), "
+            "on a list of 1000 items. \"2 processes\": a second process does the same operation "
+            "on the same list in a loop while the first is measured. CPython's "
+            "`multiprocessing.shared_memory.ShareableList` timed with `timeit` in the same run "
+            "(`bench/list/cpython_sl.py`), for scale. Reads of None, bool, int and float take no "
+            "lock (a seqlock); a get of a str takes the list's lock and a reference (a lease).",
+            "",
+            lt,
+            "",
+        ]
     if "pair.png" in pngs:
         lines += ["![pair](" + os.path.join(rel, "pair.png") + ")", ""]
     if "workloads.png" in pngs:
@@ -721,6 +781,11 @@ def main():
         print(note)
         print()
     print(targets(R))
+    lt = list_table(R.dir)
+    if lt:
+        print()
+        print("shared list (ns per operation):")
+        print(lt)
     if R.errors:
         print("\nerrors:", *R.errors, sep="\n  ")
     return 0

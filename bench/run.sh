@@ -128,6 +128,18 @@ if [ "${SHB_CALLGRIND:-1}" != 0 ] && command -v valgrind >/dev/null; then
 fi
 phase_done "callgrind counts"
 
+# The shared list (bench/list): sharena from one and two processes, and
+# CPython's ShareableList for scale.
+if [ -x "$bindir/list/bench_list" ]; then
+  quiet "list"
+  run_bg "$out/stderr.log" "${pin[@]}" "$bindir/list/bench_list" --benchmark_repetitions="$reps" \
+    --benchmark_report_aggregates_only=true --benchmark_min_time="$min_time" --benchmark_format=json \
+    > "$out/list.json" || failed+=("bench_list")
+  run_bg "$out/stderr.log" python3 "$here/list/cpython_sl.py" > "$out/cpython_sl.json" \
+    || failed+=("CPython ShareableList timing")
+fi
+phase_done "shared list"
+
 elapsed=$(( $(date +%s) - start ))
 {
   printf '{\n  "date": "%s",\n  "command": "bench/run.sh %s",\n' "$date_iso" "$1"
@@ -135,7 +147,7 @@ elapsed=$(( $(date +%s) - start ))
   printf '  "window_ms": %s, "elapsed_s": %s,\n' "${SHB_WINDOW_MS:-20}" "$elapsed"
   printf '  "phases": {'
   sep=""
-  for k in "timing rounds" "memory mode" "callgrind counts"; do printf '%s"%s": %s' "$sep" "$k" "${phases[$k]}"; sep=", "; done
+  for k in "timing rounds" "memory mode" "callgrind counts" "shared list"; do printf '%s"%s": %s' "$sep" "$k" "${phases[$k]}"; sep=", "; done
   printf '},\n  "failed": ['
   sep=""
   for f in "${failed[@]+"${failed[@]}"}"; do printf '%s"%s"' "$sep" "$f"; sep=", "; done
