@@ -58,6 +58,26 @@ static inline void seq_end(listobj_t *l)
     atomic_store_explicit(&l->seq, rd(&l->seq) + 1, memory_order_release);
 }
 
+/* Open an in-place change: the sequence goes odd, then the op record that a
+ * repair needs (list.h) is written, op last. Lock held. */
+static void op_begin(listobj_t *l, uint64_t op, uint64_t index, uint64_t len, uint64_t progress,
+                     uint64_t tag, uint64_t val)
+{
+    seq_begin(l);
+    l->op_index = index;
+    l->op_len = len;
+    l->undo_tag = tag;
+    l->undo_val = val;
+    wr(&l->op_progress, progress);
+    atomic_store_explicit(&l->op, op, memory_order_release);
+}
+
+static void op_end(listobj_t *l)
+{
+    atomic_store_explicit(&l->op, LIST_OP_NONE, memory_order_release);
+    seq_end(l);
+}
+
 static inline void move_item(items_t *a, uint64_t to, uint64_t from)
 {
     wrr(&a->it[to].tag, rd(&a->it[from].tag));
@@ -216,9 +236,9 @@ static void release(shr_heap_t *h, uint64_t tag, uint64_t val)
     if (is_ref(tag)) shr__decref(h, OBJ(h, val));
 }
 
-/* Fill *out from an item, under the lock. A reference is taken for str,
- * bytes and list; the caller records the lease after unlocking. */
-static void decode_locked(shr_heap_t *h, uint64_t tag, uint64_t val, shr_value_t *out)
+/* Fill *out from an item; for str, bytes and list, out->ref_ names the
+ * reference the caller hands over (finish_decode makes it the caller's). */
+static void fill_value(shr_heap_t *h, uint64_t tag, uint64_t val, shr_value_t *out)
 {
     memset(out, 0, sizeof *out);
     out->type = (shr_type_t)tag;
@@ -229,18 +249,21 @@ static void decode_locked(shr_heap_t *h, uint64_t tag, uint64_t val, shr_value_t
     case SHR_STR:
     case SHR_BYTES: {
         strobj_t *s = shr__ptr(h, val);
-        shr__incref(&s->ob);
         out->u.s.data = s->data;
         out->u.s.len = s->len;
         out->ref_ = val;
         break;
     }
-    case SHR_LIST:
-        shr__incref(OBJ(h, val));
-        out->ref_ = val;
-        break;
+    case SHR_LIST: out->ref_ = val; break;
     default: break;
     }
+}
+
+/* fill_value under the lock, taking a new reference for the caller. */
+static void decode_locked(shr_heap_t *h, uint64_t tag, uint64_t val, shr_value_t *out)
+{
+    if (is_ref(tag)) shr__incref(OBJ(h, val));
+    fill_value(h, tag, val, out);
 }
 
 /* After unlocking: make the reference a get took the caller's (a lease, or
@@ -599,15 +622,10 @@ int shr_list_set(shr_list_t *list, int64_t index, const shr_value_t *value)
         return rc;
     }
     uint64_t old_tag = rd(&a->it[i].tag), old_val = rd(&a->it[i].val);
-    seq_begin(l);
-    l->op_index = i;
-    l->undo_tag = old_tag;
-    l->undo_val = old_val;
-    atomic_store_explicit(&l->op, LIST_OP_SET, memory_order_release);
+    op_begin(l, LIST_OP_SET, i, 0, 0, old_tag, old_val);
     wrr(&a->it[i].tag, tag);
     wrr(&a->it[i].val, val);
-    atomic_store_explicit(&l->op, LIST_OP_NONE, memory_order_release);
-    seq_end(l);
+    op_end(l);
     shr__list_unlock(l);
     release(h, old_tag, old_val); /* unpublished: now release it */
     return 0;
@@ -658,19 +676,12 @@ static int insert_at(shr_list_t *list, int64_t index, const shr_value_t *value, 
         wr(&a->it[len].val, val);
         atomic_store_explicit(&a->len, len + 1, memory_order_release);
     } else {
-        seq_begin(l);
-        l->op_index = at;
-        l->op_len = len;
-        l->undo_tag = tag;
-        l->undo_val = val;
-        wr(&l->op_progress, len);
-        atomic_store_explicit(&l->op, LIST_OP_INSERT, memory_order_release);
+        op_begin(l, LIST_OP_INSERT, at, len, len, tag, val);
         shift_up(l, a);
         wrr(&a->it[at].tag, tag);
         wrr(&a->it[at].val, val);
         wrr(&a->len, len + 1);
-        atomic_store_explicit(&l->op, LIST_OP_NONE, memory_order_release);
-        seq_end(l);
+        op_end(l);
     }
     shr__list_unlock(l);
     return 0;
@@ -701,17 +712,10 @@ int shr_list_pop(shr_list_t *list, int64_t index, shr_value_t *out)
     if (i == len - 1) {
         atomic_store_explicit(&a->len, len - 1, memory_order_release); /* commit */
     } else {
-        seq_begin(l);
-        l->op_index = i;
-        l->op_len = len;
-        l->undo_tag = tag;
-        l->undo_val = val;
-        wr(&l->op_progress, i);
-        atomic_store_explicit(&l->op, LIST_OP_DELETE, memory_order_release);
+        op_begin(l, LIST_OP_DELETE, i, len, i, tag, val);
         shift_down(l, a);
         wrr(&a->len, len - 1);
-        atomic_store_explicit(&l->op, LIST_OP_NONE, memory_order_release);
-        seq_end(l);
+        op_end(l);
     }
     shr__list_unlock(l);
     /* The item's reference moves to the caller (a lease) or is released. */
@@ -719,21 +723,7 @@ int shr_list_pop(shr_list_t *list, int64_t index, shr_value_t *out)
         release(h, tag, val);
         return 0;
     }
-    memset(out, 0, sizeof *out);
-    out->type = (shr_type_t)tag;
-    switch (tag) {
-    case SHR_BOOL: out->u.b = val != 0; break;
-    case SHR_INT: out->u.i = (int64_t)val; break;
-    case SHR_FLOAT: memcpy(&out->u.f, &val, sizeof val); break;
-    case SHR_STR:
-    case SHR_BYTES:
-        out->u.s.data = ((strobj_t *)shr__ptr(h, val))->data;
-        out->u.s.len = ((strobj_t *)shr__ptr(h, val))->len;
-        out->ref_ = val;
-        break;
-    case SHR_LIST: out->ref_ = val; break;
-    default: break;
-    }
+    fill_value(h, tag, val, out); /* the item's reference becomes the caller's */
     return finish_decode(h, out);
 }
 

@@ -140,18 +140,7 @@ static shr_list_t *storm_list(shr_heap_t *h, const char *name)
     return l;
 }
 
-/* Blocks in use, after settling: the dead reclaimed, remote frees into
- * orphaned pools counted (shr_heap_collect). */
-static uint64_t storm_blocks(shr_heap_t *h)
-{
-    shr_alloc_stats_t st;
-    shr_heap_recover(h);
-    shr_heap_collect(h);
-    cr_assert_eq(shr_heap_stats(h, &st), 0);
-    uint64_t n = st.large_blocks;
-    for (int c = 0; c < SHR_POOL_CLASSES; c++) n += st.classes[c].blocks_in_use;
-    return n;
-}
+static uint64_t storm_blocks(shr_heap_t *h) { return shr_test_blocks_in_use(h); }
 
 /* Kill a writer doing sets, appends and pops `kills` times; after each kill
  * the list must be whole and the heap sound, and at the end only what the

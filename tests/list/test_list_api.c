@@ -18,14 +18,7 @@ static shr_heap_t *make_heap(void)
     return h;
 }
 
-static uint64_t blocks_in_use(shr_heap_t *h)
-{
-    shr_alloc_stats_t st;
-    cr_assert_eq(shr_heap_stats(h, &st), 0);
-    uint64_t n = st.large_blocks;
-    for (int c = 0; c < SHR_POOL_CLASSES; c++) n += st.classes[c].blocks_in_use;
-    return n;
-}
+static uint64_t blocks_in_use(shr_heap_t *h) { return shr_test_blocks_in_use(h); }
 
 static void done(shr_heap_t *h)
 {

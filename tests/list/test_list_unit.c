@@ -215,11 +215,7 @@ Test(list_unit, a_deep_chain_of_lists_is_freed_without_deep_recursion)
         head = outer;
     }
     shr_list_close(head);
-    shr_heap_collect(h);
-    shr_alloc_stats_t st;
-    cr_assert_eq(shr_heap_stats(h, &st), 0);
-    uint64_t n = st.large_blocks;
-    for (int c = 0; c < SHR_POOL_CLASSES; c++) n += st.classes[c].blocks_in_use;
+    uint64_t n = shr_test_blocks_in_use(h);
     cr_assert_leq(n, 1, "all freed but the lease table (%llu blocks)", (unsigned long long)n);
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
@@ -272,11 +268,7 @@ Test(list_unit, a_dead_writers_delete_is_finished)
         cr_assert_eq(g.u.i, want[i], "item %d: %lld, want %lld", i, (long long)g.u.i, (long long)want[i]);
     }
     shr_list_close(l);
-    shr_heap_collect(h);
-    shr_alloc_stats_t st;
-    cr_assert_eq(shr_heap_stats(h, &st), 0);
-    uint64_t n = st.large_blocks;
-    for (int c = 0; c < SHR_POOL_CLASSES; c++) n += st.classes[c].blocks_in_use;
+    uint64_t n = shr_test_blocks_in_use(h);
     cr_assert_leq(n, 1, "the removed string was released by the repair (%llu blocks)", (unsigned long long)n);
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);

@@ -128,6 +128,17 @@ int64_t shr_test_shm_bytes(const char *name)
     return (int64_t)st.st_blocks * 512;
 }
 
+uint64_t shr_test_blocks_in_use(shr_heap_t *heap)
+{
+    shr_alloc_stats_t st;
+    shr_heap_recover(heap);
+    shr_heap_collect(heap);
+    if (shr_heap_stats(heap, &st) != 0) return UINT64_MAX;
+    uint64_t n = st.large_blocks;
+    for (int c = 0; c < SHR_POOL_CLASSES; c++) n += st.classes[c].blocks_in_use;
+    return n;
+}
+
 void shr_test_sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

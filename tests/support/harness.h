@@ -48,6 +48,11 @@ const char *shr_test_peer_path(void);
 /* Bytes the shm object really uses (st_blocks * 512), or -1. */
 int64_t shr_test_shm_bytes(const char *name);
 
+/* Blocks in use in the heap (pool blocks and large/huge blocks), after the
+ * dead are reclaimed and remote frees settled (shr_heap_recover and
+ * shr_heap_collect): what a test compares before and after. */
+uint64_t shr_test_blocks_in_use(shr_heap_t *heap);
+
 /* Milliseconds sleep. */
 void shr_test_sleep_ms(unsigned ms);
 
