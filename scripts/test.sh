@@ -4,7 +4,8 @@
 #   2. dev build (debug level 3, warnings as errors) and the default tiers;
 #   3. the same under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   4. the threaded suites under ThreadSanitizer;
-#   5. a clang build (warnings as errors), and the consumer test against the
+#   5. the release build (debug level 0) and the default tiers;
+#   6. a clang build (warnings as errors), and the consumer test against the
 #      installed package.
 # Stress tests are not in the default run: SHR_STRESS=1 adds them.
 set -euo pipefail
@@ -59,6 +60,12 @@ run cmake --build --preset tsan -j "$jobs"
 # run it under setarch -R (no ASLR).
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 CTEST_WRAP="setarch $(uname -m) -R" ctest_run --preset tsan -j "$jobs"
+
+# The release build: the fast paths are compiled without the debug checks
+# that the builds above run before them.
+run cmake --preset release -G Ninja >/dev/null
+run cmake --build --preset release -j "$jobs"
+ctest_run --test-dir build/release -LE stress -j "$jobs"
 
 run cmake --preset clang -G Ninja -DSHR_TESTS=OFF >/dev/null
 run cmake --build --preset clang -j "$jobs"

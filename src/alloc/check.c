@@ -163,9 +163,18 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
     bool stable = (owner == 0 && (state == POOL_EMPTY || state == POOL_ORPHAN)) ||
                   (owner != 0 && owner == k->me);
     if (!stable) {
-        if (cls >= NB_CLASSES && state != POOL_EMPTY) fail(k, "pool %" PRIu64 ": size class %u", po, cls);
-        if (state == POOL_USED && owner == 0) fail(k, "pool %" PRIu64 ": used but owned by nobody", po);
-        if (state == POOL_FULL && owner == 0 && !(rd(&p->remote) & REMOTE_UNOWNED))
+        /* Live owners and adopters change these words without a lock: a rule
+         * over several of them holds only for a snapshot, taken here as
+         * remote, state, owner, remote again (every adoption and give-up
+         * changes the remote word in between). */
+        uint64_t r1 = atomic_load_explicit(&p->remote, memory_order_acquire);
+        uint32_t st = rd(&p->state), ow = rd(&p->owner);
+        uint64_t r2 = atomic_load_explicit(&p->remote, memory_order_acquire);
+        if (r1 != r2) return;
+        if (cls >= NB_CLASSES && st != POOL_EMPTY) fail(k, "pool %" PRIu64 ": size class %u", po, cls);
+        if (st == POOL_USED && ow == 0 && rd(&p->state) == POOL_USED && rd(&p->owner) == 0)
+            fail(k, "pool %" PRIu64 ": used but owned by nobody", po);
+        if (st == POOL_FULL && ow == 0 && !(r1 & REMOTE_UNOWNED))
             fail(k, "pool %" PRIu64 ": full and unowned without the unowned flag", po);
         return;
     }
