@@ -442,6 +442,20 @@ fail:
     return rc;
 }
 
+/* The root `name` if it holds a list: -ENOENT, or SHR_ETYPE when it holds
+ * something else. Roots lock held. */
+static int find_named_list(shr_heap_t *heap, const char *name, root_entry_t **ep, shr_off_t *offp)
+{
+    root_entry_t *e = shr__root_find(heap, name);
+    if (!e) return -ENOENT;
+    shr_off_t off = rd(&e->off);
+    if (!(e->flags & ROOT_REF) || off >= heap->capacity || OBJ(heap, off)->type != SHR_TYPE_LIST)
+        return SHR_ETYPE;
+    *ep = e;
+    *offp = off;
+    return 0;
+}
+
 int shr_list_attach(shr_heap_t *heap, const char *name, shr_list_t **out)
 {
     size_t len;
@@ -451,12 +465,10 @@ int shr_list_attach(shr_heap_t *heap, const char *name, shr_list_t **out)
     shr__list_types_register();
     shr__gc_drain_dead(heap);
     if ((rc = shr__root_lock(heap)) != 0) return rc;
-    root_entry_t *e = shr__root_find(heap, name);
-    shr_off_t off = e ? rd(&e->off) : 0;
-    if (!e) rc = -ENOENT;
-    else if (!(e->flags & ROOT_REF) || off >= heap->capacity || OBJ(heap, off)->type != SHR_TYPE_LIST)
-        rc = SHR_ETYPE;
-    else shr__incref(OBJ(heap, off)); /* under the roots lock: the root keeps it alive */
+    root_entry_t *e;
+    shr_off_t off = 0;
+    if ((rc = find_named_list(heap, name, &e, &off)) == 0)
+        shr__incref(OBJ(heap, off)); /* under the roots lock: the root keeps it alive */
     shr__root_unlock(heap);
     if (rc) return rc;
     if ((rc = new_handle(heap, off, name, out)) != 0) shr__decref(heap, OBJ(heap, off));
@@ -482,12 +494,9 @@ int shr_list_unlink(shr_heap_t *heap, const char *name)
     if ((rc = shr__root_name_check(name, &len)) != 0) return rc;
     shr__list_types_register();
     if ((rc = shr__root_lock(heap)) != 0) return rc;
-    root_entry_t *e = shr__root_find(heap, name);
-    shr_off_t off = e ? rd(&e->off) : 0;
-    if (!e) rc = -ENOENT;
-    else if (!(e->flags & ROOT_REF) || off >= heap->capacity || OBJ(heap, off)->type != SHR_TYPE_LIST)
-        rc = SHR_ETYPE;
-    else e->name[0] = 0; /* unpublish, then release */
+    root_entry_t *e;
+    shr_off_t off = 0;
+    if ((rc = find_named_list(heap, name, &e, &off)) == 0) e->name[0] = 0; /* unpublish, then release */
     shr__root_unlock(heap);
     if (rc == 0) shr__decref(heap, OBJ(heap, off));
     return rc;
