@@ -89,22 +89,24 @@ Test(list_unit, try_incref_never_takes_a_dead_object)
 
 /* ---- a dead owner's lock ----------------------------------------------------- */
 
+/* A child takes the list's lock and dies half way through a set of item
+ * `index` to (tag, val): sequence odd, undo record written, item overwritten. */
+typedef struct { shr_list_t *l; uint64_t index, tag, val; } half_set_t;
+
 static int die_mid_set(void *arg)
 {
-    shr_list_t *l = arg;
-    shr_heap_t *h = shr_list_heap(l);
-    listobj_t *lo = l->obj;
+    half_set_t *hs = arg;
+    shr_heap_t *h = shr_list_heap(hs->l);
+    listobj_t *lo = hs->l->obj;
     if (shr__list_lock(h, lo) != 0) return 1;
     items_t *a = shr__ptr(h, lo->items);
-    /* Half of a set: sequence odd, the undo record written, the item
-     * overwritten. */
     lo->seq++;
-    lo->op_index = 1;
-    lo->undo_tag = a->it[1].tag;
-    lo->undo_val = a->it[1].val;
+    lo->op_index = hs->index;
+    lo->undo_tag = a->it[hs->index].tag;
+    lo->undo_val = a->it[hs->index].val;
     atomic_store(&lo->op, LIST_OP_SET);
-    a->it[1].tag = SHR_STR;
-    a->it[1].val = 8; /* garbage: not an object */
+    a->it[hs->index].tag = hs->tag;
+    a->it[hs->index].val = hs->val;
     _exit(0);
 }
 
@@ -114,7 +116,8 @@ Test(list_unit, lock_of_a_dead_owner_is_stolen_and_its_set_undone)
     shr_value_t in[] = {shr_int(1), shr_str("two"), shr_int(3)};
     shr_list_t *l;
     cr_assert_eq(shr_list_create(h, NULL, in, 3, &l), 0);
-    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_set, l)), 0);
+    half_set_t hs = {l, 1, SHR_STR, 8}; /* garbage: 8 is not an object */
+    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_set, &hs)), 0);
     cr_assert_neq(l->obj->lock, 0, "the dead child still owns the lock");
     shr_value_t v;
     cr_assert_eq(shr_list_get(l, 1, &v), 0, "the lock was stolen");
@@ -153,23 +156,6 @@ Test(list_unit, lease_table_grows_and_counts)
 
 /* ---- dealloc after a dead writer; deep nesting ------------------------------ */
 
-static int die_mid_set_then_exit(void *arg)
-{
-    shr_list_t *l = arg;
-    shr_heap_t *h = shr_list_heap(l);
-    listobj_t *lo = l->obj;
-    if (shr__list_lock(h, lo) != 0) return 1;
-    items_t *a = shr__ptr(h, lo->items);
-    lo->seq++;
-    lo->op_index = 0;
-    lo->undo_tag = a->it[0].tag;
-    lo->undo_val = a->it[0].val;
-    atomic_store(&lo->op, LIST_OP_SET);
-    a->it[0].tag = SHR_INT; /* the new value, already stored */
-    a->it[0].val = 5;
-    _exit(0);
-}
-
 Test(list_unit, dealloc_undoes_a_dead_writers_set)
 {
     shr_heap_t *h = make_heap();
@@ -188,7 +174,8 @@ Test(list_unit, dealloc_undoes_a_dead_writers_set)
     bi->it[0].val = shr__off(h, so);
     bi->len = 1;
     cr_assert_eq(so->ob.refcnt, 2);
-    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_set_then_exit, a)), 0);
+    half_set_t hs = {a, 0, SHR_INT, 5}; /* the new value, already stored */
+    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_set, &hs)), 0);
     shr_list_close(a); /* the last reference: dealloc with a SET in flight */
     cr_assert_eq(so->ob.refcnt, 1, "the string b still holds keeps its reference");
     shr_value_t v;
