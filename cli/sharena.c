@@ -6,7 +6,7 @@
  * nothing else, so it sees heaps exactly as any program linking the library
  * does; the only thing it knows beyond the API is where Linux keeps POSIX
  * shm objects (SHM_DIR) and the name of the temporary objects a creator
- * publishes from (TMP_PREFIX, see src/shm/segment.c).
+ * publishes from (TMP_PREFIX, see shm/segment.c).
  *
  * Commands are the rows of one table, cmds[] at the end of the file: name,
  * handler, operand, synopsis, one-line summary and help text. The dispatcher,
