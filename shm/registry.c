@@ -23,7 +23,8 @@
  * reason (exit, kill, exec), before the process becomes a zombie, and no pid
  * is compared later. The owner must live as long as the attachment, which no
  * user thread promises, hence one small thread per attached heap that does
- * nothing but hold the lock. See docs/design/shm.md.
+ * nothing but hold the lock. Its stack is sized for the process's static
+ * TLS (anchor_stack_size). See docs/design/shm.md.
  *
  * Fork: the child inherits the handle and this thread's context but not the
  * anchor. The atfork child handler bumps fork_epoch and clears the thread's
@@ -34,6 +35,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -158,22 +162,65 @@ static void *anchor_main(void *arg)
     return NULL;
 }
 
-static int anchor_start(shr_heap_t *h)
+/* Sum of the PT_TLS segments of every loaded object: glibc carves the static
+ * TLS of a new thread out of the top of its stack, so a stack sized for the
+ * anchor's own needs alone fails to start (EINVAL) in a program with large
+ * TLS, an interpreter with its extension modules for one. */
+static int add_tls_size(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    size_t *total = data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_TLS) *total += ph->p_memsz + (ph->p_align ? ph->p_align : 1);
+    }
+    return 0;
+}
+
+/* The anchor's stack: what it uses itself (ANCHOR_STACK) plus the process's
+ * static TLS and glibc's surplus for libraries dlopen'ed later
+ * (ANCHOR_TLS_SLACK), rounded to pages. Only the touched pages are ever
+ * committed, so the slack costs address space, not memory. */
+#define ANCHOR_STACK ((size_t)64 << 10)
+#define ANCHOR_TLS_SLACK ((size_t)64 << 10)
+
+static size_t anchor_stack_size(void)
+{
+    size_t tls = 0;
+    dl_iterate_phdr(add_tls_size, &tls);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t n = (size_t)PTHREAD_STACK_MIN + ANCHOR_STACK + tls + ANCHOR_TLS_SLACK;
+    return (n + page - 1) / page * page;
+}
+
+static int anchor_spawn(shr_heap_t *h, size_t stack)
 {
     pthread_attr_t attr;
     sigset_t all, old;
-    int rc;
-
-    h->anchor_state = 0;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    /* The anchor must never run signal handlers: block everything in it. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&h->anchor, &attr, anchor_main, h);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = pthread_attr_init(&attr);
+    if (rc) return rc;
+    if (stack) rc = pthread_attr_setstacksize(&attr, stack);
+    if (rc == 0) {
+        /* The anchor must never run signal handlers: block everything in it. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        rc = pthread_create(&h->anchor, &attr, anchor_main, h);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
     pthread_attr_destroy(&attr);
-    if (rc) return -rc;
+    return rc;
+}
+
+static int anchor_start(shr_heap_t *h)
+{
+    h->anchor_state = 0;
+    int rc = anchor_spawn(h, anchor_stack_size());
+    /* A stack still too small for this libc's TLS layout: the default size. */
+    if (rc == EINVAL) rc = anchor_spawn(h, 0);
+    if (rc) {
+        errno = rc;
+        return SHR_ESPAWN;
+    }
     pthread_mutex_lock(&h->anchor_mu);
     while (h->anchor_state == 0) pthread_cond_wait(&h->anchor_cv, &h->anchor_mu);
     int ok = h->anchor_state == 1;

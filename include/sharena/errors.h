@@ -23,13 +23,14 @@
     XX(EINDEX, -1009, "index out of range")                                     \
     XX(ENOTFOUND, -1010, "value not found")                                     \
     XX(EOVERFLOW, -1011, "value does not fit")                                  \
-    XX(ENAME, -1012, "invalid name")
+    XX(ENAME, -1012, "invalid name")                                            \
+    XX(ESPAWN, -1013, "cannot start the heap's liveness thread")
 
 enum {
 #define SHR__ERR_ENUM(name, code, msg) SHR_##name = (code),
     SHR_ERRNO_MAP(SHR__ERR_ENUM)
 #undef SHR__ERR_ENUM
-    SHR__ERR_LAST = -1013
+    SHR__ERR_LAST = -1014
 };
 
 #endif /* SHARENA_ERRORS_H */
