@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "fault.h"
 #include "gc.h"
 
 static const shr_type_ops_t *types[SHR_TYPE_MAX];
@@ -34,6 +35,10 @@ const shr_type_ops_t *shr__type_ops(uint32_t id) { return id < SHR_TYPE_MAX ? ty
 
 obj_t *shr__obj_new(shr_heap_t *h, uint32_t type, size_t size)
 {
+    if (SHR_FAULT(OBJ_ALLOC)) {
+        errno = ENOMEM;
+        return NULL;
+    }
     obj_t *o = shr_malloc(h, size);
     if (!o) return NULL;
     o->type = type;

@@ -10,6 +10,8 @@
  *                                  without closing (MS=0: forever)
  *   peer lock NAME LOCKID          attach, take a lock of the table, print "locked",
  *                                  then sleep until killed
+ *   peer newlist NAME              create an unnamed list of one int and release it;
+ *                                  exit 0, or 2 with the error (fault-point tests)
  *
  *   peer consume NAME ROOT         the root names an array: [count, off...]; check
  *                                  each block's pattern (byte i == (off + i) & 0xff
@@ -149,6 +151,11 @@ int main(int argc, char **argv)
         printf("locked\n");
         fflush(stdout);
         for (;;) pause();
+    } else if (strcmp(cmd, "newlist") == 0) {
+        shr_value_t v = shr_int(1);
+        shr_list_t *l;
+        if ((rc = shr_list_create(h, NULL, &v, 1, &l)) != 0) return fail("newlist", rc);
+        shr_list_close(l);
     } else {
         fprintf(stderr, "peer: bad command\n");
         return 64;

@@ -1,0 +1,87 @@
+/* sharena fault points: crash and failure injection at the real code.
+ *
+ * A fault point is a named place in the library, at a commit point or an
+ * allocation, where a test (or an experimenter) can make the calling process
+ * stop, die or fail on the nth time it gets there. Crash tests use them to
+ * stop the real code at a chosen instruction instead of writing crash states
+ * by hand; out-of-memory tests fail the nth allocation of an operation and
+ * check that the failed call changed nothing (SQLite's way).
+ *
+ * Points are compiled into debug builds (SHR_DEBUG >= 1, the dev preset) and
+ * are absent from release builds, where every call below returns -ENOSYS and
+ * a point costs nothing. In a debug build an unarmed point costs one relaxed
+ * load of a process-wide flag.
+ *
+ * Arming, per process (a fork child inherits its parent's state):
+ *   - shr_fault_arm("list.set.commit", 3, SHR_FAULT_KILL) from a test;
+ *   - SHARENA_FAULT=point:nth:action[,point:nth:action...] in the
+ *     environment, read once when the library is loaded; action is one of
+ *     kill, stop, fail.
+ * nth counts from 1: the nth hit of the point after arming fires, once; the
+ * point is then disarmed. Hits are counted per process, from every thread.
+ *
+ *   kill  the process SIGKILLs itself (a crash at that instruction);
+ *   stop  the process SIGSTOPs itself; after SIGCONT it goes on as if
+ *         nothing happened (a live process that does not make progress);
+ *   fail  the point reports failure to its site, which fails the way it
+ *         would on real exhaustion (an allocation returns NULL, a commit
+ *         -ENOMEM): every point's description says what "fail" means there.
+ *
+ * The list of points is SHR_FAULT_POINTS below: one X-macro line per point,
+ * (identifier, name, what happens there, what "fail" does). Add a point by
+ * adding a line and one SHR_FAULT(ID) at the site.
+ */
+#ifndef SHARENA_FAULT_H
+#define SHARENA_FAULT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum shr_fault_action {
+    SHR_FAULT_KILL = 1,
+    SHR_FAULT_STOP = 2,
+    SHR_FAULT_FAIL = 3
+} shr_fault_action_t;
+
+#define SHR_FAULT_POINTS(X)                                                          \
+    X(OBJ_ALLOC, "obj.alloc",                                                        \
+      "an allocation made by a list, object or lease operation",                     \
+      "the allocation returns NULL (the operation fails with -ENOMEM)")
+
+typedef enum shr_fault_point {
+#define SHR__FAULT_ENUM(id, name, where, fail) SHR_FP_##id,
+    SHR_FAULT_POINTS(SHR__FAULT_ENUM)
+#undef SHR__FAULT_ENUM
+    SHR_FAULT_NPOINTS
+} shr_fault_point_t;
+
+/* Arm point `point` (its name, e.g. "obj.alloc") to fire `action` on its nth
+ * hit from now (nth >= 1). Re-arming a point replaces its setting and resets
+ * its hit count. Returns 0, -EINVAL (unknown point, nth 0, bad action) or
+ * -ENOSYS (a release build: points are compiled out). */
+int shr_fault_arm(const char *point, uint64_t nth, shr_fault_action_t action);
+
+/* Disarm `point`, or every point when point is NULL. Hit counts are kept.
+ * Returns 0, -EINVAL or -ENOSYS. */
+int shr_fault_disarm(const char *point);
+
+/* Times `point` was reached since it was last armed (fired or not), or
+ * -EINVAL / -ENOSYS. */
+int64_t shr_fault_hits(const char *point);
+
+/* Whether fault points are compiled into this library (debug builds). */
+int shr_fault_available(void);
+
+/* The name, and the description, of point id (0 <= id < SHR_FAULT_NPOINTS),
+ * or NULL. */
+const char *shr_fault_point_name(int id);
+const char *shr_fault_point_doc(int id);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHARENA_FAULT_H */
