@@ -31,17 +31,16 @@
  * bytes and abort (free) or report (check) when they are damaged.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "alloc.h"
+#if SHR_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
-#define CLEANBYTE 0xCD
-#define DEADBYTE 0xDD
-#define FORBIDDENBYTE 0xFD
-#define GUARD_HEAD 16
-#define GUARD_TAIL 8
 
-const uint32_t shr__class_size[NB_CLASSES] = {
+const uint32_t shr__class_size[SHR_NB_CLASSES] = {
     16,   32,   48,   64,   80,   96,   112,  128,  144,  160,  176,   192,   208,   224,
     240,  256,  272,  288,  304,  320,  336,  352,  368,  384,  400,  416,   432,   448,
     464,  480,  496,  512,  640,  768,  896,  1024, 1280, 1536, 1792, 2048, 2560,  3072,
@@ -51,7 +50,7 @@ const uint32_t shr__class_size[NB_CLASSES] = {
 /* Medium class of a request, by 128-byte step: the first class that holds
  * (i + 1) * 128 bytes. Internal waste stays below 25% (513 -> 640 is 20%). */
 #define M(i) (uint8_t)(i)
-const uint8_t shr__medium_index[MEDIUM_REQUEST_THRESHOLD / 128] = {
+const uint8_t shr__medium_index[SHR_MEDIUM_REQUEST_THRESHOLD / 128] = {
     /* up to 512 (never used: small) */ M(0), M(0), M(0), M(0),
     /* 640 */ M(0), /* 768 */ M(1), /* 896 */ M(2), /* 1024 */ M(3),
     /* 1152..1280 */ M(4), M(4), /* ..1536 */ M(5), M(5), /* ..1792 */ M(6), M(6),
@@ -75,94 +74,109 @@ const uint8_t shr__medium_index[MEDIUM_REQUEST_THRESHOLD / 128] = {
 
 /* ---- misuse --------------------------------------------------------------- */
 
+/* Misuse the API cannot report as an error: aborts at debug level >= 1; at
+ * level 0 the call is ignored (it changes nothing). */
 static void misuse(const char *what, const void *p)
 {
-#if SHR_DEBUG >= 1
-    SHR_PANIC("%s: %p", what, p);
-#else
-    (void)what;
-    (void)p;
-#endif
+    if (SHR_DEBUG >= 1) SHR_PANIC("%s: %p", what, p);
 }
 
 /* ---- pools ---------------------------------------------------------------- */
 
-shr_inline void *pool_malloc(shr_heap_t *h, unsigned cls)
+/* The allocation from this thread's pool of class cls: pop its local free
+ * list, else the slow path. The one pop of the fast and slow paths (the
+ * slow path's own pop, after a carve or a collect, is pool_pop too). */
+shr_inline void *pool_malloc_ctx(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
+{
+    alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
+    uint64_t po = ts->used[cls];
+    if (shr_unlikely(po == 0)) return shr__pool_alloc_slow(h, ctx, cls);
+    pool_header_t *pool = pool_at(h, po);
+    uint64_t bp = shr_load_relaxed(&pool->freeblock);
+    if (shr_unlikely(bp == 0)) return shr__pool_alloc_slow(h, ctx, cls);
+    pool_pop(h, pool, bp);
+    shr_store_relaxed(&ts->net, shr_load_relaxed(&ts->net) + 1);
+    return h->base + bp;
+}
+
+static void *pool_malloc(shr_heap_t *h, unsigned cls)
 {
     shr_tctx_t *ctx = shr__tctx(h);
     if (shr_unlikely(!ctx)) return NULL;
-    alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-    uint64_t po = ts->used[cls];
-    if (shr_likely(po != 0)) {
-        pool_header_t *pool = POOL(h, po);
-        uint64_t bp = rd(&pool->freeblock);
-        if (shr_likely(bp != 0)) {
-            wr(&pool->freeblock, *(uint64_t *)(h->base + bp + 8));
-            wr(&pool->nused, rd(&pool->nused) + 1);
-            wr(&ts->net, rd(&ts->net) + 1);
-            return h->base + bp;
-        }
-    }
-    return shr__pool_alloc_slow(h, ctx, cls);
+    return pool_malloc_ctx(h, ctx, cls);
 }
 
-#if SHR_DEBUG >= 1
+/* The free into a pool this thread owns: push on its local list; an emptied
+ * pool that is not its class's only one goes to the slow path. */
+shr_inline void pool_free_local(shr_heap_t *h, shr_tctx_t *ctx, pool_header_t *pool, uint64_t po,
+                                uint64_t off)
+{
+    alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
+    uint32_t n = pool_push(h, pool, off);
+    shr_store_relaxed(&ts->net, shr_load_relaxed(&ts->net) - 1);
+    if (shr_unlikely(n == 0) && !pool_is_class_only(ts, pool, po, shr_load_relaxed(&pool->szidx)))
+        return shr__pool_free_local_slow(h, ts, pool);
+}
+
 static bool in_local_list(shr_heap_t *h, pool_header_t *pool, uint64_t off)
 {
     uint32_t n = 0;
-    for (uint64_t b = rd(&pool->freeblock); b && n <= pool->capacity; n++) {
+    for (uint64_t b = shr_load_relaxed(&pool->freeblock); b && n <= pool->capacity; n++) {
         if (b == off) return true;
         if (b >= h->capacity) break;
-        b = *(uint64_t *)(h->base + b + 8);
+        b = block_next(h, b);
     }
     return false;
 }
-#endif
 
-#if SHR_DEBUG >= 1
-/* Debug checks of a free into a pool: not a block, a double free (seen in
- * this thread's own pools), then the dead-byte fill. */
-static void debug_free_checks(shr_heap_t *h, pool_header_t *pool, uint64_t off)
+/* Whether off is a carved block of the pool: never a header, never past
+ * nextoffset (untouched space), on a block boundary when exact. A pool's
+ * nextoffset only grows while it holds blocks, so a relaxed read by a
+ * thread that does not own it is a safe bound. */
+static bool is_carved_block(const shr_heap_t *h, const pool_header_t *pool, uint64_t off, bool exact)
 {
     uint64_t rel = off - shr__off(h, pool);
-    if (pool->block_size == 0 || rel < POOL_OVERHEAD || (rel - POOL_OVERHEAD) % pool->block_size ||
-        rel >= rd(&pool->nextoffset) || rd(&pool->state) == POOL_EMPTY)
+    uint32_t size = pool->block_size;
+    if (rel < SHR_POOL_OVERHEAD || rel >= shr_load_relaxed(&((pool_header_t *)pool)->nextoffset)) return false;
+    return !exact || (size != 0 && (rel - SHR_POOL_OVERHEAD) % size == 0);
+}
+
+/* Debug checks of a free into a pool (level >= 1): not a block, a double
+ * free (seen in this thread's own pools), then the dead-byte fill. */
+static void debug_free_checks(shr_heap_t *h, pool_header_t *pool, uint64_t off)
+{
+    if (!is_carved_block(h, pool, off, true) || shr_load_relaxed(&pool->state) == POOL_EMPTY)
         SHR_PANIC("free of a pointer that is not a block: offset %llu", (unsigned long long)off);
     shr_tctx_t *ctx = shr__tl_ctx;
     if (ctx && atomic_load_explicit(&ctx->heap, memory_order_relaxed) == h &&
-        rd(&pool->owner) == ctx->slot + 1 && in_local_list(h, pool, off))
+        shr_load_relaxed(&pool->owner) == ctx->slot + 1 && in_local_list(h, pool, off))
         SHR_PANIC("double free: offset %llu", (unsigned long long)off);
     /* Past the link; in a guarded heap also past the user's bytes 0..7. */
-    uint32_t keep = (h->flags & SHR_HEAP_GUARDS) ? GUARD_HEAD + 8 : 16;
-    if (pool->block_size > keep) memset(h->base + off + keep, DEADBYTE, pool->block_size - keep);
+    uint32_t keep = (h->flags & SHR_HEAP_GUARDS) ? SHR_GUARD_HEAD + 8 : 16;
+    if (pool->block_size > keep) memset(h->base + off + keep, SHR_DEAD_BYTE, pool->block_size - keep);
 }
-#endif
 
-shr_inline void pool_free(shr_heap_t *h, pool_header_t *pool, uint64_t off)
+/* The slow path's free into a pool: this thread's own pool (the fast path
+ * declined it: a guarded heap, a debug build), or another's (one CAS onto
+ * its remote stack). A block the pool never carved is refused at every
+ * level (pushing it would hand it out twice). */
+static void pool_free(shr_heap_t *h, pool_header_t *pool, uint64_t off)
 {
-#if SHR_DEBUG >= 1
-    debug_free_checks(h, pool, off);
-#endif
+    if (SHR_DEBUG >= 1) debug_free_checks(h, pool, off);
+    if (shr_unlikely(!is_carved_block(h, pool, off, false))) {
+        misuse("free of a pointer that is not a carved block", h->base + off);
+        return;
+    }
     shr_tctx_t *ctx = shr__tl_ctx;
     if (shr_likely(ctx != NULL && atomic_load_explicit(&ctx->heap, memory_order_relaxed) == h &&
-                   rd(&pool->owner) == ctx->slot + 1)) {
-        alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-        unsigned cls = rd(&pool->szidx);
-        *(uint64_t *)(h->base + off + 8) = rd(&pool->freeblock);
-        wr(&pool->freeblock, off);
-        uint32_t n = rd(&pool->nused) - 1;
-        wr(&pool->nused, n);
-        wr(&ts->net, rd(&ts->net) - 1);
-        /* Emptied: give the pool back unless it is its class's only one
-         * (kept so that a malloc/free loop never takes the arena lock). */
-        if (shr_unlikely(n == 0) && (ts->used[cls] != shr__off(h, pool) || pool->nextpool != 0))
-            shr__pool_free_local_slow(h, ts, pool);
+                   shr_load_relaxed(&pool->owner) == ctx->slot + 1)) {
+        pool_free_local(h, ctx, pool, shr__off(h, pool), off);
         return;
     }
     ctx = shr__tctx(h);
     if (ctx) {
         alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-        wr(&ts->net, rd(&ts->net) - 1);
+        shr_store_relaxed(&ts->net, shr_load_relaxed(&ts->net) - 1);
     }
     shr__pool_free_remote(h, pool, off);
 }
@@ -174,17 +188,13 @@ shr_inline void pool_free(shr_heap_t *h, pool_header_t *pool, uint64_t off)
 static void *raw_malloc(shr_heap_t *h, size_t size, size_t keep)
 {
     void *p;
-    if (shr_likely(size <= MEDIUM_REQUEST_THRESHOLD)) p = pool_malloc(h, size_to_class(size));
+    if (shr_likely(size <= SHR_MEDIUM_REQUEST_THRESHOLD)) p = pool_malloc(h, size_to_class(size));
     else if (size <= (size_t)SHR_MAX_CAPACITY) p = shr__large_alloc(h, size);
     else {
         errno = ENOMEM;
         return NULL;
     }
-#if SHR_DEBUG >= 1
-    if (p && size > keep) memset((uint8_t *)p + keep, CLEANBYTE, size - keep);
-#else
-    (void)keep;
-#endif
+    if (SHR_DEBUG >= 1 && p && size > keep) memset((uint8_t *)p + keep, SHR_CLEAN_BYTE, size - keep);
     return p;
 }
 
@@ -192,20 +202,26 @@ static void *raw_malloc(shr_heap_t *h, size_t size, size_t keep)
 static uint32_t block_kind(shr_heap_t *h, const void *p, uint64_t *offp)
 {
     uint64_t off = (uint64_t)((const uint8_t *)p - h->base);
-    alloc_global_t *g = AG(h);
-    if (shr_unlikely(off >= h->capacity || (off & (ALIGNMENT - 1)) ||
-                     (off >> SHR_CHUNK_SHIFT) >= rd(&g->hwm)))
+    alloc_global_t *g = alloc_global(h);
+    if (shr_unlikely(off >= h->capacity || (off & (SHR_ALIGNMENT - 1)) ||
+                     (off >> SHR_CHUNK_SHIFT) >= shr_load_relaxed(&g->hwm)))
         return 0;
     *offp = off;
-    uint32_t k = rd(&CT(h)[off >> SHR_CHUNK_SHIFT].kind);
+    uint32_t k = shr_load_relaxed(&chunk_table(h)[off >> SHR_CHUNK_SHIFT].kind);
     return k == CHUNK_SMALL || k == CHUNK_MEDIUM || k == CHUNK_LARGE || k == CHUNK_HUGE ? k : 0;
+}
+
+/* The offset of the pool that holds block off, in a chunk of kind SMALL or
+ * MEDIUM. */
+shr_inline uint64_t pool_base(uint64_t off, uint32_t kind)
+{
+    return off & ~(kind == CHUNK_SMALL ? ((uint64_t)1 << SHR_SMALL_POOL_SHIFT) - 1
+                                       : ((uint64_t)1 << SHR_MEDIUM_POOL_SHIFT) - 1);
 }
 
 static inline pool_header_t *pool_of(shr_heap_t *h, uint64_t off, uint32_t kind)
 {
-    uint64_t mask = kind == CHUNK_SMALL ? ((uint64_t)1 << SMALL_POOL_SHIFT) - 1
-                                        : ((uint64_t)1 << MEDIUM_POOL_SHIFT) - 1;
-    return POOL(h, off & ~mask);
+    return pool_at(h, pool_base(off, kind));
 }
 
 static void raw_free(shr_heap_t *h, void *p)
@@ -221,7 +237,10 @@ static size_t raw_usable(shr_heap_t *h, const void *p)
 {
     uint64_t off = 0;
     uint32_t kind = block_kind(h, p, &off);
-    if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) return pool_of(h, off, kind)->block_size;
+    if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) {
+        pool_header_t *pool = pool_of(h, off, kind);
+        return is_carved_block(h, pool, off, false) ? pool->block_size : 0;
+    }
     if (kind) return shr__large_usable(h, off);
     return 0;
 }
@@ -232,29 +251,23 @@ static inline bool guarded(const shr_heap_t *h) { return h->flags & SHR_HEAP_GUA
 
 static void *guard_malloc(shr_heap_t *h, size_t size)
 {
-    if (size > SIZE_MAX - GUARD_HEAD - GUARD_TAIL) {
+    if (size > SIZE_MAX - SHR_GUARD_HEAD - SHR_GUARD_TAIL) {
         errno = ENOMEM;
         return NULL;
     }
-    uint8_t *b = raw_malloc(h, size + GUARD_HEAD + GUARD_TAIL, GUARD_HEAD + 8);
+    uint8_t *b = raw_malloc(h, size + SHR_GUARD_HEAD + SHR_GUARD_TAIL, SHR_GUARD_HEAD + 8);
     if (!b) return NULL;
-    uint64_t n = size;
-    memcpy(b, &n, 8);
-    memset(b + 8, FORBIDDENBYTE, 8);
-    memset(b + GUARD_HEAD + size, FORBIDDENBYTE, GUARD_TAIL);
-    return b + GUARD_HEAD;
+    guard_write(b, size);
+    return b + SHR_GUARD_HEAD;
 }
 
 /* 0 when the guards of the block around user pointer u are intact. */
 static int guard_verify(shr_heap_t *h, const uint8_t *u, size_t *sizep)
 {
-    const uint8_t *b = u - GUARD_HEAD;
-    uint64_t n;
-    memcpy(&n, b, 8);
+    const uint8_t *b = u - SHR_GUARD_HEAD;
     size_t usable = raw_usable(h, b);
-    if (usable < GUARD_HEAD + GUARD_TAIL || n > usable - GUARD_HEAD - GUARD_TAIL) return -1;
-    for (int i = 0; i < 8; i++)
-        if (b[8 + i] != FORBIDDENBYTE || u[n + (size_t)i] != FORBIDDENBYTE) return -1;
+    uint64_t n;
+    if (!guard_intact(b, usable, &n)) return -1;
     *sizep = n;
     return 0;
 }
@@ -263,68 +276,63 @@ static void guard_free(shr_heap_t *h, void *p)
 {
     size_t n;
     uint64_t off = 0;
-    if (!block_kind(h, (uint8_t *)p - GUARD_HEAD, &off)) {
+    if (!block_kind(h, (uint8_t *)p - SHR_GUARD_HEAD, &off)) {
         misuse("free of a pointer that is not a block of this heap", p);
         return;
     }
     if (guard_verify(h, p, &n) != 0)
         SHR_PANIC("guard bytes around block %p damaged (write out of bounds)", p);
     /* Leave the user's first 8 bytes (a refcount reads as it was left). */
-    if (n > 8) memset((uint8_t *)p + 8, DEADBYTE, n - 8);
-    raw_free(h, (uint8_t *)p - GUARD_HEAD);
+    if (n > 8) memset((uint8_t *)p + 8, SHR_DEAD_BYTE, n - 8);
+    raw_free(h, (uint8_t *)p - SHR_GUARD_HEAD);
 }
 
 /* ---- public API ---------------------------------------------------------------- */
 
 /* Everything but a pop from this thread's pool: a thread's first call, an
- * empty free list, large sizes, guards, debug fills. */
+ * empty free list, large sizes, guards, debug fills, a NULL handle. */
 static shr_noinline void *malloc_slow(shr_heap_t *heap, size_t size)
 {
+    if (shr_unlikely(!heap)) {
+        errno = EINVAL;
+        return NULL;
+    }
     if (guarded(heap)) return guard_malloc(heap, size);
     return raw_malloc(heap, size, 8);
 }
 
 /* The fast path is written so that every rare case leaves through a tail
  * call: the compiler then needs no stack frame for it (measured: the frame,
- * three pushes and three pops, was a tenth of a malloc/free pair). */
+ * three pushes and three pops, was a tenth of a malloc/free pair).
+ * tests/alloc/frameless.cmake checks the release build's code for it. */
 static inline void *malloc_fast(shr_heap_t *heap, size_t size)
 {
-    if (shr_unlikely(size > MEDIUM_REQUEST_THRESHOLD || (heap->flags & SHR_HEAP_GUARDS)))
+    if (shr_unlikely(!heap || size > SHR_MEDIUM_REQUEST_THRESHOLD || (heap->flags & SHR_HEAP_GUARDS)))
         return malloc_slow(heap, size);
     unsigned cls = size_to_class(size);
     shr_tctx_t *ctx = shr__tl_ctx;
     if (shr_unlikely(ctx == NULL || atomic_load_explicit(&ctx->heap, memory_order_relaxed) != heap))
         return malloc_slow(heap, size);
-    alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-    uint64_t po = ts->used[cls];
-    if (shr_unlikely(po == 0)) return shr__pool_alloc_slow(heap, ctx, cls);
-    pool_header_t *pool = POOL(heap, po);
-    uint64_t bp = rd(&pool->freeblock);
-    if (shr_unlikely(bp == 0)) return shr__pool_alloc_slow(heap, ctx, cls);
-    wr(&pool->freeblock, *(uint64_t *)(heap->base + bp + 8));
-    wr(&pool->nused, rd(&pool->nused) + 1);
-    wr(&ts->net, rd(&ts->net) + 1);
-    return heap->base + bp;
+    return pool_malloc_ctx(heap, ctx, cls);
 }
 
 void *shr_malloc(shr_heap_t *heap, size_t size)
 {
-#if SHR_DEBUG >= 1
-    /* The same fast path, then the fill (the slow paths fill their own). */
-    void *p = malloc_fast(heap, size);
-    if (p && size <= MEDIUM_REQUEST_THRESHOLD && !(heap->flags & SHR_HEAP_GUARDS) && size > 8)
-        memset((uint8_t *)p + 8, CLEANBYTE, size - 8);
-    return p;
-#else
+    if (SHR_DEBUG >= 1) {
+        /* The same fast path, then the fill (the slow paths fill their own). */
+        void *p = malloc_fast(heap, size);
+        if (p && size <= SHR_MEDIUM_REQUEST_THRESHOLD && !(heap->flags & SHR_HEAP_GUARDS) && size > 8)
+            memset((uint8_t *)p + 8, SHR_CLEAN_BYTE, size - 8);
+        return p;
+    }
     return malloc_fast(heap, size);
-#endif
 }
 
 void *shr_calloc(shr_heap_t *heap, size_t count, size_t size)
 {
     size_t n;
     if (__builtin_mul_overflow(count, size, &n)) {
-        errno = ENOMEM;
+        errno = heap ? ENOMEM : EINVAL;
         return NULL;
     }
     void *p = shr_malloc(heap, n);
@@ -336,7 +344,7 @@ void *shr_calloc(shr_heap_t *heap, size_t count, size_t size)
  * and huge blocks, misuse, frees into other threads' pools, debug checks. */
 static shr_noinline void free_slow(shr_heap_t *heap, void *ptr)
 {
-    if (!ptr) return;
+    if (!ptr || !heap) return;
     if (shr_unlikely(guarded(heap))) {
         guard_free(heap, ptr);
         return;
@@ -344,68 +352,56 @@ static shr_noinline void free_slow(shr_heap_t *heap, void *ptr)
     uint64_t off = 0;
     uint32_t kind = block_kind(heap, ptr, &off);
     if (shr_likely(kind == CHUNK_SMALL || kind == CHUNK_MEDIUM)) {
-        pool_header_t *pool = pool_of(heap, off, kind);
-        if (shr_likely(off - shr__off(heap, pool) >= POOL_OVERHEAD)) pool_free(heap, pool, off);
-        else misuse("free of a pool header", ptr);
+        pool_free(heap, pool_of(heap, off, kind), off);
         return;
     }
     if (kind) shr__large_free(heap, off);
     else misuse("free of a pointer that is not a block of this heap", ptr);
 }
 
-#if SHR_DEBUG >= 1
 /* Debug builds check a free fully before the fast path takes it: a pointer
  * that is not a block, a double free, then the dead-byte fill. */
 static void free_debug(shr_heap_t *heap, void *ptr)
 {
     uint64_t off = 0;
-    uint32_t kind = ptr && !guarded(heap) ? block_kind(heap, ptr, &off) : 0;
+    uint32_t kind = ptr && heap && !guarded(heap) ? block_kind(heap, ptr, &off) : 0;
     if (kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) return; /* free_slow checks the rest */
     pool_header_t *pool = pool_of(heap, off, kind);
-    if (off - shr__off(heap, pool) >= POOL_OVERHEAD) debug_free_checks(heap, pool, off);
+    if (off - shr__off(heap, pool) >= SHR_POOL_OVERHEAD) debug_free_checks(heap, pool, off);
 }
-#endif
 
 void shr_free(shr_heap_t *heap, void *ptr)
 {
-#if SHR_DEBUG >= 1
-    free_debug(heap, ptr);
-#endif
+    if (SHR_DEBUG >= 1) free_debug(heap, ptr);
+    if (SHR_MEMCHECK && heap && ptr) shr__mem_probe_free(heap, ptr);
     /* NULL lands here too: its offset is past the capacity. */
     uint64_t off = (uint64_t)((uint8_t *)ptr - heap->base);
-    if (shr_unlikely(off >= heap->capacity || (off & (ALIGNMENT - 1)) ||
-                                       (heap->flags & SHR_HEAP_GUARDS) ||
-                                       (off >> SHR_CHUNK_SHIFT) >= rd(&AG(heap)->hwm)))
+    if (shr_unlikely(off >= heap->capacity || (off & (SHR_ALIGNMENT - 1)) ||
+                     (heap->flags & SHR_HEAP_GUARDS) ||
+                     (off >> SHR_CHUNK_SHIFT) >= shr_load_relaxed(&alloc_global(heap)->hwm)))
         return free_slow(heap, ptr);
-    uint32_t kind = rd(&CT(heap)[off >> SHR_CHUNK_SHIFT].kind);
+    uint32_t kind = shr_load_relaxed(&chunk_table(heap)[off >> SHR_CHUNK_SHIFT].kind);
     if (shr_unlikely(kind != CHUNK_SMALL && kind != CHUNK_MEDIUM)) return free_slow(heap, ptr);
-    uint64_t po = off & ~(kind == CHUNK_SMALL ? ((uint64_t)1 << SMALL_POOL_SHIFT) - 1
-                                              : ((uint64_t)1 << MEDIUM_POOL_SHIFT) - 1);
-    pool_header_t *pool = POOL(heap, po);
+    uint64_t po = pool_base(off, kind);
+    pool_header_t *pool = pool_at(heap, po);
     shr_tctx_t *ctx = shr__tl_ctx;
-    if (shr_unlikely(off - po < POOL_OVERHEAD || ctx == NULL ||
-                     atomic_load_explicit(&ctx->heap, memory_order_relaxed) != heap ||
-                     rd(&pool->owner) != ctx->slot + 1))
+    /* One unsigned compare refuses a pool header and untouched space: the
+     * slow path decides (misuse). */
+    if (shr_unlikely(off - po - SHR_POOL_OVERHEAD >=
+                         (uint64_t)shr_load_relaxed(&pool->nextoffset) - SHR_POOL_OVERHEAD ||
+                     ctx == NULL || atomic_load_explicit(&ctx->heap, memory_order_relaxed) != heap ||
+                     shr_load_relaxed(&pool->owner) != ctx->slot + 1))
         return free_slow(heap, ptr);
-    alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-    *(uint64_t *)(heap->base + off + 8) = rd(&pool->freeblock);
-    wr(&pool->freeblock, off);
-    uint32_t n = rd(&pool->nused) - 1;
-    wr(&pool->nused, n);
-    wr(&ts->net, rd(&ts->net) - 1);
-    /* Emptied: give the pool back unless it is its class's only one (kept so
-     * that a malloc/free loop never takes the arena lock). */
-    if (shr_unlikely(n == 0) && (ts->used[rd(&pool->szidx)] != po || pool->nextpool != 0))
-        return shr__pool_free_local_slow(heap, ts, pool);
+    return pool_free_local(heap, ctx, pool, po, off);
 }
 
 size_t shr_usable_size(shr_heap_t *heap, const void *ptr)
 {
-    if (!ptr) return 0;
+    if (!ptr || !heap) return 0;
     if (guarded(heap)) {
         size_t n;
         uint64_t off = 0;
-        if (!block_kind(heap, (const uint8_t *)ptr - GUARD_HEAD, &off)) return 0;
+        if (!block_kind(heap, (const uint8_t *)ptr - SHR_GUARD_HEAD, &off)) return 0;
         return guard_verify(heap, ptr, &n) == 0 ? n : 0;
     }
     return raw_usable(heap, ptr);
@@ -413,6 +409,10 @@ size_t shr_usable_size(shr_heap_t *heap, const void *ptr)
 
 void *shr_realloc(shr_heap_t *heap, void *ptr, size_t size)
 {
+    if (!heap) {
+        errno = EINVAL;
+        return NULL;
+    }
     if (!ptr) return shr_malloc(heap, size);
     size_t old = shr_usable_size(heap, ptr);
     if (old == 0) {
@@ -426,7 +426,7 @@ void *shr_realloc(shr_heap_t *heap, void *ptr, size_t size)
         if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) {
             /* pymalloc's rule: stay unless shrinking by at least a quarter. */
             if (size <= old && 4 * (uint64_t)size > 3 * (uint64_t)old) return ptr;
-        } else if (size > MEDIUM_REQUEST_THRESHOLD && shr__large_resize(heap, off, size)) {
+        } else if (size > SHR_MEDIUM_REQUEST_THRESHOLD && shr__large_resize(heap, off, size)) {
             return ptr;
         }
     }
@@ -439,6 +439,7 @@ void *shr_realloc(shr_heap_t *heap, void *ptr, size_t size)
 
 int shr_heap_collect(shr_heap_t *heap)
 {
+    if (!heap) return -EINVAL;
     shr_tctx_t *ctx = shr__tctx(heap);
     if (!ctx) return -errno;
     shr__pool_collect(heap, ctx);
@@ -454,17 +455,17 @@ static const shr__layer_hooks_t alloc_hooks = {
 
 void shr__alloc_params(shr__seg_params_t *p)
 {
-    p->consts[0] = ALIGNMENT;
-    p->consts[1] = SMALL_REQUEST_THRESHOLD;
-    p->consts[2] = NB_SMALL;
-    p->consts[3] = NB_MEDIUM;
-    p->consts[4] = 1u << SMALL_POOL_SHIFT;
-    p->consts[5] = 1u << MEDIUM_POOL_SHIFT;
-    p->consts[6] = (uint32_t)ARENA_SIZE;
-    p->consts[7] = POOL_OVERHEAD;
-    p->consts[8] = sizeof(chunk_t);
-    p->consts[9] = sizeof(large_header_t);
-    p->consts[10] = ROOTS_MAX;
+    p->consts[SHR_CONST_ALIGNMENT] = SHR_ALIGNMENT;
+    p->consts[SHR_CONST_SMALL_MAX] = SHR_SMALL_REQUEST_THRESHOLD;
+    p->consts[SHR_CONST_NB_SMALL] = SHR_NB_SMALL;
+    p->consts[SHR_CONST_NB_MEDIUM] = SHR_NB_MEDIUM;
+    p->consts[SHR_CONST_SMALL_POOL] = 1u << SHR_SMALL_POOL_SHIFT;
+    p->consts[SHR_CONST_MEDIUM_POOL] = 1u << SHR_MEDIUM_POOL_SHIFT;
+    p->consts[SHR_CONST_ARENA_SIZE] = (uint32_t)SHR_ARENA_SIZE;
+    p->consts[SHR_CONST_POOL_HEADER] = SHR_POOL_OVERHEAD;
+    p->consts[SHR_CONST_CHUNK_ENTRY] = sizeof(chunk_t);
+    p->consts[SHR_CONST_LARGE_HEADER] = sizeof(large_header_t);
+    p->consts[SHR_CONST_ROOTS_MAX] = SHR_ROOTS_MAX;
     p->global_size[SHR_LAYER_ALLOC] = sizeof(alloc_global_t);
     p->thread_size[SHR_LAYER_ALLOC] = sizeof(alloc_tslot_t);
     p->table_size[SHR_LAYER_ALLOC] = sizeof(chunk_t);
@@ -473,24 +474,110 @@ void shr__alloc_params(shr__seg_params_t *p)
     shr__lock_set_repair(SHR_LOCK_LARGE, shr__large_repair);
 }
 
+/* ---- memory checkers (see alloc.h) ------------------------------------------- */
+
+void shr__mem_block_free(const shr_heap_t *h, uint64_t b, uint32_t size)
+{
+    uint8_t *p = h->base + b + SHR_BLOCK_OBJ_BYTES;
+    size_t n = size - SHR_BLOCK_OBJ_BYTES;
+#if SHR_ASAN
+    ASAN_POISON_MEMORY_REGION(p, n);
+#endif
+#if SHR_VALGRIND
+    VALGRIND_MAKE_MEM_NOACCESS(p, n);
+#endif
+    (void)p, (void)n;
+}
+
+void shr__mem_block_alloc(const shr_heap_t *h, uint64_t b, uint32_t size)
+{
+    uint8_t *p = h->base + b;
+#if SHR_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(p, size);
+#endif
+#if SHR_VALGRIND
+    /* Bytes 0..7 keep what they held (a refcount reads 0 until set). */
+    VALGRIND_MAKE_MEM_UNDEFINED(p + SHR_BLOCK_OBJ_BYTES, size - SHR_BLOCK_OBJ_BYTES);
+#endif
+    (void)p, (void)size;
+}
+
+void shr__mem_release(const shr_heap_t *h, uint64_t off, uint64_t len)
+{
+    uint8_t *p = h->base + off;
+#if SHR_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(p, len);
+#endif
+#if SHR_VALGRIND
+    VALGRIND_MAKE_MEM_DEFINED(p, len);
+#endif
+    (void)p, (void)len;
+}
+
+void shr__mem_probe_free(const shr_heap_t *h, const void *p)
+{
+    /* An ordinary (checked) read of byte 8: poisoned only when the block is
+     * already free in this process, so the checker reports a double free
+     * here, in the process that makes it, with this stack. */
+    if ((uint64_t)((const uint8_t *)p - h->base) < h->capacity) (void)*(const volatile uint8_t *)((const uint8_t *)p + 8);
+}
+
+/* A fork child inherits its parent's shadow state, but not its pools (its
+ * threads get slots of their own): every heap this process has open is
+ * unpoisoned in the child, so that blocks the parent frees and hands out
+ * again never look free to the child. */
+#define MEM_HEAPS_MAX 64
+static pthread_mutex_t mem_mu = PTHREAD_MUTEX_INITIALIZER;
+static shr_heap_t *mem_heaps[MEM_HEAPS_MAX];
+static pthread_once_t mem_once = PTHREAD_ONCE_INIT;
+
+static void mem_prepare(void) { pthread_mutex_lock(&mem_mu); }
+static void mem_parent(void) { pthread_mutex_unlock(&mem_mu); }
+static void mem_child(void)
+{
+    for (int i = 0; i < MEM_HEAPS_MAX; i++)
+        if (mem_heaps[i]) shr__mem_release(mem_heaps[i], mem_heaps[i]->hdr->meta_size,
+                                           mem_heaps[i]->capacity - mem_heaps[i]->hdr->meta_size);
+    pthread_mutex_unlock(&mem_mu);
+}
+static void mem_init(void) { pthread_atfork(mem_prepare, mem_parent, mem_child); }
+
+static void mem_track(shr_heap_t *h, bool add)
+{
+    pthread_once(&mem_once, mem_init);
+    pthread_mutex_lock(&mem_mu);
+    for (int i = 0; i < MEM_HEAPS_MAX; i++)
+        if (mem_heaps[i] == (add ? NULL : h)) {
+            mem_heaps[i] = add ? h : NULL;
+            break;
+        }
+    pthread_mutex_unlock(&mem_mu);
+}
+
 int shr__alloc_open(shr_heap_t *h)
 {
     h->hot[0] = shr__seg_table(h, SHR_LAYER_ALLOC);
     h->hot[1] = shr__seg_global(h, SHR_LAYER_ALLOC);
+    if (SHR_MEMCHECK) mem_track(h, true);
     return 0;
 }
 
 void shr__alloc_close(shr_heap_t *h)
 {
+    if (SHR_MEMCHECK) {
+        mem_track(h, false);
+        /* The mapping goes away; an address it reused must not look free. */
+        shr__mem_release(h, h->hdr->meta_size, h->capacity - h->hdr->meta_size);
+    }
     h->hot[0] = h->hot[1] = NULL;
 }
 
 int shr__alloc_init_segment(shr_heap_t *h)
 {
-    alloc_global_t *g = AG(h);
-    g->ac[AC_SMALL].npools = (uint32_t)(ARENA_SIZE >> SMALL_POOL_SHIFT);
-    g->ac[AC_SMALL].shift = SMALL_POOL_SHIFT;
-    g->ac[AC_MEDIUM].npools = (uint32_t)(ARENA_SIZE >> MEDIUM_POOL_SHIFT);
-    g->ac[AC_MEDIUM].shift = MEDIUM_POOL_SHIFT;
+    alloc_global_t *g = alloc_global(h);
+    g->ac[AC_SMALL].npools = (uint32_t)(SHR_ARENA_SIZE >> SHR_SMALL_POOL_SHIFT);
+    g->ac[AC_SMALL].shift = SHR_SMALL_POOL_SHIFT;
+    g->ac[AC_MEDIUM].npools = (uint32_t)(SHR_ARENA_SIZE >> SHR_MEDIUM_POOL_SHIFT);
+    g->ac[AC_MEDIUM].shift = SHR_MEDIUM_POOL_SHIFT;
     return shr__chunk_init(h);
 }

@@ -25,46 +25,48 @@
 #ifndef SHR_ALLOC_H
 #define SHR_ALLOC_H
 
+#include <string.h>
+
 #include "shm.h"
 
 /* ---- Tunables (constraints checked below) ----------------------------- */
 
-#define ALIGNMENT_SHIFT 4
-#define ALIGNMENT (1u << ALIGNMENT_SHIFT)          /* 16 */
-#define SMALL_REQUEST_THRESHOLD 512
-#define NB_SMALL (SMALL_REQUEST_THRESHOLD / ALIGNMENT) /* 32 */
-#define NB_MEDIUM 20
-#define NB_CLASSES (NB_SMALL + NB_MEDIUM)
-#define MEDIUM_REQUEST_THRESHOLD 16384
-#define SMALL_POOL_SHIFT 12                        /* 4 KiB */
-#define MEDIUM_POOL_SHIFT 16                       /* 64 KiB */
-#define ARENA_SIZE SHR_CHUNK_SIZE                  /* 256 KiB */
-#define PAGE_SHIFT 12
-#define PAGE_SIZE ((uint64_t)1 << PAGE_SHIFT)
-#define PAGES_PER_CHUNK (SHR_CHUNK_SIZE >> PAGE_SHIFT) /* 64 */
-#define LARGE_MAX_PAGES (PAGES_PER_CHUNK - 1)      /* page 0 is the chunk header */
-#define LARGE_REQUEST_THRESHOLD (LARGE_MAX_PAGES * PAGE_SIZE)
-#define POOL_OVERHEAD 64                           /* sizeof(pool_header_t) */
-#define MAX_POOLS_IN_ARENA (ARENA_SIZE >> SMALL_POOL_SHIFT) /* 64 */
-#define NRUNLISTS 48                               /* free chunk run lists */
-#define ROOTS_MAX 1024
+#define SHR_ALIGNMENT_SHIFT 4
+#define SHR_ALIGNMENT (1u << SHR_ALIGNMENT_SHIFT)          /* 16 */
+#define SHR_SMALL_REQUEST_THRESHOLD 512
+#define SHR_NB_SMALL (SHR_SMALL_REQUEST_THRESHOLD / SHR_ALIGNMENT) /* 32 */
+#define SHR_NB_MEDIUM 20
+#define SHR_NB_CLASSES (SHR_NB_SMALL + SHR_NB_MEDIUM)
+#define SHR_MEDIUM_REQUEST_THRESHOLD 16384
+#define SHR_SMALL_POOL_SHIFT 12                        /* 4 KiB */
+#define SHR_MEDIUM_POOL_SHIFT 16                       /* 64 KiB */
+#define SHR_ARENA_SIZE SHR_CHUNK_SIZE                  /* 256 KiB */
+#define SHR_PAGE_SHIFT 12
+#define SHR_PAGE_SIZE ((uint64_t)1 << SHR_PAGE_SHIFT)
+#define SHR_PAGES_PER_CHUNK (SHR_CHUNK_SIZE >> SHR_PAGE_SHIFT) /* 64 */
+#define SHR_LARGE_MAX_PAGES (SHR_PAGES_PER_CHUNK - 1)      /* page 0 is the chunk header */
+#define SHR_LARGE_REQUEST_THRESHOLD (SHR_LARGE_MAX_PAGES * SHR_PAGE_SIZE)
+#define SHR_POOL_OVERHEAD 64                           /* sizeof(pool_header_t) */
+#define SHR_MAX_POOLS_IN_ARENA (SHR_ARENA_SIZE >> SHR_SMALL_POOL_SHIFT) /* 64 */
+#define SHR_NRUNLISTS 48                               /* free chunk run lists */
+#define SHR_ROOTS_MAX 1024
 /* Per-thread cache of empty pools: at most CACHE_MAX, filled CACHE_FILL at a
  * time under one arena lock, drained to half when full. Bounds what a thread
  * holds: 128 KiB of small pools, 128 KiB of medium ones. */
-#define CACHE_MAX_SMALL 32
-#define CACHE_FILL_SMALL 8
-#define CACHE_MAX_MEDIUM 2
-#define CACHE_FILL_MEDIUM 1
+#define SHR_CACHE_MAX_SMALL 32
+#define SHR_CACHE_FILL_SMALL 8
+#define SHR_CACHE_MAX_MEDIUM 2
+#define SHR_CACHE_FILL_MEDIUM 1
 /* Blocks carved per slow-path call (within one page). */
-#define CARVE_BATCH 16
+#define SHR_CARVE_BATCH 16
 
-#if SMALL_REQUEST_THRESHOLD % ALIGNMENT != 0 || NB_SMALL != SHR_SMALL_CLASSES
-#error "small classes must be multiples of ALIGNMENT and match the public count"
+#if SHR_SMALL_REQUEST_THRESHOLD % SHR_ALIGNMENT != 0 || SHR_NB_SMALL != SHR_SMALL_CLASSES
+#error "small classes must be multiples of SHR_ALIGNMENT and match the public count"
 #endif
-#if NB_MEDIUM != SHR_MEDIUM_CLASSES
+#if SHR_NB_MEDIUM != SHR_MEDIUM_CLASSES
 #error "medium class count must match the public header"
 #endif
-#if SHR_CHUNK_SHIFT != 18 || SMALL_POOL_SHIFT > SHR_CHUNK_SHIFT || MEDIUM_POOL_SHIFT > SHR_CHUNK_SHIFT
+#if SHR_CHUNK_SHIFT != 18 || SHR_SMALL_POOL_SHIFT > SHR_CHUNK_SHIFT || SHR_MEDIUM_POOL_SHIFT > SHR_CHUNK_SHIFT
 #error "an arena is one 256 KiB chunk and holds whole pools"
 #endif
 
@@ -131,7 +133,7 @@ typedef struct chunk {
 enum pool_state { POOL_EMPTY = 1, POOL_USED, POOL_FULL, POOL_ORPHAN };
 
 #define REMOTE_UNOWNED ((uint64_t)1) /* low bit of `remote`: pool given up full */
-#define REMOTE_FLAGS ((uint64_t)ALIGNMENT - 1)
+#define REMOTE_FLAGS ((uint64_t)SHR_ALIGNMENT - 1)
 
 typedef struct pool_header {
     _Atomic uint32_t nused;      /* +0  allocated blocks (owner), incl. uncollected remote frees */
@@ -149,7 +151,7 @@ typedef struct pool_header {
     uint32_t block_size;         /* +60 bytes */
 } pool_header_t;
 
-_Static_assert(sizeof(pool_header_t) == POOL_OVERHEAD, "pool header size");
+_Static_assert(sizeof(pool_header_t) == SHR_POOL_OVERHEAD, "pool header size");
 
 /* ---- Large chunks: page runs --------------------------------------------
  *
@@ -171,21 +173,21 @@ typedef struct large_header {
     uint32_t free_pages;
     uint32_t pad;
     uint64_t committed;                 /* bit i: page i is committed (page 0 always) */
-    page_entry_t page[PAGES_PER_CHUNK]; /* [0] unused */
+    page_entry_t page[SHR_PAGES_PER_CHUNK]; /* [0] unused */
 } large_header_t;
 
 /* Free pages of LARGE chunks stay committed (a free/alloc loop then makes no
  * system call) until this many are free and committed across the heap, then
  * all are released; shr_heap_collect releases them at once. */
-#define LARGE_DIRTY_MAX 1024 /* pages: 4 MiB */
+#define SHR_LARGE_DIRTY_MAX 1024 /* pages: 4 MiB */
 
-#define LARGE_MAGIC 0x6c617267655f6368ull /* "large_ch" */
+#define SHR_LARGE_MAGIC 0x6c617267655f6368ull /* "large_ch" */
 
 /* ---- Global allocator state (the layer's global region) ---------------- */
 
 typedef struct arena_class {
     uint64_t usable;                       /* head of usable_arenas: chunk + 1 */
-    uint64_t nfp2lasta[MAX_POOLS_IN_ARENA + 1]; /* rightmost arena with n free pools */
+    uint64_t nfp2lasta[SHR_MAX_POOLS_IN_ARENA + 1]; /* rightmost arena with n free pools */
     uint32_t npools;                       /* pools per arena */
     uint32_t shift;                        /* pool size shift */
     uint64_t narenas;                      /* arenas of this class now */
@@ -206,11 +208,11 @@ typedef struct alloc_global {
     uint64_t first_data;                   /* first chunk after the metadata */
     _Atomic uint64_t hwm;                  /* chunks >= hwm were never used */
     uint64_t table_committed;              /* chunk table entries committed */
-    uint64_t runs[NRUNLISTS];              /* free runs by length: chunk + 1 */
+    uint64_t runs[SHR_NRUNLISTS];              /* free runs by length: chunk + 1 */
     arena_class_t ac[NB_ARENA_CLASSES];
-    uint64_t orphans[NB_CLASSES];          /* orphan pools by class (offsets) */
+    uint64_t orphans[SHR_NB_CLASSES];          /* orphan pools by class (offsets) */
     /* large page runs, under the large lock */
-    uint64_t large_runs[PAGES_PER_CHUNK];  /* free runs of n pages (offsets) */
+    uint64_t large_runs[SHR_PAGES_PER_CHUNK];  /* free runs of n pages (offsets) */
     uint64_t large_bitmap;                 /* bit n set: large_runs[n] non-empty */
     uint64_t large_empty;                  /* a fully free LARGE chunk kept: chunk + 1 */
     uint64_t large_dirty;                  /* free pages still committed */
@@ -219,13 +221,13 @@ typedef struct alloc_global {
     _Atomic uint64_t large_blocks, large_bytes, huge_blocks, huge_bytes;
     _Atomic uint64_t dead_outstanding, dead_threads;
     /* roots, under the roots lock */
-    root_entry_t roots[ROOTS_MAX];
+    root_entry_t roots[SHR_ROOTS_MAX];
 } alloc_global_t;
 
 /* Per thread slot: the slot's own pools, its cache of empty pools and its
  * net counter. Owner thread only (the reclaim of a dead slot aside). */
 typedef struct alloc_tslot {
-    uint64_t used[NB_CLASSES];             /* head of the used list (offset) */
+    uint64_t used[SHR_NB_CLASSES];             /* head of the used list (offset) */
     uint64_t cache[NB_ARENA_CLASSES];      /* empty pools kept by this thread (offsets) */
     uint32_t ncache[NB_ARENA_CLASSES];
     /* Pool blocks this thread allocated minus those it freed (locally or
@@ -237,29 +239,244 @@ typedef struct alloc_tslot {
 } alloc_tslot_t;
 
 
+/* ---- The layout other processes rely on ---------------------------------
+ *
+ * Every struct above lives in the segment and is read by every process that
+ * attaches it, whatever it was built with: its size and the offsets that
+ * lock-free readers use are fixed here (none depends on pthread_mutex_t).
+ * A change to any of them is a change of the segment's layout: bump
+ * SHR_LAYOUT_VERSION (shm/shm.h). */
+#define SHR__OFF(t, f, o) _Static_assert(offsetof(t, f) == (o), #t "." #f " at offset " #o)
+_Static_assert(sizeof(chunk_t) == 64, "chunk_t: one 64-byte table entry per chunk");
+SHR__OFF(chunk_t, kind, 0);          /* read without the lock by shr_free */
+SHR__OFF(chunk_t, nfreepools, 4);
+SHR__OFF(chunk_t, run, 16);
+SHR__OFF(chunk_t, pool_address, 24);
+SHR__OFF(chunk_t, next, 40);
+SHR__OFF(chunk_t, prev, 48);
+SHR__OFF(pool_header_t, nused, 0);
+SHR__OFF(pool_header_t, szidx, 4);
+SHR__OFF(pool_header_t, shift, 6);
+SHR__OFF(pool_header_t, freeblock, 8);
+SHR__OFF(pool_header_t, nextpool, 16);
+SHR__OFF(pool_header_t, prevpool, 24);
+SHR__OFF(pool_header_t, nextoffset, 32);
+SHR__OFF(pool_header_t, maxnextoffset, 36);
+SHR__OFF(pool_header_t, owner, 40);  /* CAS by adopting freers */
+SHR__OFF(pool_header_t, state, 44);
+SHR__OFF(pool_header_t, remote, 48); /* CAS by remote freers */
+SHR__OFF(pool_header_t, capacity, 56);
+SHR__OFF(pool_header_t, block_size, 60);
+_Static_assert(sizeof(page_entry_t) == 24, "page_entry_t size");
+SHR__OFF(large_header_t, magic, 0);
+SHR__OFF(large_header_t, committed, 16);
+SHR__OFF(large_header_t, page, 24);
+_Static_assert(sizeof(large_header_t) == 24 + 24 * SHR_PAGES_PER_CHUNK, "large_header_t size");
+_Static_assert(sizeof(large_header_t) <= SHR_PAGE_SIZE, "a large chunk's header fits its page 0");
+_Static_assert(sizeof(arena_class_t) == 552, "arena_class_t size");
+_Static_assert(sizeof(root_entry_t) == SHR_ROOT_NAME_MAX + 1 + 16, "root_entry_t size");
+SHR__OFF(root_entry_t, off, SHR_ROOT_NAME_MAX + 1);
+SHR__OFF(alloc_global_t, runs, 32);
+SHR__OFF(alloc_global_t, ac, 416);
+SHR__OFF(alloc_global_t, orphans, 1520);
+SHR__OFF(alloc_global_t, large_runs, 1936);
+SHR__OFF(alloc_global_t, arenas_allocated, 2472);
+SHR__OFF(alloc_global_t, roots, 2544);
+_Static_assert(sizeof(alloc_global_t) == 2544 + SHR_ROOTS_MAX * sizeof(root_entry_t), "alloc_global_t size");
+SHR__OFF(alloc_tslot_t, cache, 8 * SHR_NB_CLASSES);
+SHR__OFF(alloc_tslot_t, net, 8 * SHR_NB_CLASSES + 24);
+_Static_assert(sizeof(alloc_tslot_t) == 8 * SHR_NB_CLASSES + 32, "alloc_tslot_t size");
+#undef SHR__OFF
+
 /* ---- Size classes ------------------------------------------------------ */
 
-extern const uint32_t shr__class_size[NB_CLASSES];
-extern const uint8_t shr__medium_index[MEDIUM_REQUEST_THRESHOLD / 128];
+extern const uint32_t shr__class_size[SHR_NB_CLASSES];
+extern const uint8_t shr__medium_index[SHR_MEDIUM_REQUEST_THRESHOLD / 128];
 
 static inline unsigned size_to_class(size_t n)
 {
-    if (n <= SMALL_REQUEST_THRESHOLD) return n ? (unsigned)((n - 1) >> ALIGNMENT_SHIFT) : 0;
-    return NB_SMALL + shr__medium_index[(n - 1) >> 7];
+    if (n <= SHR_SMALL_REQUEST_THRESHOLD) return n ? (unsigned)((n - 1) >> SHR_ALIGNMENT_SHIFT) : 0;
+    return SHR_NB_SMALL + shr__medium_index[(n - 1) >> 7];
 }
 
 /* ---- Accessors --------------------------------------------------------- */
 
-#define rd(p) atomic_load_explicit((p), memory_order_relaxed)
-#define wr(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+/* gc/ and list/ still spell the relaxed atomics rd()/wr(); the allocator uses
+ * common.h's shr_load_relaxed/shr_store_relaxed. One family: these two are
+ * aliases, to be dropped when the layers above have moved. */
+#define rd(p) shr_load_relaxed(p)
+#define wr(p, v) shr_store_relaxed(p, v)
 
 /* The handle keeps the chunk table and the globals in hot[] (set by
  * shr__alloc_open), so that the fast paths reach them in one load. */
 static inline bool alloc_ready(const shr_heap_t *h) { return h->hot[1] != NULL; }
-static inline alloc_global_t *AG(const shr_heap_t *h) { return (alloc_global_t *)h->hot[1]; }
-static inline chunk_t *CT(const shr_heap_t *h) { return (chunk_t *)h->hot[0]; }
-static inline pool_header_t *POOL(const shr_heap_t *h, uint64_t off) { return (pool_header_t *)(h->base + off); }
+static inline alloc_global_t *alloc_global(const shr_heap_t *h) { return (alloc_global_t *)h->hot[1]; }
+static inline chunk_t *chunk_table(const shr_heap_t *h) { return (chunk_t *)h->hot[0]; }
+static inline pool_header_t *pool_at(const shr_heap_t *h, uint64_t off) { return (pool_header_t *)(h->base + off); }
 static inline uint64_t chunk_off(uint64_t c) { return c << SHR_CHUNK_SHIFT; }
+
+/* Chunk references. A chunk is named two ways, never mixed in one variable:
+ *   index  c      position in the chunk table (chunk_t *e = &t[c]);
+ *   ref    c + 1  what the segment's lists store (usable arenas, free runs,
+ *                 large_empty) and what shr__chunk_alloc returns: 0 = none.
+ * Convert only with these. */
+static inline uint64_t chunk_ref(uint64_t c) { return c + 1; }
+static inline uint64_t chunk_index(uint64_t ref) { return ref - 1; }
+static inline chunk_t *chunk_at_ref(const shr_heap_t *h, uint64_t ref) { return &chunk_table(h)[ref - 1]; }
+
+/* ---- Blocks: the contract with gc/ ---------------------------------------
+ *
+ *   bytes 0..7    the object's (refcount); the allocator never writes them,
+ *                 not even in a free block: a freed object's count reads 0
+ *                 until the block's next object stores 1 (try_incref)
+ *   bytes 8..15   the free-list link while the block is free (an offset,
+ *                 0 = end); the object's type and flags while it is live
+ *
+ * Every read and write of the link goes through block_next/block_set_next.
+ * In sanitizer builds a free block is poisoned from byte 8 on (see "Memory
+ * checkers" below), so these two are the allocator's only exempt accesses. */
+#define SHR_BLOCK_OBJ_BYTES 8 /* bytes 0..7: never written by the allocator */
+#define SHR_BLOCK_LINK_OFF 8  /* bytes 8..15: the free-list link */
+_Static_assert(SHR_BLOCK_LINK_OFF >= SHR_BLOCK_OBJ_BYTES, "the link never overlaps the refcount");
+_Static_assert(SHR_BLOCK_LINK_OFF + 8 <= 16, "the link fits the smallest block");
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SHR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SHR_ASAN 1
+#endif
+#endif
+#ifndef SHR_ASAN
+#define SHR_ASAN 0
+#endif
+#ifndef SHR_VALGRIND
+#define SHR_VALGRIND 0 /* set by the build (SHR_VALGRIND=ON) */
+#endif
+/* Nonzero when free pool blocks are poisoned for a memory checker. */
+#define SHR_MEMCHECK (SHR_ASAN || SHR_VALGRIND)
+
+#if SHR_ASAN
+#define SHR_NO_ASAN static __attribute__((no_sanitize_address, noinline, unused))
+#else
+#define SHR_NO_ASAN shr_inline
+#endif
+
+#if SHR_VALGRIND
+#include <valgrind/memcheck.h>
+#define SHR__VG_QUIET_BEGIN() VALGRIND_DISABLE_ERROR_REPORTING
+#define SHR__VG_QUIET_END() VALGRIND_ENABLE_ERROR_REPORTING
+#else
+#define SHR__VG_QUIET_BEGIN() ((void)0)
+#define SHR__VG_QUIET_END() ((void)0)
+#endif
+
+SHR_NO_ASAN uint64_t block_next(const shr_heap_t *h, uint64_t b)
+{
+    uint64_t v;
+    SHR__VG_QUIET_BEGIN();
+    v = *(const uint64_t *)(h->base + b + SHR_BLOCK_LINK_OFF);
+    SHR__VG_QUIET_END();
+    return v;
+}
+
+SHR_NO_ASAN void block_set_next(const shr_heap_t *h, uint64_t b, uint64_t next)
+{
+    SHR__VG_QUIET_BEGIN();
+    *(uint64_t *)(h->base + b + SHR_BLOCK_LINK_OFF) = next;
+    SHR__VG_QUIET_END();
+}
+
+/* Memory checkers (AddressSanitizer builds, and SHR_VALGRIND builds run
+ * under memcheck). Shadow state is per process, and a block freed in one
+ * process may be handed out again by another, so a process poisons only
+ * blocks it will itself hand out again: the free blocks of pools its own
+ * threads own (local frees and freshly carved blocks). A pool that leaves
+ * this process's threads (given back to an arena, orphaned at thread exit)
+ * is unpoisoned whole first; a remote free poisons nothing. Bytes 0..7 of a
+ * free block stay accessible (the refcount word try_incref reads). */
+void shr__mem_block_free(const shr_heap_t *h, uint64_t b, uint32_t size);
+void shr__mem_block_alloc(const shr_heap_t *h, uint64_t b, uint32_t size);
+void shr__mem_release(const shr_heap_t *h, uint64_t off, uint64_t len);
+/* A free of p: an access the checker reports when p is already free here
+ * (a double free, reported in the process that makes it). */
+void shr__mem_probe_free(const shr_heap_t *h, const void *p);
+
+/* ---- Debug fills and guards ----------------------------------------------
+ *
+ * Debug fills (SHR_DEBUG >= 1): fresh blocks from byte 8 on, freed blocks
+ * from byte 16 on (24 in a guarded heap); bytes 0..7 never.
+ *
+ * Guards (heap flag SHR_HEAP_GUARDS, any build), CPython's PYTHONMALLOC=debug:
+ *
+ *     [ size n : 8 ][ SHR_GUARD_BYTE x 8 ][ user data n ][ SHR_GUARD_BYTE x 8 ]
+ *                                         ^ returned pointer (16-byte aligned)
+ *
+ * written by guard_write and verified by guard_intact (free, shr_usable_size
+ * and shr_heap_check, G1). */
+#define SHR_CLEAN_BYTE 0xCD
+#define SHR_DEAD_BYTE 0xDD
+#define SHR_GUARD_BYTE 0xFD
+#define SHR_GUARD_HEAD 16 /* size word + leading guard */
+#define SHR_GUARD_TAIL 8
+
+static inline void guard_write(uint8_t *b, uint64_t n)
+{
+    memcpy(b, &n, 8);
+    memset(b + 8, SHR_GUARD_BYTE, SHR_GUARD_HEAD - 8);
+    memset(b + SHR_GUARD_HEAD + n, SHR_GUARD_BYTE, SHR_GUARD_TAIL);
+}
+
+/* Whether the guards of the raw block b of `usable` bytes are intact; the
+ * user's size in *np. */
+static inline bool guard_intact(const uint8_t *b, uint64_t usable, uint64_t *np)
+{
+    uint64_t n;
+    memcpy(&n, b, 8);
+    if (usable < SHR_GUARD_HEAD + SHR_GUARD_TAIL || n > usable - SHR_GUARD_HEAD - SHR_GUARD_TAIL) return false;
+    for (int i = 0; i < SHR_GUARD_HEAD - 8; i++)
+        if (b[8 + i] != SHR_GUARD_BYTE) return false;
+    for (int i = 0; i < SHR_GUARD_TAIL; i++)
+        if (b[SHR_GUARD_HEAD + n + (uint64_t)i] != SHR_GUARD_BYTE) return false;
+    *np = n;
+    return true;
+}
+
+/* ---- Pool free lists: one pop and one push, for every path --------------- */
+
+/* Pop the head of the pool's local free list (non-empty). Owner only; one
+ * store commits it (the link is read first). */
+shr_inline uint64_t pool_pop(const shr_heap_t *h, pool_header_t *pool, uint64_t bp)
+{
+    SHR_ASSERT_INV("P1", shr_load_relaxed(&pool->nused) < pool->capacity);
+    shr_store_relaxed(&pool->freeblock, block_next(h, bp));
+    shr_store_relaxed(&pool->nused, shr_load_relaxed(&pool->nused) + 1);
+    if (SHR_MEMCHECK) shr__mem_block_alloc(h, bp, pool->block_size);
+    return bp;
+}
+
+/* Push block off on the pool's local free list; returns the new nused.
+ * Owner only; the link is written before the head (the commit point). */
+shr_inline uint32_t pool_push(const shr_heap_t *h, pool_header_t *pool, uint64_t off)
+{
+    SHR_ASSERT_INV("P1", shr_load_relaxed(&pool->nused) > 0);
+    if (SHR_MEMCHECK) shr__mem_block_free(h, off, pool->block_size);
+    block_set_next(h, off, shr_load_relaxed(&pool->freeblock));
+    shr_store_relaxed(&pool->freeblock, off);
+    uint32_t n = shr_load_relaxed(&pool->nused) - 1;
+    shr_store_relaxed(&pool->nused, n);
+    return n;
+}
+
+/* The one rule for an emptied pool: it is kept, empty and owned, when it is
+ * the only pool on its class's used list (so that a malloc/free loop never
+ * takes the arena lock); otherwise it goes to the owner's cache of empty
+ * pools (shr__pool_free_local_slow). */
+shr_inline bool pool_is_class_only(const alloc_tslot_t *ts, const pool_header_t *pool, uint64_t po,
+                                   unsigned cls)
+{
+    return ts->used[cls] == po && pool->nextpool == 0;
+}
 
 /* ---- chunk.c ----------------------------------------------------------- */
 
@@ -267,15 +484,15 @@ static inline uint64_t chunk_off(uint64_t c) { return c << SHR_CHUNK_SHIFT; }
  * stored atomically, never memset. Arena lock held. */
 static inline void shr__chunk_reset(chunk_t *e)
 {
-    wr(&e->kind, CHUNK_UNUSED);
+    shr_store_relaxed(&e->kind, CHUNK_UNUSED);
     e->nfreepools = e->ntotalpools = e->pages = 0;
     e->run = e->pool_address = e->freepools = e->next = e->prev = 0;
 }
 
-uint64_t shr__alloc_table_size(uint64_t capacity);
 int shr__chunk_init(shr_heap_t *h);
-/* Take n contiguous chunks; returns the first index, or 0 when none (ENOMEM).
- * Arena lock held. The chunks are not committed. */
+/* Take n contiguous chunks; returns the first one's ref (chunk_index() of
+ * it is the index), or 0 when none (ENOMEM). Arena lock held. The chunks are
+ * not committed. */
 uint64_t shr__chunk_alloc(shr_heap_t *h, uint64_t n);
 /* Give back n chunks starting at c: released (hole punched) and coalesced.
  * Arena lock held. */
@@ -323,13 +540,11 @@ root_entry_t *shr__root_new(shr_heap_t *h, const char *name, uint64_t off, uint6
 /* ---- check.c / stats.c / roots.c --------------------------------------- */
 
 int shr__alloc_check(shr_heap_t *h, FILE *out);
-#if SHR_DEBUG >= 3
 /* Level-3 validators: abort with a message when the class's usable_arenas
  * (A2) or the given pool (P1-P3, may be NULL) is broken. Arena lock held for
  * the first; the pool must be the caller's own. */
 void shr__validate_arenas(shr_heap_t *h, int acls);
 void shr__validate_pool(shr_heap_t *h, pool_header_t *pool);
-#endif
 
 /* ---- the layer's hooks and parameters ---------------------------------- */
 

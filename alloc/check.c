@@ -53,18 +53,18 @@ __attribute__((format(printf, 2, 3))) static void fail(checker_t *k, const char 
 static void check_chunks(checker_t *k)
 {
     shr_heap_t *h = k->h;
-    alloc_global_t *g = AG(h);
-    chunk_t *t = CT(h);
-    uint64_t hwm = rd(&g->hwm);
+    alloc_global_t *g = alloc_global(h);
+    chunk_t *t = chunk_table(h);
+    uint64_t hwm = shr_load_relaxed(&g->hwm);
     if (hwm < g->first_data || hwm > g->nchunks) {
         fail(k, "high-water mark %" PRIu64 " outside [%" PRIu64 ", %" PRIu64 "]", hwm, g->first_data, g->nchunks);
         return;
     }
     for (uint64_t c = 0; c < g->first_data; c++)
-        if (rd(&t[c].kind) != CHUNK_META) fail(k, "chunk %" PRIu64 ": metadata chunk has kind %u", c, rd(&t[c].kind));
+        if (shr_load_relaxed(&t[c].kind) != CHUNK_META) fail(k, "chunk %" PRIu64 ": metadata chunk has kind %u", c, shr_load_relaxed(&t[c].kind));
     bool prev_free = false;
     for (uint64_t c = g->first_data; c < hwm;) {
-        uint32_t kind = rd(&t[c].kind);
+        uint32_t kind = shr_load_relaxed(&t[c].kind);
         uint64_t n = 1;
         switch (kind) {
         case CHUNK_FREE:
@@ -74,10 +74,10 @@ static void check_chunks(checker_t *k)
                 return;
             }
             if (prev_free) fail(k, "chunk %" PRIu64 ": free run not coalesced with its left neighbour", c);
-            if (n > 1 && (rd(&t[c + n - 1].kind) != CHUNK_FREE_TAIL || t[c + n - 1].run != n))
+            if (n > 1 && (shr_load_relaxed(&t[c + n - 1].kind) != CHUNK_FREE_TAIL || t[c + n - 1].run != n))
                 fail(k, "chunk %" PRIu64 ": free run tail tag wrong", c);
             for (uint64_t i = c + 1; i + 1 < c + n; i++)
-                if (rd(&t[i].kind) != CHUNK_UNUSED) fail(k, "chunk %" PRIu64 ": inside a free run but kind %u", i, rd(&t[i].kind));
+                if (shr_load_relaxed(&t[i].kind) != CHUNK_UNUSED) fail(k, "chunk %" PRIu64 ": inside a free run but kind %u", i, shr_load_relaxed(&t[i].kind));
             break;
         case CHUNK_SMALL:
         case CHUNK_MEDIUM:
@@ -89,10 +89,10 @@ static void check_chunks(checker_t *k)
                 fail(k, "chunk %" PRIu64 ": huge run of %" PRIu64 " chunks overruns", c, n);
                 return;
             }
-            if ((uint64_t)t[c].pages > n * PAGES_PER_CHUNK || t[c].pages == 0)
+            if ((uint64_t)t[c].pages > n * SHR_PAGES_PER_CHUNK || t[c].pages == 0)
                 fail(k, "chunk %" PRIu64 ": huge block commits %u pages in %" PRIu64 " chunks", c, t[c].pages, n);
             for (uint64_t i = 1; i < n; i++)
-                if (rd(&t[c + i].kind) != CHUNK_HUGE_TAIL || t[c + i].run != i)
+                if (shr_load_relaxed(&t[c + i].kind) != CHUNK_HUGE_TAIL || t[c + i].run != i)
                     fail(k, "chunk %" PRIu64 ": huge tail does not point back to %" PRIu64, c + i, c);
             break;
         default:
@@ -103,20 +103,20 @@ static void check_chunks(checker_t *k)
     }
     /* Every free run on exactly one list, each list entry a free run head. */
     uint64_t steps = 0;
-    for (int l = 0; l < NRUNLISTS; l++) {
+    for (int l = 0; l < SHR_NRUNLISTS; l++) {
         uint64_t prev = 0;
         for (uint64_t r = g->runs[l]; r; prev = r, r = t[r - 1].next) {
             if (++steps > g->nchunks || r - 1 >= hwm) {
                 fail(k, "free run list %d broken", l);
                 break;
             }
-            if (rd(&t[r - 1].kind) != CHUNK_FREE) fail(k, "free run list %d holds chunk %" PRIu64 " of kind %u", l, r - 1, rd(&t[r - 1].kind));
+            if (shr_load_relaxed(&t[r - 1].kind) != CHUNK_FREE) fail(k, "free run list %d holds chunk %" PRIu64 " of kind %u", l, r - 1, shr_load_relaxed(&t[r - 1].kind));
             if (t[r - 1].prev != prev) fail(k, "free run list %d: back link of chunk %" PRIu64 " wrong", l, r - 1);
             if (k->listed[r - 1]++) fail(k, "chunk %" PRIu64 " listed twice", r - 1);
         }
     }
     for (uint64_t c = g->first_data; c < hwm; c++)
-        if (rd(&t[c].kind) == CHUNK_FREE && !k->listed[c]) fail(k, "free run at chunk %" PRIu64 " on no list", c);
+        if (shr_load_relaxed(&t[c].kind) == CHUNK_FREE && !k->listed[c]) fail(k, "free run at chunk %" PRIu64 " on no list", c);
 }
 
 /* ---- pools ------------------------------------------------------------------ */
@@ -125,22 +125,18 @@ static void check_guards(checker_t *k, pool_header_t *p)
 {
     shr_heap_t *h = k->h;
     uint64_t po = shr__off(h, p);
-    uint32_t next = rd(&p->nextoffset);
+    uint32_t next = shr_load_relaxed(&p->nextoffset);
     /* Mark free blocks, then every other carved block is allocated. */
-    uint8_t freemap[((1u << MEDIUM_POOL_SHIFT) / ALIGNMENT) / 8 + 1];
+    uint8_t freemap[((1u << SHR_MEDIUM_POOL_SHIFT) / SHR_ALIGNMENT) / 8 + 1];
     memset(freemap, 0, sizeof freemap);
-    for (uint64_t b = rd(&p->freeblock); b; b = *(uint64_t *)(h->base + b + 8)) {
-        uint32_t i = (uint32_t)((b - po - POOL_OVERHEAD) / p->block_size);
+    for (uint64_t b = shr_load_relaxed(&p->freeblock); b; b = block_next(h, b)) {
+        uint32_t i = (uint32_t)((b - po - SHR_POOL_OVERHEAD) / p->block_size);
         freemap[i / 8] |= (uint8_t)(1u << (i % 8));
     }
-    for (uint32_t off = POOL_OVERHEAD, i = 0; off < next; off += p->block_size, i++) {
+    for (uint32_t off = SHR_POOL_OVERHEAD, i = 0; off < next; off += p->block_size, i++) {
         if (freemap[i / 8] & (1u << (i % 8))) continue;
-        const uint8_t *b = h->base + po + off;
         uint64_t n;
-        memcpy(&n, b, 8);
-        bool ok = n <= p->block_size - 24;
-        for (int j = 0; ok && j < 8; j++) ok = b[8 + j] == 0xFD && b[16 + n + (uint64_t)j] == 0xFD;
-        if (!ok) fail(k, "block at offset %" PRIu64 ": guard bytes damaged", po + off);
+        if (!guard_intact(h->base + po + off, p->block_size, &n)) fail(k, "block at offset %" PRIu64 ": guard bytes damaged", po + off);
     }
 }
 
@@ -148,10 +144,10 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
 {
     shr_heap_t *h = k->h;
     uint64_t po = shr__off(h, p);
-    uint32_t state = rd(&p->state), owner = rd(&p->owner), cls = rd(&p->szidx);
+    uint32_t state = shr_load_relaxed(&p->state), owner = shr_load_relaxed(&p->owner), cls = shr_load_relaxed(&p->szidx);
     if (state == POOL_EMPTY) {
         /* owner != 0: in that thread's cache of empty pools. */
-        if (rd(&p->nused) != 0) fail(k, "pool %" PRIu64 ": empty with %u blocks in use", po, rd(&p->nused));
+        if (shr_load_relaxed(&p->nused) != 0) fail(k, "pool %" PRIu64 ": empty with %u blocks in use", po, shr_load_relaxed(&p->nused));
     } else if (state < POOL_EMPTY || state > POOL_ORPHAN) {
         fail(k, "pool %" PRIu64 ": state %u", po, state);
         return;
@@ -168,37 +164,37 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
          * remote, state, owner, remote again (every adoption and give-up
          * changes the remote word in between). */
         uint64_t r1 = atomic_load_explicit(&p->remote, memory_order_acquire);
-        uint32_t st = rd(&p->state), ow = rd(&p->owner);
+        uint32_t st = shr_load_relaxed(&p->state), ow = shr_load_relaxed(&p->owner);
         uint64_t r2 = atomic_load_explicit(&p->remote, memory_order_acquire);
         if (r1 != r2) return;
-        if (cls >= NB_CLASSES && st != POOL_EMPTY) fail(k, "pool %" PRIu64 ": size class %u", po, cls);
-        if (st == POOL_USED && ow == 0 && rd(&p->state) == POOL_USED && rd(&p->owner) == 0)
+        if (cls >= SHR_NB_CLASSES && st != POOL_EMPTY) fail(k, "pool %" PRIu64 ": size class %u", po, cls);
+        if (st == POOL_USED && ow == 0 && shr_load_relaxed(&p->state) == POOL_USED && shr_load_relaxed(&p->owner) == 0)
             fail(k, "pool %" PRIu64 ": used but owned by nobody", po);
         if (st == POOL_FULL && ow == 0 && !(r1 & REMOTE_UNOWNED))
             fail(k, "pool %" PRIu64 ": full and unowned without the unowned flag", po);
         return;
     }
-    if (cls >= NB_CLASSES) {
+    if (cls >= SHR_NB_CLASSES) {
         fail(k, "pool %" PRIu64 ": size class %u", po, cls);
         return;
     }
-    if (p->block_size != shr__class_size[cls] || p->capacity != (psize - POOL_OVERHEAD) / p->block_size ||
+    if (p->block_size != shr__class_size[cls] || p->capacity != (psize - SHR_POOL_OVERHEAD) / p->block_size ||
         ((uint64_t)1 << p->shift) != psize) {
         fail(k, "pool %" PRIu64 ": geometry does not match class %u", po, cls);
         return;
     }
-    uint32_t next = rd(&p->nextoffset);
-    if (next < POOL_OVERHEAD || next > psize || (next - POOL_OVERHEAD) % p->block_size ||
-        p->maxnextoffset != POOL_OVERHEAD + (p->capacity - 1) * p->block_size) {
+    uint32_t next = shr_load_relaxed(&p->nextoffset);
+    if (next < SHR_POOL_OVERHEAD || next > psize || (next - SHR_POOL_OVERHEAD) % p->block_size ||
+        p->maxnextoffset != SHR_POOL_OVERHEAD + (p->capacity - 1) * p->block_size) {
         fail(k, "pool %" PRIu64 ": nextoffset %u out of range", po, next);
         return;
     }
     if (state == POOL_ORPHAN && owner != 0) fail(k, "pool %" PRIu64 ": orphan owned by %u", po, owner);
     if (state == POOL_USED && owner == 0) fail(k, "pool %" PRIu64 ": used but owned by nobody", po);
-    if (state == POOL_FULL && owner == 0 && !(rd(&p->remote) & REMOTE_UNOWNED))
+    if (state == POOL_FULL && owner == 0 && !(shr_load_relaxed(&p->remote) & REMOTE_UNOWNED))
         fail(k, "pool %" PRIu64 ": full and unowned without the unowned flag", po);
-    if (rd(&p->nused) > p->capacity) fail(k, "pool %" PRIu64 ": %u blocks in use of %u", po, rd(&p->nused), p->capacity);
-    long nlocal = shr__pool_list_len(h, p, rd(&p->freeblock));
+    if (shr_load_relaxed(&p->nused) > p->capacity) fail(k, "pool %" PRIu64 ": %u blocks in use of %u", po, shr_load_relaxed(&p->nused), p->capacity);
+    long nlocal = shr__pool_list_len(h, p, shr_load_relaxed(&p->freeblock));
     if (nlocal < 0) {
         fail(k, "pool %" PRIu64 ": local free list leaves the pool, misaligns or cycles", po);
         return;
@@ -209,18 +205,18 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
         fail(k, "pool %" PRIu64 ": remote free stack leaves the pool, misaligns or cycles", po);
         return;
     }
-    uint32_t carved = (next - POOL_OVERHEAD) / p->block_size;
-    if (state != POOL_EMPTY && carved - nlocal - nremote != rd(&p->nused) && r == 0)
-        fail(k, "pool %" PRIu64 ": nused %u but %ld carved - %ld free", po, rd(&p->nused), (long)carved, nlocal);
+    uint32_t carved = (next - SHR_POOL_OVERHEAD) / p->block_size;
+    if (state != POOL_EMPTY && carved - nlocal - nremote != shr_load_relaxed(&p->nused) && r == 0)
+        fail(k, "pool %" PRIu64 ": nused %u but %ld carved - %ld free", po, shr_load_relaxed(&p->nused), (long)carved, nlocal);
     if (h->hdr->flags & SHR_HEAP_GUARDS && r == 0 && !k->no_guards) check_guards(k, p);
 }
 
 static void check_arena(checker_t *k, uint64_t c)
 {
     shr_heap_t *h = k->h;
-    alloc_global_t *g = AG(h);
-    chunk_t *a = &CT(h)[c];
-    int acls = rd(&a->kind) == CHUNK_SMALL ? AC_SMALL : AC_MEDIUM;
+    alloc_global_t *g = alloc_global(h);
+    chunk_t *a = &chunk_table(h)[c];
+    int acls = shr_load_relaxed(&a->kind) == CHUNK_SMALL ? AC_SMALL : AC_MEDIUM;
     arena_class_t *ac = &g->ac[acls];
     uint64_t psize = (uint64_t)1 << ac->shift, end = a->pool_address;
     if (end < chunk_off(c) || end > chunk_off(c + 1) || (end - chunk_off(c)) % psize) {
@@ -229,12 +225,12 @@ static void check_arena(checker_t *k, uint64_t c)
     }
     if (a->ntotalpools != ac->npools) fail(k, "arena %" PRIu64 ": %u pools, expected %u", c, a->ntotalpools, ac->npools);
     uint32_t empty = 0;
-    for (uint64_t po = a->freepools; po; po = POOL(h, po)->nextpool) {
+    for (uint64_t po = a->freepools; po; po = pool_at(h, po)->nextpool) {
         if (po < chunk_off(c) || po >= end || (po - chunk_off(c)) % psize || ++empty > ac->npools) {
             fail(k, "arena %" PRIu64 ": freepools list broken", c);
             break;
         }
-        if (rd(&POOL(h, po)->state) != POOL_EMPTY || rd(&POOL(h, po)->owner) != 0)
+        if (shr_load_relaxed(&pool_at(h, po)->state) != POOL_EMPTY || shr_load_relaxed(&pool_at(h, po)->owner) != 0)
             fail(k, "arena %" PRIu64 ": pool %" PRIu64 " on freepools is not empty and unowned", c, po);
     }
     uint32_t untouched = (uint32_t)((chunk_off(c + 1) - end) / psize);
@@ -242,8 +238,8 @@ static void check_arena(checker_t *k, uint64_t c)
         fail(k, "arena %" PRIu64 ": nfreepools %u, but %u empty + %u untouched", c, a->nfreepools, empty, untouched);
     uint32_t nempty_state = 0;
     for (uint64_t po = chunk_off(c); po < end; po += psize) {
-        check_pool(k, POOL(h, po), psize);
-        nempty_state += rd(&POOL(h, po)->state) == POOL_EMPTY && rd(&POOL(h, po)->owner) == 0;
+        check_pool(k, pool_at(h, po), psize);
+        nempty_state += shr_load_relaxed(&pool_at(h, po)->state) == POOL_EMPTY && shr_load_relaxed(&pool_at(h, po)->owner) == 0;
     }
     if (nempty_state != empty) fail(k, "arena %" PRIu64 ": %u empty pools, %u on freepools", c, nempty_state, empty);
 }
@@ -251,14 +247,14 @@ static void check_arena(checker_t *k, uint64_t c)
 static void check_usable(checker_t *k, int acls)
 {
     shr_heap_t *h = k->h;
-    alloc_global_t *g = AG(h);
-    chunk_t *t = CT(h);
+    alloc_global_t *g = alloc_global(h);
+    chunk_t *t = chunk_table(h);
     arena_class_t *ac = &g->ac[acls];
     uint32_t want = acls == AC_SMALL ? CHUNK_SMALL : CHUNK_MEDIUM;
-    uint64_t steps = 0, prev = 0, hwm = rd(&g->hwm), count = 0;
+    uint64_t steps = 0, prev = 0, hwm = shr_load_relaxed(&g->hwm), count = 0;
     uint32_t last_nf = 0;
     for (uint64_t a = ac->usable; a; prev = a, a = t[a - 1].next) {
-        if (a - 1 >= hwm || ++steps > g->nchunks || rd(&t[a - 1].kind) != want) {
+        if (a - 1 >= hwm || ++steps > g->nchunks || shr_load_relaxed(&t[a - 1].kind) != want) {
             fail(k, "usable_arenas (class %d) broken at chunk %" PRIu64, acls, a - 1);
             return;
         }
@@ -275,25 +271,25 @@ static void check_usable(checker_t *k, int acls)
     }
     uint64_t with_free = 0;
     for (uint64_t c = g->first_data; c < hwm; c++)
-        if (rd(&t[c].kind) == want && t[c].nfreepools > 0) with_free++;
+        if (shr_load_relaxed(&t[c].kind) == want && t[c].nfreepools > 0) with_free++;
     if (with_free != count) fail(k, "usable_arenas (class %d) lists %" PRIu64 " of %" PRIu64 " arenas with free pools", acls, count, with_free);
 }
 
 static void check_orphans(checker_t *k)
 {
     shr_heap_t *h = k->h;
-    alloc_global_t *g = AG(h);
-    for (unsigned cls = 0; cls < NB_CLASSES; cls++) {
+    alloc_global_t *g = alloc_global(h);
+    for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) {
         uint64_t steps = 0;
-        for (uint64_t po = g->orphans[cls]; po; po = POOL(h, po)->nextpool) {
-            uint32_t kind = po < h->capacity ? rd(&CT(h)[po >> SHR_CHUNK_SHIFT].kind) : 0;
-            if ((kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) || ++steps > g->nchunks * MAX_POOLS_IN_ARENA) {
+        for (uint64_t po = g->orphans[cls]; po; po = pool_at(h, po)->nextpool) {
+            uint32_t kind = po < h->capacity ? shr_load_relaxed(&chunk_table(h)[po >> SHR_CHUNK_SHIFT].kind) : 0;
+            if ((kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) || ++steps > g->nchunks * SHR_MAX_POOLS_IN_ARENA) {
                 fail(k, "orphan list of class %u broken", cls);
                 break;
             }
-            pool_header_t *p = POOL(h, po);
-            if (rd(&p->state) != POOL_ORPHAN || rd(&p->szidx) != cls)
-                fail(k, "orphan list of class %u holds pool %" PRIu64 " (state %u, class %u)", cls, po, rd(&p->state), rd(&p->szidx));
+            pool_header_t *p = pool_at(h, po);
+            if (shr_load_relaxed(&p->state) != POOL_ORPHAN || shr_load_relaxed(&p->szidx) != cls)
+                fail(k, "orphan list of class %u holds pool %" PRIu64 " (state %u, class %u)", cls, po, shr_load_relaxed(&p->state), shr_load_relaxed(&p->szidx));
         }
     }
 }
@@ -304,15 +300,15 @@ static void check_own_lists(checker_t *k)
     shr_tctx_t *ctx = shr__tl_ctx;
     if (!ctx || atomic_load_explicit(&ctx->heap, memory_order_relaxed) != h) return;
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-    for (unsigned cls = 0; cls < NB_CLASSES; cls++) {
+    for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) {
         uint64_t steps = 0, prev = 0;
-        for (uint64_t po = ts->used[cls]; po; prev = po, po = POOL(h, po)->nextpool) {
-            if (po >= h->capacity || ++steps > AG(h)->nchunks * MAX_POOLS_IN_ARENA) {
+        for (uint64_t po = ts->used[cls]; po; prev = po, po = pool_at(h, po)->nextpool) {
+            if (po >= h->capacity || ++steps > alloc_global(h)->nchunks * SHR_MAX_POOLS_IN_ARENA) {
                 fail(k, "this thread's used list of class %u broken", cls);
                 break;
             }
-            pool_header_t *p = POOL(h, po);
-            if (rd(&p->owner) != k->me || rd(&p->state) != POOL_USED || rd(&p->szidx) != cls || p->prevpool != prev)
+            pool_header_t *p = pool_at(h, po);
+            if (shr_load_relaxed(&p->owner) != k->me || shr_load_relaxed(&p->state) != POOL_USED || shr_load_relaxed(&p->szidx) != cls || p->prevpool != prev)
                 fail(k, "this thread's used list of class %u holds pool %" PRIu64 " wrongly", cls, po);
         }
     }
@@ -323,21 +319,21 @@ static void check_own_lists(checker_t *k)
 static void check_large(checker_t *k)
 {
     shr_heap_t *h = k->h;
-    alloc_global_t *g = AG(h);
-    chunk_t *t = CT(h);
-    uint64_t hwm = rd(&g->hwm), nfree_runs = 0, dirty = 0;
+    alloc_global_t *g = alloc_global(h);
+    chunk_t *t = chunk_table(h);
+    uint64_t hwm = shr_load_relaxed(&g->hwm), nfree_runs = 0, dirty = 0;
     for (uint64_t c = g->first_data; c < hwm; c++) {
-        if (rd(&t[c].kind) != CHUNK_LARGE) continue;
+        if (shr_load_relaxed(&t[c].kind) != CHUNK_LARGE) continue;
         large_header_t *lh = (large_header_t *)(h->base + chunk_off(c));
-        if (lh->magic != LARGE_MAGIC) {
+        if (lh->magic != SHR_LARGE_MAGIC) {
             fail(k, "large chunk %" PRIu64 ": bad magic", c);
             continue;
         }
         uint32_t free_pages = 0;
         bool prev_free = false;
-        for (uint32_t p = 1; p < PAGES_PER_CHUNK;) {
+        for (uint32_t p = 1; p < SHR_PAGES_PER_CHUNK;) {
             page_entry_t *e = &lh->page[p];
-            if (e->run == 0 || p + e->run > PAGES_PER_CHUNK || (e->state != RUN_FREE && e->state != RUN_USED)) {
+            if (e->run == 0 || p + e->run > SHR_PAGES_PER_CHUNK || (e->state != RUN_FREE && e->state != RUN_USED)) {
                 fail(k, "large chunk %" PRIu64 ": page map broken at page %u", c, p);
                 break;
             }
@@ -361,17 +357,17 @@ static void check_large(checker_t *k)
         if (free_pages != lh->free_pages) fail(k, "large chunk %" PRIu64 ": %u free pages counted, %u recorded", c, free_pages, lh->free_pages);
     }
     uint64_t listed = 0;
-    for (uint32_t n = 1; n < PAGES_PER_CHUNK; n++) {
+    for (uint32_t n = 1; n < SHR_PAGES_PER_CHUNK; n++) {
         bool nonempty = g->large_runs[n] != 0;
         if (nonempty != !!(g->large_bitmap & ((uint64_t)1 << n))) fail(k, "large bitmap disagrees with list %u", n);
         uint64_t steps = 0;
-        for (uint64_t off = g->large_runs[n]; off; off = ((large_header_t *)(h->base + SHR_ALIGN_DOWN(off, SHR_CHUNK_SIZE)))->page[(off & (SHR_CHUNK_SIZE - 1)) >> PAGE_SHIFT].next) {
+        for (uint64_t off = g->large_runs[n]; off; off = ((large_header_t *)(h->base + SHR_ALIGN_DOWN(off, SHR_CHUNK_SIZE)))->page[(off & (SHR_CHUNK_SIZE - 1)) >> SHR_PAGE_SHIFT].next) {
             uint64_t c = off >> SHR_CHUNK_SHIFT;
-            if (off >= h->capacity || c >= hwm || rd(&t[c].kind) != CHUNK_LARGE || ++steps > g->nchunks * PAGES_PER_CHUNK) {
+            if (off >= h->capacity || c >= hwm || shr_load_relaxed(&t[c].kind) != CHUNK_LARGE || ++steps > g->nchunks * SHR_PAGES_PER_CHUNK) {
                 fail(k, "large free list %u broken", n);
                 break;
             }
-            page_entry_t *e = &((large_header_t *)(h->base + chunk_off(c)))->page[(off - chunk_off(c)) >> PAGE_SHIFT];
+            page_entry_t *e = &((large_header_t *)(h->base + chunk_off(c)))->page[(off - chunk_off(c)) >> SHR_PAGE_SHIFT];
             if (e->state != RUN_FREE || e->run != n) fail(k, "large free list %u holds a run of %u pages (state %u)", n, e->run, e->state);
             listed++;
         }
@@ -383,18 +379,18 @@ static void check_large(checker_t *k)
 
 static void check_roots(checker_t *k)
 {
-    alloc_global_t *g = AG(k->h);
-    for (int i = 0; i < ROOTS_MAX; i++) {
+    alloc_global_t *g = alloc_global(k->h);
+    for (int i = 0; i < SHR_ROOTS_MAX; i++) {
         root_entry_t *e = &g->roots[i];
         if (!memchr(e->name, 0, sizeof e->name)) fail(k, "root %d: name not terminated", i);
-        else if (e->name[0] && (rd(&e->off) == 0 || rd(&e->off) >= k->h->capacity))
-            fail(k, "root '%s': offset %" PRIu64 " outside the heap", e->name, rd(&e->off));
+        else if (e->name[0] && (shr_load_relaxed(&e->off) == 0 || shr_load_relaxed(&e->off) >= k->h->capacity))
+            fail(k, "root '%s': offset %" PRIu64 " outside the heap", e->name, shr_load_relaxed(&e->off));
     }
 }
 
 int shr__alloc_check(shr_heap_t *h, FILE *out)
 {
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     checker_t k = {.h = h, .out = out};
     shr_tctx_t *ctx = shr__tl_ctx;
     if (ctx && atomic_load_explicit(&ctx->heap, memory_order_relaxed) == h) k.me = ctx->slot + 1;
@@ -411,9 +407,9 @@ int shr__alloc_check(shr_heap_t *h, FILE *out)
     }
     check_chunks(&k);
     if (k.errors == 0) {
-        uint64_t hwm = rd(&g->hwm);
+        uint64_t hwm = shr_load_relaxed(&g->hwm);
         for (uint64_t c = g->first_data; c < hwm; c++) {
-            uint32_t kind = rd(&CT(h)[c].kind);
+            uint32_t kind = shr_load_relaxed(&chunk_table(h)[c].kind);
             if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) check_arena(&k, c);
         }
         check_usable(&k, AC_SMALL);
@@ -433,7 +429,6 @@ int shr_heap_check(shr_heap_t *heap) { return heap ? shr__alloc_check(heap, NULL
 
 int shr_heap_check_report(shr_heap_t *heap, FILE *out) { return heap ? shr__alloc_check(heap, out) : -EINVAL; }
 
-#if SHR_DEBUG >= 3
 void shr__validate_arenas(shr_heap_t *h, int acls)
 {
     checker_t k = {.h = h, .out = stderr};
@@ -449,4 +444,3 @@ void shr__validate_pool(shr_heap_t *h, pool_header_t *pool)
     check_pool(&k, pool, (uint64_t)1 << pool->shift);
     if (k.errors) SHR_PANIC("validator: pool %llu broken", (unsigned long long)shr__off(h, pool));
 }
-#endif

@@ -7,7 +7,7 @@
  *          64-bit bitmap in O(1); freed runs coalesce with free neighbours
  *          through the tail/head tags. Pages are committed when a run is
  *          first taken (a bitmap in the header says which are), and a freed
- *          run's pages stay committed until LARGE_DIRTY_MAX free pages are,
+ *          run's pages stay committed until SHR_LARGE_DIRTY_MAX free pages are,
  *          then all free pages are released (hole punched), so a free/alloc
  *          loop makes no system call while memory still follows live data
  *          within 4 MiB. A chunk whose 63 pages are all free goes back to
@@ -30,24 +30,25 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "fault.h"
 
-static inline large_header_t *LH(shr_heap_t *h, uint64_t c)
+static inline large_header_t *large_header(shr_heap_t *h, uint64_t c)
 {
     return (large_header_t *)(h->base + chunk_off(c));
 }
 
-static inline uint64_t run_off(uint64_t c, uint32_t page) { return chunk_off(c) + ((uint64_t)page << PAGE_SHIFT); }
+static inline uint64_t run_off(uint64_t c, uint32_t page) { return chunk_off(c) + ((uint64_t)page << SHR_PAGE_SHIFT); }
 
 /* ---- free run lists (large lock held) ------------------------------------------ */
 
 static page_entry_t *entry_of(shr_heap_t *h, uint64_t off)
 {
-    return &LH(h, off >> SHR_CHUNK_SHIFT)->page[(off & (SHR_CHUNK_SIZE - 1)) >> PAGE_SHIFT];
+    return &large_header(h, off >> SHR_CHUNK_SHIFT)->page[(off & (SHR_CHUNK_SIZE - 1)) >> SHR_PAGE_SHIFT];
 }
 
 static void runs_push(shr_heap_t *h, uint64_t off, uint32_t n)
 {
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     page_entry_t *e = entry_of(h, off);
     e->prev = 0;
     e->next = g->large_runs[n];
@@ -58,7 +59,7 @@ static void runs_push(shr_heap_t *h, uint64_t off, uint32_t n)
 
 static void runs_remove(shr_heap_t *h, uint64_t off, uint32_t n)
 {
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     page_entry_t *e = entry_of(h, off);
     if (e->prev) entry_of(h, e->prev)->next = e->next;
     else g->large_runs[n] = e->next;
@@ -97,7 +98,7 @@ static int commit_pages(shr_heap_t *h, uint64_t c, large_header_t *lh, uint32_t 
         }
         uint32_t j = i;
         while (j < p + n && !(lh->committed & ((uint64_t)1 << j))) j++;
-        int rc = shr__seg_commit(h, run_off(c, i), (uint64_t)(j - i) << PAGE_SHIFT);
+        int rc = shr__seg_commit(h, run_off(c, i), (uint64_t)(j - i) << SHR_PAGE_SHIFT);
         if (rc) return rc;
         for (uint32_t k = i; k < j; k++) lh->committed |= (uint64_t)1 << k;
         i = j;
@@ -114,18 +115,18 @@ static uint32_t committed_in(const large_header_t *lh, uint32_t p, uint32_t n)
 
 void shr__large_purge(shr_heap_t *h)
 {
-    alloc_global_t *g = AG(h);
-    for (uint32_t n = 1; n < PAGES_PER_CHUNK; n++)
+    alloc_global_t *g = alloc_global(h);
+    for (uint32_t n = 1; n < SHR_PAGES_PER_CHUNK; n++)
         for (uint64_t off = g->large_runs[n]; off; off = entry_of(h, off)->next) {
             uint64_t c = off >> SHR_CHUNK_SHIFT;
-            large_header_t *lh = LH(h, c);
-            uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
+            large_header_t *lh = large_header(h, c);
+            uint32_t p = (uint32_t)((off - chunk_off(c)) >> SHR_PAGE_SHIFT);
             if (!committed_in(lh, p, n)) continue;
             /* Bits first: a crash before the punch leaves committed pages
              * marked uncommitted (committed again, harmlessly, when used),
              * never holes marked committed. */
             lh->committed &= ~((((uint64_t)1 << n) - 1) << p);
-            shr__seg_release(h, off, (uint64_t)n << PAGE_SHIFT);
+            shr__seg_release(h, off, (uint64_t)n << SHR_PAGE_SHIFT);
         }
     g->large_dirty = 0;
 }
@@ -133,31 +134,31 @@ void shr__large_purge(shr_heap_t *h)
 /* A new LARGE chunk: its header page committed, pages 1..63 one free run. */
 static bool large_chunk_new(shr_heap_t *h)
 {
-    chunk_t *t = CT(h);
+    chunk_t *t = chunk_table(h);
     if (shr__lock(h, SHR_LOCK_ARENA) != 0) return false;
-    uint64_t c = shr__chunk_alloc(h, 1);
-    if (c && shr__seg_commit(h, chunk_off(c), PAGE_SIZE) != 0) {
+    uint64_t ref = shr__chunk_alloc(h, 1), c = ref ? chunk_index(ref) : 0;
+    if (ref && shr__seg_commit(h, chunk_off(c), SHR_PAGE_SIZE) != 0) {
         shr__chunk_free(h, c, 1);
-        c = 0;
+        ref = 0;
     }
-    if (c) {
-        large_header_t *lh = LH(h, c);
+    if (ref) {
+        large_header_t *lh = large_header(h, c);
         memset(lh, 0, sizeof *lh);
-        lh->magic = LARGE_MAGIC;
-        lh->free_pages = LARGE_MAX_PAGES;
+        lh->magic = SHR_LARGE_MAGIC;
+        lh->free_pages = SHR_LARGE_MAX_PAGES;
         lh->committed = 1; /* the header page */
-        tag_run(lh, 1, LARGE_MAX_PAGES, RUN_FREE);
+        tag_run(lh, 1, SHR_LARGE_MAX_PAGES, RUN_FREE);
         t[c].run = 1;
-        wr(&t[c].kind, CHUNK_LARGE);
+        shr_store_relaxed(&t[c].kind, CHUNK_LARGE);
     }
     shr__unlock(h, SHR_LOCK_ARENA);
-    if (c) runs_push(h, run_off(c, 1), LARGE_MAX_PAGES);
-    return c != 0;
+    if (ref) runs_push(h, run_off(c, 1), SHR_LARGE_MAX_PAGES);
+    return ref != 0;
 }
 
 static void *run_alloc(shr_heap_t *h, uint32_t n)
 {
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     uint64_t fits = g->large_bitmap & ~(((uint64_t)1 << n) - 1);
     if (!fits) {
         if (!large_chunk_new(h)) return NULL;
@@ -166,8 +167,8 @@ static void *run_alloc(shr_heap_t *h, uint32_t n)
     uint32_t len = (uint32_t)__builtin_ctzll(fits);
     uint64_t off = g->large_runs[len];
     uint64_t c = off >> SHR_CHUNK_SHIFT;
-    large_header_t *lh = LH(h, c);
-    uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
+    large_header_t *lh = large_header(h, c);
+    uint32_t p = (uint32_t)((off - chunk_off(c)) >> SHR_PAGE_SHIFT);
     uint32_t dirty = committed_in(lh, p, n);
     if (commit_pages(h, c, lh, p, n) != 0) return NULL;
     g->large_dirty -= dirty < g->large_dirty ? dirty : g->large_dirty;
@@ -177,17 +178,17 @@ static void *run_alloc(shr_heap_t *h, uint32_t n)
         runs_push(h, run_off(c, p + n), len - n);
     }
     tag_run(lh, p, n, RUN_USED);
-    if (g->large_empty == c + 1) g->large_empty = 0;
+    if (g->large_empty == chunk_ref(c)) g->large_empty = 0;
     lh->free_pages -= n;
     return h->base + off;
 }
 
 static void run_free(shr_heap_t *h, uint64_t off)
 {
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     uint64_t c = off >> SHR_CHUNK_SHIFT;
-    large_header_t *lh = LH(h, c);
-    uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
+    large_header_t *lh = large_header(h, c);
+    uint32_t p = (uint32_t)((off - chunk_off(c)) >> SHR_PAGE_SHIFT);
     uint32_t n = lh->page[p].run;
     g->large_dirty += committed_in(lh, p, n); /* released later, in bulk */
     lh->free_pages += n;
@@ -198,56 +199,57 @@ static void run_free(shr_heap_t *h, uint64_t off)
         p -= ln;
         n += ln;
     }
-    if (p + n < PAGES_PER_CHUNK && lh->page[p + n].state == RUN_FREE) {
+    if (p + n < SHR_PAGES_PER_CHUNK && lh->page[p + n].state == RUN_FREE) {
         uint32_t rn = lh->page[p + n].run;
         runs_remove(h, run_off(c, p + n), rn);
         n += rn;
     }
     tag_run(lh, p, n, RUN_FREE);
-    if (n == LARGE_MAX_PAGES && g->large_empty && g->large_empty != c + 1 &&
+    if (n == SHR_LARGE_MAX_PAGES && g->large_empty && g->large_empty != chunk_ref(c) &&
         shr__lock(h, SHR_LOCK_ARENA) == 0) {
         /* A second empty chunk: give it back (its header page goes with it). */
-        uint32_t dirty = committed_in(lh, 1, LARGE_MAX_PAGES);
+        uint32_t dirty = committed_in(lh, 1, SHR_LARGE_MAX_PAGES);
         g->large_dirty -= dirty < g->large_dirty ? dirty : g->large_dirty;
         shr__chunk_free(h, c, 1);
         shr__unlock(h, SHR_LOCK_ARENA);
         return;
     }
-    if (n == LARGE_MAX_PAGES) g->large_empty = c + 1;
+    if (n == SHR_LARGE_MAX_PAGES) g->large_empty = chunk_ref(c);
     runs_push(h, run_off(c, p), n);
-    if (g->large_dirty > LARGE_DIRTY_MAX) shr__large_purge(h);
+    if (g->large_dirty > SHR_LARGE_DIRTY_MAX) shr__large_purge(h);
 }
 
 /* ---- huge ------------------------------------------------------------------ */
 
 static void *huge_alloc(shr_heap_t *h, size_t size)
 {
-    chunk_t *t = CT(h);
+    chunk_t *t = chunk_table(h);
     uint64_t n = SHR_ALIGN_UP((uint64_t)size, SHR_CHUNK_SIZE) >> SHR_CHUNK_SHIFT;
-    uint64_t pages = SHR_ALIGN_UP((uint64_t)size, PAGE_SIZE) >> PAGE_SHIFT;
+    uint64_t pages = SHR_ALIGN_UP((uint64_t)size, SHR_PAGE_SIZE) >> SHR_PAGE_SHIFT;
     if (shr__lock(h, SHR_LOCK_ARENA) != 0) return NULL;
-    uint64_t c = shr__chunk_alloc(h, n);
-    if (c && shr__seg_commit(h, chunk_off(c), pages << PAGE_SHIFT) != 0) {
+    uint64_t ref = shr__chunk_alloc(h, n), c = ref ? chunk_index(ref) : 0;
+    if (ref && (SHR_FAULT(ALLOC_HUGE_COMMIT) || shr__seg_commit(h, chunk_off(c), pages << SHR_PAGE_SHIFT) != 0)) {
         shr__chunk_free(h, c, n);
-        c = 0;
+        ref = 0;
     }
-    if (c) {
+    if (ref) {
         for (uint64_t i = 1; i < n; i++) {
             t[c + i].run = i;
-            wr(&t[c + i].kind, CHUNK_HUGE_TAIL);
+            shr_store_relaxed(&t[c + i].kind, CHUNK_HUGE_TAIL);
         }
         t[c].run = n;
         t[c].pages = (uint32_t)pages;
-        wr(&t[c].kind, CHUNK_HUGE);
+        (void)SHR_FAULT(ALLOC_HUGE_TAG);
+        shr_store_relaxed(&t[c].kind, CHUNK_HUGE); /* commit point */
     }
     shr__unlock(h, SHR_LOCK_ARENA);
-    return c ? h->base + chunk_off(c) : NULL;
+    return ref ? h->base + chunk_off(c) : NULL;
 }
 
 static void huge_free(shr_heap_t *h, uint64_t c)
 {
     if (shr__lock(h, SHR_LOCK_ARENA) != 0) return;
-    shr__chunk_free(h, c, CT(h)[c].run);
+    shr__chunk_free(h, c, chunk_table(h)[c].run);
     shr__unlock(h, SHR_LOCK_ARENA);
 }
 
@@ -255,10 +257,10 @@ static void huge_free(shr_heap_t *h, uint64_t c)
 
 void *shr__large_alloc(shr_heap_t *h, size_t size)
 {
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     void *p;
-    if (size <= LARGE_REQUEST_THRESHOLD) {
-        uint32_t n = (uint32_t)(SHR_ALIGN_UP((uint64_t)size, PAGE_SIZE) >> PAGE_SHIFT);
+    if (size <= SHR_LARGE_REQUEST_THRESHOLD) {
+        uint32_t n = (uint32_t)(SHR_ALIGN_UP((uint64_t)size, SHR_PAGE_SIZE) >> SHR_PAGE_SHIFT);
         if (shr__lock(h, SHR_LOCK_LARGE) != 0) {
             errno = ENOMEM;
             return NULL;
@@ -267,7 +269,7 @@ void *shr__large_alloc(shr_heap_t *h, size_t size)
         shr__unlock(h, SHR_LOCK_LARGE);
         if (p) {
             atomic_fetch_add_explicit(&g->large_blocks, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&g->large_bytes, (uint64_t)n << PAGE_SHIFT, memory_order_relaxed);
+            atomic_fetch_add_explicit(&g->large_bytes, (uint64_t)n << SHR_PAGE_SHIFT, memory_order_relaxed);
         }
     } else {
         p = huge_alloc(h, size);
@@ -285,20 +287,20 @@ void *shr__large_alloc(shr_heap_t *h, size_t size)
 static bool large_valid(shr_heap_t *h, uint64_t off)
 {
     uint64_t c = off >> SHR_CHUNK_SHIFT;
-    uint32_t kind = rd(&CT(h)[c].kind);
+    uint32_t kind = shr_load_relaxed(&chunk_table(h)[c].kind);
     if (kind == CHUNK_HUGE) return off == chunk_off(c);
-    if (kind != CHUNK_LARGE || (off & (PAGE_SIZE - 1))) return false;
-    uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
-    large_header_t *lh = LH(h, c);
-    return p >= 1 && lh->magic == LARGE_MAGIC && lh->page[p].state == RUN_USED &&
-           lh->page[p].run >= 1 && p + lh->page[p].run <= PAGES_PER_CHUNK;
+    if (kind != CHUNK_LARGE || (off & (SHR_PAGE_SIZE - 1))) return false;
+    uint32_t p = (uint32_t)((off - chunk_off(c)) >> SHR_PAGE_SHIFT);
+    large_header_t *lh = large_header(h, c);
+    return p >= 1 && lh->magic == SHR_LARGE_MAGIC && lh->page[p].state == RUN_USED &&
+           lh->page[p].run >= 1 && p + lh->page[p].run <= SHR_PAGES_PER_CHUNK;
 }
 
 void shr__large_free(shr_heap_t *h, uint64_t off)
 {
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     uint64_t c = off >> SHR_CHUNK_SHIFT;
-    if (rd(&CT(h)[c].kind) == CHUNK_HUGE) {
+    if (shr_load_relaxed(&chunk_table(h)[c].kind) == CHUNK_HUGE) {
         if (!large_valid(h, off)) goto bad;
         uint64_t bytes = shr__large_usable(h, off);
         huge_free(h, c);
@@ -311,49 +313,47 @@ void shr__large_free(shr_heap_t *h, uint64_t off)
         shr__unlock(h, SHR_LOCK_LARGE);
         goto bad;
     }
-    uint64_t bytes = (uint64_t)entry_of(h, off)->run << PAGE_SHIFT;
+    uint64_t bytes = (uint64_t)entry_of(h, off)->run << SHR_PAGE_SHIFT;
     run_free(h, off);
     shr__unlock(h, SHR_LOCK_LARGE);
     atomic_fetch_sub_explicit(&g->large_blocks, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&g->large_bytes, bytes, memory_order_relaxed);
     return;
 bad:
-#if SHR_DEBUG >= 1
-    SHR_PANIC("free of a pointer that is not a live block (double free?): offset %llu",
-              (unsigned long long)off);
-#endif
-    return;
+    if (SHR_DEBUG >= 1)
+        SHR_PANIC("free of a pointer that is not a live block (double free?): offset %llu",
+                  (unsigned long long)off);
 }
 
 size_t shr__large_usable(shr_heap_t *h, uint64_t off)
 {
     uint64_t c = off >> SHR_CHUNK_SHIFT;
-    chunk_t *t = CT(h);
-    if (rd(&t[c].kind) == CHUNK_HUGE) return off == chunk_off(c) ? (size_t)t[c].pages << PAGE_SHIFT : 0;
-    if (rd(&t[c].kind) != CHUNK_LARGE || (off & (PAGE_SIZE - 1))) return 0;
+    chunk_t *t = chunk_table(h);
+    if (shr_load_relaxed(&t[c].kind) == CHUNK_HUGE) return off == chunk_off(c) ? (size_t)t[c].pages << SHR_PAGE_SHIFT : 0;
+    if (shr_load_relaxed(&t[c].kind) != CHUNK_LARGE || (off & (SHR_PAGE_SIZE - 1))) return 0;
     page_entry_t *e = entry_of(h, off);
-    return e->state == RUN_USED ? (size_t)e->run << PAGE_SHIFT : 0;
+    return e->state == RUN_USED ? (size_t)e->run << SHR_PAGE_SHIFT : 0;
 }
 
 /* Resize a page run in place: shrink by freeing the tail, grow into a free
  * run that follows. */
 static bool run_resize(shr_heap_t *h, uint64_t off, uint32_t want)
 {
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     uint64_t c = off >> SHR_CHUNK_SHIFT;
-    large_header_t *lh = LH(h, c);
-    uint32_t p = (uint32_t)((off - chunk_off(c)) >> PAGE_SHIFT);
+    large_header_t *lh = large_header(h, c);
+    uint32_t p = (uint32_t)((off - chunk_off(c)) >> SHR_PAGE_SHIFT);
     uint32_t n = lh->page[p].run;
     if (want == n) return true;
     if (want < n) {
         tag_run(lh, p + want, n - want, RUN_USED); /* inside the old run: the tail piece first */
         tag_run(lh, p, want, RUN_USED);
         run_free(h, run_off(c, p + want));
-        atomic_fetch_sub_explicit(&g->large_bytes, (uint64_t)(n - want) << PAGE_SHIFT, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&g->large_bytes, (uint64_t)(n - want) << SHR_PAGE_SHIFT, memory_order_relaxed);
         return true;
     }
     uint32_t q = p + n;
-    if (q >= PAGES_PER_CHUNK || lh->page[q].state != RUN_FREE || n + lh->page[q].run < want) return false;
+    if (q >= SHR_PAGES_PER_CHUNK || lh->page[q].state != RUN_FREE || n + lh->page[q].run < want) return false;
     uint32_t fn = lh->page[q].run, extra = want - n;
     uint32_t dirty = committed_in(lh, q, extra);
     if (commit_pages(h, c, lh, q, extra) != 0) return false;
@@ -365,8 +365,8 @@ static bool run_resize(shr_heap_t *h, uint64_t off, uint32_t want)
     }
     tag_run(lh, p, want, RUN_USED);
     lh->free_pages -= extra;
-    if (g->large_empty == c + 1) g->large_empty = 0;
-    atomic_fetch_add_explicit(&g->large_bytes, (uint64_t)extra << PAGE_SHIFT, memory_order_relaxed);
+    if (g->large_empty == chunk_ref(c)) g->large_empty = 0;
+    atomic_fetch_add_explicit(&g->large_bytes, (uint64_t)extra << SHR_PAGE_SHIFT, memory_order_relaxed);
     return true;
 }
 
@@ -374,33 +374,33 @@ static bool run_resize(shr_heap_t *h, uint64_t off, uint32_t want)
  * releasing pages, or into free chunks that follow. */
 static bool huge_resize(shr_heap_t *h, uint64_t c, size_t size)
 {
-    alloc_global_t *g = AG(h);
-    chunk_t *t = CT(h);
-    uint64_t pages = SHR_ALIGN_UP((uint64_t)size, PAGE_SIZE) >> PAGE_SHIFT;
+    alloc_global_t *g = alloc_global(h);
+    chunk_t *t = chunk_table(h);
+    uint64_t pages = SHR_ALIGN_UP((uint64_t)size, SHR_PAGE_SIZE) >> SHR_PAGE_SHIFT;
     uint64_t need = SHR_ALIGN_UP((uint64_t)size, SHR_CHUNK_SIZE) >> SHR_CHUNK_SHIFT;
     uint64_t have = t[c].run, old_pages = t[c].pages;
     bool ok = false;
     if (shr__lock(h, SHR_LOCK_ARENA) != 0) return false;
     if (need <= have && need * 4 > have * 3) {
         if (pages > old_pages)
-            ok = shr__seg_commit(h, chunk_off(c) + (old_pages << PAGE_SHIFT),
-                                 (pages - old_pages) << PAGE_SHIFT) == 0;
+            ok = shr__seg_commit(h, chunk_off(c) + (old_pages << SHR_PAGE_SHIFT),
+                                 (pages - old_pages) << SHR_PAGE_SHIFT) == 0;
         else {
             /* Shrinking cannot fail: a release error only leaves pages committed. */
-            shr__seg_release(h, chunk_off(c) + (pages << PAGE_SHIFT), (old_pages - pages) << PAGE_SHIFT);
+            shr__seg_release(h, chunk_off(c) + (pages << SHR_PAGE_SHIFT), (old_pages - pages) << SHR_PAGE_SHIFT);
             ok = true;
         }
     } else if (need > have) {
         uint64_t r = c + have;
-        if (r < rd(&g->hwm) && rd(&t[r].kind) == CHUNK_FREE && have + t[r].run >= need &&
-            shr__seg_commit(h, chunk_off(c) + (old_pages << PAGE_SHIFT),
-                            (pages - old_pages) << PAGE_SHIFT) == 0) {
+        if (r < shr_load_relaxed(&g->hwm) && shr_load_relaxed(&t[r].kind) == CHUNK_FREE && have + t[r].run >= need &&
+            shr__seg_commit(h, chunk_off(c) + (old_pages << SHR_PAGE_SHIFT),
+                            (pages - old_pages) << SHR_PAGE_SHIFT) == 0) {
             /* Take the whole free run, give back what is not needed. */
             uint64_t rn = t[r].run;
             shr__chunk_take_run(h, r);
             for (uint64_t i = have; i < have + rn; i++) {
                 t[c + i].run = i;
-                wr(&t[c + i].kind, CHUNK_HUGE_TAIL);
+                shr_store_relaxed(&t[c + i].kind, CHUNK_HUGE_TAIL);
             }
             t[c].run = have + rn;
             if (have + rn > need) {
@@ -415,7 +415,7 @@ static bool huge_resize(shr_heap_t *h, uint64_t c, size_t size)
     if (ok) t[c].pages = (uint32_t)pages;
     shr__unlock(h, SHR_LOCK_ARENA);
     if (ok)
-        atomic_fetch_add_explicit(&g->huge_bytes, (pages - old_pages) << PAGE_SHIFT,
+        atomic_fetch_add_explicit(&g->huge_bytes, (pages - old_pages) << SHR_PAGE_SHIFT,
                                   memory_order_relaxed);
     return ok;
 }
@@ -423,10 +423,10 @@ static bool huge_resize(shr_heap_t *h, uint64_t c, size_t size)
 bool shr__large_resize(shr_heap_t *h, uint64_t off, size_t size)
 {
     uint64_t c = off >> SHR_CHUNK_SHIFT;
-    uint32_t kind = rd(&CT(h)[c].kind);
-    if (kind == CHUNK_HUGE) return size > LARGE_REQUEST_THRESHOLD && huge_resize(h, c, size);
-    if (size > LARGE_REQUEST_THRESHOLD) return false;
-    uint32_t want = (uint32_t)(SHR_ALIGN_UP((uint64_t)size, PAGE_SIZE) >> PAGE_SHIFT);
+    uint32_t kind = shr_load_relaxed(&chunk_table(h)[c].kind);
+    if (kind == CHUNK_HUGE) return size > SHR_LARGE_REQUEST_THRESHOLD && huge_resize(h, c, size);
+    if (size > SHR_LARGE_REQUEST_THRESHOLD) return false;
+    uint32_t want = (uint32_t)(SHR_ALIGN_UP((uint64_t)size, SHR_PAGE_SIZE) >> SHR_PAGE_SHIFT);
     if (shr__lock(h, SHR_LOCK_LARGE) != 0) return false;
     bool ok = large_valid(h, off) && run_resize(h, off, want);
     shr__unlock(h, SHR_LOCK_LARGE);
@@ -442,26 +442,26 @@ bool shr__large_resize(shr_heap_t *h, uint64_t off, size_t size)
 int shr__large_repair(shr_heap_t *h)
 {
     if (!alloc_ready(h)) return 0;
-    alloc_global_t *g = AG(h);
-    chunk_t *t = CT(h);
+    alloc_global_t *g = alloc_global(h);
+    chunk_t *t = chunk_table(h);
     memset(g->large_runs, 0, sizeof g->large_runs);
     g->large_bitmap = 0;
     g->large_empty = 0;
     g->large_dirty = 0;
-    uint64_t hwm = rd(&g->hwm);
+    uint64_t hwm = shr_load_relaxed(&g->hwm);
     for (uint64_t c = g->first_data; c < hwm; c++) {
-        if (rd(&t[c].kind) != CHUNK_LARGE) continue;
-        large_header_t *lh = LH(h, c);
+        if (shr_load_relaxed(&t[c].kind) != CHUNK_LARGE) continue;
+        large_header_t *lh = large_header(h, c);
         lh->free_pages = 0;
-        for (uint32_t p = 1; p < PAGES_PER_CHUNK;) {
+        for (uint32_t p = 1; p < SHR_PAGES_PER_CHUNK;) {
             uint32_t n = lh->page[p].run, st = lh->page[p].state;
-            if (n == 0 || p + n > PAGES_PER_CHUNK || (st != RUN_FREE && st != RUN_USED)) {
+            if (n == 0 || p + n > SHR_PAGES_PER_CHUNK || (st != RUN_FREE && st != RUN_USED)) {
                 /* No head here: pages a dead process was merging into a free
                  * run. Free up to the next entry that is a whole run. */
                 uint32_t q = p + 1;
-                while (q < PAGES_PER_CHUNK) {
+                while (q < SHR_PAGES_PER_CHUNK) {
                     page_entry_t *e = &lh->page[q];
-                    if (e->run && q + e->run <= PAGES_PER_CHUNK && (e->state == RUN_FREE || e->state == RUN_USED) &&
+                    if (e->run && q + e->run <= SHR_PAGES_PER_CHUNK && (e->state == RUN_FREE || e->state == RUN_USED) &&
                         lh->page[q + e->run - 1].run == e->run && lh->page[q + e->run - 1].state == e->state)
                         break;
                     q++;
@@ -473,8 +473,8 @@ int shr__large_repair(shr_heap_t *h)
             /* Merge consecutive free runs a crash may have left apart. */
             if (st == RUN_FREE) {
                 uint32_t q = p + n;
-                while (q < PAGES_PER_CHUNK && lh->page[q].state == RUN_FREE && lh->page[q].run &&
-                       q + lh->page[q].run <= PAGES_PER_CHUNK)
+                while (q < SHR_PAGES_PER_CHUNK && lh->page[q].state == RUN_FREE && lh->page[q].run &&
+                       q + lh->page[q].run <= SHR_PAGES_PER_CHUNK)
                     q += lh->page[q].run;
                 n = q - p;
                 tag_run(lh, p, n, RUN_FREE);
@@ -482,7 +482,7 @@ int shr__large_repair(shr_heap_t *h)
                 runs_push(h, run_off(c, p), n);
                 lh->free_pages += n;
                 g->large_dirty += committed_in(lh, p, n);
-                if (n == LARGE_MAX_PAGES) g->large_empty = c + 1;
+                if (n == SHR_LARGE_MAX_PAGES) g->large_empty = chunk_ref(c);
             } else {
                 tag_run(lh, p, n, RUN_USED);
             }

@@ -57,13 +57,9 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "fault.h"
 
 #define OWNER_LOCKED UINT32_MAX /* pool being orphaned under the arena lock */
-
-static inline arena_class_t *AC(shr_heap_t *h, const chunk_t *a)
-{
-    return &AG(h)->ac[rd(&a->kind) == CHUNK_MEDIUM ? AC_MEDIUM : AC_SMALL];
-}
 
 static inline uint64_t pool_size_of(const pool_header_t *p) { return (uint64_t)1 << p->shift; }
 
@@ -72,11 +68,11 @@ static inline uint64_t pool_size_of(const pool_header_t *p) { return (uint64_t)1
 long shr__pool_list_len(shr_heap_t *h, const pool_header_t *pool, uint64_t first)
 {
     uint64_t po = shr__off(h, pool);
-    uint64_t size = pool->block_size, limit = po + rd(&((pool_header_t *)pool)->nextoffset);
+    uint64_t size = pool->block_size, limit = po + shr_load_relaxed(&((pool_header_t *)pool)->nextoffset);
     long n = 0;
     if (size == 0 || pool->capacity == 0) return first ? -1 : 0;
-    for (uint64_t b = first; b; b = *(uint64_t *)(h->base + b + 8)) {
-        if (b < po + POOL_OVERHEAD || b >= limit || (b - po - POOL_OVERHEAD) % size) return -1;
+    for (uint64_t b = first; b; b = block_next(h, b)) {
+        if (b < po + SHR_POOL_OVERHEAD || b >= limit || (b - po - SHR_POOL_OVERHEAD) % size) return -1;
         if (++n > (long)pool->capacity) return -1; /* a cycle */
     }
     return n;
@@ -86,30 +82,31 @@ long shr__pool_list_len(shr_heap_t *h, const pool_header_t *pool, uint64_t first
  * returns how many blocks it held. Owner only. */
 static uint32_t splice_remote(shr_heap_t *h, pool_header_t *pool, uint64_t list)
 {
+    (void)SHR_FAULT(ALLOC_REMOTE_SPLICE);
     uint32_t n = 1;
     uint64_t last = list;
-    for (uint64_t nx; (nx = *(uint64_t *)(h->base + last + 8)) != 0; last = nx) {
+    for (uint64_t nx; (nx = block_next(h, last)) != 0; last = nx) {
         if (++n > pool->capacity) {
             /* Longer than the pool: a cycle, made by a double free of one
              * block by two threads. Cut it; the blocks after the cut leak. */
-#if SHR_DEBUG >= 1
-            SHR_PANIC("double free detected: remote free list of pool %llu cycles",
-                      (unsigned long long)shr__off(h, pool));
-#endif
-            *(uint64_t *)(h->base + last + 8) = 0;
+            if (SHR_DEBUG >= 1)
+                SHR_PANIC("double free detected: remote free list of pool %llu cycles",
+                          (unsigned long long)shr__off(h, pool));
+            block_set_next(h, last, 0);
             /* The cut list may still repeat a block before the cut: count
              * what is really on it now. */
             n = 0;
-            for (uint64_t b = list; b && n <= pool->capacity; b = *(uint64_t *)(h->base + b + 8)) {
+            for (uint64_t b = list; b && n <= pool->capacity; b = block_next(h, b)) {
                 n++;
                 last = b;
             }
             break;
         }
     }
-    *(uint64_t *)(h->base + last + 8) = rd(&pool->freeblock);
-    wr(&pool->freeblock, list);
-    wr(&pool->nused, rd(&pool->nused) - n);
+    block_set_next(h, last, shr_load_relaxed(&pool->freeblock));
+    shr_store_relaxed(&pool->freeblock, list);
+    SHR_ASSERT_INV("P1", shr_load_relaxed(&pool->nused) >= n);
+    shr_store_relaxed(&pool->nused, shr_load_relaxed(&pool->nused) - n);
     return n;
 }
 
@@ -122,114 +119,136 @@ static uint64_t take_remote(pool_header_t *pool)
 
 /* ---- arenas: pymalloc's usable_arenas ------------------------------------- */
 
+/* A2 at one arena, after a relink (obmalloc's "verify that the swaps
+ * worked"): its neighbours point back at it and keep the order. */
+static void assert_linked(shr_heap_t *h, arena_class_t *ac, uint64_t ai)
+{
+    chunk_t *a = chunk_at_ref(h, ai);
+    SHR_ASSERT_INV("A2", a->prev ? chunk_at_ref(h, a->prev)->next == ai : ac->usable == ai);
+    SHR_ASSERT_INV("A2", !a->next || chunk_at_ref(h, a->next)->prev == ai);
+    SHR_ASSERT_INV("A2", !a->prev || chunk_at_ref(h, a->prev)->nfreepools <= a->nfreepools);
+    SHR_ASSERT_INV("A2", !a->next || chunk_at_ref(h, a->next)->nfreepools >= a->nfreepools);
+    SHR_ASSERT_INV("A2", ac->nfp2lasta[a->nfreepools] != 0);
+    (void)h, (void)ac, (void)a;
+}
+
+/* A new arena of class acls; returns its chunk ref, or 0 when the segment
+ * is full. The kind is the commit point: a crash before it leaves a chunk
+ * taken but never tagged, which repair gives back. */
 static uint64_t arena_new(shr_heap_t *h, int acls)
 {
-    alloc_global_t *g = AG(h);
-    chunk_t *t = CT(h);
+    alloc_global_t *g = alloc_global(h);
     arena_class_t *ac = &g->ac[acls];
-    uint64_t c = shr__chunk_alloc(h, 1);
-    if (!c) return 0;
+    uint64_t ref = shr__chunk_alloc(h, 1);
+    if (!ref) return 0;
+    uint64_t c = chunk_index(ref);
     /* Small arenas are committed whole; medium ones pool by pool. */
-    if (acls == AC_SMALL && shr__seg_commit(h, chunk_off(c), ARENA_SIZE) != 0) {
+    if (acls == AC_SMALL && (SHR_FAULT(ALLOC_ARENA_COMMIT) || shr__seg_commit(h, chunk_off(c), SHR_ARENA_SIZE) != 0)) {
         shr__chunk_free(h, c, 1);
         return 0;
     }
-    chunk_t *a = &t[c];
+    chunk_t *a = chunk_at_ref(h, ref);
     a->nfreepools = a->ntotalpools = ac->npools;
     a->pool_address = chunk_off(c);
     a->freepools = 0;
     a->next = a->prev = 0;
     a->run = 1;
-    wr(&a->kind, acls == AC_SMALL ? CHUNK_SMALL : CHUNK_MEDIUM); /* commit point */
+    shr_store_relaxed(&a->kind, acls == AC_SMALL ? CHUNK_SMALL : CHUNK_MEDIUM); /* commit point */
     ac->narenas++;
     uint64_t n = atomic_fetch_add_explicit(&g->arenas_allocated, 1, memory_order_relaxed) + 1 -
-                 rd(&g->arenas_released);
-    if (n > rd(&g->arenas_highwater)) wr(&g->arenas_highwater, n);
-    return c + 1;
+                 shr_load_relaxed(&g->arenas_released);
+    if (n > shr_load_relaxed(&g->arenas_highwater)) shr_store_relaxed(&g->arenas_highwater, n);
+    return ref;
 }
 
 /* Take an empty pool from the class's fullest arena. Arena lock held.
  * Returns the pool offset, or 0 when the segment is full. */
 static uint64_t arena_take_pool(shr_heap_t *h, int acls)
 {
-    alloc_global_t *g = AG(h);
-    chunk_t *t = CT(h);
-    arena_class_t *ac = &g->ac[acls];
+    arena_class_t *ac = &alloc_global(h)->ac[acls];
 
     if (!ac->usable) {
-        uint64_t a = arena_new(h, acls);
-        if (!a) return 0;
-        ac->usable = a;
-        ac->nfp2lasta[t[a - 1].nfreepools] = a;
+        uint64_t ref = arena_new(h, acls);
+        if (!ref) return 0;
+        ac->usable = ref;
+        ac->nfp2lasta[chunk_at_ref(h, ref)->nfreepools] = ref;
     }
     uint64_t ai = ac->usable;
-    chunk_t *a = &t[ai - 1];
+    chunk_t *a = chunk_at_ref(h, ai);
+    SHR_ASSERT_INV("A2", a->prev == 0 && a->nfreepools > 0);
     uint64_t po;
     if (a->freepools) {
         po = a->freepools;
     } else {
         po = a->pool_address;
-        if (acls == AC_MEDIUM && shr__seg_commit(h, po, (uint64_t)1 << ac->shift) != 0) return 0;
+        if (acls == AC_MEDIUM && (SHR_FAULT(ALLOC_ARENA_COMMIT) || shr__seg_commit(h, po, (uint64_t)1 << ac->shift) != 0))
+            return 0;
     }
     /* The head already has the fewest free pools: taking one keeps the order. */
     uint32_t nf = a->nfreepools;
     if (ac->nfp2lasta[nf] == ai) ac->nfp2lasta[nf] = 0;
     if (nf > 1) ac->nfp2lasta[nf - 1] = ai;
 
-    pool_header_t *pool = POOL(h, po);
+    pool_header_t *pool = pool_at(h, po);
     if (a->freepools) {
+        SHR_ASSERT_INV("A1", shr_load_relaxed(&pool->state) == POOL_EMPTY && shr_load_relaxed(&pool->owner) == 0);
         a->freepools = pool->nextpool;
     } else {
         /* The header first, then pool_address (the commit point): a crash in
          * between leaves an uncarved pool with a header nobody reads. */
         pool->shift = (uint16_t)ac->shift;
-        wr(&pool->szidx, UINT16_MAX); /* never initialised */
-        wr(&pool->remote, 0);
-        wr(&pool->owner, 0);
-        wr(&pool->state, 0);
+        shr_store_relaxed(&pool->szidx, UINT16_MAX); /* never initialised */
+        shr_store_relaxed(&pool->remote, 0);
+        shr_store_relaxed(&pool->owner, 0);
+        shr_store_relaxed(&pool->state, 0);
+        (void)SHR_FAULT(ALLOC_POOL_CARVE);
         a->pool_address += (uint64_t)1 << ac->shift;
+        SHR_ASSERT_INV("A1", a->pool_address <= chunk_off(chunk_index(ai) + 1));
     }
     if (--a->nfreepools == 0) {
         ac->usable = a->next;
-        if (a->next) t[a->next - 1].prev = 0;
+        if (a->next) chunk_at_ref(h, a->next)->prev = 0;
         a->next = a->prev = 0;
+    } else {
+        assert_linked(h, ac, ai);
     }
-#if SHR_DEBUG >= 3
-    shr__validate_arenas(h, acls);
-#endif
+    if (SHR_DEBUG >= 3) shr__validate_arenas(h, acls);
     return po;
 }
 
 static void arena_unlink(shr_heap_t *h, arena_class_t *ac, uint64_t ai)
 {
-    chunk_t *t = CT(h);
-    chunk_t *a = &t[ai - 1];
-    if (a->prev) t[a->prev - 1].next = a->next;
+    chunk_t *a = chunk_at_ref(h, ai);
+    if (a->prev) chunk_at_ref(h, a->prev)->next = a->next;
     else ac->usable = a->next;
-    if (a->next) t[a->next - 1].prev = a->prev;
+    if (a->next) chunk_at_ref(h, a->next)->prev = a->prev;
+    SHR_ASSERT_INV("A2", !ac->usable || chunk_at_ref(h, ac->usable)->prev == 0);
     a->next = a->prev = 0;
 }
 
-/* Give an empty pool back to its arena (pymalloc's insert_to_freepool).
- * Arena lock held. */
-static void arena_put_pool_(shr_heap_t *h, pool_header_t *pool)
+/* Give an empty pool back to its arena (pymalloc's insert_to_freepool), in
+ * one of four cases. Arena lock held; A1 and A2 hold again on return. */
+static void arena_put_pool(shr_heap_t *h, pool_header_t *pool)
 {
-    alloc_global_t *g = AG(h);
-    chunk_t *t = CT(h);
+    alloc_global_t *g = alloc_global(h);
     uint64_t po = shr__off(h, pool);
-    uint64_t ai = (po >> SHR_CHUNK_SHIFT) + 1;
-    chunk_t *a = &t[ai - 1];
-    arena_class_t *ac = AC(h, a);
+    uint64_t ai = chunk_ref(po >> SHR_CHUNK_SHIFT);
+    chunk_t *a = chunk_at_ref(h, ai);
+    int acls = shr_load_relaxed(&a->kind) == CHUNK_MEDIUM ? AC_MEDIUM : AC_SMALL;
+    arena_class_t *ac = &g->ac[acls];
 
-    wr(&pool->owner, 0);
-    wr(&pool->state, POOL_EMPTY);
+    /* It leaves this process's threads: no shadow state stays behind. */
+    if (SHR_MEMCHECK) shr__mem_release(h, po + SHR_POOL_OVERHEAD, pool_size_of(pool) - SHR_POOL_OVERHEAD);
+    shr_store_relaxed(&pool->owner, 0);
+    shr_store_relaxed(&pool->state, POOL_EMPTY);
     pool->nextpool = a->freepools;
     a->freepools = po;
     uint32_t nf = a->nfreepools;
+    SHR_ASSERT_INV("A1", nf < a->ntotalpools);
     uint64_t lastnf = ac->nfp2lasta[nf];
     if (lastnf == ai) {
         uint64_t p = a->prev;
-        ac->nfp2lasta[nf] = (p && t[p - 1].nfreepools == nf) ? p : 0;
+        ac->nfp2lasta[nf] = (p && chunk_at_ref(h, p)->nfreepools == nf) ? p : 0;
     }
     a->nfreepools = ++nf;
 
@@ -238,38 +257,29 @@ static void arena_put_pool_(shr_heap_t *h, pool_header_t *pool)
         arena_unlink(h, ac, ai);
         ac->narenas--;
         atomic_fetch_add_explicit(&g->arenas_released, 1, memory_order_relaxed);
-        shr__chunk_free(h, ai - 1, 1);
-        return;
-    }
-    if (nf == 1) {
+        shr__chunk_free(h, chunk_index(ai), 1);
+    } else if (nf == 1) {
         /* Case 2: it was full, on no list: it has the fewest free pools. */
         a->next = ac->usable;
         a->prev = 0;
-        if (ac->usable) t[ac->usable - 1].prev = ai;
+        if (ac->usable) chunk_at_ref(h, ac->usable)->prev = ai;
         ac->usable = ai;
         if (!ac->nfp2lasta[1]) ac->nfp2lasta[1] = ai;
-        return;
+        assert_linked(h, ac, ai);
+    } else {
+        if (!ac->nfp2lasta[nf]) ac->nfp2lasta[nf] = ai;
+        if (lastnf != ai) {
+            /* Case 3: move it just after the rightmost arena that had nf - 1. */
+            arena_unlink(h, ac, ai);
+            chunk_t *l = chunk_at_ref(h, lastnf);
+            a->next = l->next;
+            a->prev = lastnf;
+            l->next = ai;
+            if (a->next) chunk_at_ref(h, a->next)->prev = ai;
+        } /* else case 4: still in order */
+        assert_linked(h, ac, ai);
     }
-    if (!ac->nfp2lasta[nf]) ac->nfp2lasta[nf] = ai;
-    if (lastnf == ai) return; /* Case 4: still in order. */
-    /* Case 3: move it just after the rightmost arena that had nf - 1. */
-    arena_unlink(h, ac, ai);
-    chunk_t *l = &t[lastnf - 1];
-    a->next = l->next;
-    a->prev = lastnf;
-    l->next = ai;
-    if (a->next) t[a->next - 1].prev = ai;
-}
-
-static void arena_put_pool(shr_heap_t *h, pool_header_t *pool)
-{
-#if SHR_DEBUG >= 3
-    int acls = pool->shift == SMALL_POOL_SHIFT ? AC_SMALL : AC_MEDIUM;
-    arena_put_pool_(h, pool);
-    shr__validate_arenas(h, acls);
-#else
-    arena_put_pool_(h, pool);
-#endif
+    if (SHR_DEBUG >= 3) shr__validate_arenas(h, acls);
 }
 
 /* ---- pool setup and lists ---------------------------------------------- */
@@ -279,28 +289,32 @@ static void pool_init(pool_header_t *pool, unsigned cls)
     uint32_t size = shr__class_size[cls];
     uint64_t psize = pool_size_of(pool);
     pool->block_size = size;
-    pool->capacity = (uint32_t)((psize - POOL_OVERHEAD) / size);
-    pool->maxnextoffset = (uint32_t)(POOL_OVERHEAD + (uint64_t)(pool->capacity - 1) * size);
-    wr(&pool->nextoffset, POOL_OVERHEAD);
-    wr(&pool->freeblock, 0);
-    wr(&pool->nused, 0);
-    wr(&pool->szidx, (uint16_t)cls);
+    pool->capacity = (uint32_t)((psize - SHR_POOL_OVERHEAD) / size);
+    pool->maxnextoffset = (uint32_t)(SHR_POOL_OVERHEAD + (uint64_t)(pool->capacity - 1) * size);
+    shr_store_relaxed(&pool->nextoffset, SHR_POOL_OVERHEAD);
+    shr_store_relaxed(&pool->freeblock, 0);
+    shr_store_relaxed(&pool->nused, 0);
+    shr_store_relaxed(&pool->szidx, (uint16_t)cls);
 }
 
 static void used_push(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool, unsigned cls)
 {
     uint64_t po = shr__off(h, pool);
+    SHR_ASSERT_INV("P3", shr_load_relaxed(&pool->state) == POOL_USED && shr_load_relaxed(&pool->owner) != 0 &&
+                             shr_load_relaxed(&pool->szidx) == cls);
     pool->prevpool = 0;
     pool->nextpool = ts->used[cls];
-    if (ts->used[cls]) POOL(h, ts->used[cls])->prevpool = po;
+    if (ts->used[cls]) pool_at(h, ts->used[cls])->prevpool = po;
     ts->used[cls] = po;
 }
 
 static void used_unlink(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool, unsigned cls)
 {
-    if (pool->prevpool) POOL(h, pool->prevpool)->nextpool = pool->nextpool;
+    SHR_ASSERT_INV("P3", pool->prevpool || ts->used[cls] == shr__off(h, pool));
+    if (pool->prevpool) pool_at(h, pool->prevpool)->nextpool = pool->nextpool;
     else ts->used[cls] = pool->nextpool;
-    if (pool->nextpool) POOL(h, pool->nextpool)->prevpool = pool->prevpool;
+    if (pool->nextpool) pool_at(h, pool->nextpool)->prevpool = pool->prevpool;
+    SHR_ASSERT_INV("P3", !ts->used[cls] || pool_at(h, ts->used[cls])->prevpool == 0);
     pool->nextpool = pool->prevpool = 0;
 }
 
@@ -308,12 +322,13 @@ static inline uint32_t my_owner_id(const shr_tctx_t *ctx) { return ctx->slot + 1
 
 /* ---- slow paths ------------------------------------------------------------ */
 
-static const uint32_t cache_max[NB_ARENA_CLASSES] = {CACHE_MAX_SMALL, CACHE_MAX_MEDIUM};
-static const uint32_t cache_fill[NB_ARENA_CLASSES] = {CACHE_FILL_SMALL, CACHE_FILL_MEDIUM};
+static const uint32_t cache_max[NB_ARENA_CLASSES] = {SHR_CACHE_MAX_SMALL, SHR_CACHE_MAX_MEDIUM};
+static const uint32_t cache_fill[NB_ARENA_CLASSES] = {SHR_CACHE_FILL_SMALL, SHR_CACHE_FILL_MEDIUM};
 
 static void cache_push(shr_heap_t *h, alloc_tslot_t *ts, int acls, pool_header_t *pool)
 {
-    wr(&pool->state, POOL_EMPTY);
+    SHR_ASSERT_INV("P3", shr_load_relaxed(&pool->owner) != 0 && shr_load_relaxed(&pool->nused) == 0);
+    shr_store_relaxed(&pool->state, POOL_EMPTY);
     pool->prevpool = 0;
     pool->nextpool = ts->cache[acls];
     ts->cache[acls] = shr__off(h, pool);
@@ -324,7 +339,7 @@ static pool_header_t *cache_pop(shr_heap_t *h, alloc_tslot_t *ts, int acls)
 {
     uint64_t po = ts->cache[acls];
     if (!po) return NULL;
-    pool_header_t *pool = POOL(h, po);
+    pool_header_t *pool = pool_at(h, po);
     ts->cache[acls] = pool->nextpool;
     ts->ncache[acls]--;
     return pool;
@@ -341,26 +356,27 @@ static void cache_drain(shr_heap_t *h, alloc_tslot_t *ts, int acls, uint32_t kee
  * errno = ENOMEM when the segment is full. */
 static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
 {
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-    int acls = cls < NB_SMALL ? AC_SMALL : AC_MEDIUM;
+    int acls = cls < SHR_NB_SMALL ? AC_SMALL : AC_MEDIUM;
     pool_header_t *pool = cache_pop(h, ts, acls);
 
     for (int attempt = 0; attempt < 2 && !pool; attempt++) {
         if (shr__lock(h, SHR_LOCK_ARENA) != 0) break;
         uint64_t po = g->orphans[cls];
         if (po) {
-            pool = POOL(h, po);
+            pool = pool_at(h, po);
             g->orphans[cls] = pool->nextpool;
-            wr(&pool->owner, my_owner_id(ctx));
+            shr_store_relaxed(&pool->owner, my_owner_id(ctx));
+            (void)SHR_FAULT(ALLOC_POOL_ADOPT);
             uint64_t list = take_remote(pool);
             if (list) splice_remote(h, pool, list);
-            wr(&pool->state, POOL_USED); /* under the lock: check sees no gap */
+            shr_store_relaxed(&pool->state, POOL_USED); /* under the lock: check sees no gap */
         } else {
             for (uint32_t i = 0; i < cache_fill[acls]; i++) {
                 if ((po = arena_take_pool(h, acls)) == 0) break;
-                wr(&POOL(h, po)->owner, my_owner_id(ctx));
-                cache_push(h, ts, acls, POOL(h, po));
+                shr_store_relaxed(&pool_at(h, po)->owner, my_owner_id(ctx));
+                cache_push(h, ts, acls, pool_at(h, po));
             }
         }
         shr__unlock(h, SHR_LOCK_ARENA);
@@ -377,10 +393,10 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
         errno = ENOMEM;
         return NULL;
     }
-    if (rd(&pool->state) == POOL_EMPTY) {
+    if (shr_load_relaxed(&pool->state) == POOL_EMPTY) {
         /* An empty pool of the same class keeps its free list. */
-        if (rd(&pool->szidx) != cls || pool->block_size != shr__class_size[cls]) pool_init(pool, cls);
-        wr(&pool->state, POOL_USED);
+        if (shr_load_relaxed(&pool->szidx) != cls || pool->block_size != shr__class_size[cls]) pool_init(pool, cls);
+        shr_store_relaxed(&pool->state, POOL_USED);
     }
     used_push(h, ts, pool, cls);
     return pool;
@@ -394,7 +410,7 @@ static bool give_up_full(shr_heap_t *h, shr_tctx_t *ctx, pool_header_t *pool, un
     uint64_t expected = 0;
     if (!atomic_compare_exchange_strong(&pool->remote, &expected, REMOTE_UNOWNED)) return false;
     used_unlink(h, ts, pool, cls);
-    wr(&pool->state, POOL_FULL);
+    shr_store_relaxed(&pool->state, POOL_FULL);
     atomic_store(&pool->owner, 0); /* seq_cst: ordered before the load below */
     if ((atomic_load(&pool->remote) & ~REMOTE_FLAGS) == 0) return true;
     uint32_t zero = 0;
@@ -402,9 +418,36 @@ static bool give_up_full(shr_heap_t *h, shr_tctx_t *ctx, pool_header_t *pool, un
         return true; /* a freer adopted it */
     uint64_t list = take_remote(pool);
     if (list) splice_remote(h, pool, list);
-    wr(&pool->state, POOL_USED);
+    shr_store_relaxed(&pool->state, POOL_USED);
     used_push(h, ts, pool, cls);
     return false;
+}
+
+/* Lazy carving, a few blocks at a time: carve the next untouched block and
+ * link up to SHR_CARVE_BATCH - 1 more onto the (empty) local list, never
+ * past the 4 KiB page it starts on (no page is touched before it is needed),
+ * so that the next allocations take the fast path. Returns the block, or 0
+ * when the pool has no untouched space. Owner only; nextoffset is the commit
+ * point (the links are written first). */
+static uint64_t carve_batch(shr_heap_t *h, pool_header_t *pool)
+{
+    uint64_t po = shr__off(h, pool);
+    uint32_t next = shr_load_relaxed(&pool->nextoffset), size = pool->block_size;
+    if (next > pool->maxnextoffset) return 0;
+    SHR_ASSERT_INV("P1", shr_load_relaxed(&pool->freeblock) == 0);
+    uint32_t first = next + size, o = first;
+    uint32_t limit = (uint32_t)SHR_ALIGN_UP(first, SHR_PAGE_SIZE);
+    if (limit > first + (SHR_CARVE_BATCH - 1) * size) limit = first + (SHR_CARVE_BATCH - 1) * size;
+    if (limit > pool->maxnextoffset + 1) limit = pool->maxnextoffset + 1;
+    for (; o < limit; o += size) {
+        block_set_next(h, po + o, o + size < limit ? po + o + size : 0);
+        if (SHR_MEMCHECK) shr__mem_block_free(h, po + o, size);
+    }
+    if (o > first) shr_store_relaxed(&pool->freeblock, po + first);
+    shr_store_relaxed(&pool->nextoffset, o);
+    shr_store_relaxed(&pool->nused, shr_load_relaxed(&pool->nused) + 1);
+    if (SHR_MEMCHECK) shr__mem_block_alloc(h, po + next, size);
+    return po + next;
 }
 
 void *shr__pool_alloc_slow(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
@@ -412,60 +455,34 @@ void *shr__pool_alloc_slow(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
     for (;;) {
         uint64_t po = ts->used[cls];
-        pool_header_t *pool = po ? POOL(h, po) : acquire_pool(h, ctx, cls);
+        pool_header_t *pool = po ? pool_at(h, po) : acquire_pool(h, ctx, cls);
         if (!pool) return NULL;
-        po = shr__off(h, pool);
-        uint64_t bp = rd(&pool->freeblock);
-        if (!bp) {
-            /* Lazy carving, a few blocks at a time: return the next
-             * untouched block and link up to CARVE_BATCH - 1 more, never past
-             * the 4 KiB page it starts on (no page is touched before it is
-             * needed), so that the next allocations take the fast path. */
-            uint32_t next = rd(&pool->nextoffset), size = pool->block_size;
-            if (next <= pool->maxnextoffset) {
-                bp = po + next;
-                uint32_t first = next + size, o = first;
-                uint32_t limit = (uint32_t)SHR_ALIGN_UP(first, PAGE_SIZE);
-                if (limit > first + (CARVE_BATCH - 1) * size) limit = first + (CARVE_BATCH - 1) * size;
-                if (limit > pool->maxnextoffset + 1) limit = pool->maxnextoffset + 1;
-                for (; o < limit; o += size)
-                    *(uint64_t *)(h->base + po + o + 8) = o + size < limit ? po + o + size : 0;
-                if (o > first) wr(&pool->freeblock, po + first);
-                wr(&pool->nextoffset, o);
-                wr(&pool->nused, rd(&pool->nused) + 1);
-                goto done;
-            }
+        uint64_t bp = shr_load_relaxed(&pool->freeblock);
+        if (bp) {
+            pool_pop(h, pool, bp);
+        } else if ((bp = carve_batch(h, pool)) == 0) {
             uint64_t list = take_remote(pool);
-            if (list) {
-                splice_remote(h, pool, list);
-                bp = rd(&pool->freeblock);
-            } else {
+            if (!list) {
                 give_up_full(h, ctx, pool, cls);
                 continue;
             }
+            splice_remote(h, pool, list);
+            bp = pool_pop(h, pool, shr_load_relaxed(&pool->freeblock));
         }
-        wr(&pool->freeblock, *(uint64_t *)(h->base + bp + 8));
-        wr(&pool->nused, rd(&pool->nused) + 1);
-    done:
-        wr(&ts->net, rd(&ts->net) + 1);
-#if SHR_DEBUG >= 3
-        shr__validate_pool(h, pool);
-#endif
+        shr_store_relaxed(&ts->net, shr_load_relaxed(&ts->net) + 1);
+        if (SHR_DEBUG >= 3) shr__validate_pool(h, pool);
         return h->base + bp;
     }
 }
 
 /* The owner freed the last block of a pool: into the thread's cache of
- * empty pools; when that is full, half of it goes back to the arenas under
- * one lock. */
+ * empty pools, unless it is its class's only one (pool_is_class_only); when
+ * the cache is full, half of it goes back to the arenas under one lock. */
 void shr__pool_free_local_slow(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool)
 {
-    unsigned cls = rd(&pool->szidx);
-    uint64_t po = shr__off(h, pool);
-    int acls = cls < NB_SMALL ? AC_SMALL : AC_MEDIUM;
-    /* Keep it if it is the class's only pool: a malloc/free loop then never
-     * leaves the fast path. */
-    if (ts->used[cls] == po && pool->nextpool == 0) return;
+    unsigned cls = shr_load_relaxed(&pool->szidx);
+    int acls = cls < SHR_NB_SMALL ? AC_SMALL : AC_MEDIUM;
+    if (pool_is_class_only(ts, pool, shr__off(h, pool), cls)) return;
     used_unlink(h, ts, pool, cls);
     cache_push(h, ts, acls, pool);
     if (ts->ncache[acls] > cache_max[acls] && shr__lock(h, SHR_LOCK_ARENA) == 0) {
@@ -476,8 +493,8 @@ void shr__pool_free_local_slow(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *
 
 void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off)
 {
-    uint64_t old = rd(&pool->remote);
-    do *(uint64_t *)(h->base + off + 8) = old & ~REMOTE_FLAGS;
+    uint64_t old = shr_load_relaxed(&pool->remote);
+    do block_set_next(h, off, old & ~REMOTE_FLAGS);
     while (!atomic_compare_exchange_weak_explicit(&pool->remote, &old,
                                                   off | (old & REMOTE_FLAGS),
                                                   memory_order_seq_cst, memory_order_relaxed));
@@ -487,12 +504,12 @@ void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off)
     uint32_t zero = 0;
     if (!ctx || !atomic_compare_exchange_strong(&pool->owner, &zero, my_owner_id(ctx))) return;
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-    unsigned cls = rd(&pool->szidx);
+    unsigned cls = shr_load_relaxed(&pool->szidx);
     uint64_t list = take_remote(pool);
     if (list) splice_remote(h, pool, list);
-    wr(&pool->state, POOL_USED);
+    shr_store_relaxed(&pool->state, POOL_USED);
     used_push(h, ts, pool, cls);
-    if (rd(&pool->nused) == 0) shr__pool_free_local_slow(h, ts, pool);
+    if (shr_load_relaxed(&pool->nused) == 0) shr__pool_free_local_slow(h, ts, pool);
 }
 
 /* Settle the remote frees pending on orphan pools, and give back those that
@@ -500,14 +517,14 @@ void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off)
  * stacks are ours to take). */
 static void collect_orphans(shr_heap_t *h)
 {
-    alloc_global_t *g = AG(h);
-    for (unsigned cls = 0; cls < NB_CLASSES; cls++) {
+    alloc_global_t *g = alloc_global(h);
+    for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) {
         uint64_t *link = &g->orphans[cls];
         while (*link) {
-            pool_header_t *pool = POOL(h, *link);
+            pool_header_t *pool = pool_at(h, *link);
             uint64_t list = take_remote(pool);
             if (list) splice_remote(h, pool, list);
-            if (rd(&pool->nused) == 0) {
+            if (shr_load_relaxed(&pool->nused) == 0) {
                 *link = pool->nextpool;
                 arena_put_pool(h, pool);
             } else {
@@ -524,15 +541,15 @@ void shr__pool_collect(shr_heap_t *h, shr_tctx_t *ctx)
         collect_orphans(h);
         shr__unlock(h, SHR_LOCK_ARENA);
     }
-    for (unsigned cls = 0; cls < NB_CLASSES; cls++) {
+    for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) {
         for (uint64_t po = ts->used[cls], next; po; po = next) {
-            pool_header_t *pool = POOL(h, po);
+            pool_header_t *pool = pool_at(h, po);
             next = pool->nextpool;
             uint64_t list = take_remote(pool);
             if (list) splice_remote(h, pool, list);
-            if (rd(&pool->nused) == 0) {
+            if (shr_load_relaxed(&pool->nused) == 0) {
                 used_unlink(h, ts, pool, cls);
-                cache_push(h, ts, cls < NB_SMALL ? AC_SMALL : AC_MEDIUM, pool);
+                cache_push(h, ts, cls < SHR_NB_SMALL ? AC_SMALL : AC_MEDIUM, pool);
             }
         }
     }
@@ -548,53 +565,65 @@ void shr__pool_collect(shr_heap_t *h, shr_tctx_t *ctx)
 
 /* ---- orphans ---------------------------------------------------------------- */
 
+/* Put a pool that has free blocks or untouched space on its class's orphan
+ * list (state ORPHAN, unowned: P3). Arena lock held. */
+static void orphan_push(shr_heap_t *h, pool_header_t *pool, unsigned cls)
+{
+    alloc_global_t *g = alloc_global(h);
+    SHR_ASSERT_INV("P3", cls < SHR_NB_CLASSES && shr_load_relaxed(&pool->nused) > 0);
+    shr_store_relaxed(&pool->state, POOL_ORPHAN);
+    pool->prevpool = 0;
+    pool->nextpool = g->orphans[cls];
+    g->orphans[cls] = shr__off(h, pool);
+    shr_store_relaxed(&pool->owner, 0);
+}
+
 /* Recompute nused from the lists (P1), for a pool whose owner died. A list
  * that does not validate is dropped: its blocks leak, the pool stays sound. */
 static void recount(shr_heap_t *h, pool_header_t *pool)
 {
-    uint32_t next = rd(&pool->nextoffset);
-    if (rd(&pool->szidx) >= NB_CLASSES || pool->block_size == 0 || next < POOL_OVERHEAD ||
+    uint32_t next = shr_load_relaxed(&pool->nextoffset);
+    if (shr_load_relaxed(&pool->szidx) >= SHR_NB_CLASSES || pool->block_size == 0 || next < SHR_POOL_OVERHEAD ||
         next > pool_size_of(pool)) {
         /* Never initialised (died right after taking it): start afresh. */
         pool_init(pool, 0);
         return;
     }
-    uint32_t carved = (next - POOL_OVERHEAD) / pool->block_size;
-    long nfree = shr__pool_list_len(h, pool, rd(&pool->freeblock));
+    uint32_t carved = (next - SHR_POOL_OVERHEAD) / pool->block_size;
+    long nfree = shr__pool_list_len(h, pool, shr_load_relaxed(&pool->freeblock));
     if (nfree < 0) {
-        wr(&pool->freeblock, 0);
+        shr_store_relaxed(&pool->freeblock, 0);
         nfree = 0;
     }
-    wr(&pool->nused, carved - (uint32_t)nfree);
+    shr_store_relaxed(&pool->nused, carved - (uint32_t)nfree);
 }
 
 /* Hand a pool whose owner is gone to whoever comes next. Arena lock held;
  * the pool is marked OWNER_LOCKED so that no freer adopts it meanwhile. */
 static void orphan_pool(shr_heap_t *h, pool_header_t *pool, bool dead)
 {
-    alloc_global_t *g = AG(h);
-    wr(&pool->owner, OWNER_LOCKED);
+    /* Leaves this process's threads (at a thread's exit or close): no shadow
+     * state stays behind (a dead process's went with it). */
+    if (SHR_MEMCHECK && !dead)
+        shr__mem_release(h, shr__off(h, pool) + SHR_POOL_OVERHEAD, pool_size_of(pool) - SHR_POOL_OVERHEAD);
+    shr_store_relaxed(&pool->owner, OWNER_LOCKED);
     if (dead) recount(h, pool);
     for (;;) {
         uint64_t list = take_remote(pool);
         if (list) splice_remote(h, pool, list);
-        unsigned cls = rd(&pool->szidx);
-        if (rd(&pool->nused) == 0) {
+        unsigned cls = shr_load_relaxed(&pool->szidx);
+        if (shr_load_relaxed(&pool->nused) == 0) {
             arena_put_pool(h, pool);
             return;
         }
-        if (rd(&pool->freeblock) || rd(&pool->nextoffset) <= pool->maxnextoffset) {
-            wr(&pool->state, POOL_ORPHAN);
-            pool->prevpool = 0;
-            pool->nextpool = g->orphans[cls];
-            g->orphans[cls] = shr__off(h, pool);
-            wr(&pool->owner, 0);
+        if (shr_load_relaxed(&pool->freeblock) || shr_load_relaxed(&pool->nextoffset) <= pool->maxnextoffset) {
+            orphan_push(h, pool, cls);
             return;
         }
         /* Full: give it up as its owner would have. */
         uint64_t zero = 0;
         if (!atomic_compare_exchange_strong(&pool->remote, &zero, REMOTE_UNOWNED)) continue;
-        wr(&pool->state, POOL_FULL);
+        shr_store_relaxed(&pool->state, POOL_FULL);
         atomic_store(&pool->owner, 0);
         if ((atomic_load(&pool->remote) & ~REMOTE_FLAGS) == 0) return;
         uint32_t z = 0;
@@ -607,40 +636,40 @@ static void orphan_pool(shr_heap_t *h, pool_header_t *pool, bool dead)
 static void for_each_pool(shr_heap_t *h, void (*fn)(shr_heap_t *, pool_header_t *, void *),
                           void *arg)
 {
-    alloc_global_t *g = AG(h);
-    chunk_t *t = CT(h);
-    uint64_t hwm = rd(&g->hwm);
+    alloc_global_t *g = alloc_global(h);
+    chunk_t *t = chunk_table(h);
+    uint64_t hwm = shr_load_relaxed(&g->hwm);
     for (uint64_t c = g->first_data; c < hwm; c++) {
-        uint32_t k = rd(&t[c].kind);
+        uint32_t k = shr_load_relaxed(&t[c].kind);
         if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) continue;
         uint64_t psize = (uint64_t)1 << g->ac[k == CHUNK_SMALL ? AC_SMALL : AC_MEDIUM].shift;
         uint64_t end = t[c].pool_address;
         if (end < chunk_off(c) || end > chunk_off(c + 1)) end = chunk_off(c + 1);
-        for (uint64_t po = chunk_off(c); po < end && rd(&t[c].kind) == k; po += psize)
-            fn(h, POOL(h, po), arg);
+        for (uint64_t po = chunk_off(c); po < end && shr_load_relaxed(&t[c].kind) == k; po += psize)
+            fn(h, pool_at(h, po), arg);
     }
 }
 
 static void orphan_if_owned(shr_heap_t *h, pool_header_t *pool, void *arg)
 {
     uint32_t id = (uint32_t)(uintptr_t)arg;
-    if (rd(&pool->owner) == id) orphan_pool(h, pool, true);
+    if (shr_load_relaxed(&pool->owner) == id) orphan_pool(h, pool, true);
 }
 
 void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
 {
     if (!alloc_ready(h)) return;
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, slot);
     if (shr__lock(h, SHR_LOCK_ARENA) != 0) return;
     if (dead) {
         /* Its lists may be half-spliced: find its pools by owner id. */
         for_each_pool(h, orphan_if_owned, (void *)(uintptr_t)(slot + 1));
     } else {
-        for (unsigned cls = 0; cls < NB_CLASSES; cls++)
+        for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++)
             for (uint64_t po = ts->used[cls], next; po; po = next) {
-                next = POOL(h, po)->nextpool;
-                orphan_pool(h, POOL(h, po), false);
+                next = pool_at(h, po)->nextpool;
+                orphan_pool(h, pool_at(h, po), false);
             }
         for (int acls = 0; acls < NB_ARENA_CLASSES; acls++) cache_drain(h, ts, acls, 0);
     }
@@ -649,9 +678,9 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
         ts->ncache[acls] = 0;
     }
     shr__unlock(h, SHR_LOCK_ARENA);
-    int64_t outstanding = (int64_t)rd(&ts->net);
-    for (unsigned cls = 0; cls < NB_CLASSES; cls++) ts->used[cls] = 0;
-    wr(&ts->net, 0);
+    int64_t outstanding = (int64_t)shr_load_relaxed(&ts->net);
+    for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) ts->used[cls] = 0;
+    shr_store_relaxed(&ts->net, 0);
     if (dead) {
         if (outstanding > 0)
             atomic_fetch_add_explicit(&g->dead_outstanding, (uint64_t)outstanding, memory_order_relaxed);
@@ -668,48 +697,43 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
 static void rebuild_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
 {
     (void)arg;
-    alloc_global_t *g = AG(h);
-    chunk_t *a = &CT(h)[shr__off(h, pool) >> SHR_CHUNK_SHIFT];
-    uint32_t owner = rd(&pool->owner);
-    uint32_t state = rd(&pool->state);
+    chunk_t *a = &chunk_table(h)[shr__off(h, pool) >> SHR_CHUNK_SHIFT];
+    uint32_t owner = shr_load_relaxed(&pool->owner);
+    uint32_t state = shr_load_relaxed(&pool->state);
     uint64_t po = shr__off(h, pool);
 
     if (owner != 0 && owner != OWNER_LOCKED) return;
-    uint32_t want_shift = rd(&a->kind) == CHUNK_SMALL ? SMALL_POOL_SHIFT : MEDIUM_POOL_SHIFT;
-    if (pool->shift != want_shift || (state != 0 && rd(&pool->szidx) >= NB_CLASSES)) {
+    uint32_t want_shift = shr_load_relaxed(&a->kind) == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT;
+    if (pool->shift != want_shift || (state != 0 && shr_load_relaxed(&pool->szidx) >= SHR_NB_CLASSES)) {
         /* A header a crash left unwritten (or zeroed): an empty pool. */
         pool->shift = (uint16_t)want_shift;
-        wr(&pool->szidx, UINT16_MAX);
-        wr(&pool->remote, 0);
-        wr(&pool->nused, 0);
+        shr_store_relaxed(&pool->szidx, UINT16_MAX);
+        shr_store_relaxed(&pool->remote, 0);
+        shr_store_relaxed(&pool->nused, 0);
         state = 0;
     }
-    if (owner == 0 && state == POOL_FULL && (rd(&pool->remote) & REMOTE_UNOWNED)) return;
+    if (owner == 0 && state == POOL_FULL && (shr_load_relaxed(&pool->remote) & REMOTE_UNOWNED)) return;
     if (state != 0 && state != POOL_EMPTY) {
         recount(h, pool);
         uint64_t list = take_remote(pool);
         if (list) splice_remote(h, pool, list);
     }
-    if (state == 0 || state == POOL_EMPTY || rd(&pool->nused) == 0) {
-        wr(&pool->state, POOL_EMPTY);
-        wr(&pool->owner, 0);
+    if (state == 0 || state == POOL_EMPTY || shr_load_relaxed(&pool->nused) == 0) {
+        shr_store_relaxed(&pool->state, POOL_EMPTY);
+        shr_store_relaxed(&pool->owner, 0);
         pool->nextpool = a->freepools;
         a->freepools = po;
         a->nfreepools++;
         return;
     }
-    unsigned cls = rd(&pool->szidx);
-    if (rd(&pool->freeblock) || rd(&pool->nextoffset) <= pool->maxnextoffset) {
-        wr(&pool->state, POOL_ORPHAN);
-        pool->prevpool = 0;
-        pool->nextpool = g->orphans[cls];
-        g->orphans[cls] = po;
-        wr(&pool->owner, 0);
+    unsigned cls = shr_load_relaxed(&pool->szidx);
+    if (shr_load_relaxed(&pool->freeblock) || shr_load_relaxed(&pool->nextoffset) <= pool->maxnextoffset) {
+        orphan_push(h, pool, cls);
         return;
     }
     /* Full: nobody pushes onto it while owner is 0 and no flag is set, but a
      * pusher may race this store; then the next free adopts it. */
-    wr(&pool->state, POOL_FULL);
+    shr_store_relaxed(&pool->state, POOL_FULL);
     atomic_fetch_or(&pool->remote, REMOTE_UNOWNED);
     atomic_store(&pool->owner, 0);
 }
@@ -719,18 +743,18 @@ static void rebuild_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
 int shr__alloc_repair(shr_heap_t *h)
 {
     if (!alloc_ready(h)) return 0;
-    alloc_global_t *g = AG(h);
-    chunk_t *t = CT(h);
+    alloc_global_t *g = alloc_global(h);
+    chunk_t *t = chunk_table(h);
     shr__chunk_rebuild(h);
     memset(g->orphans, 0, sizeof g->orphans);
-    uint64_t hwm = rd(&g->hwm);
+    uint64_t hwm = shr_load_relaxed(&g->hwm);
     for (int k = 0; k < NB_ARENA_CLASSES; k++) {
         g->ac[k].usable = 0;
         g->ac[k].narenas = 0;
         memset(g->ac[k].nfp2lasta, 0, sizeof g->ac[k].nfp2lasta);
     }
     for (uint64_t c = g->first_data; c < hwm; c++) {
-        uint32_t k = rd(&t[c].kind);
+        uint32_t k = shr_load_relaxed(&t[c].kind);
         if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) continue;
         arena_class_t *ac = &g->ac[k == CHUNK_SMALL ? AC_SMALL : AC_MEDIUM];
         uint64_t end = t[c].pool_address;
@@ -752,7 +776,7 @@ int shr__alloc_repair(shr_heap_t *h)
         uint64_t tail = 0;
         for (uint32_t nf = 1; nf <= ac->npools; nf++) {
             for (uint64_t c = g->first_data; c < hwm; c++) {
-                if (rd(&t[c].kind) != want || t[c].nfreepools != nf) continue;
+                if (shr_load_relaxed(&t[c].kind) != want || t[c].nfreepools != nf) continue;
                 t[c].prev = tail;
                 t[c].next = 0;
                 if (tail) t[tail - 1].next = c + 1;

@@ -2,7 +2,7 @@
  *
  * A directory in the segment that maps names to offsets, so that processes
  * find each other's data by name (Boost.Interprocess's named objects). A
- * fixed table of ROOTS_MAX entries under the roots lock; a lookup scans it
+ * fixed table of SHR_ROOTS_MAX entries under the roots lock; a lookup scans it
  * (roots are looked up when processes meet, not on hot paths).
  *
  * Invariants: every used entry's name is NUL-terminated, non-empty and
@@ -26,7 +26,7 @@ int shr__root_name_check(const char *name, size_t *lenp)
 
 static root_entry_t *find(alloc_global_t *g, const char *name, size_t len)
 {
-    for (int i = 0; i < ROOTS_MAX; i++)
+    for (int i = 0; i < SHR_ROOTS_MAX; i++)
         if (g->roots[i].name[0] && strncmp(g->roots[i].name, name, len + 1) == 0)
             return &g->roots[i];
     return NULL;
@@ -34,8 +34,8 @@ static root_entry_t *find(alloc_global_t *g, const char *name, size_t len)
 
 static int roots_repair(shr_heap_t *h)
 {
-    alloc_global_t *g = AG(h);
-    for (int i = 0; i < ROOTS_MAX; i++)
+    alloc_global_t *g = alloc_global(h);
+    for (int i = 0; i < SHR_ROOTS_MAX; i++)
         if (!memchr(g->roots[i].name, 0, sizeof g->roots[i].name)) g->roots[i].name[0] = 0;
     return 0;
 }
@@ -51,17 +51,17 @@ void shr__root_unlock(shr_heap_t *h) { shr__unlock(h, SHR_LOCK_ROOTS); }
 
 root_entry_t *shr__root_find(shr_heap_t *h, const char *name)
 {
-    return find(AG(h), name, strlen(name));
+    return find(alloc_global(h), name, strlen(name));
 }
 
 root_entry_t *shr__root_new(shr_heap_t *h, const char *name, uint64_t off, uint64_t flags)
 {
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     size_t len = strlen(name);
-    for (int i = 0; i < ROOTS_MAX; i++) {
+    for (int i = 0; i < SHR_ROOTS_MAX; i++) {
         root_entry_t *e = &g->roots[i];
         if (e->name[0]) continue;
-        wr(&e->off, off);
+        shr_store_relaxed(&e->off, off);
         e->flags = flags;
         memcpy(e->name + 1, name + 1, len); /* the first byte commits the entry */
         e->name[0] = name[0];
@@ -76,11 +76,11 @@ int shr_root_set(shr_heap_t *heap, const char *name, shr_off_t off)
     int rc = shr__root_name_check(name, &len);
     if (rc) return rc;
     if (off == 0 || off >= heap->capacity) return -EINVAL;
-    alloc_global_t *g = AG(heap);
+    alloc_global_t *g = alloc_global(heap);
     if ((rc = lock_roots(heap)) != 0) return rc;
     root_entry_t *e = find(g, name, len);
     if (e && (e->flags & ROOT_REF)) rc = SHR_ETYPE; /* a named object: shr_list_unlink */
-    else if (e) wr(&e->off, off);
+    else if (e) shr_store_relaxed(&e->off, off);
     else if (!shr__root_new(heap, name, off, 0)) rc = -ENOSPC;
     shr__unlock(heap, SHR_LOCK_ROOTS);
     return rc;
@@ -92,8 +92,8 @@ int shr_root_get(shr_heap_t *heap, const char *name, shr_off_t *off)
     int rc = shr__root_name_check(name, &len);
     if (rc) return rc;
     if ((rc = lock_roots(heap)) != 0) return rc;
-    root_entry_t *e = find(AG(heap), name, len);
-    uint64_t v = e ? rd(&e->off) : 0;
+    root_entry_t *e = find(alloc_global(heap), name, len);
+    uint64_t v = e ? shr_load_relaxed(&e->off) : 0;
     shr__unlock(heap, SHR_LOCK_ROOTS);
     if (!e) return -ENOENT;
     if (v == 0 || v >= heap->capacity) return SHR_ECORRUPT;
@@ -107,7 +107,7 @@ int shr_root_delete(shr_heap_t *heap, const char *name)
     int rc = shr__root_name_check(name, &len);
     if (rc) return rc;
     if ((rc = lock_roots(heap)) != 0) return rc;
-    root_entry_t *e = find(AG(heap), name, len);
+    root_entry_t *e = find(alloc_global(heap), name, len);
     if (e && (e->flags & ROOT_REF)) rc = SHR_ETYPE; /* releasing it is the object layer's job */
     else if (e) e->name[0] = 0;
     else rc = -ENOENT;
@@ -121,17 +121,17 @@ int shr_root_list(shr_heap_t *heap, shr_root_fn fn, void *arg)
     struct { char name[SHR_ROOT_NAME_MAX + 1]; uint64_t off; } *copy;
     int n = 0, rc;
     if (!fn) return -EINVAL;
-    copy = malloc(sizeof *copy * ROOTS_MAX);
+    copy = malloc(sizeof *copy * SHR_ROOTS_MAX);
     if (!copy) return -ENOMEM;
-    alloc_global_t *g = AG(heap);
+    alloc_global_t *g = alloc_global(heap);
     if ((rc = lock_roots(heap)) != 0) {
         free(copy);
         return rc;
     }
-    for (int i = 0; i < ROOTS_MAX; i++)
+    for (int i = 0; i < SHR_ROOTS_MAX; i++)
         if (g->roots[i].name[0]) {
             memcpy(copy[n].name, g->roots[i].name, sizeof copy[n].name);
-            copy[n].off = rd(&g->roots[i].off);
+            copy[n].off = shr_load_relaxed(&g->roots[i].off);
             n++;
         }
     shr__unlock(heap, SHR_LOCK_ROOTS);

@@ -7,9 +7,9 @@
  * it freed, folded into dead_outstanding when its process dies.
  *
  * The report has the shape of CPython's sys._debugmallocstats(); its byte
- * lines sum exactly to arenas x ARENA_SIZE:
+ * lines sum exactly to arenas x SHR_ARENA_SIZE:
  *   allocated blocks + available blocks + unused pools + pool headers
- *   + quantization == arenas * ARENA_SIZE
+ *   + quantization == arenas * SHR_ARENA_SIZE
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,26 +25,26 @@ typedef struct scan {
 
 static void scan_arenas(shr_heap_t *h, scan_t *s)
 {
-    alloc_global_t *g = AG(h);
-    chunk_t *t = CT(h);
-    uint64_t hwm = rd(&g->hwm);
+    alloc_global_t *g = alloc_global(h);
+    chunk_t *t = chunk_table(h);
+    uint64_t hwm = shr_load_relaxed(&g->hwm);
     for (uint64_t c = g->first_data; c < hwm; c++) {
-        uint32_t k = rd(&t[c].kind);
+        uint32_t k = shr_load_relaxed(&t[c].kind);
         if (k == CHUNK_FREE) {
             s->st->chunks_free += t[c].run;
             continue;
         }
         if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) continue;
         s->arenas++;
-        uint32_t shift = k == CHUNK_SMALL ? SMALL_POOL_SHIFT : MEDIUM_POOL_SHIFT;
+        uint32_t shift = k == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT;
         uint64_t psize = (uint64_t)1 << shift, end = t[c].pool_address;
         uint64_t untouched = (chunk_off(c + 1) - end) >> shift;
         s->st->pools_untouched += untouched;
         s->bytes_unused += untouched * psize;
         for (uint64_t po = chunk_off(c); po < end; po += psize) {
-            pool_header_t *p = POOL(h, po);
-            uint32_t state = rd(&p->state), cls = rd(&p->szidx);
-            if (state == POOL_EMPTY || cls >= NB_CLASSES) {
+            pool_header_t *p = pool_at(h, po);
+            uint32_t state = shr_load_relaxed(&p->state), cls = shr_load_relaxed(&p->szidx);
+            if (state == POOL_EMPTY || cls >= SHR_NB_CLASSES) {
                 s->st->pools_empty++;
                 s->bytes_unused += psize;
                 continue;
@@ -52,8 +52,8 @@ static void scan_arenas(shr_heap_t *h, scan_t *s)
             /* Geometry from the class, not from fields an owner may be
              * rewriting without a lock. */
             shr_class_stats_t *cs = &s->st->classes[cls];
-            uint64_t size = shr__class_size[cls], capacity = (psize - POOL_OVERHEAD) / size;
-            uint64_t nused = rd(&p->nused);
+            uint64_t size = shr__class_size[cls], capacity = (psize - SHR_POOL_OVERHEAD) / size;
+            uint64_t nused = shr_load_relaxed(&p->nused);
             if (nused > capacity) nused = capacity; /* a live owner mid-update */
             cs->pools++;
             cs->blocks_in_use += nused;
@@ -61,42 +61,42 @@ static void scan_arenas(shr_heap_t *h, scan_t *s)
             if (state == POOL_ORPHAN) s->st->pools_orphaned++;
             s->bytes_used += nused * size;
             s->bytes_avail += (capacity - nused) * size;
-            s->bytes_headers += POOL_OVERHEAD;
-            s->bytes_quant += psize - POOL_OVERHEAD - capacity * size;
+            s->bytes_headers += SHR_POOL_OVERHEAD;
+            s->bytes_quant += psize - SHR_POOL_OVERHEAD - capacity * size;
         }
     }
 }
 
 static int collect(shr_heap_t *h, shr_alloc_stats_t *st, scan_t *s)
 {
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     memset(st, 0, sizeof *st);
     memset(s, 0, sizeof *s);
     s->st = st;
-    for (unsigned c = 0; c < NB_CLASSES; c++) {
+    for (unsigned c = 0; c < SHR_NB_CLASSES; c++) {
         st->classes[c].block_size = shr__class_size[c];
-        st->classes[c].pool_size = 1u << (c < NB_SMALL ? SMALL_POOL_SHIFT : MEDIUM_POOL_SHIFT);
+        st->classes[c].pool_size = 1u << (c < SHR_NB_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT);
     }
     int rc = shr__lock(h, SHR_LOCK_ARENA);
     if (rc) return rc;
     scan_arenas(h, s);
     st->chunks_total = g->nchunks - g->first_data;
-    st->chunks_used = rd(&g->hwm) - g->first_data - st->chunks_free;
+    st->chunks_used = shr_load_relaxed(&g->hwm) - g->first_data - st->chunks_free;
     shr__unlock(h, SHR_LOCK_ARENA);
     st->capacity = h->capacity;
     st->committed = shr__seg_committed(h);
     st->meta_size = h->hdr->meta_size;
     st->arenas = s->arenas;
-    st->arenas_highwater = rd(&g->arenas_highwater);
-    st->arenas_allocated = rd(&g->arenas_allocated);
-    st->arenas_released = rd(&g->arenas_released);
-    st->large_blocks = rd(&g->large_blocks) + rd(&g->huge_blocks);
-    st->large_bytes = rd(&g->large_bytes) + rd(&g->huge_bytes);
-    st->dead_outstanding_blocks = rd(&g->dead_outstanding);
-    st->dead_threads = rd(&g->dead_threads);
+    st->arenas_highwater = shr_load_relaxed(&g->arenas_highwater);
+    st->arenas_allocated = shr_load_relaxed(&g->arenas_allocated);
+    st->arenas_released = shr_load_relaxed(&g->arenas_released);
+    st->large_blocks = shr_load_relaxed(&g->large_blocks) + shr_load_relaxed(&g->huge_blocks);
+    st->large_bytes = shr_load_relaxed(&g->large_bytes) + shr_load_relaxed(&g->huge_bytes);
+    st->dead_outstanding_blocks = shr_load_relaxed(&g->dead_outstanding);
+    st->dead_threads = shr_load_relaxed(&g->dead_threads);
     if (shr__lock(h, SHR_LOCK_LARGE) == 0) {
-        for (uint64_t c = g->first_data; c < rd(&g->hwm); c++)
-            if (rd(&CT(h)[c].kind) == CHUNK_LARGE)
+        for (uint64_t c = g->first_data; c < shr_load_relaxed(&g->hwm); c++)
+            if (shr_load_relaxed(&chunk_table(h)[c].kind) == CHUNK_LARGE)
                 st->large_free_pages += ((large_header_t *)(h->base + chunk_off(c)))->free_pages;
         shr__unlock(h, SHR_LOCK_LARGE);
     }
@@ -139,12 +139,12 @@ int shr_heap_stats_print(shr_heap_t *heap, FILE *out)
         free(st);
         return rc;
     }
-    fprintf(out, "Small block threshold = %d, in %d size classes.\n", SMALL_REQUEST_THRESHOLD, NB_SMALL);
-    fprintf(out, "Medium block threshold = %d, in %d size classes.\n\n", MEDIUM_REQUEST_THRESHOLD,
-            NB_MEDIUM);
+    fprintf(out, "Small block threshold = %d, in %d size classes.\n", SHR_SMALL_REQUEST_THRESHOLD, SHR_NB_SMALL);
+    fprintf(out, "Medium block threshold = %d, in %d size classes.\n\n", SHR_MEDIUM_REQUEST_THRESHOLD,
+            SHR_NB_MEDIUM);
     fprintf(out, "class   size   num pools   blocks in use  avail blocks\n");
     fprintf(out, "-----   ----   ---------   -------------  ------------\n");
-    for (unsigned c = 0; c < NB_CLASSES; c++) {
+    for (unsigned c = 0; c < SHR_NB_CLASSES; c++) {
         shr_class_stats_t *cs = &st->classes[c];
         if (!cs->pools) continue;
         fprintf(out, "%5u %6u %11" PRIu64 " %15" PRIu64 " %13" PRIu64 "\n", c, cs->block_size,
@@ -155,8 +155,8 @@ int shr_heap_stats_print(shr_heap_t *heap, FILE *out)
     line(out, "# arenas reclaimed", st->arenas_released);
     line(out, "# arenas highwater mark", st->arenas_highwater);
     line(out, "# arenas allocated current", s.arenas);
-    snprintf(label, sizeof label, "%" PRIu64 " arenas * %d bytes/arena", s.arenas, (int)ARENA_SIZE);
-    line(out, label, s.arenas * ARENA_SIZE);
+    snprintf(label, sizeof label, "%" PRIu64 " arenas * %d bytes/arena", s.arenas, (int)SHR_ARENA_SIZE);
+    line(out, label, s.arenas * SHR_ARENA_SIZE);
     fputc('\n', out);
     line(out, "# bytes in allocated blocks", s.bytes_used);
     line(out, "# bytes in available blocks", s.bytes_avail);

@@ -57,14 +57,21 @@ shr__panic(const char *file, int line, const char *fmt, ...)
 
 #define SHR_PANIC(...) shr__panic(__FILE__, __LINE__, __VA_ARGS__)
 
-#if SHR_DEBUG >= 2
+/* Written as if (SHR_DEBUG >= n), not #if: every build compiles the check
+ * (and type-checks it), and a release build drops it as dead code. */
 #define SHR_ASSERT(c)                                                                \
     do {                                                                             \
-        if (shr_unlikely(!(c))) SHR_PANIC("assertion failed: %s", #c);               \
+        if (SHR_DEBUG >= 2 && shr_unlikely(!(c))) SHR_PANIC("assertion failed: %s", #c); \
     } while (0)
-#else
-#define SHR_ASSERT(c) ((void)0)
-#endif
+
+/* Assert that invariant `label` holds after a change (level >= 2). The label
+ * is one of the numbered invariants in the header of the file or module that
+ * keeps it (P1, A2, C1...), one meaning per label across the library. */
+#define SHR_ASSERT_INV(label, c)                                                     \
+    do {                                                                             \
+        if (SHR_DEBUG >= 2 && shr_unlikely(!(c)))                                    \
+            SHR_PANIC("invariant %s broken: %s", label, #c);                         \
+    } while (0)
 
 /* Misuse check (level >= 1): aborts with a message naming the misuse. */
 #if SHR_DEBUG >= 1

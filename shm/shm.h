@@ -62,6 +62,30 @@ enum { SHR_LAYER_ALLOC, SHR_LAYER_GC, SHR_LAYER_LIST, SHR_NLAYERS };
 /* Number of layout constants the layers record (arena size, pool size...). */
 #define SHR_SEG_NCONSTS 16
 
+/* The slots of seg_header_t.consts, each with one owner (the layer that
+ * writes it in its params function). Add a slot at the end of its owner's
+ * group or in a free slot; a slot's meaning never changes without a layout
+ * version bump. */
+enum shr_seg_const {
+    /* alloc (shr__alloc_params) */
+    SHR_CONST_ALIGNMENT = 0,    /* block alignment */
+    SHR_CONST_SMALL_MAX = 1,    /* largest small request */
+    SHR_CONST_NB_SMALL = 2,     /* small classes */
+    SHR_CONST_NB_MEDIUM = 3,    /* medium classes */
+    SHR_CONST_SMALL_POOL = 4,   /* small pool size */
+    SHR_CONST_MEDIUM_POOL = 5,  /* medium pool size */
+    SHR_CONST_ARENA_SIZE = 6,   /* arena size */
+    SHR_CONST_POOL_HEADER = 7,  /* sizeof(pool_header_t) */
+    SHR_CONST_CHUNK_ENTRY = 8,  /* sizeof(chunk_t) */
+    SHR_CONST_LARGE_HEADER = 9, /* sizeof(large_header_t) */
+    SHR_CONST_ROOTS_MAX = 10,   /* root directory entries */
+    /* gc (shr__gc_params) */
+    SHR_CONST_OBJ_SIZE = 11,    /* sizeof(obj_t) */
+    SHR_CONST_LEASE_AREA = 12,  /* sizeof(lease_area_t) */
+    SHR_CONST_NEXT_FREE = 13    /* first unassigned slot */
+};
+_Static_assert(SHR_CONST_NEXT_FREE <= SHR_SEG_NCONSTS, "layout constant slots");
+
 /* Lock table. The id is the rank: take locks in increasing id order. */
 typedef enum {
     SHR_LOCK_GC,       /* the cycle collector */

@@ -49,7 +49,28 @@ typedef enum shr_fault_action {
 #define SHR_FAULT_POINTS(X)                                                          \
     X(OBJ_ALLOC, "obj.alloc",                                                        \
       "an allocation made by a list, object or lease operation",                     \
-      "the allocation returns NULL (the operation fails with -ENOMEM)")
+      "the allocation returns NULL (the operation fails with -ENOMEM)")             \
+    X(ALLOC_ARENA_COMMIT, "alloc.arena.commit",                                      \
+      "committing the pages of a new arena (small) or of a new pool (medium)",       \
+      "the commit fails: the allocation returns NULL with errno ENOMEM")             \
+    X(ALLOC_POOL_CARVE, "alloc.pool.carve",                                          \
+      "a new pool's header written, the arena's pool_address not yet advanced",      \
+      "nothing (this step cannot fail)")                                             \
+    X(ALLOC_POOL_ADOPT, "alloc.pool.adopt",                                          \
+      "an orphan pool taken off its list and owned, its state not yet USED",         \
+      "nothing (this step cannot fail)")                                             \
+    X(ALLOC_REMOTE_SPLICE, "alloc.remote.splice",                                    \
+      "a pool's remote-free stack taken, not yet spliced into its local list",       \
+      "nothing (this step cannot fail)")                                             \
+    X(ALLOC_HUGE_COMMIT, "alloc.huge.commit",                                        \
+      "committing the pages of a huge block, its chunks taken but not tagged",       \
+      "the commit fails: the allocation returns NULL with errno ENOMEM")             \
+    X(ALLOC_HUGE_TAG, "alloc.huge.tag",                                              \
+      "a huge block's tail chunks tagged, its head (the commit point) not yet",      \
+      "nothing (this step cannot fail)")                                             \
+    X(ALLOC_CHUNK_RELEASE, "alloc.chunk.release",                                    \
+      "freed chunks marked free, their pages not yet released to the system",        \
+      "the release fails: the pages stay committed (counted, reused when taken)")
 
 typedef enum shr_fault_point {
 #define SHR__FAULT_ENUM(id, name, where, fail) SHR_FP_##id,

@@ -259,7 +259,7 @@ Test(alloc_api, statistics_count_blocks)
     done(h);
 }
 
-/* The report's byte lines sum to arenas x ARENA_SIZE (the identity of
+/* The report's byte lines sum to arenas x SHR_ARENA_SIZE (the identity of
  * CPython's _debugmallocstats). */
 Test(alloc_api, stats_report_identity)
 {

@@ -28,9 +28,9 @@ static void done(shr_heap_t *h)
 static pool_header_t *pool_of_ptr(shr_heap_t *h, void *p)
 {
     uint64_t off = shr_off(h, p);
-    uint32_t k = CT(h)[off >> SHR_CHUNK_SHIFT].kind;
-    uint64_t mask = (k == CHUNK_SMALL ? 1u << SMALL_POOL_SHIFT : 1u << MEDIUM_POOL_SHIFT) - 1;
-    return POOL(h, off & ~mask);
+    uint32_t k = chunk_table(h)[off >> SHR_CHUNK_SHIFT].kind;
+    uint64_t mask = (k == CHUNK_SMALL ? 1u << SHR_SMALL_POOL_SHIFT : 1u << SHR_MEDIUM_POOL_SHIFT) - 1;
+    return pool_at(h, off & ~mask);
 }
 
 Test(alloc_unit, size_class_mapping)
@@ -41,15 +41,15 @@ Test(alloc_unit, size_class_mapping)
     cr_assert_eq(size_to_class(512), 31);
     cr_assert_eq(size_to_class(513), 32);
     cr_assert_eq(shr__class_size[32], 640);
-    cr_assert_eq(size_to_class(16384), NB_CLASSES - 1);
-    for (size_t n = 1; n <= MEDIUM_REQUEST_THRESHOLD; n++) {
+    cr_assert_eq(size_to_class(16384), SHR_NB_CLASSES - 1);
+    for (size_t n = 1; n <= SHR_MEDIUM_REQUEST_THRESHOLD; n++) {
         unsigned c = size_to_class(n);
-        cr_assert_lt(c, NB_CLASSES);
+        cr_assert_lt(c, SHR_NB_CLASSES);
         cr_assert_geq(shr__class_size[c], n, "class %u too small for %zu", c, n);
         if (c > 0) cr_assert_lt(shr__class_size[c - 1], n, "%zu not in its smallest class", n);
-        if (n > SMALL_REQUEST_THRESHOLD) cr_assert_leq(shr__class_size[c] - n, n / 4, "waste over 25%% at %zu", n);
-        else cr_assert_lt(shr__class_size[c] - n, ALIGNMENT);
-        cr_assert_eq(shr__class_size[c] % ALIGNMENT, 0);
+        if (n > SHR_SMALL_REQUEST_THRESHOLD) cr_assert_leq(shr__class_size[c] - n, n / 4, "waste over 25%% at %zu", n);
+        else cr_assert_lt(shr__class_size[c] - n, SHR_ALIGNMENT);
+        cr_assert_eq(shr__class_size[c] % SHR_ALIGNMENT, 0);
     }
 }
 
@@ -58,7 +58,7 @@ Test(alloc_unit, lazy_carving_and_free_list_link_at_bytes_8_to_15)
     shr_heap_t *h = make_heap();
     uint64_t *a = shr_malloc(h, 16);
     pool_header_t *pool = pool_of_ptr(h, a);
-    cr_assert_eq(pool->nextoffset, POOL_OVERHEAD + CARVE_BATCH * 16, "a batch of blocks is carved");
+    cr_assert_eq(pool->nextoffset, SHR_POOL_OVERHEAD + SHR_CARVE_BATCH * 16, "a batch of blocks is carved");
     cr_assert_eq(pool->freeblock, shr_off(h, a) + 16, "the rest of the batch is on the free list");
     cr_assert_eq(pool->nused, 1);
     cr_assert_eq(pool->state, POOL_USED);
@@ -78,7 +78,7 @@ Test(alloc_unit, lazy_carving_and_free_list_link_at_bytes_8_to_15)
     pool_header_t *mp = pool_of_ptr(h, m);
     cr_assert_eq(mp->block_size, 640);
     cr_assert_leq(mp->nextoffset, 4096 + 640, "carving touched a later page");
-    cr_assert_gt(mp->nextoffset, POOL_OVERHEAD + 640);
+    cr_assert_gt(mp->nextoffset, SHR_POOL_OVERHEAD + 640);
     shr_free(h, m);
     done(h);
 }
@@ -86,7 +86,7 @@ Test(alloc_unit, lazy_carving_and_free_list_link_at_bytes_8_to_15)
 Test(alloc_unit, full_pool_is_given_up_and_adopted_by_a_freer)
 {
     shr_heap_t *h = make_heap();
-    uint32_t cap = (4096 - POOL_OVERHEAD) / 16;
+    uint32_t cap = (4096 - SHR_POOL_OVERHEAD) / 16;
     void *p[1024];
     for (uint32_t i = 0; i < cap; i++) p[i] = shr_malloc(h, 16);
     pool_header_t *pool = pool_of_ptr(h, p[0]);
@@ -114,7 +114,7 @@ Test(alloc_unit, full_pool_is_given_up_and_adopted_by_a_freer)
 Test(alloc_unit, empty_pools_are_cached_then_go_back_to_the_arena)
 {
     shr_heap_t *h = make_heap();
-    uint32_t cap = (4096 - POOL_OVERHEAD) / 32;
+    uint32_t cap = (4096 - SHR_POOL_OVERHEAD) / 32;
     void *p[600];
     for (uint32_t i = 0; i < 3 * cap; i++) p[i] = shr_malloc(h, 32);
     pool_header_t *first = pool_of_ptr(h, p[0]);
@@ -139,9 +139,9 @@ Test(alloc_unit, empty_pools_are_cached_then_go_back_to_the_arena)
 Test(alloc_unit, arenas_sorted_released_and_one_kept)
 {
     shr_heap_t *h = make_heap();
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     /* 64-byte blocks: 63 per pool, 64 pools per arena. Fill 3 arenas. */
-    enum { PER_POOL = (4096 - POOL_OVERHEAD) / 64, N = PER_POOL * 64 * 3 };
+    enum { PER_POOL = (4096 - SHR_POOL_OVERHEAD) / 64, N = PER_POOL * 64 * 3 };
     static void *p[N];
     for (int i = 0; i < N; i++) cr_assert_not_null(p[i] = shr_malloc(h, 64));
     cr_assert_geq(g->ac[AC_SMALL].narenas, 3);
@@ -156,9 +156,9 @@ Test(alloc_unit, arenas_sorted_released_and_one_kept)
     shr_heap_collect(h); /* the thread's cache of empty pools goes back */
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     uint64_t prev_nf = 0, count = 0;
-    for (uint64_t a = g->ac[AC_SMALL].usable; a; a = CT(h)[a - 1].next) {
-        cr_assert_geq(CT(h)[a - 1].nfreepools, prev_nf, "usable_arenas sorted by free pools");
-        prev_nf = CT(h)[a - 1].nfreepools;
+    for (uint64_t a = g->ac[AC_SMALL].usable; a; a = chunk_table(h)[a - 1].next) {
+        cr_assert_geq(chunk_table(h)[a - 1].nfreepools, prev_nf, "usable_arenas sorted by free pools");
+        prev_nf = chunk_table(h)[a - 1].nfreepools;
         count++;
     }
     cr_assert_geq(count, 3);
@@ -176,8 +176,8 @@ Test(alloc_unit, arenas_sorted_released_and_one_kept)
 Test(alloc_unit, chunk_table_huge_runs_coalesce)
 {
     shr_heap_t *h = make_heap();
-    alloc_global_t *g = AG(h);
-    chunk_t *t = CT(h);
+    alloc_global_t *g = alloc_global(h);
+    chunk_t *t = chunk_table(h);
     void *a = shr_malloc(h, 1u << 20); /* 4 chunks */
     void *b = shr_malloc(h, 1u << 20);
     uint64_t ca = shr_off(h, a) >> SHR_CHUNK_SHIFT, cb = shr_off(h, b) >> SHR_CHUNK_SHIFT;
@@ -196,7 +196,7 @@ Test(alloc_unit, chunk_table_huge_runs_coalesce)
     void *c = shr_malloc(h, 2u << 20);
     cr_assert_eq(shr_off(h, c) >> SHR_CHUNK_SHIFT, ca, "the coalesced run is reused");
     shr_free(h, c);
-    cr_assert_lt(rd(&g->hwm), ca + 20);
+    cr_assert_lt(shr_load_relaxed(&g->hwm), ca + 20);
     /* Only the pages used are committed. */
     int64_t before = shr_test_shm_bytes(shr_heap_name(h));
     void *d = shr_malloc(h, 300000);
@@ -229,7 +229,7 @@ Test(alloc_unit, pools_of_an_exited_thread_are_orphaned_and_adopted)
     pool_header_t *pool = pool_of_ptr(h, keep[99]);
     cr_assert_eq(pool->state, POOL_ORPHAN);
     cr_assert_eq(pool->owner, 0);
-    cr_assert_eq(AG(h)->orphans[size_to_class(48)], shr_off(h, pool));
+    cr_assert_eq(alloc_global(h)->orphans[size_to_class(48)], shr_off(h, pool));
     cr_assert_eq(shr_heap_check(h), 0);
     void *mine = shr_malloc(h, 48);
     cr_assert_eq(pool_of_ptr(h, mine), pool, "the next thread needing the class adopts it");
@@ -243,7 +243,7 @@ Test(alloc_unit, pools_of_an_exited_thread_are_orphaned_and_adopted)
 static int scribble_and_die(void *arg)
 {
     shr_heap_t *h = arg;
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     if (shr__lock(h, SHR_LOCK_ARENA) != 0) return 1;
     /* Half an update: every derived list wiped. */
     g->ac[AC_SMALL].usable = 0;
@@ -276,7 +276,7 @@ Test(alloc_unit, repair_after_death_holding_the_arena_lock)
     /* The next lock of the arena gets EOWNERDEAD and rebuilds. */
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     cr_assert_eq(h->hdr->locks[SHR_LOCK_ARENA].nrepaired, 1);
-    cr_assert_neq(AG(h)->runs[0] | AG(h)->runs[8] | AG(h)->runs[NRUNLISTS - 1] | rd(&AG(h)->hwm), 0);
+    cr_assert_neq(alloc_global(h)->runs[0] | alloc_global(h)->runs[8] | alloc_global(h)->runs[SHR_NRUNLISTS - 1] | shr_load_relaxed(&alloc_global(h)->hwm), 0);
     for (int i = 1; i < 4000; i += 2) shr_free(h, p[i]);
     void *again = shr_malloc(h, 2u << 20);
     cr_assert_not_null(again);
@@ -289,7 +289,7 @@ Test(alloc_unit, commit_failure_is_enomem_and_harmless)
     shr_heap_t *h = make_heap();
     void *a = shr_malloc(h, 64); /* first arena committed */
     /* The next arena's commit fails. */
-    uint32_t cap = (4096 - POOL_OVERHEAD) / 64;
+    uint32_t cap = (4096 - SHR_POOL_OVERHEAD) / 64;
     static void *p[64 * 64];
     int n = 0;
     shr__seg_fail_commit_after(1);
@@ -323,7 +323,7 @@ Test(alloc_unit, large_runs_split_and_coalesce)
     cr_assert_eq(b - a, 5 * 4096, "runs are carved in order");
     cr_assert_eq(c - b, 7 * 4096);
     large_header_t *lh = (large_header_t *)(h->base + SHR_ALIGN_DOWN(shr_off(h, a), SHR_CHUNK_SIZE));
-    cr_assert_eq(lh->free_pages, LARGE_MAX_PAGES - 17);
+    cr_assert_eq(lh->free_pages, SHR_LARGE_MAX_PAGES - 17);
     shr_free(h, b);
     cr_assert_eq(shr_heap_check(h), 0);
     shr_free(h, a); /* coalesces with b's run */
@@ -331,7 +331,7 @@ Test(alloc_unit, large_runs_split_and_coalesce)
     cr_assert_eq(d, a, "the coalesced 12-page run is reused");
     shr_free(h, c);
     shr_free(h, d);
-    cr_assert_eq(lh->free_pages, LARGE_MAX_PAGES);
+    cr_assert_eq(lh->free_pages, SHR_LARGE_MAX_PAGES);
     done(h);
 }
 
@@ -345,8 +345,8 @@ static int die_mid_huge_alloc(void *arg)
     if (!c) return 2;
     /* Tails written, head not yet: the commit never happened. */
     for (uint64_t i = 1; i < 4; i++) {
-        CT(h)[c + i].run = i;
-        CT(h)[c + i].kind = CHUNK_HUGE_TAIL;
+        chunk_table(h)[c + i].run = i;
+        chunk_table(h)[c + i].kind = CHUNK_HUGE_TAIL;
     }
     _exit(0);
 }
@@ -375,7 +375,7 @@ static int die_mid_merge(void *arg)
      * entries cleared (b's head with them), the new head never written. */
     uint64_t off = shr_off(h, pr->b);
     large_header_t *lh = (large_header_t *)(h->base + SHR_ALIGN_DOWN(off, SHR_CHUNK_SIZE));
-    uint32_t p = (uint32_t)((off & (SHR_CHUNK_SIZE - 1)) >> PAGE_SHIFT);
+    uint32_t p = (uint32_t)((off & (SHR_CHUNK_SIZE - 1)) >> SHR_PAGE_SHIFT);
     for (uint32_t i = p; i < p + 10; i++) lh->page[i].run = lh->page[i].state = 0;
     _exit(0);
 }
@@ -402,10 +402,10 @@ static int die_mid_carve(void *arg)
     if (shr__lock(h, SHR_LOCK_ARENA) != 0) return 1;
     /* An arena whose next pool was counted carved, its header never
      * written: what the old order (pool_address first) could leave. */
-    alloc_global_t *g = AG(h);
+    alloc_global_t *g = alloc_global(h);
     uint64_t ai = g->ac[AC_SMALL].usable;
     if (!ai) return 2;
-    chunk_t *a = &CT(h)[ai - 1];
+    chunk_t *a = &chunk_table(h)[ai - 1];
     memset(h->base + a->pool_address, 0, 4096);
     a->pool_address += 4096;
     a->nfreepools--;
