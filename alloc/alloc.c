@@ -374,7 +374,8 @@ void shr_free(shr_heap_t *heap, void *ptr)
 {
     if (SHR_DEBUG >= 1) free_debug(heap, ptr);
     if (SHR_MEMCHECK && heap && ptr) shr__mem_probe_free(heap, ptr);
-    /* NULL lands here too: its offset is past the capacity. */
+    if (shr_unlikely(!heap)) return; /* the rule for a NULL handle (sharena.h) */
+    /* A NULL ptr lands in free_slow too: its offset is past the capacity. */
     uint64_t off = (uint64_t)((uint8_t *)ptr - heap->base);
     if (shr_unlikely(off >= heap->capacity || (off & (SHR_ALIGNMENT - 1)) ||
                      (heap->flags & SHR_HEAP_GUARDS) ||
