@@ -48,6 +48,51 @@ __attribute__((format(printf, 2, 3))) static void fail(checker_t *k, const char 
     fputc('\n', k->out);
 }
 
+/* ---- the globals every walk below relies on ------------------------------------ */
+
+/* The allocator's own copies of the header's geometry, and the arena class
+ * shapes: every bound the walks use comes from here, so they are checked
+ * first and nothing else is read when one is wrong. */
+static bool check_globals(checker_t *k)
+{
+    shr_heap_t *h = k->h;
+    alloc_global_t *g = alloc_global(h);
+    uint64_t hwm = shr_load_relaxed(&g->hwm);
+    if (g->nchunks != h->capacity >> SHR_CHUNK_SHIFT || g->first_data != h->hdr->meta_size >> SHR_CHUNK_SHIFT) {
+        fail(k, "C1: chunk count %" PRIu64 " or first data chunk %" PRIu64 " disagrees with the header",
+             g->nchunks, g->first_data);
+        return false;
+    }
+    if (hwm < g->first_data || hwm > g->nchunks || g->table_committed > g->nchunks || g->table_committed < hwm) {
+        fail(k, "C1: high-water mark %" PRIu64 " or committed table %" PRIu64 " outside [%" PRIu64 ", %" PRIu64 "]",
+             hwm, g->table_committed, g->first_data, g->nchunks);
+        return false;
+    }
+    static const uint32_t shifts[NB_ARENA_CLASSES] = {SHR_SMALL_POOL_SHIFT, SHR_MEDIUM_POOL_SHIFT};
+    for (int a = 0; a < NB_ARENA_CLASSES; a++)
+        if (g->ac[a].shift != shifts[a] || g->ac[a].npools != (uint32_t)(SHR_ARENA_SIZE >> shifts[a])) {
+            fail(k, "A1: arena class %d: pool shift %u, %u pools per arena", a, g->ac[a].shift, g->ac[a].npools);
+            return false;
+        }
+    return true;
+}
+
+/* Whether po names a carved pool: in a SMALL or MEDIUM chunk below the
+ * high-water mark, on a pool boundary, below the arena's pool_address. */
+static bool pool_ref_ok(checker_t *k, uint64_t po)
+{
+    shr_heap_t *h = k->h;
+    alloc_global_t *g = alloc_global(h);
+    if (po >= h->capacity) return false;
+    uint64_t c = po >> SHR_CHUNK_SHIFT;
+    if (c < g->first_data || c >= shr_load_relaxed(&g->hwm)) return false;
+    chunk_t *a = &chunk_table(h)[c];
+    uint32_t kind = shr_load_relaxed(&a->kind);
+    if (kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) return false;
+    uint64_t psize = (uint64_t)1 << (kind == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT);
+    return (po - chunk_off(c)) % psize == 0 && po < a->pool_address;
+}
+
 /* ---- chunks ------------------------------------------------------------------- */
 
 static void check_chunks(checker_t *k)
@@ -55,11 +100,7 @@ static void check_chunks(checker_t *k)
     shr_heap_t *h = k->h;
     alloc_global_t *g = alloc_global(h);
     chunk_t *t = chunk_table(h);
-    uint64_t hwm = shr_load_relaxed(&g->hwm);
-    if (hwm < g->first_data || hwm > g->nchunks) {
-        fail(k, "high-water mark %" PRIu64 " outside [%" PRIu64 ", %" PRIu64 "]", hwm, g->first_data, g->nchunks);
-        return;
-    }
+    uint64_t hwm = shr_load_relaxed(&g->hwm); /* bounds checked by check_globals */
     for (uint64_t c = 0; c < g->first_data; c++)
         if (shr_load_relaxed(&t[c].kind) != CHUNK_META) fail(k, "chunk %" PRIu64 ": metadata chunk has kind %u", c, shr_load_relaxed(&t[c].kind));
     bool prev_free = false;
@@ -164,9 +205,23 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
          * remote, state, owner, remote again (every adoption and give-up
          * changes the remote word in between). */
         uint64_t r1 = atomic_load_explicit(&p->remote, memory_order_acquire);
-        uint32_t st = shr_load_relaxed(&p->state), ow = shr_load_relaxed(&p->owner);
+        uint32_t st = shr_load_acquire(&p->state), ow = shr_load_relaxed(&p->owner);
         uint64_t r2 = atomic_load_explicit(&p->remote, memory_order_acquire);
         if (r1 != r2) return;
+        cls = shr_load_relaxed(&p->szidx);
+        if ((st == POOL_USED || st == POOL_FULL) && cls < SHR_NB_CLASSES) {
+            /* Written once when the pool got its class (before the release
+             * store of USED): what remote freers and adopters trust. */
+            uint32_t size = shr__class_size[cls];
+            if (p->block_size != size || p->capacity != (psize - SHR_POOL_OVERHEAD) / size ||
+                ((uint64_t)1 << (p->shift & 63)) != psize)
+                fail(k, "P2: pool %" PRIu64 ": geometry does not match class %u", po, cls);
+            /* The remote stack's top, which the owner's next splice follows. */
+            uint64_t top = r1 & ~REMOTE_FLAGS;
+            if (top && (top < po + SHR_POOL_OVERHEAD || top - po - SHR_POOL_OVERHEAD >= (uint64_t)size * ((psize - SHR_POOL_OVERHEAD) / size) ||
+                        (top - po - SHR_POOL_OVERHEAD) % size))
+                fail(k, "P2: pool %" PRIu64 ": remote free stack starts at %" PRIu64 ", not a block of the pool", po, top);
+        }
         if (cls >= SHR_NB_CLASSES && st != POOL_EMPTY) fail(k, "pool %" PRIu64 ": size class %u", po, cls);
         if (st == POOL_USED && ow == 0 && shr_load_relaxed(&p->state) == POOL_USED && shr_load_relaxed(&p->owner) == 0)
             fail(k, "pool %" PRIu64 ": used but owned by nobody", po);
@@ -254,16 +309,26 @@ static void check_usable(checker_t *k, int acls)
     uint64_t steps = 0, prev = 0, hwm = shr_load_relaxed(&g->hwm), count = 0;
     uint32_t last_nf = 0;
     for (uint64_t a = ac->usable; a; prev = a, a = t[a - 1].next) {
-        if (a - 1 >= hwm || ++steps > g->nchunks || shr_load_relaxed(&t[a - 1].kind) != want) {
+        if (a - 1 >= hwm || a - 1 < g->first_data || ++steps > g->nchunks ||
+            shr_load_relaxed(&t[a - 1].kind) != want) {
             fail(k, "usable_arenas (class %d) broken at chunk %" PRIu64, acls, a - 1);
             return;
         }
-        chunk_t *ar = &t[a - 1];
-        if (ar->prev != prev) fail(k, "usable_arenas: back link of arena %" PRIu64 " wrong", a - 1);
-        if (ar->nfreepools == 0) fail(k, "usable_arenas: arena %" PRIu64 " has no free pool", a - 1);
-        if (ar->nfreepools < last_nf) fail(k, "usable_arenas not sorted at arena %" PRIu64, a - 1);
+        chunk_t *ar = chunk_at_ref(h, a);
+        if (ar->nfreepools == 0 || ar->nfreepools > ac->npools) {
+            fail(k, "A2: usable_arenas (class %d): arena %" PRIu64 " has %u free pools of %u", acls, a - 1,
+                 ar->nfreepools, ac->npools);
+            return;
+        }
+        if (ar->prev != prev) fail(k, "A2: usable_arenas: back link of arena %" PRIu64 " wrong", a - 1);
+        if (ar->nfreepools < last_nf) fail(k, "A2: usable_arenas not sorted at arena %" PRIu64, a - 1);
         uint64_t nx = ar->next;
-        bool rightmost = !nx || t[nx - 1].nfreepools != ar->nfreepools;
+        if (nx && (nx - 1 >= hwm || nx - 1 < g->first_data)) {
+            fail(k, "A2: usable_arenas (class %d): arena %" PRIu64 " links to chunk %" PRIu64 " outside the heap",
+                 acls, a - 1, nx - 1);
+            return;
+        }
+        bool rightmost = !nx || chunk_at_ref(h, nx)->nfreepools != ar->nfreepools;
         if (rightmost && ac->nfp2lasta[ar->nfreepools] != a)
             fail(k, "nfp2lasta[%u] is not arena %" PRIu64, ar->nfreepools, a - 1);
         last_nf = ar->nfreepools;
@@ -282,9 +347,8 @@ static void check_orphans(checker_t *k)
     for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) {
         uint64_t steps = 0;
         for (uint64_t po = g->orphans[cls]; po; po = pool_at(h, po)->nextpool) {
-            uint32_t kind = po < h->capacity ? shr_load_relaxed(&chunk_table(h)[po >> SHR_CHUNK_SHIFT].kind) : 0;
-            if ((kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) || ++steps > g->nchunks * SHR_MAX_POOLS_IN_ARENA) {
-                fail(k, "orphan list of class %u broken", cls);
+            if (!pool_ref_ok(k, po) || ++steps > g->nchunks * SHR_MAX_POOLS_IN_ARENA) {
+                fail(k, "P3: orphan list of class %u broken at offset %" PRIu64, cls, po);
                 break;
             }
             pool_header_t *p = pool_at(h, po);
@@ -303,14 +367,30 @@ static void check_own_lists(checker_t *k)
     for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) {
         uint64_t steps = 0, prev = 0;
         for (uint64_t po = ts->used[cls]; po; prev = po, po = pool_at(h, po)->nextpool) {
-            if (po >= h->capacity || ++steps > alloc_global(h)->nchunks * SHR_MAX_POOLS_IN_ARENA) {
-                fail(k, "this thread's used list of class %u broken", cls);
+            if (!pool_ref_ok(k, po) || ++steps > alloc_global(h)->nchunks * SHR_MAX_POOLS_IN_ARENA) {
+                fail(k, "P3: this thread's used list of class %u broken at offset %" PRIu64, cls, po);
                 break;
             }
             pool_header_t *p = pool_at(h, po);
             if (shr_load_relaxed(&p->owner) != k->me || shr_load_relaxed(&p->state) != POOL_USED || shr_load_relaxed(&p->szidx) != cls || p->prevpool != prev)
                 fail(k, "this thread's used list of class %u holds pool %" PRIu64 " wrongly", cls, po);
         }
+    }
+}
+
+/* FREE thread slots' allocator regions are all zero: thread_release resets
+ * them, and the next claim starts from what is there. Registry lock held
+ * (claims and releases happen under it, so the regions are stable). */
+static void check_free_slots(checker_t *k)
+{
+    shr_heap_t *h = k->h;
+    static const alloc_tslot_t zero;
+    for (uint32_t s = 0; s < SHR_MAX_THREADS; s++) {
+        if (shr_load_relaxed(&h->hdr->threads[s].state) != SHR_ENTRY_FREE) continue;
+        alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, s);
+        /* The atomic counter is read on its own, the rest as bytes. */
+        if (shr_load_relaxed(&ts->net) != 0 || memcmp(ts, &zero, offsetof(alloc_tslot_t, net)) != 0)
+            fail(k, "P3: thread slot %u is free but its allocator region was not reset", s);
     }
 }
 
@@ -394,8 +474,14 @@ int shr__alloc_check(shr_heap_t *h, FILE *out)
     checker_t k = {.h = h, .out = out};
     shr_tctx_t *ctx = shr__tl_ctx;
     if (ctx && atomic_load_explicit(&ctx->heap, memory_order_relaxed) == h) k.me = ctx->slot + 1;
-    k.listed = calloc(g->nchunks ? g->nchunks : 1, 1);
+    k.listed = calloc((h->capacity >> SHR_CHUNK_SHIFT) + 1, 1); /* not g->nchunks: checked below */
     if (!k.listed) return -ENOMEM;
+    if (shr__lock(h, SHR_LOCK_REGISTRY) != 0) {
+        free(k.listed);
+        return SHR_ELOCK;
+    }
+    check_free_slots(&k);
+    shr__unlock(h, SHR_LOCK_REGISTRY);
     if (shr__lock(h, SHR_LOCK_LARGE) != 0) {
         free(k.listed);
         return SHR_ELOCK;
@@ -405,7 +491,7 @@ int shr__alloc_check(shr_heap_t *h, FILE *out)
         free(k.listed);
         return SHR_ELOCK;
     }
-    check_chunks(&k);
+    if (check_globals(&k)) check_chunks(&k);
     if (k.errors == 0) {
         uint64_t hwm = shr_load_relaxed(&g->hwm);
         for (uint64_t c = g->first_data; c < hwm; c++) {

@@ -72,6 +72,7 @@ root_entry_t *shr__root_new(shr_heap_t *h, const char *name, uint64_t off, uint6
 
 int shr_root_set(shr_heap_t *heap, const char *name, shr_off_t off)
 {
+    if (!heap) return -EINVAL;
     size_t len;
     int rc = shr__root_name_check(name, &len);
     if (rc) return rc;
@@ -88,6 +89,7 @@ int shr_root_set(shr_heap_t *heap, const char *name, shr_off_t off)
 
 int shr_root_get(shr_heap_t *heap, const char *name, shr_off_t *off)
 {
+    if (!heap) return -EINVAL;
     size_t len;
     int rc = shr__root_name_check(name, &len);
     if (rc) return rc;
@@ -103,6 +105,7 @@ int shr_root_get(shr_heap_t *heap, const char *name, shr_off_t *off)
 
 int shr_root_delete(shr_heap_t *heap, const char *name)
 {
+    if (!heap) return -EINVAL;
     size_t len;
     int rc = shr__root_name_check(name, &len);
     if (rc) return rc;
@@ -120,7 +123,7 @@ int shr_root_list(shr_heap_t *heap, shr_root_fn fn, void *arg)
     /* Copy under the lock, call back without it: fn may use the heap. */
     struct { char name[SHR_ROOT_NAME_MAX + 1]; uint64_t off; } *copy;
     int n = 0, rc;
-    if (!fn) return -EINVAL;
+    if (!heap || !fn) return -EINVAL;
     copy = malloc(sizeof *copy * SHR_ROOTS_MAX);
     if (!copy) return -ENOMEM;
     alloc_global_t *g = alloc_global(heap);

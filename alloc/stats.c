@@ -38,6 +38,7 @@ static void scan_arenas(shr_heap_t *h, scan_t *s)
         s->arenas++;
         uint32_t shift = k == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT;
         uint64_t psize = (uint64_t)1 << shift, end = t[c].pool_address;
+        if (end < chunk_off(c) || end > chunk_off(c + 1)) end = chunk_off(c + 1); /* damaged */
         uint64_t untouched = (chunk_off(c + 1) - end) >> shift;
         s->st->pools_untouched += untouched;
         s->bytes_unused += untouched * psize;
@@ -77,6 +78,12 @@ static int collect(shr_heap_t *h, shr_alloc_stats_t *st, scan_t *s)
         st->classes[c].block_size = shr__class_size[c];
         st->classes[c].pool_size = 1u << (c < SHR_NB_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT);
     }
+    /* The walks trust these bounds: a damaged heap is reported by check,
+     * never walked past its table. */
+    uint64_t hwm = shr_load_relaxed(&g->hwm);
+    if (g->nchunks != h->capacity >> SHR_CHUNK_SHIFT || g->first_data != h->hdr->meta_size >> SHR_CHUNK_SHIFT ||
+        hwm < g->first_data || hwm > g->nchunks)
+        return SHR_ECORRUPT;
     int rc = shr__lock(h, SHR_LOCK_ARENA);
     if (rc) return rc;
     scan_arenas(h, s);
@@ -95,7 +102,7 @@ static int collect(shr_heap_t *h, shr_alloc_stats_t *st, scan_t *s)
     st->dead_outstanding_blocks = shr_load_relaxed(&g->dead_outstanding);
     st->dead_threads = shr_load_relaxed(&g->dead_threads);
     if (shr__lock(h, SHR_LOCK_LARGE) == 0) {
-        for (uint64_t c = g->first_data; c < shr_load_relaxed(&g->hwm); c++)
+        for (uint64_t c = g->first_data; c < shr_load_relaxed(&g->hwm) && c < g->nchunks; c++)
             if (shr_load_relaxed(&chunk_table(h)[c].kind) == CHUNK_LARGE)
                 st->large_free_pages += ((large_header_t *)(h->base + chunk_off(c)))->free_pages;
         shr__unlock(h, SHR_LOCK_LARGE);

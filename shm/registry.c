@@ -448,8 +448,11 @@ static int claim_slot_locked(shr_heap_t *h, uint32_t *out)
             shr_store_relaxed(&ts->in_heap, 0);
             shr_store_relaxed(&ts->epoch, 0);
             atomic_fetch_add(&ts->gen, 1);
-            /* The layers' areas of a FREE slot are already reset: zero in a
-             * new segment, and reset by their thread_release hooks. */
+            /* The layers' areas of a FREE slot are reset by their
+             * thread_release hooks (zero in a new segment), but a claim
+             * trusts no leftover: they start from zero. */
+            for (int l = 0; l < SHR_NLAYERS; l++)
+                if (hdr->thread_size[l]) memset(shr__seg_thread_area(h, l, s), 0, hdr->thread_size[l]);
             hdr->procs[h->proc].nthreads++;
             shr_store_release(&ts->state, SHR_ENTRY_LIVE);
             *out = s;

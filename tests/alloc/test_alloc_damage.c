@@ -1,0 +1,184 @@
+/* The allocator against damaged metadata and misuse, white box: one changed
+ * field in the segment is reported by shr_heap_check (never followed), the
+ * fields a later operation trusts are verified, a claimed slot trusts no
+ * leftover, and a free of a block the pool never carved changes nothing. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "harness.h"
+
+static void fini(void) { shr_test_cleanup(); }
+TestSuite(alloc_damage, .fini = fini, .timeout = 120);
+
+static shr_heap_t *make_heap(void)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    return h;
+}
+
+static pool_header_t *pool_of_ptr(shr_heap_t *h, void *p)
+{
+    uint64_t off = shr_off(h, p);
+    uint32_t k = chunk_table(h)[off >> SHR_CHUNK_SHIFT].kind;
+    uint64_t mask = (k == CHUNK_SMALL ? 1u << SHR_SMALL_POOL_SHIFT : 1u << SHR_MEDIUM_POOL_SHIFT) - 1;
+    return pool_at(h, off & ~mask);
+}
+
+/* Fill the first small arena so that a second one is on usable_arenas. */
+static void **two_arenas(shr_heap_t *h, int *np)
+{
+    static void *p[64 * 64];
+    int n = 0;
+    while (n < 64 * 64 && alloc_global(h)->ac[AC_SMALL].narenas < 2) cr_assert_not_null(p[n++] = shr_malloc(h, 64));
+    *np = n;
+    return p;
+}
+
+/* A check of a damaged field: reported (SHR_ECORRUPT), no crash; then the
+ * field is put back and the heap checks clean. */
+#define EXPECT_REPORTED(h, field, bad)                                                   \
+    do {                                                                                 \
+        __typeof__(field) saved_ = (field);                                              \
+        (field) = (bad);                                                                 \
+        cr_assert_eq(shr_heap_check(h), SHR_ECORRUPT, "%s = %s is reported", #field, #bad); \
+        (field) = saved_;                                                                \
+        cr_assert_eq(shr_heap_check(h), 0);                                              \
+    } while (0)
+
+Test(alloc_damage, check_reports_chunk_table_links_out_of_range_without_following_them)
+{
+    shr_heap_t *h = make_heap();
+    int n;
+    void **p = two_arenas(h, &n);
+    alloc_global_t *g = alloc_global(h);
+    arena_class_t *ac = &g->ac[AC_SMALL];
+    chunk_t *head = chunk_at_ref(h, ac->usable);
+    cr_assert_eq(shr_heap_check(h), 0);
+    /* A next link past the table, the defect's byte. */
+    EXPECT_REPORTED(h, head->next, (uint64_t)1 << 40);
+    EXPECT_REPORTED(h, head->next, 0x7fffffffu);
+    /* A free pool count that indexes past nfp2lasta. */
+    EXPECT_REPORTED(h, head->nfreepools, 200u);
+    EXPECT_REPORTED(h, head->nfreepools, UINT32_MAX);
+    /* The list head itself. */
+    EXPECT_REPORTED(h, ac->usable, (uint64_t)1 << 50);
+    /* The bounds every walk uses. */
+    EXPECT_REPORTED(h, g->nchunks, (uint64_t)1 << 60);
+    EXPECT_REPORTED(h, g->first_data, (uint64_t)1 << 60);
+    EXPECT_REPORTED(h, ac->shift, 200u);
+    EXPECT_REPORTED(h, ac->npools, 1u << 30);
+    /* A free run list entry, an orphan list head, a pool_address. */
+    EXPECT_REPORTED(h, g->runs[3], (uint64_t)1 << 45);
+    EXPECT_REPORTED(h, g->orphans[5], h->capacity + 4096);
+    EXPECT_REPORTED(h, g->orphans[5], chunk_off(g->first_data) + 100);
+    EXPECT_REPORTED(h, head->pool_address, (uint64_t)1 << 55);
+    /* Statistics refuse the bounds they would walk past. */
+    shr_alloc_stats_t st;
+    uint64_t saved = g->nchunks;
+    g->nchunks = (uint64_t)1 << 60;
+    cr_assert_eq(shr_heap_stats(h, &st), SHR_ECORRUPT);
+    g->nchunks = saved;
+    cr_assert_eq(shr_heap_stats(h, &st), 0);
+    for (int i = 0; i < n; i++) shr_free(h, p[i]);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+static void *alloc_and_exit(void *arg)
+{
+    shr_heap_t *h = arg;
+    void *p = shr_malloc(h, 48);
+    shr_free(h, p);
+    return p; /* the thread's exit releases its slot */
+}
+
+Test(alloc_damage, free_slot_with_leftovers_is_reported_and_a_new_claim_does_not_trust_them)
+{
+    shr_heap_t *h = make_heap();
+    void *mine = shr_malloc(h, 32); /* this thread holds slot 0 */
+    uint32_t s = 1;
+    cr_assert_eq(shr_load_relaxed(&h->hdr->threads[s].state), SHR_ENTRY_FREE);
+    alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, s);
+    /* One byte in the allocator region of the unused slot. */
+    ((uint8_t *)&ts->used[2])[5] = 0x5a;
+    cr_assert_eq(shr_heap_check(h), SHR_ECORRUPT, "a free slot's leftover is reported");
+    ts->cache[AC_MEDIUM] = 0;
+    /* The next thread takes that slot; its exit walks its lists. Before the
+     * claim reset them, this walked the leftover and crashed under the
+     * registry lock. */
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, alloc_and_exit, h), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_free(h, mine);
+    shr_heap_close(h);
+}
+
+typedef struct {
+    shr_heap_t *h;
+    void *block;
+    shr_test_gate_t ready, go;
+} holder_t;
+
+static void *hold_a_pool(void *arg)
+{
+    holder_t *x = arg;
+    x->block = shr_malloc(x->h, 96);
+    shr_test_gate_open(&x->ready);
+    shr_test_gate_wait(&x->go, 60000);
+    shr_free(x->h, x->block);
+    return NULL;
+}
+
+Test(alloc_damage, damaged_remote_stack_head_of_another_threads_pool_is_reported)
+{
+    shr_heap_t *h = make_heap();
+    holder_t x = {.h = h};
+    shr_test_gate_init(&x.ready);
+    shr_test_gate_init(&x.go);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, hold_a_pool, &x), 0);
+    shr_test_gate_wait(&x.ready, 60000);
+    pool_header_t *pool = pool_of_ptr(h, x.block);
+    cr_assert_eq(shr_heap_check(h), 0);
+    /* The owner's next splice (or its close) follows this word. */
+    uint64_t po = shr__off(h, pool);
+    EXPECT_REPORTED(h, pool->remote, (uint64_t)1 << 44);
+    EXPECT_REPORTED(h, pool->remote, po + 8);                  /* inside the header */
+    EXPECT_REPORTED(h, pool->remote, po + SHR_POOL_OVERHEAD + 32); /* off a block boundary */
+    EXPECT_REPORTED(h, pool->block_size, 7u);                  /* what remote freers trust */
+    shr_test_gate_open(&x.go);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+Test(alloc_damage, free_of_an_uncarved_block_changes_nothing)
+{
+    if (SHR_DEBUG >= 1) cr_skip_test("debug builds abort on it (test_alloc_death)");
+    shr_heap_t *h = make_heap();
+    void *a = shr_malloc(h, 64);
+    pool_header_t *pool = pool_of_ptr(h, a);
+    uint32_t next = shr_load_relaxed(&pool->nextoffset), nused = shr_load_relaxed(&pool->nused);
+    uint64_t freeblock = shr_load_relaxed(&pool->freeblock);
+    void *uncarved = (uint8_t *)pool + next + 64; /* a block boundary past nextoffset */
+    cr_assert_lt(next + 64, 4096);
+    shr_free(h, uncarved);
+    cr_assert_eq(shr_load_relaxed(&pool->nused), nused, "nused unchanged");
+    cr_assert_eq(shr_load_relaxed(&pool->freeblock), freeblock, "the free list unchanged");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    /* Nothing is handed out twice. */
+    void *b[64];
+    for (int i = 0; i < 64; i++) {
+        b[i] = shr_malloc(h, 64);
+        for (int j = 0; j < i; j++) cr_assert_neq(b[i], b[j]);
+    }
+    for (int i = 0; i < 64; i++) shr_free(h, b[i]);
+    shr_free(h, a);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
