@@ -330,3 +330,52 @@ Test(alloc_api, bad_frees_are_ignored_in_release_builds)
     done(h);
 #endif
 }
+
+static int count_root_null(const char *name, shr_off_t off, void *arg)
+{
+    (void)name, (void)off;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* The rule for a NULL handle (sharena.h): an error, never a crash, and
+ * nothing changes. */
+Test(alloc_api, a_null_heap_handle_is_an_error_everywhere)
+{
+    shr_heap_t *h = make_heap(0, 0);
+    void *p = shr_malloc(h, 40);
+    errno = 0;
+    cr_assert_null(shr_malloc(NULL, 16));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(shr_malloc(NULL, 100000));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(shr_calloc(NULL, 4, 4));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(shr_realloc(NULL, p, 80));
+    cr_assert_eq(errno, EINVAL);
+    shr_free(NULL, p); /* ignored: p is still live */
+    shr_free(NULL, NULL);
+    cr_assert_eq(shr_usable_size(NULL, p), 0);
+    cr_assert_eq(shr_heap_check(NULL), -EINVAL);
+    cr_assert_eq(shr_heap_check_report(NULL, stderr), -EINVAL);
+    cr_assert_eq(shr_heap_collect(NULL), -EINVAL);
+    shr_alloc_stats_t st;
+    cr_assert_eq(shr_heap_stats(NULL, &st), -EINVAL);
+    cr_assert_eq(shr_heap_stats_print(NULL, stdout), -EINVAL);
+    shr_off_t off = 0;
+    cr_assert_eq(shr_root_set(NULL, "r", shr_off(h, p)), -EINVAL);
+    cr_assert_eq(shr_root_get(NULL, "r", &off), -EINVAL);
+    cr_assert_eq(shr_root_delete(NULL, "r"), -EINVAL);
+    int n = 0;
+    cr_assert_eq(shr_root_list(NULL, count_root_null, &n), -EINVAL);
+    cr_assert_eq(n, 0);
+    /* Nothing changed: p is live and usable, the heap whole. */
+    cr_assert_geq(shr_usable_size(h, p), 40);
+    memset(p, 7, 40);
+    shr_free(h, p);
+    cr_assert_eq(shr_test_blocks_in_use(h), 0);
+    done(h);
+}
