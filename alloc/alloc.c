@@ -372,8 +372,8 @@ static void free_debug(shr_heap_t *heap, void *ptr)
 
 void shr_free(shr_heap_t *heap, void *ptr)
 {
+    if (SHR_MEMCHECK && heap && ptr) shr__mem_probe_free(heap, ptr); /* the checker's report first */
     if (SHR_DEBUG >= 1) free_debug(heap, ptr);
-    if (SHR_MEMCHECK && heap && ptr) shr__mem_probe_free(heap, ptr);
     if (shr_unlikely(!heap)) return; /* the rule for a NULL handle (sharena.h) */
     /* A NULL ptr lands in free_slow too: its offset is past the capacity. */
     uint64_t off = (uint64_t)((uint8_t *)ptr - heap->base);
