@@ -534,11 +534,20 @@ static pthread_once_t mem_once = PTHREAD_ONCE_INIT;
 
 static void mem_prepare(void) { pthread_mutex_lock(&mem_mu); }
 static void mem_parent(void) { pthread_mutex_unlock(&mem_mu); }
+/* Unpoison every chunk that may hold a poisoned block: those below the
+ * high-water mark (the capacity beyond it may be a terabyte of address
+ * space whose shadow was never touched). */
+static void mem_release_all(shr_heap_t *h)
+{
+    uint64_t meta = h->hdr->meta_size, end = chunk_off(shr_load_relaxed(&alloc_global(h)->hwm));
+    if (end > h->capacity) end = h->capacity;
+    if (end > meta) shr__mem_release(h, meta, end - meta);
+}
+
 static void mem_child(void)
 {
     for (int i = 0; i < MEM_HEAPS_MAX; i++)
-        if (mem_heaps[i]) shr__mem_release(mem_heaps[i], mem_heaps[i]->hdr->meta_size,
-                                           mem_heaps[i]->capacity - mem_heaps[i]->hdr->meta_size);
+        if (mem_heaps[i]) mem_release_all(mem_heaps[i]);
     pthread_mutex_unlock(&mem_mu);
 }
 static void mem_init(void) { pthread_atfork(mem_prepare, mem_parent, mem_child); }
@@ -568,7 +577,7 @@ void shr__alloc_close(shr_heap_t *h)
     if (SHR_MEMCHECK) {
         mem_track(h, false);
         /* The mapping goes away; an address it reused must not look free. */
-        shr__mem_release(h, h->hdr->meta_size, h->capacity - h->hdr->meta_size);
+        if (h->hot[1]) mem_release_all(h);
     }
     h->hot[0] = h->hot[1] = NULL;
 }

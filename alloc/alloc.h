@@ -185,6 +185,14 @@ typedef struct large_header {
 
 /* ---- Global allocator state (the layer's global region) ---------------- */
 
+/* Arena invariants (check.c; asserted at every relink at SHR_DEBUG >= 2,
+ * validated after every arena change at 3):
+ *   A1  each arena: pool_address in the chunk and pool-aligned; freepools
+ *       holds only unowned EMPTY pools of the arena; nfreepools equals
+ *       |freepools| plus the pools never carved
+ *   A2  usable_arenas holds exactly the arenas of its class with a free pool,
+ *       sorted by nfreepools ascending, back links right; nfp2lasta[n] is the
+ *       rightmost arena with n free pools */
 typedef struct arena_class {
     uint64_t usable;                       /* head of usable_arenas: chunk + 1 */
     uint64_t nfp2lasta[SHR_MAX_POOLS_IN_ARENA + 1]; /* rightmost arena with n free pools */

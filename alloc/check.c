@@ -2,23 +2,29 @@
  *
  * shr_heap_check verifies every invariant it can see, with bounds-checked
  * walks (a list that leaves its pool, misaligns or cycles is reported, never
- * followed blindly). It takes the large and arena locks, so the structures
- * they guard are stable; pools owned by other live threads change under it,
- * so for those only the header fields are checked. Pools owned by the calling
- * thread, orphans and empty pools are checked in full (P1, P2).
+ * followed). Every index and offset read from the segment is bounds-checked
+ * before use, starting with the bounds the walks rely on (check_globals):
+ * a damaged heap is reported, never walked past its table. It takes the
+ * registry lock for the free thread slots, then the large and arena locks,
+ * so the structures they guard are stable; pools owned by other live threads
+ * change under it, so for those only a snapshot of header fields is checked
+ * (state, owner, the remote-stack top and the geometry their freers trust).
+ * Pools owned by the calling thread, orphans and empty pools are checked in
+ * full (P1, P2). Each message starts with the invariant it breaks.
  *
  * What is checked:
  *   C1/C2  chunk table: kinds, run tags, free runs maximal and listed once
  *   A1     arenas: pool_address, freepools (all EMPTY), nfreepools
  *   A2     usable_arenas: exactly the arenas with a free pool, sorted by
  *          nfreepools, nfp2lasta[n] the rightmost with n
- *   P1-P3  pools (see alloc.h); orphan lists hold ORPHAN pools of their class
- *   L1     large chunks: runs tile pages 1..63, tags agree, free runs listed,
+ *   P1-P3  pools (see alloc.h); orphan lists hold ORPHAN pools of their class;
+ *          a FREE thread slot's allocator region is all zero
+ *   LR1    large chunks: runs tile pages 1..63, tags agree, free runs listed,
  *          bitmap and free page counts agree, pages in use are committed,
  *          free committed pages add up to large_dirty
  *   H1     huge runs: tail chunks point back to their head
  *   G1     guard bytes of the blocks in fully checked pools (SHR_HEAP_GUARDS)
- *   R1     roots: names terminated, offsets inside the heap
+ *   RT1    roots: names terminated, offsets inside the heap
  */
 #include <errno.h>
 #include <stdarg.h>
