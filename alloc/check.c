@@ -108,7 +108,7 @@ static void check_chunks(checker_t *k)
     chunk_t *t = chunk_table(h);
     uint64_t hwm = shr_load_relaxed(&g->hwm); /* bounds checked by check_globals */
     for (uint64_t c = 0; c < g->first_data; c++)
-        if (shr_load_relaxed(&t[c].kind) != CHUNK_META) fail(k, "chunk %" PRIu64 ": metadata chunk has kind %u", c, shr_load_relaxed(&t[c].kind));
+        if (shr_load_relaxed(&t[c].kind) != CHUNK_META) fail(k, "C1: chunk %" PRIu64 ": metadata chunk has kind %u", c, shr_load_relaxed(&t[c].kind));
     bool prev_free = false;
     for (uint64_t c = g->first_data; c < hwm;) {
         uint32_t kind = shr_load_relaxed(&t[c].kind);
@@ -117,14 +117,14 @@ static void check_chunks(checker_t *k)
         case CHUNK_FREE:
             n = t[c].run;
             if (n == 0 || c + n > hwm) {
-                fail(k, "chunk %" PRIu64 ": free run of %" PRIu64 " chunks overruns", c, n);
+                fail(k, "C1: chunk %" PRIu64 ": free run of %" PRIu64 " chunks overruns", c, n);
                 return;
             }
-            if (prev_free) fail(k, "chunk %" PRIu64 ": free run not coalesced with its left neighbour", c);
+            if (prev_free) fail(k, "C1: chunk %" PRIu64 ": free run not coalesced with its left neighbour", c);
             if (n > 1 && (shr_load_relaxed(&t[c + n - 1].kind) != CHUNK_FREE_TAIL || t[c + n - 1].run != n))
-                fail(k, "chunk %" PRIu64 ": free run tail tag wrong", c);
+                fail(k, "C1: chunk %" PRIu64 ": free run tail tag wrong", c);
             for (uint64_t i = c + 1; i + 1 < c + n; i++)
-                if (shr_load_relaxed(&t[i].kind) != CHUNK_UNUSED) fail(k, "chunk %" PRIu64 ": inside a free run but kind %u", i, shr_load_relaxed(&t[i].kind));
+                if (shr_load_relaxed(&t[i].kind) != CHUNK_UNUSED) fail(k, "C1: chunk %" PRIu64 ": inside a free run but kind %u", i, shr_load_relaxed(&t[i].kind));
             break;
         case CHUNK_SMALL:
         case CHUNK_MEDIUM:
@@ -133,17 +133,17 @@ static void check_chunks(checker_t *k)
         case CHUNK_HUGE:
             n = t[c].run;
             if (n == 0 || c + n > hwm) {
-                fail(k, "chunk %" PRIu64 ": huge run of %" PRIu64 " chunks overruns", c, n);
+                fail(k, "H1: chunk %" PRIu64 ": huge run of %" PRIu64 " chunks overruns", c, n);
                 return;
             }
             if ((uint64_t)t[c].pages > n * SHR_PAGES_PER_CHUNK || t[c].pages == 0)
-                fail(k, "chunk %" PRIu64 ": huge block commits %u pages in %" PRIu64 " chunks", c, t[c].pages, n);
+                fail(k, "H1: chunk %" PRIu64 ": huge block commits %u pages in %" PRIu64 " chunks", c, t[c].pages, n);
             for (uint64_t i = 1; i < n; i++)
                 if (shr_load_relaxed(&t[c + i].kind) != CHUNK_HUGE_TAIL || t[c + i].run != i)
-                    fail(k, "chunk %" PRIu64 ": huge tail does not point back to %" PRIu64, c + i, c);
+                    fail(k, "H1: chunk %" PRIu64 ": huge tail does not point back to %" PRIu64, c + i, c);
             break;
         default:
-            fail(k, "chunk %" PRIu64 ": kind %u below the high-water mark", c, kind);
+            fail(k, "C1: chunk %" PRIu64 ": kind %u below the high-water mark", c, kind);
         }
         prev_free = kind == CHUNK_FREE;
         c += n;
@@ -154,16 +154,16 @@ static void check_chunks(checker_t *k)
         uint64_t prev = 0;
         for (uint64_t r = g->runs[l]; r; prev = r, r = t[r - 1].next) {
             if (++steps > g->nchunks || r - 1 >= hwm) {
-                fail(k, "free run list %d broken", l);
+                fail(k, "C2: free run list %d broken", l);
                 break;
             }
-            if (shr_load_relaxed(&t[r - 1].kind) != CHUNK_FREE) fail(k, "free run list %d holds chunk %" PRIu64 " of kind %u", l, r - 1, shr_load_relaxed(&t[r - 1].kind));
-            if (t[r - 1].prev != prev) fail(k, "free run list %d: back link of chunk %" PRIu64 " wrong", l, r - 1);
-            if (k->listed[r - 1]++) fail(k, "chunk %" PRIu64 " listed twice", r - 1);
+            if (shr_load_relaxed(&t[r - 1].kind) != CHUNK_FREE) fail(k, "C2: free run list %d holds chunk %" PRIu64 " of kind %u", l, r - 1, shr_load_relaxed(&t[r - 1].kind));
+            if (t[r - 1].prev != prev) fail(k, "C2: free run list %d: back link of chunk %" PRIu64 " wrong", l, r - 1);
+            if (k->listed[r - 1]++) fail(k, "C2: chunk %" PRIu64 " listed twice", r - 1);
         }
     }
     for (uint64_t c = g->first_data; c < hwm; c++)
-        if (shr_load_relaxed(&t[c].kind) == CHUNK_FREE && !k->listed[c]) fail(k, "free run at chunk %" PRIu64 " on no list", c);
+        if (shr_load_relaxed(&t[c].kind) == CHUNK_FREE && !k->listed[c]) fail(k, "C2: free run at chunk %" PRIu64 " on no list", c);
 }
 
 /* ---- pools ------------------------------------------------------------------ */
@@ -183,7 +183,7 @@ static void check_guards(checker_t *k, pool_header_t *p)
     for (uint32_t off = SHR_POOL_OVERHEAD, i = 0; off < next; off += p->block_size, i++) {
         if (freemap[i / 8] & (1u << (i % 8))) continue;
         uint64_t n;
-        if (!guard_intact(h->base + po + off, p->block_size, &n)) fail(k, "block at offset %" PRIu64 ": guard bytes damaged", po + off);
+        if (!guard_intact(h->base + po + off, p->block_size, &n)) fail(k, "G1: block at offset %" PRIu64 ": guard bytes damaged", po + off);
     }
 }
 
@@ -194,9 +194,9 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
     uint32_t state = shr_load_relaxed(&p->state), owner = shr_load_relaxed(&p->owner), cls = shr_load_relaxed(&p->szidx);
     if (state == POOL_EMPTY) {
         /* owner != 0: in that thread's cache of empty pools. */
-        if (shr_load_relaxed(&p->nused) != 0) fail(k, "pool %" PRIu64 ": empty with %u blocks in use", po, shr_load_relaxed(&p->nused));
+        if (shr_load_relaxed(&p->nused) != 0) fail(k, "P3: pool %" PRIu64 ": empty with %u blocks in use", po, shr_load_relaxed(&p->nused));
     } else if (state < POOL_EMPTY || state > POOL_ORPHAN) {
-        fail(k, "pool %" PRIu64 ": state %u", po, state);
+        fail(k, "P3: pool %" PRIu64 ": state %u", po, state);
         return;
     }
     if (cls == UINT16_MAX && state == POOL_EMPTY) return;
@@ -228,47 +228,47 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
                         (top - po - SHR_POOL_OVERHEAD) % size))
                 fail(k, "P2: pool %" PRIu64 ": remote free stack starts at %" PRIu64 ", not a block of the pool", po, top);
         }
-        if (cls >= SHR_NB_CLASSES && st != POOL_EMPTY) fail(k, "pool %" PRIu64 ": size class %u", po, cls);
+        if (cls >= SHR_NB_CLASSES && st != POOL_EMPTY) fail(k, "P3: pool %" PRIu64 ": size class %u", po, cls);
         if (st == POOL_USED && ow == 0 && shr_load_relaxed(&p->state) == POOL_USED && shr_load_relaxed(&p->owner) == 0)
-            fail(k, "pool %" PRIu64 ": used but owned by nobody", po);
+            fail(k, "P3: pool %" PRIu64 ": used but owned by nobody", po);
         if (st == POOL_FULL && ow == 0 && !(r1 & REMOTE_UNOWNED))
-            fail(k, "pool %" PRIu64 ": full and unowned without the unowned flag", po);
+            fail(k, "P3: pool %" PRIu64 ": full and unowned without the unowned flag", po);
         return;
     }
     if (cls >= SHR_NB_CLASSES) {
-        fail(k, "pool %" PRIu64 ": size class %u", po, cls);
+        fail(k, "P3: pool %" PRIu64 ": size class %u", po, cls);
         return;
     }
     if (p->block_size != shr__class_size[cls] || p->capacity != (psize - SHR_POOL_OVERHEAD) / p->block_size ||
         ((uint64_t)1 << p->shift) != psize) {
-        fail(k, "pool %" PRIu64 ": geometry does not match class %u", po, cls);
+        fail(k, "P2: pool %" PRIu64 ": geometry does not match class %u", po, cls);
         return;
     }
     uint32_t next = shr_load_relaxed(&p->nextoffset);
     if (next < SHR_POOL_OVERHEAD || next > psize || (next - SHR_POOL_OVERHEAD) % p->block_size ||
         p->maxnextoffset != SHR_POOL_OVERHEAD + (p->capacity - 1) * p->block_size) {
-        fail(k, "pool %" PRIu64 ": nextoffset %u out of range", po, next);
+        fail(k, "P2: pool %" PRIu64 ": nextoffset %u out of range", po, next);
         return;
     }
-    if (state == POOL_ORPHAN && owner != 0) fail(k, "pool %" PRIu64 ": orphan owned by %u", po, owner);
-    if (state == POOL_USED && owner == 0) fail(k, "pool %" PRIu64 ": used but owned by nobody", po);
+    if (state == POOL_ORPHAN && owner != 0) fail(k, "P3: pool %" PRIu64 ": orphan owned by %u", po, owner);
+    if (state == POOL_USED && owner == 0) fail(k, "P3: pool %" PRIu64 ": used but owned by nobody", po);
     if (state == POOL_FULL && owner == 0 && !(shr_load_relaxed(&p->remote) & REMOTE_UNOWNED))
-        fail(k, "pool %" PRIu64 ": full and unowned without the unowned flag", po);
-    if (shr_load_relaxed(&p->nused) > p->capacity) fail(k, "pool %" PRIu64 ": %u blocks in use of %u", po, shr_load_relaxed(&p->nused), p->capacity);
+        fail(k, "P3: pool %" PRIu64 ": full and unowned without the unowned flag", po);
+    if (shr_load_relaxed(&p->nused) > p->capacity) fail(k, "P1: pool %" PRIu64 ": %u blocks in use of %u", po, shr_load_relaxed(&p->nused), p->capacity);
     long nlocal = shr__pool_list_len(h, p, shr_load_relaxed(&p->freeblock));
     if (nlocal < 0) {
-        fail(k, "pool %" PRIu64 ": local free list leaves the pool, misaligns or cycles", po);
+        fail(k, "P2: pool %" PRIu64 ": local free list leaves the pool, misaligns or cycles", po);
         return;
     }
     uint64_t r = atomic_load_explicit(&p->remote, memory_order_acquire) & ~REMOTE_FLAGS;
     long nremote = r ? shr__pool_list_len(h, p, r) : 0;
     if (nremote < 0) {
-        fail(k, "pool %" PRIu64 ": remote free stack leaves the pool, misaligns or cycles", po);
+        fail(k, "P2: pool %" PRIu64 ": remote free stack leaves the pool, misaligns or cycles", po);
         return;
     }
     uint32_t carved = (next - SHR_POOL_OVERHEAD) / p->block_size;
     if (state != POOL_EMPTY && carved - nlocal - nremote != shr_load_relaxed(&p->nused) && r == 0)
-        fail(k, "pool %" PRIu64 ": nused %u but %ld carved - %ld free", po, shr_load_relaxed(&p->nused), (long)carved, nlocal);
+        fail(k, "P1: pool %" PRIu64 ": nused %u but %ld carved - %ld free", po, shr_load_relaxed(&p->nused), (long)carved, nlocal);
     if (h->hdr->flags & SHR_HEAP_GUARDS && r == 0 && !k->no_guards) check_guards(k, p);
 }
 
@@ -281,28 +281,28 @@ static void check_arena(checker_t *k, uint64_t c)
     arena_class_t *ac = &g->ac[acls];
     uint64_t psize = (uint64_t)1 << ac->shift, end = a->pool_address;
     if (end < chunk_off(c) || end > chunk_off(c + 1) || (end - chunk_off(c)) % psize) {
-        fail(k, "arena %" PRIu64 ": pool_address %" PRIu64 " out of range", c, end);
+        fail(k, "A1: arena %" PRIu64 ": pool_address %" PRIu64 " out of range", c, end);
         return;
     }
-    if (a->ntotalpools != ac->npools) fail(k, "arena %" PRIu64 ": %u pools, expected %u", c, a->ntotalpools, ac->npools);
+    if (a->ntotalpools != ac->npools) fail(k, "A1: arena %" PRIu64 ": %u pools, expected %u", c, a->ntotalpools, ac->npools);
     uint32_t empty = 0;
     for (uint64_t po = a->freepools; po; po = pool_at(h, po)->nextpool) {
         if (po < chunk_off(c) || po >= end || (po - chunk_off(c)) % psize || ++empty > ac->npools) {
-            fail(k, "arena %" PRIu64 ": freepools list broken", c);
+            fail(k, "A1: arena %" PRIu64 ": freepools list broken", c);
             break;
         }
         if (shr_load_relaxed(&pool_at(h, po)->state) != POOL_EMPTY || shr_load_relaxed(&pool_at(h, po)->owner) != 0)
-            fail(k, "arena %" PRIu64 ": pool %" PRIu64 " on freepools is not empty and unowned", c, po);
+            fail(k, "A1: arena %" PRIu64 ": pool %" PRIu64 " on freepools is not empty and unowned", c, po);
     }
     uint32_t untouched = (uint32_t)((chunk_off(c + 1) - end) / psize);
     if (a->nfreepools != empty + untouched)
-        fail(k, "arena %" PRIu64 ": nfreepools %u, but %u empty + %u untouched", c, a->nfreepools, empty, untouched);
+        fail(k, "A1: arena %" PRIu64 ": nfreepools %u, but %u empty + %u untouched", c, a->nfreepools, empty, untouched);
     uint32_t nempty_state = 0;
     for (uint64_t po = chunk_off(c); po < end; po += psize) {
         check_pool(k, pool_at(h, po), psize);
         nempty_state += shr_load_relaxed(&pool_at(h, po)->state) == POOL_EMPTY && shr_load_relaxed(&pool_at(h, po)->owner) == 0;
     }
-    if (nempty_state != empty) fail(k, "arena %" PRIu64 ": %u empty pools, %u on freepools", c, nempty_state, empty);
+    if (nempty_state != empty) fail(k, "A1: arena %" PRIu64 ": %u empty pools, %u on freepools", c, nempty_state, empty);
 }
 
 static void check_usable(checker_t *k, int acls)
@@ -317,7 +317,7 @@ static void check_usable(checker_t *k, int acls)
     for (uint64_t a = ac->usable; a; prev = a, a = t[a - 1].next) {
         if (a - 1 >= hwm || a - 1 < g->first_data || ++steps > g->nchunks ||
             shr_load_relaxed(&t[a - 1].kind) != want) {
-            fail(k, "usable_arenas (class %d) broken at chunk %" PRIu64, acls, a - 1);
+            fail(k, "A2: usable_arenas (class %d) broken at chunk %" PRIu64, acls, a - 1);
             return;
         }
         chunk_t *ar = chunk_at_ref(h, a);
@@ -336,14 +336,14 @@ static void check_usable(checker_t *k, int acls)
         }
         bool rightmost = !nx || chunk_at_ref(h, nx)->nfreepools != ar->nfreepools;
         if (rightmost && ac->nfp2lasta[ar->nfreepools] != a)
-            fail(k, "nfp2lasta[%u] is not arena %" PRIu64, ar->nfreepools, a - 1);
+            fail(k, "A2: nfp2lasta[%u] is not arena %" PRIu64, ar->nfreepools, a - 1);
         last_nf = ar->nfreepools;
         count++;
     }
     uint64_t with_free = 0;
     for (uint64_t c = g->first_data; c < hwm; c++)
         if (shr_load_relaxed(&t[c].kind) == want && t[c].nfreepools > 0) with_free++;
-    if (with_free != count) fail(k, "usable_arenas (class %d) lists %" PRIu64 " of %" PRIu64 " arenas with free pools", acls, count, with_free);
+    if (with_free != count) fail(k, "A2: usable_arenas (class %d) lists %" PRIu64 " of %" PRIu64 " arenas with free pools", acls, count, with_free);
 }
 
 static void check_orphans(checker_t *k)
@@ -359,7 +359,7 @@ static void check_orphans(checker_t *k)
             }
             pool_header_t *p = pool_at(h, po);
             if (shr_load_relaxed(&p->state) != POOL_ORPHAN || shr_load_relaxed(&p->szidx) != cls)
-                fail(k, "orphan list of class %u holds pool %" PRIu64 " (state %u, class %u)", cls, po, shr_load_relaxed(&p->state), shr_load_relaxed(&p->szidx));
+                fail(k, "P3: orphan list of class %u holds pool %" PRIu64 " (state %u, class %u)", cls, po, shr_load_relaxed(&p->state), shr_load_relaxed(&p->szidx));
         }
     }
 }
@@ -379,7 +379,7 @@ static void check_own_lists(checker_t *k)
             }
             pool_header_t *p = pool_at(h, po);
             if (shr_load_relaxed(&p->owner) != k->me || shr_load_relaxed(&p->state) != POOL_USED || shr_load_relaxed(&p->szidx) != cls || p->prevpool != prev)
-                fail(k, "this thread's used list of class %u holds pool %" PRIu64 " wrongly", cls, po);
+                fail(k, "P3: this thread's used list of class %u holds pool %" PRIu64 " wrongly", cls, po);
         }
     }
 }
@@ -412,7 +412,7 @@ static void check_large(checker_t *k)
         if (shr_load_relaxed(&t[c].kind) != CHUNK_LARGE) continue;
         large_header_t *lh = (large_header_t *)(h->base + chunk_off(c));
         if (lh->magic != SHR_LARGE_MAGIC) {
-            fail(k, "large chunk %" PRIu64 ": bad magic", c);
+            fail(k, "LR1: large chunk %" PRIu64 ": bad magic", c);
             continue;
         }
         uint32_t free_pages = 0;
@@ -420,47 +420,47 @@ static void check_large(checker_t *k)
         for (uint32_t p = 1; p < SHR_PAGES_PER_CHUNK;) {
             page_entry_t *e = &lh->page[p];
             if (e->run == 0 || p + e->run > SHR_PAGES_PER_CHUNK || (e->state != RUN_FREE && e->state != RUN_USED)) {
-                fail(k, "large chunk %" PRIu64 ": page map broken at page %u", c, p);
+                fail(k, "LR1: large chunk %" PRIu64 ": page map broken at page %u", c, p);
                 break;
             }
             page_entry_t *tail = &lh->page[p + e->run - 1];
             if (tail->run != e->run || tail->state != e->state)
-                fail(k, "large chunk %" PRIu64 ": run at page %u has a wrong tail tag", c, p);
+                fail(k, "LR1: large chunk %" PRIu64 ": run at page %u has a wrong tail tag", c, p);
             uint64_t mask = (e->run >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << e->run) - 1)) << p;
             if (e->state == RUN_USED && (lh->committed & mask) != mask)
-                fail(k, "large chunk %" PRIu64 ": run at page %u in use but not committed", c, p);
+                fail(k, "LR1: large chunk %" PRIu64 ": run at page %u in use but not committed", c, p);
             if (e->state == RUN_FREE) dirty += (uint64_t)__builtin_popcountll(lh->committed & mask);
             if (e->state == RUN_FREE) {
-                if (prev_free) fail(k, "large chunk %" PRIu64 ": free runs not coalesced at page %u", c, p);
+                if (prev_free) fail(k, "LR1: large chunk %" PRIu64 ": free runs not coalesced at page %u", c, p);
                 free_pages += e->run;
                 nfree_runs++;
                 if (!(g->large_bitmap & ((uint64_t)1 << e->run)))
-                    fail(k, "large chunk %" PRIu64 ": free run of %u pages but its list is marked empty", c, e->run);
+                    fail(k, "LR1: large chunk %" PRIu64 ": free run of %u pages but its list is marked empty", c, e->run);
             }
             prev_free = e->state == RUN_FREE;
             p += e->run;
         }
-        if (free_pages != lh->free_pages) fail(k, "large chunk %" PRIu64 ": %u free pages counted, %u recorded", c, free_pages, lh->free_pages);
+        if (free_pages != lh->free_pages) fail(k, "LR1: large chunk %" PRIu64 ": %u free pages counted, %u recorded", c, free_pages, lh->free_pages);
     }
     uint64_t listed = 0;
     for (uint32_t n = 1; n < SHR_PAGES_PER_CHUNK; n++) {
         bool nonempty = g->large_runs[n] != 0;
-        if (nonempty != !!(g->large_bitmap & ((uint64_t)1 << n))) fail(k, "large bitmap disagrees with list %u", n);
+        if (nonempty != !!(g->large_bitmap & ((uint64_t)1 << n))) fail(k, "LR1: large bitmap disagrees with list %u", n);
         uint64_t steps = 0;
         for (uint64_t off = g->large_runs[n]; off; off = ((large_header_t *)(h->base + SHR_ALIGN_DOWN(off, SHR_CHUNK_SIZE)))->page[(off & (SHR_CHUNK_SIZE - 1)) >> SHR_PAGE_SHIFT].next) {
             uint64_t c = off >> SHR_CHUNK_SHIFT;
             if (off >= h->capacity || c >= hwm || shr_load_relaxed(&t[c].kind) != CHUNK_LARGE || ++steps > g->nchunks * SHR_PAGES_PER_CHUNK) {
-                fail(k, "large free list %u broken", n);
+                fail(k, "LR1: large free list %u broken", n);
                 break;
             }
             page_entry_t *e = &((large_header_t *)(h->base + chunk_off(c)))->page[(off - chunk_off(c)) >> SHR_PAGE_SHIFT];
-            if (e->state != RUN_FREE || e->run != n) fail(k, "large free list %u holds a run of %u pages (state %u)", n, e->run, e->state);
+            if (e->state != RUN_FREE || e->run != n) fail(k, "LR1: large free list %u holds a run of %u pages (state %u)", n, e->run, e->state);
             listed++;
         }
     }
-    if (listed != nfree_runs) fail(k, "%" PRIu64 " free large runs, %" PRIu64 " listed", nfree_runs, listed);
+    if (listed != nfree_runs) fail(k, "LR1: %" PRIu64 " free large runs, %" PRIu64 " listed", nfree_runs, listed);
     if (dirty != g->large_dirty)
-        fail(k, "%" PRIu64 " free large pages committed, %" PRIu64 " counted", dirty, g->large_dirty);
+        fail(k, "LR1: %" PRIu64 " free large pages committed, %" PRIu64 " counted", dirty, g->large_dirty);
 }
 
 static void check_roots(checker_t *k)
@@ -468,9 +468,9 @@ static void check_roots(checker_t *k)
     alloc_global_t *g = alloc_global(k->h);
     for (int i = 0; i < SHR_ROOTS_MAX; i++) {
         root_entry_t *e = &g->roots[i];
-        if (!memchr(e->name, 0, sizeof e->name)) fail(k, "root %d: name not terminated", i);
+        if (!memchr(e->name, 0, sizeof e->name)) fail(k, "RT1: root %d: name not terminated", i);
         else if (e->name[0] && (shr_load_relaxed(&e->off) == 0 || shr_load_relaxed(&e->off) >= k->h->capacity))
-            fail(k, "root '%s': offset %" PRIu64 " outside the heap", e->name, shr_load_relaxed(&e->off));
+            fail(k, "RT1: root '%s': offset %" PRIu64 " outside the heap", e->name, shr_load_relaxed(&e->off));
     }
 }
 

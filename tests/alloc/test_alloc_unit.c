@@ -425,3 +425,12 @@ Test(alloc_unit, pool_counted_carved_without_a_header_is_repaired)
     shr_free(h, keep);
     done(h);
 }
+
+/* The contract between gc/ and alloc/ (alloc.h, "Blocks"): an object's
+ * refcount is bytes 0..7 of its block, which the allocator never writes, and
+ * its type and flags sit where a free block's link is. */
+#include "gc.h"
+_Static_assert(offsetof(obj_t, refcnt) == 0 && sizeof(((obj_t *)0)->refcnt) == SHR_BLOCK_OBJ_BYTES,
+               "the refcount is the bytes the allocator never writes");
+_Static_assert(offsetof(obj_t, type) == SHR_BLOCK_LINK_OFF, "type and flags overlay the free-list link");
+_Static_assert(sizeof(obj_t) <= 16, "an object header fits the smallest block");
