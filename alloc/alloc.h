@@ -57,6 +57,9 @@
 #define SHR_CACHE_FILL_SMALL 8
 #define SHR_CACHE_MAX_MEDIUM 2
 #define SHR_CACHE_FILL_MEDIUM 1
+/* Arenas a thread slot records as touched before a full scan is needed to
+ * reclaim it (alloc_tslot_t.touched): 64 arenas, 16 MiB of small pools. */
+#define SHR_TOUCHED_MAX 64
 /* Blocks carved per slow-path call (within one page). */
 #define SHR_CARVE_BATCH 16
 
@@ -238,6 +241,13 @@ typedef struct alloc_tslot {
     uint64_t used[SHR_NB_CLASSES];             /* head of the used list (offset) */
     uint64_t cache[NB_ARENA_CLASSES];      /* empty pools kept by this thread (offsets) */
     uint32_t ncache[NB_ARENA_CLASSES];
+    /* The arenas this slot has owned a pool in (chunk indexes), each
+     * written, and ntouched then raised, before the slot owns its first pool
+     * there (note_arena): a dead slot's pools are found by reading only these
+     * arenas' pool headers, never the whole heap. Above SHR_TOUCHED_MAX
+     * (ntouched == SHR_TOUCHED_MAX + 1) the reclaim scans every arena. */
+    _Atomic uint32_t ntouched;
+    uint32_t touched[SHR_TOUCHED_MAX];
     /* Pool blocks this thread allocated minus those it freed (locally or
      * remotely): what it leaves behind if it dies. One counter, not one per
      * class: per-class call counts cost ~1 ns per malloc/free pair
@@ -292,8 +302,10 @@ SHR__OFF(alloc_global_t, arenas_allocated, 2472);
 SHR__OFF(alloc_global_t, roots, 2544);
 _Static_assert(sizeof(alloc_global_t) == 2544 + SHR_ROOTS_MAX * sizeof(root_entry_t), "alloc_global_t size");
 SHR__OFF(alloc_tslot_t, cache, 8 * SHR_NB_CLASSES);
-SHR__OFF(alloc_tslot_t, net, 8 * SHR_NB_CLASSES + 24);
-_Static_assert(sizeof(alloc_tslot_t) == 8 * SHR_NB_CLASSES + 32, "alloc_tslot_t size");
+SHR__OFF(alloc_tslot_t, ntouched, 8 * SHR_NB_CLASSES + 24);
+SHR__OFF(alloc_tslot_t, touched, 8 * SHR_NB_CLASSES + 28);
+SHR__OFF(alloc_tslot_t, net, 8 * SHR_NB_CLASSES + 32 + 4 * SHR_TOUCHED_MAX);
+_Static_assert(sizeof(alloc_tslot_t) == 8 * SHR_NB_CLASSES + 40 + 4 * SHR_TOUCHED_MAX, "alloc_tslot_t size");
 #undef SHR__OFF
 
 /* ---- Size classes ------------------------------------------------------ */

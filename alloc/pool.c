@@ -50,7 +50,8 @@
  * usable_arenas, nfp2lasta and the orphan lists are derived: the arena lock's
  * repair (shr__alloc_repair) rebuilds them from the pool headers (state,
  * owner, free lists, nextoffset) and the chunk table; the pools of a dead
- * thread are found by scanning for its owner id. This replaces the intent
+ * thread are found by their owner id in the arenas its slot recorded as
+ * touched before owning anything there (note_arena). This replaces the intent
  * records of the design: no multi-step change here needs more than that.
  */
 #include <errno.h>
@@ -320,6 +321,23 @@ static void used_unlink(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool, u
 
 static inline uint32_t my_owner_id(const shr_tctx_t *ctx) { return ctx->slot + 1; }
 
+/* Record that this slot is about to own a pool at offset po: its arena goes
+ * on the slot's touched list before the ownership store or CAS, so that a
+ * crash right after leaves the arena listed (a needless scan of 64 headers
+ * at worst, never a pool missed). Owner only; the entry is written before
+ * the count (release). */
+static void note_arena(shr_heap_t *h, alloc_tslot_t *ts, uint64_t po)
+{
+    uint32_t c = (uint32_t)(po >> SHR_CHUNK_SHIFT);
+    uint32_t n = shr_load_relaxed(&ts->ntouched);
+    if (n > SHR_TOUCHED_MAX) return; /* overflowed: the reclaim scans everything */
+    for (uint32_t i = n; i-- > 0;)
+        if (ts->touched[i] == c) return;
+    if (n < SHR_TOUCHED_MAX) ts->touched[n] = c;
+    atomic_store_explicit(&ts->ntouched, n + 1, memory_order_release);
+    (void)h;
+}
+
 /* ---- slow paths ------------------------------------------------------------ */
 
 static const uint32_t cache_max[NB_ARENA_CLASSES] = {SHR_CACHE_MAX_SMALL, SHR_CACHE_MAX_MEDIUM};
@@ -367,6 +385,7 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
         if (po) {
             pool = pool_at(h, po);
             g->orphans[cls] = pool->nextpool;
+            note_arena(h, ts, po);
             shr_store_relaxed(&pool->owner, my_owner_id(ctx));
             (void)SHR_FAULT(ALLOC_POOL_ADOPT);
             uint64_t list = take_remote(pool);
@@ -375,6 +394,7 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
         } else {
             for (uint32_t i = 0; i < cache_fill[acls]; i++) {
                 if ((po = arena_take_pool(h, acls)) == 0) break;
+                note_arena(h, ts, po);
                 shr_store_relaxed(&pool_at(h, po)->owner, my_owner_id(ctx));
                 cache_push(h, ts, acls, pool_at(h, po));
             }
@@ -501,9 +521,11 @@ void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off)
     if (!(old & REMOTE_UNOWNED)) return;
     /* The pool was given up full: the first freer adopts it. */
     shr_tctx_t *ctx = shr__tctx(h);
-    uint32_t zero = 0;
-    if (!ctx || !atomic_compare_exchange_strong(&pool->owner, &zero, my_owner_id(ctx))) return;
+    if (!ctx) return;
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
+    note_arena(h, ts, shr__off(h, pool));
+    uint32_t zero = 0;
+    if (!atomic_compare_exchange_strong(&pool->owner, &zero, my_owner_id(ctx))) return;
     unsigned cls = shr_load_relaxed(&pool->szidx);
     uint64_t list = take_remote(pool);
     if (list) splice_remote(h, pool, list);
@@ -631,23 +653,30 @@ static void orphan_pool(shr_heap_t *h, pool_header_t *pool, bool dead)
     }
 }
 
-/* Visit every carved pool of every arena. Arena lock held. fn may release
- * the arena it is in: the walk re-checks the chunk's kind before each pool. */
-static void for_each_pool(shr_heap_t *h, void (*fn)(shr_heap_t *, pool_header_t *, void *),
-                          void *arg)
+typedef void (*pool_visit_fn)(shr_heap_t *, pool_header_t *, void *);
+
+/* Visit every carved pool of arena c (any chunk index: one that is not an
+ * arena below the high-water mark is skipped). Arena lock held. fn may
+ * release the arena: the walk re-checks the chunk's kind before each pool. */
+static void for_arena_pools(shr_heap_t *h, uint64_t c, pool_visit_fn fn, void *arg)
 {
     alloc_global_t *g = alloc_global(h);
     chunk_t *t = chunk_table(h);
-    uint64_t hwm = shr_load_relaxed(&g->hwm);
-    for (uint64_t c = g->first_data; c < hwm; c++) {
-        uint32_t k = shr_load_relaxed(&t[c].kind);
-        if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) continue;
-        uint64_t psize = (uint64_t)1 << g->ac[k == CHUNK_SMALL ? AC_SMALL : AC_MEDIUM].shift;
-        uint64_t end = t[c].pool_address;
-        if (end < chunk_off(c) || end > chunk_off(c + 1)) end = chunk_off(c + 1);
-        for (uint64_t po = chunk_off(c); po < end && shr_load_relaxed(&t[c].kind) == k; po += psize)
-            fn(h, pool_at(h, po), arg);
-    }
+    if (c < g->first_data || c >= shr_load_relaxed(&g->hwm)) return;
+    uint32_t k = shr_load_relaxed(&t[c].kind);
+    if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) return;
+    uint64_t psize = (uint64_t)1 << (k == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT);
+    uint64_t end = t[c].pool_address;
+    if (end < chunk_off(c) || end > chunk_off(c + 1)) end = chunk_off(c + 1);
+    for (uint64_t po = chunk_off(c); po < end && shr_load_relaxed(&t[c].kind) == k; po += psize)
+        fn(h, pool_at(h, po), arg);
+}
+
+/* Visit every carved pool of every arena. Arena lock held. */
+static void for_each_pool(shr_heap_t *h, pool_visit_fn fn, void *arg)
+{
+    uint64_t hwm = shr_load_relaxed(&alloc_global(h)->hwm);
+    for (uint64_t c = alloc_global(h)->first_data; c < hwm; c++) for_arena_pools(h, c, fn, arg);
 }
 
 static void orphan_if_owned(shr_heap_t *h, pool_header_t *pool, void *arg)
@@ -663,8 +692,13 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
     alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, slot);
     if (shr__lock(h, SHR_LOCK_ARENA) != 0) return;
     if (dead) {
-        /* Its lists may be half-spliced: find its pools by owner id. */
-        for_each_pool(h, orphan_if_owned, (void *)(uintptr_t)(slot + 1));
+        /* Its lists may be half-spliced: find its pools by owner id, in the
+         * arenas it touched (or everywhere, when it touched too many). */
+        void *id = (void *)(uintptr_t)(slot + 1);
+        uint32_t n = atomic_load_explicit(&ts->ntouched, memory_order_acquire);
+        if (n > SHR_TOUCHED_MAX) for_each_pool(h, orphan_if_owned, id);
+        else
+            for (uint32_t i = 0; i < n; i++) for_arena_pools(h, ts->touched[i], orphan_if_owned, id);
     } else {
         for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++)
             for (uint64_t po = ts->used[cls], next; po; po = next) {
@@ -677,6 +711,8 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
         ts->cache[acls] = 0;
         ts->ncache[acls] = 0;
     }
+    memset(ts->touched, 0, sizeof ts->touched);
+    shr_store_relaxed(&ts->ntouched, 0);
     shr__unlock(h, SHR_LOCK_ARENA);
     int64_t outstanding = (int64_t)shr_load_relaxed(&ts->net);
     for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) ts->used[cls] = 0;

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crash_storm.h"
 
@@ -142,3 +143,65 @@ Test(alloc_multiproc, two_processes_two_threads_trade_blocks)
 }
 
 Test(alloc_multiproc, kill_storm_short) { crash_storm(12, 3, 7); }
+
+/* ---- a dead thread's pools, found in the arenas it touched ------------------ */
+
+typedef struct {
+    shr_heap_t *h;
+    _Atomic uint64_t *box; /* in the heap: [0] the child's slot + 1 */
+    long nblocks;
+} toucher_t;
+
+static int touch_and_die(void *arg)
+{
+    toucher_t *t = arg;
+    for (long i = 0; i < t->nblocks; i++)
+        if (!shr_malloc(t->h, 16 + (size_t)(i % 4) * 16)) return 2;
+    shr_tctx_t *ctx = shr__tctx(t->h);
+    atomic_store(&t->box[0], ctx->slot + 1);
+    kill(getpid(), SIGKILL);
+    return 3;
+}
+
+static uint64_t pools_owned_by(shr_heap_t *h, uint32_t id)
+{
+    alloc_global_t *g = alloc_global(h);
+    uint64_t n = 0;
+    for (uint64_t c = g->first_data; c < g->hwm; c++) {
+        chunk_t *a = &chunk_table(h)[c];
+        if (a->kind != CHUNK_SMALL && a->kind != CHUNK_MEDIUM) continue;
+        uint64_t psize = (uint64_t)1 << (a->kind == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT);
+        for (uint64_t po = chunk_off(c); po < a->pool_address; po += psize) n += pool_at(h, po)->owner == id;
+    }
+    return n;
+}
+
+static void dead_pools_reclaimed(long nblocks, bool overflow)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    /* The parent fills arenas of its own first, so that the child's are a
+     * few among many. */
+    for (int i = 0; i < 20 * 64 * 60; i++) cr_assert_not_null(shr_malloc(h, 64));
+    _Atomic uint64_t *box = shr_calloc(h, 1, sizeof *box);
+    toucher_t t = {h, box, nblocks};
+    cr_assert_eq(shr_test_wait(shr_test_fork(touch_and_die, &t)), 128 + SIGKILL);
+    uint32_t id = (uint32_t)atomic_load(&box[0]);
+    cr_assert_neq(id, 0);
+    alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, id - 1);
+    uint32_t n = ts->ntouched;
+    if (overflow) cr_assert_eq(n, SHR_TOUCHED_MAX + 1, "more arenas than the list holds: %u", n);
+    else cr_assert(n >= 1 && n <= 4, "the child touched %u arenas", n);
+    cr_assert_gt(pools_owned_by(h, id), 0, "the dead child owns pools");
+    cr_assert_geq(shr_heap_recover(h), 1);
+    cr_assert_eq(pools_owned_by(h, id), 0, "every pool of the dead slot was orphaned");
+    cr_assert_eq(ts->ntouched, 0, "the slot's record is reset");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+Test(alloc_multiproc, dead_threads_pools_are_found_in_the_arenas_it_touched) { dead_pools_reclaimed(3000, false); }
+Test(alloc_multiproc, dead_thread_that_touched_many_arenas_is_reclaimed_by_a_scan)
+{
+    dead_pools_reclaimed(2 * 63L * 64 * (SHR_TOUCHED_MAX + 4), true);
+}
