@@ -5,8 +5,9 @@
  * followed). Every index and offset read from the segment is bounds-checked
  * before use, starting with the bounds the walks rely on (check_globals):
  * a damaged heap is reported, never walked past its table. It takes the
- * registry lock for the free thread slots, then the large and arena locks,
- * so the structures they guard are stable; pools owned by other live threads
+ * registry lock for the free thread slots, then the large and arena locks
+ * for the structures that span arenas, then the arena lock once per arena
+ * for its pools (no hold is longer than one arena's walk plus the table); pools owned by other live threads
  * change under it, so for those only a snapshot of header fields is checked
  * (state, owner, the remote-stack top and the geometry their freers trust).
  * Pools owned by the calling thread, orphans and empty pools are checked in
@@ -497,13 +498,12 @@ int shr__alloc_check(shr_heap_t *h, FILE *out)
         free(k.listed);
         return SHR_ELOCK;
     }
+    /* One hold for what spans arenas: the table, the arena and run lists,
+     * the orphan lists, large chunks (reads the chunk table and list heads,
+     * not the pools). */
     if (check_globals(&k)) check_chunks(&k);
-    if (k.errors == 0) {
-        uint64_t hwm = shr_load_relaxed(&g->hwm);
-        for (uint64_t c = g->first_data; c < hwm; c++) {
-            uint32_t kind = shr_load_relaxed(&chunk_table(h)[c].kind);
-            if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) check_arena(&k, c);
-        }
+    bool table_ok = k.errors == 0;
+    if (table_ok) {
         check_usable(&k, AC_SMALL);
         check_usable(&k, AC_MEDIUM);
         check_orphans(&k);
@@ -512,6 +512,23 @@ int shr__alloc_check(shr_heap_t *h, FILE *out)
     }
     shr__unlock(h, SHR_LOCK_ARENA);
     shr__unlock(h, SHR_LOCK_LARGE);
+    /* Then each arena and its pools in a hold of its own (A1, P1-P3, G1), so
+     * that no allocator slow path waits for more than one arena's check. An
+     * arena released or taken in between is checked as it is then. */
+    for (uint64_t c = g->first_data; table_ok; c++) {
+        if (shr__lock(h, SHR_LOCK_ARENA) != 0) {
+            free(k.listed);
+            return SHR_ELOCK;
+        }
+        uint64_t hwm = shr_load_relaxed(&g->hwm);
+        bool more = c < hwm && c < g->nchunks;
+        if (more) {
+            uint32_t kind = shr_load_relaxed(&chunk_table(h)[c].kind);
+            if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) check_arena(&k, c);
+        }
+        shr__unlock(h, SHR_LOCK_ARENA);
+        if (!more) break;
+    }
     check_roots(&k);
     free(k.listed);
     return k.errors ? SHR_ECORRUPT : 0;

@@ -1,8 +1,9 @@
 /* Statistics
  *
- * Per size class and per arena, the figures come from a scan of the arenas
- * under the arena lock (the fast paths never take it, so reading stops
- * nobody): pools, blocks in use and free per class, unused pools per arena.
+ * Per size class and per arena, the figures come from a scan of the arenas,
+ * one arena per hold of the arena lock (the fast paths never take it, and a
+ * slow path waits for one arena's walk at most): pools, blocks in use and
+ * free per class, unused pools per arena.
  * Each thread slot keeps one net counter of blocks it allocated minus those
  * it freed, folded into dead_outstanding when its process dies.
  *
@@ -23,48 +24,46 @@ typedef struct scan {
     uint64_t arenas, pools_small_unused, pools_medium_unused;
 } scan_t;
 
-static void scan_arenas(shr_heap_t *h, scan_t *s)
+/* One chunk's share of the figures. Arena lock held (for this chunk only:
+ * collect takes it once per chunk). */
+static void scan_chunk(shr_heap_t *h, scan_t *s, uint64_t c)
 {
-    alloc_global_t *g = alloc_global(h);
     chunk_t *t = chunk_table(h);
-    uint64_t hwm = shr_load_relaxed(&g->hwm);
-    for (uint64_t c = g->first_data; c < hwm; c++) {
-        uint32_t k = shr_load_relaxed(&t[c].kind);
-        if (k == CHUNK_FREE) {
-            s->st->chunks_free += t[c].run;
+    uint32_t k = shr_load_relaxed(&t[c].kind);
+    if (k == CHUNK_FREE) {
+        s->st->chunks_free += t[c].run;
+        return;
+    }
+    if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) return;
+    s->arenas++;
+    uint32_t shift = k == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT;
+    uint64_t psize = (uint64_t)1 << shift, end = t[c].pool_address;
+    if (end < chunk_off(c) || end > chunk_off(c + 1)) end = chunk_off(c + 1); /* damaged */
+    uint64_t untouched = (chunk_off(c + 1) - end) >> shift;
+    s->st->pools_untouched += untouched;
+    s->bytes_unused += untouched * psize;
+    for (uint64_t po = chunk_off(c); po < end; po += psize) {
+        pool_header_t *p = pool_at(h, po);
+        uint32_t state = shr_load_relaxed(&p->state), cls = shr_load_relaxed(&p->szidx);
+        if (state == POOL_EMPTY || cls >= SHR_NB_CLASSES) {
+            s->st->pools_empty++;
+            s->bytes_unused += psize;
             continue;
         }
-        if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) continue;
-        s->arenas++;
-        uint32_t shift = k == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT;
-        uint64_t psize = (uint64_t)1 << shift, end = t[c].pool_address;
-        if (end < chunk_off(c) || end > chunk_off(c + 1)) end = chunk_off(c + 1); /* damaged */
-        uint64_t untouched = (chunk_off(c + 1) - end) >> shift;
-        s->st->pools_untouched += untouched;
-        s->bytes_unused += untouched * psize;
-        for (uint64_t po = chunk_off(c); po < end; po += psize) {
-            pool_header_t *p = pool_at(h, po);
-            uint32_t state = shr_load_relaxed(&p->state), cls = shr_load_relaxed(&p->szidx);
-            if (state == POOL_EMPTY || cls >= SHR_NB_CLASSES) {
-                s->st->pools_empty++;
-                s->bytes_unused += psize;
-                continue;
-            }
-            /* Geometry from the class, not from fields an owner may be
-             * rewriting without a lock. */
-            shr_class_stats_t *cs = &s->st->classes[cls];
-            uint64_t size = shr__class_size[cls], capacity = (psize - SHR_POOL_OVERHEAD) / size;
-            uint64_t nused = shr_load_relaxed(&p->nused);
-            if (nused > capacity) nused = capacity; /* a live owner mid-update */
-            cs->pools++;
-            cs->blocks_in_use += nused;
-            cs->blocks_free += capacity - nused;
-            if (state == POOL_ORPHAN) s->st->pools_orphaned++;
-            s->bytes_used += nused * size;
-            s->bytes_avail += (capacity - nused) * size;
-            s->bytes_headers += SHR_POOL_OVERHEAD;
-            s->bytes_quant += psize - SHR_POOL_OVERHEAD - capacity * size;
-        }
+        /* Geometry from the class, not from fields an owner may be
+         * rewriting without a lock. */
+        shr_class_stats_t *cs = &s->st->classes[cls];
+        uint64_t size = shr__class_size[cls], capacity = (psize - SHR_POOL_OVERHEAD) / size;
+        uint64_t nused = shr_load_relaxed(&p->nused);
+        if (nused > capacity) nused = capacity; /* a live owner mid-update */
+        cs->pools++;
+        cs->blocks_in_use += nused;
+        cs->blocks_free += capacity - nused;
+        if (state == POOL_ORPHAN) s->st->pools_orphaned++;
+        s->bytes_used += nused * size;
+        s->bytes_avail += (capacity - nused) * size;
+        s->bytes_headers += SHR_POOL_OVERHEAD;
+        s->bytes_quant += psize - SHR_POOL_OVERHEAD - capacity * size;
     }
 }
 
@@ -84,12 +83,19 @@ static int collect(shr_heap_t *h, shr_alloc_stats_t *st, scan_t *s)
     if (g->nchunks != h->capacity >> SHR_CHUNK_SHIFT || g->first_data != h->hdr->meta_size >> SHR_CHUNK_SHIFT ||
         hwm < g->first_data || hwm > g->nchunks)
         return SHR_ECORRUPT;
-    int rc = shr__lock(h, SHR_LOCK_ARENA);
-    if (rc) return rc;
-    scan_arenas(h, s);
+    /* The arena lock for one chunk at a time: no allocator slow path waits
+     * for more than one arena's walk (the figures are a snapshot per arena). */
+    for (uint64_t c = g->first_data;; c++) {
+        int rc = shr__lock(h, SHR_LOCK_ARENA);
+        if (rc) return rc;
+        hwm = shr_load_relaxed(&g->hwm);
+        bool more = c < hwm && c < g->nchunks;
+        if (more) scan_chunk(h, s, c);
+        shr__unlock(h, SHR_LOCK_ARENA);
+        if (!more) break;
+    }
     st->chunks_total = g->nchunks - g->first_data;
-    st->chunks_used = shr_load_relaxed(&g->hwm) - g->first_data - st->chunks_free;
-    shr__unlock(h, SHR_LOCK_ARENA);
+    st->chunks_used = hwm - g->first_data - st->chunks_free;
     st->capacity = h->capacity;
     st->committed = shr__seg_committed(h);
     st->meta_size = h->hdr->meta_size;
