@@ -386,10 +386,11 @@ void shr_free(shr_heap_t *heap, void *ptr)
     uint64_t po = pool_base(off, kind);
     pool_header_t *pool = pool_at(heap, po);
     shr_tctx_t *ctx = shr__tl_ctx;
-    /* One unsigned compare refuses a pool header and untouched space: the
-     * slow path decides (misuse). */
-    if (shr_unlikely(off - po - SHR_POOL_OVERHEAD >=
-                         (uint64_t)shr_load_relaxed(&pool->nextoffset) - SHR_POOL_OVERHEAD ||
+    /* A pool header is refused here (one compare with a constant); space
+     * the pool never carved only on the slow path and at debug level >= 1:
+     * refusing it here would cost a load per free (docs/design/alloc.md
+     * §7.4). */
+    if (shr_unlikely(off - po < SHR_POOL_OVERHEAD ||
                      ctx == NULL || atomic_load_explicit(&ctx->heap, memory_order_relaxed) != heap ||
                      shr_load_relaxed(&pool->owner) != ctx->slot + 1))
         return free_slow(heap, ptr);

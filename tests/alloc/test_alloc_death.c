@@ -49,6 +49,16 @@ Test(alloc_death, free_inside_a_block, .signal = SIGABRT)
     shr_free(h, p + 16);
 }
 
+Test(alloc_death, free_of_a_block_the_pool_never_carved, .signal = SIGABRT)
+{
+    shr_heap_t *h = make_heap(0);
+    char *p = shr_malloc(h, 64);
+    /* 64-byte blocks from offset 64 of the pool: p's pool carved at most 16 of
+     * them; the 40th lies past its nextoffset. */
+    uint64_t pool = shr_off(h, p) & ~(uint64_t)4095;
+    shr_free(h, shr_ptr(h, pool + 64 + 40 * 64));
+}
+
 Test(alloc_death, free_of_metadata, .signal = SIGABRT)
 {
     shr_heap_t *h = make_heap(0);
