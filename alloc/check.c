@@ -153,14 +153,15 @@ static void check_chunks(checker_t *k)
     uint64_t steps = 0;
     for (int l = 0; l < SHR_NRUNLISTS; l++) {
         uint64_t prev = 0;
-        for (uint64_t r = g->runs[l]; r; prev = r, r = t[r - 1].next) {
+        for (uint64_t r = g->runs[l]; r; prev = r, r = chunk_at_ref(h, r)->next) {
             if (++steps > g->nchunks || r - 1 >= hwm) {
                 fail(k, "C2: free run list %d broken", l);
                 break;
             }
-            if (shr_load_relaxed(&t[r - 1].kind) != CHUNK_FREE) fail(k, "C2: free run list %d holds chunk %" PRIu64 " of kind %u", l, r - 1, shr_load_relaxed(&t[r - 1].kind));
-            if (t[r - 1].prev != prev) fail(k, "C2: free run list %d: back link of chunk %" PRIu64 " wrong", l, r - 1);
-            if (k->listed[r - 1]++) fail(k, "C2: chunk %" PRIu64 " listed twice", r - 1);
+            uint64_t c = chunk_index(r);
+            if (shr_load_relaxed(&t[c].kind) != CHUNK_FREE) fail(k, "C2: free run list %d holds chunk %" PRIu64 " of kind %u", l, c, shr_load_relaxed(&t[c].kind));
+            if (t[c].prev != prev) fail(k, "C2: free run list %d: back link of chunk %" PRIu64 " wrong", l, c);
+            if (k->listed[c]++) fail(k, "C2: chunk %" PRIu64 " listed twice", c);
         }
     }
     for (uint64_t c = g->first_data; c < hwm; c++)
@@ -315,9 +316,9 @@ static void check_usable(checker_t *k, int acls)
     uint32_t want = acls == AC_SMALL ? CHUNK_SMALL : CHUNK_MEDIUM;
     uint64_t steps = 0, prev = 0, hwm = shr_load_relaxed(&g->hwm), count = 0;
     uint32_t last_nf = 0;
-    for (uint64_t a = ac->usable; a; prev = a, a = t[a - 1].next) {
+    for (uint64_t a = ac->usable; a; prev = a, a = chunk_at_ref(h, a)->next) {
         if (a - 1 >= hwm || a - 1 < g->first_data || ++steps > g->nchunks ||
-            shr_load_relaxed(&t[a - 1].kind) != want) {
+            shr_load_relaxed(&chunk_at_ref(h, a)->kind) != want) {
             fail(k, "A2: usable_arenas (class %d) broken at chunk %" PRIu64, acls, a - 1);
             return;
         }

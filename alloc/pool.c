@@ -815,10 +815,10 @@ int shr__alloc_repair(shr_heap_t *h)
                 if (shr_load_relaxed(&t[c].kind) != want || t[c].nfreepools != nf) continue;
                 t[c].prev = tail;
                 t[c].next = 0;
-                if (tail) t[tail - 1].next = c + 1;
-                else ac->usable = c + 1;
-                tail = c + 1;
-                ac->nfp2lasta[nf] = c + 1;
+                if (tail) chunk_at_ref(h, tail)->next = chunk_ref(c);
+                else ac->usable = chunk_ref(c);
+                tail = chunk_ref(c);
+                ac->nfp2lasta[nf] = chunk_ref(c);
             }
         }
     }
