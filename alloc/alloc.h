@@ -59,7 +59,7 @@
 #define SHR_CACHE_FILL_MEDIUM 1
 /* Arenas a thread slot records as touched before a full scan is needed to
  * reclaim it (alloc_tslot_t.touched): 64 arenas, 16 MiB of small pools. */
-#define SHR_TOUCHED_MAX 64
+#define SHR_TOUCHED_MAX 64 /* a power of two */
 /* Blocks carved per slow-path call (within one page). */
 #define SHR_CARVE_BATCH 16
 
@@ -241,11 +241,12 @@ typedef struct alloc_tslot {
     uint64_t used[SHR_NB_CLASSES];             /* head of the used list (offset) */
     uint64_t cache[NB_ARENA_CLASSES];      /* empty pools kept by this thread (offsets) */
     uint32_t ncache[NB_ARENA_CLASSES];
-    /* The arenas this slot has owned a pool in (chunk indexes), each
-     * written, and ntouched then raised, before the slot owns its first pool
-     * there (note_arena): a dead slot's pools are found by reading only these
-     * arenas' pool headers, never the whole heap. Above SHR_TOUCHED_MAX
-     * (ntouched == SHR_TOUCHED_MAX + 1) the reclaim scans every arena. */
+    /* The arenas this slot has owned a pool in: a set of chunk refs (a hash
+     * table, 0 = empty), each written, and ntouched then raised, before the
+     * slot owns its first pool there (note_arena): a dead slot's pools are
+     * found by reading only these arenas' pool headers, never the whole
+     * heap. Past SHR_TOUCHED_MAX arenas (ntouched == SHR_TOUCHED_MAX + 1) the
+     * reclaim scans every arena. */
     _Atomic uint32_t ntouched;
     uint32_t touched[SHR_TOUCHED_MAX];
     /* Pool blocks this thread allocated minus those it freed (locally or

@@ -322,20 +322,26 @@ static void used_unlink(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool, u
 static inline uint32_t my_owner_id(const shr_tctx_t *ctx) { return ctx->slot + 1; }
 
 /* Record that this slot is about to own a pool at offset po: its arena goes
- * on the slot's touched list before the ownership store or CAS, so that a
+ * into the slot's touched set before the ownership store or CAS, so that a
  * crash right after leaves the arena listed (a needless scan of 64 headers
- * at worst, never a pool missed). Owner only; the entry is written before
- * the count (release). */
-static void note_arena(shr_heap_t *h, alloc_tslot_t *ts, uint64_t po)
+ * at worst, never a pool missed). The set is a small open-addressing table
+ * of chunk refs (0 = empty slot), probed from ref % SHR_TOUCHED_MAX, so that
+ * the usual case (an arena already listed) is one compare. Owner only; an
+ * entry is written before the count (release). */
+static void note_arena(alloc_tslot_t *ts, uint64_t po)
 {
-    uint32_t c = (uint32_t)(po >> SHR_CHUNK_SHIFT);
+    uint32_t ref = (uint32_t)chunk_ref(po >> SHR_CHUNK_SHIFT);
     uint32_t n = shr_load_relaxed(&ts->ntouched);
     if (n > SHR_TOUCHED_MAX) return; /* overflowed: the reclaim scans everything */
-    for (uint32_t i = n; i-- > 0;)
-        if (ts->touched[i] == c) return;
-    if (n < SHR_TOUCHED_MAX) ts->touched[n] = c;
-    atomic_store_explicit(&ts->ntouched, n + 1, memory_order_release);
-    (void)h;
+    for (uint32_t k = 0, i = ref % SHR_TOUCHED_MAX; k < SHR_TOUCHED_MAX; k++, i = (i + 1) % SHR_TOUCHED_MAX) {
+        if (ts->touched[i] == ref) return;
+        if (ts->touched[i] == 0) {
+            ts->touched[i] = ref;
+            atomic_store_explicit(&ts->ntouched, n + 1, memory_order_release);
+            return;
+        }
+    }
+    atomic_store_explicit(&ts->ntouched, SHR_TOUCHED_MAX + 1, memory_order_release); /* full */
 }
 
 /* ---- slow paths ------------------------------------------------------------ */
@@ -385,7 +391,7 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
         if (po) {
             pool = pool_at(h, po);
             g->orphans[cls] = pool->nextpool;
-            note_arena(h, ts, po);
+            note_arena(ts, po);
             shr_store_relaxed(&pool->owner, my_owner_id(ctx));
             (void)SHR_FAULT(ALLOC_POOL_ADOPT);
             uint64_t list = take_remote(pool);
@@ -394,7 +400,7 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
         } else {
             for (uint32_t i = 0; i < cache_fill[acls]; i++) {
                 if ((po = arena_take_pool(h, acls)) == 0) break;
-                note_arena(h, ts, po);
+                note_arena(ts, po);
                 shr_store_relaxed(&pool_at(h, po)->owner, my_owner_id(ctx));
                 cache_push(h, ts, acls, pool_at(h, po));
             }
@@ -523,7 +529,7 @@ void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off)
     shr_tctx_t *ctx = shr__tctx(h);
     if (!ctx) return;
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-    note_arena(h, ts, shr__off(h, pool));
+    note_arena(ts, shr__off(h, pool));
     uint32_t zero = 0;
     if (!atomic_compare_exchange_strong(&pool->owner, &zero, my_owner_id(ctx))) return;
     unsigned cls = shr_load_relaxed(&pool->szidx);
@@ -695,10 +701,11 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
         /* Its lists may be half-spliced: find its pools by owner id, in the
          * arenas it touched (or everywhere, when it touched too many). */
         void *id = (void *)(uintptr_t)(slot + 1);
-        uint32_t n = atomic_load_explicit(&ts->ntouched, memory_order_acquire);
-        if (n > SHR_TOUCHED_MAX) for_each_pool(h, orphan_if_owned, id);
+        if (atomic_load_explicit(&ts->ntouched, memory_order_acquire) > SHR_TOUCHED_MAX)
+            for_each_pool(h, orphan_if_owned, id);
         else
-            for (uint32_t i = 0; i < n; i++) for_arena_pools(h, ts->touched[i], orphan_if_owned, id);
+            for (uint32_t i = 0; i < SHR_TOUCHED_MAX; i++)
+                if (ts->touched[i]) for_arena_pools(h, chunk_index(ts->touched[i]), orphan_if_owned, id);
     } else {
         for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++)
             for (uint64_t po = ts->used[cls], next; po; po = next) {
