@@ -454,17 +454,17 @@ static const shr__layer_hooks_t alloc_hooks = {
 
 void shr__alloc_params(shr__seg_params_t *p)
 {
-    p->consts[0] = ALIGNMENT;
-    p->consts[1] = SMALL_REQUEST_THRESHOLD;
-    p->consts[2] = NB_SMALL;
-    p->consts[3] = NB_MEDIUM;
-    p->consts[4] = 1u << SMALL_POOL_SHIFT;
-    p->consts[5] = 1u << MEDIUM_POOL_SHIFT;
-    p->consts[6] = (uint32_t)ARENA_SIZE;
-    p->consts[7] = POOL_OVERHEAD;
-    p->consts[8] = sizeof(chunk_t);
-    p->consts[9] = sizeof(large_header_t);
-    p->consts[10] = ROOTS_MAX;
+    p->consts[SHR_CONST_ALIGNMENT] = ALIGNMENT;
+    p->consts[SHR_CONST_SMALL_THRESHOLD] = SMALL_REQUEST_THRESHOLD;
+    p->consts[SHR_CONST_NB_SMALL] = NB_SMALL;
+    p->consts[SHR_CONST_NB_MEDIUM] = NB_MEDIUM;
+    p->consts[SHR_CONST_SMALL_POOL] = 1u << SMALL_POOL_SHIFT;
+    p->consts[SHR_CONST_MEDIUM_POOL] = 1u << MEDIUM_POOL_SHIFT;
+    p->consts[SHR_CONST_ARENA_SIZE] = (uint32_t)ARENA_SIZE;
+    p->consts[SHR_CONST_POOL_OVERHEAD] = POOL_OVERHEAD;
+    p->consts[SHR_CONST_CHUNK_ENTRY] = sizeof(chunk_t);
+    p->consts[SHR_CONST_LARGE_HEADER] = sizeof(large_header_t);
+    p->consts[SHR_CONST_ROOTS_MAX] = ROOTS_MAX;
     p->global_size[SHR_LAYER_ALLOC] = sizeof(alloc_global_t);
     p->thread_size[SHR_LAYER_ALLOC] = sizeof(alloc_tslot_t);
     p->table_size[SHR_LAYER_ALLOC] = sizeof(chunk_t);

@@ -429,9 +429,15 @@ int shr__alloc_check(shr_heap_t *h, FILE *out)
     return k.errors ? SHR_ECORRUPT : 0;
 }
 
-int shr_heap_check(shr_heap_t *heap) { return heap ? shr__alloc_check(heap, NULL) : -EINVAL; }
+int shr_heap_check(shr_heap_t *heap) { return shr_heap_check_report(heap, NULL); }
 
-int shr_heap_check_report(shr_heap_t *heap, FILE *out) { return heap ? shr__alloc_check(heap, out) : -EINVAL; }
+int shr_heap_check_report(shr_heap_t *heap, FILE *out)
+{
+    int reg = heap ? shr__registry_check(heap, out) : -EINVAL;
+    if (reg < 0) return reg;
+    int rc = shr__alloc_check(heap, out);
+    return rc ? rc : reg ? SHR_ECORRUPT : 0;
+}
 
 #if SHR_DEBUG >= 3
 void shr__validate_arenas(shr_heap_t *h, int acls)

@@ -55,10 +55,10 @@ static void expect_line(FILE *f, const char *want)
 
 static int count_alive(const char *name, int *dead)
 {
-    shr_proc_info_t procs[SHR_MAX_PROCS];
+    shr_proc_info_t procs[SHR_DEFAULT_MAX_PROCS];
     size_t n = 0;
     int alive = 0;
-    cr_assert_eq(shr_heap_inspect(name, NULL, procs, SHR_MAX_PROCS, &n), 0);
+    cr_assert_eq(shr_heap_inspect(name, NULL, procs, SHR_DEFAULT_MAX_PROCS, &n), 0);
     *dead = 0;
     for (size_t i = 0; i < n; i++) procs[i].alive ? alive++ : (*dead)++;
     return alive;
@@ -182,7 +182,7 @@ static int child_uses_and_closes(void *arg)
     shr_heap_t *h = arg;
     shr_tctx_t *c = shr__tctx(h);
     if (!c) return 1;
-    if (h->proc == 0 && h->hdr->procs[0].pid != getpid()) return 2;
+    if (h->proc == 0 && h->procs[0].pid != getpid()) return 2;
     shr_proc_info_t procs[8];
     size_t n = 0;
     if (shr_heap_stat(h, NULL, procs, 8, &n) != 0 || n != 2) return 3;
@@ -202,7 +202,7 @@ Test(shm_multiproc, fork_child_gets_its_own_entry)
     cr_assert_eq(shr_test_wait(shr_test_fork(child_uses_and_closes, h)), 0);
     /* The child's close did not touch our entry. */
     cr_assert_eq(h->proc, my_proc);
-    cr_assert_eq(h->hdr->procs[my_proc].state, SHR_ENTRY_LIVE);
+    cr_assert_eq(h->procs[my_proc].state, SHR_ENTRY_LIVE);
     int dead;
     cr_assert_eq(count_alive(shr_heap_name(h), &dead), 1);
     cr_assert_eq(dead, 0);

@@ -124,8 +124,8 @@ Test(shm_unit, thread_slots_claimed_and_released)
     /* Threads that exited gave their slots back (TLS destructor). */
     cr_assert_eq(shr_heap_stat(h, &info, NULL, 0, NULL), 0);
     cr_assert_eq(info.nthreads, 1);
-    for (uint32_t s = 0; s < SHR_MAX_THREADS; s++)
-        if (s != mine->slot) cr_assert_eq(h->hdr->threads[s].state, SHR_ENTRY_FREE);
+    for (uint32_t s = 0; s < h->max_threads; s++)
+        if (s != mine->slot) cr_assert_eq(h->threads[s].state, SHR_ENTRY_FREE);
     shr_heap_close(h);
 }
 
@@ -190,22 +190,22 @@ Test(shm_unit, registry_full_gives_eprocs)
     shr_heap_t *h = make_heap(0);
     /* Fill every other entry by hand with a "live" entry whose life mutex is
      * held by this process's thread: trylock says EBUSY, so none is reclaimed. */
-    seg_header_t *hdr = h->hdr;
     int taken = 0;
-    for (uint32_t p = 0; p < SHR_MAX_PROCS; p++) {
-        if (hdr->procs[p].state == SHR_ENTRY_LIVE) continue;
-        cr_assert_eq(pthread_mutex_lock(&hdr->procs[p].life), 0);
-        hdr->procs[p].state = SHR_ENTRY_LIVE;
+    for (uint32_t p = 0; p < h->max_procs; p++) {
+        if (h->procs[p].state == SHR_ENTRY_LIVE) continue;
+        cr_assert_eq(pthread_mutex_lock(&h->procs[p].life), 0);
+        h->procs[p].state = SHR_ENTRY_LIVE;
         taken++;
     }
-    cr_assert_eq(taken, SHR_MAX_PROCS - 1);
+    h->hdr->procs_hwm = h->max_procs;
+    cr_assert_eq(taken, SHR_DEFAULT_MAX_PROCS - 1);
     shr_heap_t *b = NULL;
     cr_assert_eq(shr_heap_attach(shr_heap_name(h), &b), SHR_EPROCS);
     cr_assert_null(b);
-    for (uint32_t p = 0; p < SHR_MAX_PROCS; p++) {
+    for (uint32_t p = 0; p < h->max_procs; p++) {
         if (p == h->proc) continue;
-        hdr->procs[p].state = SHR_ENTRY_FREE;
-        pthread_mutex_unlock(&hdr->procs[p].life);
+        h->procs[p].state = SHR_ENTRY_FREE;
+        pthread_mutex_unlock(&h->procs[p].life);
     }
     cr_assert_eq(shr_heap_attach(shr_heap_name(h), &b), 0);
     shr_heap_close(b);
