@@ -396,8 +396,11 @@ static void release_thread(shr_heap_t *h, uint32_t slot, bool dead)
     thread_slot_t *ts = &h->threads[slot];
     for (int l = SHR_NLAYERS - 1; l >= 0; l--)
         if (layer_hooks[l].thread_release) layer_hooks[l].thread_release(h, slot, dead);
-    if (ts->proc < h->max_procs && h->procs[ts->proc].nthreads > 0)
-        h->procs[ts->proc].nthreads--; /* R3 */
+    /* R3: only a LIVE slot of that very attachment was counted. */
+    proc_entry_t *pe = ts->proc < h->max_procs ? &h->procs[ts->proc] : NULL;
+    if (shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE && pe && pe->nthreads > 0 &&
+        shr_load_relaxed(&pe->gen) == ts->proc_gen)
+        pe->nthreads--;
     shr_store_relaxed(&ts->in_heap, 0);
     shr_store_release(&ts->state, SHR_ENTRY_FREE);
 }
@@ -470,7 +473,8 @@ static int registry_repair(shr_heap_t *h)
     for (uint32_t p = 0; p < phwm; p++) h->procs[p].nthreads = 0;
     for (uint32_t s = 0; s < thwm; s++) {
         thread_slot_t *ts = &h->threads[s];
-        if (shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE && ts->proc < h->max_procs)
+        if (shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE && ts->proc < h->max_procs &&
+            shr_load_relaxed(&h->procs[ts->proc].gen) == ts->proc_gen)
             h->procs[ts->proc].nthreads++;
     }
     shr__registry_sweep_locked(h);
@@ -516,7 +520,19 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
     reg_checker_t k = {.out = out};
     int rc = shr__lock(h, SHR_LOCK_REGISTRY);
     if (rc) return rc;
-    shr__registry_sweep_locked(h); /* what a sweep heals is not damage */
+    /* R4 first: a sweep reclaims entries of an unknown state, but such a
+     * state is damage, not the leftover of a dead process. */
+    for (uint32_t s = 0; s < h->max_threads; s++) {
+        uint32_t st = shr_load_relaxed(&h->threads[s].state);
+        if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE)
+            reg_fail(&k, "R4: thread slot %u: state %u", s, st);
+    }
+    for (uint32_t p = 0; p < h->max_procs; p++) {
+        uint32_t st = shr_load_relaxed(&h->procs[p].state);
+        if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE)
+            reg_fail(&k, "R4: process entry %u: state %u", p, st);
+    }
+    shr__registry_sweep_locked(h); /* what a sweep reclaims from the dead is not damage */
     uint32_t rph = shr_load_relaxed(&h->hdr->procs_hwm), rth = shr_load_relaxed(&h->hdr->threads_hwm);
     if (rph > h->max_procs) reg_fail(&k, "R4: procs_hwm %u above max_procs %u", rph, h->max_procs);
     if (rth > h->max_threads)
@@ -530,9 +546,7 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
     for (uint32_t s = 0; s < h->max_threads; s++) {
         thread_slot_t *ts = &h->threads[s];
         uint32_t st = shr_load_relaxed(&ts->state);
-        if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE)
-            reg_fail(&k, "R4: thread slot %u: state %u", s, st);
-        else if (s >= thwm && st != SHR_ENTRY_FREE)
+        if (s >= thwm && st != SHR_ENTRY_FREE)
             reg_fail(&k, "R4: thread slot %u above the high water mark %u is not FREE", s, thwm);
         if (st != SHR_ENTRY_LIVE) continue;
         if (ts->proc >= h->max_procs) {
@@ -548,9 +562,7 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
     for (uint32_t p = 0; p < h->max_procs; p++) {
         proc_entry_t *pe = &h->procs[p];
         uint32_t st = shr_load_relaxed(&pe->state);
-        if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE)
-            reg_fail(&k, "R4: process entry %u: state %u", p, st);
-        else if (p >= phwm && st != SHR_ENTRY_FREE)
+        if (p >= phwm && st != SHR_ENTRY_FREE)
             reg_fail(&k, "R4: process entry %u above the high water mark %u is not FREE", p, phwm);
         if (pe->nthreads != count[p])
             reg_fail(&k, "R3: process entry %u: nthreads %u but %u live slots", p, pe->nthreads, count[p]);
@@ -559,8 +571,10 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
         if (st == SHR_ENTRY_FREE && (holder != 0 || died))
             reg_fail(&k, "R5: process entry %u is FREE but its life mutex reads as held (tid %d)", p,
                      (int)holder);
-        if (st == SHR_ENTRY_LIVE && !is_own_entry(h, p) && !probe_life(&pe->life))
-            reg_fail(&k, "R1: process entry %u is LIVE but nobody holds its life mutex", p);
+        /* Other LIVE entries passed the sweep's probe; ours is held by our
+         * anchor, which the sweep does not probe. */
+        if (st == SHR_ENTRY_LIVE && is_own_entry(h, p) && (holder == 0 || died))
+            reg_fail(&k, "R1: process entry %u (this process) is LIVE but its life mutex is not held", p);
     }
     free(count);
     shr__unlock(h, SHR_LOCK_REGISTRY);
