@@ -162,6 +162,13 @@ static uint64_t read_start_time(void)
     return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
+/* An invariant of the list above, checked where an entry changes
+ * (SHR_DEBUG >= 2); the message names it. */
+#define REG_ASSERT(inv, c)                                                           \
+    do {                                                                             \
+        if (SHR_DEBUG >= 2 && shr_unlikely(!(c))) SHR_PANIC("registry %s: %s", inv, #c); \
+    } while (0)
+
 static inline uint32_t procs_hwm(const shr_heap_t *h)
 {
     uint32_t n = shr_load_acquire(&h->hdr->procs_hwm);
@@ -382,11 +389,12 @@ static int anchor_hold(shr_heap_t *h, proc_entry_t *pe)
     return 0;
 }
 
-static void anchor_release(shr_heap_t *h)
+static int anchor_release(shr_heap_t *h)
 {
-    if (!h->anchor) return;
-    anchor_request(h->anchor, ANCHOR_GIVE, &h->procs[h->proc].life);
+    if (!h->anchor) return 0;
+    int rc = anchor_request(h->anchor, ANCHOR_GIVE, &h->procs[h->proc].life);
     h->anchor = NULL;
+    return rc;
 }
 
 /* ---- reclaim --------------------------------------------------------- */
@@ -396,6 +404,7 @@ static void release_thread(shr_heap_t *h, uint32_t slot, bool dead)
     thread_slot_t *ts = &h->threads[slot];
     for (int l = SHR_NLAYERS - 1; l >= 0; l--)
         if (layer_hooks[l].thread_release) layer_hooks[l].thread_release(h, slot, dead);
+    REG_ASSERT("R4", slot < threads_hwm(h));
     /* R3: only a LIVE slot of that very attachment was counted. */
     proc_entry_t *pe = ts->proc < h->max_procs ? &h->procs[ts->proc] : NULL;
     if (shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE && pe && pe->nthreads > 0 &&
@@ -423,7 +432,7 @@ static int release_proc(shr_heap_t *h, uint32_t proc, bool dead)
     }
     for (int l = SHR_NLAYERS - 1; l >= 0; l--)
         if (layer_hooks[l].proc_release) layer_hooks[l].proc_release(h, proc, dead);
-    h->procs[proc].nthreads = 0;
+    h->procs[proc].nthreads = 0; /* R3: none of its slots is LIVE any more */
     return n;
 }
 
@@ -441,7 +450,14 @@ int shr__registry_sweep_locked(shr_heap_t *h)
     for (uint32_t p = 0; p < phwm; p++) {
         proc_entry_t *pe = &h->procs[p];
         uint32_t st = shr_load_acquire(&pe->state);
-        if (st == SHR_ENTRY_FREE || is_own_entry(h, p)) continue;
+        if (st == SHR_ENTRY_FREE) {
+            /* A claimer that died between taking `life` and the commit
+             * point leaves it owner-dead: make it clean again (R5). */
+            bool died;
+            if (shr__mutex_holder(&pe->life, &died) == 0 && died) probe_life(&pe->life);
+            continue;
+        }
+        if (is_own_entry(h, p)) continue;
         /* LIVE, or an unknown state (R4 broken): reclaim once dead. */
         if (probe_life(&pe->life)) continue;
         n += 1 + release_proc(h, p, true);
@@ -598,6 +614,7 @@ static int proc_register_locked(shr_heap_t *h)
         goto out;
     }
     proc_entry_t *pe = &h->procs[p];
+    REG_ASSERT("R4", shr_load_relaxed(&pe->state) == SHR_ENTRY_FREE);
     if (p == hwm) shr_store_release(&hdr->procs_hwm, hwm + 1); /* R4: still FREE */
     h->proc = p;
     rc = anchor_hold(h, pe);
@@ -616,6 +633,7 @@ static int proc_register_locked(shr_heap_t *h)
     h->registered = true;
     h->ctxs = NULL;
     /* The commit point: LIVE while the anchor holds `life` (R1). */
+    REG_ASSERT("R1", shr__mutex_holder(&pe->life, NULL) != 0);
     shr_store_release(&pe->state, SHR_ENTRY_LIVE);
     atomic_fetch_add_explicit(&hdr->nattach, 1, memory_order_relaxed);
 out:
@@ -651,7 +669,9 @@ void shr__proc_unregister(shr_heap_t *h)
     if (shr__lock(h, SHR_LOCK_REGISTRY) == 0) {
         release_proc(h, h->proc, false);
         /* R1 and R5: `life` is released before the entry reads FREE. */
-        anchor_release(h);
+        int given = anchor_release(h);
+        REG_ASSERT("R5", given == 0); /* `life` unlocked by the anchor that held it */
+        REG_ASSERT("R3", pe->nthreads == 0);
         shr_store_release(&pe->state, SHR_ENTRY_FREE);
         h->registered = false;
         shr__registry_sweep_locked(h);
@@ -697,6 +717,9 @@ static int claim_slot_locked(shr_heap_t *h, uint32_t *out)
             if (shr_load_relaxed(&h->threads[s].state) == SHR_ENTRY_FREE) break;
         if (s < h->max_threads) {
             thread_slot_t *ts = &h->threads[s];
+            REG_ASSERT("R4", shr_load_relaxed(&ts->state) == SHR_ENTRY_FREE);
+            REG_ASSERT("R2", shr_load_relaxed(&h->procs[h->proc].state) == SHR_ENTRY_LIVE &&
+                                 shr_load_relaxed(&h->procs[h->proc].gen) == h->proc_gen);
             if (s == hwm) shr_store_release(&hdr->threads_hwm, hwm + 1); /* R4: still FREE */
             /* Everything the registry relies on, written afresh. The
              * layers' areas of a FREE slot are reset by their
