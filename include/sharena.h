@@ -131,8 +131,9 @@ const char *shr_strerror(int code);
 #define SHR_INFO_LOCKS 8
 typedef struct shr_lock_info {
     char name[16];                 /* "registry", "arena", ...; "" for a spare entry */
-    int held;                      /* someone holds it now */
-    int holder_dead;               /* its holder died in it: the next locker repairs */
+    int held;                      /* someone holds it now, or died holding it */
+    int holder_dead;               /* its holder died in it: the next locker repairs
+                                      (the kernel has cleared the holder's tid) */
     int32_t holder_tid;            /* kernel tid of the holder, 0 when free */
     uint32_t holder_index;         /* holder's process entry + 1; 0 when unknown */
     int32_t holder_pid;            /* that entry's pid, 0 when unknown */

@@ -617,8 +617,10 @@ static void fill_locks(const seg_view_t *v, shr_heap_info_t *info)
         bool died;
         snprintf(li->name, sizeof li->name, "%s", lock_names[i] ? lock_names[i] : "");
         li->holder_tid = shr__mutex_holder(&l->mu, &died);
-        li->held = li->holder_tid != 0;
-        li->holder_dead = li->held && died;
+        /* A dead holder's tid is cleared by the kernel, the owner-died bit
+         * stays until the next locker repairs. */
+        li->held = li->holder_tid != 0 || died;
+        li->holder_dead = died;
         li->holder_alive = -1;
         uint32_t owner = shr_load_relaxed(&l->owner_proc);
         if (li->held && owner != 0 && owner <= v->max_procs) {
