@@ -5,6 +5,9 @@
  *   - functions returning int return 0 or a negative code (-errno, or one of
  *     SHR_E* from <sharena/errors.h>); shr_strerror() names it;
  *   - out-parameters are written only on success;
+ *   - a NULL heap handle gives -EINVAL from the heap's lifecycle and
+ *     inspection calls (shr_heap_close, _stat, _recover, _check and
+ *     _check_report; shr_heap_name, shr_ptr and shr_off return NULL or 0);
  *   - allocation functions return NULL and set errno;
  *   - nothing stored in the segment is a pointer: shared references are
  *     shr_off_t offsets from the segment base, 0 meaning null. shr_ptr() and
@@ -99,10 +102,7 @@ int shr_heap_create(const char *name, const shr_heap_options_t *opts, shr_heap_t
 int shr_heap_attach(const char *name, shr_heap_t **out);
 
 /* Detach and unmap. The handle is freed even when an error is returned. Other
- * threads of this process must no longer use the heap.
- *
- * NULL handles: every function taking a shr_heap_t * that returns int
- * returns -EINVAL for NULL (shr_heap_close(NULL) included). */
+ * threads of this process must no longer use the heap. -EINVAL for NULL. */
 int shr_heap_close(shr_heap_t *heap);
 
 /* Remove a heap's name; processes attached keep using it until they close. */

@@ -237,7 +237,7 @@ static int header_validate(const seg_header_t *hdr, uint64_t size, const shr__se
 
 static _Atomic uint64_t fail_commit_countdown;
 
-void shr__seg_fail_commit_after(uint64_t n) { atomic_store(&fail_commit_countdown, n); }
+void shr__seg_fail_commit_after(uint64_t n) { shr_store_relaxed(&fail_commit_countdown, n); }
 
 static bool commit_should_fail(void)
 {
