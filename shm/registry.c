@@ -405,6 +405,7 @@ static void release_thread(shr_heap_t *h, uint32_t slot, bool dead)
     for (int l = SHR_NLAYERS - 1; l >= 0; l--)
         if (layer_hooks[l].thread_release) layer_hooks[l].thread_release(h, slot, dead);
     REG_ASSERT("R4", slot < threads_hwm(h));
+    if (slot < shr_load_relaxed(&h->hdr->threads_free_hint)) shr_store_relaxed(&h->hdr->threads_free_hint, slot);
     /* R3: only a LIVE slot of that very attachment was counted. */
     proc_entry_t *pe = ts->proc < h->max_procs ? &h->procs[ts->proc] : NULL;
     if (shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE && pe && pe->nthreads > 0 &&
@@ -486,6 +487,7 @@ int shr__registry_sweep_locked(shr_heap_t *h)
 static int registry_repair(shr_heap_t *h)
 {
     uint32_t phwm = procs_hwm(h), thwm = threads_hwm(h);
+    shr_store_relaxed(&h->hdr->threads_free_hint, 0);
     for (uint32_t p = 0; p < phwm; p++) h->procs[p].nthreads = 0;
     for (uint32_t s = 0; s < thwm; s++) {
         thread_slot_t *ts = &h->threads[s];
@@ -508,6 +510,7 @@ int shr__registry_init(shr_heap_t *h)
     }
     shr_store_relaxed(&hdr->procs_hwm, 0);
     shr_store_relaxed(&hdr->threads_hwm, 0);
+    shr_store_relaxed(&hdr->threads_free_hint, 0);
     return 0;
 }
 
@@ -708,13 +711,26 @@ static void prune_stale_contexts(void)
     }
 }
 
+/* The first FREE slot from the hint on, else a slot never used (at the high
+ * water mark), else a FREE slot below the hint (a damaged hint), else
+ * max_threads. Registry lock held. */
+static uint32_t find_free_slot(const shr_heap_t *h)
+{
+    uint32_t hwm = threads_hwm(h), hint = shr_load_relaxed(&h->hdr->threads_free_hint);
+    if (hint > hwm) hint = 0; /* a hint from the segment: checked, never trusted */
+    for (uint32_t s = hint; s < hwm; s++)
+        if (shr_load_relaxed(&h->threads[s].state) == SHR_ENTRY_FREE) return s;
+    if (hwm < h->max_threads) return hwm;
+    for (uint32_t s = 0; s < hint; s++)
+        if (shr_load_relaxed(&h->threads[s].state) == SHR_ENTRY_FREE) return s;
+    return h->max_threads;
+}
+
 static int claim_slot_locked(shr_heap_t *h, uint32_t *out)
 {
     seg_header_t *hdr = h->hdr;
     for (int pass = 0; pass < 2; pass++) {
-        uint32_t hwm = threads_hwm(h), s;
-        for (s = 0; s < hwm; s++)
-            if (shr_load_relaxed(&h->threads[s].state) == SHR_ENTRY_FREE) break;
+        uint32_t hwm = threads_hwm(h), s = find_free_slot(h);
         if (s < h->max_threads) {
             thread_slot_t *ts = &h->threads[s];
             REG_ASSERT("R4", shr_load_relaxed(&ts->state) == SHR_ENTRY_FREE);
@@ -734,6 +750,7 @@ static int claim_slot_locked(shr_heap_t *h, uint32_t *out)
             h->procs[h->proc].nthreads++; /* R3, with the store below */
             /* The commit point: LIVE names a LIVE entry of this gen (R2). */
             shr_store_release(&ts->state, SHR_ENTRY_LIVE);
+            shr_store_relaxed(&hdr->threads_free_hint, s + 1); /* none FREE below s + 1 */
             *out = s;
             return 0;
         }

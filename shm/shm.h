@@ -194,6 +194,9 @@ typedef struct seg_header {
      * FREE and zero); scans stop there. Raised under the registry lock. */
     _Atomic uint32_t procs_hwm;
     _Atomic uint32_t threads_hwm;
+    /* No FREE slot below this index (a hint, checked before use): claims
+     * start here, so that claiming n slots costs O(n), not O(n^2). */
+    _Atomic uint32_t threads_free_hint;
     shm_lock_t locks[SHR_NLOCKS];
 } seg_header_t;
 
