@@ -88,7 +88,10 @@ uint64_t shr__lock_deadline(const shr_heap_t *h)
     return shr__now_ns(CLOCK_MONOTONIC) + h->lock_timeout_ns;
 }
 
-#define WAIT_SLICE_NS 50000000u /* longest single timedlock: 50 ms */
+/* Longest single timedlock: 1 s. Shorter slices make a crowd of waiters
+ * wake for nothing (twenty thousand waiters on 50 ms slices kept two cores
+ * busy in the kernel); the slice only bounds what a wall-clock step can do. */
+#define WAIT_SLICE_NS 1000000000u
 
 int shr__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline_ns)
 {
@@ -106,7 +109,10 @@ int shr__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline_ns)
         ts.tv_sec += (time_t)(ns / 1000000000u);
         ts.tv_nsec = (long)(ns % 1000000000u);
         rc = pthread_mutex_timedlock(mu, &ts);
-        if (rc == ETIMEDOUT) rc = EBUSY;
+        /* A waiter woken by an unlock just as its slice ends may return
+         * ETIMEDOUT with the wakeup spent and the lock free: try again
+         * before anything else, so that no wakeup is lost. */
+        if (rc == ETIMEDOUT) rc = pthread_mutex_trylock(mu);
     }
     return rc;
 }
