@@ -177,7 +177,7 @@ int shr__lock(shr_heap_t *heap, shr_lock_id_t id)
 {
     shm_lock_t *l = &heap->hdr->locks[id];
     if (SHR_DEBUG >= 2 && (held_mask >> id))
-        SHR_PANIC("L1 lock rank: taking lock %d while holding mask 0x%x", id, held_mask);
+        SHR_PANIC("K1 lock rank: taking lock %d while holding mask 0x%x", id, held_mask);
     int rc = shr__mutex_lock_until(&l->mu, shr__lock_deadline(heap));
     if (shr_unlikely(rc == EOWNERDEAD)) {
         /* The holder died inside the critical section. Repair what the lock
@@ -205,7 +205,7 @@ void shr__unlock(shr_heap_t *heap, shr_lock_id_t id)
 {
     shm_lock_t *l = &heap->hdr->locks[id];
     if (SHR_DEBUG >= 2) {
-        if (!(held_mask & (1u << id))) SHR_PANIC("L1 lock rank: unlocking lock %d that is not held", id);
+        if (!(held_mask & (1u << id))) SHR_PANIC("K1 lock rank: unlocking lock %d that is not held", id);
         held_mask &= ~(1u << id);
     }
     shr_store_relaxed(&l->owner_tid, 0);

@@ -44,7 +44,7 @@
  *
  * Locking: robust process-shared mutexes in the header's lock table, never
  * freed. Lock ids are also ranks: a thread takes locks in increasing id order
- * (checked at SHR_DEBUG >= 2). Every wait is bounded by the heap's lock
+ * (K1, checked at SHR_DEBUG >= 2). Every wait is bounded by the heap's lock
  * timeout and ends in SHR_ELOCKTIMEOUT. The process-private `proc_mutex`
  * (registration, handle and context lists) is taken before any shared lock.
  * A process never unmaps the segment while it holds a shared lock.
