@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -499,4 +501,66 @@ Test(shm_multiproc, unlink_decision_failing_keeps_the_name)
     cr_assert_eq(shr_heap_attach(name, &h), 0, "the name was kept");
     shr_heap_close(h);
     cr_assert_eq(shr_heap_attach(name, &h), -ENOENT, "the next last close removes it");
+}
+
+/* ---- past one anchor's share: a second anchor, liveness still exact ------- */
+
+enum { MANY = 1030 };
+typedef struct {
+    char names[MANY][40];
+    shr_test_gate_t ready;
+} many_heaps_t;
+
+static int create_many_and_wait(void *arg)
+{
+    many_heaps_t *m = arg;
+    shr_heap_options_t o;
+    shr_heap_options_init(&o);
+    o.max_procs = 2;
+    o.max_threads = 2;
+    o.capacity = 1u << 20;
+    for (int i = 0; i < MANY; i++) {
+        shr_heap_t *h;
+        if (shr_heap_create(m->names[i], &o, &h) != 0) return 1;
+    }
+    shr_test_gate_open(&m->ready);
+    pause();
+    return 2;
+}
+
+static int count_tasks(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    int n = 0;
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+Test(shm_multiproc, a_second_anchor_past_1024_heaps, .timeout = 240)
+{
+    many_heaps_t *m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    for (int i = 0; i < MANY; i++) snprintf(m->names[i], sizeof m->names[i], "%s", shr_test_name());
+    shr_test_gate_init(&m->ready);
+    pid_t pid = shr_test_fork(create_many_and_wait, m);
+    cr_assert(shr_test_gate_wait(&m->ready, 200000), "the child created its heaps");
+    cr_assert_eq(count_tasks(pid), 3, "the main thread and two anchors (1024 + 6 heaps)");
+    int dead;
+    const int probe[] = {0, 1023, 1024, MANY - 1};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(count_alive(m->names[probe[i]], &dead), 1, "heap %d", probe[i]);
+        cr_assert_eq(dead, 0);
+    }
+    kill(pid, SIGKILL);
+    cr_assert_eq(shr_test_wait(pid), 128 + SIGKILL);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(count_alive(m->names[probe[i]], &dead), 0, "heap %d", probe[i]);
+        cr_assert_eq(dead, 1, "heap %d: its creator reads as dead, whichever anchor held it", probe[i]);
+    }
+    for (int i = 0; i < MANY; i++) shr_heap_unlink(m->names[i]);
+    munmap(m, sizeof *m);
 }
