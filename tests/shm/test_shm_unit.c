@@ -32,6 +32,20 @@ Test(shm_unit, header_layout_is_documented)
     cr_assert_eq(offsetof(seg_header_t, header_size), 12);
     cr_assert_eq(offsetof(seg_header_t, sizeof_proc), 40);
     cr_assert_eq(sizeof(shm_lock_t) % SHR_CACHELINE, 0);
+    /* The rest of docs/design/shm.md §2 (glibc x86_64: a 40-byte mutex). */
+    if (sizeof(pthread_mutex_t) == 40) {
+        cr_assert_eq(sizeof(seg_header_t), 1728);
+        cr_assert_eq(offsetof(seg_header_t, locks), 704);
+        cr_assert_eq(sizeof(shm_lock_t), 128);
+        cr_assert_eq(sizeof(proc_entry_t), 128);
+    }
+    shr_heap_t *h = make_heap(0);
+    cr_assert_eq(h->hdr->layout_version, 3);
+    cr_assert_eq(h->hdr->procs_off, SHR_ALIGN_UP(sizeof(seg_header_t), SHR_CACHELINE));
+    cr_assert_eq(h->hdr->threads_off, h->hdr->procs_off + SHR_DEFAULT_MAX_PROCS * sizeof(proc_entry_t));
+    cr_assert_eq(h->hdr->global_off[SHR_LAYER_ALLOC],
+                 h->hdr->threads_off + SHR_DEFAULT_MAX_THREADS * sizeof(thread_slot_t));
+    shr_heap_close(h);
 }
 
 Test(shm_unit, commit_and_release_follow_st_blocks)
