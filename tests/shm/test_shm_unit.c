@@ -89,7 +89,14 @@ static int small_tmpfs_child(void *arg)
     o.capacity = (size_t)256 << 20;
     if (shr_heap_create("t_small_tmpfs", &o, &h) != 0) return 1;
     uint64_t meta = h->hdr->meta_size;
+    /* A committed page inside the range that will fail: kept, with its data. */
+    if (shr__seg_commit(h, meta + SHR_CHUNK_SIZE, 4096) != 0) return 5;
+    *(volatile uint8_t *)shr__ptr(h, meta + SHR_CHUNK_SIZE) = 0x5a;
+    uint64_t before = shr__seg_committed(h);
     if (shr__seg_commit(h, meta, (uint64_t)64 << 20) != -ENOMEM) return 2;
+    /* The failed commit gave back what it took, and only that. */
+    if (shr__seg_committed(h) != before) return 6;
+    if (*(volatile uint8_t *)shr__ptr(h, meta + SHR_CHUNK_SIZE) != 0x5a) return 7;
     /* The heap stays usable: a smaller commit works and can be touched. */
     if (shr__seg_commit(h, meta, SHR_CHUNK_SIZE) != 0) return 3;
     memset(shr__ptr(h, meta), 1, SHR_CHUNK_SIZE);
