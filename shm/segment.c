@@ -358,6 +358,7 @@ static shr_heap_t *handle_new(const char *name, const struct stat *st, uint8_t *
     h->procs = (proc_entry_t *)(base + h->hdr->procs_off);
     h->threads = (thread_slot_t *)(base + h->hdr->threads_off);
     h->lock_timeout_ns = shr__lock_timeout_ns(h->hdr->lock_timeout_ms);
+    h->fd = -1;
     h->dev = st->st_dev;
     h->ino = st->st_ino;
     h->flags = h->hdr->flags;
@@ -369,6 +370,7 @@ static void handle_free(shr_heap_t *h)
 {
     if (h->layer_close) h->layer_close(h);
     if (h->base) munmap(h->base, h->capacity);
+    if (h->fd >= 0) close(h->fd);
     free(h);
 }
 

@@ -273,6 +273,8 @@ struct shr_heap {
     thread_slot_t *threads;             /* base + hdr->threads_off */
     uint32_t max_procs, max_threads;    /* validated copies of the header's */
     uint64_t lock_timeout_ns;           /* 0: waits are not bounded */
+    int fd;                             /* -1: a named heap's fd is closed once mapped;
+                                           a segment kind that needs one keeps it here */
     dev_t dev;                          /* the shm object, for unlink_if_ours */
     ino_t ino;                          /*   and shr__seg_committed */
     char name[SHR_NAME_MAX + 1];
