@@ -455,13 +455,13 @@ static const shr__layer_hooks_t alloc_hooks = {
 void shr__alloc_params(shr__seg_params_t *p)
 {
     p->consts[SHR_CONST_ALIGNMENT] = ALIGNMENT;
-    p->consts[SHR_CONST_SMALL_THRESHOLD] = SMALL_REQUEST_THRESHOLD;
+    p->consts[SHR_CONST_SMALL_MAX] = SMALL_REQUEST_THRESHOLD;
     p->consts[SHR_CONST_NB_SMALL] = NB_SMALL;
     p->consts[SHR_CONST_NB_MEDIUM] = NB_MEDIUM;
     p->consts[SHR_CONST_SMALL_POOL] = 1u << SMALL_POOL_SHIFT;
     p->consts[SHR_CONST_MEDIUM_POOL] = 1u << MEDIUM_POOL_SHIFT;
     p->consts[SHR_CONST_ARENA_SIZE] = (uint32_t)ARENA_SIZE;
-    p->consts[SHR_CONST_POOL_OVERHEAD] = POOL_OVERHEAD;
+    p->consts[SHR_CONST_POOL_HEADER] = POOL_OVERHEAD;
     p->consts[SHR_CONST_CHUNK_ENTRY] = sizeof(chunk_t);
     p->consts[SHR_CONST_LARGE_HEADER] = sizeof(large_header_t);
     p->consts[SHR_CONST_ROOTS_MAX] = ROOTS_MAX;

@@ -80,26 +80,26 @@ enum { SHR_LAYER_ALLOC, SHR_LAYER_GC, SHR_LAYER_LIST, SHR_NLAYERS };
  * with this build's value. A new constant takes the next slot. */
 enum shr_seg_const {
     /* alloc (alloc/alloc.c, shr__alloc_params) */
-    SHR_CONST_ALIGNMENT,
-    SHR_CONST_SMALL_THRESHOLD,
-    SHR_CONST_NB_SMALL,
-    SHR_CONST_NB_MEDIUM,
-    SHR_CONST_SMALL_POOL,
-    SHR_CONST_MEDIUM_POOL,
-    SHR_CONST_ARENA_SIZE,
-    SHR_CONST_POOL_OVERHEAD,
-    SHR_CONST_CHUNK_ENTRY,
-    SHR_CONST_LARGE_HEADER,
-    SHR_CONST_ROOTS_MAX,
+    SHR_CONST_ALIGNMENT = 0,    /* block alignment */
+    SHR_CONST_SMALL_MAX = 1,    /* largest small request */
+    SHR_CONST_NB_SMALL = 2,     /* small classes */
+    SHR_CONST_NB_MEDIUM = 3,    /* medium classes */
+    SHR_CONST_SMALL_POOL = 4,   /* small pool size */
+    SHR_CONST_MEDIUM_POOL = 5,  /* medium pool size */
+    SHR_CONST_ARENA_SIZE = 6,   /* arena size */
+    SHR_CONST_POOL_HEADER = 7,  /* pool header overhead */
+    SHR_CONST_CHUNK_ENTRY = 8,  /* sizeof(chunk_t) */
+    SHR_CONST_LARGE_HEADER = 9, /* sizeof(large_header_t) */
+    SHR_CONST_ROOTS_MAX = 10,   /* root directory entries */
     /* gc (gc/lease.c, shr__gc_params) */
-    SHR_CONST_OBJ_SIZE,
-    SHR_CONST_LEASE_AREA,
-    SHR_NCONSTS_USED
+    SHR_CONST_OBJ_SIZE = 11,    /* sizeof(obj_t) */
+    SHR_CONST_LEASE_AREA = 12,  /* sizeof(lease_area_t) */
+    SHR_CONST_NEXT_FREE = 13    /* first unassigned slot */
 };
 /* Slots in the header; room for more without a layout change of the header
  * itself (a new constant is still a layout change: bump the version). */
 #define SHR_SEG_NCONSTS 16
-_Static_assert(SHR_NCONSTS_USED <= SHR_SEG_NCONSTS, "consts[] is full");
+_Static_assert(SHR_CONST_NEXT_FREE <= SHR_SEG_NCONSTS, "layout constant slots");
 
 /* Lock table. The id is the rank: take locks in increasing id order. */
 typedef enum {
