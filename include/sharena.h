@@ -177,7 +177,8 @@ typedef struct shr_proc_info {
  * access: liveness is probed with a trylock on each entry's lifetime mutex
  * (a dead owner's mutex is left consistent and unlocked; the entry itself is
  * reclaimed only by an attached process). Takes no lock, so the report is a
- * snapshot. procs may be NULL; at most max entries are written and *nprocs
+ * snapshot, and it answers while a lock is stuck: info->locks[] says who
+ * holds each lock (read from the lock word) and which waits timed out. procs may be NULL; at most max entries are written and *nprocs
  * (may be NULL) receives how many exist. Errors as shr_heap_attach. */
 int shr_heap_inspect(const char *name, shr_heap_info_t *info,
                      shr_proc_info_t *procs, size_t max, size_t *nprocs);
