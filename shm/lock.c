@@ -34,7 +34,9 @@
 
 #include "shm.h"
 
-static shr__repair_fn repair_hooks[SHR_NLOCKS];
+/* Installed again by every attach (same values, maybe from several threads
+ * at once): atomic, and written only when it changes. */
+static _Atomic(shr__repair_fn) repair_hooks[SHR_NLOCKS];
 
 /* Lock ids this thread holds (SHR_DEBUG >= 2). */
 static _Thread_local uint32_t held_mask;
@@ -42,7 +44,7 @@ static _Thread_local uint32_t held_mask;
 void shr__lock_set_repair(shr_lock_id_t id, shr__repair_fn fn)
 {
     SHR_ASSERT((unsigned)id < SHR_NLOCKS);
-    repair_hooks[id] = fn;
+    if (shr_load_relaxed(&repair_hooks[id]) != fn) shr_store_release(&repair_hooks[id], fn);
 }
 
 int shr__robust_mutex_init(pthread_mutex_t *mu)
@@ -182,7 +184,8 @@ int shr__lock(shr_heap_t *heap, shr_lock_id_t id)
     if (shr_unlikely(rc == EOWNERDEAD)) {
         /* The holder died inside the critical section. Repair what the lock
          * guards, then make the lock usable again. */
-        if (repair_hooks[id]) repair_hooks[id](heap);
+        shr__repair_fn fn = shr_load_acquire(&repair_hooks[id]);
+        if (fn) fn(heap);
         atomic_fetch_add_explicit(&l->nrepaired, 1, memory_order_relaxed);
         rc = pthread_mutex_consistent(&l->mu);
         if (rc != 0) pthread_mutex_unlock(&l->mu); /* do not keep what we cannot use */

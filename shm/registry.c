@@ -72,7 +72,16 @@
 _Thread_local shr_tctx_t *shr__tl_ctx __attribute__((tls_model("initial-exec")));
 static _Thread_local shr_tctx_t *tl_ctx_list; /* every context of this thread */
 
-static shr__layer_hooks_t layer_hooks[SHR_NLAYERS];
+/* Installed again by every attach (the same static tables, maybe from several
+ * threads at once): atomic pointers, written only when they change. */
+static _Atomic(const shr__layer_hooks_t *) layer_hooks[SHR_NLAYERS];
+static const shr__layer_hooks_t no_hooks;
+
+static inline const shr__layer_hooks_t *hooks_of(int layer)
+{
+    const shr__layer_hooks_t *k = shr_load_acquire(&layer_hooks[layer]);
+    return k ? k : &no_hooks;
+}
 static pthread_mutex_t proc_mutex = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t fork_epoch = 1;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -81,7 +90,7 @@ static _Thread_local int32_t tl_tid;
 
 void shr__registry_set_hooks(int layer, const shr__layer_hooks_t *hooks)
 {
-    layer_hooks[layer] = *hooks;
+    if (shr_load_relaxed(&layer_hooks[layer]) != hooks) shr_store_release(&layer_hooks[layer], hooks);
 }
 
 /* ---- anchors: the threads that hold this process's `life` mutexes ------ */
@@ -403,7 +412,7 @@ static void release_thread(shr_heap_t *h, uint32_t slot, bool dead)
 {
     thread_slot_t *ts = &h->threads[slot];
     for (int l = SHR_NLAYERS - 1; l >= 0; l--)
-        if (layer_hooks[l].thread_release) layer_hooks[l].thread_release(h, slot, dead);
+        if (hooks_of(l)->thread_release) hooks_of(l)->thread_release(h, slot, dead);
     REG_ASSERT("R4", slot < threads_hwm(h));
     if (slot < shr_load_relaxed(&h->hdr->threads_free_hint)) shr_store_relaxed(&h->hdr->threads_free_hint, slot);
     /* R3: only a LIVE slot of that very attachment was counted. */
@@ -432,7 +441,7 @@ static int release_proc(shr_heap_t *h, uint32_t proc, bool dead)
         }
     }
     for (int l = SHR_NLAYERS - 1; l >= 0; l--)
-        if (layer_hooks[l].proc_release) layer_hooks[l].proc_release(h, proc, dead);
+        if (hooks_of(l)->proc_release) hooks_of(l)->proc_release(h, proc, dead);
     h->procs[proc].nthreads = 0; /* R3: none of its slots is LIVE any more */
     return n;
 }

@@ -408,6 +408,8 @@ typedef struct shr__layer_hooks {
     void (*proc_release)(shr_heap_t *heap, uint32_t proc, bool dead);
 } shr__layer_hooks_t;
 
+/* hooks must live as long as the process (a static table): it is kept, not
+ * copied. */
 void shr__registry_set_hooks(int layer, const shr__layer_hooks_t *hooks);
 /* Initialise the tables of a new segment (h->procs, h->threads set). */
 int shr__registry_init(shr_heap_t *heap);
