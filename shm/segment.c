@@ -485,12 +485,13 @@ static int open_validated(const char *name, int oflag, const shr__seg_params_t *
     int fd = shm_open(name, oflag | O_CLOEXEC, 0);
     if (fd < 0) {
         rc = -errno;
-        /* glibc reports a directory as EINVAL (and a symlink, opened with
-         * O_NOFOLLOW, as ELOOP): say what it is. */
+        /* glibc reports a directory as EINVAL, a symlink (opened with
+         * O_NOFOLLOW) as ELOOP, a socket as ENXIO: whatever the errno,
+         * something that is not a regular file is not ours. */
         char path[SHR_NAME_MAX + 32];
         struct stat ls;
-        if ((rc == -EINVAL || rc == -EISDIR || rc == -ELOOP) &&
-            shm_path(path, sizeof path, name) == 0 && lstat(path, &ls) == 0 && !S_ISREG(ls.st_mode))
+        if (rc != -ENOENT && shm_path(path, sizeof path, name) == 0 && lstat(path, &ls) == 0 &&
+            !S_ISREG(ls.st_mode))
             rc = SHR_ENOTSHR;
         return rc;
     }

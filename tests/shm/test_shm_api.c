@@ -518,7 +518,8 @@ Test(shm_api, null_handles_are_einval)
 
 Test(shm_api, directory_is_not_a_heap)
 {
-    const char *name = shr_test_name();
+    char name[64];
+    snprintf(name, sizeof name, "%s", shr_test_name());
     char path[600];
     snprintf(path, sizeof path, "/dev/shm/%s", name);
     cr_assert_eq(mkdir(path, 0700), 0);
@@ -528,4 +529,18 @@ Test(shm_api, directory_is_not_a_heap)
     cr_assert_eq(shr_heap_inspect(name, &info, NULL, 0, NULL), SHR_ENOTSHR);
     cr_assert_eq(shr_heap_create(name, NULL, &h), -EEXIST);
     rmdir(path);
+    /* A symlink (even to a real heap) and a fifo are not heaps either. */
+    shr_heap_t *real;
+    const char *target = shr_test_name();
+    char tpath[600];
+    snprintf(tpath, sizeof tpath, "/dev/shm/%s", target);
+    cr_assert_eq(shr_heap_create(target, NULL, &real), 0);
+    cr_assert_eq(symlink(tpath, path), 0);
+    cr_assert_eq(shr_heap_attach(name, &h), SHR_ENOTSHR);
+    cr_assert_eq(shr_heap_inspect(name, &info, NULL, 0, NULL), SHR_ENOTSHR);
+    unlink(path);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    cr_assert_eq(shr_heap_attach(name, &h), SHR_ENOTSHR);
+    unlink(path);
+    shr_heap_close(real);
 }
