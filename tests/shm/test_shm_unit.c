@@ -63,6 +63,23 @@ Test(shm_unit, commit_and_release_follow_st_blocks)
     shr_heap_close(h);
 }
 
+Test(shm_unit, committed_is_counted_after_the_name_is_gone)
+{
+    shr_heap_t *h = make_heap(0);
+    uint64_t meta = h->hdr->meta_size, named = shr__seg_committed(h);
+    cr_assert_eq(shr_heap_unlink(shr_heap_name(h)), 0);
+    /* Now from the mapping's resident pages (the metadata's pages that were
+     * committed at creation but never written are not counted). */
+    uint64_t before = shr__seg_committed(h);
+    cr_assert_gt(before, 0);
+    cr_assert_leq(before, named);
+    cr_assert_eq(shr__seg_commit(h, meta, 4 * SHR_CHUNK_SIZE), 0);
+    cr_assert_eq(shr__seg_committed(h), before + 4 * SHR_CHUNK_SIZE);
+    cr_assert_eq(shr__seg_release(h, meta, 4 * SHR_CHUNK_SIZE), 0);
+    cr_assert_eq(shr__seg_committed(h), before);
+    shr_heap_close(h);
+}
+
 Test(shm_unit, commit_fault_injection)
 {
     shr_heap_t *h = make_heap(0);
