@@ -393,8 +393,8 @@ static void check_free_slots(checker_t *k)
 {
     shr_heap_t *h = k->h;
     static const alloc_tslot_t zero;
-    for (uint32_t s = 0; s < SHR_MAX_THREADS; s++) {
-        if (shr_load_relaxed(&h->hdr->threads[s].state) != SHR_ENTRY_FREE) continue;
+    for (uint32_t s = 0; s < h->max_threads; s++) {
+        if (shr_load_relaxed(&shr__thread_slot(h, s)->state) != SHR_ENTRY_FREE) continue;
         alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, s);
         /* The atomic counter is read on its own, the rest as bytes. */
         if (shr_load_relaxed(&ts->net) != 0 || memcmp(ts, &zero, offsetof(alloc_tslot_t, net)) != 0)
@@ -535,9 +535,15 @@ int shr__alloc_check(shr_heap_t *h, FILE *out)
     return k.errors ? SHR_ECORRUPT : 0;
 }
 
-int shr_heap_check(shr_heap_t *heap) { return heap ? shr__alloc_check(heap, NULL) : -EINVAL; }
+int shr_heap_check(shr_heap_t *heap) { return shr_heap_check_report(heap, NULL); }
 
-int shr_heap_check_report(shr_heap_t *heap, FILE *out) { return heap ? shr__alloc_check(heap, out) : -EINVAL; }
+int shr_heap_check_report(shr_heap_t *heap, FILE *out)
+{
+    int reg = heap ? shr__registry_check(heap, out) : -EINVAL;
+    if (reg < 0) return reg;
+    int rc = shr__alloc_check(heap, out);
+    return rc ? rc : reg ? SHR_ECORRUPT : 0;
+}
 
 void shr__validate_arenas(shr_heap_t *h, int acls)
 {

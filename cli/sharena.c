@@ -219,6 +219,18 @@ static int parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
+/* A decimal count from 1 to max. 0 on success, -EINVAL otherwise. */
+static int parse_count(const char *s, uint32_t max, uint32_t *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)s[0])) return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end != '\0' || v == 0 || v > max) return -EINVAL;
+    *out = (uint32_t)v;
+    return 0;
+}
+
 /* OCTAL: permission bits, 1 to 0777. */
 static int parse_mode(const char *s, unsigned *out)
 {
@@ -340,11 +352,15 @@ static bool pid_running(int pid)
 
 static int cmd_create(const cli_cmd_t *cmd, int argc, char **argv)
 {
-    const char *name = NULL, *capacity = NULL, *mode = NULL;
+    const char *name = NULL, *capacity = NULL, *mode = NULL, *max_procs = NULL,
+               *max_threads = NULL, *lock_timeout = NULL;
     bool unlink_last = false, guards = false;
     const cli_opt_t opts[] = {
         {"capacity", 'c', NULL, &capacity},
         {"mode", 'm', NULL, &mode},
+        {"max-procs", 0, NULL, &max_procs},
+        {"max-threads", 0, NULL, &max_threads},
+        {"lock-timeout", 0, NULL, &lock_timeout},
         {"unlink-on-last-close", 0, &unlink_last, NULL},
         {"guards", 0, &guards, NULL},
         {NULL, 0, NULL, NULL},
@@ -365,6 +381,15 @@ static int cmd_create(const cli_cmd_t *cmd, int argc, char **argv)
     }
     if (mode && parse_mode(mode, &o.mode) != 0)
         return cli_usage_error(cmd, "invalid mode '%s' (octal, 1 to 0777)", mode);
+    if (max_procs && parse_count(max_procs, SHR_LIMIT_MAX_PROCS, &o.max_procs) != 0)
+        return cli_usage_error(cmd, "invalid process limit '%s' (1 to %u)", max_procs,
+                               (unsigned)SHR_LIMIT_MAX_PROCS);
+    if (max_threads && parse_count(max_threads, SHR_LIMIT_MAX_THREADS, &o.max_threads) != 0)
+        return cli_usage_error(cmd, "invalid thread limit '%s' (1 to %u)", max_threads,
+                               (unsigned)SHR_LIMIT_MAX_THREADS);
+    if (lock_timeout && parse_count(lock_timeout, UINT32_MAX, &o.lock_timeout_ms) != 0)
+        return cli_usage_error(cmd, "invalid lock timeout '%s' (milliseconds, at least 1)",
+                               lock_timeout);
     if (unlink_last)
         return cli_usage_error(cmd, "--unlink-on-last-close would remove the heap as soon as "
                                     "this command exits; create such a heap from the "
@@ -374,9 +399,9 @@ static int cmd_create(const cli_cmd_t *cmd, int argc, char **argv)
     rc = shr_heap_create(name, &o, &heap);
     if (rc) {
         cli_fail(cmd, name, rc);
-        if (rc == -EINVAL && capacity && !guards)
-            fprintf(stderr, "sharena: %s: is the capacity large enough for the metadata?\n",
-                    cmd->name);
+        if (rc == -EINVAL && capacity)
+            fprintf(stderr, "sharena: %s: is the capacity large enough for the metadata of "
+                            "these limits?\n", cmd->name);
         return CLI_FAIL;
     }
     /* A clean close releases our process entry and leaves the heap. */
@@ -487,6 +512,42 @@ out:
 
 /* ---- info -------------------------------------------------------------- */
 
+/* The lock table: every held lock with its holder, and every lock a wait
+ * gave up on. */
+static void locks_print(const shr_heap_info_t *info)
+{
+    time_buf_t t;
+    int shown = 0;
+    for (uint32_t i = 0; i < info->nlocks && i < SHR_INFO_LOCKS; i++) {
+        const shr_lock_info_t *l = &info->locks[i];
+        const char *name = l->name[0] ? l->name : "(spare)";
+        if (!l->held && l->ntimeouts == 0) continue;
+        printf("%-15s %s", shown++ ? "" : "locks", name);
+        if (l->holder_dead) {
+            printf(": its holder died (the next locker repairs)");
+        } else if (l->held) {
+            printf(": held by tid %" PRId32, l->holder_tid);
+            if (l->holder_index)
+                printf(", entry %" PRIu32 " pid %" PRId32, l->holder_index - 1, l->holder_pid);
+            printf(" (%s)", l->holder_alive == 1   ? "alive"
+                            : l->holder_alive == 0 ? "dead"
+                                                   : "process entry unknown");
+        } else {
+            printf(": free");
+        }
+        if (l->ntimeouts) {
+            printf("; %" PRIu64 " wait%s timed out, last %s by pid %" PRId32 " (holder tid %" PRId32,
+                   l->ntimeouts, l->ntimeouts == 1 ? "" : "s", fmt_time(t, l->last_timeout_ns, false),
+                   l->last_timeout_pid, l->last_timeout_holder_tid);
+            if (l->last_timeout_holder_index)
+                printf(", entry %" PRIu32, l->last_timeout_holder_index - 1);
+            printf(")");
+        }
+        printf("\n");
+    }
+    if (!shown) printf("locks           none held\n");
+}
+
 static void info_print(const char *name, const shr_heap_info_t *info,
                        const shr_proc_info_t *procs, size_t nprocs)
 {
@@ -502,8 +563,12 @@ static void info_print(const char *name, const shr_heap_info_t *info,
     printf("metadata        %" PRIu64 " (%s)\n", info->meta_size, fmt_size(s, info->meta_size));
     printf("created         %s (%" PRIu64 " ns)\n", fmt_time(t, info->created_ns, true),
            info->created_ns);
-    printf("processes       %" PRIu32 " alive, %zu entries\n", info->nprocs, nprocs);
-    printf("threads         %" PRIu32 " (of live processes)\n", info->nthreads);
+    printf("processes       %" PRIu32 " alive, %zu entries, at most %" PRIu32 "\n", info->nprocs,
+           nprocs, info->max_procs);
+    printf("threads         %" PRIu32 " (of live processes), at most %" PRIu32 "\n",
+           info->nthreads, info->max_threads);
+    printf("lock timeout    %" PRIu32 " ms\n", info->lock_timeout_ms);
+    locks_print(info);
     if (nprocs == 0) return;
     printf("\n%5s  %10s  %8s  %-5s  %12s  %7s  %s\n", "INDEX", "GENERATION", "PID", "STATE",
            "START_TIME", "THREADS", "ATTACHED");
@@ -631,7 +696,8 @@ static int cmd_check(const cli_cmd_t *cmd, int argc, char **argv)
 
 static const cli_cmd_t cmds[] = {
     {"create", cmd_create, "NAME", false,
-     "NAME [--capacity SIZE] [--mode OCTAL] [--guards]",
+     "NAME [--capacity SIZE] [--mode OCTAL] [--max-procs N] [--max-threads N]\n"
+     "               [--lock-timeout MS] [--guards]",
      "create a heap",
      "Create the heap NAME in " SHM_DIR " and detach from it: the heap stays, with\n"
      "no process attached, until 'sharena rm NAME'. NAME has no leading slash.\n"
@@ -642,6 +708,16 @@ static const cli_cmd_t cmds[] = {
      "                          (Ki/KiB also accepted). Memory is used only as the\n"
      "                          heap fills.\n"
      "  -m, --mode OCTAL        permission bits of the shm object (default 0600)\n"
+     "      --max-procs N       process entries: attachments at once, a fork child\n"
+     "                          that uses the heap counting as one (default 128,\n"
+     "                          at most 4096)\n"
+     "      --max-threads N     thread slots: threads using the heap at once, over\n"
+     "                          all processes (default 512, at most 65536). The\n"
+     "                          tables grow the metadata: a small heap wants small\n"
+     "                          limits, a large pool large ones.\n"
+     "      --lock-timeout MS   longest wait for a heap lock before a call fails with\n"
+     "                          \"a heap lock was not released in time\" (default\n"
+     "                          5000); SHARENA_LOCK_TIMEOUT_MS overrides it per process\n"
      "      --guards            debug layout: guard bytes around every block\n"
      "      --unlink-on-last-close\n"
      "                          refused: the heap would vanish when this command\n"
@@ -668,9 +744,12 @@ static const cli_cmd_t cmds[] = {
      "show a heap's header and process registry",
      "Show everything the heap's header and process registry record: layout\n"
      "version, flags, capacity, committed bytes, metadata size, creation time,\n"
-     "and each process entry (index, generation, pid, alive or dead, start time\n"
-     "in clock ticks since boot, thread slots, attach time). The heap is read\n"
-     "without attaching to it and is not changed.\n"
+     "the process and thread limits, the lock timeout, every lock that is held\n"
+     "(holder's tid, process entry and pid, alive or dead) or that a wait gave\n"
+     "up on (how often, when, by which pid, who held it), and each process entry\n"
+     "(index, generation, pid, alive or dead, start time in clock ticks since\n"
+     "boot, thread slots, attach time). The heap is read without attaching to it\n"
+     "and without taking any of its locks, and is not changed.\n"
      "\n"
      "options:\n"
      "  -h, --help              show this help"},

@@ -234,14 +234,14 @@ void shr__gc_params(shr__seg_params_t *p)
 {
     p->global_size[SHR_LAYER_GC] = sizeof(gc_global_t);
     p->proc_size[SHR_LAYER_GC] = sizeof(lease_area_t);
-    p->consts[11] = sizeof(obj_t);
-    p->consts[12] = sizeof(lease_area_t);
+    p->consts[SHR_CONST_OBJ_SIZE] = sizeof(obj_t);
+    p->consts[SHR_CONST_LEASE_AREA] = sizeof(lease_area_t);
     shr__registry_set_hooks(SHR_LAYER_GC, &gc_hooks);
 }
 
 int shr__gc_init_segment(shr_heap_t *h)
 {
-    for (uint32_t p = 0; p < SHR_MAX_PROCS; p++) {
+    for (uint32_t p = 0; p < h->max_procs; p++) {
         int rc = shr__robust_mutex_init(&((lease_area_t *)shr__seg_proc_area(h, SHR_LAYER_GC, p))->mu);
         if (rc) return rc;
     }

@@ -5,6 +5,9 @@
  *   - functions returning int return 0 or a negative code (-errno, or one of
  *     SHR_E* from <sharena/errors.h>); shr_strerror() names it;
  *   - out-parameters are written only on success;
+ *   - a NULL heap handle gives -EINVAL from the heap's lifecycle and
+ *     inspection calls (shr_heap_close, _stat, _recover, _check and
+ *     _check_report; shr_heap_name, shr_ptr and shr_off return NULL or 0);
  *   - allocation functions return NULL and set errno;
  *   - a NULL heap handle is an error, never a crash, and changes nothing:
  *     int functions return -EINVAL, allocation functions NULL with errno =
@@ -57,10 +60,32 @@ enum {
     SHR_HEAP_GUARDS = 1u << 1
 };
 
+/* Limits of a heap, chosen at creation (shr_heap_options_t): the number of
+ * process entries (one per attachment; a fork child that uses the heap takes
+ * one more) and of thread slots (one per thread per attachment). Their
+ * tables are part of the heap's metadata, so small limits make a small heap. */
+#define SHR_DEFAULT_MAX_PROCS 128
+#define SHR_DEFAULT_MAX_THREADS 512
+#define SHR_LIMIT_MAX_PROCS 4096      /* largest max_procs a heap may have */
+#define SHR_LIMIT_MAX_THREADS 65536   /* largest max_threads */
+/* Longest wait for a heap lock before a call gives up with SHR_ELOCKTIMEOUT
+ * (a holder that is stopped, hung, or a lock damaged in the segment). */
+#define SHR_DEFAULT_LOCK_TIMEOUT_MS 5000
+
+/* Options of a new heap. Zero in any field means its default, so a zeroed
+ * struct is the defaults; shr_heap_options_init() writes them out. New
+ * options take reserved words, with zero keeping today's behaviour, so the
+ * struct keeps its size; reserved words must be zero (else -EINVAL). */
 typedef struct shr_heap_options {
-    size_t capacity;   /* bytes of address space to reserve; 0 = default */
-    unsigned mode;     /* permission bits of the shm object; 0 = 0600 */
-    unsigned flags;    /* SHR_HEAP_* */
+    size_t capacity;          /* bytes of address space to reserve; 0 = default */
+    unsigned mode;            /* permission bits of the shm object; 0 = 0600 */
+    unsigned flags;           /* SHR_HEAP_* */
+    uint32_t max_procs;       /* 1..SHR_LIMIT_MAX_PROCS; 0 = SHR_DEFAULT_MAX_PROCS */
+    uint32_t max_threads;     /* 1..SHR_LIMIT_MAX_THREADS; 0 = SHR_DEFAULT_MAX_THREADS */
+    uint32_t lock_timeout_ms; /* bound of lock waits, stored in the heap; 0 = default.
+                                 SHARENA_LOCK_TIMEOUT_MS in a process's environment
+                                 overrides it for that process (0 there: no bound) */
+    uint32_t reserved[7];     /* must be zero */
 } shr_heap_options_t;
 
 /* Fill *opts with the defaults. */
@@ -69,16 +94,19 @@ void shr_heap_options_init(shr_heap_options_t *opts);
 /* Create a heap. name may be NULL for a generated one (shr_<pid>_<random>);
  * it has no leading slash. opts may be NULL for defaults. On success *out is
  * a handle attached to the new heap. Errors: SHR_ENAME, -ENAMETOOLONG, -EEXIST
- * (name taken), -EINVAL (bad capacity or flags), -ENOMEM (no room in /dev/shm),
- * -EACCES. */
+ * (name taken), -EINVAL (bad capacity, flags, limits, a nonzero reserved
+ * word, or a capacity too small for the metadata of those limits), -ENOMEM
+ * (no room in /dev/shm), -EACCES, SHR_ESPAWN. */
 int shr_heap_create(const char *name, const shr_heap_options_t *opts, shr_heap_t **out);
 
-/* Attach an existing heap by name. Errors: -ENOENT, -EACCES, SHR_ENOTSHR,
- * SHR_EVERSION, SHR_ETRUNC, SHR_ECORRUPT, SHR_EPROCS. */
+/* Attach an existing heap by name. Errors: -ENOENT, -EACCES, SHR_ENOTSHR
+ * (also for a directory or anything that is not a heap), SHR_EVERSION,
+ * SHR_ETRUNC, SHR_ECORRUPT, SHR_EPROCS, SHR_ELOCKTIMEOUT, SHR_ELOCK,
+ * SHR_ESPAWN. */
 int shr_heap_attach(const char *name, shr_heap_t **out);
 
 /* Detach and unmap. The handle is freed even when an error is returned. Other
- * threads of this process must no longer use the heap. */
+ * threads of this process must no longer use the heap. -EINVAL for NULL. */
 int shr_heap_close(shr_heap_t *heap);
 
 /* Remove a heap's name; processes attached keep using it until they close. */
@@ -103,6 +131,25 @@ const char *shr_strerror(int code);
 
 /* ---- Inspection ------------------------------------------------------- */
 
+/* One lock of the heap's lock table, read without taking it. */
+#define SHR_INFO_LOCKS 8
+typedef struct shr_lock_info {
+    char name[16];                 /* "registry", "arena", ...; "" for a spare entry */
+    int held;                      /* someone holds it now, or died holding it */
+    int holder_dead;               /* its holder died in it: the next locker repairs
+                                      (the kernel has cleared the holder's tid) */
+    int32_t holder_tid;            /* kernel tid of the holder, 0 when free */
+    uint32_t holder_index;         /* holder's process entry + 1; 0 when unknown */
+    int32_t holder_pid;            /* that entry's pid, 0 when unknown */
+    int holder_alive;              /* that entry: 1 alive, 0 dead, -1 unknown */
+    uint64_t nacquired, nrepaired; /* statistics */
+    uint64_t ntimeouts;            /* waits that gave up (SHR_ELOCKTIMEOUT) */
+    uint64_t last_timeout_ns;      /* CLOCK_REALTIME of the last, 0 if none */
+    int32_t last_timeout_pid;      /* the process that gave up */
+    int32_t last_timeout_holder_tid;   /* who held the lock then */
+    uint32_t last_timeout_holder_index;/* and its entry + 1, 0 when unknown */
+} shr_lock_info_t;
+
 typedef struct shr_heap_info {
     char name[SHR_NAME_MAX + 1];
     uint32_t layout_version;
@@ -113,6 +160,11 @@ typedef struct shr_heap_info {
     uint64_t created_ns;           /* CLOCK_REALTIME at creation, ns */
     uint32_t nprocs;               /* live process entries */
     uint32_t nthreads;             /* thread slots in use by live processes */
+    uint32_t max_procs;            /* the heap's limits */
+    uint32_t max_threads;
+    uint32_t lock_timeout_ms;      /* as created (the environment may override it) */
+    uint32_t nlocks;               /* entries of locks[] in use */
+    shr_lock_info_t locks[SHR_INFO_LOCKS];
 } shr_heap_info_t;
 
 typedef struct shr_proc_info {
@@ -129,7 +181,8 @@ typedef struct shr_proc_info {
  * access: liveness is probed with a trylock on each entry's lifetime mutex
  * (a dead owner's mutex is left consistent and unlocked; the entry itself is
  * reclaimed only by an attached process). Takes no lock, so the report is a
- * snapshot. procs may be NULL; at most max entries are written and *nprocs
+ * snapshot, and it answers while a lock is stuck: info->locks[] says who
+ * holds each lock (read from the lock word) and which waits timed out. procs may be NULL; at most max entries are written and *nprocs
  * (may be NULL) receives how many exist. Errors as shr_heap_attach. */
 int shr_heap_inspect(const char *name, shr_heap_info_t *info,
                      shr_proc_info_t *procs, size_t max, size_t *nprocs);

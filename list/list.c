@@ -26,15 +26,7 @@ static inline items_t *ARR(shr_heap_t *h, listobj_t *l) { return shr__ptr(h, rd(
  * again (generation), or its process is dead. */
 static bool owner_dead(shr_heap_t *h, uint64_t w)
 {
-    uint32_t slot = (uint32_t)(w & 0xffffffffu) - 1, gen = (uint32_t)(w >> 32);
-    if (slot >= SHR_MAX_THREADS) return true;
-    thread_slot_t *ts = &h->hdr->threads[slot];
-    if (shr_load_acquire(&ts->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&ts->gen) != gen) return true;
-    uint32_t p = ts->proc;
-    if (p >= SHR_MAX_PROCS) return true;
-    proc_entry_t *pe = &h->hdr->procs[p];
-    if (shr_load_acquire(&pe->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&pe->gen) != ts->proc_gen) return true;
-    return !shr__proc_alive(h->hdr, p);
+    return shr__slot_gone(h, (uint32_t)(w & 0xffffffffu) - 1, (uint32_t)(w >> 32));
 }
 
 /* Sequence counter: odd while items move in place (a seqlock). Lock held.

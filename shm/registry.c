@@ -1,9 +1,10 @@
 /* Registry of attached processes and threads
  *
- * A fixed table of process entries and thread slots in the header.
+ * Two tables after the header, sized by the heap's limits: max_procs process
+ * entries and max_threads thread slots (docs/design/shm.md §6).
  *
- *   process entry   FREE -> LIVE   claimed by shr__proc_register: an anchor
- *                                  thread of the process locks `life` and
+ *   process entry   FREE -> LIVE   claimed by shr__proc_register: this
+ *                                  process's anchor thread locks `life` and
  *                                  holds it until detach
  *                   LIVE -> FREE   shr__proc_unregister (clean detach), or a
  *                                  sweep that finds `life` owner-dead
@@ -17,18 +18,40 @@
  *   R2  a LIVE thread slot names a LIVE process entry of the same gen, or is
  *       reclaimed by the next sweep
  *   R3  procs[i].nthreads == number of LIVE slots with proc == i
+ *   R4  every state is FREE or LIVE; entries at or above the tables' high
+ *       water marks (procs_hwm, threads_hwm <= the limits) are FREE
+ *   R5  a FREE entry's `life` is unlocked
+ * shr__registry_check verifies them all; a sweep reclaims what breaks R2 and
+ * entries of an unknown state (R4), so that damage is healed, not followed.
+ *
+ * Claims do not trust what a FREE entry holds: every field the registry
+ * relies on is written afresh (gen is bumped whatever its value), and
+ * `life` is re-initialised before the anchor takes it.
+ *
+ * Commit points (fault points in include/sharena/fault.h):
+ *   registry.proc.claim   an entry's fields written, anchor holding `life`,
+ *                         before `state = LIVE`: a crash leaves it FREE
+ *   registry.slot.claim   a slot's fields written, before `state = LIVE`
+ *   registry.reclaim      a dead entry's slots and layer state released,
+ *                         before `state = FREE`: the next sweep redoes it
+ *   registry.unlink       the last close decided to unlink the name
+ * Every step is re-runnable, so a holder of the registry lock that dies
+ * anywhere is repaired by a recount (R3) and a sweep (registry_repair).
  *
  * Why an anchor thread: liveness must survive pid reuse, zombies and exec.
  * A robust mutex is released by the kernel when its owner thread ends for any
  * reason (exit, kill, exec), before the process becomes a zombie, and no pid
  * is compared later. The owner must live as long as the attachment, which no
- * user thread promises, hence one small thread per attached heap that does
- * nothing but hold the lock. Its stack is sized for the process's static
- * TLS (anchor_stack_size). See docs/design/shm.md.
+ * user thread promises, hence a thread that does nothing but hold the locks.
+ * One anchor serves every heap the process attaches (up to ANCHOR_MAX_HELD,
+ * below the kernel's robust-list walk limit; then another anchor starts), so
+ * a thousand attached heaps cost one thread. Its stack is sized for the
+ * process's static TLS (anchor_stack_size). See docs/design/shm.md §6.1.
  *
- * Fork: the child inherits the handle and this thread's context but not the
- * anchor. The atfork child handler bumps fork_epoch and clears the thread's
- * contexts; the child's first use of the heap registers a new entry.
+ * Fork: the child inherits the handle and this thread's context but no
+ * anchor. The atfork child handler bumps fork_epoch, forgets the anchors and
+ * clears the thread's contexts; the child's first use of the heap registers
+ * a new entry, held by an anchor of its own.
  *
  * Reclaim hooks of the layers run under the registry lock and must not claim
  * a thread slot (they free memory as remote frees).
@@ -43,12 +66,22 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "shm.h"
 
 _Thread_local shr_tctx_t *shr__tl_ctx __attribute__((tls_model("initial-exec")));
 static _Thread_local shr_tctx_t *tl_ctx_list; /* every context of this thread */
 
-static shr__layer_hooks_t layer_hooks[SHR_NLAYERS];
+/* Installed again by every attach (the same static tables, maybe from several
+ * threads at once): atomic pointers, written only when they change. */
+static _Atomic(const shr__layer_hooks_t *) layer_hooks[SHR_NLAYERS];
+static const shr__layer_hooks_t no_hooks;
+
+static inline const shr__layer_hooks_t *hooks_of(int layer)
+{
+    const shr__layer_hooks_t *k = shr_load_acquire(&layer_hooks[layer]);
+    return k ? k : &no_hooks;
+}
 static pthread_mutex_t proc_mutex = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t fork_epoch = 1;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -57,8 +90,34 @@ static _Thread_local int32_t tl_tid;
 
 void shr__registry_set_hooks(int layer, const shr__layer_hooks_t *hooks)
 {
-    layer_hooks[layer] = *hooks;
+    if (shr_load_relaxed(&layer_hooks[layer]) != hooks) shr_store_release(&layer_hooks[layer], hooks);
 }
+
+/* ---- anchors: the threads that hold this process's `life` mutexes ------ */
+
+/* The kernel walks at most 2048 entries of a dead thread's robust list
+ * (ROBUST_LIST_LIMIT): an anchor holds at most half that many. */
+#define ANCHOR_MAX_HELD 1024
+
+enum anchor_state { ANCHOR_STARTING, ANCHOR_RUNNING, ANCHOR_FAILED };
+enum anchor_op { ANCHOR_IDLE, ANCHOR_TAKE, ANCHOR_GIVE };
+
+/* One anchor thread. Requests are made under proc_mutex, one at a time:
+ * the requester writes op and target, waits for op to return to IDLE and
+ * reads result. Everything but `nheld` and `next` is under `mu`. */
+typedef struct shr__anchor {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state;                  /* enum anchor_state */
+    int op;                     /* enum anchor_op */
+    pthread_mutex_t *target;
+    int result;                 /* 0 or a pthread error */
+    uint32_t nheld;             /* `life` mutexes held; under proc_mutex */
+    struct shr__anchor *next;   /* under proc_mutex */
+} shr__anchor_t;
+
+static shr__anchor_t *anchors; /* this process's anchors; under proc_mutex */
 
 /* ---- process-wide setup --------------------------------------------- */
 
@@ -67,11 +126,13 @@ static void atfork_parent(void) { pthread_mutex_unlock(&proc_mutex); }
 static void atfork_child(void)
 {
     /* Only the forking thread exists here. Its contexts name the parent's
-     * slots: forget them (their memory is leaked in the child, once). */
+     * slots, and the anchors are the parent's threads: forget them (their
+     * memory is leaked in the child, once). */
     atomic_fetch_add(&fork_epoch, 1);
     shr__tl_ctx = NULL;
     tl_ctx_list = NULL;
     tl_tid = 0;
+    anchors = NULL;
     pthread_mutex_init(&proc_mutex, NULL);
 }
 
@@ -110,6 +171,25 @@ static uint64_t read_start_time(void)
     return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
+/* An invariant of the list above, checked where an entry changes
+ * (SHR_DEBUG >= 2); the message names it. */
+#define REG_ASSERT(inv, c)                                                           \
+    do {                                                                             \
+        if (SHR_DEBUG >= 2 && shr_unlikely(!(c))) SHR_PANIC("registry %s: %s", inv, #c); \
+    } while (0)
+
+static inline uint32_t procs_hwm(const shr_heap_t *h)
+{
+    uint32_t n = shr_load_acquire(&h->hdr->procs_hwm);
+    return n < h->max_procs ? n : h->max_procs;
+}
+
+static inline uint32_t threads_hwm(const shr_heap_t *h)
+{
+    uint32_t n = shr_load_acquire(&h->hdr->threads_hwm);
+    return n < h->max_threads ? n : h->max_threads;
+}
+
 /* ---- liveness -------------------------------------------------------- */
 
 /* Probe a LIVE entry's lifetime mutex. 1 live, 0 dead. Leaves the mutex as it
@@ -139,27 +219,57 @@ static int probe_life(pthread_mutex_t *life)
     }
 }
 
-int shr__proc_alive(seg_header_t *hdr, uint32_t proc)
+int shr__proc_alive(const shr_heap_t *h, uint32_t proc)
 {
-    return probe_life(&hdr->procs[proc].life);
+    if (proc >= h->max_procs) return 0;
+    return probe_life(&h->procs[proc].life);
 }
 
-/* ---- anchor thread --------------------------------------------------- */
+bool shr__slot_gone(const shr_heap_t *h, uint32_t slot, uint32_t gen)
+{
+    if (slot >= h->max_threads) return true;
+    thread_slot_t *ts = &h->threads[slot];
+    if (shr_load_acquire(&ts->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&ts->gen) != gen)
+        return true;
+    uint32_t p = ts->proc;
+    if (p >= h->max_procs) return true;
+    proc_entry_t *pe = &h->procs[p];
+    if (shr_load_acquire(&pe->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&pe->gen) != ts->proc_gen)
+        return true;
+    return !probe_life(&pe->life);
+}
+
+/* ---- anchor threads -------------------------------------------------- */
+
+/* Take `life` for good. Only the claimer (under the registry lock) asks, for
+ * a FREE entry, so nobody should hold it; a prober's trylock holds it for a
+ * moment at most, hence a few tries. */
+static int anchor_take(pthread_mutex_t *life)
+{
+    for (int i = 0; i < 100; i++) {
+        int rc = pthread_mutex_trylock(life);
+        if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(life);
+        if (rc != EBUSY) return rc;
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    return EBUSY;
+}
 
 static void *anchor_main(void *arg)
 {
-    shr_heap_t *h = arg;
-    pthread_mutex_t *life = &h->hdr->procs[h->proc].life;
-    int rc = pthread_mutex_lock(life);
-    if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(life);
-    pthread_mutex_lock(&h->anchor_mu);
-    h->anchor_state = rc == 0 ? 1 : -1;
-    pthread_cond_broadcast(&h->anchor_cv);
-    while (rc == 0 && h->anchor_state != 2) pthread_cond_wait(&h->anchor_cv, &h->anchor_mu);
-    pthread_mutex_unlock(&h->anchor_mu);
-    /* Unlock before the segment can be unmapped: the closer joins us first. */
-    if (rc == 0) pthread_mutex_unlock(life);
-    return NULL;
+    shr__anchor_t *a = arg;
+    pthread_mutex_lock(&a->mu);
+    a->state = ANCHOR_RUNNING;
+    pthread_cond_broadcast(&a->cv);
+    for (;;) {
+        while (a->op == ANCHOR_IDLE) pthread_cond_wait(&a->cv, &a->mu);
+        if (a->op == ANCHOR_TAKE) a->result = anchor_take(a->target);
+        else a->result = pthread_mutex_unlock(a->target);
+        a->op = ANCHOR_IDLE;
+        pthread_cond_broadcast(&a->cv);
+    }
+    return NULL; /* not reached: an anchor lives as long as its process */
 }
 
 /* Sum of the PT_TLS segments of every loaded object: glibc carves the static
@@ -193,63 +303,123 @@ static size_t anchor_stack_size(void)
     return (n + page - 1) / page * page;
 }
 
-static int anchor_spawn(shr_heap_t *h, size_t stack)
+static int anchor_spawn(shr__anchor_t *a, size_t stack)
 {
     pthread_attr_t attr;
     sigset_t all, old;
     int rc = pthread_attr_init(&attr);
     if (rc) return rc;
     if (stack) rc = pthread_attr_setstacksize(&attr, stack);
+    if (rc == 0) rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     if (rc == 0) {
         /* The anchor must never run signal handlers: block everything in it. */
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
-        rc = pthread_create(&h->anchor, &attr, anchor_main, h);
+        rc = pthread_create(&a->thread, &attr, anchor_main, a);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     pthread_attr_destroy(&attr);
     return rc;
 }
 
-static int anchor_start(shr_heap_t *h)
+/* An anchor with room for one more `life`, started if need be. proc_mutex
+ * held. NULL with *rc set when no thread can be started. */
+static shr__anchor_t *anchor_get(int *rc)
 {
-    h->anchor_state = 0;
-    int rc = anchor_spawn(h, anchor_stack_size());
+    for (shr__anchor_t *a = anchors; a; a = a->next)
+        if (a->nheld < ANCHOR_MAX_HELD) return a;
+    shr__anchor_t *a = calloc(1, sizeof *a);
+    if (!a) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    a->state = ANCHOR_STARTING;
+    int err = anchor_spawn(a, anchor_stack_size());
     /* A stack still too small for this libc's TLS layout: the default size. */
-    if (rc == EINVAL) rc = anchor_spawn(h, 0);
-    if (rc) {
-        errno = rc;
-        return SHR_ESPAWN;
+    if (err == EINVAL) err = anchor_spawn(a, 0);
+    if (err) {
+        pthread_cond_destroy(&a->cv);
+        pthread_mutex_destroy(&a->mu);
+        free(a);
+        errno = err;
+        *rc = SHR_ESPAWN;
+        return NULL;
     }
-    pthread_mutex_lock(&h->anchor_mu);
-    while (h->anchor_state == 0) pthread_cond_wait(&h->anchor_cv, &h->anchor_mu);
-    int ok = h->anchor_state == 1;
-    pthread_mutex_unlock(&h->anchor_mu);
-    if (!ok) {
-        pthread_join(h->anchor, NULL);
-        return SHR_ELOCK;
+    pthread_mutex_lock(&a->mu);
+    while (a->state == ANCHOR_STARTING) pthread_cond_wait(&a->cv, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+    a->next = anchors;
+    anchors = a;
+    return a;
+}
+
+/* Ask anchor a to take or give back mu; returns its pthread result. The
+ * anchor never blocks on mu, so neither does this. proc_mutex held. */
+static int anchor_request(shr__anchor_t *a, int op, pthread_mutex_t *mu)
+{
+    pthread_mutex_lock(&a->mu);
+    SHR_ASSERT(a->op == ANCHOR_IDLE);
+    a->target = mu;
+    a->op = op;
+    pthread_cond_broadcast(&a->cv);
+    while (a->op != ANCHOR_IDLE) pthread_cond_wait(&a->cv, &a->mu);
+    int rc = a->result;
+    pthread_mutex_unlock(&a->mu);
+    if (rc == 0) {
+        if (op == ANCHOR_TAKE) a->nheld++;
+        else a->nheld--;
     }
+    return rc;
+}
+
+/* Make h's entry `life` held by an anchor. The entry is FREE (R5 says
+ * `life` is unlocked): re-initialise it first, whatever a dead claimer or
+ * damage left in it. Registry lock and proc_mutex held. */
+static int anchor_hold(shr_heap_t *h, proc_entry_t *pe)
+{
+    int rc = 0;
+    shr__anchor_t *a = anchor_get(&rc);
+    if (!a) return rc;
+    bool died;
+    if (shr__mutex_holder(&pe->life, &died) == 0 && !died &&
+        (rc = shr__robust_mutex_init(&pe->life)) != 0)
+        return rc;
+    int err = anchor_request(a, ANCHOR_TAKE, &pe->life);
+    if (err != 0) {
+        /* Held for longer than any probe holds it, or unusable: nobody can
+         * legitimately own a FREE entry's `life` (R5). */
+        if ((rc = shr__robust_mutex_init(&pe->life)) != 0) return rc;
+        err = anchor_request(a, ANCHOR_TAKE, &pe->life);
+    }
+    if (err != 0) return SHR_ELOCK;
+    h->anchor = a;
     return 0;
 }
 
-static void anchor_stop(shr_heap_t *h)
+static int anchor_release(shr_heap_t *h)
 {
-    pthread_mutex_lock(&h->anchor_mu);
-    h->anchor_state = 2;
-    pthread_cond_broadcast(&h->anchor_cv);
-    pthread_mutex_unlock(&h->anchor_mu);
-    pthread_join(h->anchor, NULL);
+    if (!h->anchor) return 0;
+    int rc = anchor_request(h->anchor, ANCHOR_GIVE, &h->procs[h->proc].life);
+    h->anchor = NULL;
+    return rc;
 }
 
 /* ---- reclaim --------------------------------------------------------- */
 
 static void release_thread(shr_heap_t *h, uint32_t slot, bool dead)
 {
-    thread_slot_t *ts = &h->hdr->threads[slot];
+    thread_slot_t *ts = &h->threads[slot];
     for (int l = SHR_NLAYERS - 1; l >= 0; l--)
-        if (layer_hooks[l].thread_release) layer_hooks[l].thread_release(h, slot, dead);
-    if (ts->proc < SHR_MAX_PROCS && h->hdr->procs[ts->proc].nthreads > 0)
-        h->hdr->procs[ts->proc].nthreads--;
+        if (hooks_of(l)->thread_release) hooks_of(l)->thread_release(h, slot, dead);
+    REG_ASSERT("R4", slot < threads_hwm(h));
+    if (slot < shr_load_relaxed(&h->hdr->threads_free_hint)) shr_store_relaxed(&h->hdr->threads_free_hint, slot);
+    /* R3: only a LIVE slot of that very attachment was counted. */
+    proc_entry_t *pe = ts->proc < h->max_procs ? &h->procs[ts->proc] : NULL;
+    if (shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE && pe && pe->nthreads > 0 &&
+        shr_load_relaxed(&pe->gen) == ts->proc_gen)
+        pe->nthreads--;
     shr_store_relaxed(&ts->in_heap, 0);
     shr_store_release(&ts->state, SHR_ENTRY_FREE);
 }
@@ -259,11 +429,11 @@ static void release_thread(shr_heap_t *h, uint32_t slot, bool dead)
  * the number of thread slots released. */
 static int release_proc(shr_heap_t *h, uint32_t proc, bool dead)
 {
-    seg_header_t *hdr = h->hdr;
-    uint32_t gen = shr_load_relaxed(&hdr->procs[proc].gen);
+    uint32_t gen = shr_load_relaxed(&h->procs[proc].gen);
+    uint32_t hwm = threads_hwm(h);
     int n = 0;
-    for (uint32_t s = 0; s < SHR_MAX_THREADS; s++) {
-        thread_slot_t *ts = &hdr->threads[s];
+    for (uint32_t s = 0; s < hwm; s++) {
+        thread_slot_t *ts = &h->threads[s];
         if (shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE && ts->proc == proc &&
             ts->proc_gen == gen) {
             release_thread(h, s, dead);
@@ -271,8 +441,8 @@ static int release_proc(shr_heap_t *h, uint32_t proc, bool dead)
         }
     }
     for (int l = SHR_NLAYERS - 1; l >= 0; l--)
-        if (layer_hooks[l].proc_release) layer_hooks[l].proc_release(h, proc, dead);
-    hdr->procs[proc].nthreads = 0;
+        if (hooks_of(l)->proc_release) hooks_of(l)->proc_release(h, proc, dead);
+    h->procs[proc].nthreads = 0; /* R3: none of its slots is LIVE any more */
     return n;
 }
 
@@ -285,21 +455,33 @@ bool shr__proc_registered_here(const shr_heap_t *h) { return is_own_entry(h, h->
 
 int shr__registry_sweep_locked(shr_heap_t *h)
 {
-    seg_header_t *hdr = h->hdr;
     int n = 0;
-    for (uint32_t p = 0; p < SHR_MAX_PROCS; p++) {
-        proc_entry_t *pe = &hdr->procs[p];
-        if (shr_load_acquire(&pe->state) != SHR_ENTRY_LIVE || is_own_entry(h, p)) continue;
+    uint32_t phwm = procs_hwm(h), thwm = threads_hwm(h);
+    for (uint32_t p = 0; p < phwm; p++) {
+        proc_entry_t *pe = &h->procs[p];
+        uint32_t st = shr_load_acquire(&pe->state);
+        if (st == SHR_ENTRY_FREE) {
+            /* A claimer that died between taking `life` and the commit
+             * point leaves it owner-dead: make it clean again (R5). */
+            bool died;
+            if (shr__mutex_holder(&pe->life, &died) == 0 && died) probe_life(&pe->life);
+            continue;
+        }
+        if (is_own_entry(h, p)) continue;
+        /* LIVE, or an unknown state (R4 broken): reclaim once dead. */
         if (probe_life(&pe->life)) continue;
         n += 1 + release_proc(h, p, true);
+        if (SHR_FAULT(REG_RECLAIM)) continue; /* "fail": left for the next sweep */
         shr_store_release(&pe->state, SHR_ENTRY_FREE);
     }
-    /* R2: slots whose process entry is gone or was claimed again. */
-    for (uint32_t s = 0; s < SHR_MAX_THREADS; s++) {
-        thread_slot_t *ts = &hdr->threads[s];
-        if (shr_load_relaxed(&ts->state) != SHR_ENTRY_LIVE) continue;
-        proc_entry_t *pe = ts->proc < SHR_MAX_PROCS ? &hdr->procs[ts->proc] : NULL;
-        if (pe && shr_load_relaxed(&pe->state) == SHR_ENTRY_LIVE &&
+    /* R2: slots whose process entry is gone or was claimed again; R4:
+     * slots of an unknown state. */
+    for (uint32_t s = 0; s < thwm; s++) {
+        thread_slot_t *ts = &h->threads[s];
+        uint32_t st = shr_load_relaxed(&ts->state);
+        if (st == SHR_ENTRY_FREE) continue;
+        proc_entry_t *pe = ts->proc < h->max_procs ? &h->procs[ts->proc] : NULL;
+        if (st == SHR_ENTRY_LIVE && pe && shr_load_relaxed(&pe->state) == SHR_ENTRY_LIVE &&
             shr_load_relaxed(&pe->gen) == ts->proc_gen)
             continue;
         release_thread(h, s, true);
@@ -313,26 +495,118 @@ int shr__registry_sweep_locked(shr_heap_t *h)
  * repair is a recount (R3) followed by a sweep. */
 static int registry_repair(shr_heap_t *h)
 {
-    seg_header_t *hdr = h->hdr;
-    for (uint32_t p = 0; p < SHR_MAX_PROCS; p++) hdr->procs[p].nthreads = 0;
-    for (uint32_t s = 0; s < SHR_MAX_THREADS; s++) {
-        thread_slot_t *ts = &hdr->threads[s];
-        if (shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE && ts->proc < SHR_MAX_PROCS)
-            hdr->procs[ts->proc].nthreads++;
+    uint32_t phwm = procs_hwm(h), thwm = threads_hwm(h);
+    shr_store_relaxed(&h->hdr->threads_free_hint, 0);
+    for (uint32_t p = 0; p < phwm; p++) h->procs[p].nthreads = 0;
+    for (uint32_t s = 0; s < thwm; s++) {
+        thread_slot_t *ts = &h->threads[s];
+        if (shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE && ts->proc < h->max_procs &&
+            shr_load_relaxed(&h->procs[ts->proc].gen) == ts->proc_gen)
+            h->procs[ts->proc].nthreads++;
     }
     shr__registry_sweep_locked(h);
     return 0;
 }
 
-int shr__registry_init(seg_header_t *hdr)
+int shr__registry_init(shr_heap_t *h)
 {
-    for (uint32_t p = 0; p < SHR_MAX_PROCS; p++) {
-        memset(&hdr->procs[p], 0, sizeof hdr->procs[p]);
-        int rc = shr__robust_mutex_init(&hdr->procs[p].life);
+    seg_header_t *hdr = h->hdr;
+    memset(h->procs, 0, (size_t)h->max_procs * sizeof *h->procs);
+    memset(h->threads, 0, (size_t)h->max_threads * sizeof *h->threads);
+    for (uint32_t p = 0; p < h->max_procs; p++) {
+        int rc = shr__robust_mutex_init(&h->procs[p].life);
         if (rc) return rc;
     }
-    memset(hdr->threads, 0, sizeof hdr->threads);
+    shr_store_relaxed(&hdr->procs_hwm, 0);
+    shr_store_relaxed(&hdr->threads_hwm, 0);
+    shr_store_relaxed(&hdr->threads_free_hint, 0);
     return 0;
+}
+
+/* ---- checking --------------------------------------------------------- */
+
+typedef struct {
+    FILE *out;
+    int errors;
+} reg_checker_t;
+
+__attribute__((format(printf, 2, 3))) static void reg_fail(reg_checker_t *k, const char *fmt, ...)
+{
+    k->errors++;
+    if (!k->out) return;
+    va_list ap;
+    fprintf(k->out, "registry: ");
+    va_start(ap, fmt);
+    vfprintf(k->out, fmt, ap);
+    va_end(ap);
+    fputc('\n', k->out);
+}
+
+int shr__registry_check(shr_heap_t *h, FILE *out)
+{
+    if (!h) return -EINVAL;
+    reg_checker_t k = {.out = out};
+    int rc = shr__lock(h, SHR_LOCK_REGISTRY);
+    if (rc) return rc;
+    /* R4 first: a sweep reclaims entries of an unknown state, but such a
+     * state is damage, not the leftover of a dead process. */
+    for (uint32_t s = 0; s < h->max_threads; s++) {
+        uint32_t st = shr_load_relaxed(&h->threads[s].state);
+        if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE)
+            reg_fail(&k, "R4: thread slot %u: state %u", s, st);
+    }
+    for (uint32_t p = 0; p < h->max_procs; p++) {
+        uint32_t st = shr_load_relaxed(&h->procs[p].state);
+        if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE)
+            reg_fail(&k, "R4: process entry %u: state %u", p, st);
+    }
+    shr__registry_sweep_locked(h); /* what a sweep reclaims from the dead is not damage */
+    uint32_t rph = shr_load_relaxed(&h->hdr->procs_hwm), rth = shr_load_relaxed(&h->hdr->threads_hwm);
+    if (rph > h->max_procs) reg_fail(&k, "R4: procs_hwm %u above max_procs %u", rph, h->max_procs);
+    if (rth > h->max_threads)
+        reg_fail(&k, "R4: threads_hwm %u above max_threads %u", rth, h->max_threads);
+    uint32_t phwm = procs_hwm(h), thwm = threads_hwm(h);
+    uint32_t *count = calloc(h->max_procs, sizeof *count);
+    if (!count) {
+        shr__unlock(h, SHR_LOCK_REGISTRY);
+        return -ENOMEM;
+    }
+    for (uint32_t s = 0; s < h->max_threads; s++) {
+        thread_slot_t *ts = &h->threads[s];
+        uint32_t st = shr_load_relaxed(&ts->state);
+        if (s >= thwm && st != SHR_ENTRY_FREE)
+            reg_fail(&k, "R4: thread slot %u above the high water mark %u is not FREE", s, thwm);
+        if (st != SHR_ENTRY_LIVE) continue;
+        if (ts->proc >= h->max_procs) {
+            reg_fail(&k, "R2: thread slot %u: process entry %u out of range", s, ts->proc);
+            continue;
+        }
+        proc_entry_t *pe = &h->procs[ts->proc];
+        if (shr_load_relaxed(&pe->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&pe->gen) != ts->proc_gen)
+            reg_fail(&k, "R2: thread slot %u names entry %u gen %u, which is not LIVE at that gen", s,
+                     ts->proc, ts->proc_gen);
+        count[ts->proc]++;
+    }
+    for (uint32_t p = 0; p < h->max_procs; p++) {
+        proc_entry_t *pe = &h->procs[p];
+        uint32_t st = shr_load_relaxed(&pe->state);
+        if (p >= phwm && st != SHR_ENTRY_FREE)
+            reg_fail(&k, "R4: process entry %u above the high water mark %u is not FREE", p, phwm);
+        if (pe->nthreads != count[p])
+            reg_fail(&k, "R3: process entry %u: nthreads %u but %u live slots", p, pe->nthreads, count[p]);
+        bool died;
+        int32_t holder = shr__mutex_holder(&pe->life, &died);
+        if (st == SHR_ENTRY_FREE && (holder != 0 || died))
+            reg_fail(&k, "R5: process entry %u is FREE but its life mutex reads as held (tid %d)", p,
+                     (int)holder);
+        /* Other LIVE entries passed the sweep's probe; ours is held by our
+         * anchor, which the sweep does not probe. */
+        if (st == SHR_ENTRY_LIVE && is_own_entry(h, p) && (holder == 0 || died))
+            reg_fail(&k, "R1: process entry %u (this process) is LIVE but its life mutex is not held", p);
+    }
+    free(count);
+    shr__unlock(h, SHR_LOCK_REGISTRY);
+    return k.errors;
 }
 
 /* ---- process registration -------------------------------------------- */
@@ -344,28 +618,34 @@ static int proc_register_locked(shr_heap_t *h)
     int rc = shr__lock(h, SHR_LOCK_REGISTRY);
     if (rc) return rc;
     shr__registry_sweep_locked(h);
-    uint32_t p;
-    for (p = 0; p < SHR_MAX_PROCS; p++)
-        if (shr_load_relaxed(&hdr->procs[p].state) == SHR_ENTRY_FREE) break;
-    if (p == SHR_MAX_PROCS) {
+    uint32_t hwm = procs_hwm(h), p;
+    for (p = 0; p < hwm; p++)
+        if (shr_load_relaxed(&h->procs[p].state) == SHR_ENTRY_FREE) break;
+    if (p == h->max_procs) {
         rc = SHR_EPROCS;
         goto out;
     }
+    proc_entry_t *pe = &h->procs[p];
+    REG_ASSERT("R4", shr_load_relaxed(&pe->state) == SHR_ENTRY_FREE);
+    if (p == hwm) shr_store_release(&hdr->procs_hwm, hwm + 1); /* R4: still FREE */
     h->proc = p;
-    /* Fresh each time: a fork child's copies hold the parent's waiters. */
-    pthread_mutex_init(&h->anchor_mu, NULL);
-    pthread_cond_init(&h->anchor_cv, NULL);
-    rc = anchor_start(h);
+    rc = anchor_hold(h, pe);
     if (rc) goto out;
-    proc_entry_t *pe = &hdr->procs[p];
     pe->pid = getpid();
     pe->start_time = read_start_time();
     pe->attach_ns = shr__now_ns(CLOCK_REALTIME);
-    pe->nthreads = 0;
+    pe->nthreads = 0; /* R3: no slot names the new gen yet */
     h->proc_gen = atomic_fetch_add(&pe->gen, 1) + 1;
+    if (SHR_FAULT(REG_PROC_CLAIM)) {
+        anchor_release(h);
+        rc = SHR_EPROCS;
+        goto out;
+    }
     h->fork_epoch = shr_load_relaxed(&fork_epoch);
     h->registered = true;
     h->ctxs = NULL;
+    /* The commit point: LIVE while the anchor holds `life` (R1). */
+    REG_ASSERT("R1", shr__mutex_holder(&pe->life, NULL) != 0);
     shr_store_release(&pe->state, SHR_ENTRY_LIVE);
     atomic_fetch_add_explicit(&hdr->nattach, 1, memory_order_relaxed);
 out:
@@ -384,35 +664,40 @@ int shr__proc_register(shr_heap_t *h)
 
 void shr__proc_unregister(shr_heap_t *h)
 {
-    seg_header_t *hdr = h->hdr;
     pthread_mutex_lock(&proc_mutex);
     /* Contexts of this process's threads become stale: their owners free
      * them on their next slow path or at thread exit. */
-    for (shr_tctx_t *c = h->ctxs; c; c = c->next_in_heap)
-        atomic_store_explicit(&c->heap, NULL, memory_order_relaxed);
+    for (shr_tctx_t *c = h->ctxs; c; c = c->next_in_heap) shr_store_relaxed(&c->heap, NULL);
     h->ctxs = NULL;
     if (!h->registered || h->fork_epoch != shr_load_relaxed(&fork_epoch)) {
         /* Never registered, or a fork child that never used the heap: the
          * entry (if any) is the parent's. */
         h->registered = false;
+        h->anchor = NULL;
         pthread_mutex_unlock(&proc_mutex);
         return;
     }
+    proc_entry_t *pe = &h->procs[h->proc];
     if (shr__lock(h, SHR_LOCK_REGISTRY) == 0) {
         release_proc(h, h->proc, false);
-        anchor_stop(h);
-        shr_store_release(&hdr->procs[h->proc].state, SHR_ENTRY_FREE);
+        /* R1 and R5: `life` is released before the entry reads FREE. */
+        int given = anchor_release(h);
+        REG_ASSERT("R5", given == 0); /* `life` unlocked by the anchor that held it */
+        REG_ASSERT("R3", pe->nthreads == 0);
+        shr_store_release(&pe->state, SHR_ENTRY_FREE);
         h->registered = false;
         shr__registry_sweep_locked(h);
-        uint32_t live = 0;
-        for (uint32_t p = 0; p < SHR_MAX_PROCS; p++)
-            live += shr_load_relaxed(&hdr->procs[p].state) == SHR_ENTRY_LIVE;
-        if (live == 0 && (hdr->flags & SHR_HEAP_UNLINK_ON_LAST_CLOSE)) shr__seg_unlink_if_ours(h);
+        uint32_t live = 0, hwm = procs_hwm(h);
+        for (uint32_t p = 0; p < hwm; p++)
+            live += shr_load_relaxed(&h->procs[p].state) == SHR_ENTRY_LIVE;
+        if (live == 0 && (h->flags & SHR_HEAP_UNLINK_ON_LAST_CLOSE) && !SHR_FAULT(REG_UNLINK))
+            shr__seg_unlink_if_ours(h);
         shr__unlock(h, SHR_LOCK_REGISTRY);
     } else {
-        /* The registry is unrecoverable; still release our liveness so that
-         * nobody waits for us. */
-        anchor_stop(h);
+        /* The registry lock is unrecoverable or held by someone who does not
+         * let go; still release our liveness so that nobody waits for us.
+         * The entry stays LIVE until a sweep finds it dead (R1). */
+        anchor_release(h);
         h->registered = false;
     }
     pthread_mutex_unlock(&proc_mutex);
@@ -425,7 +710,7 @@ static void prune_stale_contexts(void)
     shr_tctx_t **pp = &tl_ctx_list;
     while (*pp) {
         shr_tctx_t *c = *pp;
-        if (atomic_load_explicit(&c->heap, memory_order_relaxed) == NULL) {
+        if (shr_load_relaxed(&c->heap) == NULL) {
             *pp = c->next_in_thread;
             if (shr__tl_ctx == c) shr__tl_ctx = NULL;
             free(c);
@@ -435,13 +720,35 @@ static void prune_stale_contexts(void)
     }
 }
 
+/* The first FREE slot from the hint on, else a slot never used (at the high
+ * water mark), else a FREE slot below the hint (a damaged hint), else
+ * max_threads. Registry lock held. */
+static uint32_t find_free_slot(const shr_heap_t *h)
+{
+    uint32_t hwm = threads_hwm(h), hint = shr_load_relaxed(&h->hdr->threads_free_hint);
+    if (hint > hwm) hint = 0; /* a hint from the segment: checked, never trusted */
+    for (uint32_t s = hint; s < hwm; s++)
+        if (shr_load_relaxed(&h->threads[s].state) == SHR_ENTRY_FREE) return s;
+    if (hwm < h->max_threads) return hwm;
+    for (uint32_t s = 0; s < hint; s++)
+        if (shr_load_relaxed(&h->threads[s].state) == SHR_ENTRY_FREE) return s;
+    return h->max_threads;
+}
+
 static int claim_slot_locked(shr_heap_t *h, uint32_t *out)
 {
     seg_header_t *hdr = h->hdr;
     for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t s = 0; s < SHR_MAX_THREADS; s++) {
-            thread_slot_t *ts = &hdr->threads[s];
-            if (shr_load_relaxed(&ts->state) != SHR_ENTRY_FREE) continue;
+        uint32_t hwm = threads_hwm(h), s = find_free_slot(h);
+        if (s < h->max_threads) {
+            thread_slot_t *ts = &h->threads[s];
+            REG_ASSERT("R4", shr_load_relaxed(&ts->state) == SHR_ENTRY_FREE);
+            REG_ASSERT("R2", shr_load_relaxed(&h->procs[h->proc].state) == SHR_ENTRY_LIVE &&
+                                 shr_load_relaxed(&h->procs[h->proc].gen) == h->proc_gen);
+            if (s == hwm) shr_store_release(&hdr->threads_hwm, hwm + 1); /* R4: still FREE */
+            /* Everything the registry relies on, written afresh. The
+             * layers' areas of a FREE slot are reset by their
+             * thread_release hooks (zero in a new segment). */
             ts->proc = h->proc;
             ts->proc_gen = h->proc_gen;
             ts->tid = shr__gettid();
@@ -453,8 +760,11 @@ static int claim_slot_locked(shr_heap_t *h, uint32_t *out)
              * trusts no leftover: they start from zero. */
             for (int l = 0; l < SHR_NLAYERS; l++)
                 if (hdr->thread_size[l]) memset(shr__seg_thread_area(h, l, s), 0, hdr->thread_size[l]);
-            hdr->procs[h->proc].nthreads++;
+            if (SHR_FAULT(REG_SLOT_CLAIM)) return SHR_ETHREADS;
+            h->procs[h->proc].nthreads++; /* R3, with the store below */
+            /* The commit point: LIVE names a LIVE entry of this gen (R2). */
             shr_store_release(&ts->state, SHR_ENTRY_LIVE);
+            shr_store_relaxed(&hdr->threads_free_hint, s + 1); /* none FREE below s + 1 */
             *out = s;
             return 0;
         }
@@ -474,12 +784,13 @@ shr_tctx_t *shr__tctx_slow(shr_heap_t *h)
     if (!h->registered || h->fork_epoch != shr_load_relaxed(&fork_epoch)) {
         /* First use in a fork child (or after a failed registration). */
         h->registered = false;
+        h->anchor = NULL;
         h->ctxs = NULL;
         rc = proc_register_locked(h);
         if (rc) goto fail;
     }
     for (c = tl_ctx_list; c; c = c->next_in_thread)
-        if (atomic_load_explicit(&c->heap, memory_order_relaxed) == h) goto found;
+        if (shr_load_relaxed(&c->heap) == h) goto found;
 
     c = calloc(1, sizeof *c);
     if (!c) {
@@ -492,11 +803,11 @@ shr_tctx_t *shr__tctx_slow(shr_heap_t *h)
     shr__unlock(h, SHR_LOCK_REGISTRY);
     if (rc) goto fail_free;
 
-    c->ts = &h->hdr->threads[c->slot];
+    c->ts = &h->threads[c->slot];
     c->gen = shr_load_relaxed(&c->ts->gen);
     for (int l = 0; l < SHR_NLAYERS; l++)
         c->layer[l] = h->hdr->thread_size[l] ? shr__seg_thread_area(h, l, c->slot) : NULL;
-    atomic_store_explicit(&c->heap, h, memory_order_relaxed);
+    shr_store_relaxed(&c->heap, h);
     c->next_in_thread = tl_ctx_list;
     tl_ctx_list = c;
     c->next_in_heap = h->ctxs;
@@ -511,7 +822,7 @@ fail_free:
     free(c);
 fail:
     pthread_mutex_unlock(&proc_mutex);
-    errno = rc == SHR_ETHREADS || rc == SHR_EPROCS ? EAGAIN : (rc < 0 && rc > -4096 ? -rc : ENOMEM);
+    errno = shr__errno_of(rc);
     return NULL;
 }
 
@@ -522,10 +833,12 @@ static void tctx_destructor(void *unused)
     pthread_mutex_lock(&proc_mutex);
     for (shr_tctx_t *c = tl_ctx_list, *next; c; c = next) {
         next = c->next_in_thread;
-        shr_heap_t *h = atomic_load_explicit(&c->heap, memory_order_relaxed);
+        shr_heap_t *h = shr_load_relaxed(&c->heap);
         if (h && h->registered && h->fork_epoch == shr_load_relaxed(&fork_epoch)) {
+            /* On a timeout the slot stays LIVE until close or the
+             * reclaim of this process. */
             if (shr__lock(h, SHR_LOCK_REGISTRY) == 0) {
-                thread_slot_t *ts = &h->hdr->threads[c->slot];
+                thread_slot_t *ts = &h->threads[c->slot];
                 if (shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE &&
                     shr_load_relaxed(&ts->gen) == c->gen)
                     release_thread(h, c->slot, false);

@@ -12,11 +12,17 @@
  *   attach   shm_open; fstat; pread the header (never touch the mapping of a
  *            segment not yet validated: a truncated object would SIGBUS);
  *            validate magic, version, size, checksum and layout; map; register.
- *   commit   fallocate() before first use, so that a full /dev/shm is an
- *            ENOMEM from the caller and never a SIGBUS on first touch.
- *   release  fallocate(PUNCH_HOLE): the object's st_blocks follow live data.
+ *   commit   before first use: fallocate() of the metadata at creation, then
+ *            madvise(MADV_POPULATE_WRITE) on the mapping, so that a full
+ *            /dev/shm is an ENOMEM from the caller and never a SIGBUS on
+ *            first touch.
+ *   release  madvise(MADV_REMOVE), a hole punched through the mapping: the
+ *            object's st_blocks follow live data.
+ *   fd       closed once the segment is mapped: commit and release go
+ *            through the mapping, so an attached heap costs no descriptor.
  *
  * Errors on attach (header_validate), checked in this order:
+ *   0. SHR_ENOTSHR   not a regular file (a directory, a symlink, a fifo)
  *   1. SHR_ENOTSHR   shorter than a magic number, or the magic is not ours
  *   2. SHR_ETRUNC    too short to hold the version field
  *   3. SHR_EVERSION  another layout version
@@ -25,7 +31,8 @@
  *                    is trusted)
  *   6. SHR_EVERSION  same version, other constants: another libc's mutex
  *                    size, another build's layer sizes
- *   7. SHR_ECORRUPT  impossible values (capacity, sizes, offsets, name)
+ *   7. SHR_ECORRUPT  impossible values (limits, capacity, sizes, offsets,
+ *                    name)
  *   8. SHR_ETRUNC / SHR_ECORRUPT  object shorter / longer than its capacity
  */
 #include <errno.h>
@@ -100,48 +107,56 @@ static uint64_t header_checksum(const seg_header_t *hdr)
     return shr__fnv1a(hdr, offsetof(seg_header_t, checksum));
 }
 
-/* Lay out the layers' regions after the fixed header for a segment of
- * `capacity` bytes; returns meta_size. */
+/* Lay out the registry tables and the layers' regions after the fixed
+ * header for a segment of `capacity` bytes with the limits recorded in hdr
+ * (max_procs, max_threads); returns meta_size. A pure function of its
+ * inputs: attach recomputes it to check the recorded layout. */
 static uint64_t layout_regions(seg_header_t *hdr, const shr__seg_params_t *p, uint64_t capacity)
 {
+    uint64_t np = hdr->max_procs, nt = hdr->max_threads;
     uint64_t off = SHR_ALIGN_UP(sizeof(seg_header_t), SHR_CACHELINE);
+    hdr->procs_off = off;
+    off += np * sizeof(proc_entry_t);
+    hdr->threads_off = off;
+    off += nt * sizeof(thread_slot_t);
     for (int l = 0; l < SHR_NLAYERS; l++) {
         hdr->global_size[l] = SHR_ALIGN_UP(p->global_size[l], SHR_CACHELINE);
         hdr->global_off[l] = off;
         off += hdr->global_size[l];
         hdr->proc_size[l] = SHR_ALIGN_UP(p->proc_size[l], SHR_CACHELINE);
         hdr->proc_off[l] = off;
-        off += hdr->proc_size[l] * SHR_MAX_PROCS;
+        off += hdr->proc_size[l] * np;
         hdr->thread_size[l] = SHR_ALIGN_UP(p->thread_size[l], SHR_CACHELINE);
         hdr->thread_off[l] = off;
-        off += hdr->thread_size[l] * SHR_MAX_THREADS;
+        off += hdr->thread_size[l] * nt;
     }
-    off = SHR_ALIGN_UP(off, 4096);
+    off = SHR_ALIGN_UP(off, SHR_OS_PAGE);
     hdr->eager_size = off;
     for (int l = 0; l < SHR_NLAYERS; l++) {
         hdr->table_size[l] = p->table_size[l];
         hdr->table_off[l] = off;
-        off = SHR_ALIGN_UP(off + p->table_size[l] * (capacity >> SHR_CHUNK_SHIFT), 4096);
+        off = SHR_ALIGN_UP(off + p->table_size[l] * (capacity >> SHR_CHUNK_SHIFT), SHR_OS_PAGE);
     }
     return SHR_ALIGN_UP(off, SHR_CHUNK_SIZE);
 }
 
 static void header_init(seg_header_t *hdr, const char *name, uint64_t capacity,
-                        unsigned mode, unsigned flags, const shr__seg_params_t *p)
+                        const shr_heap_options_t *o, const shr__seg_params_t *p)
 {
     memcpy(hdr->magic, shr_magic, sizeof hdr->magic);
     hdr->layout_version = SHR_LAYOUT_VERSION;
     hdr->header_size = sizeof(seg_header_t);
     hdr->byte_order = 0x01020304u;
     hdr->chunk_size = (uint32_t)SHR_CHUNK_SIZE;
-    hdr->max_procs = SHR_MAX_PROCS;
-    hdr->max_threads = SHR_MAX_THREADS;
+    hdr->max_procs = o->max_procs;
+    hdr->max_threads = o->max_threads;
     hdr->nlocks = SHR_NLOCKS;
     hdr->sizeof_mutex = sizeof(pthread_mutex_t);
     hdr->sizeof_proc = sizeof(proc_entry_t);
     hdr->sizeof_thread = sizeof(thread_slot_t);
-    hdr->flags = flags;
-    hdr->mode = mode;
+    hdr->flags = o->flags;
+    hdr->mode = o->mode;
+    hdr->lock_timeout_ms = o->lock_timeout_ms;
     memcpy(hdr->consts, p->consts, sizeof hdr->consts);
     hdr->capacity = capacity;
     hdr->meta_size = layout_regions(hdr, p, capacity);
@@ -152,13 +167,15 @@ static void header_init(seg_header_t *hdr, const char *name, uint64_t capacity,
 
 /* Compare the recorded layout with the one this build computes for the same
  * capacity: sizes differing is another build (SHR_EVERSION), offsets
- * differing with equal sizes is damage (SHR_ECORRUPT). The expected header
- * is on the heap: 50 KB is too much for a small thread stack. */
+ * differing with equal sizes is damage (SHR_ECORRUPT). The limits were
+ * checked before. */
 static int layout_matches(const seg_header_t *hdr, const shr__seg_params_t *p)
 {
     seg_header_t *e = calloc(1, sizeof *e);
     int rc = 0;
     if (!e) return -ENOMEM;
+    e->max_procs = hdr->max_procs;
+    e->max_threads = hdr->max_threads;
     uint64_t meta = layout_regions(e, p, hdr->capacity);
     if (memcmp(hdr->consts, p->consts, sizeof hdr->consts) != 0 || meta != hdr->meta_size ||
         memcmp(e->global_size, hdr->global_size, sizeof e->global_size) != 0 ||
@@ -170,7 +187,8 @@ static int layout_matches(const seg_header_t *hdr, const shr__seg_params_t *p)
              memcmp(e->proc_off, hdr->proc_off, sizeof e->proc_off) != 0 ||
              memcmp(e->thread_off, hdr->thread_off, sizeof e->thread_off) != 0 ||
              memcmp(e->table_off, hdr->table_off, sizeof e->table_off) != 0 ||
-             e->eager_size != hdr->eager_size)
+             e->eager_size != hdr->eager_size || e->procs_off != hdr->procs_off ||
+             e->threads_off != hdr->threads_off)
         rc = SHR_ECORRUPT;
     free(e);
     return rc;
@@ -187,11 +205,13 @@ static int header_validate(const seg_header_t *hdr, uint64_t size, const shr__se
     if (size < sizeof(seg_header_t)) return SHR_ETRUNC;
     if (hdr->checksum != header_checksum(hdr)) return SHR_ECORRUPT;
     if (hdr->header_size != sizeof(seg_header_t) || hdr->byte_order != 0x01020304u ||
-        hdr->sizeof_mutex != sizeof(pthread_mutex_t) || hdr->max_procs != SHR_MAX_PROCS ||
-        hdr->max_threads != SHR_MAX_THREADS || hdr->nlocks != SHR_NLOCKS ||
+        hdr->sizeof_mutex != sizeof(pthread_mutex_t) || hdr->nlocks != SHR_NLOCKS ||
         hdr->sizeof_proc != sizeof(proc_entry_t) || hdr->sizeof_thread != sizeof(thread_slot_t) ||
         hdr->chunk_size != SHR_CHUNK_SIZE)
         return SHR_EVERSION;
+    if (hdr->max_procs == 0 || hdr->max_procs > SHR__PROCS_LIMIT || hdr->max_threads == 0 ||
+        hdr->max_threads > SHR__THREADS_LIMIT)
+        return SHR_ECORRUPT;
     if (p) {
         int rc = layout_matches(hdr, p);
         if (rc) return rc;
@@ -199,6 +219,9 @@ static int header_validate(const seg_header_t *hdr, uint64_t size, const shr__se
     if (hdr->capacity % SHR_CHUNK_SIZE || hdr->meta_size % SHR_CHUNK_SIZE ||
         hdr->eager_size > hdr->meta_size ||
         hdr->meta_size >= hdr->capacity || hdr->capacity > SHR_MAX_CAPACITY ||
+        hdr->procs_off < sizeof(seg_header_t) ||
+        hdr->threads_off != hdr->procs_off + (uint64_t)hdr->max_procs * sizeof(proc_entry_t) ||
+        hdr->threads_off + (uint64_t)hdr->max_threads * sizeof(thread_slot_t) > hdr->eager_size ||
         memchr(hdr->name, 0, sizeof hdr->name) == NULL)
         return SHR_ECORRUPT;
     if (size < hdr->capacity) return SHR_ETRUNC;
@@ -208,14 +231,24 @@ static int header_validate(const seg_header_t *hdr, uint64_t size, const shr__se
 
 /* ---- commit and release ---------------------------------------------- */
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
 static _Atomic uint64_t fail_commit_countdown;
 
-void shr__seg_fail_commit_after(uint64_t n) { atomic_store(&fail_commit_countdown, n); }
+void shr__seg_fail_commit_after(uint64_t n) { shr_store_relaxed(&fail_commit_countdown, n); }
 
+static bool commit_should_fail(void)
+{
+    uint64_t n = shr_load_relaxed(&fail_commit_countdown);
+    return shr_unlikely(n != 0) && atomic_fetch_sub(&fail_commit_countdown, 1) == 1;
+}
+
+/* Commit through the fd: creation, before the segment is mapped. */
 static int fd_commit(int fd, uint64_t off, uint64_t len)
 {
-    uint64_t n = atomic_load_explicit(&fail_commit_countdown, memory_order_relaxed);
-    if (shr_unlikely(n != 0) && atomic_fetch_sub(&fail_commit_countdown, 1) == 1) return -ENOMEM;
+    if (commit_should_fail()) return -ENOMEM;
     int rc;
     do rc = fallocate(fd, 0, (off_t)off, (off_t)len);
     while (rc != 0 && errno == EINTR);
@@ -223,45 +256,111 @@ static int fd_commit(int fd, uint64_t off, uint64_t len)
     return errno == ENOSPC || errno == EFBIG ? -ENOMEM : -errno;
 }
 
+/* Give back the pages of [p, p + len) that `was` (mincore, one byte per page)
+ * shows were not committed before a failed commit. */
+static void undo_commit(uint8_t *p, uint64_t len, const unsigned char *was)
+{
+    uint64_t npages = len / SHR_OS_PAGE;
+    for (uint64_t i = 0; i < npages;) {
+        if (was[i] & 1) {
+            i++;
+            continue;
+        }
+        uint64_t j = i;
+        while (j < npages && !(was[j] & 1)) j++;
+        madvise(p + i * SHR_OS_PAGE, (j - i) * SHR_OS_PAGE, MADV_REMOVE);
+        i = j;
+    }
+}
+
+/* Populate the pages writable in the shared mapping: tmpfs allocates them
+ * now, and a full mount fails the call (EFAULT, "would SIGBUS") instead of a
+ * later touch. On failure the pages this call allocated are given back, as a
+ * failed fallocate does, so the caller's range is as it was. */
 int shr__seg_commit(shr_heap_t *h, uint64_t off, uint64_t len)
 {
     SHR_ASSERT(off + len <= h->capacity);
-    return fd_commit(h->fd, off, len);
+    if (commit_should_fail()) return -ENOMEM;
+    uint64_t start = SHR_ALIGN_DOWN(off, SHR_OS_PAGE);
+    len = SHR_ALIGN_UP(off + len, SHR_OS_PAGE) - start;
+    if (len == 0) return 0;
+    uint8_t *p = h->base + start;
+    unsigned char *was = malloc(len / SHR_OS_PAGE);
+    if (was && mincore(p, len, was) != 0) {
+        free(was);
+        was = NULL;
+    }
+    int rc;
+    do rc = madvise(p, len, MADV_POPULATE_WRITE);
+    while (rc != 0 && errno == EINTR);
+    if (rc == 0) {
+        free(was);
+        return 0;
+    }
+    int err = errno;
+    if (was) undo_commit(p, len, was);
+    free(was);
+    return err == EFAULT || err == ENOMEM || err == ENOSPC ? -ENOMEM : -err;
 }
 
 int shr__seg_release(shr_heap_t *h, uint64_t off, uint64_t len)
 {
     SHR_ASSERT(off + len <= h->capacity);
-    int rc;
-    do rc = fallocate(h->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
-    while (rc != 0 && errno == EINTR);
-    return rc == 0 ? 0 : -errno;
+    SHR_ASSERT(off % SHR_OS_PAGE == 0 && len % SHR_OS_PAGE == 0);
+    if (len == 0) return 0;
+    return madvise(h->base + off, len, MADV_REMOVE) == 0 ? 0 : -errno;
 }
 
+/* st_blocks of the object, found by its name while the name is still ours;
+ * else the pages of the mapping that are in memory (mincore, by windows). */
 uint64_t shr__seg_committed(const shr_heap_t *h)
 {
+    char path[SHR_NAME_MAX + 32];
     struct stat st;
-    if (fstat(h->fd, &st) != 0) return 0;
-    return (uint64_t)st.st_blocks * 512u;
+    if (shm_path(path, sizeof path, h->name) == 0 && stat(path, &st) == 0 &&
+        st.st_ino == h->ino && st.st_dev == h->dev)
+        return (uint64_t)st.st_blocks * 512u;
+    unsigned char vec[4096];
+    uint64_t window = sizeof vec * (uint64_t)SHR_OS_PAGE, n = 0;
+    for (uint64_t off = 0; off < h->capacity; off += window) {
+        uint64_t len = h->capacity - off < window ? h->capacity - off : window;
+        if (mincore(h->base + off, len, vec) != 0) return 0;
+        for (uint64_t i = 0; i < len / SHR_OS_PAGE; i++) n += vec[i] & 1;
+    }
+    return n * SHR_OS_PAGE;
 }
 
 /* ---- create, attach, close ------------------------------------------- */
 
 void shr_heap_options_init(shr_heap_options_t *opts)
 {
+    if (!opts) return;
     memset(opts, 0, sizeof *opts);
     opts->capacity = SHR_DEFAULT_CAPACITY;
     opts->mode = 0600;
+    opts->max_procs = SHR_DEFAULT_MAX_PROCS;
+    opts->max_threads = SHR_DEFAULT_MAX_THREADS;
+    opts->lock_timeout_ms = SHR_DEFAULT_LOCK_TIMEOUT_MS;
 }
 
-static shr_heap_t *handle_new(const char *name, int fd, uint8_t *base, uint64_t capacity)
+/* A handle on a mapped, validated segment. fstat'ed fd gives the object's
+ * identity; the fd itself is not kept. */
+static shr_heap_t *handle_new(const char *name, const struct stat *st, uint8_t *base,
+                              uint64_t capacity)
 {
     shr_heap_t *h = calloc(1, sizeof *h);
     if (!h) return NULL;
     h->base = base;
     h->hdr = (seg_header_t *)base;
     h->capacity = capacity;
-    h->fd = fd;
+    h->max_procs = h->hdr->max_procs;
+    h->max_threads = h->hdr->max_threads;
+    h->procs = (proc_entry_t *)(base + h->hdr->procs_off);
+    h->threads = (thread_slot_t *)(base + h->hdr->threads_off);
+    h->lock_timeout_ns = shr__lock_timeout_ns(h->hdr->lock_timeout_ms);
+    h->fd = -1;
+    h->dev = st->st_dev;
+    h->ino = st->st_ino;
     h->flags = h->hdr->flags;
     snprintf(h->name, sizeof h->name, "%s", name);
     return h;
@@ -275,6 +374,24 @@ static void handle_free(shr_heap_t *h)
     free(h);
 }
 
+static int normalise_options(const shr_heap_options_t *opts, shr_heap_options_t *o)
+{
+    if (opts) *o = *opts;
+    else shr_heap_options_init(o);
+    if (o->capacity == 0) o->capacity = SHR_DEFAULT_CAPACITY;
+    if (o->mode == 0) o->mode = 0600;
+    if (o->max_procs == 0) o->max_procs = SHR_DEFAULT_MAX_PROCS;
+    if (o->max_threads == 0) o->max_threads = SHR_DEFAULT_MAX_THREADS;
+    if (o->lock_timeout_ms == 0) o->lock_timeout_ms = SHR_DEFAULT_LOCK_TIMEOUT_MS;
+    if (o->flags & ~(unsigned)(SHR_HEAP_UNLINK_ON_LAST_CLOSE | SHR_HEAP_GUARDS)) return -EINVAL;
+    if (o->mode & ~0777u) return -EINVAL;
+    if (o->capacity > SHR_MAX_CAPACITY) return -EINVAL;
+    if (o->max_procs > SHR__PROCS_LIMIT || o->max_threads > SHR__THREADS_LIMIT) return -EINVAL;
+    for (size_t i = 0; i < SHR_ARRAY_LEN(o->reserved); i++)
+        if (o->reserved[i] != 0) return -EINVAL;
+    return 0;
+}
+
 int shr__seg_create(const char *name, const shr_heap_options_t *opts,
                     const shr__seg_params_t *params, shr_heap_t **out)
 {
@@ -282,15 +399,10 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
     char gen_name[64], tmp_name[64], tmp_path[96], path[SHR_NAME_MAX + 32], rnd[16];
     shr_heap_t *h = NULL;
     uint8_t *base = MAP_FAILED;
+    struct stat st;
     int fd = -1, rc;
 
-    if (opts) o = *opts;
-    else shr_heap_options_init(&o);
-    if (o.capacity == 0) o.capacity = SHR_DEFAULT_CAPACITY;
-    if (o.mode == 0) o.mode = 0600;
-    if (o.flags & ~(unsigned)(SHR_HEAP_UNLINK_ON_LAST_CLOSE | SHR_HEAP_GUARDS)) return -EINVAL;
-    if (o.mode & ~0777u) return -EINVAL;
-    if (o.capacity > SHR_MAX_CAPACITY) return -EINVAL;
+    if ((rc = normalise_options(opts, &o)) != 0) return rc;
     if (name == NULL) {
         random_suffix(rnd, sizeof rnd);
         snprintf(gen_name, sizeof gen_name, "shr_%d_%s", (int)getpid(), rnd);
@@ -302,12 +414,12 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
 
     uint64_t capacity = SHR_ALIGN_UP((uint64_t)o.capacity, SHR_CHUNK_SIZE);
     if (capacity > SHR_MAX_CAPACITY) return -EINVAL;
-    seg_header_t *probe = malloc(sizeof *probe);
-    if (!probe) return -ENOMEM;
-    memset(probe, 0, sizeof *probe);
-    uint64_t meta = layout_regions(probe, params, capacity);
-    uint64_t eager = probe->eager_size;
-    free(probe);
+    seg_header_t probe;
+    memset(&probe, 0, sizeof probe);
+    probe.max_procs = o.max_procs;
+    probe.max_threads = o.max_threads;
+    uint64_t meta = layout_regions(&probe, params, capacity);
+    uint64_t eager = probe.eager_size;
     if (capacity <= meta) return -EINVAL;
 
     random_suffix(rnd, sizeof rnd);
@@ -320,19 +432,25 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
         goto fail;
     }
     if ((rc = fd_commit(fd, 0, eager)) != 0) goto fail;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        goto fail;
+    }
     base = mmap(NULL, capacity, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
     if (base == MAP_FAILED) {
         rc = -errno;
         goto fail;
     }
+    close(fd); /* the mapping keeps the object; nothing below needs the fd */
+    fd = -1;
     seg_header_t *hdr = (seg_header_t *)base;
-    header_init(hdr, name, capacity, o.mode, o.flags, params);
-    if ((rc = shr__lock_init_all(hdr)) != 0 || (rc = shr__registry_init(hdr)) != 0) goto fail;
-    h = handle_new(name, fd, base, capacity);
+    header_init(hdr, name, capacity, &o, params);
+    h = handle_new(name, &st, base, capacity);
     if (!h) {
         rc = -ENOMEM;
         goto fail;
     }
+    if ((rc = shr__lock_init_all(hdr)) != 0 || (rc = shr__registry_init(h)) != 0) goto fail_handle;
     h->layer_close = params->close;
     if (params->open && (rc = params->open(h)) != 0) goto fail_handle;
     if (params->init && (rc = params->init(h)) != 0) goto fail_handle;
@@ -352,25 +470,36 @@ fail_handle:
     return rc;
 fail:
     if (base != MAP_FAILED) munmap(base, capacity);
-    close(fd);
+    if (fd >= 0) close(fd);
     shm_unlink(tmp_name);
     return rc;
 }
 
-/* Open and validate; on success *fdp and *hdr_copy describe the segment. */
+/* Open and validate; on success *fdp, *st and *hdr_copy describe the
+ * segment. */
 static int open_validated(const char *name, int oflag, const shr__seg_params_t *params,
-                          int *fdp, seg_header_t *hdr_copy)
+                          int *fdp, struct stat *st, seg_header_t *hdr_copy)
 {
     int rc = check_cname(name);
     if (rc) return rc;
     int fd = shm_open(name, oflag | O_CLOEXEC, 0);
-    if (fd < 0) return -errno;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (fd < 0) {
+        rc = -errno;
+        /* glibc reports a directory as EINVAL, a symlink (opened with
+         * O_NOFOLLOW) as ELOOP, a socket as ENXIO: whatever the errno,
+         * something that is not a regular file is not ours. */
+        char path[SHR_NAME_MAX + 32];
+        struct stat ls;
+        if (rc != -ENOENT && shm_path(path, sizeof path, name) == 0 && lstat(path, &ls) == 0 &&
+            !S_ISREG(ls.st_mode))
+            rc = SHR_ENOTSHR;
+        return rc;
+    }
+    if (fstat(fd, st) != 0) {
         rc = -errno;
         goto fail;
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st->st_mode)) {
         rc = SHR_ENOTSHR;
         goto fail;
     }
@@ -380,7 +509,7 @@ static int open_validated(const char *name, int oflag, const shr__seg_params_t *
         rc = -errno;
         goto fail;
     }
-    rc = header_validate(hdr_copy, (uint64_t)st.st_size, params);
+    rc = header_validate(hdr_copy, (uint64_t)st->st_size, params);
     if (rc) goto fail;
     *fdp = fd;
     return 0;
@@ -391,24 +520,26 @@ fail:
 
 int shr__seg_attach(const char *name, const shr__seg_params_t *params, shr_heap_t **out)
 {
-    seg_header_t *copy = malloc(sizeof *copy);
+    seg_header_t copy;
+    struct stat st;
     int fd, rc;
-    if (!copy) return -ENOMEM;
-    rc = open_validated(name, O_RDWR, params, &fd, copy);
-    uint64_t capacity = rc == 0 ? copy->capacity : 0;
-    free(copy);
+    rc = open_validated(name, O_RDWR, params, &fd, &st, &copy);
     if (rc) return rc;
+    uint64_t capacity = copy.capacity;
     uint8_t *base =
         mmap(NULL, capacity, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-    if (base == MAP_FAILED) {
-        rc = -errno;
-        close(fd);
-        return rc;
+    rc = base == MAP_FAILED ? -errno : 0;
+    close(fd); /* the mapping keeps the object */
+    if (rc) return rc;
+    /* The mapped header is shared and writable by others: take the fields
+     * that sized the checks from the validated copy. */
+    if (memcmp(base, &copy, offsetof(seg_header_t, checksum) + sizeof copy.checksum) != 0) {
+        munmap(base, capacity);
+        return SHR_ECORRUPT;
     }
-    shr_heap_t *h = handle_new(name, fd, base, capacity);
+    shr_heap_t *h = handle_new(name, &st, base, capacity);
     if (!h) {
         munmap(base, capacity);
-        close(fd);
         return -ENOMEM;
     }
     h->layer_close = params->close;
@@ -424,13 +555,10 @@ int shr__seg_attach(const char *name, const shr__seg_params_t *params, shr_heap_
  * been created under the same name after ours was removed. */
 void shr__seg_unlink_if_ours(shr_heap_t *h)
 {
-    struct stat mine, theirs;
-    int fd = shm_open(h->name, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return;
-    bool same = fstat(fd, &theirs) == 0 && fstat(h->fd, &mine) == 0 &&
-                mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev;
-    close(fd);
-    if (same) shm_unlink(h->name);
+    char path[SHR_NAME_MAX + 32];
+    struct stat theirs;
+    if (shm_path(path, sizeof path, h->name) != 0 || stat(path, &theirs) != 0) return;
+    if (theirs.st_ino == h->ino && theirs.st_dev == h->dev) shm_unlink(h->name);
 }
 
 int shr__seg_close(shr_heap_t *h)
@@ -447,25 +575,76 @@ int shr_heap_unlink(const char *name)
     return shm_unlink(name) == 0 ? 0 : -errno;
 }
 
-const char *shr_heap_name(const shr_heap_t *h) { return h->name; }
+const char *shr_heap_name(const shr_heap_t *h) { return h ? h->name : NULL; }
 
 shr_off_t shr_off(const shr_heap_t *h, const void *ptr)
 {
     const uint8_t *p = ptr;
-    if (!p || p < h->base || p >= h->base + h->capacity) return 0;
+    if (!h || !p || p < h->base || p >= h->base + h->capacity) return 0;
     return (shr_off_t)(p - h->base);
 }
 
 void *shr_ptr(const shr_heap_t *h, shr_off_t off)
 {
-    if (off == 0 || off >= h->capacity) return NULL;
+    if (!h || off == 0 || off >= h->capacity) return NULL;
     return h->base + off;
 }
 
 /* ---- inspection ------------------------------------------------------ */
 
-static void fill_info(const seg_header_t *hdr, uint64_t committed, shr_heap_info_t *info)
+static const char *const lock_names[SHR_NLOCKS] = {
+    [SHR_LOCK_GC] = "gc",           [SHR_LOCK_ROOTS] = "roots", [SHR_LOCK_REGISTRY] = "registry",
+    [SHR_LOCK_LARGE] = "large",     [SHR_LOCK_ARENA] = "arena",
+};
+_Static_assert(SHR_NLOCKS <= SHR_INFO_LOCKS, "shr_heap_info_t has room for every lock");
+
+/* A view of a mapped segment for collect(): the header and the registry. */
+typedef struct {
+    seg_header_t *hdr;
+    proc_entry_t *procs;
+    uint32_t max_procs;
+} seg_view_t;
+
+static int view_alive(const seg_view_t *v, uint32_t p)
 {
+    shr_heap_t tmp = {.procs = v->procs, .max_procs = v->max_procs};
+    return shr__proc_alive(&tmp, p);
+}
+
+static void fill_locks(const seg_view_t *v, shr_heap_info_t *info)
+{
+    info->nlocks = SHR_NLOCKS;
+    for (int i = 0; i < SHR_NLOCKS; i++) {
+        shm_lock_t *l = &v->hdr->locks[i];
+        shr_lock_info_t *li = &info->locks[i];
+        bool died;
+        snprintf(li->name, sizeof li->name, "%s", lock_names[i] ? lock_names[i] : "");
+        li->holder_tid = shr__mutex_holder(&l->mu, &died);
+        /* A dead holder's tid is cleared by the kernel, the owner-died bit
+         * stays until the next locker repairs. */
+        li->held = li->holder_tid != 0 || died;
+        li->holder_dead = died;
+        li->holder_alive = -1;
+        uint32_t owner = shr_load_relaxed(&l->owner_proc);
+        if (li->held && owner != 0 && owner <= v->max_procs) {
+            li->holder_index = owner;
+            li->holder_pid = v->procs[owner - 1].pid;
+            li->holder_alive = li->holder_dead ? 0 : view_alive(v, owner - 1);
+        }
+        li->nacquired = shr_load_relaxed(&l->nacquired);
+        li->nrepaired = shr_load_relaxed(&l->nrepaired);
+        li->ntimeouts = shr_load_relaxed(&l->ntimeouts);
+        li->last_timeout_ns = shr_load_relaxed(&l->timeout_ns);
+        li->last_timeout_pid = shr_load_relaxed(&l->timeout_pid);
+        li->last_timeout_holder_tid = shr_load_relaxed(&l->timeout_holder_tid);
+        owner = shr_load_relaxed(&l->timeout_holder_proc);
+        li->last_timeout_holder_index = owner <= v->max_procs ? owner : 0;
+    }
+}
+
+static void fill_info(const seg_view_t *v, uint64_t committed, shr_heap_info_t *info)
+{
+    const seg_header_t *hdr = v->hdr;
     memset(info, 0, sizeof *info);
     snprintf(info->name, sizeof info->name, "%s", hdr->name);
     info->layout_version = hdr->layout_version;
@@ -474,19 +653,25 @@ static void fill_info(const seg_header_t *hdr, uint64_t committed, shr_heap_info
     info->committed = committed;
     info->meta_size = hdr->meta_size;
     info->created_ns = hdr->created_ns;
+    info->max_procs = hdr->max_procs;
+    info->max_threads = hdr->max_threads;
+    info->lock_timeout_ms = hdr->lock_timeout_ms;
+    fill_locks(v, info);
 }
 
-/* Fill info and procs from a mapped header; probes liveness, reclaims
+/* Fill info and procs from a mapped segment; probes liveness, reclaims
  * nothing. */
-static void collect(seg_header_t *hdr, uint64_t committed, shr_heap_info_t *info,
+static void collect(const seg_view_t *v, uint64_t committed, shr_heap_info_t *info,
                     shr_proc_info_t *procs, size_t max, size_t *nprocs)
 {
     size_t n = 0;
-    if (info) fill_info(hdr, committed, info);
-    for (uint32_t p = 0; p < SHR_MAX_PROCS; p++) {
-        proc_entry_t *pe = &hdr->procs[p];
+    if (info) fill_info(v, committed, info);
+    uint32_t hwm = shr_load_acquire(&v->hdr->procs_hwm);
+    if (hwm > v->max_procs) hwm = v->max_procs;
+    for (uint32_t p = 0; p < hwm; p++) {
+        proc_entry_t *pe = &v->procs[p];
         if (shr_load_acquire(&pe->state) != SHR_ENTRY_LIVE) continue;
-        int alive = shr__proc_alive(hdr, p);
+        int alive = view_alive(v, p);
         if (info && alive) {
             info->nprocs++;
             info->nthreads += pe->nthreads;
@@ -509,24 +694,23 @@ static void collect(seg_header_t *hdr, uint64_t committed, shr_heap_info_t *info
 int shr_heap_inspect(const char *name, shr_heap_info_t *info, shr_proc_info_t *procs,
                      size_t max, size_t *nprocs)
 {
-    seg_header_t *copy = malloc(sizeof *copy);
-    int fd, rc;
-    if (!copy) return -ENOMEM;
-    /* Probing liveness needs trylock, a write: map read-write. */
-    rc = open_validated(name, O_RDWR, NULL, &fd, copy);
-    free(copy);
-    if (rc) return rc;
-    void *base = mmap(NULL, sizeof(seg_header_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (base == MAP_FAILED) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
+    seg_header_t copy;
     struct stat st;
-    uint64_t committed = fstat(fd, &st) == 0 ? (uint64_t)st.st_blocks * 512u : 0;
-    collect(base, committed, info, procs, max, nprocs);
-    munmap(base, sizeof(seg_header_t));
+    int fd, rc;
+    /* Probing liveness needs trylock, a write: map read-write. */
+    rc = open_validated(name, O_RDWR, NULL, &fd, &st, &copy);
+    if (rc) return rc;
+    /* The header and the registry tables, which end before eager_size
+     * (validated). */
+    size_t len = (size_t)(copy.threads_off + (uint64_t)copy.max_threads * sizeof(thread_slot_t));
+    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    rc = base == MAP_FAILED ? -errno : 0;
     close(fd);
+    if (rc) return rc;
+    seg_view_t v = {.hdr = base, .procs = (proc_entry_t *)((uint8_t *)base + copy.procs_off),
+                    .max_procs = copy.max_procs};
+    collect(&v, (uint64_t)st.st_blocks * 512u, info, procs, max, nprocs);
+    munmap(base, len);
     return 0;
 }
 
@@ -536,7 +720,8 @@ int shr__seg_stat(shr_heap_t *h, shr_heap_info_t *info, shr_proc_info_t *procs, 
     int rc = shr__lock(h, SHR_LOCK_REGISTRY);
     if (rc) return rc;
     shr__registry_sweep_locked(h);
-    collect(h->hdr, shr__seg_committed(h), info, procs, max, nprocs);
+    seg_view_t v = {.hdr = h->hdr, .procs = h->procs, .max_procs = h->max_procs};
+    collect(&v, shr__seg_committed(h), info, procs, max, nprocs);
     shr__unlock(h, SHR_LOCK_REGISTRY);
     if (info) snprintf(info->name, sizeof info->name, "%s", h->name);
     return 0;

@@ -6,27 +6,36 @@
  *
  * Segment:
  *
- *   0            meta_size                                      capacity
- *   +------------+----------------------------------------------+
- *   | header     | chunks of SHR_CHUNK_SIZE, used by the layers  |
- *   | + layer    | above (arenas, large runs)                    |
- *   |   regions  |                                               |
- *   +------------+----------------------------------------------+
+ *   0        procs_off   threads_off   global_off[0]  eager_size   meta_size       capacity
+ *   +--------+-----------+-------------+--------------+------------+---------------+
+ *   | header | process   | thread      | layer        | layer      | chunks of     |
+ *   |        | entries   | slots       | regions      | tables     | SHR_CHUNK_SIZE|
+ *   +--------+-----------+-------------+--------------+------------+---------------+
  *
- * The header is seg_header_t followed by each layer's regions: one global
+ * The header (seg_header_t) has a fixed size. The registry's tables follow
+ * it, sized by the heap's limits (max_procs process entries, max_threads
+ * thread slots, chosen at creation), then each layer's regions: one global
  * region per layer, one region per process entry, one per thread slot and,
  * last, one table with an entry per chunk of the capacity. Everything up to
  * the tables is committed at creation; a layer commits its table as it uses
  * it (a 1 TiB heap would otherwise commit its whole chunk table).
- * Their sizes are given by the creator (shr__seg_params_t) and recorded in the
- * header; attach refuses a segment whose recorded sizes differ from this
- * build's (SHR_EVERSION).
+ * The region sizes are given by the creator (shr__seg_params_t) and recorded
+ * in the header; attach refuses a segment whose recorded sizes differ from
+ * this build's (SHR_EVERSION).
+ *
+ * Regions (lib/heap.c heap_params fills the parameters in):
+ *   alloc  global  alloc_global_t   (alloc/alloc.h)  chunk allocator, arenas, orphans, roots
+ *   alloc  thread  alloc_tslot_t    (alloc/alloc.h)  used lists, pool cache, net counter
+ *   alloc  table   chunk_t[nchunks] (alloc/alloc.h)  one entry per chunk
+ *   gc     global  gc_global_t      (gc/)            dead-lease queue
+ *   gc     proc    lease_area_t     (gc/)            a process entry's lease table and mutex
  *
  * Liveness (docs/design/shm.md, "Liveness"):
- *   - a process entry is alive while its `life` robust mutex is held. An
- *     anchor thread of the attached process locks it at attach and unlocks it
- *     at detach. Exit, SIGKILL and exec all end that thread, and the kernel
- *     then marks the mutex owner-dead, so trylock tells the truth: EBUSY live,
+ *   - a process entry is alive while its `life` robust mutex is held. One
+ *     anchor thread per process (per 1024 attachments) locks the `life` of
+ *     every entry the process registers, and unlocks it at detach. Exit,
+ *     SIGKILL and exec all end that thread, and the kernel then marks every
+ *     mutex it held owner-dead, so trylock tells the truth: EBUSY live,
  *     EOWNERDEAD or 0 dead. No pid is involved, so pid reuse and zombies
  *     cannot fool it. A fork child gets an entry of its own on first use.
  *   - a thread slot belongs to a process entry. It is released by the
@@ -35,39 +44,43 @@
  *
  * Locking: robust process-shared mutexes in the header's lock table, never
  * freed. Lock ids are also ranks: a thread takes locks in increasing id order
- * (checked at SHR_DEBUG >= 2). The process-private `proc_mutex` (registration,
- * handle and context lists) is taken before any shared lock. A process never
- * unmaps the segment while it holds a shared lock.
+ * (K1, checked at SHR_DEBUG >= 2). Every wait is bounded by the heap's lock
+ * timeout and ends in SHR_ELOCKTIMEOUT. The process-private `proc_mutex`
+ * (registration, handle and context lists) is taken before any shared lock.
+ * A process never unmaps the segment while it holds a shared lock.
+ *
+ * Every change to the segment's layout (a field added, moved, resized or
+ * given another meaning, in the header, the registry or a layer's region)
+ * bumps SHR_LAYOUT_VERSION; attach refuses other versions with SHR_EVERSION.
  */
 #ifndef SHR_SHM_H
 #define SHR_SHM_H
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "common.h"
 
 /* ---- Layout constants ------------------------------------------------ */
 
-#define SHR_LAYOUT_VERSION 3u /* 3: alloc_tslot_t records the arenas a slot touched */
+/* 3: registry tables sized per heap (max_procs, max_threads), lock timeout
+ *    and timeout records in the header, fields before each mutex;
+ *    alloc_tslot_t records the arenas a slot touched. */
+#define SHR_LAYOUT_VERSION 3u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
-#define SHR_MAX_PROCS 128
-#define SHR_MAX_THREADS 512
 #define SHR_SHM_DIR "/dev/shm"
 #define SHR_CACHELINE 64
+#define SHR_OS_PAGE 4096u  /* granule of commit, release and table layout */
 
 /* Layers above shm that own regions in the header. */
 enum { SHR_LAYER_ALLOC, SHR_LAYER_GC, SHR_LAYER_LIST, SHR_NLAYERS };
 
-/* Number of layout constants the layers record (arena size, pool size...). */
-#define SHR_SEG_NCONSTS 16
-
-/* The slots of seg_header_t.consts, each with one owner (the layer that
- * writes it in its params function). Add a slot at the end of its owner's
- * group or in a free slot; a slot's meaning never changes without a layout
- * version bump. */
+/* The layout constants the layers record in the header (consts[]), one
+ * named slot each, with the layer that owns it. Attach compares every slot
+ * with this build's value. A new constant takes the next slot. */
 enum shr_seg_const {
-    /* alloc (shr__alloc_params) */
+    /* alloc (alloc/alloc.c, shr__alloc_params) */
     SHR_CONST_ALIGNMENT = 0,    /* block alignment */
     SHR_CONST_SMALL_MAX = 1,    /* largest small request */
     SHR_CONST_NB_SMALL = 2,     /* small classes */
@@ -75,20 +88,23 @@ enum shr_seg_const {
     SHR_CONST_SMALL_POOL = 4,   /* small pool size */
     SHR_CONST_MEDIUM_POOL = 5,  /* medium pool size */
     SHR_CONST_ARENA_SIZE = 6,   /* arena size */
-    SHR_CONST_POOL_HEADER = 7,  /* sizeof(pool_header_t) */
+    SHR_CONST_POOL_HEADER = 7,  /* pool header overhead */
     SHR_CONST_CHUNK_ENTRY = 8,  /* sizeof(chunk_t) */
     SHR_CONST_LARGE_HEADER = 9, /* sizeof(large_header_t) */
     SHR_CONST_ROOTS_MAX = 10,   /* root directory entries */
-    /* gc (shr__gc_params) */
+    /* gc (gc/lease.c, shr__gc_params) */
     SHR_CONST_OBJ_SIZE = 11,    /* sizeof(obj_t) */
     SHR_CONST_LEASE_AREA = 12,  /* sizeof(lease_area_t) */
     SHR_CONST_NEXT_FREE = 13    /* first unassigned slot */
 };
+/* Slots in the header; room for more without a layout change of the header
+ * itself (a new constant is still a layout change: bump the version). */
+#define SHR_SEG_NCONSTS 16
 _Static_assert(SHR_CONST_NEXT_FREE <= SHR_SEG_NCONSTS, "layout constant slots");
 
 /* Lock table. The id is the rank: take locks in increasing id order. */
 typedef enum {
-    SHR_LOCK_GC,       /* the cycle collector */
+    SHR_LOCK_GC,       /* the object layer: the drain of dead processes' leases */
     SHR_LOCK_ROOTS,    /* the root directory */
     SHR_LOCK_REGISTRY, /* process entries and thread slots */
     SHR_LOCK_LARGE,    /* page runs of large blocks */
@@ -96,35 +112,46 @@ typedef enum {
     SHR_NLOCKS = 8     /* room for more without a layout change */
 } shr_lock_id_t;
 
+/* One lock of the table. The fields other processes read come first, at
+ * offsets that do not depend on the libc; the mutex sits on its own line.
+ * Holder fields are diagnostics (the futex word is the truth); the timeout
+ * record says who last gave up waiting and who held the lock then. */
 typedef struct shm_lock {
-    pthread_mutex_t mu;              /* robust, process-shared */
-    _Atomic int32_t owner_tid;       /* holder's tid, diagnostics only */
-    _Atomic uint32_t owner_proc;     /* holder's process entry + 1, or 0 */
-    _Atomic uint64_t nacquired;      /* statistics, relaxed */
-    _Atomic uint64_t nrepaired;      /* EOWNERDEAD repairs done */
+    _Atomic int32_t owner_tid;           /*  0 holder's tid, 0 when free */
+    _Atomic uint32_t owner_proc;         /*  4 holder's process entry + 1, or 0 */
+    _Atomic uint64_t nacquired;          /*  8 statistics, relaxed */
+    _Atomic uint64_t nrepaired;          /* 16 EOWNERDEAD repairs done */
+    _Atomic uint64_t ntimeouts;          /* 24 waits that gave up */
+    _Atomic uint64_t timeout_ns;         /* 32 CLOCK_REALTIME of the last give-up */
+    _Atomic int32_t timeout_pid;         /* 40 the process that gave up */
+    _Atomic int32_t timeout_holder_tid;  /* 44 the holder's tid then */
+    _Atomic uint32_t timeout_holder_proc;/* 48 the holder's entry + 1 then, or 0 */
+    uint32_t reserved[3];                /* 52 */
+    pthread_mutex_t mu;                  /* 64 robust, process-shared */
 } __attribute__((aligned(SHR_CACHELINE))) shm_lock_t;
 
 /* Entry states (proc_entry_t.state, thread_slot_t.state). */
 enum { SHR_ENTRY_FREE = 0, SHR_ENTRY_LIVE = 1 };
 
 typedef struct proc_entry {
-    pthread_mutex_t life;       /* held by the process's anchor thread */
-    _Atomic uint32_t state;     /* SHR_ENTRY_*; changes under the registry lock */
-    _Atomic uint32_t gen;       /* ++ on every claim: (index, gen) names one attachment */
-    int32_t pid;                /* diagnostics; never used to decide liveness */
-    uint32_t nthreads;          /* live thread slots; under the registry lock */
-    uint64_t start_time;        /* /proc/PID/stat starttime, clock ticks */
-    uint64_t attach_ns;         /* CLOCK_REALTIME at attach */
+    _Atomic uint32_t state;     /*  0 SHR_ENTRY_*; changes under the registry lock */
+    _Atomic uint32_t gen;       /*  4 ++ on every claim: (index, gen) names one attachment */
+    int32_t pid;                /*  8 diagnostics; never used to decide liveness */
+    uint32_t nthreads;          /* 12 live thread slots; under the registry lock */
+    uint64_t start_time;        /* 16 /proc/PID/stat starttime, clock ticks */
+    uint64_t attach_ns;         /* 24 CLOCK_REALTIME at attach */
+    uint64_t reserved[4];       /* 32 */
+    pthread_mutex_t life;       /* 64 held by the process's anchor thread */
 } __attribute__((aligned(SHR_CACHELINE))) proc_entry_t;
 
 typedef struct thread_slot {
-    _Atomic uint32_t state;     /* SHR_ENTRY_*; changes under the registry lock */
-    _Atomic uint32_t gen;       /* ++ on every claim */
-    uint32_t proc;              /* owning process entry */
-    uint32_t proc_gen;          /* that entry's gen when claimed */
-    int32_t tid;                /* diagnostics */
-    _Atomic uint32_t in_heap;   /* stop-the-world gate (gc) */
-    _Atomic uint64_t epoch;     /* reclamation epoch announcement */
+    _Atomic uint32_t state;     /*  0 SHR_ENTRY_*; changes under the registry lock */
+    _Atomic uint32_t gen;       /*  4 ++ on every claim */
+    uint32_t proc;              /*  8 owning process entry */
+    uint32_t proc_gen;          /* 12 that entry's gen when claimed */
+    int32_t tid;                /* 16 diagnostics */
+    _Atomic uint32_t in_heap;   /* 20 reserved for the cycle collector's gate */
+    _Atomic uint64_t epoch;     /* 24 reserved: reclamation epoch announcement */
 } __attribute__((aligned(SHR_CACHELINE))) thread_slot_t;
 
 /* The fixed header at offset 0. Fields up to `checksum` are written once at
@@ -136,13 +163,13 @@ typedef struct seg_header {
     uint32_t header_size;               /* sizeof(seg_header_t) */
     uint32_t byte_order;                /* 0x01020304 as written */
     uint32_t chunk_size;                /* SHR_CHUNK_SIZE */
-    uint32_t max_procs, max_threads;    /* SHR_MAX_PROCS, SHR_MAX_THREADS */
+    uint32_t max_procs, max_threads;    /* the heap's limits, chosen at creation */
     uint32_t nlocks;                    /* SHR_NLOCKS */
     uint32_t sizeof_mutex;              /* sizeof(pthread_mutex_t): same libc */
     uint32_t sizeof_proc, sizeof_thread;/* sizeof(proc_entry_t), sizeof(thread_slot_t) */
     uint32_t flags;                     /* SHR_HEAP_* */
     uint32_t mode;                      /* permission bits at creation */
-    uint32_t consts[SHR_SEG_NCONSTS];   /* the layers' layout constants */
+    uint32_t consts[SHR_SEG_NCONSTS];   /* the layers' layout constants (shr_seg_const) */
     uint64_t capacity;                  /* bytes, multiple of SHR_CHUNK_SIZE */
     uint64_t meta_size;                 /* bytes before the first data chunk */
     uint64_t created_ns;                /* CLOCK_REALTIME */
@@ -155,15 +182,57 @@ typedef struct seg_header {
     uint64_t table_off[SHR_NLAYERS];    /* layer per-chunk tables (last in */
     uint64_t table_size[SHR_NLAYERS];   /*   the metadata, committed lazily) */
     uint64_t eager_size;                /* bytes committed at creation */
+    uint64_t procs_off;                 /* proc_entry_t[max_procs] */
+    uint64_t threads_off;               /* thread_slot_t[max_threads] */
+    uint32_t lock_timeout_ms;           /* bound of every lock wait */
+    uint32_t reserved0;
     char name[SHR_NAME_MAX + 1];        /* name given at creation */
     uint64_t checksum;                  /* FNV-1a of all fields above */
 
     /* Mutable part. */
     _Atomic uint64_t nattach;           /* attachments ever, statistics */
+    /* Entries at or above these indices have never been claimed (they are
+     * FREE and zero); scans stop there. Raised under the registry lock. */
+    _Atomic uint32_t procs_hwm;
+    _Atomic uint32_t threads_hwm;
+    /* No FREE slot below this index (a hint, checked before use): claims
+     * start here, so that claiming n slots costs O(n), not O(n^2). */
+    _Atomic uint32_t threads_free_hint;
     shm_lock_t locks[SHR_NLOCKS];
-    proc_entry_t procs[SHR_MAX_PROCS];
-    thread_slot_t threads[SHR_MAX_THREADS];
 } seg_header_t;
+
+/* The offsets other processes (and other builds of the tools) rely on, and
+ * the sizes that do not depend on the libc's pthread_mutex_t. */
+_Static_assert(offsetof(seg_header_t, magic) == 0, "layout");
+_Static_assert(offsetof(seg_header_t, layout_version) == 8, "layout: the version is read first");
+_Static_assert(offsetof(seg_header_t, header_size) == 12, "layout");
+_Static_assert(offsetof(seg_header_t, max_procs) == 24 && offsetof(seg_header_t, max_threads) == 28,
+               "layout");
+_Static_assert(offsetof(seg_header_t, sizeof_proc) == 40, "layout");
+_Static_assert(offsetof(seg_header_t, consts) == 56, "layout");
+_Static_assert(offsetof(seg_header_t, capacity) == 120, "layout");
+_Static_assert(offsetof(seg_header_t, eager_size) == 336, "layout");
+_Static_assert(offsetof(seg_header_t, procs_off) == 344 && offsetof(seg_header_t, threads_off) == 352,
+               "layout");
+_Static_assert(offsetof(seg_header_t, lock_timeout_ms) == 360, "layout");
+_Static_assert(offsetof(seg_header_t, name) == 368, "layout");
+_Static_assert(offsetof(seg_header_t, checksum) == 368 + SHR_NAME_MAX + 1,
+               "layout: no padding inside the checksummed part");
+_Static_assert(offsetof(seg_header_t, nattach) == offsetof(seg_header_t, checksum) + 8, "layout");
+_Static_assert(offsetof(seg_header_t, locks) % SHR_CACHELINE == 0, "layout");
+_Static_assert(offsetof(shm_lock_t, ntimeouts) == 24 && offsetof(shm_lock_t, timeout_holder_proc) == 48,
+               "layout");
+_Static_assert(offsetof(shm_lock_t, mu) == 64, "layout: the mutex on a line of its own");
+_Static_assert(offsetof(proc_entry_t, start_time) == 16 && offsetof(proc_entry_t, life) == 64,
+               "layout");
+_Static_assert(sizeof(thread_slot_t) == 64 && offsetof(thread_slot_t, epoch) == 24, "layout");
+_Static_assert(sizeof(pthread_mutex_t) <= 64, "a mutex fits the line reserved for it");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
+               "atomics in the segment must be lock-free to work across processes");
+
+/* Hard limits of the per-heap limits (the table sizes a header may record). */
+#define SHR__PROCS_LIMIT SHR_LIMIT_MAX_PROCS
+#define SHR__THREADS_LIMIT SHR_LIMIT_MAX_THREADS
 
 /* What the layers ask of a new segment, and what attach must find. */
 typedef struct shr__seg_params {
@@ -186,7 +255,7 @@ typedef struct shr__seg_params {
 /* A thread's context for one heap: process-private. */
 typedef struct shr_tctx {
     _Atomic(shr_heap_t *) heap;         /* NULL once the heap is closed */
-    uint32_t slot;                      /* index in threads[] */
+    uint32_t slot;                      /* index in the thread slots */
     uint32_t gen;                       /* slot gen when claimed */
     thread_slot_t *ts;
     void *layer[SHR_NLAYERS];           /* the slot's layer regions */
@@ -194,22 +263,28 @@ typedef struct shr_tctx {
     struct shr_tctx *next_in_heap;      /* under proc_mutex */
 } shr_tctx_t;
 
+struct shr__anchor; /* registry.c: the thread that holds this process's `life` mutexes */
+
 /* The process-private handle. */
 struct shr_heap {
     uint8_t *base;                      /* mapping of the whole capacity */
     seg_header_t *hdr;                  /* == base */
     uint64_t capacity;
-    int fd;                             /* kept open: commit, release, stat */
+    proc_entry_t *procs;                /* base + hdr->procs_off */
+    thread_slot_t *threads;             /* base + hdr->threads_off */
+    uint32_t max_procs, max_threads;    /* validated copies of the header's */
+    uint64_t lock_timeout_ns;           /* 0: waits are not bounded */
+    int fd;                             /* -1: a named heap's fd is closed once mapped;
+                                           a segment kind that needs one keeps it here */
+    dev_t dev;                          /* the shm object, for unlink_if_ours */
+    ino_t ino;                          /*   and shr__seg_committed */
     char name[SHR_NAME_MAX + 1];
     /* registration of this process; under proc_mutex */
     uint32_t proc;                      /* process entry index */
     uint32_t proc_gen;
     uint64_t fork_epoch;                /* epoch at registration; see registry.c */
     bool registered;
-    pthread_t anchor;
-    pthread_mutex_t anchor_mu;          /* private: anchor handshake */
-    pthread_cond_t anchor_cv;
-    int anchor_state;                   /* 0 starting, 1 holding, 2 stop asked, -1 failed */
+    struct shr__anchor *anchor;         /* holds procs[proc].life while registered */
     shr_tctx_t *ctxs;                   /* contexts of this process's threads */
     void *layer_priv[SHR_NLAYERS];      /* layers' process-private state */
     void (*layer_close)(shr_heap_t *);  /* params->close */
@@ -231,12 +306,27 @@ void shr__seg_unlink_if_ours(shr_heap_t *heap);
 /* shr_heap_stat for the segment: sweeps, then reports. */
 int shr__seg_stat(shr_heap_t *heap, shr_heap_info_t *info, shr_proc_info_t *procs,
                   size_t max, size_t *nprocs);
+/* Commit [off, off + len) before any access: -ENOMEM when the shm mount is
+ * full (nothing newly committed is kept then). Release gives pages back. */
 int shr__seg_commit(shr_heap_t *heap, uint64_t off, uint64_t len);
 int shr__seg_release(shr_heap_t *heap, uint64_t off, uint64_t len);
 uint64_t shr__seg_committed(const shr_heap_t *heap);
 /* Fault injection for tests: the nth commit from now fails with -ENOMEM
  * (0 disables). Process-wide. */
 void shr__seg_fail_commit_after(uint64_t n);
+
+/* Registry tables. Indices come from the caller's own state or are checked
+ * against max_procs / max_threads first. */
+static inline proc_entry_t *shr__proc_entry(const shr_heap_t *h, uint32_t p)
+{
+    SHR_ASSERT(p < h->max_procs);
+    return &h->procs[p];
+}
+static inline thread_slot_t *shr__thread_slot(const shr_heap_t *h, uint32_t s)
+{
+    SHR_ASSERT(s < h->max_threads);
+    return &h->threads[s];
+}
 
 /* Layer regions. */
 static inline void *shr__seg_global(const shr_heap_t *h, int layer)
@@ -268,15 +358,46 @@ static inline shr_off_t shr__off(const shr_heap_t *h, const void *p)
 
 typedef int (*shr__repair_fn)(shr_heap_t *heap);
 
-/* Take a lock of the table. On EOWNERDEAD the lock's repair hook runs before
- * the lock is made consistent. Returns 0, or SHR_ELOCK when the lock is
- * unrecoverable. */
+/* Take a lock of the table, waiting at most the heap's lock timeout. On
+ * EOWNERDEAD the lock's repair hook runs before the lock is made
+ * consistent. Returns 0, SHR_ELOCKTIMEOUT (the holder did not release it in
+ * time: recorded in the lock's timeout fields) or SHR_ELOCK (unrecoverable). */
 int shr__lock(shr_heap_t *heap, shr_lock_id_t id);
 void shr__unlock(shr_heap_t *heap, shr_lock_id_t id);
 /* Install the process-wide repair hook for a lock (idempotent). */
 void shr__lock_set_repair(shr_lock_id_t id, shr__repair_fn fn);
 int shr__lock_init_all(seg_header_t *hdr);
 int shr__robust_mutex_init(pthread_mutex_t *mu);
+
+/* The wait primitive, for every wait on something another process holds
+ * (the heap's locks, a layer's own robust mutex, a spin on an owner word).
+ *
+ *   uint64_t dl = shr__lock_deadline(h);           // once, before waiting
+ *   rc = shr__mutex_lock_until(&mu, dl);           // pthread codes: 0,
+ *                                                  // EOWNERDEAD, ETIMEDOUT, ...
+ *   for (unsigned n = 0; !try_take(); n++)         // a spin on a word
+ *       if (shr__backoff(&n, dl)) return SHR_ELOCKTIMEOUT;
+ *
+ * Deadlines are CLOCK_MONOTONIC ns; UINT64_MAX never passes (a heap whose
+ * lock timeout is 0). A change of the wall clock does not shorten or
+ * lengthen a wait. */
+uint64_t shr__lock_deadline(const shr_heap_t *heap);
+int shr__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline_ns);
+/* One step of a spin wait: spins, then yields, then sleeps up to 1 ms.
+ * Returns true once the deadline has passed. */
+bool shr__backoff(unsigned *round, uint64_t deadline_ns);
+/* The lock timeout a handle of a heap created with timeout_ms uses:
+ * SHARENA_LOCK_TIMEOUT_MS when set (0: no bound), else timeout_ms. */
+uint64_t shr__lock_timeout_ns(uint32_t timeout_ms);
+/* Who holds mu, read from its futex word without touching the lock:
+ * 0 free, else the holder's tid; *owner_died set when the kernel marked the
+ * holder dead. glibc's layout (the futex word first), as every process of a
+ * heap must use the same libc. */
+int32_t shr__mutex_holder(const pthread_mutex_t *mu, bool *owner_died);
+/* errno for a failed allocation path: SHR_ELOCKTIMEOUT -> ETIMEDOUT,
+ * SHR_ELOCK -> ENOTRECOVERABLE, SHR_EPROCS/ETHREADS/ESPAWN -> EAGAIN,
+ * -errno -> errno. */
+int shr__errno_of(int rc);
 
 /* ---- registry.c ------------------------------------------------------ */
 
@@ -288,20 +409,31 @@ typedef struct shr__layer_hooks {
     void (*proc_release)(shr_heap_t *heap, uint32_t proc, bool dead);
 } shr__layer_hooks_t;
 
+/* hooks must live as long as the process (a static table): it is kept, not
+ * copied. */
 void shr__registry_set_hooks(int layer, const shr__layer_hooks_t *hooks);
-int shr__registry_init(seg_header_t *hdr);
+/* Initialise the tables of a new segment (h->procs, h->threads set). */
+int shr__registry_init(shr_heap_t *heap);
 int shr__proc_register(shr_heap_t *heap);
 /* Detach this process; unlinks the name when it was the last live process
  * of an unlink-on-last-close heap. */
 void shr__proc_unregister(shr_heap_t *heap);
 /* Reclaim dead entries; caller holds the registry lock. Returns the count. */
 int shr__registry_sweep_locked(shr_heap_t *heap);
+/* Verify the registry's fields that later operations trust (R1-R5 in
+ * registry.c), printing each violation to out (may be NULL). Takes the
+ * registry lock. Returns the number of violations, or a negative code. */
+int shr__registry_check(shr_heap_t *heap, FILE *out);
 /* Is the handle registered by this very process (not a fork parent)? */
 bool shr__proc_registered_here(const shr_heap_t *heap);
 /* This thread's kernel tid, cached (reset in a fork child). */
 int32_t shr__gettid(void);
 /* 1 live, 0 dead, for an entry in state LIVE. Does not reclaim. */
-int shr__proc_alive(seg_header_t *hdr, uint32_t proc);
+int shr__proc_alive(const shr_heap_t *heap, uint32_t proc);
+/* Is the thread that claimed `slot` at generation `gen` gone (its slot
+ * released or claimed again, or its process dead)? For owner words that
+ * name a slot: any slot number is accepted. */
+bool shr__slot_gone(const shr_heap_t *heap, uint32_t slot, uint32_t gen);
 
 shr_noinline shr_tctx_t *shr__tctx_slow(shr_heap_t *heap);
 extern _Thread_local shr_tctx_t *shr__tl_ctx __attribute__((tls_model("initial-exec")));
@@ -311,8 +443,7 @@ extern _Thread_local shr_tctx_t *shr__tl_ctx __attribute__((tls_model("initial-e
 shr_inline shr_tctx_t *shr__tctx(shr_heap_t *heap)
 {
     shr_tctx_t *c = shr__tl_ctx;
-    if (shr_likely(c != NULL && atomic_load_explicit(&c->heap, memory_order_relaxed) == heap))
-        return c;
+    if (shr_likely(c != NULL && shr_load_relaxed(&c->heap) == heap)) return c;
     return shr__tctx_slow(heap);
 }
 

@@ -24,13 +24,14 @@
     XX(ENOTFOUND, -1010, "value not found")                                     \
     XX(EOVERFLOW, -1011, "value does not fit")                                  \
     XX(ENAME, -1012, "invalid name")                                            \
-    XX(ESPAWN, -1013, "cannot start the heap's liveness thread")
+    XX(ESPAWN, -1013, "cannot start the heap's liveness thread")                \
+    XX(ELOCKTIMEOUT, -1014, "a heap lock was not released in time")
 
 enum {
 #define SHR__ERR_ENUM(name, code, msg) SHR_##name = (code),
     SHR_ERRNO_MAP(SHR__ERR_ENUM)
 #undef SHR__ERR_ENUM
-    SHR__ERR_LAST = -1014
+    SHR__ERR_LAST = -1015
 };
 
 #endif /* SHARENA_ERRORS_H */

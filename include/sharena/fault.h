@@ -70,7 +70,23 @@ typedef enum shr_fault_action {
       "nothing (this step cannot fail)")                                             \
     X(ALLOC_CHUNK_RELEASE, "alloc.chunk.release",                                    \
       "freed chunks marked free, their pages not yet released to the system",        \
-      "the release fails: the pages stay committed (counted, reused when taken)")
+      "the release fails: the pages stay committed (counted, reused when taken)")   \
+    X(REG_PROC_CLAIM, "registry.proc.claim",                                         \
+      "attach: a process entry's fields written and its life mutex held, "           \
+      "before the entry is marked LIVE (the registry lock held)",                    \
+      "the claim is undone and attach fails with SHR_EPROCS")                        \
+    X(REG_SLOT_CLAIM, "registry.slot.claim",                                         \
+      "a thread's first use of a heap: its slot's fields written, before the "      \
+      "slot is marked LIVE (the registry lock held)",                                \
+      "no slot: the call fails as when every slot is taken (EAGAIN)")                \
+    X(REG_RECLAIM, "registry.reclaim",                                               \
+      "a sweep: a dead process's thread slots and layer state released, before "    \
+      "its entry is marked FREE (the registry lock held)",                           \
+      "the entry is left for the next sweep")                                        \
+    X(REG_UNLINK, "registry.unlink",                                                 \
+      "the last close of an unlink-on-last-close heap decided to remove the name "   \
+      "(the registry lock held)",                                                    \
+      "the name is kept, as if another process were still attached")
 
 typedef enum shr_fault_point {
 #define SHR__FAULT_ENUM(id, name, where, fail) SHR_FP_##id,

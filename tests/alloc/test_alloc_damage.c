@@ -101,7 +101,7 @@ Test(alloc_damage, free_slot_with_leftovers_is_reported_and_a_new_claim_does_not
     shr_heap_t *h = make_heap();
     void *mine = shr_malloc(h, 32); /* this thread holds slot 0 */
     uint32_t s = 1;
-    cr_assert_eq(shr_load_relaxed(&h->hdr->threads[s].state), SHR_ENTRY_FREE);
+    cr_assert_eq(shr_load_relaxed(&shr__thread_slot(h, s)->state), SHR_ENTRY_FREE);
     alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, s);
     /* One byte in the allocator region of the unused slot. */
     ((uint8_t *)&ts->used[2])[5] = 0x5a;

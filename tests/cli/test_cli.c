@@ -264,7 +264,7 @@ Test(cli, create_then_ls_shows_no_process)
     r = CLI("info", name);
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "capacity        67108864 (64.0M)\n"), "%s", r.out);
-    cr_assert(strstr(r.out, "processes       0 alive, 0 entries\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "processes       0 alive, 0 entries, at most 128\n"), "%s", r.out);
     cli_free(&r);
 
     r = CLI("rm", name);
@@ -343,7 +343,7 @@ Test(cli, heap_of_this_process_is_listed_alive)
                           "flags           0x1 (unlink-on-last-close)\n",
                           "capacity        268435456 (256.0M)\n", "committed       ",
                           "metadata        ", "created         2",
-                          "processes       1 alive, 1 entries\n", "threads         ",
+                          "processes       1 alive, 1 entries, at most 128\n", "threads         ",
                           "GENERATION", "START_TIME", pid};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(strstr(r.out, want[i]), "info shows '%s':\n%s", want[i], r.out);
@@ -371,7 +371,7 @@ Test(cli, dead_process_is_listed_dead)
     cli_free(&r);
 
     r = CLI("info", name);
-    cr_assert(strstr(r.out, "processes       0 alive, 1 entries\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "processes       0 alive, 1 entries, at most 128\n"), "%s", r.out);
     cli_free(&r);
 }
 
@@ -557,5 +557,108 @@ Test(cli, stats_and_check_a_heap_then_a_broken_one)
     cr_assert_eq(r.status, 1);
     cli_free(&r);
     *(uint64_t *)((char *)freed + 8) = 0;
+    shr_heap_close(h);
+}
+
+/* ---- limits, locks, and objects that are not heaps -------------------------- */
+
+Test(cli, create_with_limits_and_info_shows_them)
+{
+    const char *name = shr_test_name();
+    cli_run_t r = CLI("create", name, "--max-procs", "1000", "--max-threads", "20000",
+                      "--lock-timeout", "250");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cli_free(&r);
+    shr_heap_info_t info;
+    cr_assert_eq(shr_heap_inspect(name, &info, NULL, 0, NULL), 0);
+    cr_assert_eq(info.max_procs, 1000);
+    cr_assert_eq(info.max_threads, 20000);
+    cr_assert_eq(info.lock_timeout_ms, 250);
+    r = CLI("info", name);
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "processes       0 alive, 0 entries, at most 1000\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "at most 20000\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "lock timeout    250 ms\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "locks           none held\n"), "%s", r.out);
+    cli_free(&r);
+    r = CLI("check", name);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cli_free(&r);
+}
+
+Test(cli, bad_limits_are_usage_errors)
+{
+    const char *bad[][2] = {{"--max-procs", "0"},      {"--max-procs", "4097"},
+                            {"--max-threads", "-1"},   {"--max-threads", "65537"},
+                            {"--lock-timeout", "0"},   {"--max-procs", "12x"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *name = shr_test_name();
+        cli_run_t r = CLI("create", name, bad[i][0], bad[i][1]);
+        cr_assert_eq(r.status, 2, "%s %s", bad[i][0], bad[i][1]);
+        cr_assert_not(shm_exists(name));
+        cli_free(&r);
+    }
+}
+
+Test(cli, a_directory_is_not_a_sharena_segment)
+{
+    const char *name = shr_test_name();
+    char path[600], want[700];
+    snprintf(path, sizeof path, "/dev/shm/%s", name);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    const char *cmds[] = {"info", "stats", "check", "rm"};
+    for (size_t i = 0; i < 4; i++) {
+        cli_run_t r = CLI(cmds[i], name);
+        cr_assert_eq(r.status, 1, "%s", cmds[i]);
+        snprintf(want, sizeof want, "sharena: %s: %s: not a sharena segment", cmds[i], name);
+        cr_assert(strstr(r.err, want), "%s: %s", cmds[i], r.err);
+        cli_free(&r);
+    }
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "rm without --force left it");
+    rmdir(path);
+}
+
+Test(cli, info_shows_a_held_lock_and_check_times_out)
+{
+    const char *name = shr_test_name();
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(name, NULL, &h), 0);
+    char id[8];
+    snprintf(id, sizeof id, "%d", 2); /* the registry lock */
+    pid_t peer = shr_test_exec_peer("lock", name, id, NULL);
+    shr_heap_info_t info;
+    for (int i = 0; i < 500; i++) {
+        cr_assert_eq(shr_heap_inspect(name, &info, NULL, 0, NULL), 0);
+        if (info.locks[2].held && info.locks[2].holder_index) break;
+        shr_test_sleep_ms(10);
+    }
+    cr_assert(info.locks[2].held);
+    char want[128];
+    snprintf(want, sizeof want, "locks           registry: held by tid %d, entry %u pid %d (alive)\n",
+             (int)info.locks[2].holder_tid, info.locks[2].holder_index - 1, (int)peer);
+    cli_run_t r = CLI("info", name);
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, want), "wanted %s in\n%s", want, r.out);
+    cli_free(&r);
+    setenv("SHARENA_LOCK_TIMEOUT_MS", "200", 1);
+    r = CLI("check", name);
+    unsetenv("SHARENA_LOCK_TIMEOUT_MS");
+    cr_assert_eq(r.status, 1);
+    snprintf(want, sizeof want, "sharena: check: %s: a heap lock was not released in time", name);
+    cr_assert(strstr(r.err, want), "%s", r.err);
+    cli_free(&r);
+    r = CLI("info", name);
+    cr_assert(strstr(r.out, "; 1 wait timed out, last "), "%s", r.out);
+    cli_free(&r);
+    kill(peer, SIGKILL);
+    shr_test_wait(peer);
+    r = CLI("info", name);
+    cr_assert(strstr(r.out, "locks           registry: its holder died (the next locker repairs)"),
+              "%s", r.out);
+    cli_free(&r);
+    r = CLI("check", name);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cli_free(&r);
     shr_heap_close(h);
 }

@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,10 +57,10 @@ static void expect_line(FILE *f, const char *want)
 
 static int count_alive(const char *name, int *dead)
 {
-    shr_proc_info_t procs[SHR_MAX_PROCS];
+    shr_proc_info_t procs[SHR_DEFAULT_MAX_PROCS];
     size_t n = 0;
     int alive = 0;
-    cr_assert_eq(shr_heap_inspect(name, NULL, procs, SHR_MAX_PROCS, &n), 0);
+    cr_assert_eq(shr_heap_inspect(name, NULL, procs, SHR_DEFAULT_MAX_PROCS, &n), 0);
     *dead = 0;
     for (size_t i = 0; i < n; i++) procs[i].alive ? alive++ : (*dead)++;
     return alive;
@@ -182,7 +184,7 @@ static int child_uses_and_closes(void *arg)
     shr_heap_t *h = arg;
     shr_tctx_t *c = shr__tctx(h);
     if (!c) return 1;
-    if (h->proc == 0 && h->hdr->procs[0].pid != getpid()) return 2;
+    if (h->proc == 0 && h->procs[0].pid != getpid()) return 2;
     shr_proc_info_t procs[8];
     size_t n = 0;
     if (shr_heap_stat(h, NULL, procs, 8, &n) != 0 || n != 2) return 3;
@@ -202,7 +204,7 @@ Test(shm_multiproc, fork_child_gets_its_own_entry)
     cr_assert_eq(shr_test_wait(shr_test_fork(child_uses_and_closes, h)), 0);
     /* The child's close did not touch our entry. */
     cr_assert_eq(h->proc, my_proc);
-    cr_assert_eq(h->hdr->procs[my_proc].state, SHR_ENTRY_LIVE);
+    cr_assert_eq(h->procs[my_proc].state, SHR_ENTRY_LIVE);
     int dead;
     cr_assert_eq(count_alive(shr_heap_name(h), &dead), 1);
     cr_assert_eq(dead, 0);
@@ -260,4 +262,305 @@ Test(shm_multiproc, no_unlink_while_another_lives)
     fclose(f);
     shr_heap_close(again);
     cr_assert_eq(shr_heap_attach(name, &again), -ENOENT);
+}
+
+/* ---- one anchor for every heap of a process: liveness stays exact -------- */
+
+typedef struct {
+    char names[3][SHR_NAME_MAX + 1];
+    shr_test_gate_t ready;
+} three_t;
+
+static int attach_three_close_one(void *arg)
+{
+    three_t *t = arg;
+    shr_heap_t *h[3];
+    for (int i = 0; i < 3; i++)
+        if (shr_heap_attach(t->names[i], &h[i]) != 0) return 1;
+    if (shr_heap_close(h[1]) != 0) return 2;
+    shr_test_gate_open(&t->ready);
+    pause(); /* until killed */
+    return 3;
+}
+
+Test(shm_multiproc, one_anchor_for_many_heaps_keeps_liveness_exact)
+{
+    three_t t;
+    shr_heap_t *h[3];
+    for (int i = 0; i < 3; i++) {
+        h[i] = make_heap(0);
+        snprintf(t.names[i], sizeof t.names[i], "%s", shr_heap_name(h[i]));
+    }
+    shr_test_gate_init(&t.ready);
+    pid_t pid = shr_test_fork(attach_three_close_one, &t);
+    cr_assert(shr_test_gate_wait(&t.ready, 10000));
+    int dead;
+    cr_assert_eq(count_alive(t.names[0], &dead), 2);
+    cr_assert_eq(count_alive(t.names[1], &dead), 1, "the closed attachment is gone");
+    cr_assert_eq(dead, 0);
+    cr_assert_eq(count_alive(t.names[2], &dead), 2, "the anchor holds every other heap");
+    kill(pid, SIGKILL);
+    cr_assert_eq(shr_test_wait(pid), 128 + SIGKILL);
+    for (int i = 0; i < 3; i += 2) {
+        cr_assert_eq(count_alive(t.names[i], &dead), 1);
+        cr_assert_eq(dead, 1, "heap %d: the killed process reads as dead", i);
+        cr_assert_eq(shr_heap_recover(h[i]), 1, "and is reclaimed");
+    }
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(shr_heap_check(h[i]), 0);
+        shr_heap_close(h[i]);
+    }
+}
+
+/* ---- a live holder that never lets go ------------------------------------ */
+
+static int lock_then_stop(void *arg)
+{
+    shr_heap_t *b;
+    if (shr_heap_attach(arg, &b) != 0) return 1;
+    if (shr__lock(b, SHR_LOCK_REGISTRY) != 0) return 2;
+    raise(SIGSTOP); /* a live holder that makes no progress */
+    shr__unlock(b, SHR_LOCK_REGISTRY);
+    shr_heap_close(b);
+    return 0;
+}
+
+Test(shm_multiproc, stopped_holder_makes_waiters_time_out)
+{
+    shr_heap_options_t o;
+    shr_heap_t *h;
+    shr_heap_options_init(&o);
+    o.lock_timeout_ms = 300;
+    cr_assert_eq(shr_heap_create(shr_test_name(), &o, &h), 0);
+    char name[SHR_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", shr_heap_name(h));
+    pid_t pid = shr_test_fork(lock_then_stop, name);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, WUNTRACED), pid);
+    cr_assert(WIFSTOPPED(st));
+    shr_heap_t *b = NULL;
+    cr_assert_eq(shr_heap_attach(name, &b), SHR_ELOCKTIMEOUT);
+    cr_assert_eq(shr_heap_check(h), SHR_ELOCKTIMEOUT);
+    /* Info names the lock and its holder: alive, with its pid. */
+    shr_heap_info_t info;
+    cr_assert_eq(shr_heap_inspect(name, &info, NULL, 0, NULL), 0);
+    shr_lock_info_t *li = &info.locks[SHR_LOCK_REGISTRY];
+    cr_assert(li->held);
+    cr_assert_not(li->holder_dead);
+    cr_assert_eq(li->holder_pid, pid);
+    cr_assert_eq(li->holder_alive, 1);
+    cr_assert_neq(li->holder_index, 0);
+    cr_assert_eq(li->ntimeouts, 2);
+    cr_assert_eq(li->last_timeout_pid, getpid());
+    cr_assert_eq(li->last_timeout_holder_index, li->holder_index);
+    kill(pid, SIGCONT);
+    cr_assert_eq(shr_test_wait(pid), 0);
+    cr_assert_eq(shr_heap_attach(name, &b), 0, "once released, the lock is taken");
+    shr_heap_close(b);
+    cr_assert_eq(shr_heap_check(h), 0);
+    shr_heap_close(h);
+}
+
+/* ---- limits beyond the old fixed tables ------------------------------------ */
+
+typedef struct {
+    const char *name;
+    shr_test_gate_t go;
+} many_t;
+
+static int attach_and_wait(void *arg)
+{
+    many_t *m = arg;
+    shr_heap_t *b;
+    if (shr_heap_attach(m->name, &b) != 0) return 1;
+    void *p = shr_malloc(b, 64);
+    if (!p) return 2;
+    shr_test_gate_wait(&m->go, 60000);
+    shr_free(b, p);
+    shr_heap_close(b);
+    return 0;
+}
+
+Test(shm_multiproc, two_hundred_processes_beyond_the_old_limit, .timeout = 240)
+{
+    enum { N = 200 };
+    shr_heap_options_t o;
+    shr_heap_t *h;
+    shr_heap_options_init(&o);
+    o.max_procs = N + 1;
+    cr_assert_eq(shr_heap_create(shr_test_name(), &o, &h), 0);
+    many_t m = {.name = shr_heap_name(h)};
+    shr_test_gate_init(&m.go);
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) pids[i] = shr_test_fork(attach_and_wait, &m);
+    shr_heap_info_t info;
+    for (int tries = 0; tries < 600; tries++) {
+        cr_assert_eq(shr_heap_stat(h, &info, NULL, 0, NULL), 0);
+        if (info.nprocs == N + 1) break;
+        shr_test_sleep_ms(50);
+    }
+    cr_assert_eq(info.nprocs, N + 1, "every worker attached at once");
+    shr_heap_t *extra = NULL;
+    cr_assert_eq(shr_heap_attach(m.name, &extra), SHR_EPROCS);
+    for (int i = 0; i < N; i++) shr_test_gate_open(&m.go); /* one byte per worker */
+    for (int i = 0; i < N; i++) cr_assert_eq(shr_test_wait(pids[i]), 0);
+    cr_assert_eq(shr_heap_check(h), 0);
+    shr_heap_close(h);
+}
+
+/* ---- crashes at the registry's commit points (fault points) --------------- */
+
+typedef struct {
+    const char *name;
+    const char *point;
+    shr_fault_action_t action;
+    int use; /* 0 attach, 1 attach then allocate */
+} faulty_t;
+
+static int attach_with_fault(void *arg)
+{
+    faulty_t *f = arg;
+    shr_heap_t *b;
+    if (f->use == 0 && shr_fault_arm(f->point, 1, f->action) != 0) return 10;
+    int rc = shr_heap_attach(f->name, &b);
+    if (rc) return 1;
+    if (f->use == 1) {
+        if (shr_fault_arm(f->point, 1, f->action) != 0) return 10;
+        if (shr_malloc(b, 32) == NULL) return 2;
+    }
+    return 3; /* the point should have fired */
+}
+
+static void expect_registry_whole(shr_heap_t *h, int alive)
+{
+    cr_assert_geq(shr_heap_recover(h), 0);
+    cr_assert_eq(h->hdr->locks[SHR_LOCK_REGISTRY].nrepaired, 1, "the dead holder's lock was repaired");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    int dead;
+    cr_assert_eq(count_alive(shr_heap_name(h), &dead), alive);
+    cr_assert_eq(dead, 0);
+    shr_heap_t *b;
+    cr_assert_eq(shr_heap_attach(shr_heap_name(h), &b), 0);
+    void *p = shr_malloc(b, 48);
+    cr_assert_not_null(p);
+    shr_free(b, p);
+    shr_heap_close(b);
+    cr_assert_eq(shr_heap_check(h), 0);
+}
+
+Test(shm_multiproc, killed_while_claiming_an_entry)
+{
+    if (!shr_fault_available()) cr_skip_test("fault points compiled out");
+    shr_heap_t *h = make_heap(0);
+    faulty_t f = {shr_heap_name(h), "registry.proc.claim", SHR_FAULT_KILL, 0};
+    cr_assert_eq(shr_test_wait(shr_test_fork(attach_with_fault, &f)), 128 + SIGKILL);
+    expect_registry_whole(h, 1);
+    shr_heap_close(h);
+}
+
+Test(shm_multiproc, killed_while_claiming_a_slot)
+{
+    if (!shr_fault_available()) cr_skip_test("fault points compiled out");
+    shr_heap_t *h = make_heap(0);
+    faulty_t f = {shr_heap_name(h), "registry.slot.claim", SHR_FAULT_KILL, 1};
+    cr_assert_eq(shr_test_wait(shr_test_fork(attach_with_fault, &f)), 128 + SIGKILL);
+    expect_registry_whole(h, 1);
+    shr_heap_close(h);
+}
+
+Test(shm_multiproc, killed_in_the_middle_of_a_reclaim)
+{
+    if (!shr_fault_available()) cr_skip_test("fault points compiled out");
+    shr_heap_t *h = make_heap(0);
+    const char *name = shr_heap_name(h);
+    /* A peer that dies with slots of its own, for the next sweep to reclaim. */
+    FILE *out;
+    pid_t peer = spawn_peer(&out, "hold", name, "0");
+    expect_line(out, "ready");
+    expect_line(out, "held");
+    kill(peer, SIGKILL);
+    shr_test_wait(peer);
+    fclose(out);
+    /* An attacher's sweep dies after releasing the peer's slots, before
+     * marking its entry FREE. */
+    faulty_t f = {name, "registry.reclaim", SHR_FAULT_KILL, 0};
+    cr_assert_eq(shr_test_wait(shr_test_fork(attach_with_fault, &f)), 128 + SIGKILL);
+    expect_registry_whole(h, 1);
+    shr_heap_close(h);
+}
+
+Test(shm_multiproc, unlink_decision_failing_keeps_the_name)
+{
+    if (!shr_fault_available()) cr_skip_test("fault points compiled out");
+    shr_heap_t *h = make_heap(SHR_HEAP_UNLINK_ON_LAST_CLOSE);
+    char name[SHR_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", shr_heap_name(h));
+    cr_assert_eq(shr_fault_arm("registry.unlink", 1, SHR_FAULT_FAIL), 0);
+    shr_heap_close(h);
+    cr_assert_eq(shr_fault_hits("registry.unlink"), 1);
+    cr_assert_eq(shr_heap_attach(name, &h), 0, "the name was kept");
+    shr_heap_close(h);
+    cr_assert_eq(shr_heap_attach(name, &h), -ENOENT, "the next last close removes it");
+}
+
+/* ---- past one anchor's share: a second anchor, liveness still exact ------- */
+
+enum { MANY = 1030 };
+typedef struct {
+    char names[MANY][40];
+    shr_test_gate_t ready;
+} many_heaps_t;
+
+static int create_many_and_wait(void *arg)
+{
+    many_heaps_t *m = arg;
+    shr_heap_options_t o;
+    shr_heap_options_init(&o);
+    o.max_procs = 2;
+    o.max_threads = 2;
+    o.capacity = 1u << 20;
+    for (int i = 0; i < MANY; i++) {
+        shr_heap_t *h;
+        if (shr_heap_create(m->names[i], &o, &h) != 0) return 1;
+    }
+    shr_test_gate_open(&m->ready);
+    pause();
+    return 2;
+}
+
+static int count_tasks(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    int n = 0;
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+Test(shm_multiproc, a_second_anchor_past_1024_heaps, .timeout = 240)
+{
+    many_heaps_t *m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    for (int i = 0; i < MANY; i++) snprintf(m->names[i], sizeof m->names[i], "%s", shr_test_name());
+    shr_test_gate_init(&m->ready);
+    pid_t pid = shr_test_fork(create_many_and_wait, m);
+    cr_assert(shr_test_gate_wait(&m->ready, 200000), "the child created its heaps");
+    cr_assert_eq(count_tasks(pid), 3, "the main thread and two anchors (1024 + 6 heaps)");
+    int dead;
+    const int probe[] = {0, 1023, 1024, MANY - 1};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(count_alive(m->names[probe[i]], &dead), 1, "heap %d", probe[i]);
+        cr_assert_eq(dead, 0);
+    }
+    kill(pid, SIGKILL);
+    cr_assert_eq(shr_test_wait(pid), 128 + SIGKILL);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(count_alive(m->names[probe[i]], &dead), 0, "heap %d", probe[i]);
+        cr_assert_eq(dead, 1, "heap %d: its creator reads as dead, whichever anchor held it", probe[i]);
+    }
+    for (int i = 0; i < MANY; i++) shr_heap_unlink(m->names[i]);
+    munmap(m, sizeof *m);
 }
