@@ -36,10 +36,15 @@ typedef struct sbuf {
 static void put(sbuf_t *b, const char *s, size_t n)
 {
     if (b->err) return;
-    if (b->len + n + 1 > b->cap) {
+    size_t need;
+    if (__builtin_add_overflow(b->len, n + 1, &need) || need > SHR_MAX_CAPACITY) {
+        b->err = ENOMEM;
+        return;
+    }
+    if (need > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
+        while (cap < need) cap *= 2;
+        char *p = shr__gc_priv_realloc(b->p, cap);
         if (!p) {
             b->err = ENOMEM;
             return;
@@ -52,7 +57,7 @@ static void put(sbuf_t *b, const char *s, size_t n)
     b->p[b->len] = 0;
 }
 
-static void puts_(sbuf_t *b, const char *s) { put(b, s, strlen(s)); }
+static void put_str(sbuf_t *b, const char *s) { put(b, s, strlen(s)); }
 
 /* ---- Python reprs ---------------------------------------------------------- */
 
@@ -134,14 +139,14 @@ static void repr_text(sbuf_t *b, const char *s, size_t n, bool bytes)
             put(b, "\\", 1);
             put(b, (const char *)&c, 1);
             i++;
-        } else if (c == '\t') { puts_(b, "\\t"); i++; }
-        else if (c == '\n') { puts_(b, "\\n"); i++; }
-        else if (c == '\r') { puts_(b, "\\r"); i++; }
+        } else if (c == '\t') { put_str(b, "\\t"); i++; }
+        else if (c == '\n') { put_str(b, "\\n"); i++; }
+        else if (c == '\r') { put_str(b, "\\r"); i++; }
         else if (c < 0x80 || bytes) {
             if (c >= 0x20 && c < 0x7f) put(b, (const char *)&c, 1);
             else {
                 snprintf(tmp, sizeof tmp, "\\x%02x", c);
-                puts_(b, tmp);
+                put_str(b, tmp);
             }
             i++;
         } else {
@@ -155,7 +160,7 @@ static void repr_text(sbuf_t *b, const char *s, size_t n, bool bytes)
                 if (cp <= 0xff) snprintf(tmp, sizeof tmp, "\\x%02x", cp);
                 else if (cp <= 0xffff) snprintf(tmp, sizeof tmp, "\\u%04x", cp);
                 else snprintf(tmp, sizeof tmp, "\\U%08x", cp);
-                puts_(b, tmp);
+                put_str(b, tmp);
             }
             i += k;
         }
@@ -174,10 +179,12 @@ static int take_snapshot(shr_heap_t *h, listobj_t *l, snap_t *s)
 {
     int rc = shr__list_lock(h, l);
     if (rc) return rc;
-    items_t *a = shr__ptr(h, rd(&l->items));
-    s->n = rd(&a->len);
-    s->tag = malloc((s->n ? s->n : 1) * sizeof *s->tag);
-    s->val = malloc((s->n ? s->n : 1) * sizeof *s->val);
+    items_t *a = list_items(h, l);
+    s->n = shr_load_relaxed(&a->len);
+    size_t size;
+    bool fits = shr__gc_array_size(0, s->n ? s->n : 1, sizeof *s->tag, &size);
+    s->tag = fits ? shr__gc_priv_alloc(size) : NULL;
+    s->val = fits && s->tag ? shr__gc_priv_alloc(size) : NULL;
     if (!s->tag || !s->val) {
         shr__list_unlock(l);
         free(s->tag);
@@ -185,10 +192,9 @@ static int take_snapshot(shr_heap_t *h, listobj_t *l, snap_t *s)
         return -ENOMEM;
     }
     for (uint64_t i = 0; i < s->n; i++) {
-        s->tag[i] = rd(&a->it[i].tag);
-        s->val[i] = rd(&a->it[i].val);
-        if (s->tag[i] == SHR_STR || s->tag[i] == SHR_BYTES || s->tag[i] == SHR_LIST)
-            shr__incref(OBJ(h, s->val[i]));
+        s->tag[i] = shr_load_relaxed(&a->it[i].tag);
+        s->val[i] = shr_load_relaxed(&a->it[i].val);
+        if (is_ref(s->tag[i])) shr__incref(obj_at(h, s->val[i]));
     }
     shr__list_unlock(l);
     return 0;
@@ -197,8 +203,7 @@ static int take_snapshot(shr_heap_t *h, listobj_t *l, snap_t *s)
 static void drop_snapshot(shr_heap_t *h, snap_t *s)
 {
     for (uint64_t i = 0; i < s->n; i++)
-        if (s->tag[i] == SHR_STR || s->tag[i] == SHR_BYTES || s->tag[i] == SHR_LIST)
-            shr__decref(h, OBJ(h, s->val[i]));
+        if (is_ref(s->tag[i])) shr__decref(h, obj_at(h, s->val[i]));
     free(s->tag);
     free(s->val);
 }
@@ -219,22 +224,22 @@ char *shr_list_format(shr_list_t *list)
         errno = -rc;
         return NULL;
     }
-    puts_(&b, "");
+    put_str(&b, "");
     for (uint64_t i = 0; i < s.n; i++) {
         switch (s.tag[i]) {
-        case SHR_INT: puts_(&b, "q"); break;
-        case SHR_FLOAT: puts_(&b, "d"); break;
-        case SHR_BOOL: puts_(&b, "xxxxxxx?"); break;
-        case SHR_NONE: puts_(&b, "xxxxxx?x"); break;
+        case SHR_INT: put_str(&b, "q"); break;
+        case SHR_FLOAT: put_str(&b, "d"); break;
+        case SHR_BOOL: put_str(&b, "xxxxxxx?"); break;
+        case SHR_NONE: put_str(&b, "xxxxxx?x"); break;
         case SHR_STR:
         case SHR_BYTES: {
             uint64_t len = ((strobj_t *)shr__ptr(list->heap, s.val[i]))->len;
             snprintf(tmp, sizeof tmp, "%llus", (unsigned long long)(8 * (len / 8 + 1)));
-            puts_(&b, tmp);
+            put_str(&b, tmp);
             break;
         }
-        case SHR_LIST: puts_(&b, "Q"); break;
-        default: puts_(&b, "?"); break;
+        case SHR_LIST: put_str(&b, "Q"); break;
+        default: put_str(&b, "?"); break;
         }
     }
     drop_snapshot(list->heap, &s);
@@ -254,11 +259,11 @@ static int repr_list(shr_heap_t *h, shr_off_t off, sbuf_t *b, shr_off_t *stack, 
 {
     for (int d = 0; d < depth; d++)
         if (stack[d] == off) {
-            puts_(b, "[...]");
+            put_str(b, "[...]");
             return 0;
         }
     if (depth == MAX_DEPTH) {
-        puts_(b, "[...]");
+        put_str(b, "[...]");
         return 0;
     }
     stack[depth] = off;
@@ -266,19 +271,19 @@ static int repr_list(shr_heap_t *h, shr_off_t off, sbuf_t *b, shr_off_t *stack, 
     int rc = take_snapshot(h, shr__ptr(h, off), &s);
     if (rc) return rc;
     char tmp[40];
-    puts_(b, "[");
+    put_str(b, "[");
     for (uint64_t i = 0; i < s.n && rc == 0; i++) {
-        if (i) puts_(b, ", ");
+        if (i) put_str(b, ", ");
         uint64_t v = s.val[i];
         switch (s.tag[i]) {
-        case SHR_NONE: puts_(b, "None"); break;
-        case SHR_BOOL: puts_(b, v ? "True" : "False"); break;
-        case SHR_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)(int64_t)v); puts_(b, tmp); break;
+        case SHR_NONE: put_str(b, "None"); break;
+        case SHR_BOOL: put_str(b, v ? "True" : "False"); break;
+        case SHR_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)(int64_t)v); put_str(b, tmp); break;
         case SHR_FLOAT: {
             double f;
             memcpy(&f, &v, sizeof f);
             shr__float_repr(f, tmp, sizeof tmp);
-            puts_(b, tmp);
+            put_str(b, tmp);
             break;
         }
         case SHR_STR:
@@ -288,10 +293,10 @@ static int repr_list(shr_heap_t *h, shr_off_t off, sbuf_t *b, shr_off_t *stack, 
             break;
         }
         case SHR_LIST: rc = repr_list(h, v, b, stack, depth + 1); break;
-        default: puts_(b, "?"); break;
+        default: put_str(b, "?"); break;
         }
     }
-    puts_(b, "]");
+    put_str(b, "]");
     drop_snapshot(h, &s);
     return rc;
 }
@@ -304,12 +309,12 @@ char *shr_list_repr(shr_list_t *list)
         errno = EINVAL;
         return NULL;
     }
-    puts_(&b, "ShareableList(");
+    put_str(&b, "ShareableList(");
     int rc = repr_list(list->heap, list->off, &b, stack, 0);
-    puts_(&b, ", name=");
+    put_str(&b, ", name=");
     if (list->name) repr_text(&b, list->name, strlen(list->name), false);
-    else puts_(&b, "None");
-    puts_(&b, ")");
+    else put_str(&b, "None");
+    put_str(&b, ")");
     if (rc || b.err) {
         free(b.p);
         errno = rc ? -rc : b.err;

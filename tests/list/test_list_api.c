@@ -228,15 +228,15 @@ Test(list_api, named_lists_and_leases)
     shr_value_t v = shr_int(7);
     cr_assert_eq(shr_list_append(a, &v), 0);
     cr_assert_eq(shr_list_len(b), 2, "both handles see one list");
-    shr_gc_stats_t gs;
-    cr_assert_eq(shr_gc_stats(h, &gs), 0);
+    shr_lease_stats_t gs;
+    cr_assert_eq(shr_lease_stats(h, &gs), 0);
     cr_assert_eq(gs.leases, 2, "one lease per handle");
     shr_value_t g;
     cr_assert_eq(shr_list_get(b, 0, &g), 0);
-    cr_assert_eq(shr_gc_stats(h, &gs), 0);
+    cr_assert_eq(shr_lease_stats(h, &gs), 0);
     cr_assert_eq(gs.leases, 3, "a str returned by get holds a lease");
     shr_value_release(h, &g);
-    cr_assert_eq(shr_gc_stats(h, &gs), 0);
+    cr_assert_eq(shr_lease_stats(h, &gs), 0);
     cr_assert_eq(gs.leases, 2);
     /* The raw root API refuses to touch a name that holds a reference. */
     cr_assert_eq(shr_root_set(h, "named", 4096), SHR_ETYPE);
@@ -254,7 +254,7 @@ Test(list_api, named_lists_and_leases)
     cr_assert_eq(shr_list_len(a), 2, "handles keep an unlinked list alive");
     shr_list_close(a);
     shr_list_close(b);
-    cr_assert_eq(shr_gc_stats(h, &gs), 0);
+    cr_assert_eq(shr_lease_stats(h, &gs), 0);
     cr_assert_eq(gs.leases, 0);
     /* Nothing left but this process's lease table. */
     cr_assert_leq(blocks_in_use(h), base + 1);

@@ -130,8 +130,8 @@ Test(list_multiproc, killed_process_releases_its_leases)
     kill(pid, SIGKILL);
     cr_assert_eq(shr_test_wait(pid), 128 + SIGKILL);
     cr_assert_geq(shr_heap_recover(h), 1);
-    shr_gc_stats_t gs;
-    cr_assert_eq(shr_gc_stats(h, &gs), 0);
+    shr_lease_stats_t gs;
+    cr_assert_eq(shr_lease_stats(h, &gs), 0);
     cr_assert_eq(gs.released_for_dead, 101, "100 gets and one handle");
     cr_assert_eq(storm_blocks(h), with_list - 10, "its strings were freed");
     shr_list_close(l);

@@ -39,7 +39,7 @@ static void *replacer(void *arg)
         strobj_t *s = shr__str_new(r->h, SHR_TYPE_STR, buf, (size_t)n);
         if (!s) continue;
         uint64_t old = atomic_exchange(r->slot, shr__off(r->h, s)); /* publish, then release */
-        if (old) shr__decref(r->h, OBJ(r->h, old));
+        if (old) shr__decref(r->h, obj_at(r->h, old));
     }
     return NULL;
 }
@@ -80,8 +80,8 @@ Test(list_unit, try_incref_never_takes_a_dead_object)
     cr_assert_gt(atomic_load(&r.reads), 1000);
     cr_assert_eq(atomic_load(&r.errors), 0, "a reader held a dead or reused object");
     uint64_t last = atomic_load(r.slot);
-    cr_assert_eq(OBJ(h, last)->refcnt, 1, "every taken reference was given back");
-    shr__decref(h, OBJ(h, last));
+    cr_assert_eq(obj_at(h, last)->refcnt, 1, "every taken reference was given back");
+    shr__decref(h, obj_at(h, last));
     shr_free(h, (void *)r.slot);
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
