@@ -1,11 +1,21 @@
 /* The shared list across processes: concurrent readers and writers,
  * concurrent appends, processes killed holding leases or in the middle of a
- * set, an append or a pop. */
+ * set, an append or a pop, and a live holder that stops. */
+#include <errno.h>
 #include <pthread.h>
+#include <sys/wait.h>
 
 #include "list_storm.h"
 
-static void fini(void) { shr_test_cleanup(); }
+/* A child stopped with SIGSTOP, killed at the end even if the test failed. */
+static pid_t stopped_child;
+
+static void fini(void)
+{
+    if (stopped_child > 0) kill(stopped_child, SIGKILL);
+    unsetenv("SHARENA_LOCK_TIMEOUT_MS");
+    shr_test_cleanup();
+}
 TestSuite(list_multiproc, .fini = fini, .timeout = 300);
 
 Test(list_multiproc, readers_never_see_torn_or_freed_strings)
@@ -204,6 +214,54 @@ Test(list_multiproc, lock_free_reads_during_inserts_and_deletes)
     }
     shr_list_close(l);
     shr_list_unlink(h, "ints");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+/* ---- a live holder that stops -------------------------------------------------- */
+
+static int stop_in_a_set(void *arg)
+{
+    shr_list_t *l = arg;
+    if (shr_fault_arm("list.set.commit", 1, SHR_FAULT_STOP) != 0) return 2;
+    shr_value_t v = shr_int(2);
+    return shr_list_set(l, 0, &v) == 0 ? 0 : 1; /* finishes after SIGCONT */
+}
+
+Test(list_multiproc, a_stopped_lock_holder_makes_others_time_out_instead_of_hanging)
+{
+    if (!shr_fault_available()) cr_skip_test("fault points are compiled out");
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    shr_value_t in[] = {shr_int(1), shr_str("x")};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 2, &l), 0);
+    pid_t pid = stopped_child = shr_test_fork(stop_in_a_set, l);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, WUNTRACED), pid);
+    cr_assert(WIFSTOPPED(st), "the child stopped inside its set, holding the list's lock");
+    setenv("SHARENA_LOCK_TIMEOUT_MS", "300", 1);
+    shr_value_t v = shr_int(3);
+    cr_assert_eq(shr_list_set(l, 1, &v), -ETIMEDOUT, "a writer gives up");
+    cr_assert_eq(shr_list_append(l, &v), -ETIMEDOUT);
+    cr_assert_eq(shr_list_pop(l, -1, NULL), -ETIMEDOUT);
+    cr_assert_eq(shr_list_get(l, 1, &v), -ETIMEDOUT, "a reader of a str needs the lock too");
+    cr_assert_eq(shr_list_get(l, 0, &v), -ETIMEDOUT, "the seqlock is odd mid-set: the reader falls back");
+    cr_assert_eq(shr_list_len(l), 2, "len reads without the lock");
+    char *r = shr_list_repr(l);
+    cr_assert_null(r);
+    cr_assert_eq(errno, ETIMEDOUT);
+    unsetenv("SHARENA_LOCK_TIMEOUT_MS");
+    kill(pid, SIGCONT);
+    cr_assert_eq(shr_test_wait(pid), 0, "after SIGCONT the child's set completes");
+    stopped_child = 0;
+    cr_assert_eq(shr_list_get(l, 0, &v), 0);
+    cr_assert_eq(v.u.i, 2);
+    cr_assert_eq(shr_list_get(l, 1, &v), 0);
+    cr_assert_eq(v.type, SHR_STR, "the timed-out set changed nothing");
+    shr_value_release(h, &v);
+    shr_list_close(l);
+    cr_assert_leq(shr_test_blocks_in_use(h), 1, "the timed-out calls leaked nothing");
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
