@@ -171,8 +171,11 @@ int shr__lease_add(shr_heap_t *h, shr_off_t off)
     lease_area_t *a = my_area(h);
     int rc = area_lock(a);
     if (rc) return rc;
-    if ((rc = ensure_room(h, a)) == 0) {
-        lease_entry_t *e = find(table_of(h, a), off, true);
+    /* An object already leased needs no new entry, hence no room. */
+    lease_table_t *t = table_of(h, a);
+    lease_entry_t *e = t ? find(t, off, false) : NULL;
+    if (e || (rc = ensure_room(h, a)) == 0) {
+        if (!e) e = find(table_of(h, a), off, true);
         shr_store_relaxed(&e->n, shr_load_relaxed(&e->n) + 1); /* commit: recorded */
         SHR_ASSERT(shr_load_relaxed(&e->n) >= 1); /* LE2 */
         SHR_FAULT(LEASE_RECORD);
