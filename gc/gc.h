@@ -183,15 +183,17 @@ static inline bool shr__gc_array_size(size_t head, size_t n, size_t each, size_t
 /* ---- owners and bounded waits (owner.c) ------------------------------------
  *
  * An owner word names the thread that holds something (the list's lock): its
- * thread slot + 1 in the low 32 bits and the slot's generation in the high 32,
- * so that 0 is "nobody" and a slot claimed again by another thread does not
- * look like the old owner. */
+ * thread slot + 1 in the low 32 bits and the low 31 bits of the slot's
+ * generation in bits 32..62, so that 0 is "nobody" and a slot claimed again
+ * by another thread does not look like the old owner. Bit 63 is the lock's
+ * own (SHR__OWNER_FLAG: the list marks a waiter there) and is ignored. */
+#define SHR__OWNER_FLAG ((uint64_t)1 << 63)
 static inline uint64_t shr__owner_word(const shr_tctx_t *ctx)
 {
-    return ((uint64_t)ctx->gen << 32) | ((uint64_t)ctx->slot + 1);
+    return ((uint64_t)(ctx->gen & 0x7fffffffu) << 32) | ((uint64_t)ctx->slot + 1);
 }
 static inline uint32_t shr__owner_slot(uint64_t w) { return (uint32_t)(w & 0xffffffffu) - 1; }
-static inline uint32_t shr__owner_gen(uint64_t w) { return (uint32_t)(w >> 32); }
+static inline uint32_t shr__owner_gen(uint64_t w) { return (uint32_t)(w >> 32) & 0x7fffffffu; }
 
 /* Is the owner named by w gone: its slot released or claimed again (another
  * generation), or its process dead? Reads the registry without its lock; a

@@ -18,7 +18,8 @@ bool shr__owner_gone(shr_heap_t *h, uint64_t w)
     uint32_t slot = shr__owner_slot(w), gen = shr__owner_gen(w);
     if (slot >= SHR_MAX_THREADS) return true;
     thread_slot_t *ts = &h->hdr->threads[slot];
-    if (shr_load_acquire(&ts->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&ts->gen) != gen) return true;
+    if (shr_load_acquire(&ts->state) != SHR_ENTRY_LIVE || (shr_load_relaxed(&ts->gen) & 0x7fffffffu) != gen)
+        return true;
     uint32_t p = ts->proc;
     if (p >= SHR_MAX_PROCS) return true;
     proc_entry_t *pe = &h->hdr->procs[p];

@@ -125,9 +125,15 @@ static void validate(shr_heap_t *h, listobj_t *l)
         if (r == shr_load_relaxed(&l->items)) SHR_PANIC("LI4: the published array is on the retired chain");
 }
 
+/* Validators cost O(len) per change; past VALIDATE_MAX items they would make
+ * a debug build quadratic, so long lists are validated when they change
+ * length across a multiple of it. */
+#define VALIDATE_MAX 4096
+
 static void check_list(shr_heap_t *h, listobj_t *l)
 {
-    if (SHR_DEBUG >= 3) validate(h, l);
+    if (SHR_DEBUG >= 3 && (list_items(h, l)->len <= VALIDATE_MAX || list_items(h, l)->len % VALIDATE_MAX == 0))
+        validate(h, l);
 }
 
 /* Finish or undo what a dead owner left half done (list.h). Lock held, or
@@ -166,20 +172,37 @@ void shr__list_repair(shr_heap_t *h, listobj_t *l)
 
 /* ---- the lock ------------------------------------------------------------ */
 
+/* A waiter that has spun WAITER_SPINS times marks the lock word with
+ * LOCK_WAITER. The mark survives the unlock (the word goes to LOCK_WAITER,
+ * "free, and someone has been waiting"), and a free marked word is taken
+ * only by a thread that has itself waited WAITER_SPINS: so a holder that
+ * unlocks and locks again at once (a writer in a loop, a walk between its
+ * steps) lets a long waiter in first instead of starving it past its
+ * deadline. A holder walking the whole list (count, index) also looks for
+ * the mark between steps (shr__list_step). The mark is a hint: an unlock
+ * racing a waiter's mark may drop it, and the waiter marks again. */
+#define LOCK_WAITER SHR__OWNER_FLAG
+#define WAITER_SPINS 64
+
 static shr_noinline int lock_slow(shr_heap_t *h, listobj_t *l, uint64_t me)
 {
     uint64_t deadline = 0;
     for (uint64_t spins = 1;; spins++) {
         uint64_t w = shr_load_relaxed(&l->lock);
-        if (w == 0) {
-            if (atomic_compare_exchange_weak_explicit(&l->lock, &w, me, memory_order_acquire,
+        if ((w & ~LOCK_WAITER) == 0) { /* free; if marked, for those who waited */
+            if ((w == 0 || spins >= WAITER_SPINS) &&
+                atomic_compare_exchange_weak_explicit(&l->lock, &w, me, memory_order_acquire,
                                                       memory_order_relaxed))
                 return 0;
+            __builtin_ia32_pause();
             continue;
         }
-        if (w == me) SHR_PANIC("list lock taken twice by one thread");
+        if ((w & ~LOCK_WAITER) == me) SHR_PANIC("list lock taken twice by one thread");
+        if (spins >= WAITER_SPINS && !(w & LOCK_WAITER))
+            atomic_compare_exchange_weak_explicit(&l->lock, &w, w | LOCK_WAITER, memory_order_relaxed,
+                                                  memory_order_relaxed);
         if (spins % SPINS_BEFORE_CHECK == 0) {
-            if (shr__owner_gone(h, w) &&
+            if (shr__owner_gone(h, w & ~LOCK_WAITER) &&
                 atomic_compare_exchange_strong_explicit(&l->lock, &w, me, memory_order_acquire,
                                                         memory_order_relaxed)) {
                 shr__list_repair(h, l);
@@ -206,7 +229,23 @@ int shr__list_lock(shr_heap_t *h, listobj_t *l)
     return lock_slow(h, l, me);
 }
 
-void shr__list_unlock(listobj_t *l) { shr_store_release(&l->lock, 0); }
+int shr__list_step(shr_heap_t *h, listobj_t *l)
+{
+    if (!(shr_load_relaxed(&l->lock) & LOCK_WAITER)) return 0;
+    shr__list_unlock(l);
+    /* Give the waiter the time to take it: spinning on another core, or, if
+     * it shares this one, by yielding to it. */
+    for (int i = 0; i < 256 && shr_load_relaxed(&l->lock) == LOCK_WAITER; i++) __builtin_ia32_pause();
+    if (shr_load_relaxed(&l->lock) == LOCK_WAITER) sched_yield();
+    return shr__list_lock(h, l);
+}
+
+void shr__list_unlock(listobj_t *l)
+{
+    /* Keep a waiter's mark (no read-modify-write: a mark set in between is
+     * lost, and set again by its waiter). */
+    shr_store_release(&l->lock, shr_load_relaxed(&l->lock) & LOCK_WAITER);
+}
 
 /* ---- values ------------------------------------------------------------------ */
 
@@ -600,6 +639,16 @@ int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
     return rc ? rc : claim(h, out);
 }
 
+/* count and index walk the list in steps of at most FIND_STEP items or
+ * FIND_BYTES bytes of strings compared; between steps a waiter marked on the
+ * lock word goes first, so that writers and string readers wait for a step,
+ * not for the whole list (an uncontended walk keeps the lock). Each
+ * item is compared as it is when its step reaches it; an insert or delete
+ * between steps may make the walk see an item twice or miss one (as
+ * iterating a Python list that another thread changes would). */
+#define FIND_STEP 256
+#define FIND_BYTES 65536
+
 static int find_value(shr_list_t *list, const shr_value_t *v, size_t *count, size_t *first)
 {
     if (!list || !v) return -EINVAL;
@@ -607,15 +656,24 @@ static int find_value(shr_list_t *list, const shr_value_t *v, size_t *count, siz
     shr_heap_t *h = list->heap;
     listobj_t *l = list->obj;
     size_t n = 0, at = SIZE_MAX;
+    bool done = false;
     int rc = shr__list_lock(h, l);
     if (rc) return rc;
-    items_t *a = list_items(h, l);
-    for (uint64_t i = 0; i < shr_load_relaxed(&a->len); i++)
-        if (equal(h, shr_load_relaxed(&a->it[i].tag), shr_load_relaxed(&a->it[i].val), v)) {
-            if (at == SIZE_MAX) at = i;
-            n++;
-            if (!count) break;
+    for (uint64_t i = 0; !done;) {
+        if (i && (rc = shr__list_step(h, l)) != 0) return rc; /* a waiter goes first */
+        items_t *a = list_items(h, l);
+        uint64_t len = shr_load_relaxed(&a->len), stop = i + FIND_STEP, bytes = 0;
+        for (; i < len && i < stop && bytes < FIND_BYTES && !done; i++) {
+            uint64_t tag = shr_load_relaxed(&a->it[i].tag), val = shr_load_relaxed(&a->it[i].val);
+            if (tag == SHR_STR || tag == SHR_BYTES) bytes += ((strobj_t *)shr__ptr(h, val))->len + 16;
+            if (equal(h, tag, val, v)) {
+                if (at == SIZE_MAX) at = i;
+                n++;
+                done = !count; /* index: the first is enough */
+            }
         }
+        done = done || i >= len;
+    }
     shr__list_unlock(l);
     if (count) *count = n;
     if (first) {

@@ -58,7 +58,7 @@
  *
  * Invariants (asserted where items change at SHR_DEBUG >= 2; the whole list
  * validated after each change at SHR_DEBUG >= 3):
- *   LI1  lock is 0 or an owner word; op == NONE and seq even whenever no
+ *   LI1  lock is 0 or an owner word (bit 63 marks a waiter); op == NONE and seq even whenever no
  *        live thread holds the lock and no repair is due (a dead holder's
  *        record is repaired before anyone else reads it under the lock)
  *   LI2  len <= cap; items [0, len) hold valid tags, and each with a
@@ -156,6 +156,10 @@ void shr__list_types_register(void);
  * stolen from a dead owner is repaired before this returns. */
 int shr__list_lock(shr_heap_t *h, listobj_t *l);
 void shr__list_repair(shr_heap_t *h, listobj_t *l);
+/* Between the steps of a long walk under the lock: if a waiter has marked
+ * the lock word, let it in and take the lock again (0, or the lock's error:
+ * then the lock is not held). The list may have changed on return. */
+int shr__list_step(shr_heap_t *h, listobj_t *l);
 void shr__list_unlock(listobj_t *l);
 
 /* repr.c */
