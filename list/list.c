@@ -803,6 +803,40 @@ int shr_list_insert(shr_list_t *list, int64_t index, const shr_value_t *value)
     return insert_at(list, index, value, false);
 }
 
+/* Giving memory back: when a pop leaves an array of at least SHRINK_MIN
+ * items (a page or chunk run, 32 KiB and more) less than a quarter full, it
+ * shrinks in place by a fifth at a time until it is a quarter full again or
+ * the allocator will not shrink it in place (a fifth: a chunk run shrinks
+ * in place by less than a quarter; it stops as a single chunk or page run).
+ * The allocator releases the tail pages. A quarter full, the next growth is
+ * as far away as the next shrink.
+ * A lock-free reader may still be reading an item of the tail: the
+ * sequence goes odd around the shrink, so such a read is retried (the tail
+ * stays mapped: the reader reads bytes that no longer mean anything, inside
+ * the segment, and throws them away). cap is stored before the block
+ * shrinks, so a death in between leaves cap below the block's size, never
+ * above it. Arrays that growth retired are not given back until the list is
+ * freed (a reader may be inside them; docs/design/objects.md §7.6). Lock
+ * held. */
+#define SHRINK_MIN 2048
+
+static void shrink(shr_heap_t *h, listobj_t *l, items_t *a)
+{
+    uint64_t cap = a->cap, len = shr_load_relaxed(&a->len);
+    if (cap < SHRINK_MIN || len >= cap / 4 || (h->flags & SHR_HEAP_GUARDS)) return;
+    seq_begin(l);
+    while (cap >= SHRINK_MIN && len < cap / 4) {
+        uint64_t want = cap - cap / 5;
+        a->cap = want; /* commit: nothing past want is used any more (LI2) */
+        if (!shr__large_resize(h, shr__off(h, a), sizeof(items_t) + want * sizeof(item_t))) {
+            a->cap = cap; /* kept as it was */
+            break;
+        }
+        cap = want;
+    }
+    seq_end(l);
+}
+
 int shr_list_pop(shr_list_t *list, int64_t index, shr_value_t *out)
 {
     if (!list) return -EINVAL;
@@ -835,6 +869,7 @@ int shr_list_pop(shr_list_t *list, int64_t index, shr_value_t *out)
         shr_store_release(&a->len, len - 1);
         op_end(l); /* commit */
     }
+    shrink(h, l, a);
     check_list(h, l);
     shr__list_unlock(l);
     release(h, tag, val); /* the list's reference to the removed item */

@@ -478,3 +478,58 @@ Test(list_unit, a_process_killed_inside_repr_leaks_nothing)
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
+
+/* ---- memory given back ------------------------------------------------------------ */
+
+/* Fill a list with n ints, pop all but 100, and return the array's usable
+ * size before and after and the committed bytes before and after. */
+static void fill_and_drain(shr_heap_t *h, int n, size_t *full, size_t *after, shr_alloc_stats_t *s_full,
+                           shr_alloc_stats_t *s_after)
+{
+    shr_value_t *in = malloc((size_t)n * sizeof *in);
+    for (int i = 0; i < n; i++) in[i] = shr_int(i);
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, (size_t)n, &l), 0);
+    free(in);
+    items_t *a = shr__ptr(h, l->obj->items);
+    *full = shr_usable_size(h, a);
+    cr_assert_eq(shr_heap_stats(h, s_full), 0);
+    while (shr_list_len(l) > 100) cr_assert_eq(shr_list_pop(l, -1, NULL), 0);
+    cr_assert_eq(l->obj->items, shr__off(h, a), "shrunk in place: the array did not move");
+    *after = shr_usable_size(h, a);
+    cr_assert_geq(*after, sizeof(items_t) + a->cap * sizeof(item_t), "cap fits the block");
+    cr_assert_eq(shr_heap_stats(h, s_after), 0);
+    for (int64_t i = 0; i < 100; i++) {
+        shr_value_t g;
+        cr_assert_eq(shr_list_get(l, i, &g), 0);
+        cr_assert_eq(g.u.i, i);
+    }
+    for (int i = 0; i < 3000; i++) {
+        shr_value_t v = shr_int(i);
+        cr_assert_eq(shr_list_append(l, &v), 0, "and it grows again");
+    }
+    cr_assert_eq(shr_list_len(l), 3100);
+    shr_list_close(l);
+}
+
+Test(list_unit, a_list_that_shrinks_gives_its_array_memory_back)
+{
+    shr_heap_t *h = make_heap();
+    size_t full, after;
+    shr_alloc_stats_t a, b;
+    /* A page run (12000 items, 188 KiB): shrinks in place to a few pages,
+     * which go back to the heap's free pages (purged to the OS lazily). */
+    fill_and_drain(h, 12000, &full, &after, &a, &b);
+    cr_assert_lt(after, full / 4, "page run: %zu bytes of %zu kept", after, full);
+    cr_assert_geq(b.large_free_pages * 4096, a.large_free_pages * 4096 + (full - after) / 2,
+                  "its pages are free for others (%llu -> %llu free pages)", (unsigned long long)a.large_free_pages,
+                  (unsigned long long)b.large_free_pages);
+    /* A chunk run (200000 items, 3.1 MiB): the allocator shrinks it in place
+     * by less than a quarter of its chunks, and releases those pages. */
+    fill_and_drain(h, 200000, &full, &after, &a, &b);
+    cr_assert_leq(after, full - full / 6, "chunk run: %zu bytes of %zu kept", after, full);
+    cr_assert_lt(b.committed + full / 8, a.committed, "its pages were released (%llu -> %llu)",
+                 (unsigned long long)a.committed, (unsigned long long)b.committed);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
