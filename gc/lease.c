@@ -178,7 +178,7 @@ int shr__lease_add(shr_heap_t *h, shr_off_t off)
         if (!e) e = find(table_of(h, a), off, true);
         shr_store_relaxed(&e->n, shr_load_relaxed(&e->n) + 1); /* commit: recorded */
         SHR_ASSERT(shr_load_relaxed(&e->n) >= 1); /* LE2 */
-        SHR_FAULT(LEASE_RECORD);
+        (void)SHR_FAULT(LEASE_RECORD); /* a crash point */
     }
     area_unlock(a);
     return rc;
@@ -199,12 +199,12 @@ int shr__lease_remove(shr_heap_t *h, shr_off_t off)
         shr_store_relaxed(&e->n, 0); /* commit: forgotten */
         shr_store_relaxed(&e->off, LEASE_TOMB); /* LE2: a tombstone holds nothing */
         if (t->live) t->live--;
-        SHR_FAULT(LEASE_FORGET);
+        (void)SHR_FAULT(LEASE_FORGET); /* a crash point */
         /* LE4: shrink when well below capacity; on failure the table stays. */
         if (t->cap > LEASE_MIN && t->live * 8 < t->cap) rebuild(h, a, t, cap_for(t->live));
     } else {
         shr_store_relaxed(&e->n, n - 1); /* commit: forgotten */
-        SHR_FAULT(LEASE_FORGET);
+        (void)SHR_FAULT(LEASE_FORGET); /* a crash point */
     }
     area_unlock(a);
     return rc;
@@ -265,7 +265,7 @@ int shr__gc_drain_dead(shr_heap_t *h)
             if (!is_live(off) || off >= h->capacity) continue;
             for (uint64_t n; (n = shr_load_relaxed(&t->e[i].n)) != 0;) {
                 shr_store_relaxed(&t->e[i].n, n - 1); /* before the decref: a crash leaks */
-                SHR_FAULT(LEASE_DRAIN);
+                (void)SHR_FAULT(LEASE_DRAIN); /* a crash point */
                 shr__decref(h, obj_at(h, off));
                 released++;
             }

@@ -48,7 +48,7 @@
 
 /* ---- Layout constants ------------------------------------------------ */
 
-#define SHR_LAYOUT_VERSION 2u
+#define SHR_LAYOUT_VERSION 3u /* 3: lease_table_t.live, the list lock word's waiter bit */
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_MAX_PROCS 128
