@@ -810,10 +810,11 @@ int shr_list_insert(shr_list_t *list, int64_t index, const shr_value_t *value)
  * in place by less than a quarter; it stops as a single chunk or page run).
  * The allocator releases the tail pages. A quarter full, the next growth is
  * as far away as the next shrink.
- * A lock-free reader may still be reading an item of the tail: the
- * sequence goes odd around the shrink, so such a read is retried (the tail
- * stays mapped: the reader reads bytes that no longer mean anything, inside
- * the segment, and throws them away). cap is stored before the block
+ * A lock-free reader may still be reading an item of the tail (it loaded
+ * len before the >= 1536 pops that led here, and stalled): the sequence goes
+ * odd around the shrink, so such a read is retried; the tail stays inside
+ * the mapped segment, so the bytes it read are only thrown away
+ * (docs/design/objects.md §7.6 on the race this leaves). cap is stored before the block
  * shrinks, so a death in between leaves cap below the block's size, never
  * above it. Arrays that growth retired are not given back until the list is
  * freed (a reader may be inside them; docs/design/objects.md §7.6). Lock
