@@ -1,4 +1,4 @@
-/* gc: objects, types, refcounts, leases, roots that hold references.
+/* gc: objects, types, refcounts, leases, owners (and the cycle collector).
  *
  * An object is a block of the allocator that starts with obj_t:
  *
@@ -6,6 +6,10 @@
  *                          these bytes of a free block, so it stays 0)
  *   bytes 8..11   type     id, resolved through this process's type table
  *   bytes 12..15  flags    reserved for the cycle collector; 0
+ *
+ * Bytes 8..15 of a free block are the allocator's free-list link: a freed
+ * object's type and flags are overwritten, its refcount is not. The
+ * allocator asserts its side of that contract; obj_t's asserts are below.
  *
  * The shared refcount counts references from shared objects, from roots and
  * from leases, and nothing else. A reference held in a process's private
@@ -19,11 +23,26 @@
  *   - a lease is recorded after the incref it stands for and forgotten
  *     before the decref, so replaying a dead process's table can only
  *     release references that exist.
+ *
+ * Invariants of the lease tables (asserted where a table changes, at
+ * SHR_DEBUG >= 2; docs/design/objects.md §4):
+ *   LE1  cap is a power of two >= LEASE_MIN, and used * 2 <= cap: a probe
+ *        always ends at a free entry
+ *   LE2  an entry with off > LEASE_TOMB has n >= 1; a free or tombstoned
+ *        entry (off 0 or LEASE_TOMB) has n == 0 once its store is done
+ *   LE3  used counts the entries that are not free (live + tombstones), and
+ *        live those with off > LEASE_TOMB
+ *   LE4  cap <= max(LEASE_MIN, 8 * live) after every remove (the table
+ *        shrinks), unless the smaller table could not be allocated
  */
 #ifndef SHR_GC_H
 #define SHR_GC_H
 
+#include <errno.h>
+#include <pthread.h>
+
 #include "alloc.h"
+#include "fault.h"
 
 /* Built-in type ids. 0 is never a type. (A freed block's bytes 8..15, where
  * the type and flags were, hold the allocator's free-list link; only the
@@ -36,28 +55,89 @@ typedef struct obj {
     uint32_t flags;   /* reserved for the cycle collector; 0 */
 } obj_t;
 
+/* The block contract with alloc/: bytes 0..7 are the refcount, never written
+ * by the allocator; bytes 8..15 (type, flags) are its free-list link. */
+_Static_assert(offsetof(obj_t, refcnt) == 0 && sizeof(((obj_t *)0)->refcnt) == 8,
+               "obj_t: refcnt at bytes 0..7");
+_Static_assert(offsetof(obj_t, type) == 8 && offsetof(obj_t, flags) == 12,
+               "obj_t: type and flags at bytes 8..15, the free-list link of a free block");
+_Static_assert(sizeof(obj_t) == 16, "obj_t is 16 bytes");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free to be shared");
+
 /* A process's functions for one type. traverse visits each reference the
  * object holds (for the collector and for checks); dealloc detaches and
  * releases the children and frees the block. */
-typedef void (*shr_visit_fn)(shr_heap_t *heap, shr_off_t child, void *arg);
-typedef struct shr_type_ops {
+typedef void (*gc_visit_fn)(shr_heap_t *heap, shr_off_t child, void *arg);
+typedef struct gc_type_ops {
     const char *name;
-    void (*traverse)(shr_heap_t *heap, obj_t *o, shr_visit_fn visit, void *arg);
+    void (*traverse)(shr_heap_t *heap, obj_t *o, gc_visit_fn visit, void *arg);
     void (*clear)(shr_heap_t *heap, obj_t *o);
     void (*dealloc)(shr_heap_t *heap, obj_t *o);
-} shr_type_ops_t;
+} gc_type_ops_t;
+
+/* ---- leases: the layout (lease.c) ---------------------------------------- */
+
+/* One entry of a lease table: a referenced object and how many references
+ * this process holds to it. */
+typedef struct lease_entry {
+    _Atomic uint64_t off;   /* 0 free, LEASE_TOMB deleted, else an object */
+    _Atomic uint64_t n;     /* references held (LE2) */
+} lease_entry_t;
+
+/* A process's lease table: an allocator block, open addressing with linear
+ * probing. Replaced whole (never resized in place) when it grows. */
+typedef struct lease_table {
+    uint64_t cap;           /* entries, a power of two (LE1) */
+    uint64_t used;          /* live + tombstones (LE3) */
+    uint64_t next;          /* link on the dead queue (offset), 0 at the end */
+    uint64_t live;          /* entries with off > LEASE_TOMB: sizes the table
+                               (a hint after a thread died under the lock;
+                               a rebuild counts it again) */
+    lease_entry_t e[];
+} lease_table_t;
+
+#define LEASE_TOMB 1u
+#define LEASE_MIN 64
+
+/* The gc region of a process entry. The mutex is taken by this process's
+ * threads only; the table is swapped by one store (its commit point). */
+typedef struct lease_area {
+    pthread_mutex_t mu;
+    _Atomic uint64_t table; /* offset of this process's lease_table_t, or 0 */
+} lease_area_t;
+
+/* The gc layer's global region. */
+typedef struct gc_global {
+    _Atomic uint64_t dead;       /* tables of dead processes, a stack (offsets) */
+    _Atomic uint64_t released;   /* references released for the dead, ever */
+} gc_global_t;
+
+_Static_assert(sizeof(lease_entry_t) == 16 && offsetof(lease_entry_t, n) == 8, "lease_entry_t");
+_Static_assert(sizeof(lease_table_t) == 32 && offsetof(lease_table_t, used) == 8 &&
+                   offsetof(lease_table_t, next) == 16 && offsetof(lease_table_t, live) == 24 &&
+                   offsetof(lease_table_t, e) == 32,
+               "lease_table_t: 32-byte header, then the entries");
+/* lease_area_t's size depends on the platform's pthread_mutex_t; the table
+ * word follows the mutex, 8-aligned. */
+_Static_assert(offsetof(lease_area_t, table) == SHR_ALIGN_UP(sizeof(pthread_mutex_t), 8),
+               "lease_area_t: table right after the mutex");
+_Static_assert(sizeof(gc_global_t) == 16 && offsetof(gc_global_t, released) == 8, "gc_global_t");
+
+/* The gc layer's layout constants are the SHR_CONST_OBJ_SIZE and
+ * SHR_CONST_LEASE_AREA slots of the header's consts[] (shm.h). */
 
 /* ---- object.c ------------------------------------------------------------ */
 
 /* Install this process's functions for a type id (idempotent). */
-int shr__type_register(uint32_t id, const shr_type_ops_t *ops);
-const shr_type_ops_t *shr__type_ops(uint32_t id);
+int shr__type_register(uint32_t id, const gc_type_ops_t *ops);
+const gc_type_ops_t *shr__type_ops(uint32_t id);
 
 /* A new object of `size` bytes (header included) with refcount 1, owned by
- * the caller, who must publish it or release it. NULL with errno. */
+ * the caller, who must publish it or release it. NULL with errno. Fault
+ * point obj.alloc. */
 obj_t *shr__obj_new(shr_heap_t *h, uint32_t type, size_t size);
 
-static inline obj_t *OBJ(const shr_heap_t *h, shr_off_t off) { return (obj_t *)(h->base + off); }
+static inline obj_t *obj_at(const shr_heap_t *h, shr_off_t off) { return (obj_t *)(h->base + off); }
 
 static inline void shr__incref(obj_t *o)
 {
@@ -75,20 +155,73 @@ void shr__decref(shr_heap_t *h, obj_t *o);
  * _Py_TryIncrefCompare). */
 shr_off_t shr__try_incref(shr_heap_t *h, _Atomic uint64_t *slot);
 
+/* ---- allocations (object.c) ------------------------------------------------
+ *
+ * Every allocation a list or lease operation makes goes through one of these
+ * (objects through shr__obj_new), so that fault point list.alloc (obj.alloc
+ * for objects) can fail the nth one: the out-of-memory tests walk n over
+ * every allocation of each operation. Segment blocks and the process's own
+ * memory alike; NULL with errno = ENOMEM on failure. */
+void *shr__gc_alloc(shr_heap_t *h, size_t size);     /* a segment block */
+void *shr__gc_zalloc(shr_heap_t *h, size_t size);    /* zeroed */
+void *shr__gc_priv_alloc(size_t size);               /* process memory, zeroed */
+void *shr__gc_priv_realloc(void *p, size_t size);
+char *shr__gc_priv_strdup(const char *s);
+
+/* head + n * each, or false when that overflows or exceeds what any heap can
+ * hold (SHR_MAX_CAPACITY): every size computed from a count goes through it
+ * before anything is allocated or written. */
+static inline bool shr__gc_array_size(size_t head, size_t n, size_t each, size_t *out)
+{
+    size_t body;
+    if (__builtin_mul_overflow(n, each, &body) || __builtin_add_overflow(body, head, out)) return false;
+    return *out <= SHR_MAX_CAPACITY;
+}
+
+/* ---- owners and bounded waits (owner.c) ------------------------------------
+ *
+ * An owner word names the thread that holds something (the list's lock): its
+ * thread slot + 1 in the low 32 bits and the low 31 bits of the slot's
+ * generation in bits 32..62, so that 0 is "nobody" and a slot claimed again
+ * by another thread does not look like the old owner. Bit 63 is the lock's
+ * own (SHR__OWNER_FLAG: the list marks a waiter there) and is ignored. */
+#define SHR__OWNER_FLAG ((uint64_t)1 << 63)
+static inline uint64_t shr__owner_word(const shr_tctx_t *ctx)
+{
+    return ((uint64_t)(ctx->gen & 0x7fffffffu) << 32) | ((uint64_t)ctx->slot + 1);
+}
+static inline uint32_t shr__owner_slot(uint64_t w) { return (uint32_t)(w & 0xffffffffu) - 1; }
+static inline uint32_t shr__owner_gen(uint64_t w) { return (uint32_t)(w >> 32) & 0x7fffffffu; }
+
+/* Is the owner named by w gone: its slot released or claimed again (another
+ * generation), or its process dead? Reads the registry without its lock; a
+ * stale answer is safe because a live owner never looks gone (its slot stays
+ * LIVE with its generation while it runs, and its process's lifetime mutex
+ * stays held). */
+bool shr__owner_gone(shr_heap_t *h, uint64_t w);
+
+/* Bounded waits: every wait of gc/ and list/ takes its deadline from the
+ * segment layer (shr__lock_deadline: the heap's lock timeout, or
+ * SHARENA_LOCK_TIMEOUT_MS) and ends in SHR_ELOCKTIMEOUT, as the heap's own
+ * locks do. */
+
 /* ---- lease.c ------------------------------------------------------------- */
 
 /* Record that this process holds one more reference to off (after the
- * incref), or one less (before the decref). */
+ * incref), or one less (before the decref). Fault points lease.record and
+ * lease.forget; list.alloc when the table grows. Errors: -ENOMEM (the table
+ * could not grow: nothing changed), -ENOENT (remove of what is not held),
+ * SHR_ELOCKTIMEOUT, SHR_ELOCK. */
 int shr__lease_add(shr_heap_t *h, shr_off_t off);
 int shr__lease_remove(shr_heap_t *h, shr_off_t off);
 /* Release the references of processes found dead (queued by the registry's
  * reclaim hook, which cannot free under the registry lock). Returns how many
- * references were released. Takes no lock on entry. */
+ * references were released. Takes no lock on entry. Fault point lease.drain. */
 int shr__gc_drain_dead(shr_heap_t *h);
 /* Leases this process holds (for tests and statistics). */
 uint64_t shr__lease_count(shr_heap_t *h);
 /* References released for dead processes, ever. */
-uint64_t shr__gc_released(shr_heap_t *h);
+uint64_t shr__lease_released(shr_heap_t *h);
 /* At close: release what this process still holds. */
 void shr__gc_close(shr_heap_t *h);
 

@@ -2,127 +2,185 @@
  *
  * The references a process holds in its private memory (a list handle, a
  * string returned by a get) are recorded in its lease table, an open-
- * addressing hash set of {offset, count} in the segment, named from the
- * process's entry. When the process dies, the registry's reclaim hook queues
- * the table on gc_global.dead; the first gc operation after that (or
- * shr_heap_recover) drains it: one decref per reference, each entry's count
- * lowered *before* its decref, so that a drainer that dies too leaks rather
- * than releasing twice. A process that closes the heap with leases still
- * held queues its own table the same way.
+ * addressing hash set of {offset, count} in the segment (gc.h draws it and
+ * states LE1-LE3), named from the process's entry. When the process dies,
+ * the registry's reclaim hook queues the table on gc_global.dead; the first
+ * gc operation after that (or shr_heap_recover) drains it: one decref per
+ * reference, each entry's count lowered *before* its decref, so that a
+ * drainer that dies too leaks rather than releasing twice. A process that
+ * closes the heap with leases still held queues its own table the same way.
  *
  * Why queue instead of releasing in the hook: a decref may free objects, and
  * the hook runs under the registry lock, which the allocator's slow paths
  * may need.
  *
+ * Size: a table is rebuilt, live entries only, when an insert would break
+ * LE1 (twice the size when it is a quarter full of live entries, else the
+ * same size without its tombstones) and when a remove leaves fewer live
+ * entries than an eighth of it (half the size or less). So its size, and the
+ * cost of everything that walks it (lease statistics, close, the release
+ * after a death), stays proportional to the live entries, whatever the peak
+ * was; each rebuild is paid for by the inserts or removes since the last.
+ * A shrink that cannot allocate keeps the big table: a remove never fails
+ * for want of memory.
+ *
+ * Commit points: an entry is claimed by storing its count (0) and then its
+ * offset; a reference is recorded by storing n + 1 (fault point
+ * lease.record) and forgotten by storing n - 1, or for the last one n = 0
+ * then the tombstone (lease.forget). A rebuilt table is published by one
+ * store of lease_area_t.table; a crash before it leaks the new block, after
+ * it the old one.
+ *
  * Locking: the table of a live process is guarded by the robust mutex in its
- * proc area (threads of that process only); the dead queue is a lock-free
- * stack, pushed onto under the registry lock and drained in place by the gc
- * lock's holder.
+ * proc area (threads of that process only), taken with a deadline; the dead
+ * queue is a lock-free stack, pushed onto under the registry lock and
+ * drained in place by the gc lock's holder.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "gc.h"
 
-typedef struct lease_entry {
-    _Atomic uint64_t off;   /* 0 free, LEASE_TOMB deleted */
-    _Atomic uint64_t n;     /* references held */
-} lease_entry_t;
-
-typedef struct lease_table {
-    uint64_t cap;           /* power of two */
-    uint64_t used;          /* live + tombstones */
-    uint64_t next;          /* link on the dead queue */
-    uint64_t pad;
-    lease_entry_t e[];
-} lease_table_t;
-
-#define LEASE_TOMB 1u
-#define LEASE_MIN 64
-
-typedef struct lease_area {
-    pthread_mutex_t mu;
-    _Atomic uint64_t table; /* offset of this process's lease_table_t */
-} lease_area_t;
-
-typedef struct gc_global {
-    _Atomic uint64_t dead;       /* tables of dead processes, a stack */
-    _Atomic uint64_t released;   /* references released for the dead */
-} gc_global_t;
-
-static gc_global_t *GG(shr_heap_t *h) { return shr__seg_global(h, SHR_LAYER_GC); }
+static gc_global_t *gc_global(shr_heap_t *h) { return shr__seg_global(h, SHR_LAYER_GC); }
 
 static lease_area_t *my_area(shr_heap_t *h)
 {
     return shr__seg_proc_area(h, SHR_LAYER_GC, h->proc);
 }
 
-static int area_lock(lease_area_t *a)
+static lease_table_t *table_of(shr_heap_t *h, lease_area_t *a)
 {
-    int rc = pthread_mutex_lock(&a->mu);
+    uint64_t toff = shr_load_relaxed(&a->table);
+    return toff ? shr__ptr(h, toff) : NULL;
+}
+
+static int area_lock(shr_heap_t *h, lease_area_t *a)
+{
+    int rc = pthread_mutex_trylock(&a->mu);
+    if (rc == EBUSY) rc = shr__mutex_lock_until(&a->mu, shr__lock_deadline(h));
     /* A thread of this process died holding it: the table's entries are
      * each committed by one store, so it is usable as it is. */
     if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&a->mu);
+    if (rc == ETIMEDOUT) return SHR_ELOCKTIMEOUT;
     return rc ? SHR_ELOCK : 0;
 }
 
+static void area_unlock(lease_area_t *a) { pthread_mutex_unlock(&a->mu); }
+
 static uint64_t hash(uint64_t off) { return (off >> 4) * 0x9E3779B97F4A7C15ull; }
 
+static bool is_live(uint64_t k) { return k > LEASE_TOMB; }
+
+/* LE1-LE3 over the whole table (SHR_DEBUG >= 3, after a rebuild). */
+static void validate(const lease_table_t *t, uint64_t live)
+{
+    uint64_t used = 0, n_live = 0;
+    if (t->cap < LEASE_MIN || (t->cap & (t->cap - 1)) != 0 || t->used * 2 > t->cap)
+        SHR_PANIC("LE1: lease table cap %llu used %llu", (unsigned long long)t->cap,
+                  (unsigned long long)t->used);
+    for (uint64_t i = 0; i < t->cap; i++) {
+        uint64_t k = shr_load_relaxed(&t->e[i].off), n = shr_load_relaxed(&t->e[i].n);
+        if (is_live(k) ? n == 0 : n != 0)
+            SHR_PANIC("LE2: lease entry %llu off %llu n %llu", (unsigned long long)i,
+                      (unsigned long long)k, (unsigned long long)n);
+        used += k != 0;
+        n_live += is_live(k);
+    }
+    if (used != t->used || n_live != live)
+        SHR_PANIC("LE3: lease table used %llu counted %llu, live %llu counted %llu",
+                  (unsigned long long)t->used, (unsigned long long)used, (unsigned long long)live,
+                  (unsigned long long)n_live);
+}
+
+/* The entry for off, or NULL; with insert, a new entry (n = 0) when off has
+ * none, reusing the first tombstone on its probe path. LE1 guarantees a free
+ * entry ends every probe. */
 static lease_entry_t *find(lease_table_t *t, uint64_t off, bool insert)
 {
     uint64_t mask = t->cap - 1, i = hash(off) & mask;
     lease_entry_t *tomb = NULL;
     for (uint64_t probes = 0; probes < t->cap; probes++, i = (i + 1) & mask) {
-        uint64_t k = rd(&t->e[i].off);
+        uint64_t k = shr_load_relaxed(&t->e[i].off);
         if (k == off) return &t->e[i];
         if (k == LEASE_TOMB && !tomb) tomb = &t->e[i];
         if (k == 0) {
             if (!insert) return NULL;
             lease_entry_t *e = tomb ? tomb : &t->e[i];
             if (!tomb) t->used++;
-            wr(&e->n, 0);
-            wr(&e->off, off);
+            t->live++;
+            SHR_ASSERT(t->used * 2 <= t->cap); /* LE1: room was made first */
+            shr_store_relaxed(&e->n, 0);
+            shr_store_relaxed(&e->off, off); /* claimed: LE2 holds once n is stored */
             return e;
         }
     }
+    SHR_ASSERT(!insert || tomb); /* LE1: a full table has no free entry */
     if (insert && tomb) {
-        wr(&tomb->n, 0);
-        wr(&tomb->off, off);
+        t->live++;
+        shr_store_relaxed(&tomb->n, 0);
+        shr_store_relaxed(&tomb->off, off);
         return tomb;
     }
     return NULL;
 }
 
-/* Grow (or create) the table so that one more entry fits. Area lock held. */
-static int ensure_room(shr_heap_t *h, lease_area_t *a)
+/* Smallest table that holds `live` entries a quarter full. */
+static uint64_t cap_for(uint64_t live)
 {
-    uint64_t toff = rd(&a->table);
-    lease_table_t *old = toff ? shr__ptr(h, toff) : NULL;
-    if (old && (old->used + 1) * 2 <= old->cap) return 0;
-    uint64_t cap = old ? old->cap * 2 : LEASE_MIN;
-    lease_table_t *t = shr_calloc(h, 1, sizeof *t + cap * sizeof(lease_entry_t));
+    uint64_t cap = LEASE_MIN;
+    while (cap / 4 < live && cap < ((uint64_t)1 << 40)) cap *= 2;
+    return cap;
+}
+
+/* Replace the table by one of `cap` entries holding its live entries.
+ * Area lock held. -ENOMEM (nothing changed) when it cannot be allocated. */
+static int rebuild(shr_heap_t *h, lease_area_t *a, lease_table_t *old, uint64_t cap)
+{
+    size_t size;
+    if (!shr__gc_array_size(sizeof(lease_table_t), cap, sizeof(lease_entry_t), &size)) return -ENOMEM;
+    lease_table_t *t = shr__gc_zalloc(h, size);
     if (!t) return -ENOMEM;
     t->cap = cap;
+    uint64_t live = 0;
     for (uint64_t i = 0; old && i < old->cap; i++) {
-        uint64_t k = rd(&old->e[i].off);
-        if (k > LEASE_TOMB && rd(&old->e[i].n)) wr(&find(t, k, true)->n, rd(&old->e[i].n));
+        uint64_t k = shr_load_relaxed(&old->e[i].off), n = shr_load_relaxed(&old->e[i].n);
+        if (is_live(k) && n) {
+            shr_store_relaxed(&find(t, k, true)->n, n);
+            live++;
+        }
     }
-    wr(&a->table, shr__off(h, t)); /* commit point: the new table is complete */
+    SHR_ASSERT(t->live == live); /* LE3 */
+    if (SHR_DEBUG >= 3) validate(t, live);
+    shr_store_relaxed(&a->table, shr__off(h, t)); /* commit point: the new table is complete */
     if (old) shr_free(h, old);
     return 0;
+}
+
+/* Make room for one more entry (LE1), creating the table on first use.
+ * Area lock held. */
+static int ensure_room(shr_heap_t *h, lease_area_t *a)
+{
+    lease_table_t *t = table_of(h, a);
+    if (t && (t->used + 1) * 2 <= t->cap) return 0;
+    return rebuild(h, a, t, cap_for((t ? t->live : 0) + 1));
 }
 
 int shr__lease_add(shr_heap_t *h, shr_off_t off)
 {
     if (!shr__tctx(h)) return -errno; /* registers this process (fork child) */
     lease_area_t *a = my_area(h);
-    int rc = area_lock(a);
+    int rc = area_lock(h, a);
     if (rc) return rc;
-    if ((rc = ensure_room(h, a)) == 0) {
-        lease_entry_t *e = find(shr__ptr(h, rd(&a->table)), off, true);
-        wr(&e->n, rd(&e->n) + 1);
+    /* An object already leased needs no new entry, hence no room. */
+    lease_table_t *t = table_of(h, a);
+    lease_entry_t *e = t ? find(t, off, false) : NULL;
+    if (e || (rc = ensure_room(h, a)) == 0) {
+        if (!e) e = find(table_of(h, a), off, true);
+        shr_store_relaxed(&e->n, shr_load_relaxed(&e->n) + 1); /* commit: recorded */
+        SHR_ASSERT(shr_load_relaxed(&e->n) >= 1); /* LE2 */
+        (void)SHR_FAULT(LEASE_RECORD); /* a crash point */
     }
-    pthread_mutex_unlock(&a->mu);
+    area_unlock(a);
     return rc;
 }
 
@@ -130,34 +188,40 @@ int shr__lease_remove(shr_heap_t *h, shr_off_t off)
 {
     if (!shr__tctx(h)) return -errno;
     lease_area_t *a = my_area(h);
-    int rc = area_lock(a);
+    int rc = area_lock(h, a);
     if (rc) return rc;
-    uint64_t toff = rd(&a->table);
-    lease_entry_t *e = toff ? find(shr__ptr(h, toff), off, false) : NULL;
-    if (!e || rd(&e->n) == 0) rc = -ENOENT;
-    else if (rd(&e->n) == 1) {
-        wr(&e->n, 0);
-        wr(&e->off, LEASE_TOMB);
+    lease_table_t *t = table_of(h, a);
+    lease_entry_t *e = t ? find(t, off, false) : NULL;
+    uint64_t n = e ? shr_load_relaxed(&e->n) : 0;
+    if (n == 0) {
+        rc = -ENOENT;
+    } else if (n == 1) {
+        shr_store_relaxed(&e->n, 0); /* commit: forgotten */
+        shr_store_relaxed(&e->off, LEASE_TOMB); /* LE2: a tombstone holds nothing */
+        if (t->live) t->live--;
+        (void)SHR_FAULT(LEASE_FORGET); /* a crash point */
+        /* LE4: shrink when well below capacity; on failure the table stays. */
+        if (t->cap > LEASE_MIN && t->live * 8 < t->cap) rebuild(h, a, t, cap_for(t->live));
     } else {
-        wr(&e->n, rd(&e->n) - 1);
+        shr_store_relaxed(&e->n, n - 1); /* commit: forgotten */
+        (void)SHR_FAULT(LEASE_FORGET); /* a crash point */
     }
-    pthread_mutex_unlock(&a->mu);
+    area_unlock(a);
     return rc;
 }
 
-uint64_t shr__gc_released(shr_heap_t *h) { return rd(&GG(h)->released); }
+uint64_t shr__lease_released(shr_heap_t *h) { return shr_load_relaxed(&gc_global(h)->released); }
 
 uint64_t shr__lease_count(shr_heap_t *h)
 {
     if (!shr__proc_registered_here(h)) return 0;
     lease_area_t *a = my_area(h);
     uint64_t n = 0;
-    if (area_lock(a) != 0) return 0;
-    uint64_t toff = rd(&a->table);
-    lease_table_t *t = toff ? shr__ptr(h, toff) : NULL;
+    if (area_lock(h, a) != 0) return 0;
+    lease_table_t *t = table_of(h, a);
     for (uint64_t i = 0; t && i < t->cap; i++)
-        if (rd(&t->e[i].off) > LEASE_TOMB) n += rd(&t->e[i].n);
-    pthread_mutex_unlock(&a->mu);
+        if (is_live(shr_load_relaxed(&t->e[i].off))) n += shr_load_relaxed(&t->e[i].n);
+    area_unlock(a);
     return n;
 }
 
@@ -165,11 +229,11 @@ uint64_t shr__lease_count(shr_heap_t *h)
  * the dead, or by a closing process for itself. */
 static void queue_table(shr_heap_t *h, lease_area_t *a)
 {
-    gc_global_t *g = GG(h);
+    gc_global_t *g = gc_global(h);
     uint64_t toff = atomic_exchange(&a->table, 0);
     if (!toff) return;
     lease_table_t *t = shr__ptr(h, toff);
-    uint64_t top = rd(&g->dead);
+    uint64_t top = shr_load_relaxed(&g->dead);
     do t->next = top;
     while (!atomic_compare_exchange_weak(&g->dead, &top, toff));
 }
@@ -180,11 +244,13 @@ static void gc_proc_release(shr_heap_t *h, uint32_t proc, bool dead)
     queue_table(h, shr__seg_proc_area(h, SHR_LAYER_GC, proc));
 }
 
+static lease_table_t *table_at(shr_heap_t *h, uint64_t off) { return shr__ptr(h, off); }
+
 int shr__gc_drain_dead(shr_heap_t *h)
 {
-    gc_global_t *g = GG(h);
+    gc_global_t *g = gc_global(h);
     int released = 0;
-    if (rd(&g->dead) == 0) return 0;
+    if (shr_load_relaxed(&g->dead) == 0) return 0;
     if (shr__lock(h, SHR_LOCK_GC) != 0) return SHR_ELOCK;
     /* Each table is released where it lies on the queue and unlinked only
      * once empty: a drainer that dies part way leaves the rest for the next
@@ -192,14 +258,15 @@ int shr__gc_drain_dead(shr_heap_t *h)
      * anything twice. Pushers only add at the top; only the gc lock's holder
      * removes, so a table's `next` is stable once it is on the queue. */
     uint64_t top;
-    while ((top = atomic_load_explicit(&g->dead, memory_order_acquire)) != 0) {
-        lease_table_t *t = shr__ptr(h, top);
+    while ((top = shr_load_acquire(&g->dead)) != 0) {
+        lease_table_t *t = table_at(h, top);
         for (uint64_t i = 0; i < t->cap; i++) {
-            uint64_t off = rd(&t->e[i].off);
-            if (off <= LEASE_TOMB || off >= h->capacity) continue;
-            for (uint64_t n; (n = rd(&t->e[i].n)) != 0;) {
-                wr(&t->e[i].n, n - 1); /* before the decref: a crash leaks */
-                shr__decref(h, OBJ(h, off));
+            uint64_t off = shr_load_relaxed(&t->e[i].off);
+            if (!is_live(off) || off >= h->capacity) continue;
+            for (uint64_t n; (n = shr_load_relaxed(&t->e[i].n)) != 0;) {
+                shr_store_relaxed(&t->e[i].n, n - 1); /* before the decref: a crash leaks */
+                (void)SHR_FAULT(LEASE_DRAIN); /* a crash point */
+                shr__decref(h, obj_at(h, off));
                 released++;
             }
         }
@@ -207,8 +274,8 @@ int shr__gc_drain_dead(shr_heap_t *h)
         if (!atomic_compare_exchange_strong(&g->dead, &expect, t->next)) {
             /* Pushed onto meanwhile: unlink it from below the new top. */
             uint64_t p = expect;
-            while (p && ((lease_table_t *)shr__ptr(h, p))->next != top) p = ((lease_table_t *)shr__ptr(h, p))->next;
-            if (p) ((lease_table_t *)shr__ptr(h, p))->next = t->next;
+            while (p && table_at(h, p)->next != top) p = table_at(h, p)->next;
+            if (p) table_at(h, p)->next = t->next;
         }
         shr_free(h, t);
     }
@@ -222,10 +289,27 @@ void shr__gc_close(shr_heap_t *h)
 {
     if (!shr__proc_registered_here(h)) return;
     lease_area_t *a = my_area(h);
-    if (area_lock(a) != 0) return;
+    if (area_lock(h, a) != 0) return;
     queue_table(h, a);
-    pthread_mutex_unlock(&a->mu);
+    area_unlock(a);
     shr__gc_drain_dead(h);
+}
+
+int shr_lease_stats(shr_heap_t *heap, shr_lease_stats_t *out)
+{
+    if (!heap || !out) return -EINVAL;
+    memset(out, 0, sizeof *out);
+    out->leases = shr__lease_count(heap);
+    out->released_for_dead = shr__lease_released(heap);
+    if (shr__proc_registered_here(heap)) {
+        lease_area_t *a = my_area(heap);
+        if (area_lock(heap, a) == 0) {
+            lease_table_t *t = table_of(heap, a);
+            out->table_entries = t ? t->cap : 0;
+            area_unlock(a);
+        }
+    }
+    return 0;
 }
 
 static const shr__layer_hooks_t gc_hooks = {.proc_release = gc_proc_release};

@@ -15,6 +15,12 @@
  * block is reused, and (2) the caller guarantees that the block is reused
  * only for another object meanwhile (then the CAS may bump that object's
  * count, and the failed re-check undoes it: an ABA that is harmless).
+ *
+ * Allocations: every allocation of a list or lease operation goes through
+ * shr__obj_new (fault point obj.alloc) or the shr__gc_*alloc wrappers below
+ * (list.alloc), so that a test can fail the nth one. The trashcan's own
+ * process memory does not: its failure is not an error of any call (the
+ * objects it could not park leak, never freed early).
  */
 #include <errno.h>
 #include <string.h>
@@ -22,16 +28,16 @@
 #include "fault.h"
 #include "gc.h"
 
-static const shr_type_ops_t *types[SHR_TYPE_MAX];
+static const gc_type_ops_t *types[SHR_TYPE_MAX];
 
-int shr__type_register(uint32_t id, const shr_type_ops_t *ops)
+int shr__type_register(uint32_t id, const gc_type_ops_t *ops)
 {
     if (id == 0 || id >= SHR_TYPE_MAX || !ops || !ops->dealloc) return -EINVAL;
     types[id] = ops;
     return 0;
 }
 
-const shr_type_ops_t *shr__type_ops(uint32_t id) { return id < SHR_TYPE_MAX ? types[id] : NULL; }
+const gc_type_ops_t *shr__type_ops(uint32_t id) { return id < SHR_TYPE_MAX ? types[id] : NULL; }
 
 obj_t *shr__obj_new(shr_heap_t *h, uint32_t type, size_t size)
 {
@@ -47,6 +53,50 @@ obj_t *shr__obj_new(shr_heap_t *h, uint32_t type, size_t size)
     return o;
 }
 
+void *shr__gc_alloc(shr_heap_t *h, size_t size)
+{
+    if (SHR_FAULT(LIST_ALLOC)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return shr_malloc(h, size);
+}
+
+void *shr__gc_zalloc(shr_heap_t *h, size_t size)
+{
+    if (SHR_FAULT(LIST_ALLOC)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return shr_calloc(h, 1, size);
+}
+
+void *shr__gc_priv_alloc(size_t size)
+{
+    if (SHR_FAULT(LIST_ALLOC)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return calloc(1, size);
+}
+
+void *shr__gc_priv_realloc(void *p, size_t size)
+{
+    if (SHR_FAULT(LIST_ALLOC)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, size);
+}
+
+char *shr__gc_priv_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = shr__gc_priv_alloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
 /* The trashcan (CPython's name for it): a dealloc releases its children,
  * which may dealloc theirs, so a long chain of nested lists would recurse as
  * deep as it is long. Past TRASH_DEPTH the objects to free are parked on a
@@ -59,7 +109,7 @@ static _Thread_local size_t ntrash, trash_cap;
 
 static void dealloc(shr_heap_t *h, obj_t *o)
 {
-    const shr_type_ops_t *ops = shr__type_ops(o->type);
+    const gc_type_ops_t *ops = shr__type_ops(o->type);
     /* A type this process does not know cannot be released here: it leaks
      * rather than being freed without its children. */
     if (SHR_ALWAYS(ops != NULL)) ops->dealloc(h, o);
@@ -97,7 +147,7 @@ shr_off_t shr__try_incref(shr_heap_t *h, _Atomic uint64_t *slot)
     for (;;) {
         shr_off_t off = atomic_load_explicit(slot, memory_order_acquire);
         if (off == 0) return 0;
-        obj_t *o = OBJ(h, off);
+        obj_t *o = obj_at(h, off);
         uint64_t n = atomic_load_explicit(&o->refcnt, memory_order_relaxed);
         bool got = false;
         while (n != 0 && !(got = atomic_compare_exchange_weak_explicit(

@@ -290,13 +290,17 @@ int shr_heap_stats_print(shr_heap_t *heap, FILE *out);
 extern "C" {
 #endif
 
-/* Live objects of the heap and references this process holds (leases),
- * for tests and tools. */
-typedef struct shr_gc_stats {
+/* The references this process holds in its private memory (leases: list
+ * handles, values returned by a get or pop), for tests and tools. Released
+ * for it if it dies or closes the heap. */
+typedef struct shr_lease_stats {
     uint64_t leases;            /* references this process holds */
-    uint64_t released_for_dead; /* references released for dead processes */
-} shr_gc_stats_t;
-int shr_gc_stats(shr_heap_t *heap, shr_gc_stats_t *out);
+    uint64_t released_for_dead; /* references released for dead processes, ever */
+    uint64_t table_entries;     /* size of this process's lease table, in entries:
+                                   grows and shrinks with the live leases */
+} shr_lease_stats_t;
+/* -EINVAL when heap or out is NULL. */
+int shr_lease_stats(shr_heap_t *heap, shr_lease_stats_t *out);
 
 #ifdef __cplusplus
 }

@@ -1,12 +1,17 @@
 /* The shared list
  *
- * See list.h for the byte layout, the lock and the crash rules. This file:
- * the lock, value encoding, the C API.
+ * See list.h for the byte layout, the lock, the crash rules and the
+ * invariants LI1-LI4. This file: the lock, value encoding, the C API, and
+ * the list type's functions (traverse, clear, dealloc).
  *
  * Every public call that returns a reference to the caller (a handle, a get
  * of str/bytes/list) increfs under the list's or the roots' lock, then
- * records a lease after unlocking: a crash in between leaks the reference,
- * never releases one twice.
+ * records a lease: a crash in between leaks the reference, never releases
+ * one twice. A call that fails changes nothing a caller can observe: every
+ * allocation comes before the commit, and what was taken is given back.
+ *
+ * Handles: every call taking a shr_list_t * or a shr_heap_t * returns
+ * -EINVAL for NULL (format and repr: NULL with errno EINVAL).
  */
 #include <errno.h>
 #include <sched.h>
@@ -16,18 +21,10 @@
 
 #define INITIAL_CAP 8
 #define SPINS_BEFORE_CHECK 2048
+/* 2^63 as a double: the doubles in [-2^63, 2^63) convert to int64. */
+#define TWO_POW_63 9223372036854775808.0
 
-static inline bool is_ref(uint64_t tag) { return tag == SHR_STR || tag == SHR_BYTES || tag == SHR_LIST; }
-static inline items_t *ARR(shr_heap_t *h, listobj_t *l) { return shr__ptr(h, rd(&l->items)); }
-
-/* ---- the lock ------------------------------------------------------------ */
-
-/* Is the owner named by lock word w gone? Its slot was released or claimed
- * again (generation), or its process is dead. */
-static bool owner_dead(shr_heap_t *h, uint64_t w)
-{
-    return shr__slot_gone(h, (uint32_t)(w & 0xffffffffu) - 1, (uint32_t)(w >> 32));
-}
+/* ---- the sequence counter and the op record ------------------------------ */
 
 /* Sequence counter: odd while items move in place (a seqlock). Lock held.
  *
@@ -37,17 +34,21 @@ static bool owner_dead(shr_heap_t *h, uint64_t w)
  * it, and its last load of the counter (after its acquire loads) cannot
  * return the count it started with. Free on x86, and it lets ThreadSanitizer,
  * which does not model fences, check it. */
-#define wrr(p, v) atomic_store_explicit((p), (v), memory_order_release)
-#define rda(p) atomic_load_explicit((p), memory_order_acquire)
-
 static inline void seq_begin(listobj_t *l)
 {
-    wr(&l->seq, rd(&l->seq) + 1);
+    SHR_ASSERT((shr_load_relaxed(&l->seq) & 1) == 0); /* LI1 */
+    shr_store_relaxed(&l->seq, shr_load_relaxed(&l->seq) + 1);
 }
 
 static inline void seq_end(listobj_t *l)
 {
-    atomic_store_explicit(&l->seq, rd(&l->seq) + 1, memory_order_release);
+    shr_store_release(&l->seq, shr_load_relaxed(&l->seq) + 1);
+}
+
+static inline void store_item(items_t *a, uint64_t i, uint64_t tag, uint64_t val)
+{
+    shr_store_release(&a->it[i].tag, tag);
+    shr_store_release(&a->it[i].val, val);
 }
 
 /* Open an in-place change: the sequence goes odd, then the op record that a
@@ -55,25 +56,25 @@ static inline void seq_end(listobj_t *l)
 static void op_begin(listobj_t *l, uint64_t op, uint64_t index, uint64_t len, uint64_t progress,
                      uint64_t tag, uint64_t val)
 {
+    SHR_ASSERT(shr_load_relaxed(&l->op) == LIST_OP_NONE); /* LI1 */
     seq_begin(l);
     l->op_index = index;
     l->op_len = len;
     l->undo_tag = tag;
     l->undo_val = val;
-    wr(&l->op_progress, progress);
-    atomic_store_explicit(&l->op, op, memory_order_release);
+    shr_store_relaxed(&l->op_progress, progress);
+    shr_store_release(&l->op, op);
 }
 
 static void op_end(listobj_t *l)
 {
-    atomic_store_explicit(&l->op, LIST_OP_NONE, memory_order_release);
+    shr_store_release(&l->op, LIST_OP_NONE);
     seq_end(l);
 }
 
 static inline void move_item(items_t *a, uint64_t to, uint64_t from)
 {
-    wrr(&a->it[to].tag, rd(&a->it[from].tag));
-    wrr(&a->it[to].val, rd(&a->it[from].val));
+    store_item(a, to, shr_load_relaxed(&a->it[from].tag), shr_load_relaxed(&a->it[from].val));
 }
 
 static void release(shr_heap_t *h, uint64_t tag, uint64_t val);
@@ -81,82 +82,135 @@ static void release(shr_heap_t *h, uint64_t tag, uint64_t val);
 /* Shift items up one place, from index op_progress down to op_index + 1
  * (insert), or down one place from op_progress up to op_len - 2 (delete).
  * Each step stores its progress after its move, so that a repair can go on
- * from where a dead writer stopped: repeating the last move is harmless. */
+ * from where a dead writer stopped: repeating the last move is harmless
+ * (LI3 holds after every step). */
 static void shift_up(listobj_t *l, items_t *a)
 {
-    for (uint64_t k = rd(&l->op_progress); k > l->op_index; k--) {
+    SHR_ASSERT(l->op_index < l->op_len && l->op_len < a->cap); /* LI3 */
+    for (uint64_t k = shr_load_relaxed(&l->op_progress); k > l->op_index; k--) {
         move_item(a, k, k - 1);
-        wr(&l->op_progress, k - 1);
+        shr_store_relaxed(&l->op_progress, k - 1);
+        (void)SHR_FAULT(LIST_SHIFT); /* a crash point */
     }
 }
 
 static void shift_down(listobj_t *l, items_t *a)
 {
-    for (uint64_t k = rd(&l->op_progress); k + 1 < l->op_len; k++) {
+    SHR_ASSERT(l->op_index < l->op_len && l->op_len <= a->cap); /* LI3 */
+    for (uint64_t k = shr_load_relaxed(&l->op_progress); k + 1 < l->op_len; k++) {
         move_item(a, k, k + 1);
-        wr(&l->op_progress, k + 1);
+        shr_store_relaxed(&l->op_progress, k + 1);
+        (void)SHR_FAULT(LIST_SHIFT); /* a crash point */
     }
 }
 
+/* LI1-LI4 for the whole list (SHR_DEBUG >= 3, after each change, lock held):
+ * aborts with the invariant's label. */
+static void validate(shr_heap_t *h, listobj_t *l)
+{
+    items_t *a = list_items(h, l);
+    uint64_t len = shr_load_relaxed(&a->len);
+    if ((shr_load_relaxed(&l->seq) & 1) || shr_load_relaxed(&l->op) != LIST_OP_NONE)
+        SHR_PANIC("LI1: list %llu: seq %llu op %llu outside a change", (unsigned long long)shr__off(h, l),
+                  (unsigned long long)shr_load_relaxed(&l->seq), (unsigned long long)shr_load_relaxed(&l->op));
+    if (len > a->cap) SHR_PANIC("LI2: list len %llu > cap %llu", (unsigned long long)len, (unsigned long long)a->cap);
+    for (uint64_t i = 0; i < len; i++) {
+        uint64_t tag = shr_load_relaxed(&a->it[i].tag), val = shr_load_relaxed(&a->it[i].val);
+        if (tag < SHR_NONE || tag > SHR_LIST) SHR_PANIC("LI2: item %llu: tag %llu", (unsigned long long)i, (unsigned long long)tag);
+        if (is_ref(tag) && (val == 0 || val >= h->capacity || shr_load_relaxed(&obj_at(h, val)->refcnt) == 0))
+            SHR_PANIC("LI2: item %llu: a reference to a dead or foreign object %llu", (unsigned long long)i,
+                      (unsigned long long)val);
+    }
+    for (uint64_t r = l->retired; r; r = ((items_t *)shr__ptr(h, r))->retired)
+        if (r == shr_load_relaxed(&l->items)) SHR_PANIC("LI4: the published array is on the retired chain");
+}
+
+/* Validators cost O(len) per change; past VALIDATE_MAX items they would make
+ * a debug build quadratic, so long lists are validated when they change
+ * length across a multiple of it. */
+#define VALIDATE_MAX 4096
+
+static void check_list(shr_heap_t *h, listobj_t *l)
+{
+    if (SHR_DEBUG >= 3 && (list_items(h, l)->len <= VALIDATE_MAX || list_items(h, l)->len % VALIDATE_MAX == 0))
+        validate(h, l);
+}
+
 /* Finish or undo what a dead owner left half done (list.h). Lock held, or
- * the list is being deallocated (nobody else can reach it). */
+ * the list is being deallocated (nobody else can reach it). Idempotent: a
+ * repairer that dies is repaired by the next. */
 void shr__list_repair(shr_heap_t *h, listobj_t *l)
 {
-    items_t *a = ARR(h, l);
-    switch (rd(&l->op)) {
+    items_t *a = list_items(h, l);
+    /* LI4: growth died between retiring and publishing the new array. */
+    if (l->retired && l->retired == shr_load_relaxed(&l->items)) l->retired = a->retired;
+    switch (shr_load_relaxed(&l->op)) {
     case LIST_OP_SET:
-        if (l->op_index < a->cap) {
-            wrr(&a->it[l->op_index].tag, l->undo_tag);
-            wrr(&a->it[l->op_index].val, l->undo_val);
-        }
+        if (l->op_index < a->cap) store_item(a, l->op_index, l->undo_tag, l->undo_val);
         break;
     case LIST_OP_INSERT:
-        if (l->op_len < a->cap && l->op_index <= l->op_len && rd(&l->op_progress) <= l->op_len) {
+        if (l->op_len < a->cap && l->op_index < l->op_len && shr_load_relaxed(&l->op_progress) <= l->op_len) {
             shift_up(l, a);
-            wrr(&a->it[l->op_index].tag, l->undo_tag);
-            wrr(&a->it[l->op_index].val, l->undo_val);
-            wrr(&a->len, l->op_len + 1);
+            store_item(a, l->op_index, l->undo_tag, l->undo_val);
+            shr_store_release(&a->len, l->op_len + 1);
         }
         break;
     case LIST_OP_DELETE:
-        if (l->op_len <= a->cap && l->op_index < l->op_len && rd(&l->op_progress) < l->op_len) {
+        if (l->op_len <= a->cap && l->op_index < l->op_len && shr_load_relaxed(&l->op_progress) < l->op_len) {
             shift_down(l, a);
-            wr(&a->len, l->op_len - 1);
-            release(h, l->undo_tag, l->undo_val); /* its taker is dead */
+            shr_store_release(&a->len, l->op_len - 1);
+            release(h, l->undo_tag, l->undo_val); /* the list's reference; the taker leased its own */
         }
         break;
     default:
         break;
     }
-    wr(&l->op, LIST_OP_NONE);
-    if (rd(&a->len) > a->cap) wr(&a->len, a->cap);
-    if (rd(&l->seq) & 1) seq_end(l);
+    shr_store_relaxed(&l->op, LIST_OP_NONE);
+    if (shr_load_relaxed(&a->len) > a->cap) shr_store_relaxed(&a->len, a->cap);
+    if (shr_load_relaxed(&l->seq) & 1) seq_end(l);
 }
 
-int shr__list_lock(shr_heap_t *h, listobj_t *l)
+/* ---- the lock ------------------------------------------------------------ */
+
+/* A waiter that has spun WAITER_SPINS times marks the lock word with
+ * LOCK_WAITER. The mark survives the unlock (the word goes to LOCK_WAITER,
+ * "free, and someone has been waiting"), and a free marked word is taken
+ * only by a thread that has itself waited WAITER_SPINS: so a holder that
+ * unlocks and locks again at once (a writer in a loop, a walk between its
+ * steps) lets a long waiter in first instead of starving it past its
+ * deadline. A holder walking the whole list (count, index) also looks for
+ * the mark between steps (shr__list_step). The mark is a hint: an unlock
+ * racing a waiter's mark may drop it, and the waiter marks again. */
+#define LOCK_WAITER SHR__OWNER_FLAG
+#define WAITER_SPINS 64
+
+static shr_noinline int lock_slow(shr_heap_t *h, listobj_t *l, uint64_t me)
 {
-    shr_tctx_t *ctx = shr__tctx(h);
-    if (!ctx) return -errno;
-    uint64_t me = ((uint64_t)ctx->gen << 32) | (ctx->slot + 1), zero = 0;
-    if (shr_likely(atomic_compare_exchange_strong_explicit(&l->lock, &zero, me, memory_order_acquire,
-                                                           memory_order_relaxed)))
-        return 0;
+    uint64_t deadline = 0;
     for (uint64_t spins = 1;; spins++) {
-        uint64_t w = rd(&l->lock);
-        if (w == 0) {
-            if (atomic_compare_exchange_weak_explicit(&l->lock, &w, me, memory_order_acquire,
+        uint64_t w = shr_load_relaxed(&l->lock);
+        if ((w & ~LOCK_WAITER) == 0) { /* free; if marked, for those who waited */
+            if ((w == 0 || spins >= WAITER_SPINS) &&
+                atomic_compare_exchange_weak_explicit(&l->lock, &w, me, memory_order_acquire,
                                                       memory_order_relaxed))
                 return 0;
+            __builtin_ia32_pause();
             continue;
         }
-        if (w == me) SHR_PANIC("list lock taken twice by one thread");
+        if ((w & ~LOCK_WAITER) == me) SHR_PANIC("list lock taken twice by one thread");
+        if (spins >= WAITER_SPINS && !(w & LOCK_WAITER))
+            atomic_compare_exchange_weak_explicit(&l->lock, &w, w | LOCK_WAITER, memory_order_relaxed,
+                                                  memory_order_relaxed);
         if (spins % SPINS_BEFORE_CHECK == 0) {
-            if (owner_dead(h, w) &&
+            if (shr__owner_gone(h, w & ~LOCK_WAITER) &&
                 atomic_compare_exchange_strong_explicit(&l->lock, &w, me, memory_order_acquire,
                                                         memory_order_relaxed)) {
                 shr__list_repair(h, l);
                 return 0;
             }
+            /* The clock is read only once a wait is long (~10 us). */
+            if (deadline == 0) deadline = shr__lock_deadline(h);
+            else if (shr__now_ns(CLOCK_MONOTONIC) > deadline) return SHR_ELOCKTIMEOUT;
             sched_yield();
         } else {
             __builtin_ia32_pause();
@@ -164,7 +218,34 @@ int shr__list_lock(shr_heap_t *h, listobj_t *l)
     }
 }
 
-void shr__list_unlock(listobj_t *l) { atomic_store_explicit(&l->lock, 0, memory_order_release); }
+int shr__list_lock(shr_heap_t *h, listobj_t *l)
+{
+    shr_tctx_t *ctx = shr__tctx(h);
+    if (!ctx) return -errno;
+    uint64_t me = shr__owner_word(ctx), zero = 0;
+    if (shr_likely(atomic_compare_exchange_strong_explicit(&l->lock, &zero, me, memory_order_acquire,
+                                                           memory_order_relaxed)))
+        return 0;
+    return lock_slow(h, l, me);
+}
+
+int shr__list_step(shr_heap_t *h, listobj_t *l)
+{
+    if (!(shr_load_relaxed(&l->lock) & LOCK_WAITER)) return 0;
+    shr__list_unlock(l);
+    /* Give the waiter the time to take it: spinning on another core, or, if
+     * it shares this one, by yielding to it. */
+    for (int i = 0; i < 256 && shr_load_relaxed(&l->lock) == LOCK_WAITER; i++) __builtin_ia32_pause();
+    if (shr_load_relaxed(&l->lock) == LOCK_WAITER) sched_yield();
+    return shr__list_lock(h, l);
+}
+
+void shr__list_unlock(listobj_t *l)
+{
+    /* Keep a waiter's mark (no read-modify-write: a mark set in between is
+     * lost, and set again by its waiter). */
+    shr_store_release(&l->lock, shr_load_relaxed(&l->lock) & LOCK_WAITER);
+}
 
 /* ---- values ------------------------------------------------------------------ */
 
@@ -193,7 +274,8 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 }
 
 /* Encode a caller's value as an item, taking the reference the item will
- * hold (a new str/bytes object, or an incref of a list). */
+ * hold (a new str/bytes object, or an incref of a list). Fails before it
+ * takes anything. */
 static int encode(shr_heap_t *h, const shr_value_t *v, uint64_t *tag, uint64_t *val)
 {
     if (!v) return -EINVAL;
@@ -225,11 +307,11 @@ static int encode(shr_heap_t *h, const shr_value_t *v, uint64_t *tag, uint64_t *
 
 static void release(shr_heap_t *h, uint64_t tag, uint64_t val)
 {
-    if (is_ref(tag)) shr__decref(h, OBJ(h, val));
+    if (is_ref(tag)) shr__decref(h, obj_at(h, val));
 }
 
 /* Fill *out from an item; for str, bytes and list, out->ref_ names the
- * reference the caller hands over (finish_decode makes it the caller's). */
+ * reference the caller is handed (claim makes it the caller's). */
 static void fill_value(shr_heap_t *h, uint64_t tag, uint64_t val, shr_value_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -251,39 +333,38 @@ static void fill_value(shr_heap_t *h, uint64_t tag, uint64_t val, shr_value_t *o
     }
 }
 
-/* fill_value under the lock, taking a new reference for the caller. */
-static void decode_locked(shr_heap_t *h, uint64_t tag, uint64_t val, shr_value_t *out)
+/* fill_value, taking a new reference for the caller. List lock held. */
+static void take_value(shr_heap_t *h, uint64_t tag, uint64_t val, shr_value_t *out)
 {
-    if (is_ref(tag)) shr__incref(OBJ(h, val));
+    if (is_ref(tag)) shr__incref(obj_at(h, val));
     fill_value(h, tag, val, out);
 }
 
-/* After unlocking: make the reference a get took the caller's (a lease, or
- * a list handle). */
-static int finish_decode(shr_heap_t *h, shr_value_t *out)
+/* Make the reference take_value took the caller's: a lease and, for a list,
+ * a handle. On failure the reference is given back and *out cleared, so
+ * that nothing changed. Called after unlocking (get), or under the lock
+ * (pop, where the item still holds its own reference, so the give-back
+ * cannot free). */
+static int claim(shr_heap_t *h, shr_value_t *out)
 {
     if (!out->ref_) return 0;
-    if (out->type == SHR_LIST) {
-        shr_list_t *l = calloc(1, sizeof *l);
-        int rc = l ? shr__lease_add(h, out->ref_) : -ENOMEM;
-        if (rc) {
-            free(l);
-            shr__decref(h, OBJ(h, out->ref_));
-            memset(out, 0, sizeof *out);
-            return rc;
-        }
+    shr_list_t *l = NULL;
+    int rc = 0;
+    if (out->type == SHR_LIST && !(l = shr__gc_priv_alloc(sizeof *l))) rc = -ENOMEM;
+    if (rc == 0) rc = shr__lease_add(h, out->ref_);
+    if (rc) {
+        free(l);
+        shr__decref(h, obj_at(h, out->ref_));
+        memset(out, 0, sizeof *out);
+        return rc;
+    }
+    if (l) {
         l->heap = h;
         l->off = out->ref_;
         l->obj = shr__ptr(h, out->ref_);
         out->u.list = l;
-        return 0;
     }
-    int rc = shr__lease_add(h, out->ref_);
-    if (rc) {
-        shr__decref(h, OBJ(h, out->ref_));
-        memset(out, 0, sizeof *out);
-    }
-    return rc;
+    return 0;
 }
 
 void shr_value_release(shr_heap_t *heap, shr_value_t *v)
@@ -291,8 +372,10 @@ void shr_value_release(shr_heap_t *heap, shr_value_t *v)
     if (!v || !v->ref_) return;
     if (v->type == SHR_LIST) {
         shr_list_close(v->u.list);
+    } else if (!heap) {
+        return; /* nothing to release it from: the value is left as it was */
     } else if (shr__lease_remove(heap, v->ref_) == 0) {
-        shr__decref(heap, OBJ(heap, v->ref_));
+        shr__decref(heap, obj_at(heap, v->ref_));
     }
     memset(v, 0, sizeof *v);
 }
@@ -310,10 +393,10 @@ static bool equal(shr_heap_t *h, uint64_t tag, uint64_t val, const shr_value_t *
             b = v->type == SHR_FLOAT ? v->u.f : v->type == SHR_INT ? (double)v->u.i : (double)v->u.b;
             /* exact: an int equals a float only if the float is that integer */
             if (a != b) return false;
-            if (tag != SHR_FLOAT && (a >= 9.2233720368547758e18 || a < -9.2233720368547758e18 ||
+            if (tag != SHR_FLOAT && (a >= TWO_POW_63 || a < -TWO_POW_63 ||
                                      (int64_t)a != (int64_t)val))
                 return false;
-            if (v->type == SHR_INT && (b >= 9.2233720368547758e18 || b < -9.2233720368547758e18 || (int64_t)b != v->u.i))
+            if (v->type == SHR_INT && (b >= TWO_POW_63 || b < -TWO_POW_63 || (int64_t)b != v->u.i))
                 return false;
             return true;
         }
@@ -331,10 +414,12 @@ static bool equal(shr_heap_t *h, uint64_t tag, uint64_t val, const shr_value_t *
 
 /* ---- handles ---------------------------------------------------------------- */
 
+/* A handle on list object off, standing for a reference the caller already
+ * took (stolen on success; left to the caller on failure). */
 static int new_handle(shr_heap_t *h, shr_off_t off, const char *name, shr_list_t **out)
 {
-    shr_list_t *l = calloc(1, sizeof *l);
-    if (!l || (name && !(l->name = strdup(name)))) {
+    shr_list_t *l = shr__gc_priv_alloc(sizeof *l);
+    if (!l || (name && !(l->name = shr__gc_priv_strdup(name)))) {
         free(l);
         return -ENOMEM;
     }
@@ -351,65 +436,60 @@ static int new_handle(shr_heap_t *h, shr_off_t off, const char *name, shr_list_t
     return 0;
 }
 
-int shr__list_open(shr_heap_t *h, shr_off_t off, const char *name, shr_list_t **out)
-{
-    shr__incref(OBJ(h, off));
-    int rc = new_handle(h, off, name, out);
-    if (rc) shr__decref(h, OBJ(h, off));
-    return rc;
-}
-
+/* An empty item array of cap items (fault point list.alloc); NULL when cap
+ * items do not fit any heap. */
 static items_t *items_new(shr_heap_t *h, uint64_t cap)
 {
-    items_t *a = shr_malloc(h, sizeof(items_t) + cap * sizeof(item_t));
+    size_t size;
+    if (!shr__gc_array_size(sizeof(items_t), cap, sizeof(item_t), &size)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    items_t *a = shr__gc_alloc(h, size);
     if (!a) return NULL;
     a->cap = cap;
     a->retired = 0;
-    wr(&a->len, 0);
+    a->pad = 0;
+    shr_store_relaxed(&a->len, 0);
     return a;
-}
-
-static inline void move_item_between(items_t *b, uint64_t to, items_t *a, uint64_t from)
-{
-    wr(&b->it[to].tag, rd(&a->it[from].tag));
-    wr(&b->it[to].val, rd(&a->it[from].val));
 }
 
 int shr_list_create(shr_heap_t *heap, const char *name, const shr_value_t *values, size_t n,
                     shr_list_t **out)
 {
-    size_t namelen;
+    size_t namelen, size;
     int rc;
     if (!heap || !out || (n && !values)) return -EINVAL;
     if (name && (rc = shr__root_name_check(name, &namelen)) != 0) return rc;
+    uint64_t cap = n > INITIAL_CAP ? n : INITIAL_CAP;
+    /* Before anything is allocated or written: n items must fit a heap. */
+    if (!shr__gc_array_size(sizeof(items_t), cap, sizeof(item_t), &size)) return -ENOMEM;
     shr__list_types_register();
     shr__gc_drain_dead(heap);
     listobj_t *l = (listobj_t *)shr__obj_new(heap, SHR_TYPE_LIST, sizeof(listobj_t));
-    items_t *a = items_new(heap, n > INITIAL_CAP ? n : INITIAL_CAP);
-    if (!l || !a) {
+    if (!l) return -ENOMEM;
+    items_t *a = items_new(heap, cap);
+    if (!a) {
         shr_free(heap, l);
-        shr_free(heap, a);
         return -ENOMEM;
     }
-    wr(&l->lock, 0);
-    wr(&l->seq, 0);
-    wr(&l->op, LIST_OP_NONE);
-    l->retired = 0;
-    size_t i;
-    for (i = 0, rc = 0; i < n && rc == 0; i++) {
+    memset((char *)l + sizeof(obj_t), 0, sizeof *l - sizeof(obj_t)); /* unlocked, op NONE */
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
         uint64_t tag, val;
         if ((rc = encode(heap, &values[i], &tag, &val)) == 0) {
-            wr(&a->it[i].tag, tag);
-            wr(&a->it[i].val, val);
-            wr(&a->len, i + 1);
+            SHR_ASSERT(i < a->cap); /* LI2 */
+            store_item(a, i, tag, val);
+            shr_store_relaxed(&a->len, i + 1);
         }
     }
-    wr(&l->items, shr__off(heap, a));
+    shr_store_release(&l->items, shr__off(heap, a));
     shr_off_t off = shr__off(heap, l);
     if (rc) {
         shr__decref(heap, &l->ob); /* releases what was encoded */
         return rc;
     }
+    check_list(heap, l);
     if (name) {
         if ((rc = shr__root_lock(heap)) != 0) goto fail;
         if (shr__root_find(heap, name)) rc = -EEXIST;
@@ -440,8 +520,8 @@ static int find_named_list(shr_heap_t *heap, const char *name, root_entry_t **ep
 {
     root_entry_t *e = shr__root_find(heap, name);
     if (!e) return -ENOENT;
-    shr_off_t off = rd(&e->off);
-    if (!(e->flags & ROOT_REF) || off >= heap->capacity || OBJ(heap, off)->type != SHR_TYPE_LIST)
+    shr_off_t off = shr_load_relaxed(&e->off);
+    if (!(e->flags & ROOT_REF) || off >= heap->capacity || obj_at(heap, off)->type != SHR_TYPE_LIST)
         return SHR_ETYPE;
     *ep = e;
     *offp = off;
@@ -460,10 +540,10 @@ int shr_list_attach(shr_heap_t *heap, const char *name, shr_list_t **out)
     root_entry_t *e;
     shr_off_t off = 0;
     if ((rc = find_named_list(heap, name, &e, &off)) == 0)
-        shr__incref(OBJ(heap, off)); /* under the roots lock: the root keeps it alive */
+        shr__incref(obj_at(heap, off)); /* under the roots lock: the root keeps it alive */
     shr__root_unlock(heap);
     if (rc) return rc;
-    if ((rc = new_handle(heap, off, name, out)) != 0) shr__decref(heap, OBJ(heap, off));
+    if ((rc = new_handle(heap, off, name, out)) != 0) shr__decref(heap, obj_at(heap, off));
     return rc;
 }
 
@@ -490,7 +570,7 @@ int shr_list_unlink(shr_heap_t *heap, const char *name)
     shr_off_t off = 0;
     if ((rc = find_named_list(heap, name, &e, &off)) == 0) e->name[0] = 0; /* unpublish, then release */
     shr__root_unlock(heap);
-    if (rc == 0) shr__decref(heap, OBJ(heap, off));
+    if (rc == 0) shr__decref(heap, obj_at(heap, off));
     return rc;
 }
 
@@ -515,8 +595,8 @@ int64_t shr_list_len(shr_list_t *list)
     if (!list) return -EINVAL;
     /* One load of the array, one of its len: growth and append publish each
      * with a single store, and arrays a reader may be in are not freed. */
-    items_t *a = shr__ptr(list->heap, atomic_load_explicit(&list->obj->items, memory_order_acquire));
-    return (int64_t)atomic_load_explicit(&a->len, memory_order_acquire);
+    items_t *a = shr__ptr(list->heap, shr_load_acquire(&list->obj->items));
+    return (int64_t)shr_load_acquire(&a->len);
 }
 
 static inline bool inline_tag(uint64_t tag) { return tag >= SHR_NONE && tag <= SHR_FLOAT; }
@@ -531,17 +611,17 @@ int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
     /* Lock-free for values that hold no reference: read under the sequence
      * counter, keep the result if it did not move. */
     for (int tries = 0; tries < OPTIMISTIC_TRIES; tries++) {
-        uint64_t s1 = atomic_load_explicit(&l->seq, memory_order_acquire);
+        uint64_t s1 = shr_load_acquire(&l->seq);
         if (s1 & 1) continue;
-        items_t *a = shr__ptr(h, atomic_load_explicit(&l->items, memory_order_acquire));
-        uint64_t len = atomic_load_explicit(&a->len, memory_order_acquire);
+        items_t *a = shr__ptr(h, shr_load_acquire(&l->items));
+        uint64_t len = shr_load_acquire(&a->len);
         rc = norm_index(index, len, &i);
         uint64_t tag = 0, val = 0;
         if (rc == 0) {
-            tag = rda(&a->it[i].tag);
-            val = rda(&a->it[i].val);
+            tag = shr_load_acquire(&a->it[i].tag);
+            val = shr_load_acquire(&a->it[i].val);
         }
-        if (rd(&l->seq) != s1) continue;
+        if (shr_load_relaxed(&l->seq) != s1) continue;
         if (rc) return rc;
         if (!inline_tag(tag)) break; /* a reference: take it under the lock */
         out->type = (shr_type_t)tag;
@@ -552,12 +632,22 @@ int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
         return 0;
     }
     if ((rc = shr__list_lock(h, l)) != 0) return rc;
-    items_t *a = ARR(h, l);
-    if ((rc = norm_index(index, rd(&a->len), &i)) == 0)
-        decode_locked(h, rd(&a->it[i].tag), rd(&a->it[i].val), out);
+    items_t *a = list_items(h, l);
+    if ((rc = norm_index(index, shr_load_relaxed(&a->len), &i)) == 0)
+        take_value(h, shr_load_relaxed(&a->it[i].tag), shr_load_relaxed(&a->it[i].val), out);
     shr__list_unlock(l);
-    return rc ? rc : finish_decode(h, out);
+    return rc ? rc : claim(h, out);
 }
+
+/* count and index walk the list in steps of at most FIND_STEP items or
+ * FIND_BYTES bytes of strings compared; between steps a waiter marked on the
+ * lock word goes first, so that writers and string readers wait for a step,
+ * not for the whole list (an uncontended walk keeps the lock). Each
+ * item is compared as it is when its step reaches it; an insert or delete
+ * between steps may make the walk see an item twice or miss one (as
+ * iterating a Python list that another thread changes would). */
+#define FIND_STEP 256
+#define FIND_BYTES 65536
 
 static int find_value(shr_list_t *list, const shr_value_t *v, size_t *count, size_t *first)
 {
@@ -566,15 +656,24 @@ static int find_value(shr_list_t *list, const shr_value_t *v, size_t *count, siz
     shr_heap_t *h = list->heap;
     listobj_t *l = list->obj;
     size_t n = 0, at = SIZE_MAX;
+    bool done = false;
     int rc = shr__list_lock(h, l);
     if (rc) return rc;
-    items_t *a = ARR(h, l);
-    for (uint64_t i = 0; i < rd(&a->len); i++)
-        if (equal(h, rd(&a->it[i].tag), rd(&a->it[i].val), v)) {
-            if (at == SIZE_MAX) at = i;
-            n++;
-            if (!count) break;
+    for (uint64_t i = 0; !done;) {
+        if (i && (rc = shr__list_step(h, l)) != 0) return rc; /* a waiter goes first */
+        items_t *a = list_items(h, l);
+        uint64_t len = shr_load_relaxed(&a->len), stop = i + FIND_STEP, bytes = 0;
+        for (; i < len && i < stop && bytes < FIND_BYTES && !done; i++) {
+            uint64_t tag = shr_load_relaxed(&a->it[i].tag), val = shr_load_relaxed(&a->it[i].val);
+            if (tag == SHR_STR || tag == SHR_BYTES) bytes += ((strobj_t *)shr__ptr(h, val))->len + 16;
+            if (equal(h, tag, val, v)) {
+                if (at == SIZE_MAX) at = i;
+                n++;
+                done = !count; /* index: the first is enough */
+            }
         }
+        done = done || i >= len;
+    }
     shr__list_unlock(l);
     if (count) *count = n;
     if (first) {
@@ -604,29 +703,36 @@ int shr_list_index(shr_list_t *list, const shr_value_t *value, size_t *index)
 
 /* ---- writes ------------------------------------------------------------------ */
 
+/* Encode value (outside the lock: it may allocate), then take the lock; on
+ * failure nothing is held. */
+static int encode_and_lock(shr_heap_t *h, listobj_t *l, const shr_value_t *value, uint64_t *tag, uint64_t *val)
+{
+    int rc = encode(h, value, tag, val);
+    if (rc) return rc;
+    if ((rc = shr__list_lock(h, l)) != 0) release(h, *tag, *val);
+    return rc;
+}
+
 int shr_list_set(shr_list_t *list, int64_t index, const shr_value_t *value)
 {
     if (!list) return -EINVAL;
     shr_heap_t *h = list->heap;
     listobj_t *l = list->obj;
     uint64_t tag, val, i;
-    int rc = encode(h, value, &tag, &val); /* outside the lock: may allocate */
+    int rc = encode_and_lock(h, l, value, &tag, &val);
     if (rc) return rc;
-    if ((rc = shr__list_lock(h, l)) != 0) {
-        release(h, tag, val);
-        return rc;
-    }
-    items_t *a = ARR(h, l);
-    if ((rc = norm_index(index, rd(&a->len), &i)) != 0) {
+    items_t *a = list_items(h, l);
+    if ((rc = norm_index(index, shr_load_relaxed(&a->len), &i)) != 0) {
         shr__list_unlock(l);
         release(h, tag, val); /* a bad index changes nothing */
         return rc;
     }
-    uint64_t old_tag = rd(&a->it[i].tag), old_val = rd(&a->it[i].val);
+    uint64_t old_tag = shr_load_relaxed(&a->it[i].tag), old_val = shr_load_relaxed(&a->it[i].val);
     op_begin(l, LIST_OP_SET, i, 0, 0, old_tag, old_val);
-    wrr(&a->it[i].tag, tag);
-    wrr(&a->it[i].val, val);
-    op_end(l);
+    store_item(a, i, tag, val);
+    (void)SHR_FAULT(LIST_SET); /* a crash point */
+    op_end(l); /* commit */
+    check_list(h, l);
     shr__list_unlock(l);
     release(h, old_tag, old_val); /* unpublished: now release it */
     return 0;
@@ -634,17 +740,23 @@ int shr_list_set(shr_list_t *list, int64_t index, const shr_value_t *value)
 
 /* Growth: a new array of twice the capacity with every item, published by
  * one store; the old array goes on the retired chain (a lock-free reader may
- * still be in it) and is freed with the list. Lock held. */
+ * still be in it) and is freed with the list. Lock held. NULL (nothing
+ * changed) when the new array cannot be had. */
 static items_t *grow(shr_heap_t *h, listobj_t *l, items_t *a)
 {
-    uint64_t len = rd(&a->len);
-    items_t *b = items_new(h, a->cap * 2);
+    uint64_t len = shr_load_relaxed(&a->len);
+    items_t *b = a->cap <= UINT64_MAX / 2 ? items_new(h, a->cap * 2) : NULL;
     if (!b) return NULL;
-    for (uint64_t i = 0; i < len; i++) move_item_between(b, i, a, i);
-    wr(&b->len, len);
+    SHR_ASSERT(len <= a->cap && b->cap > len); /* LI2 */
+    for (uint64_t i = 0; i < len; i++) { /* b is not published yet: plain stores */
+        shr_store_relaxed(&b->it[i].tag, shr_load_relaxed(&a->it[i].tag));
+        shr_store_relaxed(&b->it[i].val, shr_load_relaxed(&a->it[i].val));
+    }
+    shr_store_relaxed(&b->len, len);
     a->retired = l->retired;
-    l->retired = shr__off(h, a); /* retire, then publish: a crash leaks b at worst */
-    atomic_store_explicit(&l->items, shr__off(h, b), memory_order_release);
+    l->retired = shr__off(h, a); /* retire, then publish: repair mends a death between (LI4) */
+    (void)SHR_FAULT(LIST_GROW); /* a crash point */
+    shr_store_release(&l->items, shr__off(h, b));
     return b;
 }
 
@@ -654,14 +766,10 @@ static int insert_at(shr_list_t *list, int64_t index, const shr_value_t *value, 
     shr_heap_t *h = list->heap;
     listobj_t *l = list->obj;
     uint64_t tag, val;
-    int rc = encode(h, value, &tag, &val);
+    int rc = encode_and_lock(h, l, value, &tag, &val);
     if (rc) return rc;
-    if ((rc = shr__list_lock(h, l)) != 0) {
-        release(h, tag, val);
-        return rc;
-    }
-    items_t *a = ARR(h, l);
-    uint64_t len = rd(&a->len), at = len;
+    items_t *a = list_items(h, l);
+    uint64_t len = shr_load_relaxed(&a->len), at = len;
     if (!append) { /* Python's insert clamps */
         if (index < 0) index += (int64_t)len;
         at = index < 0 ? 0 : (uint64_t)index > len ? len : (uint64_t)index;
@@ -671,19 +779,19 @@ static int insert_at(shr_list_t *list, int64_t index, const shr_value_t *value, 
         release(h, tag, val);
         return -ENOMEM;
     }
+    SHR_ASSERT(len < a->cap); /* LI2: room for one more */
     if (at == len) {
         /* Append: write past len, then publish with len + 1. */
-        wr(&a->it[len].tag, tag);
-        wr(&a->it[len].val, val);
-        atomic_store_explicit(&a->len, len + 1, memory_order_release);
+        store_item(a, len, tag, val);
+        shr_store_release(&a->len, len + 1); /* commit */
     } else {
         op_begin(l, LIST_OP_INSERT, at, len, len, tag, val);
         shift_up(l, a);
-        wrr(&a->it[at].tag, tag);
-        wrr(&a->it[at].val, val);
-        wrr(&a->len, len + 1);
-        op_end(l);
+        store_item(a, at, tag, val);
+        shr_store_release(&a->len, len + 1);
+        op_end(l); /* commit */
     }
+    check_list(h, l);
     shr__list_unlock(l);
     return 0;
 }
@@ -695,6 +803,41 @@ int shr_list_insert(shr_list_t *list, int64_t index, const shr_value_t *value)
     return insert_at(list, index, value, false);
 }
 
+/* Giving memory back: when a pop leaves an array of at least SHRINK_MIN
+ * items (a page or chunk run, 32 KiB and more) less than a quarter full, it
+ * shrinks in place by a fifth at a time until it is a quarter full again or
+ * the allocator will not shrink it in place (a fifth: a chunk run shrinks
+ * in place by less than a quarter; it stops as a single chunk or page run).
+ * The allocator releases the tail pages. A quarter full, the next growth is
+ * as far away as the next shrink.
+ * A lock-free reader may still be reading an item of the tail (it loaded
+ * len before the >= 1536 pops that led here, and stalled): the sequence goes
+ * odd around the shrink, so such a read is retried; the tail stays inside
+ * the mapped segment, so the bytes it read are only thrown away
+ * (docs/design/objects.md §7.6 on the race this leaves). cap is stored before the block
+ * shrinks, so a death in between leaves cap below the block's size, never
+ * above it. Arrays that growth retired are not given back until the list is
+ * freed (a reader may be inside them; docs/design/objects.md §7.6). Lock
+ * held. */
+#define SHRINK_MIN 2048
+
+static void shrink(shr_heap_t *h, listobj_t *l, items_t *a)
+{
+    uint64_t cap = a->cap, len = shr_load_relaxed(&a->len);
+    if (cap < SHRINK_MIN || len >= cap / 4 || (h->flags & SHR_HEAP_GUARDS)) return;
+    seq_begin(l);
+    while (cap >= SHRINK_MIN && len < cap / 4) {
+        uint64_t want = cap - cap / 5;
+        a->cap = want; /* commit: nothing past want is used any more (LI2) */
+        if (!shr__large_resize(h, shr__off(h, a), sizeof(items_t) + want * sizeof(item_t))) {
+            a->cap = cap; /* kept as it was */
+            break;
+        }
+        cap = want;
+    }
+    seq_end(l);
+}
+
 int shr_list_pop(shr_list_t *list, int64_t index, shr_value_t *out)
 {
     if (!list) return -EINVAL;
@@ -703,40 +846,95 @@ int shr_list_pop(shr_list_t *list, int64_t index, shr_value_t *out)
     uint64_t i;
     int rc = shr__list_lock(h, l);
     if (rc) return rc;
-    items_t *a = ARR(h, l);
-    uint64_t len = rd(&a->len);
+    items_t *a = list_items(h, l);
+    uint64_t len = shr_load_relaxed(&a->len);
     if ((rc = norm_index(index, len, &i)) != 0) {
         shr__list_unlock(l);
         return rc;
     }
-    uint64_t tag = rd(&a->it[i].tag), val = rd(&a->it[i].val);
+    uint64_t tag = shr_load_relaxed(&a->it[i].tag), val = shr_load_relaxed(&a->it[i].val);
+    if (out) {
+        /* The caller's reference, leased before the item goes: a failure
+         * here leaves the list as it was. */
+        take_value(h, tag, val, out);
+        if ((rc = claim(h, out)) != 0) {
+            shr__list_unlock(l);
+            return rc;
+        }
+    }
     if (i == len - 1) {
-        atomic_store_explicit(&a->len, len - 1, memory_order_release); /* commit */
+        shr_store_release(&a->len, len - 1); /* commit */
     } else {
         op_begin(l, LIST_OP_DELETE, i, len, i, tag, val);
         shift_down(l, a);
-        wrr(&a->len, len - 1);
-        op_end(l);
+        shr_store_release(&a->len, len - 1);
+        op_end(l); /* commit */
     }
+    shrink(h, l, a);
+    check_list(h, l);
     shr__list_unlock(l);
-    /* The item's reference moves to the caller (a lease) or is released. */
-    if (!out) {
-        release(h, tag, val);
-        return 0;
-    }
-    fill_value(h, tag, val, out); /* the item's reference becomes the caller's */
-    return finish_decode(h, out);
+    release(h, tag, val); /* the list's reference to the removed item */
+    return 0;
 }
 
 int shr_list_delete(shr_list_t *list, int64_t index) { return shr_list_pop(list, index, NULL); }
 
-/* ---- statistics ---------------------------------------------------------------- */
+/* ---- the list type ------------------------------------------------------------ */
 
-int shr_gc_stats(shr_heap_t *heap, shr_gc_stats_t *out)
+static void list_traverse(shr_heap_t *h, obj_t *o, gc_visit_fn visit, void *arg)
 {
-    if (!heap || !out) return -EINVAL;
-    memset(out, 0, sizeof *out);
-    out->leases = shr__lease_count(heap);
-    out->released_for_dead = shr__gc_released(heap);
-    return 0;
+    listobj_t *l = (listobj_t *)o;
+    if (!shr_load_relaxed(&l->items)) return;
+    items_t *a = list_items(h, l);
+    for (uint64_t i = 0; i < shr_load_relaxed(&a->len); i++) {
+        uint64_t tag = shr_load_relaxed(&a->it[i].tag);
+        if (is_ref(tag)) visit(h, shr_load_relaxed(&a->it[i].val), arg);
+    }
 }
+
+/* Detach each child (exchange its tag with None), then release it: a death
+ * in the middle leaks the rest instead of leaving the list pointing at
+ * freed children. */
+static void list_clear(shr_heap_t *h, obj_t *o)
+{
+    listobj_t *l = (listobj_t *)o;
+    if (!shr_load_relaxed(&l->items)) return;
+    items_t *a = list_items(h, l);
+    for (uint64_t i = 0; i < shr_load_relaxed(&a->len); i++) {
+        uint64_t tag = atomic_exchange(&a->it[i].tag, SHR_NONE);
+        uint64_t val = shr_load_relaxed(&a->it[i].val);
+        if (!is_ref(tag)) continue;
+        (void)SHR_FAULT(OBJ_DEALLOC); /* a crash point */
+        shr__decref(h, obj_at(h, val));
+    }
+}
+
+static void list_dealloc(shr_heap_t *h, obj_t *o)
+{
+    listobj_t *l = (listobj_t *)o;
+    /* Its last writer may have died in the middle of a change: finish or undo
+     * it first, or the clear would release what the items no longer hold. */
+    if (shr_load_relaxed(&l->items)) shr__list_repair(h, l);
+    list_clear(h, o);
+    uint64_t ao = atomic_exchange(&l->items, 0);
+    if (ao) shr_free(h, shr__ptr(h, ao));
+    for (uint64_t r = l->retired, next; r; r = next) { /* arrays growth replaced */
+        next = ((items_t *)shr__ptr(h, r))->retired;
+        shr_free(h, shr__ptr(h, r));
+    }
+    l->retired = 0;
+    shr_free(h, o);
+}
+
+static const gc_type_ops_t list_ops = {
+    .name = "list", .traverse = list_traverse, .clear = list_clear, .dealloc = list_dealloc};
+
+static pthread_once_t types_once = PTHREAD_ONCE_INIT;
+
+static void register_types(void)
+{
+    shr__str_types_register();
+    shr__type_register(SHR_TYPE_LIST, &list_ops);
+}
+
+void shr__list_types_register(void) { pthread_once(&types_once, register_types); }

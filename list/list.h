@@ -12,17 +12,19 @@
  *                the int64 or the double's bits, or the offset of a str,
  *                bytes or list object, whose reference the item holds
  *
- * Concurrency. Writers take the list's lock, a 64-bit word holding the
- * owner's thread slot and its generation (a test-and-test-and-set spinlock:
- * ~3 ns uncontended, against ~13 ns for a robust mutex). A waiter that spins
- * long checks whether the owner's slot is still claimed by the same
- * generation and its process alive; if not, it steals the lock and repairs
- * the list. Readers of an item that holds no reference (None, bool, int,
- * float) and of the length take no lock: they read under the list's
- * sequence counter (a seqlock: even when stable, odd while items move in
- * place) and retry, or fall back to the lock, when it moved. A get of a str,
- * bytes or list takes the lock, since it must take a reference to an object a
- * concurrent set may be freeing.
+ * Concurrency. Writers take the list's lock, a 64-bit owner word (gc.h:
+ * the holder's thread slot and its generation) taken by a test-and-test-
+ * and-set spinlock: ~3 ns uncontended, against ~13 ns for a robust mutex.
+ * A waiter that spins long asks gc whether the owner is gone; if so, it
+ * steals the lock and repairs the list. A wait is bounded: past
+ * SHARENA_LOCK_TIMEOUT_MS (gc.h) it ends in SHR_ELOCKTIMEOUT, so a holder
+ * that is alive but stopped costs its waiters an error, not a hang.
+ * Readers of an item that holds no reference (None, bool, int, float) and
+ * of the length take no lock: they read under the list's sequence counter
+ * (a seqlock: even when stable, odd while items move in place) and retry,
+ * or fall back to the lock, when it moved. A get of a str, bytes or list
+ * takes the lock, since it must take a reference to an object a concurrent
+ * set may be freeing.
  *
  * Item arrays a reader may be inside are never freed while the list lives:
  * an array replaced by a bigger one (growth) goes on the list's retired
@@ -31,20 +33,45 @@
  * move items in place instead.
  *
  * Crash consistency (the owner may die anywhere in a critical section):
- *   set      op record (SET, index, old item), then the item. Repair puts
- *            the old item back.
+ *   set      op record (SET, index, old item), then the item (fault point
+ *            list.set.commit), then op = NONE (the commit). Repair puts the
+ *            old item back.
  *   insert   op record (INSERT, index, old len, new item, progress); items
- *            shift up one at a time, progress stored after each; then the
- *            new item, then len. Repair finishes the shift (each step is
- *            idempotent) and the insert.
+ *            shift up one at a time, progress stored after each (list.shift);
+ *            then the new item, then len. Repair finishes the shift (each
+ *            step is idempotent) and the insert.
  *   delete   the same with DELETE, shifting down; repair finishes it and
- *            releases the removed item.
+ *            releases the list's reference to the removed item.
+ *   pop      of a str, bytes or list: the caller's reference is taken and
+ *            leased under the lock *before* the delete (so a failure to
+ *            lease changes nothing, and a death releases each reference
+ *            once: the list's by the repair or the item, the caller's by
+ *            the lease); the list's reference is released after unlocking.
  *   append   the item past len, then len + 1 (the commit).
- *   growth   a new array with every item, published by one store of
- *            `items`; the old one goes on the retired chain.
+ *   growth   a new array with every item; the old one goes on the retired
+ *            chain (list.grow.swap), then one store of `items` publishes
+ *            the new one. A death between leaves the published array on the
+ *            retired chain too: repair takes it off (LI4).
  *   A repair also makes an odd sequence even. References: the new value is
  *   incref'd before it is stored, the old one released after the lock is
  *   dropped. A death leaks at most these.
+ *
+ * Invariants (asserted where items change at SHR_DEBUG >= 2; the whole list
+ * validated after each change at SHR_DEBUG >= 3):
+ *   LI1  lock is 0 or an owner word (bit 63 marks a waiter); op == NONE and seq even whenever no
+ *        live thread holds the lock and no repair is due (a dead holder's
+ *        record is repaired before anyone else reads it under the lock)
+ *   LI2  len <= cap; items [0, len) hold valid tags, and each with a
+ *        reference tag holds exactly one reference to a live object; items
+ *        at or past len hold none
+ *   LI3  op == SET: undo holds item op_index as it was before the set.
+ *        op == INSERT: op_index < op_len < cap, op_index <= op_progress <=
+ *        op_len, and items (op_progress, op_len] hold the old items
+ *        [op_progress, op_len). op == DELETE: op_index <= op_progress <
+ *        op_len <= cap, and items [op_index, op_progress) hold the old items
+ *        (op_index, op_progress]
+ *   LI4  an item array is the list's `items` or on its retired chain, never
+ *        both, and belongs to one list
  */
 #ifndef SHR_LIST_H
 #define SHR_LIST_H
@@ -74,7 +101,7 @@ enum { LIST_OP_NONE = 0, LIST_OP_SET = 1, LIST_OP_INSERT = 2, LIST_OP_DELETE = 3
 
 typedef struct listobj {
     obj_t ob;
-    _Atomic uint64_t lock;      /* 0, or (slot gen << 32) | (slot + 1) */
+    _Atomic uint64_t lock;      /* 0, or the holder's owner word (gc.h) */
     _Atomic uint64_t seq;       /* odd while items move in place */
     _Atomic uint64_t items;     /* offset of items_t */
     uint64_t retired;           /* arrays replaced by growth; freed with the list */
@@ -86,6 +113,20 @@ typedef struct listobj {
     uint64_t undo_val;          /*   DELETE: the removed one */
 } listobj_t;
 
+/* The layouts drawn above, which every process relies on. */
+_Static_assert(sizeof(strobj_t) == 24 && offsetof(strobj_t, len) == 16 && offsetof(strobj_t, data) == 24,
+               "strobj_t: header, len, data");
+_Static_assert(sizeof(item_t) == 16 && offsetof(item_t, val) == 8, "item_t: tag, val");
+_Static_assert(sizeof(items_t) == 32 && offsetof(items_t, len) == 8 && offsetof(items_t, retired) == 16 &&
+                   offsetof(items_t, it) == 32,
+               "items_t: a 32-byte header, then the items");
+_Static_assert(sizeof(listobj_t) == 96 && offsetof(listobj_t, lock) == 16 && offsetof(listobj_t, seq) == 24 &&
+                   offsetof(listobj_t, items) == 32 && offsetof(listobj_t, retired) == 40 &&
+                   offsetof(listobj_t, op) == 48 && offsetof(listobj_t, op_index) == 56 &&
+                   offsetof(listobj_t, op_len) == 64 && offsetof(listobj_t, op_progress) == 72 &&
+                   offsetof(listobj_t, undo_tag) == 80 && offsetof(listobj_t, undo_val) == 88,
+               "listobj_t: 96 bytes as drawn");
+
 struct shr_list {
     shr_heap_t *heap;
     shr_off_t off;              /* the list object; this handle holds a lease */
@@ -93,16 +134,33 @@ struct shr_list {
     char *name;                 /* NULL for an unnamed list */
 };
 
+/* Does an item with this tag hold a reference (str, bytes, list)? */
+static inline bool is_ref(uint64_t tag) { return tag == SHR_STR || tag == SHR_BYTES || tag == SHR_LIST; }
+
+static inline items_t *list_items(const shr_heap_t *h, listobj_t *l)
+{
+    return shr__ptr(h, shr_load_relaxed(&l->items));
+}
+
 /* str.c */
+/* A new str or bytes object holding a copy of data (fault point obj.alloc);
+ * NULL with errno. */
 strobj_t *shr__str_new(shr_heap_t *h, uint32_t type, const char *data, size_t len);
-void shr__list_types_register(void);
+void shr__str_types_register(void);
 
 /* list.c */
+/* The list types' functions (traverse, clear, dealloc) for this process. */
+void shr__list_types_register(void);
+/* Take the list's lock: 0, SHR_ELOCKTIMEOUT when a live holder keeps it past
+ * the deadline (gc.h), or -errno when this thread cannot get a slot. A lock
+ * stolen from a dead owner is repaired before this returns. */
 int shr__list_lock(shr_heap_t *h, listobj_t *l);
 void shr__list_repair(shr_heap_t *h, listobj_t *l);
+/* Between the steps of a long walk under the lock: if a waiter has marked
+ * the lock word, let it in and take the lock again (0, or the lock's error:
+ * then the lock is not held). The list may have changed on return. */
+int shr__list_step(shr_heap_t *h, listobj_t *l);
 void shr__list_unlock(listobj_t *l);
-/* Open a handle on list object off, taking a new reference (lease). */
-int shr__list_open(shr_heap_t *h, shr_off_t off, const char *name, shr_list_t **out);
 
 /* repr.c */
 /* Python's repr of a double (shortest round trip, ".0" added, exponent

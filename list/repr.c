@@ -14,9 +14,16 @@
  * b'...', floats as repr(float), nested lists as [...] with "[...]" for a
  * list already being printed (a cycle), as Python does.
  *
- * The list is read under its lock into a private snapshot (taking references
- * to nested lists), then printed without it, so no two list locks are ever
- * held at once.
+ * The list is read in steps of REPR_STEP items: each step copies its items
+ * under the list's lock, taking a reference to each str, bytes and list and
+ * recording it as a lease (so a process that dies printing leaks at most the
+ * one in flight), and prints them without the lock; the step's references
+ * are released before the next. So the lock is held for REPR_STEP items at a
+ * time, whatever the list's length, no two list locks are ever held at once,
+ * and a nested list is printed from its own steps. A list changed while it
+ * is printed shows each item as it was when its step read it (an insert or
+ * delete between steps may show an item twice or not at all, as iterating a
+ * Python list that another thread changes would).
  */
 #include <errno.h>
 #include <math.h>
@@ -36,10 +43,15 @@ typedef struct sbuf {
 static void put(sbuf_t *b, const char *s, size_t n)
 {
     if (b->err) return;
-    if (b->len + n + 1 > b->cap) {
+    size_t need;
+    if (__builtin_add_overflow(b->len, n + 1, &need) || need > SHR_MAX_CAPACITY) {
+        b->err = ENOMEM;
+        return;
+    }
+    if (need > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
+        while (cap < need) cap *= 2;
+        char *p = shr__gc_priv_realloc(b->p, cap);
         if (!p) {
             b->err = ENOMEM;
             return;
@@ -52,7 +64,7 @@ static void put(sbuf_t *b, const char *s, size_t n)
     b->p[b->len] = 0;
 }
 
-static void puts_(sbuf_t *b, const char *s) { put(b, s, strlen(s)); }
+static void put_str(sbuf_t *b, const char *s) { put(b, s, strlen(s)); }
 
 /* ---- Python reprs ---------------------------------------------------------- */
 
@@ -134,14 +146,14 @@ static void repr_text(sbuf_t *b, const char *s, size_t n, bool bytes)
             put(b, "\\", 1);
             put(b, (const char *)&c, 1);
             i++;
-        } else if (c == '\t') { puts_(b, "\\t"); i++; }
-        else if (c == '\n') { puts_(b, "\\n"); i++; }
-        else if (c == '\r') { puts_(b, "\\r"); i++; }
+        } else if (c == '\t') { put_str(b, "\\t"); i++; }
+        else if (c == '\n') { put_str(b, "\\n"); i++; }
+        else if (c == '\r') { put_str(b, "\\r"); i++; }
         else if (c < 0x80 || bytes) {
             if (c >= 0x20 && c < 0x7f) put(b, (const char *)&c, 1);
             else {
                 snprintf(tmp, sizeof tmp, "\\x%02x", c);
-                puts_(b, tmp);
+                put_str(b, tmp);
             }
             i++;
         } else {
@@ -155,7 +167,7 @@ static void repr_text(sbuf_t *b, const char *s, size_t n, bool bytes)
                 if (cp <= 0xff) snprintf(tmp, sizeof tmp, "\\x%02x", cp);
                 else if (cp <= 0xffff) snprintf(tmp, sizeof tmp, "\\u%04x", cp);
                 else snprintf(tmp, sizeof tmp, "\\U%08x", cp);
-                puts_(b, tmp);
+                put_str(b, tmp);
             }
             i += k;
         }
@@ -163,84 +175,87 @@ static void repr_text(sbuf_t *b, const char *s, size_t n, bool bytes)
     put(b, &q, 1);
 }
 
-/* ---- snapshots ------------------------------------------------------------------ */
+/* ---- steps --------------------------------------------------------------------- */
 
-typedef struct snap {
-    uint64_t n;
-    uint64_t *tag, *val; /* str/bytes/list items hold a reference taken under the lock */
-} snap_t;
+#define REPR_STEP 32
 
-static int take_snapshot(shr_heap_t *h, listobj_t *l, snap_t *s)
+typedef struct step {
+    uint64_t n;                   /* items copied */
+    bool last;                    /* the list ends with them */
+    uint64_t tag[REPR_STEP], val[REPR_STEP]; /* str/bytes/list items hold a leased reference */
+} step_t;
+
+static void drop_step(shr_heap_t *h, step_t *s)
+{
+    for (uint64_t i = 0; i < s->n; i++)
+        if (is_ref(s->tag[i]) && shr__lease_remove(h, s->val[i]) == 0) shr__decref(h, obj_at(h, s->val[i]));
+}
+
+/* Copy items [from, from + REPR_STEP) of l, taking and leasing a reference
+ * to each object. On failure nothing is held. */
+static int take_step(shr_heap_t *h, listobj_t *l, uint64_t from, step_t *s)
 {
     int rc = shr__list_lock(h, l);
     if (rc) return rc;
-    items_t *a = shr__ptr(h, rd(&l->items));
-    s->n = rd(&a->len);
-    s->tag = malloc((s->n ? s->n : 1) * sizeof *s->tag);
-    s->val = malloc((s->n ? s->n : 1) * sizeof *s->val);
-    if (!s->tag || !s->val) {
-        shr__list_unlock(l);
-        free(s->tag);
-        free(s->val);
-        return -ENOMEM;
+    items_t *a = list_items(h, l);
+    uint64_t len = shr_load_relaxed(&a->len);
+    s->n = 0;
+    for (uint64_t i = from; i < len && s->n < REPR_STEP; i++) {
+        uint64_t tag = shr_load_relaxed(&a->it[i].tag), val = shr_load_relaxed(&a->it[i].val);
+        if (is_ref(tag)) {
+            shr__incref(obj_at(h, val)); /* the item holds one: this cannot free */
+            if ((rc = shr__lease_add(h, val)) != 0) {
+                shr__decref(h, obj_at(h, val));
+                break;
+            }
+        }
+        s->tag[s->n] = tag;
+        s->val[s->n++] = val;
     }
-    for (uint64_t i = 0; i < s->n; i++) {
-        s->tag[i] = rd(&a->it[i].tag);
-        s->val[i] = rd(&a->it[i].val);
-        if (s->tag[i] == SHR_STR || s->tag[i] == SHR_BYTES || s->tag[i] == SHR_LIST)
-            shr__incref(OBJ(h, s->val[i]));
-    }
+    s->last = from + s->n >= len;
     shr__list_unlock(l);
-    return 0;
-}
-
-static void drop_snapshot(shr_heap_t *h, snap_t *s)
-{
-    for (uint64_t i = 0; i < s->n; i++)
-        if (s->tag[i] == SHR_STR || s->tag[i] == SHR_BYTES || s->tag[i] == SHR_LIST)
-            shr__decref(h, OBJ(h, s->val[i]));
-    free(s->tag);
-    free(s->val);
+    if (rc) drop_step(h, s);
+    return rc;
 }
 
 /* ---- format ------------------------------------------------------------------------ */
 
 char *shr_list_format(shr_list_t *list)
 {
-    snap_t s;
+    step_t s;
     sbuf_t b = {0};
     char tmp[32];
+    int rc = 0;
     if (!list) {
         errno = EINVAL;
         return NULL;
     }
-    int rc = take_snapshot(list->heap, list->obj, &s);
-    if (rc) {
-        errno = -rc;
-        return NULL;
-    }
-    puts_(&b, "");
-    for (uint64_t i = 0; i < s.n; i++) {
-        switch (s.tag[i]) {
-        case SHR_INT: puts_(&b, "q"); break;
-        case SHR_FLOAT: puts_(&b, "d"); break;
-        case SHR_BOOL: puts_(&b, "xxxxxxx?"); break;
-        case SHR_NONE: puts_(&b, "xxxxxx?x"); break;
-        case SHR_STR:
-        case SHR_BYTES: {
-            uint64_t len = ((strobj_t *)shr__ptr(list->heap, s.val[i]))->len;
-            snprintf(tmp, sizeof tmp, "%llus", (unsigned long long)(8 * (len / 8 + 1)));
-            puts_(&b, tmp);
-            break;
+    put_str(&b, "");
+    for (uint64_t from = 0; rc == 0 && !b.err; from += s.n) {
+        if ((rc = take_step(list->heap, list->obj, from, &s)) != 0) break;
+        for (uint64_t i = 0; i < s.n; i++) {
+            switch (s.tag[i]) {
+            case SHR_INT: put_str(&b, "q"); break;
+            case SHR_FLOAT: put_str(&b, "d"); break;
+            case SHR_BOOL: put_str(&b, "xxxxxxx?"); break;
+            case SHR_NONE: put_str(&b, "xxxxxx?x"); break;
+            case SHR_STR:
+            case SHR_BYTES: {
+                uint64_t len = ((strobj_t *)shr__ptr(list->heap, s.val[i]))->len;
+                snprintf(tmp, sizeof tmp, "%llus", (unsigned long long)(8 * (len / 8 + 1)));
+                put_str(&b, tmp);
+                break;
+            }
+            case SHR_LIST: put_str(&b, "Q"); break;
+            default: put_str(&b, "?"); break;
+            }
         }
-        case SHR_LIST: puts_(&b, "Q"); break;
-        default: puts_(&b, "?"); break;
-        }
+        drop_step(list->heap, &s);
+        if (s.last) break;
     }
-    drop_snapshot(list->heap, &s);
-    if (b.err) {
+    if (rc || b.err) {
         free(b.p);
-        errno = b.err;
+        errno = rc ? shr__errno_of(rc) : b.err;
         return NULL;
     }
     return b.p;
@@ -254,45 +269,49 @@ static int repr_list(shr_heap_t *h, shr_off_t off, sbuf_t *b, shr_off_t *stack, 
 {
     for (int d = 0; d < depth; d++)
         if (stack[d] == off) {
-            puts_(b, "[...]");
+            put_str(b, "[...]");
             return 0;
         }
     if (depth == MAX_DEPTH) {
-        puts_(b, "[...]");
+        put_str(b, "[...]");
         return 0;
     }
     stack[depth] = off;
-    snap_t s;
-    int rc = take_snapshot(h, shr__ptr(h, off), &s);
-    if (rc) return rc;
+    step_t s;
     char tmp[40];
-    puts_(b, "[");
-    for (uint64_t i = 0; i < s.n && rc == 0; i++) {
-        if (i) puts_(b, ", ");
-        uint64_t v = s.val[i];
-        switch (s.tag[i]) {
-        case SHR_NONE: puts_(b, "None"); break;
-        case SHR_BOOL: puts_(b, v ? "True" : "False"); break;
-        case SHR_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)(int64_t)v); puts_(b, tmp); break;
-        case SHR_FLOAT: {
-            double f;
-            memcpy(&f, &v, sizeof f);
-            shr__float_repr(f, tmp, sizeof tmp);
-            puts_(b, tmp);
-            break;
+    int rc = 0;
+    put_str(b, "[");
+    for (uint64_t from = 0; rc == 0 && !b->err; from += s.n) {
+        if ((rc = take_step(h, shr__ptr(h, off), from, &s)) != 0) break;
+        for (uint64_t i = 0; i < s.n && rc == 0; i++) {
+            if (from + i) put_str(b, ", ");
+            uint64_t v = s.val[i];
+            switch (s.tag[i]) {
+            case SHR_NONE: put_str(b, "None"); break;
+            case SHR_BOOL: put_str(b, v ? "True" : "False"); break;
+            case SHR_INT: snprintf(tmp, sizeof tmp, "%lld", (long long)(int64_t)v); put_str(b, tmp); break;
+            case SHR_FLOAT: {
+                double f;
+                memcpy(&f, &v, sizeof f);
+                shr__float_repr(f, tmp, sizeof tmp);
+                put_str(b, tmp);
+                break;
+            }
+            case SHR_STR:
+            case SHR_BYTES: {
+                strobj_t *so = shr__ptr(h, v);
+                repr_text(b, so->data, so->len, s.tag[i] == SHR_BYTES);
+                break;
+            }
+            case SHR_LIST: rc = repr_list(h, v, b, stack, depth + 1); break;
+            default: put_str(b, "?"); break;
+            }
         }
-        case SHR_STR:
-        case SHR_BYTES: {
-            strobj_t *so = shr__ptr(h, v);
-            repr_text(b, so->data, so->len, s.tag[i] == SHR_BYTES);
-            break;
-        }
-        case SHR_LIST: rc = repr_list(h, v, b, stack, depth + 1); break;
-        default: puts_(b, "?"); break;
-        }
+        bool last = s.last;
+        drop_step(h, &s);
+        if (last) break;
     }
-    puts_(b, "]");
-    drop_snapshot(h, &s);
+    put_str(b, "]");
     return rc;
 }
 
@@ -304,15 +323,15 @@ char *shr_list_repr(shr_list_t *list)
         errno = EINVAL;
         return NULL;
     }
-    puts_(&b, "ShareableList(");
+    put_str(&b, "ShareableList(");
     int rc = repr_list(list->heap, list->off, &b, stack, 0);
-    puts_(&b, ", name=");
+    put_str(&b, ", name=");
     if (list->name) repr_text(&b, list->name, strlen(list->name), false);
-    else puts_(&b, "None");
-    puts_(&b, ")");
+    else put_str(&b, "None");
+    put_str(&b, ")");
     if (rc || b.err) {
         free(b.p);
-        errno = rc ? -rc : b.err;
+        errno = rc ? shr__errno_of(rc) : b.err;
         return NULL;
     }
     return b.p;

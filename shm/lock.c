@@ -86,8 +86,12 @@ uint64_t shr__lock_timeout_ns(uint32_t timeout_ms)
 
 uint64_t shr__lock_deadline(const shr_heap_t *h)
 {
-    if (h->lock_timeout_ns == 0) return UINT64_MAX;
-    return shr__now_ns(CLOCK_MONOTONIC) + h->lock_timeout_ns;
+    /* Read when a wait begins, not at attach: SHARENA_LOCK_TIMEOUT_MS set
+     * later (by a test, a tool) applies to the next wait. Waits are rare, so
+     * the getenv costs nothing that matters. */
+    uint64_t t = shr__lock_timeout_ns(h->hdr->lock_timeout_ms);
+    if (t == 0) return UINT64_MAX;
+    return shr__now_ns(CLOCK_MONOTONIC) + t;
 }
 
 /* Longest single timedlock: 1 s. Shorter slices make a crowd of waiters
@@ -180,7 +184,8 @@ int shr__lock(shr_heap_t *heap, shr_lock_id_t id)
     shm_lock_t *l = &heap->hdr->locks[id];
     if (SHR_DEBUG >= 2 && (held_mask >> id))
         SHR_PANIC("K1 lock rank: taking lock %d while holding mask 0x%x", id, held_mask);
-    int rc = shr__mutex_lock_until(&l->mu, shr__lock_deadline(heap));
+    int rc = pthread_mutex_trylock(&l->mu);
+    if (rc == EBUSY) rc = shr__mutex_lock_until(&l->mu, shr__lock_deadline(heap));
     if (shr_unlikely(rc == EOWNERDEAD)) {
         /* The holder died inside the critical section. Repair what the lock
          * guards, then make the lock usable again. */

@@ -357,7 +357,6 @@ static shr_heap_t *handle_new(const char *name, const struct stat *st, uint8_t *
     h->max_threads = h->hdr->max_threads;
     h->procs = (proc_entry_t *)(base + h->hdr->procs_off);
     h->threads = (thread_slot_t *)(base + h->hdr->threads_off);
-    h->lock_timeout_ns = shr__lock_timeout_ns(h->hdr->lock_timeout_ms);
     h->fd = -1;
     h->dev = st->st_dev;
     h->ino = st->st_ino;

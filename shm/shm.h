@@ -65,7 +65,8 @@
 
 /* 3: registry tables sized per heap (max_procs, max_threads), lock timeout
  *    and timeout records in the header, fields before each mutex;
- *    alloc_tslot_t records the arenas a slot touched. */
+ *    alloc_tslot_t records the arenas a slot touched; lease_table_t.live;
+ *    the list lock word's waiter bit. */
 #define SHR_LAYOUT_VERSION 3u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
@@ -273,7 +274,6 @@ struct shr_heap {
     proc_entry_t *procs;                /* base + hdr->procs_off */
     thread_slot_t *threads;             /* base + hdr->threads_off */
     uint32_t max_procs, max_threads;    /* validated copies of the header's */
-    uint64_t lock_timeout_ns;           /* 0: waits are not bounded */
     int fd;                             /* -1: a named heap's fd is closed once mapped;
                                            a segment kind that needs one keeps it here */
     dev_t dev;                          /* the shm object, for unlink_if_ours */
@@ -386,8 +386,9 @@ int shr__mutex_lock_until(pthread_mutex_t *mu, uint64_t deadline_ns);
 /* One step of a spin wait: spins, then yields, then sleeps up to 1 ms.
  * Returns true once the deadline has passed. */
 bool shr__backoff(unsigned *round, uint64_t deadline_ns);
-/* The lock timeout a handle of a heap created with timeout_ms uses:
- * SHARENA_LOCK_TIMEOUT_MS when set (0: no bound), else timeout_ms. */
+/* The lock timeout of a heap created with timeout_ms: SHARENA_LOCK_TIMEOUT_MS
+ * when set (0: no bound), else timeout_ms (0: the default). Read at each
+ * wait's start (shr__lock_deadline). */
 uint64_t shr__lock_timeout_ns(uint32_t timeout_ms);
 /* Who holds mu, read from its futex word without touching the lock:
  * 0 free, else the holder's tid; *owner_died set when the kernel marked the

@@ -48,8 +48,8 @@ typedef enum shr_fault_action {
 
 #define SHR_FAULT_POINTS(X)                                                          \
     X(OBJ_ALLOC, "obj.alloc",                                                        \
-      "an allocation made by a list, object or lease operation",                     \
-      "the allocation returns NULL (the operation fails with -ENOMEM)")             \
+      "the block of a new object (str, bytes or list) made by a list operation",     \
+      "the allocation returns NULL (the operation fails with -ENOMEM)")          \
     X(ALLOC_ARENA_COMMIT, "alloc.arena.commit",                                      \
       "committing the pages of a new arena (small) or of a new pool (medium)",       \
       "the commit fails: the allocation returns NULL with errno ENOMEM")             \
@@ -86,7 +86,35 @@ typedef enum shr_fault_action {
     X(REG_UNLINK, "registry.unlink",                                                 \
       "the last close of an unlink-on-last-close heap decided to remove the name "   \
       "(the registry lock held)",                                                    \
-      "the name is kept, as if another process were still attached")
+      "the name is kept, as if another process were still attached")              \
+    X(LIST_ALLOC, "list.alloc",                                                      \
+      "any other allocation of a list or lease operation: item arrays, lease "      \
+      "tables, and the process memory of handles, values, repr and format",        \
+      "the allocation returns NULL (the operation fails with -ENOMEM)")          \
+    X(LEASE_RECORD, "lease.record",                                                  \
+      "a lease was just recorded (its entry's count stored), the lease lock held",   \
+      "ignored: a crash point")                                                      \
+    X(LEASE_FORGET, "lease.forget",                                                  \
+      "a lease was just forgotten, before the decref it stands for",                 \
+      "ignored: a crash point")                                                      \
+    X(LEASE_DRAIN, "lease.drain",                                                    \
+      "releasing a dead process's leases: an entry's count lowered, before its "    \
+      "decref",                                                                      \
+      "ignored: a crash point")                                                      \
+    X(LIST_SET, "list.set.commit",                                                   \
+      "a set: the new item stored under the op record, before the record is "      \
+      "cleared (the list lock held)",                                                \
+      "ignored: a crash point")                                                      \
+    X(LIST_SHIFT, "list.shift",                                                      \
+      "an insert or delete: one item moved in place and its progress stored",        \
+      "ignored: a crash point")                                                      \
+    X(LIST_GROW, "list.grow.swap",                                                   \
+      "growth: the new array filled and the old one retired, before the new one "   \
+      "is published",                                                                \
+      "ignored: a crash point")                                                      \
+    X(OBJ_DEALLOC, "obj.dealloc",                                                    \
+      "a list's dealloc: one child detached, before its decref",                     \
+      "ignored: a crash point")
 
 typedef enum shr_fault_point {
 #define SHR__FAULT_ENUM(id, name, where, fail) SHR_FP_##id,

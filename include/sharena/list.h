@@ -11,6 +11,14 @@
  * reference too (the string is not copied, and stays valid however the list
  * changes), released by shr_value_release. If the process dies, its
  * references are released for it.
+ *
+ * Errors, for every call below that returns int: -EINVAL for a NULL heap,
+ * list or out-parameter (the call does nothing); SHR_ELOCKTIMEOUT when the
+ * list's lock (or this process's lease lock) stays held by a live process
+ * longer than the heap's lock timeout (SHARENA_LOCK_TIMEOUT_MS overrides it;
+ * default 5000 ms); a
+ * lock held by a dead process is taken over and its change repaired. A call
+ * that fails changes nothing.
  */
 #ifndef SHARENA_LIST_H
 #define SHARENA_LIST_H
@@ -71,7 +79,8 @@ static inline shr_value_t shr_listval(shr_list_t *l) { shr_value_t v; v.type = S
 /* Create a list of n values (values may be NULL when n is 0). name may be
  * NULL for an unnamed list, found only through other lists; a named list is
  * held by its name (a root) until shr_list_unlink. Errors: -EINVAL (bad
- * value), -EEXIST (name taken), -ENAMETOOLONG, -ENOMEM. */
+ * value), -EEXIST (name taken), -ENAMETOOLONG, -ENOMEM (also for an n no
+ * heap can hold, refused before anything is allocated). */
 int shr_list_create(shr_heap_t *heap, const char *name, const shr_value_t *values, size_t n,
                     shr_list_t **out);
 /* Attach a named list. -ENOENT when no such name, SHR_ETYPE when the name
@@ -86,19 +95,23 @@ int shr_list_unlink(shr_heap_t *heap, const char *name);
 const char *shr_list_name(const shr_list_t *list);
 shr_heap_t *shr_list_heap(const shr_list_t *list);
 
-/* Number of items (-errno on a broken handle). */
+/* Number of items (-EINVAL for NULL). Takes no lock. */
 int64_t shr_list_len(shr_list_t *list);
 
 /* Item at index (negative: from the end). SHR_EINDEX outside [-len, len).
  * str/bytes/list values hold a reference: shr_value_release them. */
 int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out);
+/* Release the reference a value holds (a no-op for the others, and for a
+ * NULL value; with a NULL heap, only a list value can be released). */
 void shr_value_release(shr_heap_t *heap, shr_value_t *value);
 
 /* Replace the item at index; the old value is released. Any value fits. */
 int shr_list_set(shr_list_t *list, int64_t index, const shr_value_t *value);
 
 /* Python semantics: == across bool/int/float (True == 1 == 1.0), str with
- * str, bytes with bytes, None with None, a list with the same list. */
+ * str, bytes with bytes, None with None, a list with the same list. count
+ * and index walk the list a step at a time, letting writers in between
+ * steps: each item is compared as it is when the walk reaches it. */
 int shr_list_count(shr_list_t *list, const shr_value_t *value, size_t *count);
 /* Index of the first item equal to value, SHR_ENOTFOUND if none. */
 int shr_list_index(shr_list_t *list, const shr_value_t *value, size_t *index);
@@ -117,7 +130,8 @@ int shr_list_delete(shr_list_t *list, int64_t index);
  * for free(), or NULL with errno. */
 char *shr_list_format(shr_list_t *list);
 /* "ShareableList([1, 'a', b'x', None, True, 2.5], name='...')" with Python's
- * reprs of the values (name=None for an unnamed list). malloc'ed, or NULL. */
+ * reprs of the values (name=None for an unnamed list). malloc'ed, or NULL.
+ * format and repr read the list a few items at a time, as count does. */
 char *shr_list_repr(shr_list_t *list);
 
 #ifdef __cplusplus

@@ -172,8 +172,8 @@ static void list_kill_storm(int kills, unsigned seed)
         cr_assert_eq(shr_list_set(l, 0, &v), 0);
         cr_assert_eq(shr_heap_check_report(h, stderr), 0, "heap check after kill %d", k);
     }
-    shr_gc_stats_t gs;
-    cr_assert_eq(shr_gc_stats(h, &gs), 0);
+    shr_lease_stats_t gs;
+    cr_assert_eq(shr_lease_stats(h, &gs), 0);
     cr_assert_geq(gs.released_for_dead, (uint64_t)killed, "the dead's handles were released");
     shr_list_close(l);
     cr_assert_eq(shr_list_unlink(h, "storm"), 0);

@@ -143,6 +143,52 @@ Test(list_api, bad_values_change_nothing)
     done(h);
 }
 
+Test(list_api, null_handles_are_refused_with_einval)
+{
+    shr_heap_t *h = make_heap();
+    shr_value_t in[] = {shr_str("keep")}, v = shr_int(1), g;
+    shr_list_t *l;
+    size_t n;
+    cr_assert_eq(shr_list_create(NULL, NULL, in, 1, &l), -EINVAL);
+    cr_assert_eq(shr_list_create(h, NULL, in, 1, NULL), -EINVAL);
+    cr_assert_eq(shr_list_create(h, NULL, NULL, 1, &l), -EINVAL, "values NULL with n > 0");
+    cr_assert_eq(shr_list_attach(NULL, "x", &l), -EINVAL);
+    cr_assert_eq(shr_list_attach(h, NULL, &l), -EINVAL);
+    cr_assert_eq(shr_list_unlink(NULL, "x"), -EINVAL);
+    cr_assert_eq(shr_list_close(NULL), -EINVAL);
+    cr_assert_eq(shr_list_len(NULL), -EINVAL);
+    cr_assert_eq(shr_list_get(NULL, 0, &g), -EINVAL);
+    cr_assert_eq(shr_list_set(NULL, 0, &v), -EINVAL);
+    cr_assert_eq(shr_list_append(NULL, &v), -EINVAL);
+    cr_assert_eq(shr_list_insert(NULL, 0, &v), -EINVAL);
+    cr_assert_eq(shr_list_pop(NULL, 0, &g), -EINVAL);
+    cr_assert_eq(shr_list_delete(NULL, 0), -EINVAL);
+    cr_assert_eq(shr_list_count(NULL, &v, &n), -EINVAL);
+    cr_assert_eq(shr_list_index(NULL, &v, &n), -EINVAL);
+    cr_assert_eq(shr_lease_stats(NULL, NULL), -EINVAL);
+    errno = 0;
+    cr_assert_null(shr_list_repr(NULL));
+    cr_assert_eq(errno, EINVAL);
+    errno = 0;
+    cr_assert_null(shr_list_format(NULL));
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_null(shr_list_name(NULL));
+    cr_assert_null(shr_list_heap(NULL));
+    shr_value_release(h, NULL); /* nothing to do */
+    cr_assert_eq(shr_list_create(h, NULL, in, 1, &l), 0);
+    cr_assert_eq(shr_list_get(l, 0, NULL), -EINVAL);
+    cr_assert_eq(shr_list_count(l, NULL, &n), -EINVAL);
+    cr_assert_eq(shr_list_count(l, &v, NULL), -EINVAL);
+    cr_assert_eq(shr_list_index(l, &v, NULL), -EINVAL);
+    cr_assert_eq(shr_list_get(l, 0, &g), 0);
+    shr_value_release(NULL, &g); /* no heap to release it from: left as it was */
+    cr_assert_eq(g.type, SHR_STR);
+    shr_value_release(h, &g);
+    cr_assert_eq(shr_list_len(l), 1);
+    shr_list_close(l);
+    done(h);
+}
+
 Test(list_api, count_and_index_use_python_equality)
 {
     shr_heap_t *h = make_heap();
@@ -228,15 +274,15 @@ Test(list_api, named_lists_and_leases)
     shr_value_t v = shr_int(7);
     cr_assert_eq(shr_list_append(a, &v), 0);
     cr_assert_eq(shr_list_len(b), 2, "both handles see one list");
-    shr_gc_stats_t gs;
-    cr_assert_eq(shr_gc_stats(h, &gs), 0);
+    shr_lease_stats_t gs;
+    cr_assert_eq(shr_lease_stats(h, &gs), 0);
     cr_assert_eq(gs.leases, 2, "one lease per handle");
     shr_value_t g;
     cr_assert_eq(shr_list_get(b, 0, &g), 0);
-    cr_assert_eq(shr_gc_stats(h, &gs), 0);
+    cr_assert_eq(shr_lease_stats(h, &gs), 0);
     cr_assert_eq(gs.leases, 3, "a str returned by get holds a lease");
     shr_value_release(h, &g);
-    cr_assert_eq(shr_gc_stats(h, &gs), 0);
+    cr_assert_eq(shr_lease_stats(h, &gs), 0);
     cr_assert_eq(gs.leases, 2);
     /* The raw root API refuses to touch a name that holds a reference. */
     cr_assert_eq(shr_root_set(h, "named", 4096), SHR_ETYPE);
@@ -254,7 +300,7 @@ Test(list_api, named_lists_and_leases)
     cr_assert_eq(shr_list_len(a), 2, "handles keep an unlinked list alive");
     shr_list_close(a);
     shr_list_close(b);
-    cr_assert_eq(shr_gc_stats(h, &gs), 0);
+    cr_assert_eq(shr_lease_stats(h, &gs), 0);
     cr_assert_eq(gs.leases, 0);
     /* Nothing left but this process's lease table. */
     cr_assert_leq(blocks_in_use(h), base + 1);

@@ -1,12 +1,29 @@
 /* The shared list across processes: concurrent readers and writers,
  * concurrent appends, processes killed holding leases or in the middle of a
- * set, an append or a pop. */
+ * set, an append or a pop, and a live holder that stops. */
+#include <errno.h>
 #include <pthread.h>
+#include <sys/wait.h>
 
 #include "list_storm.h"
 
-static void fini(void) { shr_test_cleanup(); }
-TestSuite(list_multiproc, .fini = fini, .timeout = 300);
+/* A child stopped with SIGSTOP, killed at the end even if the test failed. */
+static pid_t stopped_child;
+
+/* Lock waits are bounded (SHARENA_LOCK_TIMEOUT_MS); on a machine this busy
+ * a contended wait may take seconds, and these tests check data, not time:
+ * give them a minute. */
+#define PATIENT_MS "60000"
+
+static void init(void) { setenv("SHARENA_LOCK_TIMEOUT_MS", PATIENT_MS, 1); }
+
+static void fini(void)
+{
+    if (stopped_child > 0) kill(stopped_child, SIGKILL);
+    unsetenv("SHARENA_LOCK_TIMEOUT_MS");
+    shr_test_cleanup();
+}
+TestSuite(list_multiproc, .init = init, .fini = fini, .timeout = 300);
 
 Test(list_multiproc, readers_never_see_torn_or_freed_strings)
 {
@@ -130,8 +147,8 @@ Test(list_multiproc, killed_process_releases_its_leases)
     kill(pid, SIGKILL);
     cr_assert_eq(shr_test_wait(pid), 128 + SIGKILL);
     cr_assert_geq(shr_heap_recover(h), 1);
-    shr_gc_stats_t gs;
-    cr_assert_eq(shr_gc_stats(h, &gs), 0);
+    shr_lease_stats_t gs;
+    cr_assert_eq(shr_lease_stats(h, &gs), 0);
     cr_assert_eq(gs.released_for_dead, 101, "100 gets and one handle");
     cr_assert_eq(storm_blocks(h), with_list - 10, "its strings were freed");
     shr_list_close(l);
@@ -179,7 +196,9 @@ static int int_reader(void *arg)
         shr_value_t v;
         int rc = shr_list_get(l, (int64_t)(rand_r(&seed) % 100), &v);
         if (rc == SHR_EINDEX) continue;
-        if (rc != 0 || v.type != SHR_INT || !int_ok(v.u.i)) bad++;
+        if (rc != 0 || v.type != SHR_INT || !int_ok(v.u.i)) {
+            if (bad++ < 3) fprintf(stderr, "reader: rc %d type %d value %llx\n", rc, v.type, (unsigned long long)v.u.i);
+        }
     }
     shr_list_close(l);
     return bad ? 20 : 0;
@@ -204,6 +223,54 @@ Test(list_multiproc, lock_free_reads_during_inserts_and_deletes)
     }
     shr_list_close(l);
     shr_list_unlink(h, "ints");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+/* ---- a live holder that stops -------------------------------------------------- */
+
+static int stop_in_a_set(void *arg)
+{
+    shr_list_t *l = arg;
+    if (shr_fault_arm("list.set.commit", 1, SHR_FAULT_STOP) != 0) return 2;
+    shr_value_t v = shr_int(2);
+    return shr_list_set(l, 0, &v) == 0 ? 0 : 1; /* finishes after SIGCONT */
+}
+
+Test(list_multiproc, a_stopped_lock_holder_makes_others_time_out_instead_of_hanging)
+{
+    if (!shr_fault_available()) cr_skip_test("fault points are compiled out");
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    shr_value_t in[] = {shr_int(1), shr_str("x")};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 2, &l), 0);
+    pid_t pid = stopped_child = shr_test_fork(stop_in_a_set, l);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, WUNTRACED), pid);
+    cr_assert(WIFSTOPPED(st), "the child stopped inside its set, holding the list's lock");
+    setenv("SHARENA_LOCK_TIMEOUT_MS", "300", 1);
+    shr_value_t v = shr_int(3);
+    cr_assert_eq(shr_list_set(l, 1, &v), SHR_ELOCKTIMEOUT, "a writer gives up");
+    cr_assert_eq(shr_list_append(l, &v), SHR_ELOCKTIMEOUT);
+    cr_assert_eq(shr_list_pop(l, -1, NULL), SHR_ELOCKTIMEOUT);
+    cr_assert_eq(shr_list_get(l, 1, &v), SHR_ELOCKTIMEOUT, "a reader of a str needs the lock too");
+    cr_assert_eq(shr_list_get(l, 0, &v), SHR_ELOCKTIMEOUT, "the seqlock is odd mid-set: the reader falls back");
+    cr_assert_eq(shr_list_len(l), 2, "len reads without the lock");
+    char *r = shr_list_repr(l);
+    cr_assert_null(r);
+    cr_assert_eq(errno, ETIMEDOUT);
+    setenv("SHARENA_LOCK_TIMEOUT_MS", PATIENT_MS, 1);
+    kill(pid, SIGCONT);
+    cr_assert_eq(shr_test_wait(pid), 0, "after SIGCONT the child's set completes");
+    stopped_child = 0;
+    cr_assert_eq(shr_list_get(l, 0, &v), 0);
+    cr_assert_eq(v.u.i, 2);
+    cr_assert_eq(shr_list_get(l, 1, &v), 0);
+    cr_assert_eq(v.type, SHR_STR, "the timed-out set changed nothing");
+    shr_value_release(h, &v);
+    shr_list_close(l);
+    cr_assert_leq(shr_test_blocks_in_use(h), 1, "the timed-out calls leaked nothing");
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }

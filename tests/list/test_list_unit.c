@@ -1,8 +1,12 @@
-/* Objects and lists, white box: try_incref under a racing writer, a list
- * lock stolen from a dead owner with its half-done set undone, leases. */
+/* Objects and lists, white box: try_incref under a racing writer; crashes
+ * stopped at the list's real commit points (fault points, debug builds) and
+ * what the survivors find; sizes that overflow; deep chains. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,8 +14,16 @@
 #include "harness.h"
 #include "list.h"
 
-static void fini(void) { shr_test_cleanup(); }
-TestSuite(list_unit, .fini = fini, .timeout = 120);
+static void fini(void)
+{
+    shr_fault_disarm(NULL);
+    unsetenv("SHARENA_LOCK_TIMEOUT_MS");
+    shr_test_cleanup();
+}
+/* Bounded lock waits: a busy machine may make a contended wait take seconds;
+ * these tests check behaviour, not time. */
+static void init(void) { setenv("SHARENA_LOCK_TIMEOUT_MS", "60000", 1); }
+TestSuite(list_unit, .init = init, .fini = fini, .timeout = 120);
 
 static shr_heap_t *make_heap(void)
 {
@@ -39,7 +51,7 @@ static void *replacer(void *arg)
         strobj_t *s = shr__str_new(r->h, SHR_TYPE_STR, buf, (size_t)n);
         if (!s) continue;
         uint64_t old = atomic_exchange(r->slot, shr__off(r->h, s)); /* publish, then release */
-        if (old) shr__decref(r->h, OBJ(r->h, old));
+        if (old) shr__decref(r->h, obj_at(r->h, old));
     }
     return NULL;
 }
@@ -80,84 +92,91 @@ Test(list_unit, try_incref_never_takes_a_dead_object)
     cr_assert_gt(atomic_load(&r.reads), 1000);
     cr_assert_eq(atomic_load(&r.errors), 0, "a reader held a dead or reused object");
     uint64_t last = atomic_load(r.slot);
-    cr_assert_eq(OBJ(h, last)->refcnt, 1, "every taken reference was given back");
-    shr__decref(h, OBJ(h, last));
+    cr_assert_eq(obj_at(h, last)->refcnt, 1, "every taken reference was given back");
+    shr__decref(h, obj_at(h, last));
     shr_free(h, (void *)r.slot);
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
 
-/* ---- a dead owner's lock ----------------------------------------------------- */
+/* ---- crashes at the list's commit points ---------------------------------- */
 
-/* A child takes the list's lock and dies half way through a set of item
- * `index` to (tag, val): sequence odd, undo record written, item overwritten. */
-typedef struct { shr_list_t *l; uint64_t index, tag, val; } half_set_t;
+#define NEED_FAULTS()                                                                  \
+    do {                                                                               \
+        if (!shr_fault_available()) cr_skip_test("fault points are compiled out");     \
+    } while (0)
 
-static int die_mid_set(void *arg)
+/* A child arms `point` to kill it on its nth hit, then runs op on the list. */
+typedef struct {
+    shr_list_t *l;
+    const char *point;
+    uint64_t nth;
+    int (*op)(shr_list_t *l);
+} crash_t;
+
+static int crash_child(void *arg)
 {
-    half_set_t *hs = arg;
-    shr_heap_t *h = shr_list_heap(hs->l);
-    listobj_t *lo = hs->l->obj;
-    if (shr__list_lock(h, lo) != 0) return 1;
-    items_t *a = shr__ptr(h, lo->items);
-    lo->seq++;
-    lo->op_index = hs->index;
-    lo->undo_tag = a->it[hs->index].tag;
-    lo->undo_val = a->it[hs->index].val;
-    atomic_store(&lo->op, LIST_OP_SET);
-    a->it[hs->index].tag = hs->tag;
-    a->it[hs->index].val = hs->val;
-    _exit(0);
+    crash_t *c = arg;
+    if (shr_fault_arm(c->point, c->nth, SHR_FAULT_KILL) != 0) return 2;
+    c->op(c->l);
+    return 1; /* not reached when the point fires */
+}
+
+static void crash_in(shr_list_t *l, const char *point, uint64_t nth, int (*op)(shr_list_t *))
+{
+    crash_t c = {l, point, nth, op};
+    cr_assert_eq(shr_test_wait(shr_test_fork(crash_child, &c)), 128 + SIGKILL, "killed at %s", point);
+}
+
+static int set_1_to_str(shr_list_t *l)
+{
+    shr_value_t v = shr_str("new value");
+    return shr_list_set(l, 1, &v);
+}
+
+static uint64_t refcnt_of_item(shr_list_t *l, uint64_t i)
+{
+    items_t *a = shr__ptr(shr_list_heap(l), l->obj->items);
+    return obj_at(shr_list_heap(l), a->it[i].val)->refcnt;
 }
 
 Test(list_unit, lock_of_a_dead_owner_is_stolen_and_its_set_undone)
 {
+    NEED_FAULTS();
     shr_heap_t *h = make_heap();
     shr_value_t in[] = {shr_int(1), shr_str("two"), shr_int(3)};
     shr_list_t *l;
     cr_assert_eq(shr_list_create(h, NULL, in, 3, &l), 0);
-    half_set_t hs = {l, 1, SHR_STR, 8}; /* garbage: 8 is not an object */
-    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_set, &hs)), 0);
+    uint64_t before = shr_test_blocks_in_use(h);
+    crash_in(l, "list.set.commit", 1, set_1_to_str);
     cr_assert_neq(l->obj->lock, 0, "the dead child still owns the lock");
+    cr_assert_eq(l->obj->op, LIST_OP_SET, "and its set is in flight");
     shr_value_t v;
     cr_assert_eq(shr_list_get(l, 1, &v), 0, "the lock was stolen");
     cr_assert_eq(v.type, SHR_STR);
     cr_assert_eq(v.u.s.len, 3);
     cr_assert_eq(memcmp(v.u.s.data, "two", 3), 0, "the half-done set was undone");
     shr_value_release(h, &v);
+    cr_assert_eq(refcnt_of_item(l, 1), 1, "the old string holds the list's reference only");
     cr_assert_eq(l->obj->op, LIST_OP_NONE);
     cr_assert_eq(l->obj->seq % 2, 0, "the sequence is even again");
+    cr_assert_eq(shr_test_blocks_in_use(h), before + 1, "the dead writer's new string leaks, nothing else");
     shr_list_close(l);
-    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
-    shr_heap_close(h);
-}
-
-/* ---- leases ----------------------------------------------------------------- */
-
-Test(list_unit, lease_table_grows_and_counts)
-{
-    shr_heap_t *h = make_heap();
-    shr_value_t in[] = {shr_str("x")};
-    shr_list_t *l;
-    cr_assert_eq(shr_list_create(h, NULL, in, 1, &l), 0);
-    static shr_value_t got[1000];
-    for (int i = 0; i < 1000; i++) cr_assert_eq(shr_list_get(l, 0, &got[i]), 0);
-    cr_assert_eq(shr__lease_count(h), 1001, "one entry, counted 1000 times, and the handle");
-    strobj_t *s = shr__ptr(h, got[0].ref_);
-    cr_assert_eq(s->ob.refcnt, 1001, "the list's reference and 1000 gets");
-    for (int i = 0; i < 1000; i++) shr_value_release(h, &got[i]);
-    cr_assert_eq(s->ob.refcnt, 1);
-    cr_assert_eq(shr__lease_remove(h, 4096), -ENOENT, "removing what is not held is refused");
-    shr_list_close(l);
-    cr_assert_eq(shr__lease_count(h), 0);
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
 
 /* ---- dealloc after a dead writer; deep nesting ------------------------------ */
 
+static int set_0_to_int(shr_list_t *l)
+{
+    shr_value_t v = shr_int(5);
+    return shr_list_set(l, 0, &v);
+}
+
 Test(list_unit, dealloc_undoes_a_dead_writers_set)
 {
+    NEED_FAULTS();
     shr_heap_t *h = make_heap();
     shr_value_t s = shr_str("shared by two lists");
     shr_list_t *a, *b;
@@ -166,16 +185,17 @@ Test(list_unit, dealloc_undoes_a_dead_writers_set)
     shr_value_t got;
     cr_assert_eq(shr_list_get(a, 0, &got), 0);
     strobj_t *so = shr__ptr(h, got.ref_);
-    shr_value_release(h, &got);
     cr_assert_eq(shr_list_create(h, NULL, NULL, 0, &b), 0);
+    shr_value_t bv = {.type = SHR_LIST, .u.list = b};
+    (void)bv;
     items_t *bi = shr__ptr(h, b->obj->items);
     shr__incref(&so->ob);
     bi->it[0].tag = SHR_STR;
     bi->it[0].val = shr__off(h, so);
     bi->len = 1;
+    shr_value_release(h, &got);
     cr_assert_eq(so->ob.refcnt, 2);
-    half_set_t hs = {a, 0, SHR_INT, 5}; /* the new value, already stored */
-    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_set, &hs)), 0);
+    crash_in(a, "list.set.commit", 1, set_0_to_int);
     shr_list_close(a); /* the last reference: dealloc with a SET in flight */
     cr_assert_eq(so->ob.refcnt, 1, "the string b still holds keeps its reference");
     shr_value_t v;
@@ -210,39 +230,20 @@ Test(list_unit, a_deep_chain_of_lists_is_freed_without_deep_recursion)
 
 /* ---- a dead writer in the middle of an in-place shift ---------------------- */
 
-static int die_mid_delete(void *arg)
-{
-    shr_list_t *l = arg;
-    shr_heap_t *h = shr_list_heap(l);
-    listobj_t *lo = l->obj;
-    if (shr__list_lock(h, lo) != 0) return 1;
-    items_t *a = shr__ptr(h, lo->items);
-    /* Deleting item 2 of 10: the record, then three of the seven moves. */
-    lo->seq++;
-    lo->op_index = 2;
-    lo->op_len = 10;
-    lo->undo_tag = a->it[2].tag;
-    lo->undo_val = a->it[2].val;
-    lo->op_progress = 2;
-    lo->op = LIST_OP_DELETE;
-    for (uint64_t k = 2; k < 5; k++) {
-        a->it[k].tag = a->it[k + 1].tag;
-        a->it[k].val = a->it[k + 1].val;
-        lo->op_progress = k + 1;
-    }
-    a->it[5].tag = a->it[6].tag; /* and one more move, its progress not stored */
-    a->it[5].val = a->it[6].val;
-    _exit(0);
-}
+static int delete_2(shr_list_t *l) { return shr_list_delete(l, 2); }
 
 Test(list_unit, a_dead_writers_delete_is_finished)
 {
+    NEED_FAULTS();
     shr_heap_t *h = make_heap();
     shr_value_t in[10];
     for (int i = 0; i < 10; i++) in[i] = i == 2 ? shr_str("removed") : shr_int(i * 10);
     shr_list_t *l;
     cr_assert_eq(shr_list_create(h, NULL, in, 10, &l), 0);
-    cr_assert_eq(shr_test_wait(shr_test_fork(die_mid_delete, l)), 0);
+    /* Deleting item 2 of 10: killed after three of its seven moves. */
+    crash_in(l, "list.shift", 3, delete_2);
+    cr_assert_eq(l->obj->op, LIST_OP_DELETE);
+    cr_assert_eq(l->obj->op_progress, 5, "three moves done");
     cr_assert_eq(shr_list_len(l), 10, "len changes only when the shift is done");
     shr_value_t v = shr_int(-1);
     cr_assert_eq(shr_list_append(l, &v), 0, "the lock is stolen and the delete finished");
@@ -257,6 +258,278 @@ Test(list_unit, a_dead_writers_delete_is_finished)
     shr_list_close(l);
     uint64_t n = shr_test_blocks_in_use(h);
     cr_assert_leq(n, 1, "the removed string was released by the repair (%llu blocks)", (unsigned long long)n);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+static int insert_str_at_1(shr_list_t *l)
+{
+    shr_value_t v = shr_str("inserted");
+    return shr_list_insert(l, 1, &v);
+}
+
+Test(list_unit, a_dead_writers_insert_is_finished)
+{
+    NEED_FAULTS();
+    shr_heap_t *h = make_heap();
+    shr_value_t in[6];
+    for (int i = 0; i < 6; i++) in[i] = shr_int(i);
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 6, &l), 0);
+    crash_in(l, "list.shift", 2, insert_str_at_1); /* two of five moves */
+    cr_assert_eq(l->obj->op, LIST_OP_INSERT);
+    cr_assert_eq(shr_list_len(l), 6);
+    shr_value_t g;
+    cr_assert_eq(shr_list_get(l, 1, &g), 0, "the lock is stolen and the insert finished");
+    cr_assert_eq(g.type, SHR_STR);
+    cr_assert_eq(g.u.s.len, 8);
+    shr_value_release(h, &g);
+    cr_assert_eq(refcnt_of_item(l, 1), 1, "the inserted string holds the list's reference only");
+    cr_assert_eq(shr_list_len(l), 7);
+    int64_t want[] = {0, -1, 1, 2, 3, 4, 5};
+    for (int i = 0; i < 7; i++) {
+        if (i == 1) continue;
+        cr_assert_eq(shr_list_get(l, i, &g), 0);
+        cr_assert_eq(g.u.i, want[i], "item %d", i);
+    }
+    shr_list_close(l);
+    cr_assert_leq(shr_test_blocks_in_use(h), 1, "nothing leaked but the lease table");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+/* ---- growth, dealloc ------------------------------------------------------------ */
+
+static int append_int(shr_list_t *l)
+{
+    shr_value_t v = shr_int(99);
+    return shr_list_append(l, &v);
+}
+
+Test(list_unit, a_growth_that_died_before_publishing_is_mended)
+{
+    NEED_FAULTS();
+    shr_heap_t *h = make_heap();
+    shr_value_t in[8];
+    for (int i = 0; i < 8; i++) in[i] = shr_int(i);
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 8, &l), 0); /* full: cap 8 */
+    uint64_t before = shr_test_blocks_in_use(h);
+    crash_in(l, "list.grow.swap", 1, append_int);
+    cr_assert_eq(l->obj->retired, l->obj->items, "the published array is on the retired chain too");
+    cr_assert_eq(append_int(l), 0, "the lock is stolen, the chain mended, and the append grows");
+    cr_assert_eq(shr_list_len(l), 9);
+    shr_value_t g;
+    cr_assert_eq(shr_list_get(l, 8, &g), 0);
+    cr_assert_eq(g.u.i, 99);
+    /* The dead child's new array leaks; the old one is retired once. */
+    cr_assert_eq(shr_test_blocks_in_use(h), before + 2, "the new array, and the dead child's one");
+    shr_list_close(l); /* dealloc frees the array and each retired one once */
+    cr_assert_eq(shr_test_blocks_in_use(h), before - 1,
+                 "the list and both its arrays freed once; only the dead child's array leaks");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+static int unlink_named(shr_list_t *l)
+{
+    return shr_list_unlink(shr_list_heap(l), "dealloc_victim");
+}
+
+Test(list_unit, a_death_in_the_middle_of_a_dealloc_frees_nothing_twice)
+{
+    NEED_FAULTS();
+    shr_heap_t *h = make_heap();
+    shr_value_t in[] = {shr_str("a"), shr_str("b"), shr_str("c")};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, "dealloc_victim", in, 3, &l), 0);
+    shr_list_t copy = *l; /* for the child: names the heap, holds nothing */
+    cr_assert_eq(shr_list_close(l), 0); /* only the name holds the list now */
+    uint64_t before = shr_test_blocks_in_use(h);
+    /* The child drops the last reference; its dealloc dies after releasing
+     * "a" and detaching "b". */
+    crash_in(&copy, "obj.dealloc", 2, unlink_named);
+    cr_assert_eq(shr_list_attach(h, "dealloc_victim", &l), -ENOENT, "the name went first");
+    cr_assert_eq(shr_test_blocks_in_use(h), before - 1, "\"a\" freed; the rest leaks, nothing freed twice");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+/* ---- sizes computed from counts ---------------------------------------------- */
+
+Test(list_unit, a_count_whose_size_overflows_is_refused_before_anything_is_written)
+{
+    shr_heap_t *h = make_heap();
+    shr_value_t in[] = {shr_int(1), shr_int(2), shr_int(3), {.type = (shr_type_t)99}};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 1, &l), 0); /* this thread's lease table */
+    shr_list_close(l);
+    /* Neighbours in the size class the wrapped size falls in (48 bytes). */
+    enum { N = 64 };
+    unsigned char *nb[N];
+    for (int i = 0; i < N; i++) {
+        nb[i] = shr_malloc(h, 48);
+        memset(nb[i], 0xab, 48);
+    }
+    shr_free(h, nb[N / 2]); /* the next 48-byte block handed out */
+    nb[N / 2] = NULL;
+    uint64_t before = shr_test_blocks_in_use(h);
+    cr_assert_eq(shr_list_create(h, NULL, in, SIZE_MAX / 16 + 2, &l), -ENOMEM);
+    cr_assert_eq(shr_list_create(h, NULL, in, SIZE_MAX / 16, &l), -ENOMEM);
+    cr_assert_eq(shr_list_create(h, NULL, in, SIZE_MAX, &l), -ENOMEM);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; nb[i] && j < 48; j++) cr_assert_eq(nb[i][j], 0xab, "block %d byte %d overwritten", i, j);
+    cr_assert_eq(shr_test_blocks_in_use(h), before, "nothing allocated, nothing leaked");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    for (int i = 0; i < N; i++) shr_free(h, nb[i]);
+    shr_heap_close(h);
+}
+
+/* ---- whole-list walks hold the lock a step at a time ---------------------------- */
+
+typedef struct {
+    shr_list_t *l;
+    atomic_uint_fast64_t gen; /* odd while a count runs */
+    atomic_int stop, ready;
+    int counts;
+} counter_t;
+
+static void *count_loop(void *arg)
+{
+    counter_t *c = arg;
+    shr_value_t v = shr_str("needle");
+    size_t first;
+    if (shr_list_count(c->l, &v, &first) != 0) abort(); /* this thread's slot, before gen counts */
+    atomic_store(&c->ready, 1);
+    while (!atomic_load(&c->stop)) {
+        size_t n;
+        atomic_fetch_add(&c->gen, 1);
+        int rc = shr_list_count(c->l, &v, &n);
+        atomic_fetch_add(&c->gen, 1);
+        if (rc != 0 || n != 1) abort();
+        c->counts++;
+    }
+    return NULL;
+}
+
+Test(list_unit, writers_make_progress_while_a_count_walks_a_long_list)
+{
+    shr_heap_t *h = make_heap();
+    enum { N = 100000 };
+    shr_value_t *in = malloc(N * sizeof *in);
+    for (int i = 0; i < N; i++) in[i] = shr_str(i == N - 1 ? "needle" : "hay, and more hay");
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, N, &l), 0);
+    free(in);
+    counter_t c = {.l = l};
+    pthread_t t;
+    pthread_create(&t, NULL, count_loop, &c);
+    while (!atomic_load(&c.ready)) sched_yield();
+    /* Sets that start after the count was seen holding the list's lock and
+     * end before that same count call returns: with the lock held for the
+     * whole walk there are none; held a step at a time, many. */
+    int inside = 0, tries = 0;
+    for (int k = 0; tries < 2000 && inside < 20; k++) {
+        uint64_t g = atomic_load(&c.gen);
+        if (!(g & 1) || atomic_load(&l->obj->lock) == 0) {
+            if (k % 1024 == 0) sched_yield();
+            continue; /* wait until the count holds it */
+        }
+        tries++;
+        shr_value_t v = shr_int(k);
+        cr_assert_eq(shr_list_set(l, k % 1000, &v), 0);
+        if (atomic_load(&c.gen) == g) inside++;
+    }
+    atomic_store(&c.stop, 1);
+    pthread_join(t, NULL);
+    cr_assert_geq(inside, 20, "only %d of %d sets ran inside a count (%d counts)", inside, tries, c.counts);
+    shr_list_close(l);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+/* ---- repr's references are leases ------------------------------------------------ */
+
+static int repr_it(shr_list_t *l)
+{
+    free(shr_list_repr(l));
+    return 0;
+}
+
+Test(list_unit, a_process_killed_inside_repr_leaks_nothing)
+{
+    NEED_FAULTS();
+    shr_heap_t *h = make_heap();
+    shr_value_t in[100];
+    for (int i = 0; i < 100; i++) in[i] = shr_str("printed");
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 100, &l), 0);
+    uint64_t before = shr_test_blocks_in_use(h);
+    shr_lease_stats_t st;
+    cr_assert_eq(shr_lease_stats(h, &st), 0);
+    uint64_t released = st.released_for_dead;
+    crash_in(l, "lease.record", 40, repr_it); /* 40 strings leased, in its second step */
+    cr_assert_geq(shr_heap_recover(h), 1);
+    cr_assert_eq(shr_lease_stats(h, &st), 0);
+    cr_assert_eq(st.released_for_dead - released, 8, "the step in flight: 8 of its 32 references");
+    for (int i = 0; i < 100; i++) cr_assert_eq(refcnt_of_item(l, (uint64_t)i), 1, "item %d", i);
+    cr_assert_eq(shr_test_blocks_in_use(h), before, "nothing leaked");
+    shr_list_close(l);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+/* ---- memory given back ------------------------------------------------------------ */
+
+/* Fill a list with n ints, pop all but 100, and return the array's usable
+ * size before and after and the committed bytes before and after. */
+static void fill_and_drain(shr_heap_t *h, int n, size_t *full, size_t *after, shr_alloc_stats_t *s_full,
+                           shr_alloc_stats_t *s_after)
+{
+    shr_value_t *in = malloc((size_t)n * sizeof *in);
+    for (int i = 0; i < n; i++) in[i] = shr_int(i);
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, (size_t)n, &l), 0);
+    free(in);
+    items_t *a = shr__ptr(h, l->obj->items);
+    *full = shr_usable_size(h, a);
+    cr_assert_eq(shr_heap_stats(h, s_full), 0);
+    while (shr_list_len(l) > 100) cr_assert_eq(shr_list_pop(l, -1, NULL), 0);
+    cr_assert_eq(l->obj->items, shr__off(h, a), "shrunk in place: the array did not move");
+    *after = shr_usable_size(h, a);
+    cr_assert_geq(*after, sizeof(items_t) + a->cap * sizeof(item_t), "cap fits the block");
+    cr_assert_eq(shr_heap_stats(h, s_after), 0);
+    for (int64_t i = 0; i < 100; i++) {
+        shr_value_t g;
+        cr_assert_eq(shr_list_get(l, i, &g), 0);
+        cr_assert_eq(g.u.i, i);
+    }
+    for (int i = 0; i < 3000; i++) {
+        shr_value_t v = shr_int(i);
+        cr_assert_eq(shr_list_append(l, &v), 0, "and it grows again");
+    }
+    cr_assert_eq(shr_list_len(l), 3100);
+    shr_list_close(l);
+}
+
+Test(list_unit, a_list_that_shrinks_gives_its_array_memory_back)
+{
+    shr_heap_t *h = make_heap();
+    size_t full, after;
+    shr_alloc_stats_t a, b;
+    /* A page run (12000 items, 188 KiB): shrinks in place to a few pages,
+     * which go back to the heap's free pages (purged to the OS lazily). */
+    fill_and_drain(h, 12000, &full, &after, &a, &b);
+    cr_assert_lt(after, full / 4, "page run: %zu bytes of %zu kept", after, full);
+    cr_assert_geq(b.large_free_pages * 4096, a.large_free_pages * 4096 + (full - after) / 2,
+                  "its pages are free for others (%llu -> %llu free pages)", (unsigned long long)a.large_free_pages,
+                  (unsigned long long)b.large_free_pages);
+    /* A chunk run (200000 items, 3.1 MiB): the allocator shrinks it in place
+     * by less than a quarter of its chunks, and releases those pages. */
+    fill_and_drain(h, 200000, &full, &after, &a, &b);
+    cr_assert_leq(after, full - full / 6, "chunk run: %zu bytes of %zu kept", after, full);
+    cr_assert_lt(b.committed + full / 8, a.committed, "its pages were released (%llu -> %llu)",
+                 (unsigned long long)a.committed, (unsigned long long)b.committed);
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }

@@ -1,0 +1,272 @@
+/* The object layer, white box: lease tables that grow and shrink with the
+ * live references, a bounded wait on a stuck lease lock, and deaths stopped
+ * at the leases' commit points (fault points, debug builds). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "list.h"
+
+static void fini(void)
+{
+    shr_fault_disarm(NULL);
+    unsetenv("SHARENA_LOCK_TIMEOUT_MS");
+    shr_test_cleanup();
+}
+TestSuite(gc_unit, .fini = fini, .timeout = 120);
+
+#define NEED_FAULTS()                                                                  \
+    do {                                                                               \
+        if (!shr_fault_available()) cr_skip_test("fault points are compiled out");     \
+    } while (0)
+
+static shr_heap_t *make_heap(void)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    return h;
+}
+
+static void done(shr_heap_t *h)
+{
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+static shr_lease_stats_t stats(shr_heap_t *h)
+{
+    shr_lease_stats_t st;
+    cr_assert_eq(shr_lease_stats(h, &st), 0);
+    return st;
+}
+
+static uint64_t refcnt(shr_heap_t *h, shr_off_t off) { return obj_at(h, off)->refcnt; }
+
+/* The offset of item i's object. */
+static shr_off_t item_off(shr_list_t *l, uint64_t i)
+{
+    items_t *a = shr__ptr(shr_list_heap(l), l->obj->items);
+    return a->it[i].val;
+}
+
+/* ---- size ---------------------------------------------------------------- */
+
+Test(gc_unit, lease_table_grows_and_counts)
+{
+    shr_heap_t *h = make_heap();
+    shr_value_t in[] = {shr_str("x")};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 1, &l), 0);
+    static shr_value_t got[1000];
+    for (int i = 0; i < 1000; i++) cr_assert_eq(shr_list_get(l, 0, &got[i]), 0);
+    cr_assert_eq(shr__lease_count(h), 1001, "one entry, counted 1000 times, and the handle");
+    strobj_t *s = shr__ptr(h, got[0].ref_);
+    cr_assert_eq(s->ob.refcnt, 1001, "the list's reference and 1000 gets");
+    for (int i = 0; i < 1000; i++) shr_value_release(h, &got[i]);
+    cr_assert_eq(s->ob.refcnt, 1);
+    cr_assert_eq(shr__lease_remove(h, 4096), -ENOENT, "removing what is not held is refused");
+    shr_list_close(l);
+    cr_assert_eq(shr__lease_count(h), 0);
+    done(h);
+}
+
+Test(gc_unit, lease_table_shrinks_back_when_references_go)
+{
+    shr_heap_t *h = make_heap();
+    enum { N = 20000 };
+    shr_value_t *in = malloc(N * sizeof *in);
+    char (*txt)[16] = malloc(N * sizeof *txt);
+    for (int i = 0; i < N; i++) {
+        snprintf(txt[i], sizeof txt[i], "s%d", i);
+        in[i] = shr_str(txt[i]);
+    }
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, N, &l), 0);
+    uint64_t small = stats(h).table_entries;
+    cr_assert_leq(small, LEASE_MIN, "one lease: the smallest table");
+    shr_value_t *got = malloc(N * sizeof *got);
+    for (int i = 0; i < N; i++) cr_assert_eq(shr_list_get(l, i, &got[i]), 0);
+    shr_lease_stats_t peak = stats(h);
+    cr_assert_eq(peak.leases, N + 1);
+    cr_assert_geq(peak.table_entries, 2 * (N + 1), "LE1: at most half full");
+    uint64_t blocks_peak = shr_test_blocks_in_use(h);
+    for (int i = 0; i < N; i++) {
+        shr_value_release(h, &got[i]);
+        if (i % 97) continue; /* statistics walk the table: sample them */
+        shr_lease_stats_t now = stats(h);
+        uint64_t live = (uint64_t)(N - i); /* the handle and the gets not yet released */
+        cr_assert_leq(now.table_entries, live * 8 > LEASE_MIN ? live * 8 : LEASE_MIN,
+                      "LE4: %llu entries for %llu live leases", (unsigned long long)now.table_entries,
+                      (unsigned long long)live);
+    }
+    cr_assert_eq(stats(h).leases, 1);
+    cr_assert_eq(stats(h).table_entries, small, "back to the smallest table");
+    cr_assert_eq(shr_test_blocks_in_use(h), blocks_peak, "the big table was replaced, not kept beside");
+    shr_list_close(l);
+    free(in);
+    free(txt);
+    free(got);
+    done(h);
+}
+
+/* ---- a stuck lease lock ------------------------------------------------------ */
+
+typedef struct {
+    lease_area_t *a;
+    shr_test_gate_t held, release;
+} holder_t;
+
+static void *hold_lease_lock(void *arg)
+{
+    holder_t *ho = arg;
+    pthread_mutex_lock(&ho->a->mu);
+    shr_test_gate_open(&ho->held);
+    shr_test_gate_wait(&ho->release, 60000);
+    pthread_mutex_unlock(&ho->a->mu);
+    return NULL;
+}
+
+Test(gc_unit, a_stuck_lease_lock_ends_in_a_timeout_and_changes_nothing)
+{
+    shr_heap_t *h = make_heap();
+    shr_value_t in[] = {shr_str("leased")};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 1, &l), 0);
+    shr_off_t s = item_off(l, 0);
+    holder_t ho = {.a = shr__seg_proc_area(h, SHR_LAYER_GC, h->proc)};
+    shr_test_gate_init(&ho.held);
+    shr_test_gate_init(&ho.release);
+    pthread_t t;
+    pthread_create(&t, NULL, hold_lease_lock, &ho);
+    cr_assert(shr_test_gate_wait(&ho.held, 10000));
+    setenv("SHARENA_LOCK_TIMEOUT_MS", "200", 1);
+    shr_value_t v = shr_int(-7);
+    cr_assert_eq(shr_list_get(l, 0, &v), SHR_ELOCKTIMEOUT, "a get that must lease waits, then gives up");
+    cr_assert_eq(v.type, 0, "no value handed out");
+    cr_assert_eq(refcnt(h, s), 1, "the reference taken for the get was given back");
+    cr_assert_eq(shr_list_pop(l, 0, &v), SHR_ELOCKTIMEOUT);
+    cr_assert_eq(shr_list_len(l), 1, "the pop changed nothing");
+    cr_assert_eq(refcnt(h, s), 1);
+    shr_list_t *l2;
+    cr_assert_eq(shr_list_create(h, NULL, NULL, 0, &l2), SHR_ELOCKTIMEOUT, "a handle cannot be leased");
+    unsetenv("SHARENA_LOCK_TIMEOUT_MS");
+    shr_test_gate_open(&ho.release);
+    pthread_join(t, NULL);
+    cr_assert_eq(shr_list_get(l, 0, &v), 0, "once released, the lease lock works");
+    shr_value_release(h, &v);
+    cr_assert_eq(stats(h).leases, 1);
+    shr_list_close(l);
+    cr_assert_eq(shr_test_blocks_in_use(h), 1, "only the lease table is left");
+    done(h);
+}
+
+/* ---- deaths at the leases' commit points --------------------------------------- */
+
+typedef struct {
+    shr_list_t *l;
+    const char *point;
+    uint64_t nth;
+    int (*op)(shr_list_t *l);
+} crash_t;
+
+static int crash_child(void *arg)
+{
+    crash_t *c = arg;
+    if (shr_fault_arm(c->point, c->nth, SHR_FAULT_KILL) != 0) return 2;
+    c->op(c->l);
+    return 1;
+}
+
+static void crash_in(shr_list_t *l, const char *point, uint64_t nth, int (*op)(shr_list_t *))
+{
+    crash_t c = {l, point, nth, op};
+    cr_assert_eq(shr_test_wait(shr_test_fork(crash_child, &c)), 128 + SIGKILL, "killed at %s", point);
+}
+
+static int get_3_times(shr_list_t *l)
+{
+    shr_value_t v[3];
+    for (int i = 0; i < 3; i++)
+        if (shr_list_get(l, 0, &v[i]) != 0) return 3;
+    return 0;
+}
+
+Test(gc_unit, a_death_after_recording_a_lease_releases_it)
+{
+    NEED_FAULTS();
+    shr_heap_t *h = make_heap();
+    shr_value_t in[] = {shr_str("s")};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 1, &l), 0);
+    shr_off_t s = item_off(l, 0);
+    uint64_t released = stats(h).released_for_dead;
+    crash_in(l, "lease.record", 2, get_3_times); /* two gets recorded */
+    shr_heap_recover(h);
+    cr_assert_eq(stats(h).released_for_dead - released, 2, "both recorded references released");
+    cr_assert_eq(refcnt(h, s), 1, "the list's reference only");
+    shr_list_close(l);
+    done(h);
+}
+
+static int get_and_release(shr_list_t *l)
+{
+    shr_value_t v;
+    if (shr_list_get(l, 0, &v) != 0) return 3;
+    shr_value_release(shr_list_heap(l), &v);
+    return 0;
+}
+
+Test(gc_unit, a_death_between_forgetting_and_decref_leaks_and_never_frees_twice)
+{
+    NEED_FAULTS();
+    shr_heap_t *h = make_heap();
+    shr_value_t in[] = {shr_str("s")};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 1, &l), 0);
+    shr_off_t s = item_off(l, 0);
+    uint64_t released = stats(h).released_for_dead;
+    crash_in(l, "lease.forget", 1, get_and_release);
+    shr_heap_recover(h);
+    cr_assert_eq(stats(h).released_for_dead, released, "the forgotten lease is not replayed");
+    cr_assert_eq(refcnt(h, s), 2, "the reference in flight leaks: counts only err upwards");
+    shr_list_close(l);
+    done(h);
+}
+
+static int hold_3_and_stop(shr_list_t *l)
+{
+    if (get_3_times(l) != 0) return 3;
+    raise(SIGKILL);
+    return 0;
+}
+
+static int recover_heap(shr_list_t *l)
+{
+    shr_heap_recover(shr_list_heap(l));
+    return 0;
+}
+
+Test(gc_unit, a_drainer_that_dies_leaves_the_rest_for_the_next)
+{
+    NEED_FAULTS();
+    shr_heap_t *h = make_heap();
+    shr_value_t in[] = {shr_str("s")};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 1, &l), 0);
+    shr_off_t s = item_off(l, 0);
+    cr_assert_eq(shr_test_wait(shr_test_fork((int (*)(void *))hold_3_and_stop, l)), 128 + SIGKILL);
+    cr_assert_eq(refcnt(h, s), 4, "three leases of a dead process");
+    /* A second child drains them and dies after lowering the second count,
+     * before its decref. */
+    crash_in(l, "lease.drain", 2, recover_heap);
+    cr_assert_eq(refcnt(h, s), 3, "one released before the death");
+    shr_heap_recover(h);
+    cr_assert_eq(refcnt(h, s), 2, "the next drainer releases the third; the one in flight leaks");
+    shr_list_close(l);
+    done(h);
+}
