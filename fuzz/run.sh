@@ -78,12 +78,12 @@ regressions() {
       n=$((n + 1))
       if is_known "$f"; then
         known=$((known + 1))
-        if SHARENA_FUZZ_KNOWN= timeout 60 "$bin/fuzz_$t" -timeout=20 "$f" >/dev/null 2>&1; then
+        if SHARENA_FUZZ_KNOWN= timeout 60 "$bin/fuzz_$t" -timeout=10 "$f" >/dev/null 2>&1; then
           echo "fuzz: $t/$(basename "$f"): passes now: drop its id from fuzz/KNOWN"
         else
           echo "fuzz: $t/$(basename "$f"): known open defect, still fails"
         fi
-      elif SHARENA_FUZZ_KNOWN= timeout 60 "$bin/fuzz_$t" -timeout=20 "$f" >/dev/null 2>&1; then
+      elif SHARENA_FUZZ_KNOWN= timeout 60 "$bin/fuzz_$t" -timeout=10 "$f" >/dev/null 2>&1; then
         echo "fuzz: $t/$(basename "$f"): ok"
       else
         echo "fuzz: $t/$(basename "$f"): FAILS (not in fuzz/KNOWN)"
