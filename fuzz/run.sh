@@ -100,6 +100,7 @@ run_target() { # target seconds corpus artifacts
   local t=$1 secs=$2 corpus=$3 art=$4 log
   mkdir -p "$corpus" "$art"
   log=$(mktemp)
+  local t0=$SECONDS
   set +e
   "$bin/fuzz_$t" "$corpus" "fuzz/$t/seeds" -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 \
       -max_len="${max_len[$t]}" -print_final_stats=1 -artifact_prefix="$art/" >"$log" 2>&1
@@ -107,15 +108,17 @@ run_target() { # target seconds corpus artifacts
   set -e
   sweep
   local execs rate cov found
-  execs=$(grep -E '^stat::number_of_executed_units:' "$log" | awk '{print $2}')
-  rate=$(grep -E '^stat::average_exec_per_sec:' "$log" | awk '{print $2}')
+  execs=$(grep -E '^stat::number_of_executed_units:' "$log" | tail -n1 | awk '{print $2}')
+  rate=$(grep -E '^stat::average_exec_per_sec:' "$log" | tail -n1 | awk '{print $2}')
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -n1 | awk '{print $2}')
   found=$(find "$art" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'leak-*' -o -name 'oom-*' \) | wc -l)
-  echo "fuzz: $t: ${execs:-?} executions in ${secs}s (${rate:-?}/s), coverage ${cov:-?} edges, $found findings in $art"
+  echo "fuzz: $t: ${execs:-?} executions in $((SECONDS - t0))s (${rate:-?}/s), coverage ${cov:-?} edges, $found findings in $art"
   if [ "$rc" -ne 0 ] || [ "$found" -gt 0 ]; then
     grep -E 'ERROR|SUMMARY|fuzz check failed|^sharena:|runtime error' "$log" | head -n 8 | sed 's/^/fuzz:   /'
-    find "$art" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'leak-*' -o -name 'oom-*' \) \
-      | sed 's/^/fuzz:   reproduce: '"$bin\/fuzz_$t"' /'
+    local f
+    for f in "$art"/crash-* "$art"/timeout-* "$art"/leak-* "$art"/oom-*; do
+      [ -e "$f" ] && echo "fuzz:   reproduce: $bin/fuzz_$t $f"
+    done
     rm -f "$log"
     return 1
   fi

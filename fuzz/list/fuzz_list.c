@@ -65,7 +65,27 @@ typedef struct run {
     mhandle_t hd[NHANDLES];
     unsigned names;     /* lists created so far: names are never reused */
     int step;
+    uint64_t fault_nth; /* obj.alloc armed to fail for this step's call, or 0 */
+    bool fault_fired;   /* ... and it fired: -ENOMEM is then the right answer */
+    bool fault_armed_now; /* armed by the step just run, for the next one */
 } run_t;
+
+/* Out-of-memory injection (the obj.alloc fault point, debug builds): a step
+ * may arm the nth object allocation of its one API call to fail. The call
+ * must then succeed (it allocated less) or fail with -ENOMEM having changed
+ * nothing, which the model's comparison after the step checks. fault_done()
+ * right after the call disarms, so the verification reads are unaffected. */
+static int fault_done(run_t *r, int rc)
+{
+    if (!r->fault_nth) return rc;
+    r->fault_fired = shr_fault_hits("obj.alloc") >= (int64_t)r->fault_nth;
+    shr_fault_disarm("obj.alloc");
+    r->fault_nth = 0;
+    return rc;
+}
+
+/* rc is want, or the injected -ENOMEM. */
+static bool rc_is(run_t *r, int rc, int want) { return rc == want || (r->fault_fired && rc == -ENOMEM); }
 
 static void mval_free(mval_t *v)
 {
@@ -333,9 +353,16 @@ static void step_create(run_t *r, fz_in_t *in, int heap)
     }
     snprintf(ml->name, sizeof ml->name, "L%u", r->names++);
     shr_list_t *l = NULL;
-    int rc = shr_list_create(r->h[heap], ml->name, vals, n, &l);
+    int rc = fault_done(r, shr_list_create(r->h[heap], ml->name, vals, n, &l));
     if (anybad) {
-        FZ_CHECK(rc == -EINVAL, "step %d: create with a bad value: %s", r->step, shr_strerror(rc));
+        FZ_CHECK(rc_is(r, rc, -EINVAL), "step %d: create with a bad value: %s", r->step, shr_strerror(rc));
+        for (int i = 0; i < n; i++) mval_free(&mv[i]);
+        shr_list_t *l2;
+        FZ_CHECK(shr_list_attach(r->h[heap], ml->name, &l2) == -ENOENT, "step %d: failed create left a name",
+                 r->step);
+        return;
+    }
+    if (rc == -ENOMEM && r->fault_fired) {
         for (int i = 0; i < n; i++) mval_free(&mv[i]);
         shr_list_t *l2;
         FZ_CHECK(shr_list_attach(r->h[heap], ml->name, &l2) == -ENOENT, "step %d: failed create left a name",
@@ -361,11 +388,12 @@ static void step_attach(run_t *r, uint8_t b, int heap)
     mlist_t *ml = &r->lists[(b >> 1) % NLISTS];
     if (k < 0 || !ml->exists) return;
     shr_list_t *l = NULL;
-    int rc = shr_list_attach(r->h[heap], ml->name, &l);
+    int rc = fault_done(r, shr_list_attach(r->h[heap], ml->name, &l));
     if (!ml->named) {
         FZ_CHECK(rc == -ENOENT, "step %d: attach of an unlinked name: %s", r->step, shr_strerror(rc));
         return;
     }
+    if (rc == -ENOMEM && r->fault_fired) return;
     FZ_CHECK(rc == 0, "step %d: attach %s: %s", r->step, ml->name, shr_strerror(rc));
     FZ_CHECK(l->off == ml->off, "step %d: attach found another list", r->step);
     r->hd[k] = (mhandle_t){l, (int)(ml - r->lists), heap};
@@ -410,8 +438,8 @@ static void step_item(run_t *r, fz_in_t *in, unsigned op, int k)
     int rc;
     switch (op) {
     case 0: /* get */
-        rc = shr_list_get(hd->l, idx, &v);
-        FZ_CHECK(rc == (in_range ? 0 : SHR_EINDEX), "step %d: get %lld of %d: %s", r->step, (long long)idx,
+        rc = fault_done(r, shr_list_get(hd->l, idx, &v));
+        FZ_CHECK(rc_is(r, rc, in_range ? 0 : SHR_EINDEX), "step %d: get %lld of %d: %s", r->step, (long long)idx,
                  ml->n, shr_strerror(rc));
         if (rc == 0) {
             expect_value(r, &ml->it[i], &v, "get", idx);
@@ -420,9 +448,9 @@ static void step_item(run_t *r, fz_in_t *in, unsigned op, int k)
         return;
     case 1: /* set */
         decode_value(r, in, hd->heap, &mv, &v, &bad);
-        rc = shr_list_set(hd->l, idx, &v);
+        rc = fault_done(r, shr_list_set(hd->l, idx, &v));
         if (bad) FZ_CHECK(rc == -EINVAL, "step %d: set of a bad value: %s", r->step, shr_strerror(rc));
-        else FZ_CHECK(rc == (in_range ? 0 : SHR_EINDEX), "step %d: set %lld of %d: %s", r->step,
+        else FZ_CHECK(rc_is(r, rc, in_range ? 0 : SHR_EINDEX), "step %d: set %lld of %d: %s", r->step,
                       (long long)idx, ml->n, shr_strerror(rc));
         if (rc == 0) {
             mval_free(&ml->it[i]);
@@ -435,8 +463,8 @@ static void step_item(run_t *r, fz_in_t *in, unsigned op, int k)
     case 3: /* insert */
         if (ml->n == MAX_ITEMS) return;
         decode_value(r, in, hd->heap, &mv, &v, &bad);
-        rc = op == 2 ? shr_list_append(hd->l, &v) : shr_list_insert(hd->l, idx, &v);
-        FZ_CHECK(rc == (bad ? -EINVAL : 0), "step %d: %s: %s", r->step, op == 2 ? "append" : "insert",
+        rc = fault_done(r, op == 2 ? shr_list_append(hd->l, &v) : shr_list_insert(hd->l, idx, &v));
+        FZ_CHECK(rc_is(r, rc, bad ? -EINVAL : 0), "step %d: %s: %s", r->step, op == 2 ? "append" : "insert",
                  shr_strerror(rc));
         if (rc) {
             mval_free(&mv);
@@ -453,18 +481,19 @@ static void step_item(run_t *r, fz_in_t *in, unsigned op, int k)
         break;
     case 4: /* pop */
     case 5: /* delete */
-        rc = op == 4 ? shr_list_pop(hd->l, idx, &v) : shr_list_delete(hd->l, idx);
-        FZ_CHECK(rc == (in_range ? 0 : SHR_EINDEX), "step %d: pop %lld of %d: %s", r->step, (long long)idx,
+        rc = fault_done(r, op == 4 ? shr_list_pop(hd->l, idx, &v) : shr_list_delete(hd->l, idx));
+        FZ_CHECK(rc_is(r, rc, in_range ? 0 : SHR_EINDEX), "step %d: pop %lld of %d: %s", r->step, (long long)idx,
                  ml->n, shr_strerror(rc));
         if (rc) break;
-        if (op == 4) {
-            expect_value(r, &ml->it[i], &v, "pop", idx);
-            shr_value_release(h, &v);
-        }
-        mval_free(&ml->it[i]);
+        mv = ml->it[i];
         memmove(&ml->it[i], &ml->it[i + 1], (size_t)(ml->n - i - 1) * sizeof ml->it[0]);
         ml->n--;
         memset(&ml->it[ml->n], 0, sizeof ml->it[0]);
+        if (op == 4) { /* after the model's update: the value may be this very list */
+            expect_value(r, &mv, &v, "pop", idx);
+            shr_value_release(h, &v);
+        }
+        mval_free(&mv);
         break;
     default: { /* count and index */
         decode_value(r, in, hd->heap, &mv, &v, &bad);
@@ -476,7 +505,7 @@ static void step_item(run_t *r, fz_in_t *in, unsigned op, int k)
                 if (first < 0) first = j;
             }
         bool type_bad = v.type < SHR_NONE || v.type > SHR_LIST;
-        rc = shr_list_count(hd->l, &v, &count);
+        rc = fault_done(r, shr_list_count(hd->l, &v, &count));
         if (type_bad) FZ_CHECK(rc == -EINVAL, "step %d: count of an unknown type: %s", r->step, shr_strerror(rc));
         else if (!bad) FZ_CHECK(rc == 0 && count == want, "step %d: count %zu, model %zu (%s)", r->step, count,
                                 want, shr_strerror(rc));
@@ -615,6 +644,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t base = blocks_in_use(&r);
     int checks = 0;
     for (r.step = 0; r.step < MAX_STEPS && fz_more(&in); r.step++) {
+        if (!r.fault_armed_now) fault_done(&r, 0); /* a step that made no call disarms too */
+        r.fault_armed_now = false;
+        r.fault_fired = false;
         uint8_t op = fz_u8(&in);
         uint8_t b = fz_u8(&in);
         int heap = b & 1, k;
@@ -636,6 +668,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if ((k = pick_handle(&r, b)) >= 0) step_text(&r, k);
             break;
         case 14:
+            if (b & 2) {
+                /* Fail the nth object allocation of the next step's call. */
+                uint64_t nth = 1 + (b >> 2) % 3;
+                if (shr_fault_arm("obj.alloc", nth, SHR_FAULT_FAIL) == 0) {
+                    r.fault_nth = nth;
+                    r.fault_armed_now = true;
+                }
+                continue;
+            }
             if (checks++ < MAX_CHECKS)
                 FZ_CHECK(shr_heap_check_report(r.h[heap], stderr) == 0, "step %d: heap check", r.step);
             break;
@@ -649,6 +690,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
     }
+    fault_done(&r, 0);
     finish(&r, base);
     FZ_CHECK(shr_heap_close(r.h[1]) == 0, "close");
     FZ_CHECK(shr_heap_close(r.h[0]) == 0, "close");
