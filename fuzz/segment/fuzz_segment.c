@@ -91,6 +91,7 @@ typedef struct template {
     region_t reg[NREGIONS];
     struct { uint64_t base, stride, count; } mutexes[3]; /* every mutex in the segment */
     span_t gc_areas[2];    /* the object layer's global and per-process regions */
+    span_t orphans;        /* the orphan lists' heads */
     span_t alloc_geometry[3]; /* nchunks, first_data, hwm, table_committed; each
                                  arena class's npools and shift */
     uint64_t values[48];   /* interesting values for kinds 8 and 9 */
@@ -244,6 +245,7 @@ static void build_template(template_t *t, unsigned flags)
     t->mutexes[2].base = hdr->proc_off[SHR_LAYER_GC]; /* lease_area_t starts with its mutex */
     t->mutexes[2].stride = hdr->proc_size[SHR_LAYER_GC];
     t->mutexes[2].count = SHR_MAX_PROCS;
+    t->orphans = (span_t){hdr->global_off[SHR_LAYER_ALLOC] + offsetof(alloc_global_t, orphans), sizeof g->orphans};
     t->alloc_geometry[0] = (span_t){hdr->global_off[SHR_LAYER_ALLOC], offsetof(alloc_global_t, runs)};
     for (int i = 0; i < NB_ARENA_CLASSES; i++)
         t->alloc_geometry[1 + i] = (span_t){hdr->global_off[SHR_LAYER_ALLOC] + offsetof(alloc_global_t, ac) +
@@ -420,6 +422,13 @@ static int write_copy(const char *name, const template_t *t, fz_in_t *in, bool r
         if (n && fz_known("lease-unchecked"))
             for (int i = 0; i < 2; i++)
                 if (off < t->gc_areas[i].off + t->gc_areas[i].len && t->gc_areas[i].off < off + n) n = 0;
+        /* Known open defect: check walks orphan lists without aligning. */
+        if (n && fz_known("check-index") && off < t->orphans.off + t->orphans.len && t->orphans.off < off + n) n = 0;
+        /* Known open defect: check passes a pool owned by a free slot; the
+         * slot's next claimer then owns a pool it never listed. */
+        if (n && fz_known("slot-leftovers") && off >= t->meta && (off & 4095) < 44 && (off & 4095) + n > 40) n = 0;
+        /* ... and shifts by a pool header's `shift` before checking it. */
+        if (n && fz_known("check-index") && off >= t->meta && (off & 4095) < 8 && (off & 4095) + n > 6) n = 0;
         /* Known open defect: attach trusts the allocator's geometry. */
         if (n && fz_known("alloc-global-unchecked"))
             for (int i = 0; i < 3; i++)
