@@ -16,8 +16,9 @@
 # the crashes, timeouts and leaks found. Exit status 1 if any was found.
 #
 # Open defects listed in fuzz/KNOWN are steered around (SHARENA_FUZZ_KNOWN;
-# set it yourself to override, "" to steer around none). Their reproducers
-# are reported as "known" by --regressions and must fail; every other
+# set it yourself to override, "" to steer around none). Each reproducer is
+# replayed with every other listed defect steered around and its own not:
+# one named for a listed id is reported (and expected to fail); every other
 # reproducer must pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,29 +62,44 @@ sweep() {
   done
 }
 
-is_known() { # regression file name -> 0 if its id is in SHARENA_FUZZ_KNOWN
-  local base id
-  base=$(basename "$1")
-  for id in ${SHARENA_FUZZ_KNOWN//,/ }; do
-    case "$base" in "$id"|"$id"-*|"$id".*) return 0 ;; esac
+# The ids in SHARENA_FUZZ_KNOWN that a reproducer is named for: its name is
+# "ID", "ID-..." or, for one that needs several open defects, "ID+ID-...".
+known_ids() {
+  local part id best out=
+  local IFS=+
+  for part in $(basename "$1"); do
+    best=
+    for id in ${SHARENA_FUZZ_KNOWN//,/+}; do
+      case "$part" in "$id"|"$id"-*) [ ${#id} -gt ${#best} ] && best=$id ;; esac
+    done
+    [ -n "$best" ] && out="$out${out:+,}$best"
   done
-  return 1
+  echo "$out"
+}
+
+# A reproducer is replayed with the other open defects steered around, as
+# when it was found, and its own not.
+replay() { # target file own-ids
+  local others
+  others=$(tr ',' '\n' <<<"$SHARENA_FUZZ_KNOWN" | grep -vxF -f <(tr ',' '\n' <<<"${3:-}") | paste -sd, -)
+  (SHARENA_FUZZ_KNOWN=$others exec timeout 60 "$bin/fuzz_$1" -timeout=10 "$2") >/dev/null 2>&1
 }
 
 regressions() {
-  local t f bad=0 n=0 known=0
+  local t f id bad=0 n=0 known=0
   for t in "${targets[@]}"; do
     for f in fuzz/$t/regressions/*; do
       [ -e "$f" ] || continue
       n=$((n + 1))
-      if is_known "$f"; then
+      id=$(known_ids "$f")
+      if [ -n "$id" ]; then
         known=$((known + 1))
-        if SHARENA_FUZZ_KNOWN= timeout 60 "$bin/fuzz_$t" -timeout=10 "$f" >/dev/null 2>&1; then
-          echo "fuzz: $t/$(basename "$f"): passes now: drop its id from fuzz/KNOWN"
+        if replay "$t" "$f" "$id"; then
+          echo "fuzz: $t/$(basename "$f"): passes now: if $id is fixed, drop it from fuzz/KNOWN"
         else
-          echo "fuzz: $t/$(basename "$f"): known open defect, still fails"
+          echo "fuzz: $t/$(basename "$f"): known open defect $id, still fails"
         fi
-      elif SHARENA_FUZZ_KNOWN= timeout 60 "$bin/fuzz_$t" -timeout=10 "$f" >/dev/null 2>&1; then
+      elif replay "$t" "$f" ""; then
         echo "fuzz: $t/$(basename "$f"): ok"
       else
         echo "fuzz: $t/$(basename "$f"): FAILS (not in fuzz/KNOWN)"
