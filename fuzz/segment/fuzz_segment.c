@@ -490,16 +490,16 @@ static int operations(shr_heap_t *h)
     shr_off_t off;
     failed += shr_root_get(h, "plain-root", &off) != 0;
     failed += shr_root_set(h, "fuzz-root", 0) != 0;
-    /* Known open defect: objects (a string's length, a list's items) are
-     * read as they are, and check does not look at them. */
-    if (fz_known("object-unchecked")) {
-        shr_heap_collect(h);
-        return failed;
-    }
     for (size_t i = 0; i < SHR_ARRAY_LEN(list_names); i++) {
         shr_list_t *l;
         if (shr_list_attach(h, list_names[i], &l) != 0) {
             failed++;
+            continue;
+        }
+        /* Known open defect: objects (a string's length, a list's items)
+         * are read as they are, and check does not look at them. */
+        if (fz_known("object-unchecked")) {
+            shr_list_close(l);
             continue;
         }
         int64_t n = shr_list_len(l);
