@@ -6,7 +6,10 @@
 #   4. the threaded suites under ThreadSanitizer;
 #   5. the release build (debug level 0) and the default tiers;
 #   6. a clang build (warnings as errors), and the consumer test against the
-#      installed package.
+#      installed package;
+#   7. the fuzzers, 40 s each from their seed corpora (clang, libFuzzer,
+#      ASan + UBSan: the fuzz preset), and their regression inputs
+#      (fuzz/run.sh --short; long runs: fuzz/run.sh).
 # Stress tests are not in the default run: SHR_STRESS=1 adds them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,5 +75,12 @@ run cmake --build --preset clang -j "$jobs"
 
 run tests/consumer/run.sh build/release-install
 passed=$((passed + 1)) # the consumer test
+
+if ! run fuzz/run.sh --short; then
+  echo "sharena: the fuzzers found a defect (fuzz/README.md says how to reproduce it)"
+  echo "tests: $passed passed, $((failed + 1)) failed"
+  exit 1
+fi
+passed=$((passed + 1)) # the fuzzers
 echo "sharena: all test stages passed"
 echo "tests: $passed passed, $failed failed"
