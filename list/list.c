@@ -141,6 +141,23 @@ void shr__list_repair(shr_heap_t *h, listobj_t *l)
     if (rd(&l->seq) & 1) seq_end(l);
 }
 
+/* Process-wide wait hooks (shr_wait_hooks_set). */
+static _Atomic(shr_wait_fn) wait_before, wait_after;
+static _Atomic(void *) wait_arg;
+
+void shr_wait_hooks_set(shr_wait_fn before, shr_wait_fn after, void *arg)
+{
+    atomic_store_explicit(&wait_arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&wait_after, after, memory_order_relaxed);
+    atomic_store_explicit(&wait_before, before, memory_order_release);
+}
+
+static void wait_hook(_Atomic(shr_wait_fn) *which)
+{
+    shr_wait_fn fn = atomic_load_explicit(which, memory_order_acquire);
+    if (fn) fn(atomic_load_explicit(&wait_arg, memory_order_relaxed));
+}
+
 int shr__list_lock(shr_heap_t *h, listobj_t *l)
 {
     shr_tctx_t *ctx = shr__tctx(h);
@@ -149,12 +166,15 @@ int shr__list_lock(shr_heap_t *h, listobj_t *l)
     if (shr_likely(atomic_compare_exchange_strong_explicit(&l->lock, &zero, me, memory_order_acquire,
                                                            memory_order_relaxed)))
         return 0;
+    bool waited = false;
     for (uint64_t spins = 1;; spins++) {
         uint64_t w = rd(&l->lock);
         if (w == 0) {
             if (atomic_compare_exchange_weak_explicit(&l->lock, &w, me, memory_order_acquire,
-                                                      memory_order_relaxed))
+                                                      memory_order_relaxed)) {
+                if (waited) wait_hook(&wait_after);
                 return 0;
+            }
             continue;
         }
         if (w == me) SHR_PANIC("list lock taken twice by one thread");
@@ -163,7 +183,12 @@ int shr__list_lock(shr_heap_t *h, listobj_t *l)
                 atomic_compare_exchange_strong_explicit(&l->lock, &w, me, memory_order_acquire,
                                                         memory_order_relaxed)) {
                 shr__list_repair(h, l);
+                if (waited) wait_hook(&wait_after);
                 return 0;
+            }
+            if (!waited) { /* a real wait begins: tell the runtime (the GIL) */
+                waited = true;
+                wait_hook(&wait_before);
             }
             sched_yield();
         } else {

@@ -120,6 +120,15 @@ char *shr_list_format(shr_list_t *list);
  * reprs of the values (name=None for an unnamed list). malloc'ed, or NULL. */
 char *shr_list_repr(shr_list_t *list);
 
+/* Waiting for a contended list lock. before(arg) is called by a thread that
+ * is about to wait for a list lock another thread holds (after a short spin,
+ * never on the uncontended path), and after(arg) once it holds the lock.
+ * Either may be NULL; the hooks are process-wide and replace earlier ones.
+ * They must not call sharena. Meant for runtimes with a global lock: the
+ * Python module releases the GIL in before(). */
+typedef void (*shr_wait_fn)(void *arg);
+void shr_wait_hooks_set(shr_wait_fn before, shr_wait_fn after, void *arg);
+
 #ifdef __cplusplus
 }
 #endif
