@@ -592,6 +592,51 @@ int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
     return rc ? rc : finish_decode(h, out);
 }
 
+int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg)
+{
+    if (!list || !visit) return -EINVAL;
+    shr_heap_t *h = list->heap;
+    listobj_t *l = list->obj;
+    shr_value_t v;
+    uint64_t i;
+    int rc;
+    for (int tries = 0; tries < OPTIMISTIC_TRIES; tries++) {
+        uint64_t s1 = atomic_load_explicit(&l->seq, memory_order_acquire);
+        if (s1 & 1) continue;
+        items_t *a = shr__ptr(h, atomic_load_explicit(&l->items, memory_order_acquire));
+        uint64_t len = atomic_load_explicit(&a->len, memory_order_acquire);
+        rc = norm_index(index, len, &i);
+        uint64_t tag = 0, val = 0;
+        if (rc == 0) {
+            tag = rda(&a->it[i].tag);
+            val = rda(&a->it[i].val);
+        }
+        if (rd(&l->seq) != s1) continue;
+        if (rc) return rc;
+        if (!inline_tag(tag)) break;
+        fill_value(h, tag, val, &v);
+        return visit(&v, arg);
+    }
+    if ((rc = shr__list_lock(h, l)) != 0) return rc;
+    items_t *a = ARR(h, l);
+    if ((rc = norm_index(index, rd(&a->len), &i)) != 0) {
+        shr__list_unlock(l);
+        return rc;
+    }
+    uint64_t tag = rd(&a->it[i].tag), val = rd(&a->it[i].val);
+    if (tag != SHR_LIST) { /* copied under the lock: no reference taken */
+        fill_value(h, tag, val, &v);
+        v.ref_ = 0;
+        rc = visit(&v, arg);
+        shr__list_unlock(l);
+        return rc;
+    }
+    decode_locked(h, tag, val, &v);
+    shr__list_unlock(l);
+    if ((rc = finish_decode(h, &v)) != 0) return rc;
+    return visit(&v, arg);
+}
+
 static int find_value(shr_list_t *list, const shr_value_t *v, size_t *count, size_t *first)
 {
     if (!list || !v) return -EINVAL;

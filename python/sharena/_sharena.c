@@ -852,12 +852,39 @@ static Py_ssize_t list_length(ListObject *self)
     return (Py_ssize_t)n;
 }
 
+typedef struct {
+    ListObject *self;
+    PyObject *result;
+} visit_t;
+
+/* Build the Python object for an item (shr_list_get_with): str and bytes
+ * are copied under the list's lock, so a get takes no reference. Returns 1
+ * when a Python error is set. */
+static int visit_item(const shr_value_t *v, void *arg)
+{
+    visit_t *va = arg;
+    switch (v->type) {
+    case SHR_STR:
+        va->result = PyUnicode_DecodeUTF8(v->u.s.data, (Py_ssize_t)v->u.s.len, "surrogateescape");
+        break;
+    case SHR_BYTES:
+        va->result = PyBytes_FromStringAndSize(v->u.s.data, (Py_ssize_t)v->u.s.len);
+        break;
+    default: {
+        shr_value_t copy = *v;
+        va->result = from_value(va->self, &copy);
+        break;
+    }
+    }
+    return va->result ? 0 : 1;
+}
+
 static PyObject *list_item(ListObject *self, int64_t i)
 {
-    shr_value_t v;
-    int rc = CALL(shr_list_get(self->list, i, &v));
-    if (UNLIKELY(rc)) return set_error(rc, NULL);
-    return from_value(self, &v);
+    visit_t va = {self, NULL};
+    int rc = CALL(shr_list_get_with(self->list, i, visit_item, &va));
+    if (LIKELY(rc == 0)) return va.result;
+    return rc > 0 ? NULL : set_error(rc, NULL);
 }
 
 static PyObject *list_slice(ListObject *self, PyObject *slice)
@@ -870,10 +897,11 @@ static PyObject *list_slice(ListObject *self, PyObject *slice)
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
     for (Py_ssize_t k = 0, i = start; k < n; k++, i += step) {
-        shr_value_t v;
-        int rc = CALL(shr_list_get(self->list, i, &v));
-        if (rc == SHR_EINDEX) break; /* shrunk meanwhile */
-        PyObject *o = rc ? set_error(rc, NULL) : from_value(self, &v);
+        PyObject *o = list_item(self, i);
+        if (!o && PyErr_ExceptionMatches(PyExc_IndexError)) { /* shrunk meanwhile */
+            PyErr_Clear();
+            break;
+        }
         if (!o || PyList_Append(out, o) < 0) {
             Py_XDECREF(o);
             Py_DECREF(out);
@@ -1372,15 +1400,15 @@ static PyObject *iter_next(IterObject *it)
     if (!it->list) return NULL;
     ListObject *l = (ListObject *)it->list;
     if (check_open(l) < 0) return NULL;
-    shr_value_t v;
-    int rc = CALL(shr_list_get(l->list, it->index, &v));
+    visit_t va = {l, NULL};
+    int rc = CALL(shr_list_get_with(l->list, it->index, visit_item, &va));
     if (rc == SHR_EINDEX) {
         Py_CLEAR(it->list);
         return NULL;
     }
-    if (rc) return set_error(rc, NULL);
+    if (rc) return rc > 0 ? NULL : set_error(rc, NULL);
     it->index++;
-    return from_value(l, &v);
+    return va.result;
 }
 
 static int iter_traverse(IterObject *it, visitproc visit, void *arg)
