@@ -83,6 +83,8 @@ typedef struct {
     shr_heap_t *heap;       /* NULL once closed */
     PyObject *name;         /* str */
     ListObject *lists;      /* open ShareableLists on this heap (borrowed chain) */
+    dev_t dev;              /* the segment's file, to tell whether its name */
+    ino_t ino;              /* still refers to it */
     PyObject *weakreflist;
 } HeapObject;
 
@@ -182,6 +184,14 @@ static int closed_error(void)
 
 /* ---- Heap -------------------------------------------------------------------- */
 
+/* stat of the shared-memory object called name: 0, or -errno. */
+static int shm_stat(const char *name, struct stat *sb)
+{
+    char path[SHR_NAME_MAX + 16];
+    snprintf(path, sizeof path, "/dev/shm/%s", name);
+    return stat(path, sb) == 0 ? 0 : -errno;
+}
+
 static HeapObject *heap_wrap(mod_state *st, shr_heap_t *h)
 {
     HeapObject *self = PyObject_GC_New(HeapObject, st->heap_type);
@@ -193,6 +203,14 @@ static HeapObject *heap_wrap(mod_state *st, shr_heap_t *h)
     self->lists = NULL;
     self->weakreflist = NULL;
     self->name = PyUnicode_FromString(shr_heap_name(h));
+    struct stat sb;
+    if (shm_stat(shr_heap_name(h), &sb) == 0) {
+        self->dev = sb.st_dev;
+        self->ino = sb.st_ino;
+    } else {
+        self->dev = 0;
+        self->ino = 0;
+    }
     PyObject_GC_Track(self);
     if (!self->name || PyObject_SetItem(st->heaps, self->name, (PyObject *)self) < 0) {
         Py_DECREF(self);
@@ -201,7 +219,9 @@ static HeapObject *heap_wrap(mod_state *st, shr_heap_t *h)
     return self;
 }
 
-/* The Heap open in this process under name, or NULL (no error set). */
+/* The Heap open in this process under name, or NULL (no error set). It is
+ * used only while the name still refers to its segment: once unlinked (or
+ * replaced), attaching by the name must see what the name holds now. */
 static HeapObject *heap_find(mod_state *st, PyObject *name)
 {
     PyObject *h = PyObject_GetItem(st->heaps, name);
@@ -209,11 +229,15 @@ static HeapObject *heap_find(mod_state *st, PyObject *name)
         PyErr_Clear();
         return NULL;
     }
-    if (((HeapObject *)h)->heap == NULL) {
+    HeapObject *hp = (HeapObject *)h;
+    struct stat sb;
+    const char *n = PyUnicode_AsUTF8(name);
+    if (hp->heap == NULL || !n || shm_stat(n, &sb) != 0 || sb.st_dev != hp->dev || sb.st_ino != hp->ino) {
+        PyErr_Clear();
         Py_DECREF(h);
         return NULL;
     }
-    return (HeapObject *)h;
+    return hp;
 }
 
 /* The Heap named name: the one open in this process, or a new attachment. */
