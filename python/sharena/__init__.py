@@ -20,6 +20,7 @@ from ._sharena import (  # noqa: F401
     ShareableList,
     __version__,
     _rebuild,
+    _stats,
     strerror,
 )
 

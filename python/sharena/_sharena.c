@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include <sharena.h>
+#include <stdatomic.h>
 
 /* The root name of the one list in a heap made for a ShareableList. */
 #define OWN_LIST_NAME "ShareableList"
@@ -124,10 +125,16 @@ static _Thread_local PyThreadState *waiting_tstate;
  * the GIL held: only then may the hook release it. */
 static _Thread_local int in_call;
 
+/* Times this process released the GIL for a wait (sharena._stats()). */
+static _Atomic unsigned long long gil_releases;
+
 static void wait_begin(void *arg)
 {
     (void)arg;
-    if (in_call && !waiting_tstate) waiting_tstate = PyEval_SaveThread();
+    if (in_call && !waiting_tstate) {
+        waiting_tstate = PyEval_SaveThread();
+        atomic_fetch_add_explicit(&gil_releases, 1, memory_order_relaxed);
+    }
 }
 
 #define CALL(expr)                                                                   \
@@ -1598,7 +1605,17 @@ static PyObject *mod_strerror(PyObject *module, PyObject *arg)
     return PyUnicode_FromString(shr_strerror(code));
 }
 
+static PyObject *mod_stats(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    return Py_BuildValue("{s:K}", "gil_releases",
+                         (unsigned long long)atomic_load_explicit(&gil_releases, memory_order_relaxed));
+}
+
 static PyMethodDef mod_methods[] = {
+    {"_stats", mod_stats, METH_NOARGS,
+     PyDoc_STR("Process-wide counters of the module (gil_releases: waits for a contended list lock\n"
+               "that released the GIL).")},
     {"_rebuild", mod_rebuild, METH_VARARGS, PyDoc_STR("Unpickle a list of a shared heap (internal).")},
     {"strerror", mod_strerror, METH_O, PyDoc_STR("strerror(code, /)\n--\n\nThe message for a sharena error code.")},
     {NULL, NULL, 0, NULL}};
