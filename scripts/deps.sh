@@ -6,7 +6,7 @@ set -euo pipefail
 
 what=${1:-all}
 common=(build-essential cmake ninja-build pkg-config clang util-linux)
-test_pkgs=(libcriterion-dev python3-dev)
+test_pkgs=(libcriterion-dev python3-dev python3-pytest python3-venv libpython3.11-testsuite)
 bench_pkgs=(libbenchmark-dev libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev
             libboost-dev valgrind gnuplot-nox python3)
 case "$what" in

@@ -120,10 +120,11 @@ typedef struct {
 
 /* Set by the wait hook when it released the GIL of this thread; the module
  * restores it once the sharena call has returned. */
-static _Thread_local PyThreadState *waiting_tstate;
+#define TLS_FAST __attribute__((tls_model("initial-exec")))
+static _Thread_local TLS_FAST PyThreadState *waiting_tstate;
 /* Nonzero while this thread is in a sharena call made by this module with
  * the GIL held: only then may the hook release it. */
-static _Thread_local int in_call;
+static _Thread_local TLS_FAST int in_call;
 
 /* Times this process released the GIL for a wait (sharena._stats()). */
 static _Atomic unsigned long long gil_releases;
@@ -895,6 +896,18 @@ static int visit_item(const shr_value_t *v, void *arg)
 {
     visit_t *va = arg;
     switch (v->type) {
+    case SHR_INT:
+        va->result = PyLong_FromLongLong(v->u.i);
+        break;
+    case SHR_NONE:
+        va->result = Py_NewRef(Py_None);
+        break;
+    case SHR_BOOL:
+        va->result = PyBool_FromLong(v->u.b);
+        break;
+    case SHR_FLOAT:
+        va->result = PyFloat_FromDouble(v->u.f);
+        break;
     case SHR_STR:
         va->result = PyUnicode_DecodeUTF8(v->u.s.data, (Py_ssize_t)v->u.s.len, "surrogateescape");
         break;
@@ -972,8 +985,13 @@ static PyObject *list_subscript(ListObject *self, PyObject *key)
         closed_error();
         return NULL;
     }
-    if (PySlice_Check(key)) return list_slice(self, key);
     int64_t i;
+    if (LIKELY(PyLong_CheckExact(key))) {
+        int overflow;
+        i = PyLong_AsLongLongAndOverflow(key, &overflow);
+        if (LIKELY(!overflow)) return list_item(self, i);
+    }
+    if (PySlice_Check(key)) return list_slice(self, key);
     if (index_of(key, &i) < 0) return NULL;
     return list_item(self, i);
 }
