@@ -205,6 +205,14 @@ void shr__list_unlock(listobj_t *l) { atomic_store_explicit(&l->lock, 0, memory_
 static bool utf8_valid(const unsigned char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
+        if (i + 8 <= n) { /* ASCII eight bytes at a time */
+            uint64_t w;
+            memcpy(&w, s + i, sizeof w);
+            if (!(w & 0x8080808080808080ull)) {
+                i += 8;
+                continue;
+            }
+        }
         unsigned c = s[i];
         size_t k;
         uint32_t cp;

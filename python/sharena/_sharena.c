@@ -625,6 +625,13 @@ static int to_values(mod_state *st, shr_heap_t *heap, PyObject *fast, shr_value_
  * heap. Raises TypeError, OverflowError or ValueError. */
 static int to_value(mod_state *st, shr_heap_t *heap, PyObject *o, shr_value_t *v, conv_t *c)
 {
+    if (LIKELY(PyUnicode_CheckExact(o))) { /* the common cases first, by exact type */
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+        if (!s) return -1;
+        *v = shr_strn(s, (size_t)n);
+        return 0;
+    }
     if (o == Py_None) {
         *v = shr_none();
     } else if (PyBool_Check(o)) {
