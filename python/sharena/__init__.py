@@ -25,3 +25,22 @@ from ._sharena import (  # noqa: F401
 )
 
 __all__ = ["ShareableList", "Heap", "Segment"]
+
+
+def _close_at_exit():
+    # Detach cleanly: this process's references in each heap are released
+    # now rather than when another process notices that it died. Closing
+    # never unlinks anything.
+    from ._sharena import _open_heaps
+
+    for heap in list(_open_heaps()):
+        try:
+            heap.close()
+        except Exception:  # a daemon thread still in a call: leave it to the sweep
+            pass
+
+
+import atexit as _atexit  # noqa: E402
+
+_atexit.register(_close_at_exit)
+del _atexit

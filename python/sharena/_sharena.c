@@ -84,6 +84,7 @@ typedef struct {
     shr_heap_t *heap;       /* NULL once closed */
     PyObject *name;         /* str */
     ListObject *lists;      /* open ShareableLists on this heap (borrowed chain) */
+    int busy;               /* calls on its lists in progress (LCALL) */
     dev_t dev;              /* the segment's file, to tell whether its name */
     ino_t ino;              /* still refers to it */
     PyObject *weakreflist;
@@ -97,6 +98,7 @@ struct ListObject {
     PyObject *name;         /* the list's name in the heap (str) or None */
     int own;                /* lives in a heap of its own */
     mod_state *st;          /* the module's state (the type keeps the module alive) */
+    int busy;               /* calls on the handle in progress (LCALL) */
     PyObject *shm;          /* the Segment, made on first use */
     PyObject *pickle_name;  /* name of the holder list made to pickle an unnamed list */
     ListObject *prev, *next;
@@ -149,6 +151,21 @@ static void wait_begin(void *arg)
             PyEval_RestoreThread(t_);                                                \
         }                                                                            \
         r_;                                                                          \
+    })
+
+/* A call on a list handle: it may release the GIL (above), so the list and
+ * its heap are marked busy meanwhile, and another thread's close() of
+ * either is refused instead of freeing what the call is using. */
+#define LCALL(l, expr)                                                               \
+    ({                                                                               \
+        ListObject *l_ = (l);                                                        \
+        HeapObject *h_ = l_->heap;                                                   \
+        l_->busy++;                                                                  \
+        h_->busy++;                                                                  \
+        __typeof__(expr) lr_ = CALL(expr);                                           \
+        h_->busy--;                                                                  \
+        l_->busy--;                                                                  \
+        lr_;                                                                         \
     })
 
 /* ---- errors -------------------------------------------------------------- */
@@ -209,6 +226,7 @@ static HeapObject *heap_wrap(mod_state *st, shr_heap_t *h)
     }
     self->heap = h;
     self->lists = NULL;
+    self->busy = 0;
     self->weakreflist = NULL;
     self->name = PyUnicode_FromString(shr_heap_name(h));
     struct stat sb;
@@ -348,6 +366,10 @@ static int heap_check_open(HeapObject *self)
 
 static PyObject *heap_close(HeapObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->busy) {
+        PyErr_SetString(PyExc_BufferError, "cannot close a Heap while another thread is in a call on one of its lists");
+        return NULL;
+    }
     int rc = heap_close_all(self);
     if (rc) return set_error(rc, self->name);
     Py_RETURN_NONE;
@@ -395,7 +417,7 @@ static PyObject *heap_stats(HeapObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *heap_check(HeapObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (heap_check_open(self) < 0) return NULL;
-    int rc = CALL(shr_heap_check(self->heap));
+    int rc = shr_heap_check(self->heap);
     if (rc == 0) Py_RETURN_TRUE;
     if (rc == SHR_ECORRUPT) Py_RETURN_FALSE;
     return set_error(rc, self->name);
@@ -404,7 +426,7 @@ static PyObject *heap_check(HeapObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *heap_recover(HeapObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (heap_check_open(self) < 0) return NULL;
-    int rc = CALL(shr_heap_recover(self->heap));
+    int rc = shr_heap_recover(self->heap);
     if (rc < 0) return set_error(rc, self->name);
     return PyLong_FromLong(rc);
 }
@@ -673,7 +695,7 @@ static int to_value(mod_state *st, shr_heap_t *heap, PyObject *o, shr_value_t *v
             Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
             if (to_values(st, heap, fast, &vals, c) == 0) {
                 shr_list_t *l;
-                int e = CALL(shr_list_create(heap, NULL, vals, (size_t)n, &l));
+                int e = shr_list_create(heap, NULL, vals, (size_t)n, &l);
                 if (e) set_error(e, NULL);
                 else if (conv_keep(c, l) < 0) shr_list_close(l);
                 else {
@@ -757,6 +779,7 @@ static ListObject *list_wrap(mod_state *st, HeapObject *heap, shr_list_t *l, PyO
     self->name = Py_NewRef(name);
     self->own = own;
     self->st = st;
+    self->busy = 0;
     self->shm = NULL;
     self->pickle_name = NULL;
     self->weakreflist = NULL;
@@ -790,7 +813,7 @@ static PyObject *make_list(mod_state *st, HeapObject *heap, PyObject *sequence, 
     PyObject *r = NULL;
     if (to_values(st, heap->heap, fast, &vals, &c) == 0) {
         shr_list_t *l;
-        int rc = CALL(shr_list_create(heap->heap, cname, vals, (size_t)PySequence_Fast_GET_SIZE(fast), &l));
+        int rc = shr_list_create(heap->heap, cname, vals, (size_t)PySequence_Fast_GET_SIZE(fast), &l);
         if (rc) set_error(rc, name == Py_None ? NULL : name);
         else r = (PyObject *)list_wrap(st, heap, l, own ? heap->name : name, own);
     }
@@ -805,7 +828,7 @@ static PyObject *attach_list(mod_state *st, HeapObject *heap, PyObject *name, in
     const char *cname = own ? OWN_LIST_NAME : PyUnicode_AsUTF8(name);
     if (!cname) return NULL;
     shr_list_t *l;
-    int rc = CALL(shr_list_attach(heap->heap, cname, &l));
+    int rc = shr_list_attach(heap->heap, cname, &l);
     if (rc) return set_error(rc, name);
     return (PyObject *)list_wrap(st, heap, l, name, own);
 }
@@ -933,7 +956,7 @@ static int visit_item(const shr_value_t *v, void *arg)
 static PyObject *list_item(ListObject *self, int64_t i)
 {
     visit_t va = {self, NULL};
-    int rc = CALL(shr_list_get_with(self->list, i, visit_item, &va));
+    int rc = LCALL(self, shr_list_get_with(self->list, i, visit_item, &va));
     if (LIKELY(rc == 0)) return va.result;
     return rc > 0 ? NULL : set_error(rc, NULL);
 }
@@ -1014,7 +1037,7 @@ static int list_ass_subscript(ListObject *self, PyObject *key, PyObject *value)
     if (index_of(key, &i) < 0) return -1;
     int rc;
     if (!value) {
-        rc = CALL(shr_list_delete(self->list, i));
+        rc = LCALL(self, shr_list_delete(self->list, i));
     } else {
         shr_value_t v;
         conv_t c;
@@ -1023,7 +1046,7 @@ static int list_ass_subscript(ListObject *self, PyObject *key, PyObject *value)
             conv_done(&c);
             return -1;
         }
-        rc = CALL(shr_list_set(self->list, i, &v));
+        rc = LCALL(self, shr_list_set(self->list, i, &v));
         conv_done(&c);
     }
     if (rc) {
@@ -1095,7 +1118,7 @@ static PyObject *list_find(ListObject *self, PyObject *value, int want_index)
         return py_find(self, value, want_index);
     }
     size_t r;
-    int rc = want_index ? CALL(shr_list_index(self->list, &v, &r)) : CALL(shr_list_count(self->list, &v, &r));
+    int rc = want_index ? LCALL(self, shr_list_index(self->list, &v, &r)) : LCALL(self, shr_list_count(self->list, &v, &r));
     conv_done(&c);
     if (rc == SHR_ENOTFOUND) {
         PyErr_Format(PyExc_ValueError, "%R not in this container", value);
@@ -1134,7 +1157,7 @@ static PyObject *list_insert_common(ListObject *self, int64_t index, PyObject *v
         conv_done(&c);
         return NULL;
     }
-    int rc = append ? CALL(shr_list_append(self->list, &v)) : CALL(shr_list_insert(self->list, index, &v));
+    int rc = append ? LCALL(self, shr_list_append(self->list, &v)) : LCALL(self, shr_list_insert(self->list, index, &v));
     conv_done(&c);
     if (rc) return set_error(rc, NULL);
     Py_RETURN_NONE;
@@ -1184,7 +1207,7 @@ static PyObject *list_pop(ListObject *self, PyObject *const *args, Py_ssize_t na
         if (i == -1 && PyErr_Occurred()) return NULL;
     }
     shr_value_t v;
-    int rc = CALL(shr_list_pop(self->list, i, &v));
+    int rc = LCALL(self, shr_list_pop(self->list, i, &v));
     if (rc == SHR_EINDEX) {
         PyErr_SetString(PyExc_IndexError, "pop from empty ShareableList or index out of range");
         return NULL;
@@ -1197,7 +1220,7 @@ static PyObject *list_get_format(ListObject *self, void *closure)
 {
     (void)closure;
     if (check_open(self) < 0) return NULL;
-    char *s = CALL(shr_list_format(self->list));
+    char *s = LCALL(self, shr_list_format(self->list));
     if (!s) return set_error(-errno, NULL);
     PyObject *r = PyUnicode_FromString(s);
     free(s);
@@ -1211,7 +1234,7 @@ static PyObject *list_get_packing_format(ListObject *self, PyObject *arg)
     int64_t i;
     if (index_of(arg, &i) < 0) return NULL;
     shr_value_t v;
-    int rc = CALL(shr_list_get(self->list, i, &v));
+    int rc = LCALL(self, shr_list_get(self->list, i, &v));
     if (rc) return set_error(rc, NULL);
     PyObject *r;
     switch (v.type) {
@@ -1228,6 +1251,7 @@ static PyObject *list_get_packing_format(ListObject *self, PyObject *arg)
 }
 
 static PyObject *segment_for(ListObject *self);
+static PyObject *list_close_checked(ListObject *self);
 
 static PyObject *list_get_shm(ListObject *self, void *closure)
 {
@@ -1291,7 +1315,7 @@ static PyObject *list_reduce(ListObject *self, PyObject *Py_UNUSED(ignored))
                      b[6], b[7]);
             shr_value_t v = shr_listval(self->list);
             shr_list_t *holder;
-            int rc = CALL(shr_list_create(shr_list_heap(self->list), nm, &v, 1, &holder));
+            int rc = shr_list_create(shr_list_heap(self->list), nm, &v, 1, &holder);
             if (rc == -EEXIST && tries < 100) continue;
             if (rc) {
                 Py_DECREF(rebuild);
@@ -1324,11 +1348,18 @@ static PyObject *mod_rebuild(PyObject *module, PyObject *args)
     return item;
 }
 
-static PyObject *list_close(ListObject *self, PyObject *Py_UNUSED(ignored))
+/* close() of a list, refused while another thread is in a call on it. */
+static PyObject *list_close_checked(ListObject *self)
 {
+    if (self->busy) {
+        PyErr_SetString(PyExc_BufferError, "cannot close a ShareableList while another thread is in a call on it");
+        return NULL;
+    }
     list_close_handle(self);
     Py_RETURN_NONE;
 }
+
+static PyObject *list_close(ListObject *self, PyObject *Py_UNUSED(ignored)) { return list_close_checked(self); }
 
 static PyObject *list_iter(ListObject *self)
 {
@@ -1457,7 +1488,7 @@ static PyObject *iter_next(IterObject *it)
     ListObject *l = (ListObject *)it->list;
     if (check_open(l) < 0) return NULL;
     visit_t va = {l, NULL};
-    int rc = CALL(shr_list_get_with(l->list, it->index, visit_item, &va));
+    int rc = LCALL(l, shr_list_get_with(l->list, it->index, visit_item, &va));
     if (rc == SHR_EINDEX) {
         Py_CLEAR(it->list);
         return NULL;
@@ -1530,7 +1561,7 @@ static PyObject *segment_for(ListObject *self)
 
 static PyObject *segment_close(SegmentObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->list) list_close_handle((ListObject *)self->list);
+    if (self->list) return list_close_checked((ListObject *)self->list);
     Py_RETURN_NONE;
 }
 
@@ -1637,7 +1668,14 @@ static PyObject *mod_stats(PyObject *module, PyObject *Py_UNUSED(ignored))
                          (unsigned long long)atomic_load_explicit(&gil_releases, memory_order_relaxed));
 }
 
+static PyObject *mod_open_heaps(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    mod_state *st = state_of_module(module);
+    return PyObject_CallMethod(st->heaps, "values", NULL);
+}
+
 static PyMethodDef mod_methods[] = {
+    {"_open_heaps", mod_open_heaps, METH_NOARGS, PyDoc_STR("The heaps open in this process (internal).")},
     {"_stats", mod_stats, METH_NOARGS,
      PyDoc_STR("Process-wide counters of the module (gil_releases: waits for a contended list lock\n"
                "that released the GIL).")},

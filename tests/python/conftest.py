@@ -13,8 +13,10 @@ import sharena
 SHM = "/dev/shm"
 
 
-def shm_names():
-    return set(os.listdir(SHM))
+def shm_names(prefix="psm_"):
+    """Segments named as ShareableList names its own (other programs on the
+    machine make segments of other names meanwhile)."""
+    return {n for n in os.listdir(SHM) if n.startswith(prefix)}
 
 
 @pytest.fixture

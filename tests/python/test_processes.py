@@ -154,3 +154,46 @@ def test_contended_waits_release_the_gil_without_deadlock(lists):
         stop.set()
         p.join(60)
     assert p.exitcode == 0
+
+
+def test_close_from_another_thread_during_a_waiting_call(lists):
+    """While a call waits (the GIL released), another thread's close() of the
+    list or its heap is refused with BufferError rather than freeing what the
+    call uses; once no call is in progress the close goes through."""
+    sl = ShareableList(["x" * (64 << 20), "small"])
+    lists.append(sl)
+    ctx = multiprocessing.get_context("fork")
+    ready, stop = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=workers.hold_the_lock, args=(sl.shm.name, ready, stop))
+    p.start()
+    outcome = {}
+    try:
+        assert ready.wait(60)
+        heap = sl.heap
+
+        def reader():
+            try:
+                while True:
+                    assert sl[1] == "small"
+            except ValueError as e:
+                outcome["reader"] = str(e)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        refused, closed = 0, False
+        deadline = time.monotonic() + 60
+        while not closed and time.monotonic() < deadline:
+            try:
+                heap.close() if refused % 2 else sl.shm.close()
+                closed = True
+            except BufferError:
+                refused += 1
+                stop.set()  # contention over: the reader's calls stop waiting
+        t.join(60)
+        assert closed
+        assert not t.is_alive()
+        assert refused >= 1
+        assert "closed" in outcome["reader"]
+    finally:
+        stop.set()
+        p.join(60)
