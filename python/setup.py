@@ -15,7 +15,7 @@ from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 os.chdir(HERE)  # paths below are relative to python/
-LAYERS = ["shm", "alloc", "gc", "list"]
+LAYERS = ["common", "shm", "alloc", "gc", "list"]  # bottom to top, as lib/CMakeLists.txt
 
 
 def sources():
@@ -30,7 +30,7 @@ def sources():
 ext = Extension(
     "sharena._sharena",
     sources=sources(),
-    include_dirs=[os.path.join("..", d) for d in ["include", "common"] + LAYERS],
+    include_dirs=[os.path.join("..", d) for d in ["include"] + LAYERS],
     define_macros=[("SHR_DEBUG", "0"), ("_GNU_SOURCE", None)],
     extra_compile_args=["-std=gnu11", "-O2", "-fvisibility=hidden", "-pthread"],
     extra_link_args=["-pthread"],
