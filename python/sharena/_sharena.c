@@ -914,51 +914,85 @@ static Py_ssize_t list_length(ListObject *self)
     return (Py_ssize_t)n;
 }
 
+/* What a visit of an item copies out (shr_list_get_with). The visitor runs
+ * inside the library call, when the GIL may have been released for a wait,
+ * so it calls no Python API: it copies a str or bytes (into the small buffer,
+ * or a malloc'ed one) while the list's lock holds it still, and the Python
+ * object is built after the call, with the GIL. A get thus takes no
+ * reference in the heap. */
 typedef struct {
-    ListObject *self;
-    PyObject *result;
+    shr_value_t v;
+    const char *data;       /* the copy of a str or bytes */
+    char *big;              /* malloc'ed copy, when small is too small */
+    int oom;
+    char small[232];
 } visit_t;
 
-/* Build the Python object for an item (shr_list_get_with): str and bytes
- * are copied under the list's lock, so a get takes no reference. Returns 1
- * when a Python error is set. */
 static int visit_item(const shr_value_t *v, void *arg)
 {
     visit_t *va = arg;
-    switch (v->type) {
-    case SHR_INT:
-        va->result = PyLong_FromLongLong(v->u.i);
-        break;
-    case SHR_NONE:
-        va->result = Py_NewRef(Py_None);
-        break;
-    case SHR_BOOL:
-        va->result = PyBool_FromLong(v->u.b);
-        break;
-    case SHR_FLOAT:
-        va->result = PyFloat_FromDouble(v->u.f);
-        break;
+    va->v = *v;
+    if (v->type == SHR_STR || v->type == SHR_BYTES) {
+        size_t n = v->u.s.len;
+        char *dst = va->small;
+        if (n > sizeof va->small && !(dst = va->big = malloc(n))) {
+            va->oom = 1;
+            return 1;
+        }
+        memcpy(dst, v->u.s.data, n);
+        va->data = dst;
+    }
+    return 0;
+}
+
+/* The Python object for what visit_item copied (a list item: its handle,
+ * taken over). */
+static PyObject *visited(ListObject *self, visit_t *va)
+{
+    PyObject *r;
+    switch (va->v.type) {
+    case SHR_INT: return PyLong_FromLongLong(va->v.u.i);
+    case SHR_NONE: Py_RETURN_NONE;
+    case SHR_BOOL: return PyBool_FromLong(va->v.u.b);
+    case SHR_FLOAT: return PyFloat_FromDouble(va->v.u.f);
     case SHR_STR:
-        va->result = PyUnicode_DecodeUTF8(v->u.s.data, (Py_ssize_t)v->u.s.len, "surrogateescape");
-        break;
+        r = PyUnicode_DecodeUTF8(va->data, (Py_ssize_t)va->v.u.s.len, "surrogateescape");
+        free(va->big);
+        return r;
     case SHR_BYTES:
-        va->result = PyBytes_FromStringAndSize(v->u.s.data, (Py_ssize_t)v->u.s.len);
-        break;
-    default: {
-        shr_value_t copy = *v;
-        va->result = from_value(va->self, &copy);
-        break;
+        r = PyBytes_FromStringAndSize(va->data, (Py_ssize_t)va->v.u.s.len);
+        free(va->big);
+        return r;
+    default:
+        return from_value(self, &va->v);
     }
+}
+
+/* Get item i: 0 and *out, or -1 with an error set (SHR_EINDEX as
+ * IndexError). */
+static int get_item(ListObject *self, int64_t i, PyObject **out, int *rc_out)
+{
+    visit_t va;
+    va.big = NULL;
+    va.oom = 0;
+    int rc = LCALL(self, shr_list_get_with(self->list, i, visit_item, &va));
+    if (rc_out) *rc_out = rc;
+    if (UNLIKELY(rc)) {
+        if (va.oom) PyErr_NoMemory();
+        else set_error(rc, NULL);
+        return -1;
     }
-    return va->result ? 0 : 1;
+    return (*out = visited(self, &va)) ? 0 : -1;
 }
 
 static PyObject *list_item(ListObject *self, int64_t i)
 {
-    visit_t va = {self, NULL};
-    int rc = LCALL(self, shr_list_get_with(self->list, i, visit_item, &va));
-    if (LIKELY(rc == 0)) return va.result;
-    return rc > 0 ? NULL : set_error(rc, NULL);
+    if (UNLIKELY(!self->list)) {
+        closed_error();
+        return NULL;
+    }
+    PyObject *r;
+    return get_item(self, i, &r, NULL) == 0 ? r : NULL;
 }
 
 static PyObject *list_slice(ListObject *self, PyObject *slice)
@@ -1487,15 +1521,17 @@ static PyObject *iter_next(IterObject *it)
     if (!it->list) return NULL;
     ListObject *l = (ListObject *)it->list;
     if (check_open(l) < 0) return NULL;
-    visit_t va = {l, NULL};
-    int rc = LCALL(l, shr_list_get_with(l->list, it->index, visit_item, &va));
-    if (rc == SHR_EINDEX) {
-        Py_CLEAR(it->list);
+    PyObject *r;
+    int rc;
+    if (get_item(l, it->index, &r, &rc) < 0) {
+        if (rc == SHR_EINDEX) {
+            PyErr_Clear();
+            Py_CLEAR(it->list);
+        }
         return NULL;
     }
-    if (rc) return rc > 0 ? NULL : set_error(rc, NULL);
     it->index++;
-    return va.result;
+    return r;
 }
 
 static int iter_traverse(IterObject *it, visitproc visit, void *arg)
