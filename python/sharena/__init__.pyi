@@ -5,7 +5,7 @@ from types import GenericAlias
 from typing import Any, Generic, SupportsIndex, TypeVar, overload
 
 _T = TypeVar("_T", int, float, bool, str, bytes, None)
-_Item = int | float | bool | str | bytes | None | "ShareableList[Any]" | list[Any]
+_Item = int | float | bool | str | bytes | None | ShareableList[Any] | list[Any]
 
 __version__: str
 DEFAULT_CAPACITY: int

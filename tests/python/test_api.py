@@ -351,3 +351,20 @@ def test_the_fast_path_keeps_the_gil():
         assert sharena._stats()["gil_releases"] == before
     finally:
         sl.shm.unlink()
+
+
+def test_stubs_match_the_module():
+    """Every class and method the .pyi declares exists, and every public
+    method of the classes is declared."""
+    import ast
+    stub = os.path.join(os.path.dirname(sharena.__file__), "__init__.pyi")
+    tree = ast.parse(open(stub).read())
+    classes = {n.name: {f.name for f in n.body if isinstance(f, ast.FunctionDef)}
+               for n in tree.body if isinstance(n, ast.ClassDef)}
+    assert set(classes) == {"Segment", "ShareableList", "Heap"}
+    for name, methods in classes.items():
+        cls = getattr(sharena, name)
+        for m in methods - {"__init__"}:
+            assert hasattr(cls, m), f"{name}.{m} in the stub, not in the module"
+        public = {m for m in dir(cls) if not m.startswith("_")}
+        assert public <= methods, f"{name}: {public - methods} not in the stub"
