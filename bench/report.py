@@ -617,6 +617,44 @@ def list_table(d):
     return table + ("\n\n" + "; ".join(goals) + "." if goals else "")
 
 
+PY_OPS = (("get_int", "get of a small int `sl[0]`"), ("set_int", "set of a small int `sl[0] = 7`"),
+          ("get_str16", "get of a 16-byte str `sl[1]`"), ("set_str16", "set of a 16-byte str `sl[1] = s`"),
+          ("len", "`len(sl)`"), ("iter_1000", "iteration over 1000 items"),
+          ("pickle_dumps", "`pickle.dumps(sl)`"), ("pickle_loads", "`pickle.loads(p)` (attach; a list: copy)"))
+
+
+def python_table(d):
+    """sharena.ShareableList from Python (python_sl.json), or ''."""
+    path = os.path.join(d, "python_sl.json")
+    if not os.path.exists(path):
+        return ""
+    try:
+        with open(path) as f:
+            pj = json.load(f)
+        ns = pj["ns"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    rows = []
+    for op, title in PY_OPS:
+        a, b, c = (ns.get(k, {}).get(op) for k in ("sharena", "stdlib", "list"))
+        rows.append([title, fmt(a) if a else "–", fmt(b) if b else "–", fmt(c) if c else "–",
+                     fmt_ratio(ratio(b, a)) if a and b else "–", fmt_ratio(ratio(a, c)) if a and c else "–"])
+    table = md_table(["operation", "sharena (ns)", "stdlib ShareableList (ns)", "list (ns)",
+                      "stdlib ÷ sharena", "sharena ÷ list"], rows)
+    goals = []
+    for op, title in PY_OPS[:4]:
+        a, b = ns.get("sharena", {}).get(op), ns.get("stdlib", {}).get(op)
+        if a and b:
+            goals.append(f"{title.split(' `')[0]}: {b / a:.0f}× the stdlib (goal ≥ 30×: "
+                         f"{'met' if b / a >= 30 else 'not met'})")
+    a, c = ns.get("sharena", {}).get("get_int"), ns.get("list", {}).get("get_int")
+    if a and c:
+        goals.append(f"get of a small int: {a / c:.2f}× a list (goal ≤ 2×: {'met' if a / c <= 2 else 'not met'})")
+    head = (f"Python {pj.get('python', '?')} (`{pj.get('executable', '?')}`), {pj.get('rounds', '?')} rounds; "
+            "median ns per operation, `timeit`'s loop included alike for every kind.")
+    return head + "\n\n" + table + ("\n\n" + "; ".join(goals) + "." if goals else "")
+
+
 def write_report(R, md_path, png_dir):
     meta = R.meta
     pngs = plots(R, png_dir) if png_dir else []
@@ -673,6 +711,19 @@ def write_report(R, md_path, png_dir):
             "lock (a seqlock); a get of a str takes the list's lock and a reference (a lease).",
             "",
             lt,
+            "",
+        ]
+    pt = python_table(R.dir)
+    if pt:
+        lines += [
+            "## The shared list from Python",
+            "",
+            "`sharena.ShareableList` (the extension module, `python/`) against the stdlib's "
+            "`multiprocessing.shared_memory.ShareableList` and a plain `list`, each holding the same "
+            "1000 items, timed in one interpreter with the kinds interleaved "
+            "(`bench/list/python_bench.py`).",
+            "",
+            pt,
             "",
         ]
     if "pair.png" in pngs:
@@ -786,6 +837,11 @@ def main():
         print()
         print("shared list (ns per operation):")
         print(lt)
+    pt = python_table(R.dir)
+    if pt:
+        print()
+        print("shared list from Python (ns per operation):")
+        print(pt)
     if R.errors:
         print("\nerrors:", *R.errors, sep="\n  ")
     return 0

@@ -138,6 +138,13 @@ if [ -x "$bindir/list/bench_list" ]; then
   run_bg "$out/stderr.log" python3 "$here/list/cpython_sl.py" > "$out/cpython_sl.json" \
     || failed+=("CPython ShareableList timing")
 fi
+# From Python: the module sharena (built with SHR_PYTHON=ON) against the
+# stdlib's ShareableList and a plain list, with Debian's /usr/bin/python3.
+if [ -d "$build/python/sharena" ]; then
+  quiet "python"
+  run_bg "$out/stderr.log" env PYTHONPATH="$build/python" /usr/bin/python3 "$here/list/python_bench.py" \
+    --json > "$out/python_sl.json" || failed+=("Python ShareableList comparison")
+fi
 phase_done "shared list"
 
 elapsed=$(( $(date +%s) - start ))

@@ -184,16 +184,42 @@ void shr__list_repair(shr_heap_t *h, listobj_t *l)
 #define LOCK_WAITER SHR__OWNER_FLAG
 #define WAITER_SPINS 64
 
+/* Process-wide wait hooks (shr_wait_hooks_set): before() when a thread
+ * begins a real wait for a list's lock (after a short spin), after() on
+ * every way out of that wait, the lock taken or not. */
+static _Atomic(shr_wait_fn) wait_before, wait_after;
+static _Atomic(void *) wait_arg;
+
+void shr_wait_hooks_set(shr_wait_fn before, shr_wait_fn after, void *arg)
+{
+    atomic_store_explicit(&wait_arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&wait_after, after, memory_order_relaxed);
+    atomic_store_explicit(&wait_before, before, memory_order_release);
+}
+
+static void wait_hook(_Atomic(shr_wait_fn) *which)
+{
+    shr_wait_fn fn = atomic_load_explicit(which, memory_order_acquire);
+    if (fn) fn(atomic_load_explicit(&wait_arg, memory_order_relaxed));
+}
+
+static int lock_wait_end(bool waited, int rc)
+{
+    if (waited) wait_hook(&wait_after);
+    return rc;
+}
+
 static shr_noinline int lock_slow(shr_heap_t *h, listobj_t *l, uint64_t me)
 {
     uint64_t deadline = 0;
+    bool waited = false;
     for (uint64_t spins = 1;; spins++) {
         uint64_t w = shr_load_relaxed(&l->lock);
         if ((w & ~LOCK_WAITER) == 0) { /* free; if marked, for those who waited */
             if ((w == 0 || spins >= WAITER_SPINS) &&
                 atomic_compare_exchange_weak_explicit(&l->lock, &w, me, memory_order_acquire,
                                                       memory_order_relaxed))
-                return 0;
+                return lock_wait_end(waited, 0);
             __builtin_ia32_pause();
             continue;
         }
@@ -206,11 +232,15 @@ static shr_noinline int lock_slow(shr_heap_t *h, listobj_t *l, uint64_t me)
                 atomic_compare_exchange_strong_explicit(&l->lock, &w, me, memory_order_acquire,
                                                         memory_order_relaxed)) {
                 shr__list_repair(h, l);
-                return 0;
+                return lock_wait_end(waited, 0);
+            }
+            if (!waited) { /* a real wait begins: tell the runtime (a GIL) */
+                waited = true;
+                wait_hook(&wait_before);
             }
             /* The clock is read only once a wait is long (~10 us). */
             if (deadline == 0) deadline = shr__lock_deadline(h);
-            else if (shr__now_ns(CLOCK_MONOTONIC) > deadline) return SHR_ELOCKTIMEOUT;
+            else if (shr__now_ns(CLOCK_MONOTONIC) > deadline) return lock_wait_end(waited, SHR_ELOCKTIMEOUT);
             sched_yield();
         } else {
             __builtin_ia32_pause();
@@ -253,6 +283,14 @@ void shr__list_unlock(listobj_t *l)
 static bool utf8_valid(const unsigned char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
+        if (i + 8 <= n) { /* ASCII eight bytes at a time */
+            uint64_t w;
+            memcpy(&w, s + i, sizeof w);
+            if (!(w & 0x8080808080808080ull)) {
+                i += 8;
+                continue;
+            }
+        }
         unsigned c = s[i];
         size_t k;
         uint32_t cp;
@@ -601,21 +639,19 @@ int64_t shr_list_len(shr_list_t *list)
 
 static inline bool inline_tag(uint64_t tag) { return tag >= SHR_NONE && tag <= SHR_FLOAT; }
 
-int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
+/* The lock-free read of an inline value (None, bool, int, float): read
+ * under the sequence counter, kept if it did not move. Returns 0 with *out
+ * filled, a negative error (a bad index), or 1 when the item holds a
+ * reference (or the readers kept colliding with writers): take the lock. */
+static int read_inline(shr_heap_t *h, listobj_t *l, int64_t index, shr_value_t *out)
 {
-    if (!list || !out) return -EINVAL;
-    shr_heap_t *h = list->heap;
-    listobj_t *l = list->obj;
     uint64_t i;
-    int rc;
-    /* Lock-free for values that hold no reference: read under the sequence
-     * counter, keep the result if it did not move. */
     for (int tries = 0; tries < OPTIMISTIC_TRIES; tries++) {
         uint64_t s1 = shr_load_acquire(&l->seq);
         if (s1 & 1) continue;
         items_t *a = shr__ptr(h, shr_load_acquire(&l->items));
         uint64_t len = shr_load_acquire(&a->len);
-        rc = norm_index(index, len, &i);
+        int rc = norm_index(index, len, &i);
         uint64_t tag = 0, val = 0;
         if (rc == 0) {
             tag = shr_load_acquire(&a->it[i].tag);
@@ -623,7 +659,7 @@ int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
         }
         if (shr_load_relaxed(&l->seq) != s1) continue;
         if (rc) return rc;
-        if (!inline_tag(tag)) break; /* a reference: take it under the lock */
+        if (!inline_tag(tag)) return 1; /* a reference: take it under the lock */
         out->type = (shr_type_t)tag;
         out->ref_ = 0;
         if (tag == SHR_FLOAT) memcpy(&out->u.f, &val, sizeof val);
@@ -631,12 +667,53 @@ int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
         else out->u.i = (int64_t)val;
         return 0;
     }
+    return 1;
+}
+
+int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
+{
+    if (!list || !out) return -EINVAL;
+    shr_heap_t *h = list->heap;
+    listobj_t *l = list->obj;
+    uint64_t i;
+    int rc = read_inline(h, l, index, out);
+    if (rc <= 0) return rc;
     if ((rc = shr__list_lock(h, l)) != 0) return rc;
     items_t *a = list_items(h, l);
     if ((rc = norm_index(index, shr_load_relaxed(&a->len), &i)) == 0)
         take_value(h, shr_load_relaxed(&a->it[i].tag), shr_load_relaxed(&a->it[i].val), out);
     shr__list_unlock(l);
     return rc ? rc : claim(h, out);
+}
+
+int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg)
+{
+    if (!list || !visit) return -EINVAL;
+    shr_heap_t *h = list->heap;
+    listobj_t *l = list->obj;
+    shr_value_t v;
+    uint64_t i;
+    int rc = read_inline(h, l, index, &v);
+    if (rc < 0) return rc;
+    if (rc == 0) return visit(&v, arg);
+    if ((rc = shr__list_lock(h, l)) != 0) return rc;
+    items_t *a = list_items(h, l);
+    if ((rc = norm_index(index, shr_load_relaxed(&a->len), &i)) != 0) {
+        shr__list_unlock(l);
+        return rc;
+    }
+    uint64_t tag = shr_load_relaxed(&a->it[i].tag), val = shr_load_relaxed(&a->it[i].val);
+    if (tag != SHR_LIST) { /* visited under the lock: no reference taken */
+        fill_value(h, tag, val, &v);
+        v.ref_ = 0;
+        rc = visit(&v, arg);
+        shr__list_unlock(l);
+        return rc;
+    }
+    take_value(h, tag, val, &v);
+    shr__list_unlock(l);
+    if ((rc = claim(h, &v)) != 0) return rc;
+    return visit(&v, arg);
 }
 
 /* count and index walk the list in steps of at most FIND_STEP items or

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh bench
-cmake --preset bench -G Ninja >/dev/null
+cmake --preset bench -G Ninja -DSHR_PYTHON=ON >/dev/null
 cmake --build --preset bench -j "$(nproc)"
 if [ -x bench/run.sh ]; then
   exec bench/run.sh build/bench

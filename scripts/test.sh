@@ -5,6 +5,8 @@
 #   3. the same under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   4. the threaded suites under ThreadSanitizer;
 #   5. the release build (debug level 0) and the default tiers;
+#      (dev and release also build the Python module and run its pytest
+#      suite, tests/python, as the ctest test test_python)
 #   6. a clang build (warnings as errors), and the consumer test against the
 #      installed package;
 #   7. the fuzzers, 40 s each from their seed corpora (clang, libFuzzer,
@@ -48,8 +50,13 @@ ctest_run() {
   fi
 }
 
+# The Python module (SHR_PYTHON) is built and its pytest suite run by ctest
+# in the dev and release builds, and compiled by clang; a sanitized module
+# cannot load into /usr/bin/python3.
 for preset in dev asan; do
-  run cmake --preset "$preset" -G Ninja >/dev/null
+  py=()
+  [ "$preset" = dev ] && py=(-DSHR_PYTHON=ON)
+  run cmake --preset "$preset" -G Ninja "${py[@]}" >/dev/null
   run cmake --build --preset "$preset" -j "$jobs"
   ctest_run --preset "$preset" -j "$jobs"
 done
@@ -66,11 +73,11 @@ CTEST_WRAP="setarch $(uname -m) -R" ctest_run --preset tsan -j "$jobs"
 
 # The release build: the fast paths are compiled without the debug checks
 # that the builds above run before them.
-run cmake --preset release -G Ninja >/dev/null
+run cmake --preset release -G Ninja -DSHR_PYTHON=ON >/dev/null
 run cmake --build --preset release -j "$jobs"
 ctest_run --test-dir build/release -LE stress -j "$jobs"
 
-run cmake --preset clang -G Ninja -DSHR_TESTS=OFF >/dev/null
+run cmake --preset clang -G Ninja -DSHR_TESTS=OFF -DSHR_PYTHON=ON >/dev/null
 run cmake --build --preset clang -j "$jobs"
 
 run tests/consumer/run.sh build/release-install

@@ -600,8 +600,8 @@ static void finish(run_t *r, uint64_t base)
         for (int i = 0; i < ml->n; i++) mval_free(&ml->it[i]);
     }
     for (int hi = 0; hi < 2; hi++) {
-        shr_gc_stats_t gs;
-        FZ_CHECK(shr_gc_stats(r->h[hi], &gs) == 0 && gs.leases == 0, "heap handle %d holds %llu leases", hi,
+        shr_lease_stats_t gs;
+        FZ_CHECK(shr_lease_stats(r->h[hi], &gs) == 0 && gs.leases == 0, "heap handle %d holds %llu leases", hi,
                  (unsigned long long)gs.leases);
         FZ_CHECK(shr_heap_check_report(r->h[hi], stderr) == 0, "heap check at the end");
     }

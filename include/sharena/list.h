@@ -105,6 +105,16 @@ int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out);
  * NULL value; with a NULL heap, only a list value can be released). */
 void shr_value_release(shr_heap_t *heap, shr_value_t *value);
 
+/* Read item index without taking a reference, for callers that copy it:
+ * visit(value, arg) is called while the item cannot change, and its return
+ * value is returned. A str or bytes value points into the heap and is valid
+ * only during the call, which runs under the list's lock: it must be short
+ * and must not call sharena. A list item is passed after the lock is
+ * released, as shr_list_get returns it (a handle the visitor owns and must
+ * release). SHR_EINDEX outside [-len, len), and visit is not called. */
+typedef int (*shr_item_fn)(const shr_value_t *value, void *arg);
+int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg);
+
 /* Replace the item at index; the old value is released. Any value fits. */
 int shr_list_set(shr_list_t *list, int64_t index, const shr_value_t *value);
 
@@ -133,6 +143,16 @@ char *shr_list_format(shr_list_t *list);
  * reprs of the values (name=None for an unnamed list). malloc'ed, or NULL.
  * format and repr read the list a few items at a time, as count does. */
 char *shr_list_repr(shr_list_t *list);
+
+/* Waiting for a contended list lock. before(arg) is called by a thread that
+ * is about to wait for a list lock another thread holds (after a short spin,
+ * never on the uncontended path), and after(arg) when that wait ends, with
+ * the lock taken or not (SHR_ELOCKTIMEOUT).
+ * Either may be NULL; the hooks are process-wide and replace earlier ones.
+ * They must not call sharena. Meant for runtimes with a global lock: the
+ * Python module releases the GIL in before(). */
+typedef void (*shr_wait_fn)(void *arg);
+void shr_wait_hooks_set(shr_wait_fn before, shr_wait_fn after, void *arg);
 
 #ifdef __cplusplus
 }
