@@ -20,8 +20,9 @@
 //   dead       attach from a fresh process after N = 0..32 peers died
 //              (SIGKILL, each holding pools), on the largest heap and on a
 //              16 MiB one: the attacher pays their reclaim
-//   leases     a process holding N = 1..10^6 references (gets of strings of
-//              a shared list): shr_gc_stats with N held; with 1 held after
+//   leases     a process holding N = 1..10^6 references to N distinct
+//              objects (gets of the strings of a shared list of 10^6):
+//              shr_gc_stats with N held; with 1 held after
 //              the peak of N; close with 1 held after the peak; close with N
 //              held; shr_heap_recover of a process that died holding N
 //   list       a list of N = 10^3..10^6 strings of 16 bytes: count and index
@@ -463,20 +464,21 @@ void procs_section() {
 
 // ---- outstanding references --------------------------------------------------------------------
 
-constexpr int kLeaseItems = 1000;
+// References to distinct objects (a lease table keeps one entry per object
+// with a count): a list of max_refs strings, reference i taken on item i.
+int g_lease_items = 1;
 
 void leases_section(int max_refs) {
-    shr_heap_t *h = make_heap("leases", size_t(1) << 30);
-    std::vector<shr_value_t> vals;
-    char buf[32];
-    std::vector<std::string> strs;
-    for (int i = 0; i < kLeaseItems; i++) {
-        snprintf(buf, sizeof buf, "lease-item-%05d", i);
-        strs.emplace_back(buf);
-    }
-    for (auto &s : strs) vals.push_back(shr_strn(s.data(), s.size()));
+    shr_heap_t *h = make_heap("leases", size_t(2) << 30);
+    g_lease_items = max_refs;
     shr_list_t *l = nullptr;
-    check_rc(shr_list_create(h, "leases", vals.data(), vals.size(), &l), "shr_list_create");
+    check_rc(shr_list_create(h, "leases", nullptr, 0, &l), "shr_list_create");
+    char buf[32];
+    for (int i = 0; i < max_refs; i++) {
+        snprintf(buf, sizeof buf, "lease-item-%07d", i);   // 18 bytes
+        shr_value_t v = shr_strn(buf, strlen(buf));
+        check_rc(shr_list_append(l, &v), "shr_list_append");
+    }
     jraw("  \"leases\": [\n");
     bool first = true;
     for (int n = 1; n <= max_refs; n *= 10) {
@@ -491,7 +493,7 @@ void leases_section(int max_refs) {
                 mmap(nullptr, size_t(n) * sizeof(shr_value_t), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
             for (int i = 0; i < n; i++)
-                if (shr_list_get(ll, i % kLeaseItems, &held[i]) != 0) return 4;
+                if (shr_list_get(ll, i % g_lease_items, &held[i]) != 0) return 4;
             shr_gc_stats_t gs;
             v[0] = med_of(g_reps, [&] {
                 uint64_t t0 = now_ns();
@@ -519,7 +521,7 @@ void leases_section(int max_refs) {
             if (shr_list_attach(hh, "leases", &ll) != 0) return 3;
             shr_value_t x;
             for (int i = 0; i < n; i++)
-                if (shr_list_get(ll, i % kLeaseItems, &x) != 0) return 4;
+                if (shr_list_get(ll, i % g_lease_items, &x) != 0) return 4;
             uint64_t t0 = now_ns();
             shr_list_close(ll);
             shr_heap_close(hh);
@@ -535,7 +537,7 @@ void leases_section(int max_refs) {
             if (shr_list_attach(hh, "leases", &ll) != 0) return 3;
             shr_value_t x;
             for (int i = 0; i < n; i++)
-                if (shr_list_get(ll, i % kLeaseItems, &x) != 0) return 4;
+                if (shr_list_get(ll, i % g_lease_items, &x) != 0) return 4;
             ready->store(1);
             for (;;) pause();
         });
