@@ -233,6 +233,8 @@ def fmt(x):
 def fmt_ratio(r):
     if r is None:
         return "–"
+    if r >= 1000:
+        return f"{r:,.0f}"
     return f"{r:.3g}"
 
 
@@ -816,12 +818,12 @@ def growth_tables(G):
     if heap:
         rows = [[fmt(h["live_mib"]), fmt(h["committed_mib"]), str(h["arenas"]), fmt(h["pair_ns"]),
                  fmt(h["check_ms"]), fmt(h["stats_ms"]), fmt(h["attach_ms"]), fmt(h["close_ms"]),
-                 fmt(h["fresh_stats_ms"]), f"{fmt(h['slowpath_idle_max_ms'])} / "
+                 fmt(h["fresh_stats_ms"]), _g(h.get("fresh_close_ms")), f"{fmt(h['slowpath_idle_max_ms'])} / "
                  f"{fmt(h['slowpath_during_stats_max_ms'])} / {fmt(h['slowpath_during_check_max_ms'])}"]
                 for h in heap]
         out.append("#### Against heap size\n\n" + md_table(
             ["live MiB", "committed MiB", "arenas", "pair 64 B (ns)", "check (ms)", "stats (ms)",
-             "attach (ms)", "close (ms)", "stats, fresh process (ms)",
+             "attach (ms)", "close (ms)", "stats, fresh process (ms)", "close after it (ms)",
              "slow path's worst wait (ms): idle / during stats / during check"], rows))
     pr = G.get("procs", [])
     if pr:
@@ -839,10 +841,12 @@ def growth_tables(G):
     if le:
         rows = [[f"{x['refs']:,}", f"{x['leases_seen']:,.0f}", fmt(x["stats_held_ms"] * 1e3),
                  fmt(x["stats_after_peak_ms"] * 1e3), fmt(x["close_held_ms"]), fmt(x["close_after_peak_ms"]),
-                 fmt(x["recover_dead_ms"])] for x in le]
+                 fmt(x["recover_dead_ms"]), _g(x.get("table_mib_held")), _g(x.get("table_mib_after_peak"))]
+                for x in le]
         out.append("#### Against outstanding references\n\n" + md_table(
             ["references", "leases reported", "lease stats, N held (µs)", "lease stats, 1 held after N (µs)",
-             "close, N held (ms)", "close, 1 held after N (ms)", "recover after a death holding N (ms)"], rows))
+             "close, N held (ms)", "close, 1 held after N (ms)", "recover after a death holding N (ms)",
+             "heap bytes in use for them, N held (MiB)", "the same, 1 held after N (MiB)"], rows))
     li = G.get("list", [])
     if li:
         rows = []
@@ -852,9 +856,16 @@ def growth_tables(G):
                  if "writer_during_count_max_ms" in x else "–")
             rows.append([f"{x['len']:,}", fmt(x["count_ms"]), fmt(x["index_ms"]), fmt(x["insert0_us"]),
                          fmt(x["pop0_us"]), fmt(x["repr_ms"]), w])
-        out.append("#### Against list length (strings of 16 bytes)\n\n" + md_table(
+        table = "#### Against list length (strings of 16 bytes)\n\n" + md_table(
             ["items", "count (ms)", "index of the last (ms)", "insert(0) (µs)", "pop(0) (µs)", "repr (ms)",
-             "writer's worst wait (ms): alone / during counts back to back / with 0.2 ms gaps"], rows))
+             "writer's worst wait (ms): alone / during counts back to back / with 0.2 ms gaps"], rows)
+        big = [x for x in li if x.get("in_use_mib_full") is not None]
+        if big:
+            x = big[-1]
+            table += (f"\n\nMemory of the list of {x['len']:,} strings (heap bytes in blocks handed out, "
+                      f"beyond what was in use before it was made): {fmt(x['in_use_mib_full'])} MiB full, "
+                      f"{fmt(x['in_use_mib_after_pop_all'])} MiB once every item was popped (the list still open).")
+        out.append(table)
     return "\n\n".join(out)
 
 

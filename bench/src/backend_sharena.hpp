@@ -23,6 +23,7 @@ struct SharenaEnv {
 #endif
     static constexpr bool kShared = true;    // workers are processes
     static constexpr bool kRealloc = true;
+    static constexpr bool kSlowReplay = false;  // pytrace/: as many replays as min_time asks
 
     // One process's handle on the heap; the attaching kind closes it.
     class Backend {

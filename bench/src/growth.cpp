@@ -146,6 +146,15 @@ template <class F> Results8 in_child(F &&fn) {
 
 std::string g_name;
 
+// Bytes of the heap in blocks handed out (small, medium and large).
+double in_use_mib(shr_heap_t *h) {
+    shr_alloc_stats_t s;
+    if (shr_heap_stats(h, &s) != 0) return -1;
+    double b = double(s.large_bytes);
+    for (const auto &c : s.classes) b += double(c.blocks_in_use) * c.block_size;
+    return b / 1048576.0;
+}
+
 // Attach and close from a fresh process: v[0] attach ms, v[1] close ms.
 Results8 attach_close() {
     return in_child([](double *v) {
@@ -258,7 +267,7 @@ void heap_step(shr_heap_t *h, double live_mib, bool last) {
         check_rc(shr_heap_stats(h, &st), "shr_heap_stats");
         return ms_since(t0);
     });
-    std::vector<double> att, clo, fresh;
+    std::vector<double> att, clo, fresh, fresh_close;
     for (int i = 0; i < g_reps; i++) {
         Results8 r = attach_close();
         att.push_back(r.v[0]);
@@ -270,10 +279,13 @@ void heap_step(shr_heap_t *h, double live_mib, bool last) {
             uint64_t t0 = now_ns();
             int rc = shr_heap_stats(hh, &s);
             v[0] = ms_since(t0);
-            shr_heap_close(hh);
+            t0 = now_ns();
+            shr_heap_close(hh);      // unmaps what the stats faulted in
+            v[1] = ms_since(t0);
             return rc == 0 ? 0 : 3;
         });
         fresh.push_back(f.v[0]);
+        fresh_close.push_back(f.v[1]);
     }
     // Lock holds seen from outside: one probe phase per walk, and as many
     // idle phases of the same length. A lock held for T shows up as a wait of
@@ -313,10 +325,10 @@ void heap_step(shr_heap_t *h, double live_mib, bool last) {
     check_rc(shr_heap_stat(h, &info, nullptr, 0, nullptr), "shr_heap_stat");
     jraw("    {\"live_mib\": %.3f, \"committed_mib\": %.3f, \"arenas\": %llu, \"pair_ns\": %.3f, "
          "\"check_ms\": %.6f, \"stats_ms\": %.6f, \"attach_ms\": %.6f, \"close_ms\": %.6f, "
-         "\"fresh_stats_ms\": %.6f, \"slowpath_idle_max_ms\": %.6f, \"slowpath_during_stats_max_ms\": %.6f, "
+         "\"fresh_stats_ms\": %.6f, \"fresh_close_ms\": %.6f, \"slowpath_idle_max_ms\": %.6f, \"slowpath_during_stats_max_ms\": %.6f, "
          "\"slowpath_during_check_max_ms\": %.6f, \"slowpath_idle_samples\": %llu}%s\n",
          live_mib, double(info.committed) / 1048576.0, (unsigned long long)st.arenas, pns, check_ms,
-         stats_ms, median(att), median(clo), median(fresh), idle_max, stats_max, check_max,
+         stats_ms, median(att), median(clo), median(fresh), median(fresh_close), idle_max, stats_max, check_max,
          (unsigned long long)probes, last ? "" : ",");
     progress("heap %.0f MiB live: pair %.1f ns, check %.2f ms, stats %.2f ms, attach %.3f ms, "
              "fresh stats %.2f ms, slow path worst %.2f ms idle / %.2f during stats / %.2f during check",
@@ -492,8 +504,10 @@ void leases_section(int max_refs) {
             auto *held = static_cast<shr_value_t *>(
                 mmap(nullptr, size_t(n) * sizeof(shr_value_t), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+            double before = in_use_mib(hh);
             for (int i = 0; i < n; i++)
                 if (shr_list_get(ll, i % g_lease_items, &held[i]) != 0) return 4;
+            v[4] = in_use_mib(hh) - before;   // the lease table at its peak
             shr_gc_stats_t gs;
             v[0] = med_of(g_reps, [&] {
                 uint64_t t0 = now_ns();
@@ -502,6 +516,7 @@ void leases_section(int max_refs) {
             });
             v[3] = double(gs.leases);
             for (int i = 1; i < n; i++) shr_value_release(hh, &held[i]);
+            v[5] = in_use_mib(hh) - before;   // what it keeps with 1 held
             v[1] = med_of(g_reps, [&] {
                 uint64_t t0 = now_ns();
                 shr_gc_stats(hh, &gs);
@@ -550,8 +565,9 @@ void leases_section(int max_refs) {
         double recover_ms = ms_since(t0);
         if (rec < 0) die("shr_heap_recover: %s", shr_strerror(rec));
         jraw("%s    {\"refs\": %d, \"leases_seen\": %.0f, \"stats_held_ms\": %.6f, \"stats_after_peak_ms\": %.6f, "
-             "\"close_after_peak_ms\": %.6f, \"close_held_ms\": %.6f, \"recover_dead_ms\": %.6f}",
-             first ? "" : ",\n", n, a.v[3], a.v[0], a.v[1], a.v[2], b.v[0], recover_ms);
+             "\"close_after_peak_ms\": %.6f, \"close_held_ms\": %.6f, \"recover_dead_ms\": %.6f, "
+             "\"table_mib_held\": %.6f, \"table_mib_after_peak\": %.6f}",
+             first ? "" : ",\n", n, a.v[3], a.v[0], a.v[1], a.v[2], b.v[0], recover_ms, a.v[4], a.v[5]);
         first = false;
         progress("%d references: lease stats %.3f ms held, %.3f ms after the peak; close %.3f ms after "
                  "the peak, %.3f ms held; recover after death %.3f ms",
@@ -572,6 +588,7 @@ void list_section(int max_len) {
     for (int n = 1000; n <= max_len; n *= 10) {
         char lname[32];
         snprintf(lname, sizeof lname, "list%d", n);
+        double base_mib = in_use_mib(h);
         shr_list_t *l = nullptr;
         check_rc(shr_list_create(h, lname, nullptr, 0, &l), "shr_list_create");
         for (int i = 0; i < n; i++) {
@@ -669,9 +686,19 @@ void list_section(int max_len) {
                 shared_delete(c);
             }
         }
+        // Memory the list keeps once emptied (largest list only): in-use
+        // bytes of the heap with the list full, then after popping every item.
+        double full_mib = -1, empty_mib = -1;
+        if (n * 10 > max_len) {
+            full_mib = in_use_mib(h) - base_mib;
+            for (int i = 0; i < n; i++) check_rc(shr_list_pop(l, -1, nullptr), "shr_list_pop");
+            empty_mib = in_use_mib(h) - base_mib;
+        }
         jraw("%s    {\"len\": %d, \"count_ms\": %.6f, \"index_ms\": %.6f, \"insert0_us\": %.3f, "
              "\"pop0_us\": %.3f, \"repr_ms\": %.6f",
              first ? "" : ",\n", n, count_ms, index_ms, median(ins), median(pop), repr_ms);
+        if (counts_run)
+            jraw(", \"in_use_mib_full\": %.6f, \"in_use_mib_after_pop_all\": %.6f", full_mib, empty_mib);
         if (counts_run)
             jraw(", \"writer_alone_max_ms\": %.6f, \"writer_during_count_max_ms\": %.6f, "
                  "\"writer_during_count_median_ms\": %.6f, \"counts_during\": %d, "
