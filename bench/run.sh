@@ -2,7 +2,8 @@
 # bench/run.sh BUILD_DIR [RESULTS_DIR]
 #
 # The main job's run: every benchmark binary of BUILD_DIR/bench, in rounds,
-# then memory mode, then callgrind counts; regenerates docs/benchmarks.md and
+# then memory mode, callgrind counts, the shared list and the growth
+# benchmark (one function per section below); regenerates docs/benchmarks.md and
 # docs/benchmarks/*.png from this run alone and prints the main table.
 # scripts/bench.sh builds and calls it. See bench/README.md.
 #
@@ -14,6 +15,9 @@
 #   SHB_CPU=N           CPU for the single-worker workloads (default: the last)
 #   SHB_FILTER=REGEX    only benchmarks matching (default: all)
 #   SHB_CALLGRIND=0     skip the instruction counts
+#   SHB_GROWTH=0        skip the growth benchmark (bench_growth; its own knobs:
+#                       SHB_GROWTH_MAX_MIB=2048, SHB_GROWTH_REPS=3,
+#                       SHB_GROWTH_MAX_LIST=1000000, SHB_GROWTH_MAX_REFS=1000000)
 #   SHB_REPORT_MD=PATH  where the report goes (default docs/benchmarks.md;
 #                       the plots go to docs/benchmarks/ only with the default)
 set -euo pipefail
@@ -38,7 +42,8 @@ filter=${SHB_FILTER:-.}
 md=${SHB_REPORT_MD:-$root/docs/benchmarks.md}
 png_dir=""
 [ -z "${SHB_REPORT_MD:-}" ] && png_dir=$root/docs/benchmarks
-binaries=(glibc jemalloc tcmalloc mimalloc)
+binaries=(glibc jemalloc tcmalloc mimalloc sharena_static)
+mem_binaries=(glibc jemalloc tcmalloc mimalloc)
 for b in "${binaries[@]}"; do
   [ -x "$bindir/bench_$b" ] || { echo "sharena-bench: missing $bindir/bench_$b (build first)" >&2; exit 1; }
 done
@@ -68,8 +73,9 @@ run_bg() {   # run_bg LOG CMD...: stdout to the caller's redirection, stderr to 
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c "$cpu")
 
-# Wait (at most ~2 s) until the machine is at least 85% idle over 0.25 s:
-# other jobs share this machine.
+# Wait (at most ~1 s) until the machine is at least 85% idle over 0.25 s:
+# other jobs share this machine (a longer wait buys nothing when they run
+# for minutes: the rounds and CPU-time figures absorb it).
 cpu_idle_pct() {
   local a b
   read -r -a a < /proc/stat; sleep 0.25; read -r -a b < /proc/stat
@@ -79,7 +85,7 @@ cpu_idle_pct() {
 }
 quiet() {
   local n=0
-  while [ "$(cpu_idle_pct)" -lt 85 ] && [ $n -lt 8 ]; do n=$((n + 1)); done
+  while [ "$(cpu_idle_pct)" -lt 85 ] && [ $n -lt 4 ]; do n=$((n + 1)); done
   [ $n -gt 0 ] && echo "$(date +%T) $1: waited $n x 0.25 s for an idle machine" >> "$out/quiet.log"
   return 0
 }
@@ -92,60 +98,111 @@ start=$(date +%s)
 date_iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 phase_t=$start
 declare -A phases
-phase_done() { local now; now=$(date +%s); phases[$1]=$(( now - phase_t )); phase_t=$now; }
+phase_names=()
+phase_done() { local now; now=$(date +%s); phases[$1]=$(( now - phase_t )); phase_names+=("$1"); phase_t=$now; }
+say() { echo "sharena-bench: [$(( $(date +%s) - start )) s] $*" >&2; }
 
-echo "sharena-bench: $rounds rounds x ${#binaries[@]} binaries; results in $out" >&2
-for ((r = 1; r <= rounds; r++)); do
-  for ((i = 0; i < ${#binaries[@]}; i++)); do
-    b=${binaries[$(( (i + r - 1) % ${#binaries[@]} ))]}
-    quiet "round $r $b single"
-    run_bg "$out/stderr.log" "${pin[@]}" "$bindir/bench_$b" "${gb_flags[@]}" \
-      --benchmark_filter="^(pair|batch|trace|realloc)/.*($filter)" > "$out/gb_${b}_single_r$r.json" \
-      || failed+=("bench_$b single, round $r")
-    quiet "round $r $b multi"
-    run_bg "$out/stderr.log" "$bindir/bench_$b" "${gb_flags[@]}" \
-      --benchmark_filter="^(prodcons|procs)/.*($filter)" > "$out/gb_${b}_multi_r$r.json" \
-      || failed+=("bench_$b multi, round $r")
+# The CPython trace, recorded by the build (bench/pytrace) in the build tree.
+pytrace=$bindir/pytrace/cpython.trace
+if [ -s "$pytrace" ]; then
+  export SHB_PYTRACE=$pytrace
+  "$bindir/bench_glibc" --mode=pytrace-info > "$out/pytrace.json" 2>>"$out/stderr.log" \
+    || failed+=("reading the CPython trace")
+else
+  unset SHB_PYTRACE
+  failed+=("no CPython trace in $pytrace (build the shb_pytrace target)")
+fi
+
+# Extra flags per binary: bench_sharena_static runs sharena's workloads only
+# (linked statically: the second sharena row).
+declare -A bin_flags=([sharena_static]="--proc=none --shared=sharena")
+declare -A multi_filter=([sharena_static]="prodcons")
+
+# ---- section: timing rounds ----------------------------------------------------
+run_rounds() {
+  local r i b extra
+  say "$rounds rounds x ${#binaries[@]} binaries; results in $out"
+  for ((r = 1; r <= rounds; r++)); do
+    for ((i = 0; i < ${#binaries[@]}; i++)); do
+      b=${binaries[$(( (i + r - 1) % ${#binaries[@]} ))]}
+      read -r -a extra <<< "${bin_flags[$b]:-}"
+      quiet "round $r $b single"
+      run_bg "$out/stderr.log" "${pin[@]}" "$bindir/bench_$b" "${extra[@]}" "${gb_flags[@]}" \
+        --benchmark_filter="^(pair|batch|trace|pytrace|realloc)/.*($filter)" > "$out/gb_${b}_single_r$r.json" \
+        || failed+=("bench_$b single, round $r")
+      quiet "round $r $b multi"
+      run_bg "$out/stderr.log" "$bindir/bench_$b" "${extra[@]}" "${gb_flags[@]}" \
+        --benchmark_filter="^(${multi_filter[$b]:-prodcons|procs})/.*($filter)" > "$out/gb_${b}_multi_r$r.json" \
+        || failed+=("bench_$b multi, round $r")
+    done
+    say "round $r of $rounds done"
   done
-  echo "sharena-bench: round $r of $rounds done ($(( $(date +%s) - start )) s)" >&2
-done
-phase_done "timing rounds"
+}
 
-for b in "${binaries[@]}"; do
-  quiet "memory $b"
-  run_bg "$out/stderr.log" "$bindir/bench_$b" --mode=memory --out="$out/mem_$b.json" \
-    || failed+=("bench_$b memory mode")
-done
-phase_done "memory mode"
+# ---- section: memory mode --------------------------------------------------------
+run_memory() {
+  local b
+  for b in "${mem_binaries[@]}"; do
+    quiet "memory $b"
+    run_bg "$out/stderr.log" "$bindir/bench_$b" --mode=memory --out="$out/mem_$b.json" \
+      || failed+=("bench_$b memory mode")
+  done
+  say "memory mode done"
+}
 
-if [ "${SHB_CALLGRIND:-1}" != 0 ] && command -v valgrind >/dev/null; then
+# ---- section: callgrind counts (instructions, simulated cache misses) -------------
+run_callgrind() {
+  [ "${SHB_CALLGRIND:-1}" != 0 ] && command -v valgrind >/dev/null || return 0
+  local b extra
   mkdir -p "$out/callgrind"
   for b in "${binaries[@]}"; do
+    read -r -a extra <<< "${bin_flags[$b]:-}"
     run_bg "$out/callgrind/valgrind.log" valgrind --tool=callgrind --collect-atstart=no \
-      --compress-strings=no --compress-pos=no --callgrind-out-file="$out/callgrind/cg_$b.%p" \
-      "$bindir/bench_$b" --mode=count || failed+=("bench_$b under callgrind")
+      --cache-sim=yes --compress-strings=no --compress-pos=no \
+      --callgrind-out-file="$out/callgrind/cg_$b.%p" \
+      "$bindir/bench_$b" "${extra[@]}" --mode=count || failed+=("bench_$b under callgrind")
+    say "callgrind: bench_$b done"
   done
-fi
-phase_done "callgrind counts"
+}
 
-# The shared list (bench/list): sharena from one and two processes, and
-# CPython's ShareableList for scale.
-if [ -x "$bindir/list/bench_list" ]; then
+# ---- section: the shared list (bench/list) -----------------------------------------
+# sharena from one and two processes, and CPython's ShareableList for scale.
+run_list() {
+  [ -x "$bindir/list/bench_list" ] || return 0
   quiet "list"
   run_bg "$out/stderr.log" "${pin[@]}" "$bindir/list/bench_list" --benchmark_repetitions="$reps" \
     --benchmark_report_aggregates_only=true --benchmark_min_time="$min_time" --benchmark_format=json \
     > "$out/list.json" || failed+=("bench_list")
   run_bg "$out/stderr.log" python3 "$here/list/cpython_sl.py" > "$out/cpython_sl.json" \
     || failed+=("CPython ShareableList timing")
-fi
-# From Python: the module sharena (built with SHR_PYTHON=ON) against the
-# stdlib's ShareableList and a plain list, with Debian's /usr/bin/python3.
-if [ -d "$build/python/sharena" ]; then
-  quiet "python"
-  run_bg "$out/stderr.log" env PYTHONPATH="$build/python" /usr/bin/python3 "$here/list/python_bench.py" \
-    --json > "$out/python_sl.json" || failed+=("Python ShareableList comparison")
-fi
-phase_done "shared list"
+  # From Python: the module sharena (built with SHR_PYTHON=ON) against the
+  # stdlib's ShareableList and a plain list, with Debian's /usr/bin/python3.
+  if [ -d "$build/python/sharena" ]; then
+    quiet "python"
+    run_bg "$out/stderr.log" env PYTHONPATH="$build/python" /usr/bin/python3 "$here/list/python_bench.py" \
+      --json > "$out/python_sl.json" || failed+=("Python ShareableList comparison")
+  fi
+}
+
+# ---- section: growth (costs against heap size, processes, references, length) -----
+# bench_growth prints its progress; it goes to the terminal and growth.log.
+run_growth() {
+  [ "${SHB_GROWTH:-1}" != 0 ] && [ -x "$bindir/bench_growth" ] || return 0
+  quiet "growth"
+  say "growth: heap up to ${SHB_GROWTH_MAX_MIB:-2048} MiB live, processes, dead peers, references, list length"
+  local rc=0
+  "$bindir/bench_growth" --out="$out/growth.json" 2> >(tee "$out/growth.log" >&2) &
+  child=$!
+  wait "$child" || rc=$?
+  child=""
+  [ $rc -eq 0 ] || failed+=("bench_growth")
+}
+
+run_rounds;    phase_done "timing rounds"
+run_memory;    phase_done "memory mode"
+run_callgrind; phase_done "callgrind counts"
+run_list;      phase_done "shared list"
+run_growth;    phase_done "growth"
 
 elapsed=$(( $(date +%s) - start ))
 {
@@ -154,7 +211,7 @@ elapsed=$(( $(date +%s) - start ))
   printf '  "window_ms": %s, "elapsed_s": %s,\n' "${SHB_WINDOW_MS:-20}" "$elapsed"
   printf '  "phases": {'
   sep=""
-  for k in "timing rounds" "memory mode" "callgrind counts" "shared list"; do printf '%s"%s": %s' "$sep" "$k" "${phases[$k]}"; sep=", "; done
+  for k in "${phase_names[@]}"; do printf '%s"%s": %s' "$sep" "$k" "${phases[$k]}"; sep=", "; done
   printf '},\n  "failed": ['
   sep=""
   for f in "${failed[@]+"${failed[@]}"}"; do printf '%s"%s"' "$sep" "$f"; sep=", "; done

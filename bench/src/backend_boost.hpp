@@ -65,6 +65,7 @@ struct BoostRbtreeEnv {
     static constexpr const char *kName = "boost_rbtree";
     static constexpr bool kShared = true;
     static constexpr bool kRealloc = true;
+    static constexpr bool kSlowReplay = true;   // pytrace/: one replay per repetition
 
     class Backend {
     public:
@@ -150,6 +151,7 @@ struct BoostNodeEnv {
     static constexpr const char *kName = "boost_node";
     static constexpr bool kShared = true;
     static constexpr bool kRealloc = false;
+    static constexpr bool kSlowReplay = true;   // pytrace/: one replay per repetition
 
     class Backend {
     public:

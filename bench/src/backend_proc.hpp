@@ -44,6 +44,7 @@ struct ProcEnv {
 #endif
     static constexpr bool kShared = false;   // workers are threads of this process
     static constexpr bool kRealloc = true;
+    static constexpr bool kSlowReplay = false;  // pytrace/: as many replays as min_time asks
 
     struct Backend {
 #if defined(SHB_PROC_MIMALLOC)

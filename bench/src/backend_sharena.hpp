@@ -1,5 +1,8 @@
 // sharena as a benchmark backend: a fresh heap in its own shm object per
 // benchmark run, removed afterwards. Only the public header is used.
+// Compiled twice (bench/CMakeLists.txt): against libsharena.so, named
+// "sharena", and with SHB_SHARENA_STATIC against libsharena.a, named
+// "sharena_static".
 #ifndef SHB_BACKEND_SHARENA_HPP
 #define SHB_BACKEND_SHARENA_HPP
 
@@ -13,9 +16,14 @@
 namespace shb {
 
 struct SharenaEnv {
+#ifdef SHB_SHARENA_STATIC
+    static constexpr const char *kName = "sharena_static";
+#else
     static constexpr const char *kName = "sharena";
+#endif
     static constexpr bool kShared = true;    // workers are processes
     static constexpr bool kRealloc = true;
+    static constexpr bool kSlowReplay = false;  // pytrace/: as many replays as min_time asks
 
     // One process's handle on the heap; the attaching kind closes it.
     class Backend {
@@ -35,6 +43,15 @@ struct SharenaEnv {
         uint64_t off(void *p) const { return shr_off(h_, p); }
         void *ptr(uint64_t o) const { return shr_ptr(h_, o); }
         shr_heap_t *heap() const { return h_; }
+        // Cumulative arenas taken and given back (the slow-path counters
+        // shr_heap_stats exposes); read outside timed loops only.
+        bool arena_counts(uint64_t *allocated, uint64_t *released) const {
+            shr_alloc_stats_t s;
+            if (shr_heap_stats(h_, &s) != 0) return false;
+            *allocated = s.arenas_allocated;
+            *released = s.arenas_released;
+            return true;
+        }
 
     private:
         shr_heap_t *h_;

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "pytrace.hpp"
 #include "workloads.hpp"
 
 namespace shb {
@@ -40,7 +41,9 @@ template <class B, size_t... I> void count_pairs(B &b, const std::string &alloc,
     (count_pair<B, kPairSizes[I]>(b, alloc), ...);
 }
 
-template <class Env> void count_all() {
+// kPytrace: also count one replay of the CPython trace (left out for Boost's
+// rbtree heap, whose replay alone would take minutes under callgrind).
+template <class Env, bool kPytrace = Env::kRealloc> void count_all() {
     Env env;
     auto b = env.local();
     const std::string a = Env::kName;
@@ -58,6 +61,17 @@ template <class Env> void count_all() {
     count_region("trace/" + a, uint64_t(kCountTraceReplays) * t.ops.size(), [&] {
         for (int r = 0; r < kCountTraceReplays; r++) trace_replay(b, slots.data());
     });
+
+    // The CPython trace: one replay, counted, after the other workloads have
+    // warmed the heap (a warm-up replay would double the time under
+    // callgrind for a difference in the first-touch paths only).
+    if constexpr (kPytrace) {
+        if (pytrace_configured() && pytrace().ok) {
+            const PyTrace &pt = pytrace();
+            std::vector<void *> ps(pt.slots);
+            count_region("pytrace/" + a, pt.nops, [&] { pytrace_replay(b, ps.data()); });
+        }
+    }
 }
 
 }  // namespace shb

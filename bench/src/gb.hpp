@@ -6,6 +6,8 @@
 //   batch/<alloc>         ns per op (20,000 ops per round); counters
 //                         alloc_ns, free_ns: ns per op of each half
 //   trace/<alloc>         ns per op (200,000 ops per replay)
+//   pytrace/<alloc>       ns per op of the CPython trace (pytrace.hpp), when
+//                         $SHB_PYTRACE names one
 //   realloc/<alloc>       ns per 16 B -> 64 KiB doubling growth
 //   prodcons/<alloc>      ns per block allocated by the producer and freed by
 //                         the consumer (processes for shared heaps, threads
@@ -17,10 +19,17 @@
 // benchmark thread's CPU time) for the single-thread workloads, real_time
 // for prodcons/. procs/ reports `ns_per_op` (wall clock) and `cpu_ns_per_op`
 // directly, because its iterations are fixed-length windows.
+//
+// The single-thread workloads also report what explains a slow figure:
+// faults_per_kop (minor + major page faults of the thread per 1000 ops, by
+// getrusage) and, for allocators that expose them, arenas_alloc_per_kop and
+// arenas_release_per_kop (sharena's cumulative arena counters from
+// shr_heap_stats, read before and after the timed loop).
 #ifndef SHB_GB_HPP
 #define SHB_GB_HPP
 
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
 
 #include <cstdlib>
 #include <iterator>
@@ -28,9 +37,51 @@
 #include <utility>
 #include <vector>
 
+#include "pytrace.hpp"
 #include "workloads.hpp"
 
 namespace shb {
+
+// ---- what explains a slow figure ----------------------------------------------------
+
+inline uint64_t thread_faults() {
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0) return 0;
+    return uint64_t(ru.ru_minflt) + uint64_t(ru.ru_majflt);
+}
+
+// Backends with arena counters (sharena) define
+// bool arena_counts(uint64_t *allocated, uint64_t *released).
+template <class B>
+auto arena_counts(B &b, uint64_t *a, uint64_t *r, int) -> decltype(b.arena_counts(a, r)) {
+    return b.arena_counts(a, r);
+}
+template <class B> bool arena_counts(B &, uint64_t *, uint64_t *, long) { return false; }
+
+template <class B> class SlowCounts {
+public:
+    explicit SlowCounts(B &b) : b_(b) {
+        has_arenas_ = arena_counts(b_, &a0_, &r0_, 0);
+        f0_ = thread_faults();
+    }
+    // Call after the timed loop; ops_per_iter as the "ops" counter.
+    void report(benchmark::State &st, double ops_per_iter) {
+        uint64_t f1 = thread_faults();
+        double kops = double(st.iterations()) * ops_per_iter / 1000.0;
+        if (kops <= 0) return;
+        st.counters["faults_per_kop"] = double(f1 - f0_) / kops;
+        uint64_t a1, r1;
+        if (has_arenas_ && arena_counts(b_, &a1, &r1, 0)) {
+            st.counters["arenas_alloc_per_kop"] = double(a1 - a0_) / kops;
+            st.counters["arenas_release_per_kop"] = double(r1 - r0_) / kops;
+        }
+    }
+
+private:
+    B &b_;
+    bool has_arenas_;
+    uint64_t a0_ = 0, r0_ = 0, f0_ = 0;
+};
 
 constexpr benchmark::IterationCount kPairBatch = 256;
 
@@ -44,7 +95,9 @@ template <class Env, size_t N> void bm_pair(benchmark::State &st) {
     Env env;
     auto b = env.local();
     pair_loop<N>(b, 10000);
+    SlowCounts<decltype(b)> sc(b);
     while (st.KeepRunningBatch(kPairBatch)) pair_loop<N>(b, uint64_t(kPairBatch));
+    sc.report(st, 1);
     st.counters["ops"] = 1;
 }
 
@@ -54,6 +107,7 @@ template <class Env> void bm_batch(benchmark::State &st) {
     std::vector<void *> ptrs(kBatchCount);
     batch_round(b, ptrs.data());
     uint64_t alloc_ns = 0, free_ns = 0;
+    SlowCounts<decltype(b)> sc(b);
     for (auto _ : st) {
         uint64_t t0 = now_ns();
         batch_alloc(b, ptrs.data());
@@ -62,6 +116,7 @@ template <class Env> void bm_batch(benchmark::State &st) {
         free_ns += now_ns() - t1;
         alloc_ns += t1 - t0;
     }
+    sc.report(st, 2 * kBatchCount);
     st.counters["ops"] = 2 * kBatchCount;
     st.counters["alloc_ns"] = benchmark::Counter(double(alloc_ns) / kBatchCount,
                                                  benchmark::Counter::kAvgIterations);
@@ -75,15 +130,36 @@ template <class Env> void bm_trace(benchmark::State &st) {
     const TracePattern &t = trace_pattern();
     std::vector<void *> slots(t.slots);
     trace_replay(b, slots.data());
+    SlowCounts<decltype(b)> sc(b);
     for (auto _ : st) trace_replay(b, slots.data());
+    sc.report(st, double(t.ops.size()));
     st.counters["ops"] = double(t.ops.size());
+}
+
+// The CPython trace: one untimed replay, then replays.
+template <class Env> void bm_pytrace(benchmark::State &st) {
+    const PyTrace &t = pytrace();
+    if (!t.ok) {
+        st.SkipWithError("no CPython trace");
+        return;
+    }
+    Env env;
+    auto b = env.local();
+    std::vector<void *> slots(t.slots);
+    pytrace_replay(b, slots.data());
+    SlowCounts<decltype(b)> sc(b);
+    for (auto _ : st) pytrace_replay(b, slots.data());
+    sc.report(st, double(t.nops));
+    st.counters["ops"] = double(t.nops);
 }
 
 template <class Env> void bm_realloc(benchmark::State &st) {
     Env env;
     auto b = env.local();
     realloc_growth(b);
+    SlowCounts<decltype(b)> sc(b);
     for (auto _ : st) realloc_growth(b);
+    sc.report(st, 1);
     st.counters["ops"] = 1;
 }
 
@@ -211,6 +287,7 @@ template <class Env> void bm_procs(benchmark::State &st) {
 // what this machine gives two busy processes, the floor for any allocator.
 struct NoAllocEnv {
     static constexpr const char *kName = "none";
+    static constexpr bool kSlowReplay = false;
     static constexpr bool kShared = true;
     static constexpr bool kRealloc = false;
     struct Backend {
@@ -256,8 +333,16 @@ template <class Env> void register_all(WorkloadSet set) {
     register_pairs<Env>(Env::kName, std::make_index_sequence<std::size(kPairSizes)>());
     benchmark::RegisterBenchmark(("batch/" + a).c_str(), bm_batch<Env>)->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("trace/" + a).c_str(), bm_trace<Env>)->Unit(benchmark::kMicrosecond);
-    if constexpr (Env::kRealloc)
+    if constexpr (Env::kRealloc) {
         benchmark::RegisterBenchmark(("realloc/" + a).c_str(), bm_realloc<Env>)->Unit(benchmark::kNanosecond);
+        if (pytrace_configured()) {
+            auto *bm = benchmark::RegisterBenchmark(("pytrace/" + a).c_str(), bm_pytrace<Env>)
+                           ->Unit(benchmark::kMillisecond);
+            // A replay is 3.2 M operations: one per repetition is plenty for
+            // the slow heaps (Boost's rbtree takes ~0.7 s per replay).
+            if (Env::kSlowReplay) bm->Iterations(1);
+        }
+    }
     benchmark::RegisterBenchmark(("prodcons/" + a).c_str(), bm_prodcons<Env>)
         ->Unit(benchmark::kNanosecond)
         ->UseRealTime();

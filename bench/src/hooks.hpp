@@ -13,7 +13,9 @@
 
 namespace shb {
 
-enum class SharedSet { kNone, kCheck, kAll };
+// Which shared heaps run next to the process allocator: none; sharena's
+// check rows; sharena in full; sharena, Boost and the no-allocator control.
+enum class SharedSet { kNone, kCheck, kSharena, kAll };
 
 // proc.cpp
 const char *proc_name();
@@ -25,8 +27,8 @@ void proc_count();
 // shared.cpp
 std::string sharena_describe();
 void shared_register(SharedSet set);
-void shared_memory(FILE *out, bool &first);
-void shared_count();
+void shared_memory(FILE *out, bool &first, SharedSet set);   // kSharena or kAll
+void shared_count(SharedSet set);
 
 }  // namespace shb
 

@@ -1,6 +1,7 @@
-// Memory mode: bytes committed against bytes live, for the batch and for a
-// fragmenting workload, and what comes back once everything is freed (by
-// itself, then after the allocator's explicit release call).
+// Memory mode: bytes committed against bytes live, for the batch, for a
+// fragmenting workload and for the CPython trace (at its peak of live bytes),
+// and what comes back once everything is freed (by itself, then after the
+// allocator's explicit release call).
 //
 // A probe tells, for one allocator:
 //   uint64_t committed();   memory the allocator holds (its own figure)
@@ -23,6 +24,7 @@
 #include <cstring>
 #include <string>
 
+#include "pytrace.hpp"
 #include "workloads.hpp"
 
 namespace shb {
@@ -140,6 +142,23 @@ template <class B, class P> void mem_fragment(B &b, P &probe, MemScenario *s) {
     scratch_free(pb, kFragB);
     scratch_free(sb, kFragB);
 }
+
+// The CPython trace replayed up to its peak of live bytes, then to its end
+// (every block freed). Needs an allocator with realloc.
+template <class B, class P> void mem_pytrace(B &b, P &probe, MemScenario *s) {
+    const PyTrace &t = pytrace();       // converted (and resident) before the baseline
+    void **slots = scratch_array<void *>(t.slots);
+    MemRecorder<P> rec(probe, s, "pytrace");
+    pytrace_replay_range(b, slots, 0, t.peak_op);
+    rec.point("at peak live", t.peak_live_bytes);
+    pytrace_replay_range(b, slots, t.peak_op, t.nops);
+    rec.point("all freed", 0);
+    probe.release();
+    rec.point("released", 0);
+    scratch_free(slots, t.slots);
+}
+
+inline bool pytrace_usable() { return pytrace_configured() && pytrace().ok; }
 
 // One allocator's memory results as a JSON object.
 template <class P>

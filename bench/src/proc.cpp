@@ -116,7 +116,8 @@ std::string proc_describe() { return version() + ", malloc from " + malloc_provi
 void proc_register() { register_all<ProcEnv>(kSetAll); }
 
 void proc_memory(FILE *out, bool &first) {
-    struct Results { MemScenario sc[2]; };
+    struct Results { MemScenario sc[3]; };
+    const bool py = pytrace_usable();
     Results *r = shared_new<Results>();
     in_child([r] {
         ProcEnv env;
@@ -130,7 +131,14 @@ void proc_memory(FILE *out, bool &first) {
         ProcProbe p;
         mem_fragment(b, p, &r->sc[1]);
     });
-    mem_print_json<ProcProbe>(out, ProcEnv::kName, r->sc, 2, first);
+    if (py)
+        in_child([r] {
+            ProcEnv env;
+            auto b = env.local();
+            ProcProbe p;
+            mem_pytrace(b, p, &r->sc[2]);
+        });
+    mem_print_json<ProcProbe>(out, ProcEnv::kName, r->sc, py ? 3 : 2, first);
     shared_delete(r);
 }
 

@@ -1,5 +1,6 @@
 // The shared-memory heaps: sharena and Boost.Interprocess. Compiled once,
 // linked into every binary; see hooks.hpp.
+#include <dlfcn.h>
 #include <sharena.h>
 
 #include "backend_boost.hpp"
@@ -11,10 +12,18 @@
 
 namespace shb {
 
+// Which file serves shr_malloc: libsharena.so.N, or this binary (static).
 std::string sharena_describe() {
-    char buf[64];
-    snprintf(buf, sizeof buf, "sharena %d.%d.%d (in-tree, static)", SHR_VERSION_MAJOR,
-             SHR_VERSION_MINOR, SHR_VERSION_PATCH);
+    Dl_info info;
+    std::string from = "?";
+    if (dladdr(reinterpret_cast<void *>(&shr_malloc), &info) && info.dli_fname) {
+        from = info.dli_fname;
+        size_t slash = from.rfind('/');
+        if (slash != std::string::npos) from = from.substr(slash + 1);
+    }
+    char buf[160];
+    snprintf(buf, sizeof buf, "sharena %d.%d.%d (in-tree, as %s, from %s)", SHR_VERSION_MAJOR,
+             SHR_VERSION_MINOR, SHR_VERSION_PATCH, SharenaEnv::kName, from.c_str());
     return buf;
 }
 
@@ -22,6 +31,10 @@ void shared_register(SharedSet set) {
     if (set == SharedSet::kNone) return;
     if (set == SharedSet::kCheck) {
         register_all<SharenaEnv>(kSetCheck);
+        return;
+    }
+    if (set == SharedSet::kSharena) {
+        register_all<SharenaEnv>(kSetAll);
         return;
     }
     register_all<SharenaEnv>(kSetAll);
@@ -58,7 +71,8 @@ struct SharenaProbe {
 };
 
 template <class Env> void memory_sharena(FILE *out, bool &first) {
-    MemScenario sc[2];
+    MemScenario sc[3];
+    const bool py = pytrace_usable();
     {
         Env env;
         auto b = env.local();
@@ -71,11 +85,18 @@ template <class Env> void memory_sharena(FILE *out, bool &first) {
         SharenaProbe p{env};
         mem_fragment(b, p, &sc[1]);
     }
-    mem_print_json<SharenaProbe>(out, Env::kName, sc, 2, first);
+    if (py) {
+        Env env;
+        auto b = env.local();
+        SharenaProbe p{env};
+        mem_pytrace(b, p, &sc[2]);
+    }
+    mem_print_json<SharenaProbe>(out, Env::kName, sc, py ? 3 : 2, first);
 }
 
 template <class Env> void memory_boost(FILE *out, bool &first) {
-    MemScenario sc[2];
+    MemScenario sc[3];
+    const bool py = Env::kRealloc && pytrace_usable();
     {
         Env env;
         auto b = env.local();
@@ -88,20 +109,28 @@ template <class Env> void memory_boost(FILE *out, bool &first) {
         BoostProbe p{env.segment()};
         mem_fragment(b, p, &sc[1]);
     }
-    mem_print_json<BoostProbe>(out, Env::kName, sc, 2, first);
+    if (py) {
+        Env env;
+        auto b = env.local();
+        BoostProbe p{env.segment()};
+        mem_pytrace(b, p, &sc[2]);
+    }
+    mem_print_json<BoostProbe>(out, Env::kName, sc, py ? 3 : 2, first);
 }
 
 }  // namespace
 
-void shared_memory(FILE *out, bool &first) {
+void shared_memory(FILE *out, bool &first, SharedSet set) {
     memory_sharena<SharenaEnv>(out, first);
+    if (set != SharedSet::kAll) return;
     memory_boost<BoostRbtreeEnv>(out, first);
     memory_boost<BoostNodeEnv>(out, first);
 }
 
-void shared_count() {
+void shared_count(SharedSet set) {
     count_all<SharenaEnv>();
-    count_all<BoostRbtreeEnv>();
+    if (set != SharedSet::kAll) return;
+    count_all<BoostRbtreeEnv, false>();
     count_all<BoostNodeEnv>();
 }
 
