@@ -67,7 +67,13 @@ static int area_lock(shr_heap_t *h, lease_area_t *a)
 
 static void area_unlock(lease_area_t *a) { pthread_mutex_unlock(&a->mu); }
 
-static uint64_t hash(uint64_t off) { return (off >> 4) * 0x9E3779B97F4A7C15ull; }
+/* Fibonacci hashing: the top bits of the product, which depend on every
+ * bit of the offset (the low bits would depend only on the low bits, and
+ * blocks of one size class share those). */
+static uint64_t slot_of(uint64_t off, uint64_t cap)
+{
+    return ((off >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - __builtin_ctzll(cap));
+}
 
 static bool is_live(uint64_t k) { return k > LEASE_TOMB; }
 
@@ -92,36 +98,43 @@ static void validate(const lease_table_t *t, uint64_t live)
                   (unsigned long long)n_live);
 }
 
-/* The entry for off, or NULL; with insert, a new entry (n = 0) when off has
- * none, reusing the first tombstone on its probe path. LE1 guarantees a free
- * entry ends every probe. */
-static lease_entry_t *find(lease_table_t *t, uint64_t off, bool insert)
+/* Claim entry e for off (n = 0): a free entry, or a tombstone (LE3). */
+static lease_entry_t *claim_entry(lease_table_t *t, lease_entry_t *e, uint64_t off)
 {
-    uint64_t mask = t->cap - 1, i = hash(off) & mask;
+    if (shr_load_relaxed(&e->off) == 0) t->used++;
+    t->live++;
+    SHR_ASSERT(t->used * 2 <= t->cap); /* LE1: room was made first */
+    shr_store_relaxed(&e->n, 0);
+    shr_store_relaxed(&e->off, off); /* claimed: LE2 holds once n is stored */
+    return e;
+}
+
+/* The entry for off, or NULL, in one probe; *slot receives where off would
+ * go (the first tombstone on its path, else the free entry that ended it).
+ * LE1 guarantees a free entry ends every probe. */
+static lease_entry_t *probe(lease_table_t *t, uint64_t off, lease_entry_t **slot)
+{
+    uint64_t mask = t->cap - 1, i = slot_of(off, t->cap);
     lease_entry_t *tomb = NULL;
     for (uint64_t probes = 0; probes < t->cap; probes++, i = (i + 1) & mask) {
         uint64_t k = shr_load_relaxed(&t->e[i].off);
         if (k == off) return &t->e[i];
         if (k == LEASE_TOMB && !tomb) tomb = &t->e[i];
         if (k == 0) {
-            if (!insert) return NULL;
-            lease_entry_t *e = tomb ? tomb : &t->e[i];
-            if (!tomb) t->used++;
-            t->live++;
-            SHR_ASSERT(t->used * 2 <= t->cap); /* LE1: room was made first */
-            shr_store_relaxed(&e->n, 0);
-            shr_store_relaxed(&e->off, off); /* claimed: LE2 holds once n is stored */
-            return e;
+            *slot = tomb ? tomb : &t->e[i];
+            return NULL;
         }
     }
-    SHR_ASSERT(!insert || tomb); /* LE1: a full table has no free entry */
-    if (insert && tomb) {
-        t->live++;
-        shr_store_relaxed(&tomb->n, 0);
-        shr_store_relaxed(&tomb->off, off);
-        return tomb;
-    }
+    *slot = tomb; /* LE1 broken: a full table (NULL when not even a tombstone) */
     return NULL;
+}
+
+static lease_entry_t *find(lease_table_t *t, uint64_t off, bool insert)
+{
+    lease_entry_t *slot = NULL, *e = probe(t, off, &slot);
+    if (e || !insert) return e;
+    SHR_ASSERT(slot != NULL); /* LE1 */
+    return slot ? claim_entry(t, slot, off) : NULL;
 }
 
 /* Smallest table that holds `live` entries a quarter full. */
@@ -171,9 +184,12 @@ int shr__lease_add(shr_heap_t *h, shr_off_t off)
     lease_area_t *a = my_area(h);
     int rc = area_lock(h, a);
     if (rc) return rc;
-    /* An object already leased needs no new entry, hence no room. */
+    /* One probe: an object already leased needs no new entry, hence no
+     * room; a new one takes the probe's slot unless the table must grow. */
     lease_table_t *t = table_of(h, a);
-    lease_entry_t *e = t ? find(t, off, false) : NULL;
+    lease_entry_t *slot = NULL, *e = t ? probe(t, off, &slot) : NULL;
+    if (!e && slot && (t->used + (shr_load_relaxed(&slot->off) == 0)) * 2 <= t->cap)
+        e = claim_entry(t, slot, off);
     if (e || (rc = ensure_room(h, a)) == 0) {
         if (!e) e = find(table_of(h, a), off, true);
         shr_store_relaxed(&e->n, shr_load_relaxed(&e->n) + 1); /* commit: recorded */

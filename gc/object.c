@@ -120,8 +120,8 @@ void shr__decref(shr_heap_t *h, obj_t *o)
     if (atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_acq_rel) != 1) return;
     if (dealloc_depth >= TRASH_DEPTH) {
         if (ntrash == trash_cap) {
-            size_t cap = trash_cap ? trash_cap * 2 : 64;
-            void *p = realloc(trash, cap * sizeof *trash);
+            size_t cap = trash_cap ? trash_cap * 2 : 64, size;
+            void *p = __builtin_mul_overflow(cap, sizeof *trash, &size) ? NULL : realloc(trash, size);
             if (!p) return; /* leaks: never frees too early */
             trash = p;
             trash_cap = cap;

@@ -181,7 +181,6 @@ void shr__list_repair(shr_heap_t *h, listobj_t *l)
  * deadline. A holder walking the whole list (count, index) also looks for
  * the mark between steps (shr__list_step). The mark is a hint: an unlock
  * racing a waiter's mark may drop it, and the waiter marks again. */
-#define LOCK_WAITER SHR__OWNER_FLAG
 #define WAITER_SPINS 64
 
 /* Process-wide wait hooks (shr_wait_hooks_set): before() when a thread
@@ -270,13 +269,6 @@ int shr__list_step(shr_heap_t *h, listobj_t *l)
     return shr__list_lock(h, l);
 }
 
-void shr__list_unlock(listobj_t *l)
-{
-    /* Keep a waiter's mark (no read-modify-write: a mark set in between is
-     * lost, and set again by its waiter). */
-    shr_store_release(&l->lock, shr_load_relaxed(&l->lock) & LOCK_WAITER);
-}
-
 /* ---- values ------------------------------------------------------------------ */
 
 /* Is s valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF)? */
@@ -314,7 +306,7 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 /* Encode a caller's value as an item, taking the reference the item will
  * hold (a new str/bytes object, or an incref of a list). Fails before it
  * takes anything. */
-static int encode(shr_heap_t *h, const shr_value_t *v, uint64_t *tag, uint64_t *val)
+shr_inline int encode(shr_heap_t *h, const shr_value_t *v, uint64_t *tag, uint64_t *val)
 {
     if (!v) return -EINVAL;
     switch (v->type) {
@@ -782,7 +774,7 @@ int shr_list_index(shr_list_t *list, const shr_value_t *value, size_t *index)
 
 /* Encode value (outside the lock: it may allocate), then take the lock; on
  * failure nothing is held. */
-static int encode_and_lock(shr_heap_t *h, listobj_t *l, const shr_value_t *value, uint64_t *tag, uint64_t *val)
+shr_inline int encode_and_lock(shr_heap_t *h, listobj_t *l, const shr_value_t *value, uint64_t *tag, uint64_t *val)
 {
     int rc = encode(h, value, tag, val);
     if (rc) return rc;

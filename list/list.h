@@ -160,7 +160,14 @@ void shr__list_repair(shr_heap_t *h, listobj_t *l);
  * the lock word, let it in and take the lock again (0, or the lock's error:
  * then the lock is not held). The list may have changed on return. */
 int shr__list_step(shr_heap_t *h, listobj_t *l);
-void shr__list_unlock(listobj_t *l);
+/* Bit 63 of the lock word: a thread has been waiting (list.c, lock_slow). */
+#define LOCK_WAITER SHR__OWNER_FLAG
+static inline void shr__list_unlock(listobj_t *l)
+{
+    /* Keep a waiter's mark (no read-modify-write: a mark set in between is
+     * lost, and set again by its waiter). */
+    shr_store_release(&l->lock, shr_load_relaxed(&l->lock) & LOCK_WAITER);
+}
 
 /* repr.c */
 /* Python's repr of a double (shortest round trip, ".0" added, exponent
