@@ -11,8 +11,9 @@
  *   - allocation functions return NULL and set errno;
  *   - a NULL heap handle is an error, never a crash, and changes nothing:
  *     int functions return -EINVAL, allocation functions NULL with errno =
- *     EINVAL, shr_usable_size 0, and shr_free(NULL, p) does nothing (the
- *     malloc and free fast paths pay a test and a predicted branch each);
+ *     EINVAL, shr_usable_size 0, and shr_free(NULL, p) does nothing (at no
+ *     cost on the allocation fast paths: NULL never matches the thread's
+ *     context, so it takes the slow path, which checks);
  *   - nothing stored in the segment is a pointer: shared references are
  *     shr_off_t offsets from the segment base, 0 meaning null. shr_ptr() and
  *     shr_off() convert in this process's mapping.
