@@ -307,13 +307,14 @@ static shr_noinline void *malloc_slow(shr_heap_t *heap, size_t size)
  * tests/alloc/frameless.cmake checks the release build's code for it. */
 static inline void *malloc_fast(shr_heap_t *heap, size_t size)
 {
-    if (shr_unlikely(!heap || size > SHR_MEDIUM_REQUEST_THRESHOLD || (heap->flags & SHR_HEAP_GUARDS)))
-        return malloc_slow(heap, size);
-    unsigned cls = size_to_class(size);
+    /* The context first: a NULL handle never matches one (a closed context
+     * holds SHR__CTX_CLOSED), so NULL reaches malloc_slow before anything
+     * reads the handle, at no cost here. */
     shr_tctx_t *ctx = shr__tl_ctx;
-    if (shr_unlikely(ctx == NULL || atomic_load_explicit(&ctx->heap, memory_order_relaxed) != heap))
+    if (shr_unlikely(ctx == NULL || atomic_load_explicit(&ctx->heap, memory_order_relaxed) != heap ||
+                     size > SHR_MEDIUM_REQUEST_THRESHOLD || (heap->flags & SHR_HEAP_GUARDS)))
         return malloc_slow(heap, size);
-    return pool_malloc_ctx(heap, ctx, cls);
+    return pool_malloc_ctx(heap, ctx, size_to_class(size));
 }
 
 void *shr_malloc(shr_heap_t *heap, size_t size)
@@ -374,7 +375,11 @@ void shr_free(shr_heap_t *heap, void *ptr)
 {
     if (SHR_MEMCHECK && heap && ptr) shr__mem_probe_free(heap, ptr); /* the checker's report first */
     if (SHR_DEBUG >= 1) free_debug(heap, ptr);
-    if (shr_unlikely(!heap)) return; /* the rule for a NULL handle (sharena.h) */
+    /* The context first, as in malloc_fast: a NULL handle goes to free_slow
+     * before anything reads it. */
+    shr_tctx_t *ctx = shr__tl_ctx;
+    if (shr_unlikely(ctx == NULL || atomic_load_explicit(&ctx->heap, memory_order_relaxed) != heap))
+        return free_slow(heap, ptr);
     /* A NULL ptr lands in free_slow too: its offset is past the capacity. */
     uint64_t off = (uint64_t)((uint8_t *)ptr - heap->base);
     if (shr_unlikely(off >= heap->capacity || (off & (SHR_ALIGNMENT - 1)) ||
@@ -385,14 +390,11 @@ void shr_free(shr_heap_t *heap, void *ptr)
     if (shr_unlikely(kind != CHUNK_SMALL && kind != CHUNK_MEDIUM)) return free_slow(heap, ptr);
     uint64_t po = pool_base(off, kind);
     pool_header_t *pool = pool_at(heap, po);
-    shr_tctx_t *ctx = shr__tl_ctx;
     /* A pool header is refused here (one compare with a constant); space
      * the pool never carved only on the slow path and at debug level >= 1:
      * refusing it here would cost a load per free (docs/design/alloc.md
      * §7.4). */
-    if (shr_unlikely(off - po < SHR_POOL_OVERHEAD ||
-                     ctx == NULL || atomic_load_explicit(&ctx->heap, memory_order_relaxed) != heap ||
-                     shr_load_relaxed(&pool->owner) != ctx->slot + 1))
+    if (shr_unlikely(off - po < SHR_POOL_OVERHEAD || shr_load_relaxed(&pool->owner) != ctx->slot + 1))
         return free_slow(heap, ptr);
     return pool_free_local(heap, ctx, pool, po, off);
 }

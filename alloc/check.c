@@ -189,6 +189,17 @@ static void check_guards(checker_t *k, pool_header_t *p)
     }
 }
 
+/* An owned pool's owner is a LIVE thread slot. Arena lock held: a slot's
+ * release orphans its pools under that lock before the slot goes FREE, so
+ * a pool owned by a FREE slot (or by no slot at all) is damage, which the
+ * slot's next claimer would trust. */
+static void owner_is_live(checker_t *k, uint64_t po, uint32_t owner)
+{
+    if (owner == 0) return;
+    if (owner > k->h->max_threads || shr_load_relaxed(&shr__thread_slot(k->h, owner - 1)->state) != SHR_ENTRY_LIVE)
+        fail(k, "P3: pool %" PRIu64 ": owned by slot %u, which is not a live thread slot", po, owner - 1);
+}
+
 static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
 {
     shr_heap_t *h = k->h;
@@ -216,6 +227,7 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
         uint32_t st = shr_load_acquire(&p->state), ow = shr_load_relaxed(&p->owner);
         uint64_t r2 = atomic_load_explicit(&p->remote, memory_order_acquire);
         if (r1 != r2) return;
+        owner_is_live(k, po, ow);
         cls = shr_load_relaxed(&p->szidx);
         if ((st == POOL_USED || st == POOL_FULL) && cls < SHR_NB_CLASSES) {
             /* Written once when the pool got its class (before the release
@@ -253,6 +265,7 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
         return;
     }
     if (state == POOL_ORPHAN && owner != 0) fail(k, "P3: pool %" PRIu64 ": orphan owned by %u", po, owner);
+    owner_is_live(k, po, owner);
     if (state == POOL_USED && owner == 0) fail(k, "P3: pool %" PRIu64 ": used but owned by nobody", po);
     if (state == POOL_FULL && owner == 0 && !(shr_load_relaxed(&p->remote) & REMOTE_UNOWNED))
         fail(k, "P3: pool %" PRIu64 ": full and unowned without the unowned flag", po);
@@ -448,15 +461,18 @@ static void check_large(checker_t *k)
     for (uint32_t n = 1; n < SHR_PAGES_PER_CHUNK; n++) {
         bool nonempty = g->large_runs[n] != 0;
         if (nonempty != !!(g->large_bitmap & ((uint64_t)1 << n))) fail(k, "LR1: large bitmap disagrees with list %u", n);
-        uint64_t steps = 0;
-        for (uint64_t off = g->large_runs[n]; off; off = ((large_header_t *)(h->base + SHR_ALIGN_DOWN(off, SHR_CHUNK_SIZE)))->page[(off & (SHR_CHUNK_SIZE - 1)) >> SHR_PAGE_SHIFT].next) {
+        uint64_t steps = 0, prev = 0;
+        for (uint64_t off = g->large_runs[n]; off; prev = off, off = ((large_header_t *)(h->base + SHR_ALIGN_DOWN(off, SHR_CHUNK_SIZE)))->page[(off & (SHR_CHUNK_SIZE - 1)) >> SHR_PAGE_SHIFT].next) {
             uint64_t c = off >> SHR_CHUNK_SHIFT;
-            if (off >= h->capacity || c >= hwm || shr_load_relaxed(&t[c].kind) != CHUNK_LARGE || ++steps > g->nchunks * SHR_PAGES_PER_CHUNK) {
+            if (off >= h->capacity || off % SHR_PAGE_SIZE || c >= hwm || shr_load_relaxed(&t[c].kind) != CHUNK_LARGE ||
+                off == chunk_off(c) || ++steps > g->nchunks * SHR_PAGES_PER_CHUNK) {
                 fail(k, "LR1: large free list %u broken", n);
                 break;
             }
             page_entry_t *e = &((large_header_t *)(h->base + chunk_off(c)))->page[(off - chunk_off(c)) >> SHR_PAGE_SHIFT];
             if (e->state != RUN_FREE || e->run != n) fail(k, "LR1: large free list %u holds a run of %u pages (state %u)", n, e->run, e->state);
+            /* The back link, which the next take of a run writes through. */
+            if (e->prev != prev) fail(k, "LR1: large free list %u: back link of the run at %" PRIu64 " wrong", n, off);
             listed++;
         }
     }

@@ -5,14 +5,14 @@
  *   - functions returning int return 0 or a negative code (-errno, or one of
  *     SHR_E* from <sharena/errors.h>); shr_strerror() names it;
  *   - out-parameters are written only on success;
- *   - a NULL heap handle gives -EINVAL from the heap's lifecycle and
- *     inspection calls (shr_heap_close, _stat, _recover, _check and
- *     _check_report; shr_heap_name, shr_ptr and shr_off return NULL or 0);
  *   - allocation functions return NULL and set errno;
  *   - a NULL heap handle is an error, never a crash, and changes nothing:
- *     int functions return -EINVAL, allocation functions NULL with errno =
- *     EINVAL, shr_usable_size 0, and shr_free(NULL, p) does nothing (the
- *     malloc and free fast paths pay a test and a predicted branch each);
+ *     int functions return -EINVAL (shr_heap_close, _stat, _recover,
+ *     _check, _collect, _stats, the roots...), allocation functions NULL
+ *     with errno = EINVAL, shr_usable_size 0, shr_heap_name, shr_ptr and
+ *     shr_off NULL or 0, and shr_free(NULL, p) does nothing (at no cost on
+ *     the allocation fast paths: NULL never matches the thread's context,
+ *     so it takes the slow path, which checks);
  *   - nothing stored in the segment is a pointer: shared references are
  *     shr_off_t offsets from the segment base, 0 meaning null. shr_ptr() and
  *     shr_off() convert in this process's mapping.

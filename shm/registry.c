@@ -667,7 +667,7 @@ void shr__proc_unregister(shr_heap_t *h)
     pthread_mutex_lock(&proc_mutex);
     /* Contexts of this process's threads become stale: their owners free
      * them on their next slow path or at thread exit. */
-    for (shr_tctx_t *c = h->ctxs; c; c = c->next_in_heap) shr_store_relaxed(&c->heap, NULL);
+    for (shr_tctx_t *c = h->ctxs; c; c = c->next_in_heap) shr_store_relaxed(&c->heap, SHR__CTX_CLOSED);
     h->ctxs = NULL;
     if (!h->registered || h->fork_epoch != shr_load_relaxed(&fork_epoch)) {
         /* Never registered, or a fork child that never used the heap: the
@@ -710,7 +710,7 @@ static void prune_stale_contexts(void)
     shr_tctx_t **pp = &tl_ctx_list;
     while (*pp) {
         shr_tctx_t *c = *pp;
-        if (shr_load_relaxed(&c->heap) == NULL) {
+        if (shr_load_relaxed(&c->heap) == SHR__CTX_CLOSED) {
             *pp = c->next_in_thread;
             if (shr__tl_ctx == c) shr__tl_ctx = NULL;
             free(c);
@@ -834,7 +834,7 @@ static void tctx_destructor(void *unused)
     for (shr_tctx_t *c = tl_ctx_list, *next; c; c = next) {
         next = c->next_in_thread;
         shr_heap_t *h = shr_load_relaxed(&c->heap);
-        if (h && h->registered && h->fork_epoch == shr_load_relaxed(&fork_epoch)) {
+        if (h != SHR__CTX_CLOSED && h->registered && h->fork_epoch == shr_load_relaxed(&fork_epoch)) {
             /* On a timeout the slot stays LIVE until close or the
              * reclaim of this process. */
             if (shr__lock(h, SHR_LOCK_REGISTRY) == 0) {

@@ -254,9 +254,15 @@ typedef struct shr__seg_params {
     void (*close)(shr_heap_t *heap);
 } shr__seg_params_t;
 
+/* A context whose heap was closed holds this instead of a heap: an address
+ * no handle has, and not NULL, so that a NULL handle never matches any
+ * context (the allocation fast paths rely on it to send NULL to their slow
+ * paths at no cost). */
+#define SHR__CTX_CLOSED ((shr_heap_t *)(uintptr_t)1)
+
 /* A thread's context for one heap: process-private. */
 typedef struct shr_tctx {
-    _Atomic(shr_heap_t *) heap;         /* NULL once the heap is closed */
+    _Atomic(shr_heap_t *) heap;         /* SHR__CTX_CLOSED once the heap is closed */
     uint32_t slot;                      /* index in the thread slots */
     uint32_t gen;                       /* slot gen when claimed */
     thread_slot_t *ts;

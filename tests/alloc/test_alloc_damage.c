@@ -76,6 +76,19 @@ Test(alloc_damage, check_reports_chunk_table_links_out_of_range_without_followin
     EXPECT_REPORTED(h, g->orphans[5], h->capacity + 4096);
     EXPECT_REPORTED(h, g->orphans[5], chunk_off(g->first_data) + 100);
     EXPECT_REPORTED(h, head->pool_address, (uint64_t)1 << 55);
+    /* A free page run's back link, which the next large malloc writes
+     * through (the list of 63-page runs holds the fresh large chunk). */
+    void *big = shr_malloc(h, 20000);
+    cr_assert_not_null(big);
+    uint32_t nrun = 0;
+    for (uint32_t r = 1; r < SHR_PAGES_PER_CHUNK; r++)
+        if (g->large_runs[r]) nrun = r;
+    cr_assert_neq(nrun, 0, "a free page run is listed");
+    uint64_t roff = g->large_runs[nrun];
+    page_entry_t *re = &((large_header_t *)(h->base + (roff & ~(SHR_CHUNK_SIZE - 1))))->page[(roff & (SHR_CHUNK_SIZE - 1)) >> SHR_PAGE_SHIFT];
+    EXPECT_REPORTED(h, re->prev, (uint64_t)1 << 41);
+    EXPECT_REPORTED(h, g->large_runs[nrun], roff + 8);
+    shr_free(h, big);
     /* Statistics refuse the bounds they would walk past. */
     shr_alloc_stats_t st;
     uint64_t saved = g->nchunks;
@@ -151,6 +164,11 @@ Test(alloc_damage, damaged_remote_stack_head_of_another_threads_pool_is_reported
     EXPECT_REPORTED(h, pool->remote, po + 8);                  /* inside the header */
     EXPECT_REPORTED(h, pool->remote, po + SHR_POOL_OVERHEAD + 32); /* off a block boundary */
     EXPECT_REPORTED(h, pool->block_size, 7u);                  /* what remote freers trust */
+    /* A pool owned by a slot that is free: its next claimer would trust it. */
+    uint32_t free_slot = 0;
+    while (shr_load_relaxed(&shr__thread_slot(h, free_slot)->state) != SHR_ENTRY_FREE) free_slot++;
+    EXPECT_REPORTED(h, pool->owner, free_slot + 1);
+    EXPECT_REPORTED(h, pool->owner, 1u << 30);
     shr_test_gate_open(&x.go);
     cr_assert_eq(pthread_join(t, NULL), 0);
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
