@@ -224,12 +224,12 @@ static void build_template(template_t *t, unsigned flags, int variant)
 
     /* Regions, from the live handle's view of its own layout. */
     seg_header_t *hdr = h->hdr;
-    alloc_global_t *g = AG(h);
-    chunk_t *ct = CT(h);
+    alloc_global_t *g = alloc_global(h);
+    chunk_t *ct = chunk_table(h);
     region_add(&t->reg[R_HEADER], 0, offsetof(seg_header_t, checksum) + 8);
     region_add(&t->reg[R_LOCKS], offsetof(seg_header_t, locks), sizeof hdr->locks);
-    region_add(&t->reg[R_PROCS], offsetof(seg_header_t, procs), 4 * sizeof(proc_entry_t));
-    region_add(&t->reg[R_THREADS], offsetof(seg_header_t, threads), 8 * sizeof(thread_slot_t));
+    region_add(&t->reg[R_PROCS], hdr->procs_off, 4 * sizeof(proc_entry_t));
+    region_add(&t->reg[R_THREADS], hdr->threads_off, 8 * sizeof(thread_slot_t));
     region_add(&t->reg[R_ALLOC_GLOBAL], hdr->global_off[SHR_LAYER_ALLOC], offsetof(alloc_global_t, roots) +
                8 * sizeof(root_entry_t));
     region_add(&t->reg[R_ALLOC_SLOTS], hdr->thread_off[SHR_LAYER_ALLOC], 8 * hdr->thread_size[SHR_LAYER_ALLOC]);
@@ -243,12 +243,12 @@ static void build_template(template_t *t, unsigned flags, int variant)
     t->mutexes[0].base = offsetof(seg_header_t, locks) + offsetof(shm_lock_t, mu);
     t->mutexes[0].stride = sizeof(shm_lock_t);
     t->mutexes[0].count = SHR_NLOCKS;
-    t->mutexes[1].base = offsetof(seg_header_t, procs) + offsetof(proc_entry_t, life);
+    t->mutexes[1].base = hdr->procs_off + offsetof(proc_entry_t, life);
     t->mutexes[1].stride = sizeof(proc_entry_t);
-    t->mutexes[1].count = SHR_MAX_PROCS;
+    t->mutexes[1].count = hdr->max_procs;
     t->mutexes[2].base = hdr->proc_off[SHR_LAYER_GC]; /* lease_area_t starts with its mutex */
     t->mutexes[2].stride = hdr->proc_size[SHR_LAYER_GC];
-    t->mutexes[2].count = SHR_MAX_PROCS;
+    t->mutexes[2].count = hdr->max_procs;
     t->roots = (span_t){hdr->global_off[SHR_LAYER_ALLOC] + offsetof(alloc_global_t, roots), 8 * sizeof(root_entry_t)};
     t->orphans = (span_t){hdr->global_off[SHR_LAYER_ALLOC] + offsetof(alloc_global_t, orphans), sizeof g->orphans};
     t->alloc_geometry[0] = (span_t){hdr->global_off[SHR_LAYER_ALLOC], offsetof(alloc_global_t, runs)};
@@ -256,7 +256,7 @@ static void build_template(template_t *t, unsigned flags, int variant)
         t->alloc_geometry[1 + i] = (span_t){hdr->global_off[SHR_LAYER_ALLOC] + offsetof(alloc_global_t, ac) +
                                                 i * sizeof(arena_class_t) + offsetof(arena_class_t, npools), 8};
     t->gc_areas[0] = (span_t){hdr->global_off[SHR_LAYER_GC], hdr->global_size[SHR_LAYER_GC]};
-    t->gc_areas[1] = (span_t){hdr->proc_off[SHR_LAYER_GC], SHR_MAX_PROCS * hdr->proc_size[SHR_LAYER_GC]};
+    t->gc_areas[1] = (span_t){hdr->proc_off[SHR_LAYER_GC], hdr->max_procs * hdr->proc_size[SHR_LAYER_GC]};
     t->values[t->nvalues++] = 0;
     t->values[t->nvalues++] = 1;
     t->values[t->nvalues++] = 2;
@@ -271,18 +271,18 @@ static void build_template(template_t *t, unsigned flags, int variant)
     t->values[t->nvalues++] = g->nchunks + 1;
     t->values[t->nvalues++] = 64;
     t->values[t->nvalues++] = 65;
-    t->values[t->nvalues++] = SHR_MAX_THREADS;
-    t->values[t->nvalues++] = SHR_MAX_PROCS;
+    t->values[t->nvalues++] = hdr->max_threads;
+    t->values[t->nvalues++] = hdr->max_procs;
     for (uint64_t c = g->first_data; c < rd(&g->hwm); c++) {
         uint32_t kind = rd(&ct[c].kind);
         uint64_t base = chunk_off(c);
         if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) {
-            uint64_t psize = kind == CHUNK_SMALL ? (uint64_t)1 << SMALL_POOL_SHIFT : (uint64_t)1 << MEDIUM_POOL_SHIFT;
-            for (uint64_t p = base; p < ct[c].pool_address && p < base + ARENA_SIZE; p += psize) {
+            uint64_t psize = kind == CHUNK_SMALL ? (uint64_t)1 << SHR_SMALL_POOL_SHIFT : (uint64_t)1 << SHR_MEDIUM_POOL_SHIFT;
+            for (uint64_t p = base; p < ct[c].pool_address && p < base + SHR_ARENA_SIZE; p += psize) {
                 region_add(&t->reg[R_POOLS], p, sizeof(pool_header_t));
                 if (t->nvalues < 40 && (p & 0x3000) == 0) {
                     t->values[t->nvalues++] = p;
-                    t->values[t->nvalues++] = p + POOL_OVERHEAD + 8;
+                    t->values[t->nvalues++] = p + SHR_POOL_OVERHEAD + 8;
                 }
             }
         } else if (kind == CHUNK_LARGE) {
