@@ -82,7 +82,7 @@ known_ids() {
 replay() { # target file own-ids
   local others
   others=$(tr ',' '\n' <<<"$SHARENA_FUZZ_KNOWN" | grep -vxF -f <(tr ',' '\n' <<<"${3:-}") | paste -sd, -)
-  (SHARENA_FUZZ_KNOWN=$others exec timeout 60 "$bin/fuzz_$1" -timeout=10 "$2") >/dev/null 2>&1
+  ( (SHARENA_FUZZ_KNOWN=$others exec timeout 60 "$bin/fuzz_$1" -timeout=10 "$2") ) >/dev/null 2>&1
 }
 
 regressions() {
