@@ -322,12 +322,6 @@ static inline unsigned size_to_class(size_t n)
 
 /* ---- Accessors --------------------------------------------------------- */
 
-/* gc/ and list/ still spell the relaxed atomics rd()/wr(); the allocator uses
- * common.h's shr_load_relaxed/shr_store_relaxed. One family: these two are
- * aliases, to be dropped when the layers above have moved. */
-#define rd(p) shr_load_relaxed(p)
-#define wr(p, v) shr_store_relaxed(p, v)
-
 /* The handle keeps the chunk table and the globals in hot[] (set by
  * shr__alloc_open), so that the fast paths reach them in one load. */
 static inline bool alloc_ready(const shr_heap_t *h) { return h->hot[1] != NULL; }

@@ -273,8 +273,8 @@ static void build_template(template_t *t, unsigned flags, int variant)
     t->values[t->nvalues++] = 65;
     t->values[t->nvalues++] = hdr->max_threads;
     t->values[t->nvalues++] = hdr->max_procs;
-    for (uint64_t c = g->first_data; c < rd(&g->hwm); c++) {
-        uint32_t kind = rd(&ct[c].kind);
+    for (uint64_t c = g->first_data; c < shr_load_relaxed(&g->hwm); c++) {
+        uint32_t kind = shr_load_relaxed(&ct[c].kind);
         uint64_t base = chunk_off(c);
         if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) {
             uint64_t psize = kind == CHUNK_SMALL ? (uint64_t)1 << SHR_SMALL_POOL_SHIFT : (uint64_t)1 << SHR_MEDIUM_POOL_SHIFT;
