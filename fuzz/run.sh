@@ -82,7 +82,9 @@ known_ids() {
 replay() { # target file own-ids
   local others
   others=$(tr ',' '\n' <<<"$SHARENA_FUZZ_KNOWN" | grep -vxF -f <(tr ',' '\n' <<<"${3:-}") | paste -sd, -)
-  ( (SHARENA_FUZZ_KNOWN=$others exec timeout 60 "$bin/fuzz_$1" -timeout=10 "$2") ) >/dev/null 2>&1
+  # In a subshell that waits (not exec), so that a reproducer killed by its
+  # signal is reported to /dev/null, not to the terminal.
+  (SHARENA_FUZZ_KNOWN=$others timeout 60 "$bin/fuzz_$1" -timeout=10 "$2"; exit $?) >/dev/null 2>&1
 }
 
 regressions() {
