@@ -812,6 +812,10 @@ def growth_targets(G):
     return md_table(["target", "goal", "measured", "status"], rows, ["---", "---", "---", "---"]) if rows else ""
 
 
+def _entries(x):
+    return "–" if x is None else f"{x:,.0f}"
+
+
 def growth_tables(G):
     out = []
     heap = G.get("heap", [])
@@ -841,12 +845,14 @@ def growth_tables(G):
     if le:
         rows = [[f"{x['refs']:,}", f"{x['leases_seen']:,.0f}", fmt(x["stats_held_ms"] * 1e3),
                  fmt(x["stats_after_peak_ms"] * 1e3), fmt(x["close_held_ms"]), fmt(x["close_after_peak_ms"]),
-                 fmt(x["recover_dead_ms"]), _g(x.get("table_mib_held")), _g(x.get("table_mib_after_peak"))]
+                 fmt(x["recover_dead_ms"]), _g(x.get("table_mib_held")), _g(x.get("table_mib_after_peak")),
+                 _entries(x.get("table_entries_held")), _entries(x.get("table_entries_after_peak"))]
                 for x in le]
         out.append("#### Against outstanding references\n\n" + md_table(
             ["references", "leases reported", "lease stats, N held (µs)", "lease stats, 1 held after N (µs)",
              "close, N held (ms)", "close, 1 held after N (ms)", "recover after a death holding N (ms)",
-             "heap bytes in use for them, N held (MiB)", "the same, 1 held after N (MiB)"], rows))
+             "heap bytes in use for them, N held (MiB)", "the same, 1 held after N (MiB)",
+             "lease table entries, N held", "the same, 1 held after N"], rows))
     li = G.get("list", [])
     if li:
         rows = []

@@ -22,7 +22,7 @@
 //              16 MiB one: the attacher pays their reclaim
 //   leases     a process holding N = 1..10^6 references to N distinct
 //              objects (gets of the strings of a shared list of 10^6):
-//              shr_gc_stats with N held; with 1 held after
+//              shr_lease_stats with N held; with 1 held after
 //              the peak of N; close with 1 held after the peak; close with N
 //              held; shr_heap_recover of a process that died holding N
 //   list       a list of N = 10^3..10^6 strings of 16 bytes: count and index
@@ -508,20 +508,22 @@ void leases_section(int max_refs) {
             for (int i = 0; i < n; i++)
                 if (shr_list_get(ll, i % g_lease_items, &held[i]) != 0) return 4;
             v[4] = in_use_mib(hh) - before;   // the lease table at its peak
-            shr_gc_stats_t gs;
+            shr_lease_stats_t gs;
             v[0] = med_of(g_reps, [&] {
                 uint64_t t0 = now_ns();
-                shr_gc_stats(hh, &gs);
+                shr_lease_stats(hh, &gs);
                 return ms_since(t0);
             });
             v[3] = double(gs.leases);
+            v[6] = double(gs.table_entries);
             for (int i = 1; i < n; i++) shr_value_release(hh, &held[i]);
             v[5] = in_use_mib(hh) - before;   // what it keeps with 1 held
             v[1] = med_of(g_reps, [&] {
                 uint64_t t0 = now_ns();
-                shr_gc_stats(hh, &gs);
+                shr_lease_stats(hh, &gs);
                 return ms_since(t0);
             });
+            v[7] = double(gs.table_entries);
             uint64_t t0 = now_ns();
             shr_list_close(ll);
             shr_heap_close(hh);   // releases the one still held
@@ -566,8 +568,10 @@ void leases_section(int max_refs) {
         if (rec < 0) die("shr_heap_recover: %s", shr_strerror(rec));
         jraw("%s    {\"refs\": %d, \"leases_seen\": %.0f, \"stats_held_ms\": %.6f, \"stats_after_peak_ms\": %.6f, "
              "\"close_after_peak_ms\": %.6f, \"close_held_ms\": %.6f, \"recover_dead_ms\": %.6f, "
-             "\"table_mib_held\": %.6f, \"table_mib_after_peak\": %.6f}",
-             first ? "" : ",\n", n, a.v[3], a.v[0], a.v[1], a.v[2], b.v[0], recover_ms, a.v[4], a.v[5]);
+             "\"table_mib_held\": %.6f, \"table_mib_after_peak\": %.6f, \"table_entries_held\": %.0f, "
+             "\"table_entries_after_peak\": %.0f}",
+             first ? "" : ",\n", n, a.v[3], a.v[0], a.v[1], a.v[2], b.v[0], recover_ms, a.v[4], a.v[5],
+             a.v[6], a.v[7]);
         first = false;
         progress("%d references: lease stats %.3f ms held, %.3f ms after the peak; close %.3f ms after "
                  "the peak, %.3f ms held; recover after death %.3f ms",
