@@ -178,8 +178,12 @@ def test_close_from_another_thread_during_a_waiting_call(lists):
             except ValueError as e:
                 outcome["reader"] = str(e)
 
+        before = sharena._stats()["gil_releases"]
         t = threading.Thread(target=reader)
         t.start()
+        deadline = time.monotonic() + 60
+        while sharena._stats()["gil_releases"] == before and time.monotonic() < deadline:
+            time.sleep(0.001)  # until the reader is in calls that wait
         refused, closed = 0, False
         deadline = time.monotonic() + 60
         while not closed and time.monotonic() < deadline:
