@@ -57,7 +57,8 @@ class ShareableList(Generic[_T]):
 
 class Heap:
     """A sharena heap: many lists in one POSIX shared-memory segment."""
-    def __init__(self, name: str | None = None, create: bool = False, *, capacity: int = 0) -> None: ...
+    def __init__(self, name: str | None = None, create: bool = False, *, capacity: int = 0,
+                 max_procs: int = 0, max_threads: int = 0) -> None: ...
     @property
     def name(self) -> str: ...
     @property

@@ -323,11 +323,13 @@ static int heap_close_all(HeapObject *self)
 
 static PyObject *heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"name", "create", "capacity", NULL};
+    static char *kwlist[] = {"name", "create", "capacity", "max_procs", "max_threads", NULL};
     PyObject *name = Py_None;
     int create = 0;
     Py_ssize_t capacity = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|Op$n:Heap", kwlist, &name, &create, &capacity))
+    unsigned int max_procs = 0, max_threads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|Op$nII:Heap", kwlist, &name, &create, &capacity, &max_procs,
+                                     &max_threads))
         return NULL;
     mod_state *st = state_of_type(type);
     if (!st) return NULL;
@@ -351,6 +353,8 @@ static PyObject *heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     shr_heap_options_t o;
     shr_heap_options_init(&o);
     o.capacity = (size_t)capacity;
+    o.max_procs = max_procs;
+    o.max_threads = max_threads;
     shr_heap_t *hp;
     int rc = shr_heap_create(cname, &o, &hp);
     if (rc) return set_error(rc, name == Py_None ? NULL : name);
@@ -530,14 +534,16 @@ static PyObject *heap_names(HeapObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(heap_doc,
-"Heap(name=None, create=False, *, capacity=0)\n"
+"Heap(name=None, create=False, *, capacity=0, max_procs=0, max_threads=0)\n"
 "--\n\n"
 "A sharena heap: one POSIX shared-memory segment holding any number of\n"
 "lists, used at once by every process that opens it.\n\n"
 "With create=True a new heap is made (name None: a generated name);\n"
 "otherwise the heap called name is opened. capacity is the address space\n"
 "to reserve in bytes (0: 1 GiB); memory is used only for what the heap\n"
-"holds. The heap stays until unlink() removes its name, however many\n"
+"holds. max_procs and max_threads limit the processes that may attach it\n"
+"and their threads (0: 128 and 512); small limits make a small heap.\n"
+"The heap stays until unlink() removes its name, however many\n"
 "processes come and go. Use it in a with block, or call close().");
 
 static PyMethodDef heap_methods[] = {

@@ -2,7 +2,8 @@
 
     python3 limits_probe.py sharena|stdlib N
 
-Prints one line of JSON: threads, fds (increase over the empty process),
+Prints one line of JSON: threads, fds (increase over the empty process;
+threads_first after the first list, threads_more from the first to the last),
 rss (resident bytes, increase), shm (bytes the segments occupy in /dev/shm).
 Each list is made with one small int and attached once more, as a program
 that shares it would. The lists are unlinked before exit.
@@ -27,7 +28,9 @@ def main():
         from multiprocessing import resource_tracker
         resource_tracker.ensure_running()  # its pipe is not the lists' cost
     t0, f0, r0 = counts()
-    made = [ShareableList([i]) for i in range(n)]
+    made = [ShareableList([0])]
+    t_first = counts()[0]
+    made += [ShareableList([i]) for i in range(1, n)]
     t1, f1, r1 = counts()
     shm = 0
     for sl in made:
@@ -36,7 +39,8 @@ def main():
     for sl in made:
         sl.shm.close()
         sl.shm.unlink()
-    print(json.dumps({"threads": t1 - t0, "fds": f1 - f0, "rss": r1 - r0, "shm": shm}))
+    print(json.dumps({"threads": t1 - t0, "threads_first": t_first - t0, "threads_more": t1 - t_first,
+                      "fds": f1 - f0, "rss": r1 - r0, "shm": shm}))
 
 
 if __name__ == "__main__":

@@ -323,7 +323,7 @@ def test_help_reads_like_the_stdlib():
                    "index(self, value, /)", "format", "shm"):
         assert needle in text
     assert str(inspect.signature(ShareableList)) == "(sequence=None, *, name=None)"
-    assert str(inspect.signature(sharena.Heap)) == "(name=None, create=False, *, capacity=0)"
+    assert str(inspect.signature(sharena.Heap)) == "(name=None, create=False, *, capacity=0, max_procs=0, max_threads=0)"
     stub = os.path.join(os.path.dirname(sharena.__file__), "__init__.pyi")
     assert os.path.exists(stub)
     assert os.path.exists(os.path.join(os.path.dirname(sharena.__file__), "py.typed"))

@@ -34,6 +34,20 @@ def test_create_attach_close_unlink(name):
     h2.close()
 
 
+def test_small_limits_make_a_small_heap():
+    big = Heap(create=True)
+    small = Heap(create=True, max_procs=4, max_threads=16)
+    try:
+        assert small.info()["committed"] < big.info()["committed"]
+        assert list(small.ShareableList([1, "x"])) == [1, "x"]
+    finally:
+        for h in (big, small):
+            h.unlink()
+            h.close()
+    with pytest.raises(ValueError):
+        Heap(create=True, max_procs=1 << 20)
+
+
 def test_argument_errors():
     with pytest.raises(ValueError):
         Heap()

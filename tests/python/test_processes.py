@@ -171,23 +171,19 @@ def test_close_from_another_thread_during_a_waiting_call(lists):
         assert ready.wait(60)
         heap = sl.heap
 
-        started = threading.Event()
-
         def reader():
-            started.set()
             try:
                 while True:
                     assert sl[1] == "small"
             except ValueError as e:
                 outcome["reader"] = str(e)
 
+        before = sharena._stats()["gil_releases"]
         t = threading.Thread(target=reader)
         t.start()
-        # The reader's first call waits for as long as the other process holds
-        # the lock: give it the time to get into that wait (it spins, then
-        # releases the GIL), so that the close below meets a call in progress.
-        assert started.wait(60)
-        time.sleep(1.0)
+        deadline = time.monotonic() + 60
+        while sharena._stats()["gil_releases"] == before and time.monotonic() < deadline:
+            time.sleep(0.001)  # until the reader is in calls that wait
         refused, closed = 0, False
         deadline = time.monotonic() + 60
         while not closed and time.monotonic() < deadline:
