@@ -344,7 +344,7 @@ typedef struct tag {
 static void *untag(void *p)
 {
     uint64_t off = (uintptr_t)p - g_base;
-    uint32_t kind = rd(&chunk_table(g_heap)[off >> SHR_CHUNK_SHIFT].kind);
+    uint32_t kind = shr_load_relaxed(&chunk_table(g_heap)[off >> SHR_CHUNK_SHIFT].kind);
     if (!(kind == CHUNK_HUGE_TAIL || (kind == CHUNK_HUGE && (off & (SHR_CHUNK_SIZE - 1)))))
         return NULL;
     if (off < sizeof(tag_t)) return NULL;
