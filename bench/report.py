@@ -1207,6 +1207,14 @@ def write_report(R, md_path, png_dir):
         "",
         spread_table(R),
         "",
+    ]
+    # The standard suites (bench/suites/run.py --report) are a run of their
+    # own: carried over, kept as that run wrote them.
+    suites = os.path.join(png_dir, "suites.md")
+    if os.path.exists(suites):
+        with open(suites) as f:
+            lines += [f.read().rstrip(), ""]
+    lines += [
         "## Machine and packages",
         "",
         machine(),

@@ -10,6 +10,10 @@ install(TARGETS sharena sharena_static EXPORT sharenaTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# libsharena-malloc.so, for LD_PRELOAD (not built under sanitizers).
+if(TARGET sharena_malloc)
+  install(TARGETS sharena_malloc LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 install(EXPORT sharenaTargets NAMESPACE sharena::
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/sharena)
 

@@ -57,7 +57,14 @@ enum {
     SHR_HEAP_UNLINK_ON_LAST_CLOSE = 1u << 0,
     /* Debug layout: every block carries its size and guard bytes around it,
      * checked on free and by shr_heap_check (CPython's PYTHONMALLOC=debug). */
-    SHR_HEAP_GUARDS = 1u << 1
+    SHR_HEAP_GUARDS = 1u << 1,
+    /* A heap of this process alone, like ordinary process memory: no name
+     * (create with name NULL; it cannot be attached), backed by an anonymous
+     * file rather than /dev/shm, mapped copy-on-write so that a fork child
+     * gets its own copy of every block, and gone when the process ends,
+     * whatever the exit. Memory is taken when first written, as for malloc;
+     * shr_heap_info.committed counts resident pages. */
+    SHR_HEAP_PRIVATE = 1u << 2
 };
 
 /* Limits of a heap, chosen at creation (shr_heap_options_t): the number of

@@ -6,10 +6,10 @@ set -euo pipefail
 
 what=${1:-all}
 common=(build-essential cmake ninja-build pkg-config clang util-linux)
-test_pkgs=(libcriterion-dev python3-dev python3-pytest python3-venv libpython3.11-testsuite
+test_pkgs=(libcriterion-dev python3-dev python3-pytest python3-venv libpython3.11-testsuite git
            valgrind libclang-rt-14-dev) # valgrind: memcheck.h and its test; libFuzzer: fuzz/
 bench_pkgs=(libbenchmark-dev libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev
-            libboost-dev valgrind gnuplot-nox python3)
+            libboost-dev valgrind gnuplot-nox python3 time)
 case "$what" in
   test) want=("${common[@]}" "${test_pkgs[@]}") ;;
   bench) want=("${common[@]}" "${bench_pkgs[@]}") ;;

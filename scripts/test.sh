@@ -11,7 +11,10 @@
 #      installed package;
 #   7. the fuzzers, 40 s each from their seed corpora (clang, libFuzzer,
 #      ASan + UBSan: the fuzz preset), and their regression inputs
-#      (fuzz/run.sh --short; long runs: fuzz/run.sh).
+#      (fuzz/run.sh --short; long runs: fuzz/run.sh);
+#   8. real programs under libsharena-malloc.so (git, a few CPython test
+#      modules), their output compared with glibc's (scripts/malloc-programs.sh
+#      --short; the full set is that script without --short).
 # Stress tests are not in the default run: SHR_STRESS=1 adds them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,5 +92,7 @@ if ! run fuzz/run.sh --short; then
   exit 1
 fi
 passed=$((passed + 1)) # the fuzzers
+run scripts/malloc-programs.sh --short build/release/malloc/libsharena-malloc.so
+passed=$((passed + 1)) # the real programs under the preload
 echo "sharena: all test stages passed"
 echo "tests: $passed passed, $failed failed"

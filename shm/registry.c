@@ -121,10 +121,19 @@ static shr__anchor_t *anchors; /* this process's anchors; under proc_mutex */
 
 /* ---- process-wide setup --------------------------------------------- */
 
-static void atfork_prepare(void) { pthread_mutex_lock(&proc_mutex); }
-static void atfork_parent(void) { pthread_mutex_unlock(&proc_mutex); }
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&proc_mutex);
+    shr__private_fork_prepare(); /* private.c: after proc_mutex, by rank */
+}
+static void atfork_parent(void)
+{
+    shr__private_fork_parent();
+    pthread_mutex_unlock(&proc_mutex);
+}
 static void atfork_child(void)
 {
+    shr__private_fork_child();
     /* Only the forking thread exists here. Its contexts name the parent's
      * slots, and the anchors are the parent's threads: forget them (their
      * memory is leaked in the child, once). */
@@ -601,7 +610,8 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
                      (int)holder);
         /* Other LIVE entries passed the sweep's probe; ours is held by our
          * anchor, which the sweep does not probe. */
-        if (st == SHR_ENTRY_LIVE && is_own_entry(h, p) && (holder == 0 || died))
+        if (st == SHR_ENTRY_LIVE && is_own_entry(h, p) && !(h->flags & SHR_HEAP_PRIVATE) &&
+            (holder == 0 || died))
             reg_fail(&k, "R1: process entry %u (this process) is LIVE but its life mutex is not held", p);
     }
     free(count);
@@ -629,7 +639,10 @@ static int proc_register_locked(shr_heap_t *h)
     REG_ASSERT("R4", shr_load_relaxed(&pe->state) == SHR_ENTRY_FREE);
     if (p == hwm) shr_store_release(&hdr->procs_hwm, hwm + 1); /* R4: still FREE */
     h->proc = p;
-    rc = anchor_hold(h, pe);
+    /* A private heap has no other process to tell it is alive, and an
+     * anchor would keep a process whose last thread calls pthread_exit
+     * alive for ever (private.c): its `life` is never locked. */
+    rc = (h->flags & SHR_HEAP_PRIVATE) ? 0 : anchor_hold(h, pe);
     if (rc) goto out;
     pe->pid = getpid();
     pe->start_time = read_start_time();
@@ -644,8 +657,9 @@ static int proc_register_locked(shr_heap_t *h)
     h->fork_epoch = shr_load_relaxed(&fork_epoch);
     h->registered = true;
     h->ctxs = NULL;
-    /* The commit point: LIVE while the anchor holds `life` (R1). */
-    REG_ASSERT("R1", shr__mutex_holder(&pe->life, NULL) != 0);
+    /* The commit point: LIVE while the anchor holds `life` (R1; a private
+     * heap has no anchor, private.c). */
+    REG_ASSERT("R1", (h->flags & SHR_HEAP_PRIVATE) || shr__mutex_holder(&pe->life, NULL) != 0);
     shr_store_release(&pe->state, SHR_ENTRY_LIVE);
     atomic_fetch_add_explicit(&hdr->nattach, 1, memory_order_relaxed);
 out:

@@ -281,25 +281,30 @@ int shr__seg_commit(shr_heap_t *h, uint64_t off, uint64_t len)
 {
     SHR_ASSERT(off + len <= h->capacity);
     if (commit_should_fail()) return -ENOMEM;
+    if (h->flags & SHR_HEAP_PRIVATE) return 0; /* pages come when written (private.c) */
     uint64_t start = SHR_ALIGN_DOWN(off, SHR_OS_PAGE);
     len = SHR_ALIGN_UP(off + len, SHR_OS_PAGE) - start;
     if (len == 0) return 0;
     uint8_t *p = h->base + start;
-    unsigned char *was = malloc(len / SHR_OS_PAGE);
+    /* Not malloc: this runs under the allocator's locks, and the process's
+     * malloc may be this very heap (libsharena-malloc.so). */
+    size_t wlen = (size_t)(len / SHR_OS_PAGE);
+    unsigned char *was = mmap(NULL, wlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (was == MAP_FAILED) was = NULL;
     if (was && mincore(p, len, was) != 0) {
-        free(was);
+        munmap(was, wlen);
         was = NULL;
     }
     int rc;
     do rc = madvise(p, len, MADV_POPULATE_WRITE);
     while (rc != 0 && errno == EINTR);
     if (rc == 0) {
-        free(was);
+        if (was) munmap(was, wlen);
         return 0;
     }
     int err = errno;
     if (was) undo_commit(p, len, was);
-    free(was);
+    if (was) munmap(was, wlen);
     return err == EFAULT || err == ENOMEM || err == ENOSPC ? -ENOMEM : -err;
 }
 
@@ -308,6 +313,7 @@ int shr__seg_release(shr_heap_t *h, uint64_t off, uint64_t len)
     SHR_ASSERT(off + len <= h->capacity);
     SHR_ASSERT(off % SHR_OS_PAGE == 0 && len % SHR_OS_PAGE == 0);
     if (len == 0) return 0;
+    if (h->flags & SHR_HEAP_PRIVATE) return shr__private_release(h, off, len);
     return madvise(h->base + off, len, MADV_REMOVE) == 0 ? 0 : -errno;
 }
 
@@ -317,6 +323,7 @@ uint64_t shr__seg_committed(const shr_heap_t *h)
 {
     char path[SHR_NAME_MAX + 32];
     struct stat st;
+    if (h->flags & SHR_HEAP_PRIVATE) return shr__private_committed(h);
     if (shm_path(path, sizeof path, h->name) == 0 && stat(path, &st) == 0 &&
         st.st_ino == h->ino && st.st_dev == h->dev)
         return (uint64_t)st.st_blocks * 512u;
@@ -367,6 +374,7 @@ static shr_heap_t *handle_new(const char *name, const struct stat *st, uint8_t *
 
 static void handle_free(shr_heap_t *h)
 {
+    if (h->flags & SHR_HEAP_PRIVATE) shr__private_forget(h);
     if (h->layer_close) h->layer_close(h);
     if (h->base) munmap(h->base, h->capacity);
     if (h->fd >= 0) close(h->fd);
@@ -382,13 +390,55 @@ static int normalise_options(const shr_heap_options_t *opts, shr_heap_options_t 
     if (o->max_procs == 0) o->max_procs = SHR_DEFAULT_MAX_PROCS;
     if (o->max_threads == 0) o->max_threads = SHR_DEFAULT_MAX_THREADS;
     if (o->lock_timeout_ms == 0) o->lock_timeout_ms = SHR_DEFAULT_LOCK_TIMEOUT_MS;
-    if (o->flags & ~(unsigned)(SHR_HEAP_UNLINK_ON_LAST_CLOSE | SHR_HEAP_GUARDS)) return -EINVAL;
+    if (o->flags & ~(unsigned)(SHR_HEAP_UNLINK_ON_LAST_CLOSE | SHR_HEAP_GUARDS | SHR_HEAP_PRIVATE))
+        return -EINVAL;
+    if ((o->flags & SHR_HEAP_PRIVATE) && (o->flags & SHR_HEAP_UNLINK_ON_LAST_CLOSE)) return -EINVAL;
     if (o->mode & ~0777u) return -EINVAL;
     if (o->capacity > SHR_MAX_CAPACITY) return -EINVAL;
     if (o->max_procs > SHR__PROCS_LIMIT || o->max_threads > SHR__THREADS_LIMIT) return -EINVAL;
     for (size_t i = 0; i < SHR_ARRAY_LEN(o->reserved); i++)
         if (o->reserved[i] != 0) return -EINVAL;
     return 0;
+}
+
+/* A private heap (private.c): no name, an anonymous file mapped
+ * copy-on-write, nothing to publish. */
+static int create_private(const shr_heap_options_t *o, const shr__seg_params_t *params,
+                          shr_heap_t **out)
+{
+    uint64_t capacity = SHR_ALIGN_UP((uint64_t)o->capacity, SHR_CHUNK_SIZE);
+    if (capacity > SHR_MAX_CAPACITY) return -EINVAL;
+    seg_header_t probe;
+    memset(&probe, 0, sizeof probe);
+    probe.max_procs = o->max_procs;
+    probe.max_threads = o->max_threads;
+    if (capacity <= layout_regions(&probe, params, capacity)) return -EINVAL;
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    int fd, rc;
+    uint8_t *base;
+    if ((rc = shr__private_map(capacity, &fd, &base)) != 0) return rc;
+    seg_header_t *hdr = (seg_header_t *)base;
+    header_init(hdr, "", capacity, o, params);
+    shr_heap_t *h = handle_new("", &st, base, capacity);
+    if (!h) {
+        munmap(base, capacity);
+        return -ENOMEM;
+    }
+    if ((rc = shr__lock_init_all(hdr)) != 0 || (rc = shr__registry_init(h)) != 0) goto fail;
+    h->layer_close = params->close;
+    if ((params->open && (rc = params->open(h)) != 0) ||
+        (params->init && (rc = params->init(h)) != 0) || (rc = shr__proc_register(h)) != 0)
+        goto fail;
+    if ((rc = shr__private_register(h)) != 0) {
+        shr__proc_unregister(h);
+        goto fail;
+    }
+    *out = h;
+    return 0;
+fail:
+    handle_free(h);
+    return rc;
 }
 
 int shr__seg_create(const char *name, const shr_heap_options_t *opts,
@@ -402,6 +452,7 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
     int fd = -1, rc;
 
     if ((rc = normalise_options(opts, &o)) != 0) return rc;
+    if (o.flags & SHR_HEAP_PRIVATE) return name ? -EINVAL : create_private(&o, params, out);
     if (name == NULL) {
         random_suffix(rnd, sizeof rnd);
         snprintf(gen_name, sizeof gen_name, "shr_%d_%s", (int)getpid(), rnd);

@@ -335,6 +335,21 @@ static inline thread_slot_t *shr__thread_slot(const shr_heap_t *h, uint32_t s)
     return &h->threads[s];
 }
 
+/* ---- private.c: SHR_HEAP_PRIVATE segments ----------------------------- */
+
+/* An anonymous file of capacity bytes, mapped copy-on-write at a
+ * chunk-aligned address. */
+int shr__private_map(uint64_t capacity, int *fdp, uint8_t **basep);
+/* Track a private heap for the fork handlers; forget it when it is freed. */
+int shr__private_register(shr_heap_t *heap);
+void shr__private_forget(shr_heap_t *heap);
+int shr__private_release(shr_heap_t *heap, uint64_t off, uint64_t len);
+uint64_t shr__private_committed(const shr_heap_t *heap);
+/* Called by the registry's atfork handlers, under proc_mutex. */
+void shr__private_fork_prepare(void);
+void shr__private_fork_parent(void);
+void shr__private_fork_child(void);
+
 /* Layer regions. */
 static inline void *shr__seg_global(const shr_heap_t *h, int layer)
 {
