@@ -226,7 +226,11 @@ static void *huge_alloc(shr_heap_t *h, size_t size)
     chunk_t *t = chunk_table(h);
     uint64_t n = SHR_ALIGN_UP((uint64_t)size, SHR_CHUNK_SIZE) >> SHR_CHUNK_SHIFT;
     uint64_t pages = SHR_ALIGN_UP((uint64_t)size, SHR_PAGE_SIZE) >> SHR_PAGE_SHIFT;
-    if (shr__lock(h, SHR_LOCK_ARENA) != 0) return NULL;
+    int rc = shr__lock(h, SHR_LOCK_ARENA);
+    if (rc != 0) {
+        errno = shr__errno_of(rc);
+        return NULL;
+    }
     uint64_t ref = shr__chunk_alloc(h, n), c = ref ? chunk_index(ref) : 0;
     if (ref && (SHR_FAULT(ALLOC_HUGE_COMMIT) || shr__seg_commit(h, chunk_off(c), pages << SHR_PAGE_SHIFT) != 0)) {
         shr__chunk_free(h, c, n);
@@ -261,17 +265,20 @@ void *shr__large_alloc(shr_heap_t *h, size_t size)
     void *p;
     if (size <= SHR_LARGE_REQUEST_THRESHOLD) {
         uint32_t n = (uint32_t)(SHR_ALIGN_UP((uint64_t)size, SHR_PAGE_SIZE) >> SHR_PAGE_SHIFT);
-        if (shr__lock(h, SHR_LOCK_LARGE) != 0) {
-            errno = ENOMEM;
+        int rc = shr__lock(h, SHR_LOCK_LARGE);
+        if (rc != 0) {
+            errno = shr__errno_of(rc); /* ETIMEDOUT: the lock was not released in time */
             return NULL;
         }
         p = run_alloc(h, n);
         shr__unlock(h, SHR_LOCK_LARGE);
+        if (!p) errno = ENOMEM;
         if (p) {
             atomic_fetch_add_explicit(&g->large_blocks, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&g->large_bytes, (uint64_t)n << SHR_PAGE_SHIFT, memory_order_relaxed);
         }
     } else {
+        errno = ENOMEM; /* huge_alloc sets its own errno when its lock fails */
         p = huge_alloc(h, size);
         if (p) {
             atomic_fetch_add_explicit(&g->huge_blocks, 1, memory_order_relaxed);
@@ -279,7 +286,6 @@ void *shr__large_alloc(shr_heap_t *h, size_t size)
                                       memory_order_relaxed);
         }
     }
-    if (!p) errno = ENOMEM;
     return p;
 }
 

@@ -377,16 +377,18 @@ static void cache_drain(shr_heap_t *h, alloc_tslot_t *ts, int acls, uint32_t kee
 
 /* Get a pool for class cls for this thread: from its cache of empty pools,
  * else an orphan, else a batch of empty pools from the arenas. NULL with
- * errno = ENOMEM when the segment is full. */
+ * errno = ENOMEM when the segment is full, or ETIMEDOUT when the arena or
+ * registry lock was not released in time. */
 static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
 {
     alloc_global_t *g = alloc_global(h);
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
     int acls = cls < SHR_NB_SMALL ? AC_SMALL : AC_MEDIUM;
     pool_header_t *pool = cache_pop(h, ts, acls);
+    int lock_rc = 0; /* a lock that failed: its errno, not ENOMEM */
 
     for (int attempt = 0; attempt < 2 && !pool; attempt++) {
-        if (shr__lock(h, SHR_LOCK_ARENA) != 0) break;
+        if ((lock_rc = shr__lock(h, SHR_LOCK_ARENA)) != 0) break;
         uint64_t po = g->orphans[cls];
         if (po) {
             pool = pool_at(h, po);
@@ -409,14 +411,14 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
         if (!pool) pool = cache_pop(h, ts, acls);
         if (!pool && attempt == 0) {
             /* Full: the dead may hold pools and chunks; reclaim and retry. */
-            if (shr__lock(h, SHR_LOCK_REGISTRY) != 0) break;
+            if ((lock_rc = shr__lock(h, SHR_LOCK_REGISTRY)) != 0) break;
             int n = shr__registry_sweep_locked(h);
             shr__unlock(h, SHR_LOCK_REGISTRY);
             if (n == 0) break;
         }
     }
     if (!pool) {
-        errno = ENOMEM;
+        errno = lock_rc ? shr__errno_of(lock_rc) : ENOMEM;
         return NULL;
     }
     if (shr_load_relaxed(&pool->state) == POOL_EMPTY) {
