@@ -56,6 +56,7 @@ static lease_table_t *table_of(shr_heap_t *h, lease_area_t *a)
 
 static int area_lock(shr_heap_t *h, lease_area_t *a)
 {
+    if (!shr__mutex_sane(&a->mu)) return SHR_ECORRUPT; /* damaged: never locked */
     int rc = pthread_mutex_trylock(&a->mu);
     if (rc == EBUSY) rc = shr__mutex_lock_until(&a->mu, shr__lock_deadline(h));
     /* A thread of this process died holding it: the table's entries are

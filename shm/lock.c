@@ -59,6 +59,29 @@ int shr__robust_mutex_init(pthread_mutex_t *mu)
     return -rc;
 }
 
+/* The kind word of a robust, process-shared mutex as this libc lays it out
+ * (glibc: __data.__kind), taken once from a mutex initialised here. A mutex
+ * in the segment keeps its kind from initialisation on; any other kind is
+ * damage, and pthread_mutex_trylock on it may take another algorithm's path
+ * (lock elision, priority inheritance) and fault instead of failing. */
+static int robust_kind = -1;
+static pthread_once_t robust_kind_once = PTHREAD_ONCE_INIT;
+
+static void robust_kind_init(void)
+{
+    pthread_mutex_t mu;
+    if (shr__robust_mutex_init(&mu) == 0) {
+        robust_kind = mu.__data.__kind;
+        pthread_mutex_destroy(&mu);
+    }
+}
+
+bool shr__mutex_sane(const pthread_mutex_t *mu)
+{
+    pthread_once(&robust_kind_once, robust_kind_init);
+    return robust_kind != -1 && shr_load_relaxed((const _Atomic int *)(const void *)&mu->__data.__kind) == robust_kind;
+}
+
 int shr__lock_init_all(seg_header_t *hdr)
 {
     for (int i = 0; i < SHR_NLOCKS; i++) {

@@ -205,6 +205,7 @@ static inline uint32_t threads_hwm(const shr_heap_t *h)
  * found it (unlocked and consistent when dead). */
 static int probe_life(pthread_mutex_t *life)
 {
+    if (!shr__mutex_sane(life)) return 1; /* damaged: never declare a process dead on it */
     int rc = pthread_mutex_trylock(life);
     switch (rc) {
     case EBUSY:

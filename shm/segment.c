@@ -587,6 +587,14 @@ int shr__seg_attach(const char *name, const shr__seg_params_t *params, shr_heap_
         munmap(base, capacity);
         return SHR_ECORRUPT;
     }
+    /* The lock table is outside the checksum (its mutexes change): a lock
+     * whose kind was damaged would fault in pthread_mutex_trylock. */
+    for (int i = 0; i < SHR_NLOCKS; i++) {
+        if (!shr__mutex_sane(&((seg_header_t *)(void *)base)->locks[i].mu)) {
+            munmap(base, capacity);
+            return SHR_ECORRUPT;
+        }
+    }
     shr_heap_t *h = handle_new(name, &st, base, capacity);
     if (!h) {
         munmap(base, capacity);

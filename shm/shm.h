@@ -390,6 +390,10 @@ void shr__unlock(shr_heap_t *heap, shr_lock_id_t id);
 void shr__lock_set_repair(shr_lock_id_t id, shr__repair_fn fn);
 int shr__lock_init_all(seg_header_t *hdr);
 int shr__robust_mutex_init(pthread_mutex_t *mu);
+/* Whether mu, a robust process-shared mutex in the segment, still has the
+ * kind it was initialised with: a damaged one is never locked (attach
+ * refuses the heap with SHR_ECORRUPT; a damaged life mutex reads alive). */
+bool shr__mutex_sane(const pthread_mutex_t *mu);
 
 /* The wait primitive, for every wait on something another process holds
  * (the heap's locks, a layer's own robust mutex, a spin on an owner word).

@@ -488,3 +488,22 @@ Test(shm_unit, tables_are_sized_by_the_limits)
     shr_heap_close(big);
     shr_heap_close(small);
 }
+
+/* The lock table is outside the header's checksum: a damaged mutex kind
+ * (here the GC lock's, found by fuzz_segment) made pthread_mutex_trylock
+ * fault inside shr_heap_close. Attach now refuses it, and a damaged life
+ * mutex of a process entry is never probed. */
+Test(shm_unit, damaged_lock_kind_is_refused_at_attach)
+{
+    shr_heap_t *h = make_heap(0), *b;
+    pthread_mutex_t *mu = &h->hdr->locks[SHR_LOCK_GC].mu;
+    cr_assert(shr__mutex_sane(mu));
+    int kind = mu->__data.__kind;
+    mu->__data.__kind = kind ^ 0x100; /* PTHREAD_MUTEX_ELISION_NP in glibc's kind */
+    cr_assert_not(shr__mutex_sane(mu));
+    cr_assert_eq(shr_heap_attach(shr_heap_name(h), &b), SHR_ECORRUPT);
+    mu->__data.__kind = kind;
+    cr_assert_eq(shr_heap_attach(shr_heap_name(h), &b), 0);
+    cr_assert_eq(shr_heap_close(b), 0);
+    cr_assert_eq(shr_heap_close(h), 0);
+}
