@@ -31,7 +31,7 @@ declare -A max_len=([segment]=512 [list]=2048 [alloc]=4096)
 # machine; the time limit only cuts a slow machine's run short, to a prefix
 # of the same sequence). A test that passed once then passes again: finding
 # new defects is the long run's job.
-declare -A short_runs=([segment]=5000 [list]=14000 [alloc]=10000)
+declare -A short_runs=([segment]=5000 [list]=8000 [alloc]=3000)
 extra=()
 seconds=600
 mode=long
