@@ -272,6 +272,15 @@ static int guard_verify(shr_heap_t *h, const uint8_t *u, size_t *sizep)
     return 0;
 }
 
+/* 0 with the user's size in *np when u is a guarded block with intact
+ * guards (the size may be 0); -1 otherwise. */
+static int guard_size(shr_heap_t *h, const void *u, size_t *np)
+{
+    uint64_t off = 0;
+    if (!block_kind(h, (const uint8_t *)u - SHR_GUARD_HEAD, &off)) return -1;
+    return guard_verify(h, u, np);
+}
+
 static void guard_free(shr_heap_t *h, void *p)
 {
     size_t n;
@@ -419,7 +428,10 @@ void *shr_realloc(shr_heap_t *heap, void *ptr, size_t size)
     }
     if (!ptr) return shr_malloc(heap, size);
     size_t old = shr_usable_size(heap, ptr);
-    if (old == 0) {
+    /* A guarded block's size is the size asked for, 0 for shr_malloc(h, 0):
+     * only a block whose guards fail is refused. */
+    bool is_block = old != 0 || (guarded(heap) && guard_size(heap, ptr, &old) == 0);
+    if (!is_block) {
         misuse("realloc of a pointer that is not a block of this heap", ptr);
         errno = EINVAL;
         return NULL;
@@ -439,6 +451,33 @@ void *shr_realloc(shr_heap_t *heap, void *ptr, size_t size)
     memcpy(p, ptr, old < size ? old : size);
     shr_free(heap, ptr);
     return p;
+}
+
+size_t shr__alloc_block_checked(shr_heap_t *h, uint64_t uoff)
+{
+    if (!alloc_ready(h)) return 0;
+    uint64_t head = guarded(h) ? SHR_GUARD_HEAD : 0;
+    if (uoff < head || uoff >= h->capacity) return 0;
+    uint64_t off = 0;
+    uint32_t kind = block_kind(h, h->base + (uoff - head), &off);
+    size_t usable;
+    if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) {
+        pool_header_t *pool = pool_of(h, off, kind);
+        uint32_t st = shr_load_relaxed(&pool->state);
+        uint16_t cls = shr_load_relaxed(&pool->szidx);
+        if (st != POOL_USED && st != POOL_FULL && st != POOL_ORPHAN) return 0;
+        if (cls >= SHR_NB_CLASSES || pool->block_size != shr__class_size[cls]) return 0;
+        if (!is_carved_block(h, pool, off, true) || in_local_list(h, pool, off)) return 0;
+        usable = pool->block_size;
+    } else if (kind) {
+        usable = shr__large_usable(h, off);
+    } else {
+        return 0;
+    }
+    if (usable == 0 || off + usable > h->capacity) return 0;
+    if (!head) return usable;
+    uint64_t n;
+    return guard_intact(h->base + off, usable, &n) ? (size_t)n : 0;
 }
 
 int shr_heap_collect(shr_heap_t *heap)

@@ -555,6 +555,13 @@ root_entry_t *shr__root_new(shr_heap_t *h, const char *name, uint64_t off, uint6
 /* ---- check.c / stats.c / roots.c --------------------------------------- */
 
 int shr__alloc_check(shr_heap_t *h, FILE *out);
+/* The user size of the allocated block at offset uoff (the offset shr_malloc
+ * returned), 0 when it is not one a free would take without complaint: an
+ * exact block of a pool in use, not on its local free list, or a used page
+ * run, guards intact in a guarded heap. Never panics, changes nothing: for
+ * blocks named by data nobody has checked (a dead process's lease table). A
+ * guarded block of size 0 answers 0 too. */
+size_t shr__alloc_block_checked(shr_heap_t *h, uint64_t uoff);
 /* Level-3 validators: abort with a message when the class's usable_arenas
  * (A2) or the given pool (P1-P3, may be NULL) is broken. Arena lock held for
  * the first; the pool must be the caller's own. */

@@ -242,13 +242,30 @@ uint64_t shr__lease_count(shr_heap_t *h)
     return n;
 }
 
+static lease_table_t *table_at(shr_heap_t *h, uint64_t off) { return shr__ptr(h, off); }
+
+/* Whether off names a lease table that may be walked and freed: an
+ * allocated block (shr__alloc_block_checked) that holds its header and its
+ * cap entries, cap a power of two >= LEASE_MIN. A dead process's table, and
+ * the dead queue, may come from a segment nobody has checked (a file being
+ * attached; docs/design/reliability.md): a table that fails is never
+ * followed, written or freed, only leaked. */
+static bool table_ok(shr_heap_t *h, uint64_t off)
+{
+    if (off == 0 || (off & 7)) return false;
+    size_t n = shr__alloc_block_checked(h, off);
+    if (n < sizeof(lease_table_t)) return false;
+    uint64_t cap = table_at(h, off)->cap;
+    return cap >= LEASE_MIN && (cap & (cap - 1)) == 0 && cap <= (n - sizeof(lease_table_t)) / sizeof(lease_entry_t);
+}
+
 /* Queue a process's table for release. Called under the registry lock for
  * the dead, or by a closing process for itself. */
 static void queue_table(shr_heap_t *h, lease_area_t *a)
 {
     gc_global_t *g = gc_global(h);
     uint64_t toff = atomic_exchange(&a->table, 0);
-    if (!toff) return;
+    if (!toff || !table_ok(h, toff)) return; /* a damaged table is leaked */
     lease_table_t *t = shr__ptr(h, toff);
     uint64_t top = shr_load_relaxed(&g->dead);
     do t->next = top;
@@ -261,7 +278,35 @@ static void gc_proc_release(shr_heap_t *h, uint32_t proc, bool dead)
     queue_table(h, shr__seg_proc_area(h, SHR_LAYER_GC, proc));
 }
 
-static lease_table_t *table_at(shr_heap_t *h, uint64_t off) { return shr__ptr(h, off); }
+/* Make the dead queue a finite list of tables that pass table_ok: cut it
+ * before the first that fails, and where it runs longer than the segment
+ * could hold distinct tables (a loop: the cut is inside it, so each table
+ * stays on the list once). Under the gc lock: only its holder changes the
+ * links below the top; pushers only add above. */
+static void queue_sanitize(shr_heap_t *h, gc_global_t *g)
+{
+    uint64_t limit = h->capacity / (sizeof(lease_table_t) + LEASE_MIN * sizeof(lease_entry_t)) + 1;
+    for (;;) {
+        uint64_t top = shr_load_acquire(&g->dead);
+        if (top == 0) return;
+        if (!table_ok(h, top)) {
+            uint64_t expect = top;
+            if (atomic_compare_exchange_strong(&g->dead, &expect, 0)) return;
+            continue; /* pushed onto meanwhile: look again from the new top */
+        }
+        uint64_t p = top, n = 1;
+        for (;;) {
+            lease_table_t *t = table_at(h, p);
+            uint64_t next = t->next;
+            if (next == 0) return;
+            if (!table_ok(h, next) || ++n > limit) {
+                t->next = 0; /* the rest is leaked */
+                return;
+            }
+            p = next;
+        }
+    }
+}
 
 int shr__gc_drain_dead(shr_heap_t *h)
 {
@@ -269,6 +314,7 @@ int shr__gc_drain_dead(shr_heap_t *h)
     int released = 0;
     if (shr_load_relaxed(&g->dead) == 0) return 0;
     if (shr__lock(h, SHR_LOCK_GC) != 0) return SHR_ELOCK;
+    queue_sanitize(h, g);
     /* Each table is released where it lies on the queue and unlinked only
      * once empty: a drainer that dies part way leaves the rest for the next
      * one, and the counts lowered before each decref keep it from releasing
@@ -279,8 +325,15 @@ int shr__gc_drain_dead(shr_heap_t *h)
         lease_table_t *t = table_at(h, top);
         for (uint64_t i = 0; i < t->cap; i++) {
             uint64_t off = shr_load_relaxed(&t->e[i].off);
-            if (!is_live(off) || off >= h->capacity) continue;
-            for (uint64_t n; (n = shr_load_relaxed(&t->e[i].n)) != 0;) {
+            /* Released only when off is an allocated block that holds an
+             * object with references (a damaged entry is skipped: a leak). */
+            if (!is_live(off) || off >= h->capacity || (off & 7) ||
+                shr__alloc_block_checked(h, off) < sizeof(obj_t) ||
+                shr_load_relaxed(&obj_at(h, off)->refcnt) == 0)
+                continue;
+            /* A damaged count stops where the object's references end. */
+            for (uint64_t n; (n = shr_load_relaxed(&t->e[i].n)) != 0 &&
+                             shr_load_relaxed(&obj_at(h, off)->refcnt) != 0;) {
                 shr_store_relaxed(&t->e[i].n, n - 1); /* before the decref: a crash leaks */
                 (void)SHR_FAULT(LEASE_DRAIN); /* a crash point */
                 shr__decref(h, obj_at(h, off));
@@ -291,7 +344,7 @@ int shr__gc_drain_dead(shr_heap_t *h)
         if (!atomic_compare_exchange_strong(&g->dead, &expect, t->next)) {
             /* Pushed onto meanwhile: unlink it from below the new top. */
             uint64_t p = expect;
-            while (p && table_at(h, p)->next != top) p = table_at(h, p)->next;
+            while (p && table_ok(h, p) && table_at(h, p)->next != top) p = table_at(h, p)->next;
             if (p) table_at(h, p)->next = t->next;
         }
         shr_free(h, t);

@@ -379,3 +379,20 @@ Test(alloc_api, a_null_heap_handle_is_an_error_everywhere)
     cr_assert_eq(shr_test_blocks_in_use(h), 0);
     done(h);
 }
+
+Test(alloc_api, guarded_realloc_of_an_empty_block_grows_it)
+{
+    shr_heap_t *h = make_heap(0, SHR_HEAP_GUARDS);
+    uint8_t *p = shr_malloc(h, 0);
+    cr_assert_not_null(p);
+    uint8_t *q = shr_realloc(h, p, 40);
+    cr_assert_not_null(q, "a block of size 0 is a block: realloc takes it");
+    memset(q, 5, 40);
+    cr_assert_eq(shr_usable_size(h, q), 40);
+    cr_assert_eq(shr_heap_check(h), 0);
+    uint8_t *z = shr_realloc(h, q, 0);
+    cr_assert_not_null(z);
+    cr_assert_not_null(z = shr_realloc(h, z, 0), "and back to 0 and again");
+    shr_free(h, z);
+    done(h);
+}

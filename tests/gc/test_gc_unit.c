@@ -270,3 +270,127 @@ Test(gc_unit, a_drainer_that_dies_leaves_the_rest_for_the_next)
     shr_list_close(l);
     done(h);
 }
+
+/* ---- a dead process's lease table from a file nobody has checked --------- */
+
+/* The word that names the dead child's table: its process entry's, before
+ * the registry reclaims the entry, else the dead queue's top. */
+static _Atomic uint64_t *dead_table_word(shr_heap_t *h)
+{
+    for (uint32_t p = 0; p < h->max_procs; p++) {
+        lease_area_t *a = shr__seg_proc_area(h, SHR_LAYER_GC, p);
+        if (p != h->proc && a->table) return &a->table;
+    }
+    gc_global_t *g = shr__seg_global(h, SHR_LAYER_GC);
+    cr_assert_neq(g->dead, 0, "the dead child's table is somewhere");
+    return &g->dead;
+}
+
+/* A child holds three leases on item 0 and dies; *sp is the item. */
+static shr_list_t *dead_holds_3(shr_heap_t *h, shr_off_t *sp)
+{
+    shr_value_t in[] = {shr_str("s")};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 1, &l), 0);
+    *sp = item_off(l, 0);
+    cr_assert_eq(shr_test_wait(shr_test_fork((int (*)(void *))hold_3_and_stop, l)), 128 + SIGKILL);
+    cr_assert_eq(refcnt(h, *sp), 4, "three leases of a dead process");
+    return l;
+}
+
+/* After the damage is put back (or leaked): the heap still works. */
+static void still_works(shr_heap_t *h, shr_list_t *l)
+{
+    shr_value_t v;
+    cr_assert_eq(shr_list_get(l, 0, &v), 0);
+    shr_value_release(h, &v);
+    void *p = shr_malloc(h, 100);
+    cr_assert_not_null(p);
+    shr_free(h, p);
+    shr_list_close(l);
+}
+
+Test(gc_unit, a_dead_table_offset_that_is_not_a_table_is_leaked_not_followed)
+{
+    static const uint64_t bad[] = {8, 12345, 4096 * 3 + 64};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        shr_heap_t *h = make_heap();
+        shr_off_t s;
+        shr_list_t *l = dead_holds_3(h, &s);
+        _Atomic uint64_t *w = dead_table_word(h);
+        /* The segment's last word, a misaligned offset, a pool header. */
+        *w = bad[i] == 8 ? h->capacity - 8 : bad[i];
+        shr_heap_recover(h);
+        cr_assert_eq(refcnt(h, s), 4, "nothing released through offset %llu", (unsigned long long)*w);
+        still_works(h, l);
+        shr_heap_close(h);
+    }
+}
+
+Test(gc_unit, a_dead_table_with_a_damaged_cap_is_leaked_not_walked)
+{
+    shr_heap_t *h = make_heap();
+    shr_off_t s;
+    shr_list_t *l = dead_holds_3(h, &s);
+    lease_table_t *t = shr__ptr(h, *dead_table_word(h));
+    uint64_t cap = t->cap;
+    t->cap = (uint64_t)1 << 40;
+    shr_heap_recover(h);
+    cr_assert_eq(refcnt(h, s), 4, "nothing released through a table past its block");
+    t->cap = cap + 1; /* not a power of two */
+    shr_heap_recover(h);
+    cr_assert_eq(refcnt(h, s), 4);
+    still_works(h, l);
+    shr_heap_close(h);
+}
+
+Test(gc_unit, a_dead_table_in_a_damaged_pool_is_leaked_not_freed)
+{
+    shr_heap_t *h = make_heap();
+    shr_off_t s;
+    shr_list_t *l = dead_holds_3(h, &s);
+    uint64_t toff = *dead_table_word(h);
+    uint32_t k = chunk_table(h)[toff >> SHR_CHUNK_SHIFT].kind;
+    uint64_t mask = (k == CHUNK_SMALL ? 1u << SHR_SMALL_POOL_SHIFT : 1u << SHR_MEDIUM_POOL_SHIFT) - 1;
+    pool_header_t *pool = pool_at(h, toff & ~mask);
+    uint32_t next = pool->nextoffset;
+    pool->nextoffset = SHR_POOL_OVERHEAD; /* the table's block was never carved */
+    shr_heap_recover(h);
+    cr_assert_eq(refcnt(h, s), 4, "a table the allocator would refuse is not used");
+    pool->nextoffset = next;
+    still_works(h, l);
+    shr_heap_close(h);
+}
+
+Test(gc_unit, a_dead_queue_that_loops_is_cut_and_each_table_freed_once)
+{
+    shr_heap_t *h = make_heap();
+    shr_off_t s;
+    shr_list_t *l = dead_holds_3(h, &s);
+    _Atomic uint64_t *w = dead_table_word(h);
+    gc_global_t *g = shr__seg_global(h, SHR_LAYER_GC);
+    uint64_t toff = *w;
+    *w = 0;
+    ((lease_table_t *)shr__ptr(h, toff))->next = toff; /* the table points at itself */
+    g->dead = toff;
+    shr_heap_recover(h);
+    cr_assert_eq(g->dead, 0);
+    cr_assert_eq(refcnt(h, s), 1, "the three leases released once");
+    still_works(h, l);
+    done(h);
+}
+
+Test(gc_unit, a_dead_lease_entry_that_is_not_an_object_is_skipped)
+{
+    shr_heap_t *h = make_heap();
+    shr_off_t s;
+    shr_list_t *l = dead_holds_3(h, &s);
+    lease_table_t *t = shr__ptr(h, *dead_table_word(h));
+    uint64_t i = 0;
+    while (t->e[i].off != s) i++;
+    t->e[i].off = s + 8; /* inside the object, not one */
+    shr_heap_recover(h);
+    cr_assert_eq(refcnt(h, s), 4, "nothing released through a damaged entry");
+    still_works(h, l);
+    shr_heap_close(h);
+}
