@@ -200,6 +200,10 @@ static void owner_is_live(checker_t *k, uint64_t po, uint32_t owner)
         fail(k, "P3: pool %" PRIu64 ": owned by slot %u, which is not a live thread slot", po, owner - 1);
 }
 
+/* Whether a pool header's shift (a word from the segment) is psize's: range
+ * checked before it is ever shifted by. */
+static bool shift_is(uint16_t shift, uint64_t psize) { return shift < 64 && ((uint64_t)1 << shift) == psize; }
+
 static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
 {
     shr_heap_t *h = k->h;
@@ -234,7 +238,7 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
              * store of USED): what remote freers and adopters trust. */
             uint32_t size = shr__class_size[cls];
             if (p->block_size != size || p->capacity != (psize - SHR_POOL_OVERHEAD) / size ||
-                ((uint64_t)1 << (p->shift & 63)) != psize)
+                !shift_is(p->shift, psize))
                 fail(k, "P2: pool %" PRIu64 ": geometry does not match class %u", po, cls);
             /* The remote stack's top, which the owner's next splice follows. */
             uint64_t top = r1 & ~REMOTE_FLAGS;
@@ -254,7 +258,7 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
         return;
     }
     if (p->block_size != shr__class_size[cls] || p->capacity != (psize - SHR_POOL_OVERHEAD) / p->block_size ||
-        ((uint64_t)1 << p->shift) != psize) {
+        !shift_is(p->shift, psize)) {
         fail(k, "P2: pool %" PRIu64 ": geometry does not match class %u", po, cls);
         return;
     }

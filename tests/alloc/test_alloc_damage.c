@@ -164,6 +164,7 @@ Test(alloc_damage, damaged_remote_stack_head_of_another_threads_pool_is_reported
     EXPECT_REPORTED(h, pool->remote, po + 8);                  /* inside the header */
     EXPECT_REPORTED(h, pool->remote, po + SHR_POOL_OVERHEAD + 32); /* off a block boundary */
     EXPECT_REPORTED(h, pool->block_size, 7u);                  /* what remote freers trust */
+    EXPECT_REPORTED(h, pool->shift, (uint16_t)(SHR_SMALL_POOL_SHIFT + 64)); /* never used as a shift */
     /* A pool owned by a slot that is free: its next claimer would trust it. */
     uint32_t free_slot = 0;
     while (shr_load_relaxed(&shr__thread_slot(h, free_slot)->state) != SHR_ENTRY_FREE) free_slot++;
@@ -211,6 +212,21 @@ Test(alloc_damage, free_of_an_uncarved_block_on_the_slow_path_changes_nothing)
     }
     for (int i = 0; i < 64; i++) shr_free(h, b[i]);
     shr_free(h, a);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+Test(alloc_damage, pool_shift_out_of_range_is_reported_not_used_as_a_shift)
+{
+    shr_heap_t *h = make_heap();
+    void *p = shr_malloc(h, 64);
+    cr_assert_not_null(p);
+    pool_header_t *pool = pool_of_ptr(h, p);
+    cr_assert_eq(shr_heap_check(h), 0);
+    EXPECT_REPORTED(h, pool->shift, (uint16_t)(SHR_SMALL_POOL_SHIFT + 64));
+    EXPECT_REPORTED(h, pool->shift, (uint16_t)200);
+    EXPECT_REPORTED(h, pool->shift, (uint16_t)(SHR_SMALL_POOL_SHIFT + 1));
+    shr_free(h, p);
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
