@@ -562,6 +562,12 @@ int shr__alloc_check(shr_heap_t *h, FILE *out);
  * blocks named by data nobody has checked (a dead process's lease table). A
  * guarded block of size 0 answers 0 too. */
 size_t shr__alloc_block_checked(shr_heap_t *h, uint64_t uoff);
+/* What shr_heap_check asks of the object a ROOT_REF root names: NULL when
+ * it and what it reaches directly are sound, else what is wrong (for the
+ * report). Set once by the layer that owns the objects (list/), which this
+ * one cannot see; unset, check verifies only that the root names a block. */
+typedef const char *(*shr__root_check_fn)(shr_heap_t *h, uint64_t off);
+void shr__alloc_set_root_check(shr__root_check_fn fn);
 /* Level-3 validators: abort with a message when the class's usable_arenas
  * (A2) or the given pool (P1-P3, may be NULL) is broken. Arena lock held for
  * the first; the pool must be the caller's own. */

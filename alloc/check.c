@@ -26,6 +26,8 @@
  *   H1     huge runs: tail chunks point back to their head
  *   G1     guard bytes of the blocks in fully checked pools (SHR_HEAP_GUARDS)
  *   RT1    roots: names terminated, offsets inside the heap
+ *   RT2    a root holding a reference names an allocated block whose object
+ *          passes its layer's check (list/: header, lengths, items)
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -485,14 +487,32 @@ static void check_large(checker_t *k)
         fail(k, "LR1: %" PRIu64 " free large pages committed, %" PRIu64 " counted", dirty, g->large_dirty);
 }
 
+static _Atomic(shr__root_check_fn) root_check;
+
+void shr__alloc_set_root_check(shr__root_check_fn fn) { atomic_store(&root_check, fn); }
+
+/* RT1, and RT2: a root that holds a reference names an allocated block,
+ * and the object there passes its layer's check (shr__root_check_fn). */
 static void check_roots(checker_t *k)
 {
     alloc_global_t *g = alloc_global(k->h);
+    shr__root_check_fn fn = atomic_load(&root_check);
     for (int i = 0; i < SHR_ROOTS_MAX; i++) {
         root_entry_t *e = &g->roots[i];
+        uint64_t off = shr_load_relaxed(&e->off);
         if (!memchr(e->name, 0, sizeof e->name)) fail(k, "RT1: root %d: name not terminated", i);
-        else if (e->name[0] && (shr_load_relaxed(&e->off) == 0 || shr_load_relaxed(&e->off) >= k->h->capacity))
-            fail(k, "RT1: root '%s': offset %" PRIu64 " outside the heap", e->name, shr_load_relaxed(&e->off));
+        else if (e->name[0] && (off == 0 || off >= k->h->capacity))
+            fail(k, "RT1: root '%s': offset %" PRIu64 " outside the heap", e->name, off);
+        else if (e->name[0] && (e->flags & ROOT_REF)) {
+            const char *why = NULL;
+            if ((off & (SHR_ALIGNMENT - 1)) || shr__alloc_block_checked(k->h, off) == 0)
+                why = "not an allocated block";
+            else if (fn)
+                why = fn(k->h, off);
+            /* Unlinked and released meanwhile: not damage. */
+            if (why && (shr_load_acquire(&e->off) != off || !e->name[0])) why = NULL;
+            if (why) fail(k, "RT2: root '%s': object at %" PRIu64 ": %s", e->name, off, why);
+        }
     }
 }
 

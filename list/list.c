@@ -546,13 +546,74 @@ fail:
 
 /* The root `name` if it holds a list: -ENOENT, or SHR_ETYPE when it holds
  * something else. Roots lock held. */
+/* ---- objects from a segment nobody has checked ---------------------------- */
+
+/* What is wrong with the object at off, expected of type `type` (0: any of
+ * str, bytes, list), NULL when nothing: an allocated block
+ * (shr__alloc_block_checked) with references, of that type, a str's or
+ * bytes' length within its block, a list's items array an allocated block
+ * that holds cap items, len <= cap. The slow paths' check of objects read
+ * from the data (attach by name, shr_heap_check); the hot paths trust an
+ * object once its handle exists (docs/design/reliability.md). */
+const char *shr__list_obj_problem(shr_heap_t *h, uint64_t off, uint32_t type)
+{
+    if (off == 0 || off >= h->capacity || (off & (SHR_ALIGNMENT - 1))) return "offset not a block";
+    size_t n = shr__alloc_block_checked(h, off);
+    if (n < sizeof(obj_t)) return "not an allocated block";
+    obj_t *o = obj_at(h, off);
+    if (shr_load_relaxed(&o->refcnt) == 0) return "no references";
+    uint32_t t = o->type;
+    if (type ? t != type : (t != SHR_TYPE_STR && t != SHR_TYPE_BYTES && t != SHR_TYPE_LIST)) return "wrong type";
+    if (t == SHR_TYPE_STR || t == SHR_TYPE_BYTES) {
+        strobj_t *so = (strobj_t *)o;
+        if (n < sizeof(strobj_t) || so->len > n - sizeof(strobj_t)) return "length past its block";
+        return NULL;
+    }
+    if (n < sizeof(listobj_t)) return "list header past its block";
+    listobj_t *l = (listobj_t *)o;
+    uint64_t io = shr_load_relaxed(&l->items);
+    if (io == 0 || io >= h->capacity || (io & (SHR_ALIGNMENT - 1))) return "items offset not a block";
+    size_t in = shr__alloc_block_checked(h, io);
+    if (in < sizeof(items_t)) return "items not an allocated block";
+    items_t *a = shr__ptr(h, io);
+    if (a->cap > (in - sizeof(items_t)) / sizeof(item_t)) return "items cap past its block";
+    if (shr_load_relaxed(&a->len) > a->cap) return "items len above cap";
+    return NULL;
+}
+
+/* RT2 for a named list: the list, and each object its items name. */
+static const char *root_check(shr_heap_t *h, uint64_t off)
+{
+    const char *why = shr__list_obj_problem(h, off, SHR_TYPE_LIST);
+    if (why) return why;
+    listobj_t *l = (listobj_t *)obj_at(h, off);
+    items_t *a = list_items(h, l);
+    uint64_t len = shr_load_relaxed(&a->len);
+    for (uint64_t i = 0; i < len; i++) {
+        uint64_t tag = shr_load_relaxed(&a->it[i].tag);
+        if (!is_ref(tag)) continue;
+        uint32_t want = tag == SHR_STR ? SHR_TYPE_STR : tag == SHR_BYTES ? SHR_TYPE_BYTES : SHR_TYPE_LIST;
+        uint64_t val = shr_load_relaxed(&a->it[i].val);
+        /* An item set meanwhile may have released the object read: only a
+         * problem the item still names is damage. */
+        if (shr__list_obj_problem(h, val, want) && shr_load_acquire(&a->it[i].tag) == tag &&
+            shr_load_acquire(&a->it[i].val) == val)
+            return "an item names a damaged object";
+    }
+    return NULL;
+}
+
 static int find_named_list(shr_heap_t *heap, const char *name, root_entry_t **ep, shr_off_t *offp)
 {
     root_entry_t *e = shr__root_find(heap, name);
     if (!e) return -ENOENT;
     shr_off_t off = shr_load_relaxed(&e->off);
-    if (!(e->flags & ROOT_REF) || off >= heap->capacity || obj_at(heap, off)->type != SHR_TYPE_LIST)
-        return SHR_ETYPE;
+    if (!(e->flags & ROOT_REF)) return SHR_ETYPE;
+    /* The root's object is read from the data: verified before a handle
+     * trusts it (root-object-unchecked). */
+    if (shr__list_obj_problem(heap, off, 0)) return SHR_ECORRUPT;
+    if (obj_at(heap, off)->type != SHR_TYPE_LIST) return SHR_ETYPE;
+    if (root_check(heap, off)) return SHR_ECORRUPT;
     *ep = e;
     *offp = off;
     return 0;
@@ -1004,6 +1065,7 @@ static void register_types(void)
 {
     shr__str_types_register();
     shr__type_register(SHR_TYPE_LIST, &list_ops);
+    shr__alloc_set_root_check(root_check);
 }
 
 void shr__list_types_register(void) { pthread_once(&types_once, register_types); }

@@ -151,6 +151,9 @@ void shr__str_types_register(void);
 /* list.c */
 /* The list types' functions (traverse, clear, dealloc) for this process. */
 void shr__list_types_register(void);
+/* What is wrong with the object at off (of `type`, 0 any), NULL if nothing
+ * (list.c): for objects read from data nobody has checked. */
+const char *shr__list_obj_problem(shr_heap_t *h, uint64_t off, uint32_t type);
 /* Take the list's lock: 0, SHR_ELOCKTIMEOUT when a live holder keeps it past
  * the deadline (gc.h), or -errno when this thread cannot get a slot. A lock
  * stolen from a dead owner is repaired before this returns. */

@@ -533,3 +533,72 @@ Test(list_unit, a_list_that_shrinks_gives_its_array_memory_back)
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
+
+/* ---- objects read from a segment nobody has checked -------------------------- */
+
+/* A named list "l" of one str, its root entry, its object and its items. */
+typedef struct {
+    shr_heap_t *h;
+    root_entry_t *root;
+    listobj_t *obj;
+    items_t *items;
+    strobj_t *s;
+} named_t;
+
+static named_t make_named(void)
+{
+    named_t n = {.h = make_heap()};
+    shr_value_t in[] = {shr_str("hello")};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(n.h, "l", in, 1, &l), 0);
+    n.obj = l->obj;
+    n.items = list_items(n.h, l->obj);
+    n.s = shr__ptr(n.h, n.items->it[0].val);
+    cr_assert_eq(shr_list_close(l), 0);
+    alloc_global_t *g = alloc_global(n.h);
+    for (int i = 0; i < SHR_ROOTS_MAX && !n.root; i++)
+        if (strcmp(g->roots[i].name, "l") == 0) n.root = &g->roots[i];
+    cr_assert_not_null(n.root);
+    cr_assert_eq(shr_heap_check(n.h), 0);
+    return n;
+}
+
+/* A damaged field: check reports it, attach by name refuses the list (no
+ * handle trusts it); put back, both pass. */
+#define EXPECT_REFUSED(n, field, bad)                                                        \
+    do {                                                                                     \
+        __typeof__(field) saved_ = (field);                                                  \
+        shr_list_t *l_ = NULL;                                                               \
+        (field) = (bad);                                                                     \
+        cr_assert_eq(shr_heap_check((n).h), SHR_ECORRUPT, "%s = %s is reported", #field, #bad); \
+        int rc_ = shr_list_attach((n).h, "l", &l_);                                         \
+        if (rc_ == 0) shr_list_close(l_);                                                    \
+        cr_assert(rc_ != 0, "%s = %s: attach refuses the list", #field, #bad);               \
+        (field) = saved_;                                                                    \
+        cr_assert_eq(shr_heap_check((n).h), 0);                                              \
+        cr_assert_eq(shr_list_attach((n).h, "l", &l_), 0);                                   \
+        cr_assert_eq(shr_list_close(l_), 0);                                                 \
+    } while (0)
+
+Test(list_unit, a_root_that_does_not_name_a_list_object_is_reported_and_refused)
+{
+    named_t n = make_named();
+    uint64_t off = n.root->off;
+    EXPECT_REFUSED(n, n.root->off, off + 8);                /* misaligned, inside the object */
+    EXPECT_REFUSED(n, n.root->off, off + 16);               /* aligned, not a block */
+    EXPECT_REFUSED(n, n.root->off, n.h->capacity - 16);     /* the last bytes of the mapping */
+    EXPECT_REFUSED(n, n.obj->ob.refcnt, (uint64_t)0);       /* dead */
+    EXPECT_REFUSED(n, n.obj->items, n.root->off);           /* items inside the list object */
+    EXPECT_REFUSED(n, n.obj->items, (uint64_t)n.h->capacity - 8);
+    shr_heap_close(n.h);
+}
+
+Test(list_unit, objects_in_the_data_that_break_their_blocks_are_reported_and_refused)
+{
+    named_t n = make_named();
+    EXPECT_REFUSED(n, n.s->len, (uint64_t)1 << 40);          /* a str's length past its block */
+    EXPECT_REFUSED(n, n.items->cap, (uint64_t)1 << 30);      /* items past their block */
+    EXPECT_REFUSED(n, n.items->len, n.items->cap + 1);       /* len above cap */
+    EXPECT_REFUSED(n, n.items->it[0].val, n.items->it[0].val + 8); /* an item not an object */
+    shr_heap_close(n.h);
+}
