@@ -467,7 +467,13 @@ size_t shr__alloc_block_checked(shr_heap_t *h, uint64_t uoff)
         uint16_t cls = shr_load_relaxed(&pool->szidx);
         if (st != POOL_USED && st != POOL_FULL && st != POOL_ORPHAN) return 0;
         if (cls >= SHR_NB_CLASSES || pool->block_size != shr__class_size[cls]) return 0;
-        if (!is_carved_block(h, pool, off, true) || in_local_list(h, pool, off)) return 0;
+        if (!is_carved_block(h, pool, off, true)) return 0;
+        /* Not on the local free list; a link that leaves the pool's carved
+         * blocks (damage) answers 0 too. */
+        uint32_t steps = 0;
+        for (uint64_t b = shr_load_relaxed(&pool->freeblock); b; b = block_next(h, b)) {
+            if (b == off || ++steps > pool->capacity || !is_carved_block(h, pool, b, true)) return 0;
+        }
         usable = pool->block_size;
     } else if (kind) {
         usable = shr__large_usable(h, off);
