@@ -382,7 +382,14 @@ int shr_lease_stats(shr_heap_t *heap, shr_lease_stats_t *out)
     return 0;
 }
 
-static const shr__layer_hooks_t gc_hooks = {.proc_release = gc_proc_release};
+/* A FREE entry's table word is 0 in a sound heap (queue_table took it);
+ * anything else is a leftover of a damaged file: leaked, never trusted. */
+static void gc_proc_claim(shr_heap_t *h, uint32_t proc)
+{
+    shr_store_relaxed(&((lease_area_t *)shr__seg_proc_area(h, SHR_LAYER_GC, proc))->table, 0);
+}
+
+static const shr__layer_hooks_t gc_hooks = {.proc_release = gc_proc_release, .proc_claim = gc_proc_claim};
 
 void shr__gc_params(shr__seg_params_t *p)
 {

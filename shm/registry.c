@@ -655,6 +655,8 @@ static int proc_register_locked(shr_heap_t *h)
         rc = SHR_EPROCS;
         goto out;
     }
+    for (int l = 0; l < SHR_NLAYERS; l++)
+        if (hooks_of(l)->proc_claim) hooks_of(l)->proc_claim(h, p);
     h->fork_epoch = shr_load_relaxed(&fork_epoch);
     h->registered = true;
     h->ctxs = NULL;

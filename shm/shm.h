@@ -434,6 +434,10 @@ int shr__errno_of(int rc);
 typedef struct shr__layer_hooks {
     void (*thread_release)(shr_heap_t *heap, uint32_t slot, bool dead);
     void (*proc_release)(shr_heap_t *heap, uint32_t proc, bool dead);
+    /* A FREE process entry being claimed, before it reads LIVE: the layer
+     * resets what of its region the new owner would trust (a file being
+     * attached may have left anything there). */
+    void (*proc_claim)(shr_heap_t *heap, uint32_t proc);
 } shr__layer_hooks_t;
 
 /* hooks must live as long as the process (a static table): it is kept, not

@@ -394,3 +394,22 @@ Test(gc_unit, a_dead_lease_entry_that_is_not_an_object_is_skipped)
     still_works(h, l);
     shr_heap_close(h);
 }
+
+Test(gc_unit, a_free_process_entry_left_with_a_table_word_is_not_trusted_by_its_next_claimer)
+{
+    shr_heap_t *h = make_heap();
+    shr_value_t in[] = {shr_str("s")};
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, 1, &l), 0);
+    shr_off_t s = item_off(l, 0);
+    for (uint32_t p = 0; p < h->max_procs; p++)
+        if (p != h->proc) ((lease_area_t *)shr__seg_proc_area(h, SHR_LAYER_GC, p))->table = 12345;
+    /* The child claims a free entry and records leases in its own table. */
+    cr_assert_eq(shr_test_wait(shr_test_fork((int (*)(void *))get_and_release, l)), 0);
+    shr_heap_recover(h);
+    cr_assert_eq(refcnt(h, s), 1);
+    for (uint32_t p = 0; p < h->max_procs; p++)
+        if (p != h->proc) ((lease_area_t *)shr__seg_proc_area(h, SHR_LAYER_GC, p))->table = 0;
+    still_works(h, l);
+    done(h);
+}
