@@ -613,7 +613,6 @@ static int find_named_list(shr_heap_t *heap, const char *name, root_entry_t **ep
      * trusts it (root-object-unchecked). */
     if (shr__list_obj_problem(heap, off, 0)) return SHR_ECORRUPT;
     if (obj_at(heap, off)->type != SHR_TYPE_LIST) return SHR_ETYPE;
-    if (root_check(heap, off)) return SHR_ECORRUPT;
     *ep = e;
     *offp = off;
     return 0;

@@ -596,9 +596,35 @@ Test(list_unit, a_root_that_does_not_name_a_list_object_is_reported_and_refused)
 Test(list_unit, objects_in_the_data_that_break_their_blocks_are_reported_and_refused)
 {
     named_t n = make_named();
-    EXPECT_REFUSED(n, n.s->len, (uint64_t)1 << 40);          /* a str's length past its block */
+    uint64_t len = n.s->len;
+    n.s->len = (uint64_t)1 << 40; /* a str's length past its block: check reports it */
+    cr_assert_eq(shr_heap_check(n.h), SHR_ECORRUPT);
+    n.s->len = len;
+    cr_assert_eq(shr_heap_check(n.h), 0);
     EXPECT_REFUSED(n, n.items->cap, (uint64_t)1 << 30);      /* items past their block */
     EXPECT_REFUSED(n, n.items->len, n.items->cap + 1);       /* len above cap */
-    EXPECT_REFUSED(n, n.items->it[0].val, n.items->it[0].val + 8); /* an item not an object */
+    uint64_t val = n.items->it[0].val;
+    n.items->it[0].val = val + 8; /* an item not an object: check reports it */
+    cr_assert_eq(shr_heap_check(n.h), SHR_ECORRUPT);
+    n.items->it[0].val = val;
+    cr_assert_eq(shr_heap_check(n.h), 0);
     shr_heap_close(n.h);
+}
+
+Test(list_unit, a_named_list_of_a_huge_str_checks_clean_and_attaches)
+{
+    shr_heap_t *h = make_heap();
+    size_t len = (size_t)64 << 20;
+    char *big = malloc(len);
+    cr_assert_not_null(big);
+    memset(big, 'x', len);
+    shr_value_t in[] = {{.type = SHR_STR, .u.s = {big, len}}, shr_str("small")};
+    shr_list_t *l, *l2;
+    cr_assert_eq(shr_list_create(h, "big", in, 2, &l), 0);
+    free(big);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    cr_assert_eq(shr_list_attach(h, "big", &l2), 0);
+    shr_list_close(l2);
+    shr_list_close(l);
+    shr_heap_close(h);
 }
