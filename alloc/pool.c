@@ -424,6 +424,9 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
     if (shr_load_relaxed(&pool->state) == POOL_EMPTY) {
         /* An empty pool of the same class keeps its free list. */
         if (shr_load_relaxed(&pool->szidx) != cls || pool->block_size != shr__class_size[cls]) pool_init(pool, cls);
+        /* An empty pool has no block in use, so nobody can have freed into
+         * it: its remote stack is empty, and the claim trusts no leftover. */
+        shr_store_relaxed(&pool->remote, 0);
         shr_store_release(&pool->state, POOL_USED); /* the geometry before it (check reads it) */
     }
     used_push(h, ts, pool, cls);
