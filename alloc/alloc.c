@@ -40,12 +40,14 @@
 #endif
 
 
-const uint32_t shr__class_size[SHR_NB_CLASSES] = {
-    16,   32,   48,   64,   80,   96,   112,  128,  144,  160,  176,   192,   208,   224,
-    240,  256,  272,  288,  304,  320,  336,  352,  368,  384,  400,  416,   432,   448,
-    464,  480,  496,  512,  640,  768,  896,  1024, 1280, 1536, 1792, 2048, 2560,  3072,
-    3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384,
-};
+#define CLASS_SIZES                                                                         \
+    16,   32,   48,   64,   80,   96,   112,  128,  144,  160,  176,   192,   208,   224,     \
+    240,  256,  272,  288,  304,  320,  336,  352,  368,  384,  400,  416,   432,   448,     \
+    464,  480,  496,  512,  640,  768,  896,  1024, 1280, 1536, 1792, 2048, 2560,  3072,     \
+    3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384
+/* Twice: ordinary pool classes, then the object ones (SHR_OBJ_CLASS + c). */
+const uint32_t shr__class_size[SHR_NB_PCLASSES] = {CLASS_SIZES, CLASS_SIZES};
+#undef CLASS_SIZES
 
 /* Medium class of a request, by 128-byte step: the first class that holds
  * (i + 1) * 128 bytes. Internal waste stays below 25% (513 -> 640 is 20%). */
@@ -466,7 +468,7 @@ size_t shr__alloc_block_checked(shr_heap_t *h, uint64_t uoff)
         uint32_t st = shr_load_relaxed(&pool->state);
         uint16_t cls = shr_load_relaxed(&pool->szidx);
         if (st != POOL_USED && st != POOL_FULL && st != POOL_ORPHAN) return 0;
-        if (cls >= SHR_NB_CLASSES || pool->block_size != shr__class_size[cls]) return 0;
+        if (cls >= SHR_NB_PCLASSES || pool->block_size != shr__class_size[cls]) return 0;
         if (!is_carved_block(h, pool, off, true)) return 0;
         /* Not on the local free list; a link that leaves the pool's carved
          * blocks (damage) answers 0 too. */
@@ -484,6 +486,22 @@ size_t shr__alloc_block_checked(shr_heap_t *h, uint64_t uoff)
     if (!head) return usable;
     uint64_t n;
     return guard_intact(h->base + off, usable, &n) ? (size_t)n : 0;
+}
+
+/* ---- object pools (alloc.h, O1-O3) ------------------------------------------- */
+
+void *shr__obj_block_alloc(shr_heap_t *h, size_t size)
+{
+    if (shr_unlikely(!h || size == 0 || size > SHR_MEDIUM_REQUEST_THRESHOLD)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    shr_tctx_t *ctx = shr__tctx(h);
+    if (shr_unlikely(!ctx)) return NULL;
+    void *p = pool_malloc_ctx(h, ctx, SHR_OBJ_CLASS + size_to_class(size));
+    /* Bytes 0..7 are the object's and read 0 (O2); the fill starts past them. */
+    if (SHR_DEBUG >= 1 && p && size > 8) memset((uint8_t *)p + 8, SHR_CLEAN_BYTE, size - 8);
+    return p;
 }
 
 int shr_heap_collect(shr_heap_t *heap)

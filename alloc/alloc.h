@@ -37,6 +37,11 @@
 #define SHR_NB_SMALL (SHR_SMALL_REQUEST_THRESHOLD / SHR_ALIGNMENT) /* 32 */
 #define SHR_NB_MEDIUM 20
 #define SHR_NB_CLASSES (SHR_NB_SMALL + SHR_NB_MEDIUM)
+/* Pool classes: each size class twice, for ordinary blocks (0..51) and for
+ * objects (SHR_OBJ_CLASS + 0..51): a pool holds one or the other, never both
+ * (the cycle collector walks object pools; see "Object pools" below). */
+#define SHR_OBJ_CLASS SHR_NB_CLASSES
+#define SHR_NB_PCLASSES (2 * SHR_NB_CLASSES)
 #define SHR_MEDIUM_REQUEST_THRESHOLD 16384
 #define SHR_SMALL_POOL_SHIFT 12                        /* 4 KiB */
 #define SHR_MEDIUM_POOL_SHIFT 16                       /* 64 KiB */
@@ -140,7 +145,7 @@ enum pool_state { POOL_EMPTY = 1, POOL_USED, POOL_FULL, POOL_ORPHAN };
 
 typedef struct pool_header {
     _Atomic uint32_t nused;      /* +0  allocated blocks (owner), incl. uncollected remote frees */
-    _Atomic uint16_t szidx;      /* +4  class index */
+    _Atomic uint16_t szidx;      /* +4  pool class (>= SHR_OBJ_CLASS: objects) */
     uint16_t shift;              /* +6  log2 of the pool size */
     _Atomic uint64_t freeblock;  /* +8  local free list (offset); owner only */
     uint64_t nextpool;           /* +16 list link (offset), by state */
@@ -221,7 +226,7 @@ typedef struct alloc_global {
     uint64_t table_committed;              /* chunk table entries committed */
     uint64_t runs[SHR_NRUNLISTS];              /* free runs by length: chunk + 1 */
     arena_class_t ac[NB_ARENA_CLASSES];
-    uint64_t orphans[SHR_NB_CLASSES];          /* orphan pools by class (offsets) */
+    uint64_t orphans[SHR_NB_PCLASSES];         /* orphan pools by pool class (offsets) */
     /* large page runs, under the large lock */
     uint64_t large_runs[SHR_PAGES_PER_CHUNK];  /* free runs of n pages (offsets) */
     uint64_t large_bitmap;                 /* bit n set: large_runs[n] non-empty */
@@ -238,7 +243,7 @@ typedef struct alloc_global {
 /* Per thread slot: the slot's own pools, its cache of empty pools and its
  * net counter. Owner thread only (the reclaim of a dead slot aside). */
 typedef struct alloc_tslot {
-    uint64_t used[SHR_NB_CLASSES];             /* head of the used list (offset) */
+    uint64_t used[SHR_NB_PCLASSES];            /* head of the used list, by pool class (offset) */
     uint64_t cache[NB_ARENA_CLASSES];      /* empty pools kept by this thread (offsets) */
     uint32_t ncache[NB_ARENA_CLASSES];
     /* The arenas this slot has owned a pool in: a set of chunk refs (a hash
@@ -298,20 +303,21 @@ SHR__OFF(root_entry_t, off, SHR_ROOT_NAME_MAX + 1);
 SHR__OFF(alloc_global_t, runs, 32);
 SHR__OFF(alloc_global_t, ac, 416);
 SHR__OFF(alloc_global_t, orphans, 1520);
-SHR__OFF(alloc_global_t, large_runs, 1936);
-SHR__OFF(alloc_global_t, arenas_allocated, 2472);
-SHR__OFF(alloc_global_t, roots, 2544);
-_Static_assert(sizeof(alloc_global_t) == 2544 + SHR_ROOTS_MAX * sizeof(root_entry_t), "alloc_global_t size");
-SHR__OFF(alloc_tslot_t, cache, 8 * SHR_NB_CLASSES);
-SHR__OFF(alloc_tslot_t, ntouched, 8 * SHR_NB_CLASSES + 24);
-SHR__OFF(alloc_tslot_t, touched, 8 * SHR_NB_CLASSES + 28);
-SHR__OFF(alloc_tslot_t, net, 8 * SHR_NB_CLASSES + 32 + 4 * SHR_TOUCHED_MAX);
-_Static_assert(sizeof(alloc_tslot_t) == 8 * SHR_NB_CLASSES + 40 + 4 * SHR_TOUCHED_MAX, "alloc_tslot_t size");
+SHR__OFF(alloc_global_t, large_runs, 1520 + 8 * SHR_NB_PCLASSES);
+SHR__OFF(alloc_global_t, arenas_allocated, 2056 + 8 * SHR_NB_PCLASSES);
+SHR__OFF(alloc_global_t, roots, 2128 + 8 * SHR_NB_PCLASSES);
+_Static_assert(sizeof(alloc_global_t) == 2128 + 8 * SHR_NB_PCLASSES + SHR_ROOTS_MAX * sizeof(root_entry_t), "alloc_global_t size");
+SHR__OFF(alloc_tslot_t, cache, 8 * SHR_NB_PCLASSES);
+SHR__OFF(alloc_tslot_t, ntouched, 8 * SHR_NB_PCLASSES + 24);
+SHR__OFF(alloc_tslot_t, touched, 8 * SHR_NB_PCLASSES + 28);
+SHR__OFF(alloc_tslot_t, net, 8 * SHR_NB_PCLASSES + 32 + 4 * SHR_TOUCHED_MAX);
+_Static_assert(sizeof(alloc_tslot_t) == 8 * SHR_NB_PCLASSES + 40 + 4 * SHR_TOUCHED_MAX, "alloc_tslot_t size");
 #undef SHR__OFF
 
 /* ---- Size classes ------------------------------------------------------ */
 
-extern const uint32_t shr__class_size[SHR_NB_CLASSES];
+/* Block size by pool class: an object class has its size class's size. */
+extern const uint32_t shr__class_size[SHR_NB_PCLASSES];
 extern const uint8_t shr__medium_index[SHR_MEDIUM_REQUEST_THRESHOLD / 128];
 
 static inline unsigned size_to_class(size_t n)
@@ -319,6 +325,15 @@ static inline unsigned size_to_class(size_t n)
     if (n <= SHR_SMALL_REQUEST_THRESHOLD) return n ? (unsigned)((n - 1) >> SHR_ALIGNMENT_SHIFT) : 0;
     return SHR_NB_SMALL + shr__medium_index[(n - 1) >> 7];
 }
+
+/* The arena class (AC_SMALL, AC_MEDIUM) of a pool class, and whether the
+ * class is one of objects. */
+static inline int class_acls(unsigned cls)
+{
+    unsigned c = cls >= SHR_OBJ_CLASS ? cls - SHR_OBJ_CLASS : cls;
+    return c < SHR_NB_SMALL ? AC_SMALL : AC_MEDIUM;
+}
+static inline bool class_is_obj(unsigned cls) { return cls >= SHR_OBJ_CLASS; }
 
 /* ---- Accessors --------------------------------------------------------- */
 
@@ -573,6 +588,37 @@ void shr__alloc_set_root_check(shr__root_check_fn fn);
  * the first; the pool must be the caller's own. */
 void shr__validate_arenas(shr_heap_t *h, int acls);
 void shr__validate_pool(shr_heap_t *h, pool_header_t *pool);
+
+/* ---- Object pools: for gc/ ------------------------------------------------
+ *
+ * The cycle collector must find every tracked container without a list in
+ * the segment that a crash could leave half-spliced. It walks the pools
+ * that hold objects instead, in address order. The allocator's side:
+ *   O1  a pool holds objects (pool class >= SHR_OBJ_CLASS) or ordinary
+ *       blocks, never both; its class changes only while it is empty
+ *   O2  bytes 0..7 of every carved block of an object pool are 0 unless the
+ *       block holds a live object: carve_batch zeroes them when it carves
+ *       (so a pool re-carved for another class leaves no stale word at the
+ *       new block boundaries), and an object's refcount is 0 when it is
+ *       freed (gc's rule); the allocator never writes them otherwise
+ *   O3  object pools are taken, carved and re-classed only by
+ *       shr__obj_block_alloc, which object operations call behind the
+ *       collector's gate; frees into them come from those operations too.
+ *       So while the world is stopped no object pool changes but by
+ *       remote frees and collect (free-list links, bytes 8..15) and
+ *       ordinary allocations re-classing an EMPTY one, which the walk skips
+ */
+
+/* A block of `size` bytes (1..SHR_MEDIUM_REQUEST_THRESHOLD) from an object
+ * pool; its bytes 0..7 read 0. Freed with shr_free. NULL with errno set
+ * (EINVAL for a bad size or handle, ENOMEM, ETIMEDOUT). */
+void *shr__obj_block_alloc(shr_heap_t *h, size_t size);
+/* Visit, in address order, every carved block of every object pool whose
+ * bytes 0..7 (the refcount) are nonzero: fn(h, off, block_size, arg). Valid
+ * while no object operation runs (the world stopped at the gate, O3): no
+ * lock is taken. */
+typedef void (*shr__obj_visit_fn)(shr_heap_t *h, uint64_t off, uint32_t block_size, void *arg);
+void shr__obj_walk(shr_heap_t *h, shr__obj_visit_fn fn, void *arg);
 
 /* ---- the layer's hooks and parameters ---------------------------------- */
 

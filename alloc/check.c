@@ -235,7 +235,7 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
         if (r1 != r2) return;
         owner_is_live(k, po, ow);
         cls = shr_load_relaxed(&p->szidx);
-        if ((st == POOL_USED || st == POOL_FULL) && cls < SHR_NB_CLASSES) {
+        if ((st == POOL_USED || st == POOL_FULL) && cls < SHR_NB_PCLASSES) {
             /* Written once when the pool got its class (before the release
              * store of USED): what remote freers and adopters trust. */
             uint32_t size = shr__class_size[cls];
@@ -248,14 +248,14 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
                         (top - po - SHR_POOL_OVERHEAD) % size))
                 fail(k, "P2: pool %" PRIu64 ": remote free stack starts at %" PRIu64 ", not a block of the pool", po, top);
         }
-        if (cls >= SHR_NB_CLASSES && st != POOL_EMPTY) fail(k, "P3: pool %" PRIu64 ": size class %u", po, cls);
+        if (cls >= SHR_NB_PCLASSES && st != POOL_EMPTY) fail(k, "P3: pool %" PRIu64 ": size class %u", po, cls);
         if (st == POOL_USED && ow == 0 && shr_load_relaxed(&p->state) == POOL_USED && shr_load_relaxed(&p->owner) == 0)
             fail(k, "P3: pool %" PRIu64 ": used but owned by nobody", po);
         if (st == POOL_FULL && ow == 0 && !(r1 & REMOTE_UNOWNED))
             fail(k, "P3: pool %" PRIu64 ": full and unowned without the unowned flag", po);
         return;
     }
-    if (cls >= SHR_NB_CLASSES) {
+    if (cls >= SHR_NB_PCLASSES) {
         fail(k, "P3: pool %" PRIu64 ": size class %u", po, cls);
         return;
     }
@@ -287,6 +287,13 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
         fail(k, "P2: pool %" PRIu64 ": remote free stack leaves the pool, misaligns or cycles", po);
         return;
     }
+    /* O2: the free blocks of an object pool read 0 at bytes 0..7. */
+    if (class_is_obj(cls))
+        for (uint64_t b = shr_load_relaxed(&p->freeblock); b; b = block_next(h, b))
+            if (*(const uint64_t *)(h->base + b) != 0) {
+                fail(k, "O2: object pool %" PRIu64 ": free block %" PRIu64 " has a nonzero refcount word", po, b);
+                break;
+            }
     uint32_t carved = (next - SHR_POOL_OVERHEAD) / p->block_size;
     if (state != POOL_EMPTY && carved - nlocal - nremote != shr_load_relaxed(&p->nused) && r == 0)
         fail(k, "P1: pool %" PRIu64 ": nused %u but %ld carved - %ld free", po, shr_load_relaxed(&p->nused), (long)carved, nlocal);
@@ -371,7 +378,7 @@ static void check_orphans(checker_t *k)
 {
     shr_heap_t *h = k->h;
     alloc_global_t *g = alloc_global(h);
-    for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) {
+    for (unsigned cls = 0; cls < SHR_NB_PCLASSES; cls++) {
         uint64_t steps = 0;
         for (uint64_t po = g->orphans[cls]; po; po = pool_at(h, po)->nextpool) {
             if (!pool_ref_ok(k, po) || ++steps > g->nchunks * SHR_MAX_POOLS_IN_ARENA) {
@@ -391,7 +398,7 @@ static void check_own_lists(checker_t *k)
     shr_tctx_t *ctx = shr__tl_ctx;
     if (!ctx || atomic_load_explicit(&ctx->heap, memory_order_relaxed) != h) return;
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-    for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) {
+    for (unsigned cls = 0; cls < SHR_NB_PCLASSES; cls++) {
         uint64_t steps = 0, prev = 0;
         for (uint64_t po = ts->used[cls]; po; prev = po, po = pool_at(h, po)->nextpool) {
             if (!pool_ref_ok(k, po) || ++steps > alloc_global(h)->nchunks * SHR_MAX_POOLS_IN_ARENA) {

@@ -383,7 +383,7 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
 {
     alloc_global_t *g = alloc_global(h);
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-    int acls = cls < SHR_NB_SMALL ? AC_SMALL : AC_MEDIUM;
+    int acls = class_acls(cls);
     pool_header_t *pool = cache_pop(h, ts, acls);
     int lock_rc = 0; /* a lock that failed: its errno, not ENOMEM */
 
@@ -470,7 +470,12 @@ static uint64_t carve_batch(shr_heap_t *h, pool_header_t *pool)
     uint32_t limit = (uint32_t)SHR_ALIGN_UP(first, SHR_PAGE_SIZE);
     if (limit > first + (SHR_CARVE_BATCH - 1) * size) limit = first + (SHR_CARVE_BATCH - 1) * size;
     if (limit > pool->maxnextoffset + 1) limit = pool->maxnextoffset + 1;
+    /* An object pool's carved blocks read 0 at bytes 0..7 (O2), the
+     * returned one included. */
+    bool obj = class_is_obj(shr_load_relaxed(&pool->szidx));
+    if (obj) *(uint64_t *)(h->base + po + next) = 0;
     for (; o < limit; o += size) {
+        if (obj) *(uint64_t *)(h->base + po + o) = 0;
         block_set_next(h, po + o, o + size < limit ? po + o + size : 0);
         if (SHR_MEMCHECK) shr__mem_block_free(h, po + o, size);
     }
@@ -512,7 +517,7 @@ void *shr__pool_alloc_slow(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
 void shr__pool_free_local_slow(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool)
 {
     unsigned cls = shr_load_relaxed(&pool->szidx);
-    int acls = cls < SHR_NB_SMALL ? AC_SMALL : AC_MEDIUM;
+    int acls = class_acls(cls);
     if (pool_is_class_only(ts, pool, shr__off(h, pool), cls)) return;
     used_unlink(h, ts, pool, cls);
     cache_push(h, ts, acls, pool);
@@ -551,7 +556,7 @@ void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off)
 static void collect_orphans(shr_heap_t *h)
 {
     alloc_global_t *g = alloc_global(h);
-    for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) {
+    for (unsigned cls = 0; cls < SHR_NB_PCLASSES; cls++) {
         uint64_t *link = &g->orphans[cls];
         while (*link) {
             pool_header_t *pool = pool_at(h, *link);
@@ -574,7 +579,7 @@ void shr__pool_collect(shr_heap_t *h, shr_tctx_t *ctx)
         collect_orphans(h);
         shr__unlock(h, SHR_LOCK_ARENA);
     }
-    for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) {
+    for (unsigned cls = 0; cls < SHR_NB_PCLASSES; cls++) {
         for (uint64_t po = ts->used[cls], next; po; po = next) {
             pool_header_t *pool = pool_at(h, po);
             next = pool->nextpool;
@@ -582,7 +587,7 @@ void shr__pool_collect(shr_heap_t *h, shr_tctx_t *ctx)
             if (list) splice_remote(h, pool, list);
             if (shr_load_relaxed(&pool->nused) == 0) {
                 used_unlink(h, ts, pool, cls);
-                cache_push(h, ts, cls < SHR_NB_SMALL ? AC_SMALL : AC_MEDIUM, pool);
+                cache_push(h, ts, class_acls(cls), pool);
             }
         }
     }
@@ -603,7 +608,7 @@ void shr__pool_collect(shr_heap_t *h, shr_tctx_t *ctx)
 static void orphan_push(shr_heap_t *h, pool_header_t *pool, unsigned cls)
 {
     alloc_global_t *g = alloc_global(h);
-    SHR_ASSERT_INV("P3", cls < SHR_NB_CLASSES && shr_load_relaxed(&pool->nused) > 0);
+    SHR_ASSERT_INV("P3", cls < SHR_NB_PCLASSES && shr_load_relaxed(&pool->nused) > 0);
     shr_store_relaxed(&pool->state, POOL_ORPHAN);
     pool->prevpool = 0;
     pool->nextpool = g->orphans[cls];
@@ -616,7 +621,7 @@ static void orphan_push(shr_heap_t *h, pool_header_t *pool, unsigned cls)
 static void recount(shr_heap_t *h, pool_header_t *pool)
 {
     uint32_t next = shr_load_relaxed(&pool->nextoffset);
-    if (shr_load_relaxed(&pool->szidx) >= SHR_NB_CLASSES || pool->block_size == 0 || next < SHR_POOL_OVERHEAD ||
+    if (shr_load_relaxed(&pool->szidx) >= SHR_NB_PCLASSES || pool->block_size == 0 || next < SHR_POOL_OVERHEAD ||
         next > pool_size_of(pool)) {
         /* Never initialised (died right after taking it): start afresh. */
         pool_init(pool, 0);
@@ -712,7 +717,7 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
             for (uint32_t i = 0; i < SHR_TOUCHED_MAX; i++)
                 if (ts->touched[i]) for_arena_pools(h, chunk_index(ts->touched[i]), orphan_if_owned, id);
     } else {
-        for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++)
+        for (unsigned cls = 0; cls < SHR_NB_PCLASSES; cls++)
             for (uint64_t po = ts->used[cls], next; po; po = next) {
                 next = pool_at(h, po)->nextpool;
                 orphan_pool(h, pool_at(h, po), false);
@@ -727,13 +732,41 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
     shr_store_relaxed(&ts->ntouched, 0);
     shr__unlock(h, SHR_LOCK_ARENA);
     int64_t outstanding = (int64_t)shr_load_relaxed(&ts->net);
-    for (unsigned cls = 0; cls < SHR_NB_CLASSES; cls++) ts->used[cls] = 0;
+    for (unsigned cls = 0; cls < SHR_NB_PCLASSES; cls++) ts->used[cls] = 0;
     shr_store_relaxed(&ts->net, 0);
     if (dead) {
         if (outstanding > 0)
             atomic_fetch_add_explicit(&g->dead_outstanding, (uint64_t)outstanding, memory_order_relaxed);
         atomic_fetch_add_explicit(&g->dead_threads, 1, memory_order_relaxed);
     }
+}
+
+/* ---- object pools (alloc.h, O1-O3) --------------------------------------------- */
+
+/* No lock: the caller has stopped every object operation (O3). A pool being
+ * re-classed by an ordinary allocation is EMPTY or already carries its new
+ * class when its state reads USED (acquire_pool stores the state last, with
+ * release), so an object pool in use is never confused with another. */
+static void obj_walk_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
+{
+    const struct { shr__obj_visit_fn fn; void *arg; } *w = arg;
+    uint32_t st = atomic_load_explicit(&pool->state, memory_order_acquire);
+    if (st != POOL_USED && st != POOL_FULL && st != POOL_ORPHAN) return;
+    unsigned cls = shr_load_relaxed(&pool->szidx);
+    if (!class_is_obj(cls) || cls >= SHR_NB_PCLASSES) return;
+    uint32_t size = shr__class_size[cls], end = shr_load_relaxed(&pool->nextoffset);
+    uint64_t po = shr__off(h, pool);
+    if (end > pool_size_of(pool)) end = (uint32_t)pool_size_of(pool);
+    for (uint32_t o = SHR_POOL_OVERHEAD; o + size <= end; o += size)
+        if (shr_load_relaxed((_Atomic uint64_t *)(h->base + po + o)) != 0) w->fn(h, po + o, size, w->arg);
+}
+
+void shr__obj_walk(shr_heap_t *h, shr__obj_visit_fn fn, void *arg)
+{
+    if (!alloc_ready(h) || !fn) return;
+    struct { shr__obj_visit_fn fn; void *arg; } w = {fn, arg};
+    uint64_t hwm = shr_load_relaxed(&alloc_global(h)->hwm);
+    for (uint64_t c = alloc_global(h)->first_data; c < hwm; c++) for_arena_pools(h, c, obj_walk_pool, &w);
 }
 
 /* ---- repair ------------------------------------------------------------------ */
@@ -752,7 +785,7 @@ static void rebuild_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
 
     if (owner != 0 && owner != OWNER_LOCKED) return;
     uint32_t want_shift = shr_load_relaxed(&a->kind) == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT;
-    if (pool->shift != want_shift || (state != 0 && shr_load_relaxed(&pool->szidx) >= SHR_NB_CLASSES)) {
+    if (pool->shift != want_shift || (state != 0 && shr_load_relaxed(&pool->szidx) >= SHR_NB_PCLASSES)) {
         /* A header a crash left unwritten (or zeroed): an empty pool. */
         pool->shift = (uint16_t)want_shift;
         shr_store_relaxed(&pool->szidx, UINT16_MAX);

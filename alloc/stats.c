@@ -45,14 +45,14 @@ static void scan_chunk(shr_heap_t *h, scan_t *s, uint64_t c)
     for (uint64_t po = chunk_off(c); po < end; po += psize) {
         pool_header_t *p = pool_at(h, po);
         uint32_t state = shr_load_relaxed(&p->state), cls = shr_load_relaxed(&p->szidx);
-        if (state == POOL_EMPTY || cls >= SHR_NB_CLASSES) {
+        if (state == POOL_EMPTY || cls >= SHR_NB_PCLASSES) {
             s->st->pools_empty++;
             s->bytes_unused += psize;
             continue;
         }
         /* Geometry from the class, not from fields an owner may be
          * rewriting without a lock. */
-        shr_class_stats_t *cs = &s->st->classes[cls];
+        shr_class_stats_t *cs = &s->st->classes[class_is_obj(cls) ? cls - SHR_OBJ_CLASS : cls];
         uint64_t size = shr__class_size[cls], capacity = (psize - SHR_POOL_OVERHEAD) / size;
         uint64_t nused = shr_load_relaxed(&p->nused);
         if (nused > capacity) nused = capacity; /* a live owner mid-update */

@@ -67,8 +67,9 @@
  *    and timeout records in the header, fields before each mutex;
  *    alloc_tslot_t records the arenas a slot touched; lease_table_t.live;
  *    the list lock word's waiter bit.
- * 4: the lease table's hash (entries placed by another hash are not found). */
-#define SHR_LAYOUT_VERSION 4u
+ * 4: the lease table's hash (entries placed by another hash are not found).
+ * 5: object pool classes: used[] and orphans[] per pool class (2 x 52). */
+#define SHR_LAYOUT_VERSION 5u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"
