@@ -62,6 +62,11 @@
 #define SHR_CACHE_FILL_SMALL 8
 #define SHR_CACHE_MAX_MEDIUM 2
 #define SHR_CACHE_FILL_MEDIUM 1
+/* Entirely free arenas kept committed per geometry before the next one that
+ * empties is released (hysteresis: a loop whose working set swings by less
+ * than this never releases and re-faults an arena); shr_heap_collect
+ * releases all of them. 16 small arenas: 4 MiB. */
+#define SHR_ARENA_KEEP_EMPTY 16
 /* Arenas a thread slot records as touched before a full scan is needed to
  * reclaim it (alloc_tslot_t.touched): 64 arenas, 16 MiB of small pools. */
 #define SHR_TOUCHED_MAX 64 /* a power of two */
@@ -200,14 +205,16 @@ typedef struct large_header {
  *       |freepools| plus the pools never carved
  *   A2  usable_arenas holds exactly the arenas of its class with a free pool,
  *       sorted by nfreepools ascending, back links right; nfp2lasta[n] is the
- *       rightmost arena with n free pools */
+ *       rightmost arena with n free pools
+ *   A3  nempty counts the arenas of the class whose every pool is free (all
+ *       at the tail of usable_arenas), at most SHR_ARENA_KEEP_EMPTY */
 typedef struct arena_class {
     uint64_t usable;                       /* head of usable_arenas: chunk + 1 */
     uint64_t nfp2lasta[SHR_MAX_POOLS_IN_ARENA + 1]; /* rightmost arena with n free pools */
     uint32_t npools;                       /* pools per arena */
     uint32_t shift;                        /* pool size shift */
     uint64_t narenas;                      /* arenas of this class now */
-    uint64_t nempty;                       /* arenas with every pool free */
+    uint64_t nempty;                       /* arenas with every pool free (A3) */
 } arena_class_t;
 
 typedef struct root_entry {
@@ -540,6 +547,9 @@ void *shr__pool_alloc_slow(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls);
 void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off);
 void shr__pool_free_local_slow(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool);
 void shr__pool_collect(shr_heap_t *h, shr_tctx_t *ctx);
+/* Release the entirely free arenas of every geometry beyond `keep` each.
+ * Arena lock held. */
+void shr__arena_release_empty(shr_heap_t *h, uint64_t keep);
 void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead);
 /* Walk a block list defensively; returns its length or -1 if it leaves the
  * pool, is misaligned or cycles. */

@@ -340,7 +340,7 @@ static void check_usable(checker_t *k, int acls)
     chunk_t *t = chunk_table(h);
     arena_class_t *ac = &g->ac[acls];
     uint32_t want = acls == AC_SMALL ? CHUNK_SMALL : CHUNK_MEDIUM;
-    uint64_t steps = 0, prev = 0, hwm = shr_load_relaxed(&g->hwm), count = 0;
+    uint64_t steps = 0, prev = 0, hwm = shr_load_relaxed(&g->hwm), count = 0, nempty = 0;
     uint32_t last_nf = 0;
     for (uint64_t a = ac->usable; a; prev = a, a = chunk_at_ref(h, a)->next) {
         if (a - 1 >= hwm || a - 1 < g->first_data || ++steps > g->nchunks ||
@@ -367,7 +367,11 @@ static void check_usable(checker_t *k, int acls)
             fail(k, "A2: nfp2lasta[%u] is not arena %" PRIu64, ar->nfreepools, a - 1);
         last_nf = ar->nfreepools;
         count++;
+        nempty += ar->nfreepools == ac->npools;
     }
+    if (nempty != ac->nempty || nempty > SHR_ARENA_KEEP_EMPTY)
+        fail(k, "A3: usable_arenas (class %d) holds %" PRIu64 " empty arenas, nempty says %" PRIu64 " (kept at most %d)",
+             acls, nempty, ac->nempty, SHR_ARENA_KEEP_EMPTY);
     uint64_t with_free = 0;
     for (uint64_t c = g->first_data; c < hwm; c++)
         if (shr_load_relaxed(&t[c].kind) == want && t[c].nfreepools > 0) with_free++;

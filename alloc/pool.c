@@ -6,10 +6,13 @@
  * class's usable_arenas list while they have a free pool, sorted by
  * nfreepools ascending (the fullest first, so that nearly empty arenas can
  * drain), with nfp2lasta[n] naming the rightmost arena with n free pools so
- * that re-sorting after a free is O(1). An arena whose every pool is free is
- * released unless it is the rightmost one (pymalloc's anti-thrash rule: at
- * most one empty arena is kept per class). All of this is under the arena
- * lock and happens once per pool, not per block.
+ * that re-sorting after a free is O(1). Arenas whose every pool is free are
+ * kept, up to SHR_ARENA_KEEP_EMPTY per class (hysteresis instead of
+ * pymalloc's "at most one": a release costs a hole punch, and the next
+ * taker re-commits and faults the arena back page by page, ~170 us here);
+ * the next one to empty is released, and shr_heap_collect releases them all.
+ * All of this is under the arena lock and happens once per pool, not per
+ * block.
  *
  * Ownership (the fast path belongs to one thread):
  *   - a thread slot owns the pools on its used[] lists (state USED). Only the
@@ -171,6 +174,7 @@ static uint64_t arena_take_pool(shr_heap_t *h, int acls)
     if (!ac->usable) {
         uint64_t ref = arena_new(h, acls);
         if (!ref) return 0;
+        ac->nempty++; /* entirely free until the pool below is taken (A3) */
         ac->usable = ref;
         ac->nfp2lasta[chunk_at_ref(h, ref)->nfreepools] = ref;
     }
@@ -187,6 +191,10 @@ static uint64_t arena_take_pool(shr_heap_t *h, int acls)
     }
     /* The head already has the fewest free pools: taking one keeps the order. */
     uint32_t nf = a->nfreepools;
+    if (nf == a->ntotalpools) {
+        SHR_ASSERT_INV("A3", ac->nempty > 0);
+        ac->nempty--;
+    }
     if (ac->nfp2lasta[nf] == ai) ac->nfp2lasta[nf] = 0;
     if (nf > 1) ac->nfp2lasta[nf - 1] = ai;
 
@@ -227,6 +235,16 @@ static void arena_unlink(shr_heap_t *h, arena_class_t *ac, uint64_t ai)
     a->next = a->prev = 0;
 }
 
+/* Release an entirely free arena that is not counted in nempty, and whose
+ * nfp2lasta entry no longer names it: unlinked, hole punched. */
+static void arena_release(shr_heap_t *h, arena_class_t *ac, uint64_t ai)
+{
+    arena_unlink(h, ac, ai);
+    ac->narenas--;
+    atomic_fetch_add_explicit(&alloc_global(h)->arenas_released, 1, memory_order_relaxed);
+    shr__chunk_free(h, chunk_index(ai), 1);
+}
+
 /* Give an empty pool back to its arena (pymalloc's insert_to_freepool), in
  * one of four cases. Arena lock held; A1 and A2 hold again on return. */
 static void arena_put_pool(shr_heap_t *h, pool_header_t *pool)
@@ -253,13 +271,14 @@ static void arena_put_pool(shr_heap_t *h, pool_header_t *pool)
     }
     a->nfreepools = ++nf;
 
-    if (nf == a->ntotalpools && a->next) {
-        /* Case 1: entirely free and not the rightmost: release it. */
-        arena_unlink(h, ac, ai);
-        ac->narenas--;
-        atomic_fetch_add_explicit(&g->arenas_released, 1, memory_order_relaxed);
-        shr__chunk_free(h, chunk_index(ai), 1);
-    } else if (nf == 1) {
+    if (nf == a->ntotalpools && ac->nempty >= SHR_ARENA_KEEP_EMPTY) {
+        /* Case 1: entirely free, and enough empty arenas are kept: release it. */
+        arena_release(h, ac, ai);
+        if (SHR_DEBUG >= 3) shr__validate_arenas(h, acls);
+        return;
+    }
+    if (nf == a->ntotalpools) ac->nempty++; /* kept, at the tail (A3) */
+    if (nf == 1) {
         /* Case 2: it was full, on no list: it has the fewest free pools. */
         a->next = ac->usable;
         a->prev = 0;
@@ -281,6 +300,26 @@ static void arena_put_pool(shr_heap_t *h, pool_header_t *pool)
         assert_linked(h, ac, ai);
     }
     if (SHR_DEBUG >= 3) shr__validate_arenas(h, acls);
+}
+
+void shr__arena_release_empty(shr_heap_t *h, uint64_t keep)
+{
+    alloc_global_t *g = alloc_global(h);
+    for (int acls = 0; acls < NB_ARENA_CLASSES; acls++) {
+        arena_class_t *ac = &g->ac[acls];
+        /* The empty arenas are the tail of usable_arenas (A2, A3). */
+        while (ac->nempty > keep) {
+            uint64_t ai = ac->nfp2lasta[ac->npools];
+            SHR_ASSERT_INV("A3", ai != 0);
+            if (!ai) break;
+            chunk_t *a = chunk_at_ref(h, ai);
+            uint64_t p = a->prev;
+            ac->nfp2lasta[ac->npools] = (p && chunk_at_ref(h, p)->nfreepools == ac->npools) ? p : 0;
+            ac->nempty--;
+            arena_release(h, ac, ai);
+        }
+        if (SHR_DEBUG >= 3) shr__validate_arenas(h, acls);
+    }
 }
 
 /* ---- pool setup and lists ---------------------------------------------- */
@@ -593,6 +632,7 @@ void shr__pool_collect(shr_heap_t *h, shr_tctx_t *ctx)
     }
     if (shr__lock(h, SHR_LOCK_ARENA) == 0) {
         for (int acls = 0; acls < NB_ARENA_CLASSES; acls++) cache_drain(h, ts, acls, 0);
+        shr__arena_release_empty(h, 0);
         shr__unlock(h, SHR_LOCK_ARENA);
     }
     if (shr__lock(h, SHR_LOCK_LARGE) == 0) {
@@ -832,6 +872,7 @@ int shr__alloc_repair(shr_heap_t *h)
     for (int k = 0; k < NB_ARENA_CLASSES; k++) {
         g->ac[k].usable = 0;
         g->ac[k].narenas = 0;
+        g->ac[k].nempty = 0;
         memset(g->ac[k].nfp2lasta, 0, sizeof g->ac[k].nfp2lasta);
     }
     for (uint64_t c = g->first_data; c < hwm; c++) {
@@ -864,8 +905,10 @@ int shr__alloc_repair(shr_heap_t *h)
                 else ac->usable = chunk_ref(c);
                 tail = chunk_ref(c);
                 ac->nfp2lasta[nf] = chunk_ref(c);
+                if (nf == ac->npools) ac->nempty++;
             }
         }
     }
+    shr__arena_release_empty(h, SHR_ARENA_KEEP_EMPTY); /* A3 */
     return 0;
 }

@@ -129,14 +129,13 @@ Test(alloc_unit, empty_pools_are_cached_then_go_back_to_the_arena)
     cr_assert_eq(last->nused, 0);
     cr_assert_eq(shr_heap_check(h), 0);
     cr_assert_eq(shr_heap_collect(h), 0);
-    cr_assert_eq(last->state, POOL_EMPTY, "collect gives the kept pool back");
-    cr_assert_eq(last->owner, 0);
-    cr_assert_eq(first->owner, 0, "and the cached ones");
-    cr_assert_eq(ts->ncache[AC_SMALL], 0);
+    cr_assert_eq(ts->used[size_to_class(32)], 0, "collect gives the kept pool back");
+    cr_assert_eq(ts->ncache[AC_SMALL], 0, "and the cached ones");
+    cr_assert_eq(alloc_global(h)->ac[AC_SMALL].narenas, 0, "then releases the arena they emptied");
     done(h);
 }
 
-Test(alloc_unit, arenas_sorted_released_and_one_kept)
+Test(alloc_unit, arenas_sorted_and_released_by_collect)
 {
     shr_heap_t *h = make_heap();
     alloc_global_t *g = alloc_global(h);
@@ -168,8 +167,48 @@ Test(alloc_unit, arenas_sorted_released_and_one_kept)
     for (int i = 0; i < N; i++) shr_free(h, p[i]);
     shr_heap_collect(h);
     cr_assert_eq(shr_heap_stats(h, &st), 0);
-    cr_assert_geq(st.arenas_released - released_before, 2, "empty arenas are released");
-    cr_assert_eq(g->ac[AC_SMALL].narenas, 1, "one empty arena is kept");
+    cr_assert_geq(st.arenas_released - released_before, 3, "empty arenas are released");
+    cr_assert_eq(g->ac[AC_SMALL].narenas, 0, "collect releases every empty arena");
+    done(h);
+}
+
+Test(alloc_unit, empty_arenas_are_kept_under_hysteresis)
+{
+    shr_heap_t *h = make_heap();
+    alloc_global_t *g = alloc_global(h);
+    enum { PER_POOL = (4096 - SHR_POOL_OVERHEAD) / 64, PER_ARENA = PER_POOL * 64 };
+    enum { N = PER_ARENA * (SHR_ARENA_KEEP_EMPTY + 8) };
+    static void *p[N];
+    /* A loop whose working set swings by a few arenas: once it is warm (the
+     * first round leaves pools in this thread's cache, so the second may
+     * take one arena more), no arena is released or taken again. */
+    shr_alloc_stats_t st;
+    uint64_t released = 0, allocated = 0;
+    for (int round = 0; round < 6; round++) {
+        for (int i = 0; i < PER_ARENA * 6; i++) cr_assert_not_null(p[i] = shr_malloc(h, 64));
+        for (int i = 0; i < PER_ARENA * 6; i++) shr_free(h, p[i]);
+        cr_assert_eq(shr_heap_stats(h, &st), 0);
+        if (round > 1) {
+            cr_assert_eq(st.arenas_released, released, "round %d released an arena", round);
+            cr_assert_eq(st.arenas_allocated, allocated, "round %d took a new arena", round);
+        }
+        released = st.arenas_released;
+        allocated = st.arenas_allocated;
+    }
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    /* A larger swing keeps at most SHR_ARENA_KEEP_EMPTY empty arenas. */
+    for (int i = 0; i < N; i++) cr_assert_not_null(p[i] = shr_malloc(h, 64));
+    for (int i = 0; i < N; i++) shr_free(h, p[i]);
+    cr_assert_leq(g->ac[AC_SMALL].nempty, SHR_ARENA_KEEP_EMPTY);
+    cr_assert_eq(shr_heap_stats(h, &st), 0);
+    cr_assert_gt(st.arenas_released, released, "past the bound, emptied arenas are released");
+    /* The rest: arenas holding a pool of this thread's cache (at most one
+     * each). */
+    cr_assert_leq(g->ac[AC_SMALL].narenas, SHR_ARENA_KEEP_EMPTY + SHR_CACHE_MAX_SMALL + 1);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    cr_assert_eq(shr_heap_collect(h), 0);
+    cr_assert_eq(g->ac[AC_SMALL].narenas, 0);
+    cr_assert_eq(g->ac[AC_SMALL].nempty, 0);
     done(h);
 }
 
