@@ -114,10 +114,15 @@ shr_inline void pool_free_local(shr_heap_t *h, shr_tctx_t *ctx, pool_header_t *p
                                 uint64_t off)
 {
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
-    uint32_t n = pool_push(h, pool, off);
+    uint32_t n;
+    uint64_t old = pool_push(h, pool, off, &n);
     shr_store_relaxed(&ts->net, shr_load_relaxed(&ts->net) - 1);
-    if (shr_unlikely(n == 0) && !pool_is_class_only(ts, pool, po, shr_load_relaxed(&pool->szidx)))
-        return shr__pool_free_local_slow(h, ts, pool);
+    /* One test for both rare cases: the pool was without a free block (it
+     * may be parked full), or it is now empty. */
+    if (shr_unlikely((old == 0) | (n == 0)) &&
+        ((old == 0 && shr_load_relaxed(&pool->state) == POOL_FULL) ||
+         (n == 0 && !pool_is_class_only(ts, pool, po, shr_load_relaxed(&pool->szidx)))))
+        return shr__pool_free_local_slow(h, ts, pool, n);
 }
 
 static bool in_local_list(shr_heap_t *h, pool_header_t *pool, uint64_t off)
@@ -181,6 +186,26 @@ static void pool_free(shr_heap_t *h, pool_header_t *pool, uint64_t off)
         shr_store_relaxed(&ts->net, shr_load_relaxed(&ts->net) - 1);
     }
     shr__pool_free_remote(h, pool, off);
+}
+
+void shr__alloc_drain_delayed(shr_heap_t *h, shr_tctx_t *ctx)
+{
+    alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
+    uint64_t b = atomic_exchange_explicit(&ts->delayed, 0, memory_order_acquire);
+    while (b && !(b & DELAYED_CLOSED)) {
+        uint64_t next = block_next(h, b); /* before the free rewrites it */
+        uint32_t kind = shr_load_relaxed(&chunk_table(h)[b >> SHR_CHUNK_SHIFT].kind);
+        if (kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) break; /* cannot be: pushed by our free path */
+        pool_header_t *pool = pool_at(h, b & ~(((uint64_t)1 << (kind == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT)) - 1));
+        if (shr_load_relaxed(&pool->owner) == ctx->slot + 1) {
+            pool_free_local(h, ctx, pool, shr__off(h, pool), b);
+            /* pool_free_local counted a free this thread did not make. */
+            shr_store_relaxed(&ts->net, shr_load_relaxed(&ts->net) + 1);
+        } else {
+            shr__pool_free_remote(h, pool, b); /* the slot changed hands since */
+        }
+        b = next;
+    }
 }
 
 /* ---- raw allocation (no guards) -------------------------------------------- */

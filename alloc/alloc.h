@@ -122,9 +122,14 @@ typedef struct chunk {
  *
  *   USED    owner != 0, on its owner slot's used[szidx] list; has local free
  *           blocks or untouched space
- *   FULL    no local free block, no untouched space; on no list. owner == 0
- *           means given up: REMOTE_UNOWNED is set in `remote`, and the first
- *           thread to free into it adopts it (CAS on owner)
+ *   FULL    no local free block, no untouched space; on no list. Owned:
+ *           parked by its owner (REMOTE_PARKED set in `remote` until the
+ *           first remote free, which hands its block to the owner's delayed
+ *           stack instead); the owner's next free into it, local or through
+ *           that stack, links it behind the current pool of its class.
+ *           owner == 0 means given up at a thread's exit or death:
+ *           REMOTE_UNOWNED is set, and the first thread to free into it
+ *           adopts it (CAS on owner)
  *   EMPTY   nused == 0; owner == 0 on its arena's freepools list, or
  *           owner != 0 in that thread's cache of empty pools (taken from and
  *           given back to the arenas in batches, one lock per batch)
@@ -146,6 +151,8 @@ typedef struct chunk {
 enum pool_state { POOL_EMPTY = 1, POOL_USED, POOL_FULL, POOL_ORPHAN };
 
 #define REMOTE_UNOWNED ((uint64_t)1) /* low bit of `remote`: pool given up full */
+#define REMOTE_PARKED ((uint64_t)2)  /* full, owned, off every list: the first remote free wakes the owner */
+#define DELAYED_CLOSED ((uint64_t)1) /* alloc_tslot_t.delayed of a slot that is going away */
 #define REMOTE_FLAGS ((uint64_t)SHR_ALIGNMENT - 1)
 
 typedef struct pool_header {
@@ -267,6 +274,16 @@ typedef struct alloc_tslot {
      * (measured), and the statistics get blocks in use per class from the
      * pools themselves. */
     _Atomic uint64_t net;
+    /* Blocks freed by other threads into this slot's parked pools (one per
+     * pool and parking: the free that clears REMOTE_PARKED), linked through
+     * bytes 8..15; pushed with a CAS, taken whole by the owner with an
+     * exchange (so no ABA), then freed again by it, which relinks their
+     * pools. DELAYED_CLOSED once the slot is being released. */
+    _Atomic uint64_t delayed;
+    /* This slot's parked pools (FULL, owned), linked through nextpool and
+     * prevpool: owner only, for its exit; a dead slot's are found by owner
+     * id like its other pools. */
+    uint64_t parked;
 } alloc_tslot_t;
 
 
@@ -318,7 +335,8 @@ SHR__OFF(alloc_tslot_t, cache, 8 * SHR_NB_PCLASSES);
 SHR__OFF(alloc_tslot_t, ntouched, 8 * SHR_NB_PCLASSES + 24);
 SHR__OFF(alloc_tslot_t, touched, 8 * SHR_NB_PCLASSES + 28);
 SHR__OFF(alloc_tslot_t, net, 8 * SHR_NB_PCLASSES + 32 + 4 * SHR_TOUCHED_MAX);
-_Static_assert(sizeof(alloc_tslot_t) == 8 * SHR_NB_PCLASSES + 40 + 4 * SHR_TOUCHED_MAX, "alloc_tslot_t size");
+SHR__OFF(alloc_tslot_t, delayed, 8 * SHR_NB_PCLASSES + 40 + 4 * SHR_TOUCHED_MAX); /* CAS by remote freers */
+_Static_assert(sizeof(alloc_tslot_t) == 8 * SHR_NB_PCLASSES + 56 + 4 * SHR_TOUCHED_MAX, "alloc_tslot_t size");
 #undef SHR__OFF
 
 /* ---- Size classes ------------------------------------------------------ */
@@ -492,17 +510,21 @@ shr_inline uint64_t pool_pop(const shr_heap_t *h, pool_header_t *pool, uint64_t 
     return bp;
 }
 
-/* Push block off on the pool's local free list; returns the new nused.
- * Owner only; the link is written before the head (the commit point). */
-shr_inline uint32_t pool_push(const shr_heap_t *h, pool_header_t *pool, uint64_t off)
+/* Push block off on the pool's local free list; returns the old head (0:
+ * the pool had no free block, so it may be parked full) and the new nused
+ * in *np. Owner only; the link is written before the head (the commit
+ * point). */
+shr_inline uint64_t pool_push(const shr_heap_t *h, pool_header_t *pool, uint64_t off, uint32_t *np)
 {
     SHR_ASSERT_INV("P1", shr_load_relaxed(&pool->nused) > 0);
     if (SHR_MEMCHECK) shr__mem_block_free(h, off, pool->block_size);
-    block_set_next(h, off, shr_load_relaxed(&pool->freeblock));
+    uint64_t old = shr_load_relaxed(&pool->freeblock);
+    block_set_next(h, off, old);
     shr_store_relaxed(&pool->freeblock, off);
     uint32_t n = shr_load_relaxed(&pool->nused) - 1;
     shr_store_relaxed(&pool->nused, n);
-    return n;
+    *np = n;
+    return old;
 }
 
 /* The one rule for an emptied pool: it is kept, empty and owned, when it is
@@ -545,7 +567,12 @@ void shr__chunk_rebuild(shr_heap_t *h);
 int shr__alloc_repair(shr_heap_t *h);
 void *shr__pool_alloc_slow(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls);
 void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off);
-void shr__pool_free_local_slow(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool);
+/* The owner's free left the pool empty (n == 0) or found it without a free
+ * block (old == 0: it may be parked full). */
+void shr__pool_free_local_slow(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool, uint32_t n);
+/* Free again, as this thread, the blocks other threads handed to it
+ * through its delayed stack (alloc.c). */
+void shr__alloc_drain_delayed(shr_heap_t *h, shr_tctx_t *ctx);
 void shr__pool_collect(shr_heap_t *h, shr_tctx_t *ctx);
 /* Release the entirely free arenas of every geometry beyond `keep` each.
  * Arena lock held. */

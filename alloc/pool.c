@@ -472,25 +472,22 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
     return pool;
 }
 
-/* The owner gives up a full pool (see "Tricky" above). Returns true when the
- * pool is now unowned, false when frees arrived and it stays ours. */
-static bool give_up_full(shr_heap_t *h, shr_tctx_t *ctx, pool_header_t *pool, unsigned cls)
+/* The owner parks its full pool: REMOTE_PARKED set in the remote word (CAS
+ * from 0: only if no remote free is pending, else the caller collects it),
+ * then off the used list, still owned, on the slot's parked list. */
+static void park_full(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool, unsigned cls)
 {
-    alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
     uint64_t expected = 0;
-    if (!atomic_compare_exchange_strong(&pool->remote, &expected, REMOTE_UNOWNED)) return false;
+    if (!atomic_compare_exchange_strong_explicit(&pool->remote, &expected, REMOTE_PARKED, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return;
     used_unlink(h, ts, pool, cls);
     shr_store_relaxed(&pool->state, POOL_FULL);
-    atomic_store(&pool->owner, 0); /* seq_cst: ordered before the load below */
-    if ((atomic_load(&pool->remote) & ~REMOTE_FLAGS) == 0) return true;
-    uint32_t zero = 0;
-    if (!atomic_compare_exchange_strong(&pool->owner, &zero, my_owner_id(ctx)))
-        return true; /* a freer adopted it */
-    uint64_t list = take_remote(pool);
-    if (list) splice_remote(h, pool, list);
-    shr_store_relaxed(&pool->state, POOL_USED);
-    used_push(h, ts, pool, cls);
-    return false;
+    uint64_t po = shr__off(h, pool);
+    pool->prevpool = 0;
+    pool->nextpool = ts->parked;
+    if (ts->parked) pool_at(h, ts->parked)->prevpool = po;
+    ts->parked = po;
 }
 
 /* Lazy carving, a few blocks at a time: carve the next untouched block and
@@ -530,6 +527,11 @@ void *shr__pool_alloc_slow(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
     for (;;) {
         uint64_t po = ts->used[cls];
+        if (!po && shr_load_relaxed(&ts->delayed)) {
+            /* Frees into parked pools first: they may give this class a pool. */
+            shr__alloc_drain_delayed(h, ctx);
+            po = ts->used[cls];
+        }
         pool_header_t *pool = po ? pool_at(h, po) : acquire_pool(h, ctx, cls);
         if (!pool) return NULL;
         uint64_t bp = shr_load_relaxed(&pool->freeblock);
@@ -538,7 +540,7 @@ void *shr__pool_alloc_slow(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
         } else if ((bp = carve_batch(h, pool)) == 0) {
             uint64_t list = take_remote(pool);
             if (!list) {
-                give_up_full(h, ctx, pool, cls);
+                park_full(h, ts, pool, cls);
                 continue;
             }
             splice_remote(h, pool, list);
@@ -550,14 +552,51 @@ void *shr__pool_alloc_slow(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
     }
 }
 
-/* The owner freed the last block of a pool: into the thread's cache of
- * empty pools, unless it is its class's only one (pool_is_class_only); when
- * the cache is full, half of it goes back to the arenas under one lock. */
-void shr__pool_free_local_slow(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool)
+/* Unlink a pool from the slot's parked list. Owner only. */
+static void parked_unlink(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool)
+{
+    if (pool->prevpool) pool_at(h, pool->prevpool)->nextpool = pool->nextpool;
+    else ts->parked = pool->nextpool;
+    if (pool->nextpool) pool_at(h, pool->nextpool)->prevpool = pool->prevpool;
+    pool->nextpool = pool->prevpool = 0;
+}
+
+/* The owner's first free into its parked pool: the pool goes back on its
+ * class's used list, behind the current pool (which keeps serving mallocs:
+ * relinked in front, the pool would fill again at once and be parked again,
+ * every other operation). Remote frees from now on go to its remote stack. */
+static void unpark(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool, unsigned cls)
+{
+    uint64_t r = shr_load_relaxed(&pool->remote);
+    while ((r & REMOTE_PARKED) &&
+           !atomic_compare_exchange_weak_explicit(&pool->remote, &r, r & ~REMOTE_PARKED, memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+    }
+    parked_unlink(h, ts, pool);
+    shr_store_relaxed(&pool->state, POOL_USED);
+    uint64_t head = ts->used[cls];
+    if (!head) {
+        used_push(h, ts, pool, cls);
+        return;
+    }
+    uint64_t po = shr__off(h, pool);
+    pool_header_t *hp = pool_at(h, head);
+    pool->prevpool = head;
+    pool->nextpool = hp->nextpool;
+    if (hp->nextpool) pool_at(h, hp->nextpool)->prevpool = po;
+    hp->nextpool = po;
+}
+
+/* The owner freed into a pool that had no free block (it may be parked), or
+ * freed its last block: an empty pool goes into the thread's cache of empty
+ * pools, unless it is its class's only one (pool_is_class_only); when the
+ * cache is full, half of it goes back to the arenas under one lock. */
+void shr__pool_free_local_slow(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool, uint32_t n)
 {
     unsigned cls = shr_load_relaxed(&pool->szidx);
     int acls = class_acls(cls);
-    if (pool_is_class_only(ts, pool, shr__off(h, pool), cls)) return;
+    if (shr_load_relaxed(&pool->state) == POOL_FULL) unpark(h, ts, pool, cls);
+    if (n != 0 || pool_is_class_only(ts, pool, shr__off(h, pool), cls)) return;
     used_unlink(h, ts, pool, cls);
     cache_push(h, ts, acls, pool);
     if (ts->ncache[acls] > cache_max[acls] && shr__lock(h, SHR_LOCK_ARENA) == 0) {
@@ -566,13 +605,45 @@ void shr__pool_free_local_slow(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *
     }
 }
 
-void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off)
+/* Hand block off, freed into a parked pool, to the pool's owner: a push on
+ * its slot's delayed stack. False when there is no owner to hand it to (the
+ * slot is going away): the caller pushes it on the pool's remote stack. */
+static bool delayed_push(shr_heap_t *h, pool_header_t *pool, uint64_t off)
+{
+    uint32_t ow = shr_load_relaxed(&pool->owner);
+    if (ow == 0 || ow == OWNER_LOCKED || ow > h->max_threads) return false;
+    alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, ow - 1);
+    uint64_t d = shr_load_relaxed(&ts->delayed);
+    do {
+        if (d & DELAYED_CLOSED) return false;
+        block_set_next(h, off, d);
+    } while (!atomic_compare_exchange_weak_explicit(&ts->delayed, &d, off, memory_order_release, memory_order_relaxed));
+    return true;
+}
+
+/* Push on the remote stack, whatever its flags. */
+static uint64_t remote_push(shr_heap_t *h, pool_header_t *pool, uint64_t off)
 {
     uint64_t old = shr_load_relaxed(&pool->remote);
     do block_set_next(h, off, old & ~REMOTE_FLAGS);
-    while (!atomic_compare_exchange_weak_explicit(&pool->remote, &old,
-                                                  off | (old & REMOTE_FLAGS),
+    while (!atomic_compare_exchange_weak_explicit(&pool->remote, &old, off | (old & REMOTE_FLAGS),
                                                   memory_order_seq_cst, memory_order_relaxed));
+    return old;
+}
+
+void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off)
+{
+    uint64_t old = shr_load_relaxed(&pool->remote);
+    /* A parked pool: the first remote free clears the flag and wakes the
+     * owner with its block; later ones push on the stack as usual. */
+    while (shr_unlikely(old & REMOTE_PARKED)) {
+        if (!atomic_compare_exchange_weak_explicit(&pool->remote, &old, old & ~REMOTE_PARKED, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+            continue;
+        if (delayed_push(h, pool, off)) return;
+        old = shr_load_relaxed(&pool->remote);
+    }
+    old = remote_push(h, pool, off);
     if (!(old & REMOTE_UNOWNED)) return;
     /* The pool was given up full: the first freer adopts it. */
     shr_tctx_t *ctx = shr__tctx(h);
@@ -586,7 +657,7 @@ void shr__pool_free_remote(shr_heap_t *h, pool_header_t *pool, uint64_t off)
     if (list) splice_remote(h, pool, list);
     shr_store_relaxed(&pool->state, POOL_USED);
     used_push(h, ts, pool, cls);
-    if (shr_load_relaxed(&pool->nused) == 0) shr__pool_free_local_slow(h, ts, pool);
+    if (shr_load_relaxed(&pool->nused) == 0) shr__pool_free_local_slow(h, ts, pool, 0);
 }
 
 /* Settle the remote frees pending on orphan pools, and give back those that
@@ -614,6 +685,7 @@ static void collect_orphans(shr_heap_t *h)
 void shr__pool_collect(shr_heap_t *h, shr_tctx_t *ctx)
 {
     alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
+    shr__alloc_drain_delayed(h, ctx);
     if (shr__lock(h, SHR_LOCK_ARENA) == 0) {
         collect_orphans(h);
         shr__unlock(h, SHR_LOCK_ARENA);
@@ -741,12 +813,34 @@ static void orphan_if_owned(shr_heap_t *h, pool_header_t *pool, void *arg)
     if (shr_load_relaxed(&pool->owner) == id) orphan_pool(h, pool, true);
 }
 
+/* The blocks on a released slot's delayed stack go to their pools' remote
+ * stacks (from which orphan_pool, an adopter or the owner takes them), and
+ * the stack is closed: a freer that finds it closed pushes on the pool's
+ * stack itself. A dead slot's stack is read defensively: a link that is not
+ * a block of a pool ends the walk (the rest leaks). */
+static void delayed_flush(shr_heap_t *h, alloc_tslot_t *ts)
+{
+    uint64_t b = atomic_exchange_explicit(&ts->delayed, DELAYED_CLOSED, memory_order_acquire);
+    uint64_t hwm = shr_load_relaxed(&alloc_global(h)->hwm);
+    for (uint64_t steps = 0; b && !(b & DELAYED_CLOSED) && steps < ((uint64_t)1 << 24); steps++) {
+        if (b >= h->capacity || (b & (SHR_ALIGNMENT - 1)) || (b >> SHR_CHUNK_SHIFT) >= hwm) break;
+        uint32_t kind = shr_load_relaxed(&chunk_table(h)[b >> SHR_CHUNK_SHIFT].kind);
+        if (kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) break;
+        uint64_t po = b & ~(((uint64_t)1 << (kind == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT)) - 1);
+        if (b - po < SHR_POOL_OVERHEAD) break;
+        uint64_t next = block_next(h, b);
+        remote_push(h, pool_at(h, po), b);
+        b = next;
+    }
+}
+
 void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
 {
     if (!alloc_ready(h)) return;
     alloc_global_t *g = alloc_global(h);
     alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, slot);
     if (shr__lock(h, SHR_LOCK_ARENA) != 0) return;
+    delayed_flush(h, ts);
     if (dead) {
         /* Its lists may be half-spliced: find its pools by owner id, in the
          * arenas it touched (or everywhere, when it touched too many). */
@@ -762,6 +856,10 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
                 next = pool_at(h, po)->nextpool;
                 orphan_pool(h, pool_at(h, po), false);
             }
+        for (uint64_t po = ts->parked, next; po; po = next) {
+            next = pool_at(h, po)->nextpool;
+            orphan_pool(h, pool_at(h, po), false);
+        }
         for (int acls = 0; acls < NB_ARENA_CLASSES; acls++) cache_drain(h, ts, acls, 0);
     }
     for (int acls = 0; acls < NB_ARENA_CLASSES; acls++) {
@@ -770,6 +868,7 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
     }
     memset(ts->touched, 0, sizeof ts->touched);
     shr_store_relaxed(&ts->ntouched, 0);
+    ts->parked = 0; /* delayed stays closed until the next owner's first drain */
     shr__unlock(h, SHR_LOCK_ARENA);
     int64_t outstanding = (int64_t)shr_load_relaxed(&ts->net);
     for (unsigned cls = 0; cls < SHR_NB_PCLASSES; cls++) ts->used[cls] = 0;

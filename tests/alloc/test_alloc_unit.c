@@ -83,18 +83,109 @@ Test(alloc_unit, lazy_carving_and_free_list_link_at_bytes_8_to_15)
     done(h);
 }
 
-Test(alloc_unit, full_pool_is_given_up_and_adopted_by_a_freer)
+/* Fill one pool of 16-byte blocks and take one more block (from a second
+ * pool): the first is then parked. */
+static pool_header_t *fill_and_park(shr_heap_t *h, void **p, uint32_t cap, void **extra)
 {
-    shr_heap_t *h = make_heap();
-    uint32_t cap = (4096 - SHR_POOL_OVERHEAD) / 16;
-    void *p[1024];
     for (uint32_t i = 0; i < cap; i++) p[i] = shr_malloc(h, 16);
     pool_header_t *pool = pool_of_ptr(h, p[0]);
     cr_assert_eq(pool_of_ptr(h, p[cap - 1]), pool);
     cr_assert_eq(pool->nused, cap);
-    /* The next allocation finds the pool full and gives it up. */
-    void *extra = shr_malloc(h, 16);
-    cr_assert_neq(pool_of_ptr(h, extra), pool);
+    *extra = shr_malloc(h, 16);
+    cr_assert_neq(pool_of_ptr(h, *extra), pool);
+    return pool;
+}
+
+Test(alloc_unit, full_pool_is_parked_and_relinked_behind_the_current_one)
+{
+    shr_heap_t *h = make_heap();
+    alloc_tslot_t *ts = shr__tctx(h)->layer[SHR_LAYER_ALLOC];
+    uint32_t cap = (4096 - SHR_POOL_OVERHEAD) / 16;
+    void *p[1024], *extra;
+    pool_header_t *pool = fill_and_park(h, p, cap, &extra);
+    /* Full: parked, still ours, on no used list. */
+    cr_assert_eq(pool->state, POOL_FULL);
+    cr_assert_eq(pool->owner, shr__tctx(h)->slot + 1);
+    cr_assert_eq(pool->remote, REMOTE_PARKED);
+    cr_assert_eq(ts->parked, shr_off(h, pool));
+    cr_assert_eq(ts->used[0], shr_off(h, pool_of_ptr(h, extra)));
+    cr_assert_eq(pool_of_ptr(h, extra)->nextpool, 0);
+    cr_assert_eq(shr_heap_check(h), 0);
+    /* The owner's free relinks it behind the current pool. */
+    shr_free(h, p[5]);
+    cr_assert_eq(pool->state, POOL_USED);
+    cr_assert_eq(pool->remote, 0);
+    cr_assert_eq(ts->parked, 0);
+    cr_assert_eq(ts->used[0], shr_off(h, pool_of_ptr(h, extra)), "the current pool stays in front");
+    cr_assert_eq(pool_of_ptr(h, extra)->nextpool, shr_off(h, pool));
+    void *q = shr_malloc(h, 16);
+    cr_assert_eq(pool_of_ptr(h, q), pool_of_ptr(h, extra), "the next malloc is served by the current pool");
+    cr_assert_eq(shr_heap_check(h), 0);
+    for (uint32_t i = 0; i < cap; i++)
+        if (i != 5) shr_free(h, p[i]);
+    shr_free(h, q);
+    shr_free(h, extra);
+    done(h);
+}
+
+typedef struct { shr_heap_t *h; void **blocks; int n; } remote_free_arg_t;
+
+static void *remote_free_thread(void *arg)
+{
+    remote_free_arg_t *a = arg;
+    for (int i = 0; i < a->n; i++) shr_free(a->h, a->blocks[i]);
+    return NULL;
+}
+
+Test(alloc_unit, a_remote_free_into_a_parked_pool_wakes_its_owner)
+{
+    shr_heap_t *h = make_heap();
+    alloc_tslot_t *ts = shr__tctx(h)->layer[SHR_LAYER_ALLOC];
+    uint32_t cap = (4096 - SHR_POOL_OVERHEAD) / 16;
+    void *p[1024], *extra;
+    pool_header_t *pool = fill_and_park(h, p, cap, &extra);
+    /* Another thread frees two blocks: the first goes to this thread's
+     * delayed stack and clears the flag, the second to the pool's stack. */
+    void *two[2] = {p[7], p[9]};
+    remote_free_arg_t a = {h, two, 2};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, remote_free_thread, &a), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(ts->delayed, shr_off(h, p[7]));
+    cr_assert_eq(pool->remote & ~REMOTE_FLAGS, shr_off(h, p[9]));
+    cr_assert_eq(pool->remote & REMOTE_PARKED, 0);
+    cr_assert_eq(shr_heap_check(h), 0);
+    /* The owner's next slow path drains it: the pool is in use again. */
+    cr_assert_eq(shr_heap_collect(h), 0);
+    cr_assert_eq(ts->delayed, 0);
+    cr_assert_eq(pool->state, POOL_USED);
+    cr_assert_eq(ts->parked, 0);
+    cr_assert_eq(pool->nused, cap - 2);
+    for (uint32_t i = 0; i < cap; i++)
+        if (i != 7 && i != 9) shr_free(h, p[i]);
+    shr_free(h, extra);
+    done(h);
+}
+
+static void *park_and_exit_thread(void *arg)
+{
+    remote_free_arg_t *a = arg;
+    void *extra;
+    fill_and_park(a->h, a->blocks, (uint32_t)a->n, &extra);
+    shr_free(a->h, extra);
+    return NULL; /* the slot's release at exit gives the parked pool up */
+}
+
+Test(alloc_unit, a_parked_pool_is_given_up_at_exit_and_adopted_by_a_freer)
+{
+    shr_heap_t *h = make_heap();
+    uint32_t cap = (4096 - SHR_POOL_OVERHEAD) / 16;
+    void *p[1024];
+    remote_free_arg_t a = {h, p, (int)cap};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, park_and_exit_thread, &a), 0);
+    pthread_join(t, NULL);
+    pool_header_t *pool = pool_of_ptr(h, p[0]);
     cr_assert_eq(pool->state, POOL_FULL);
     cr_assert_eq(pool->owner, 0);
     cr_assert(pool->remote & REMOTE_UNOWNED);
@@ -107,7 +198,6 @@ Test(alloc_unit, full_pool_is_given_up_and_adopted_by_a_freer)
     cr_assert_eq(pool->remote, 0);
     for (uint32_t i = 0; i < cap; i++)
         if (i != 5) shr_free(h, p[i]);
-    shr_free(h, extra);
     done(h);
 }
 
