@@ -347,8 +347,10 @@ static inline void *malloc_fast(shr_heap_t *heap, size_t size)
      * holds SHR__CTX_CLOSED), so NULL reaches malloc_slow before anything
      * reads the handle, at no cost here. */
     shr_tctx_t *ctx = shr__tl_ctx;
+    /* One compare for three rare cases: size 0 (wraps), above the pool
+     * classes, a guarded heap (fast_max 0). */
     if (shr_unlikely(ctx == NULL || atomic_load_explicit(&ctx->heap, memory_order_relaxed) != heap ||
-                     size > SHR_MEDIUM_REQUEST_THRESHOLD || (heap->flags & SHR_HEAP_GUARDS)))
+                     size - 1 >= heap->fast_max))
         return malloc_slow(heap, size);
     return pool_malloc_ctx(heap, ctx, size_to_class(size));
 }
@@ -417,9 +419,11 @@ void shr_free(shr_heap_t *heap, void *ptr)
     if (shr_unlikely(ctx == NULL || atomic_load_explicit(&ctx->heap, memory_order_relaxed) != heap))
         return free_slow(heap, ptr);
     /* A NULL ptr lands in free_slow too: its offset is past the capacity. */
+    /* off below the capacity is implied by the high-water test (hwm <=
+     * nchunks = capacity >> SHR_CHUNK_SHIFT), a pointer below the base
+     * included (off wraps). */
     uint64_t off = (uint64_t)((uint8_t *)ptr - heap->base);
-    if (shr_unlikely(off >= heap->capacity || (off & (SHR_ALIGNMENT - 1)) ||
-                     (heap->flags & SHR_HEAP_GUARDS) ||
+    if (shr_unlikely((off & (SHR_ALIGNMENT - 1)) || (heap->flags & SHR_HEAP_GUARDS) ||
                      (off >> SHR_CHUNK_SHIFT) >= shr_load_relaxed(&alloc_global(heap)->hwm)))
         return free_slow(heap, ptr);
     uint32_t kind = shr_load_relaxed(&chunk_table(heap)[off >> SHR_CHUNK_SHIFT].kind);
@@ -659,6 +663,11 @@ int shr__alloc_open(shr_heap_t *h)
 {
     h->hot[0] = shr__seg_table(h, SHR_LAYER_ALLOC);
     h->hot[1] = shr__seg_global(h, SHR_LAYER_ALLOC);
+    h->fast_max = (h->flags & SHR_HEAP_GUARDS) ? 0 : SHR_MEDIUM_REQUEST_THRESHOLD;
+    /* The free fast path relies on it to bound offsets (shr_free). */
+    if (shr_load_relaxed(&alloc_global(h)->hwm) > alloc_global(h)->nchunks ||
+        alloc_global(h)->nchunks > (h->capacity >> SHR_CHUNK_SHIFT))
+        return SHR_ECORRUPT;
     if (SHR_MEMCHECK) mem_track(h, true);
     return 0;
 }

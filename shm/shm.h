@@ -298,6 +298,8 @@ struct shr_heap {
     void (*layer_close)(shr_heap_t *);  /* params->close */
     /* Copies for the hot paths, so that they need no dependent loads. */
     uint32_t flags;                     /* hdr->flags */
+    uint32_t fast_max;                  /* the allocator's: largest size its malloc fast
+                                           path serves (0 in a guarded heap) */
     void *hot[2];                       /* the allocator's chunk table and globals */
 };
 
