@@ -142,10 +142,12 @@ static bool in_local_list(shr_heap_t *h, pool_header_t *pool, uint64_t off)
  * thread that does not own it is a safe bound. */
 static bool is_carved_block(const shr_heap_t *h, const pool_header_t *pool, uint64_t off, bool exact)
 {
-    uint64_t rel = off - shr__off(h, pool);
+    unsigned shift = arena_pool_shift(shr_load_relaxed(&chunk_table(h)[off >> SHR_CHUNK_SHIFT].kind));
+    uint64_t mem = off & ~(((uint64_t)1 << shift) - 1), rel = off - mem, first = pool_first(mem);
     uint32_t size = pool->block_size;
-    if (rel < SHR_POOL_OVERHEAD || rel >= shr_load_relaxed(&((pool_header_t *)pool)->nextoffset)) return false;
-    return !exact || (size != 0 && (rel - SHR_POOL_OVERHEAD) % size == 0);
+    (void)h;
+    if (rel < first || rel >= shr_load_relaxed(&((pool_header_t *)pool)->nextoffset)) return false;
+    return !exact || (size != 0 && (rel - first) % size == 0);
 }
 
 /* Debug checks of a free into a pool (level >= 1): not a block, a double
@@ -196,7 +198,7 @@ void shr__alloc_drain_delayed(shr_heap_t *h, shr_tctx_t *ctx)
         uint64_t next = block_next(h, b); /* before the free rewrites it */
         uint32_t kind = shr_load_relaxed(&chunk_table(h)[b >> SHR_CHUNK_SHIFT].kind);
         if (kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) break; /* cannot be: pushed by our free path */
-        pool_header_t *pool = pool_at(h, b & ~(((uint64_t)1 << (kind == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT)) - 1));
+        pool_header_t *pool = pool_at(h, pool_hdr_of(b, arena_pool_shift(kind)));
         if (shr_load_relaxed(&pool->owner) == ctx->slot + 1) {
             pool_free_local(h, ctx, pool, shr__off(h, pool), b);
             /* pool_free_local counted a free this thread did not make. */
@@ -238,17 +240,11 @@ static uint32_t block_kind(shr_heap_t *h, const void *p, uint64_t *offp)
     return k == CHUNK_SMALL || k == CHUNK_MEDIUM || k == CHUNK_LARGE || k == CHUNK_HUGE ? k : 0;
 }
 
-/* The offset of the pool that holds block off, in a chunk of kind SMALL or
+/* The header of the pool that holds block off, in a chunk of kind SMALL or
  * MEDIUM. */
-shr_inline uint64_t pool_base(uint64_t off, uint32_t kind)
-{
-    return off & ~(kind == CHUNK_SMALL ? ((uint64_t)1 << SHR_SMALL_POOL_SHIFT) - 1
-                                       : ((uint64_t)1 << SHR_MEDIUM_POOL_SHIFT) - 1);
-}
-
 static inline pool_header_t *pool_of(shr_heap_t *h, uint64_t off, uint32_t kind)
 {
-    return pool_at(h, pool_base(off, kind));
+    return pool_at(h, pool_hdr_of(off, arena_pool_shift(kind)));
 }
 
 static void raw_free(shr_heap_t *h, void *p)
@@ -406,7 +402,7 @@ static void free_debug(shr_heap_t *heap, void *ptr)
     uint32_t kind = ptr && heap && !guarded(heap) ? block_kind(heap, ptr, &off) : 0;
     if (kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) return; /* free_slow checks the rest */
     pool_header_t *pool = pool_of(heap, off, kind);
-    if (off - shr__off(heap, pool) >= SHR_POOL_OVERHEAD) debug_free_checks(heap, pool, off);
+    if ((off & (SHR_ARENA_SIZE - 1)) >= SHR_ARENA_META) debug_free_checks(heap, pool, off);
 }
 
 void shr_free(shr_heap_t *heap, void *ptr)
@@ -428,13 +424,15 @@ void shr_free(shr_heap_t *heap, void *ptr)
         return free_slow(heap, ptr);
     uint32_t kind = shr_load_relaxed(&chunk_table(heap)[off >> SHR_CHUNK_SHIFT].kind);
     if (shr_unlikely(kind != CHUNK_SMALL && kind != CHUNK_MEDIUM)) return free_slow(heap, ptr);
-    uint64_t po = pool_base(off, kind);
+    /* The pool's header, dense in the arena's page 0. */
+    uint64_t rel = off & (SHR_ARENA_SIZE - 1);
+    uint64_t po = off - rel + ((rel >> (4 * kind - 4)) << 6); /* 4 * kind - 4: arena_pool_shift, one lea */
     pool_header_t *pool = pool_at(heap, po);
-    /* A pool header is refused here (one compare with a constant); space
-     * the pool never carved only on the slow path and at debug level >= 1:
-     * refusing it here would cost a load per free (docs/design/alloc.md
-     * §7.4). */
-    if (shr_unlikely(off - po < SHR_POOL_OVERHEAD || shr_load_relaxed(&pool->owner) != ctx->slot + 1))
+    /* Page 0, the headers, is refused here (one compare with a constant);
+     * space the pool never carved only on the slow path and at debug level
+     * >= 1: refusing it here would cost a load per free
+     * (docs/design/alloc.md §7.4). */
+    if (shr_unlikely(rel < SHR_ARENA_META || shr_load_relaxed(&pool->owner) != ctx->slot + 1))
         return free_slow(heap, ptr);
     return pool_free_local(heap, ctx, pool, po, off);
 }
@@ -685,7 +683,7 @@ void shr__alloc_close(shr_heap_t *h)
 int shr__alloc_init_segment(shr_heap_t *h)
 {
     alloc_global_t *g = alloc_global(h);
-    g->ac[AC_SMALL].npools = (uint32_t)(SHR_ARENA_SIZE >> SHR_SMALL_POOL_SHIFT);
+    g->ac[AC_SMALL].npools = (uint32_t)(SHR_ARENA_SIZE >> SHR_SMALL_POOL_SHIFT) - 1; /* page 0: the headers */
     g->ac[AC_SMALL].shift = SHR_SMALL_POOL_SHIFT;
     g->ac[AC_MEDIUM].npools = (uint32_t)(SHR_ARENA_SIZE >> SHR_MEDIUM_POOL_SHIFT);
     g->ac[AC_MEDIUM].shift = SHR_MEDIUM_POOL_SHIFT;

@@ -79,7 +79,8 @@ static bool check_globals(checker_t *k)
     }
     static const uint32_t shifts[NB_ARENA_CLASSES] = {SHR_SMALL_POOL_SHIFT, SHR_MEDIUM_POOL_SHIFT};
     for (int a = 0; a < NB_ARENA_CLASSES; a++)
-        if (g->ac[a].shift != shifts[a] || g->ac[a].npools != (uint32_t)(SHR_ARENA_SIZE >> shifts[a])) {
+        if (g->ac[a].shift != shifts[a] ||
+            g->ac[a].npools != (uint32_t)(SHR_ARENA_SIZE >> shifts[a]) - (a == AC_SMALL ? 1 : 0)) { /* page 0 */
             fail(k, "A1: arena class %d: pool shift %u, %u pools per arena", a, g->ac[a].shift, g->ac[a].npools);
             return false;
         }
@@ -98,8 +99,10 @@ static bool pool_ref_ok(checker_t *k, uint64_t po)
     chunk_t *a = &chunk_table(h)[c];
     uint32_t kind = shr_load_relaxed(&a->kind);
     if (kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) return false;
-    uint64_t psize = (uint64_t)1 << (kind == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT);
-    return (po - chunk_off(c)) % psize == 0 && po < a->pool_address;
+    /* A header in page 0, of a pool that has been carved. */
+    uint64_t rel = po - chunk_off(c);
+    if (rel >= SHR_ARENA_META || rel % SHR_POOL_OVERHEAD || (kind == CHUNK_SMALL && rel == 0)) return false;
+    return pool_mem(po, arena_pool_shift(kind)) < a->pool_address;
 }
 
 /* ---- chunks ------------------------------------------------------------------- */
@@ -175,16 +178,16 @@ static void check_chunks(checker_t *k)
 static void check_guards(checker_t *k, pool_header_t *p)
 {
     shr_heap_t *h = k->h;
-    uint64_t po = shr__off(h, p);
+    uint64_t po = pool_mem(shr__off(h, p), p->shift), first = pool_first(po); /* shift checked by the caller */
     uint32_t next = shr_load_relaxed(&p->nextoffset);
     /* Mark free blocks, then every other carved block is allocated. */
     uint8_t freemap[((1u << SHR_MEDIUM_POOL_SHIFT) / SHR_ALIGNMENT) / 8 + 1];
     memset(freemap, 0, sizeof freemap);
     for (uint64_t b = shr_load_relaxed(&p->freeblock); b; b = block_next(h, b)) {
-        uint32_t i = (uint32_t)((b - po - SHR_POOL_OVERHEAD) / p->block_size);
+        uint32_t i = (uint32_t)((b - po - first) / p->block_size);
         freemap[i / 8] |= (uint8_t)(1u << (i % 8));
     }
-    for (uint32_t off = SHR_POOL_OVERHEAD, i = 0; off < next; off += p->block_size, i++) {
+    for (uint32_t off = (uint32_t)first, i = 0; off < next; off += p->block_size, i++) {
         if (freemap[i / 8] & (1u << (i % 8))) continue;
         uint64_t n;
         if (!guard_intact(h->base + po + off, p->block_size, &n)) fail(k, "G1: block at offset %" PRIu64 ": guard bytes damaged", po + off);
@@ -210,6 +213,9 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
 {
     shr_heap_t *h = k->h;
     uint64_t po = shr__off(h, p);
+    /* The pool's memory and first block, from where its header sits. */
+    uint64_t mem = pool_mem(po, psize == ((uint64_t)1 << SHR_SMALL_POOL_SHIFT) ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT);
+    uint32_t first = pool_first(mem);
     uint32_t state = shr_load_relaxed(&p->state), owner = shr_load_relaxed(&p->owner), cls = shr_load_relaxed(&p->szidx);
     if (state == POOL_EMPTY) {
         /* owner != 0: in that thread's cache of empty pools. */
@@ -239,13 +245,13 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
             /* Written once when the pool got its class (before the release
              * store of USED): what remote freers and adopters trust. */
             uint32_t size = shr__class_size[cls];
-            if (p->block_size != size || p->capacity != (psize - SHR_POOL_OVERHEAD) / size ||
+            if (p->block_size != size || p->capacity != (psize - first) / size ||
                 !shift_is(p->shift, psize))
                 fail(k, "P2: pool %" PRIu64 ": geometry does not match class %u", po, cls);
             /* The remote stack's top, which the owner's next splice follows. */
             uint64_t top = r1 & ~REMOTE_FLAGS;
-            if (top && (top < po + SHR_POOL_OVERHEAD || top - po - SHR_POOL_OVERHEAD >= (uint64_t)size * ((psize - SHR_POOL_OVERHEAD) / size) ||
-                        (top - po - SHR_POOL_OVERHEAD) % size))
+            if (top && (top < mem + first || top - mem - first >= (uint64_t)size * ((psize - first) / size) ||
+                        (top - mem - first) % size))
                 fail(k, "P2: pool %" PRIu64 ": remote free stack starts at %" PRIu64 ", not a block of the pool", po, top);
         }
         if (cls >= SHR_NB_PCLASSES && st != POOL_EMPTY) fail(k, "P3: pool %" PRIu64 ": size class %u", po, cls);
@@ -259,14 +265,14 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
         fail(k, "P3: pool %" PRIu64 ": size class %u", po, cls);
         return;
     }
-    if (p->block_size != shr__class_size[cls] || p->capacity != (psize - SHR_POOL_OVERHEAD) / p->block_size ||
+    if (p->block_size != shr__class_size[cls] || p->capacity != (psize - first) / p->block_size ||
         !shift_is(p->shift, psize)) {
         fail(k, "P2: pool %" PRIu64 ": geometry does not match class %u", po, cls);
         return;
     }
     uint32_t next = shr_load_relaxed(&p->nextoffset);
-    if (next < SHR_POOL_OVERHEAD || next > psize || (next - SHR_POOL_OVERHEAD) % p->block_size ||
-        p->maxnextoffset != SHR_POOL_OVERHEAD + (p->capacity - 1) * p->block_size) {
+    if (next < first || next > psize || (next - first) % p->block_size ||
+        p->maxnextoffset != first + (p->capacity - 1) * p->block_size) {
         fail(k, "P2: pool %" PRIu64 ": nextoffset %u out of range", po, next);
         return;
     }
@@ -294,7 +300,7 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
                 fail(k, "O2: object pool %" PRIu64 ": free block %" PRIu64 " has a nonzero refcount word", po, b);
                 break;
             }
-    uint32_t carved = (next - SHR_POOL_OVERHEAD) / p->block_size;
+    uint32_t carved = (next - first) / p->block_size;
     if (state != POOL_EMPTY && carved - nlocal - nremote != shr_load_relaxed(&p->nused) && r == 0)
         fail(k, "P1: pool %" PRIu64 ": nused %u but %ld carved - %ld free", po, shr_load_relaxed(&p->nused), (long)carved, nlocal);
     if (h->hdr->flags & SHR_HEAP_GUARDS && r == 0 && !k->no_guards) check_guards(k, p);
@@ -308,14 +314,15 @@ static void check_arena(checker_t *k, uint64_t c)
     int acls = shr_load_relaxed(&a->kind) == CHUNK_SMALL ? AC_SMALL : AC_MEDIUM;
     arena_class_t *ac = &g->ac[acls];
     uint64_t psize = (uint64_t)1 << ac->shift, end = a->pool_address;
-    if (end < chunk_off(c) || end > chunk_off(c + 1) || (end - chunk_off(c)) % psize) {
+    uint64_t start = chunk_off(c) + (acls == AC_SMALL ? SHR_ARENA_META : 0); /* the first pool's memory */
+    if (end < start || end > chunk_off(c + 1) || (end - chunk_off(c)) % psize) {
         fail(k, "A1: arena %" PRIu64 ": pool_address %" PRIu64 " out of range", c, end);
         return;
     }
     if (a->ntotalpools != ac->npools) fail(k, "A1: arena %" PRIu64 ": %u pools, expected %u", c, a->ntotalpools, ac->npools);
     uint32_t empty = 0;
     for (uint64_t po = a->freepools; po; po = pool_at(h, po)->nextpool) {
-        if (po < chunk_off(c) || po >= end || (po - chunk_off(c)) % psize || ++empty > ac->npools) {
+        if (!pool_ref_ok(k, po) || po >> SHR_CHUNK_SHIFT != c || ++empty > ac->npools) {
             fail(k, "A1: arena %" PRIu64 ": freepools list broken", c);
             break;
         }
@@ -326,7 +333,8 @@ static void check_arena(checker_t *k, uint64_t c)
     if (a->nfreepools != empty + untouched)
         fail(k, "A1: arena %" PRIu64 ": nfreepools %u, but %u empty + %u untouched", c, a->nfreepools, empty, untouched);
     uint32_t nempty_state = 0;
-    for (uint64_t po = chunk_off(c); po < end; po += psize) {
+    for (uint64_t mem = start; mem < end; mem += psize) {
+        uint64_t po = pool_hdr_of(mem, ac->shift);
         check_pool(k, pool_at(h, po), psize);
         nempty_state += shr_load_relaxed(&pool_at(h, po)->state) == POOL_EMPTY && shr_load_relaxed(&pool_at(h, po)->owner) == 0;
     }

@@ -65,18 +65,33 @@
 
 #define OWNER_LOCKED UINT32_MAX /* pool being orphaned under the arena lock */
 
-static inline uint64_t pool_size_of(const pool_header_t *p) { return (uint64_t)1 << p->shift; }
+/* A pool's geometry comes from its arena's kind: a header word is never
+ * trusted for an address. */
+static inline unsigned pool_shift(const shr_heap_t *h, uint64_t po)
+{
+    return arena_pool_shift(shr_load_relaxed(&chunk_table(h)[po >> SHR_CHUNK_SHIFT].kind));
+}
+static inline uint64_t pool_size_of(const shr_heap_t *h, const pool_header_t *p)
+{
+    return (uint64_t)1 << pool_shift(h, shr__off(h, p));
+}
+/* The pool's memory (offset), and where its blocks begin in it. */
+static inline uint64_t pool_mem_of(const shr_heap_t *h, const pool_header_t *p)
+{
+    uint64_t po = shr__off(h, p);
+    return pool_mem(po, pool_shift(h, po));
+}
 
 /* ---- block lists ---------------------------------------------------------- */
 
 long shr__pool_list_len(shr_heap_t *h, const pool_header_t *pool, uint64_t first)
 {
-    uint64_t po = shr__off(h, pool);
-    uint64_t size = pool->block_size, limit = po + shr_load_relaxed(&((pool_header_t *)pool)->nextoffset);
+    uint64_t mem = pool_mem_of(h, pool), start = mem + pool_first(mem);
+    uint64_t size = pool->block_size, limit = mem + shr_load_relaxed(&((pool_header_t *)pool)->nextoffset);
     long n = 0;
     if (size == 0 || pool->capacity == 0) return first ? -1 : 0;
     for (uint64_t b = first; b; b = block_next(h, b)) {
-        if (b < po + SHR_POOL_OVERHEAD || b >= limit || (b - po - SHR_POOL_OVERHEAD) % size) return -1;
+        if (b < start || b >= limit || (b - start) % size) return -1;
         if (++n > (long)pool->capacity) return -1; /* a cycle */
     }
     return n;
@@ -153,7 +168,8 @@ static uint64_t arena_new(shr_heap_t *h, int acls)
     }
     chunk_t *a = chunk_at_ref(h, ref);
     a->nfreepools = a->ntotalpools = ac->npools;
-    a->pool_address = chunk_off(c);
+    /* Page 0 holds the headers: a SMALL arena's first pool is the next. */
+    a->pool_address = chunk_off(c) + (acls == AC_SMALL ? SHR_ARENA_META : 0);
     a->freepools = 0;
     a->next = a->prev = 0;
     a->run = 1;
@@ -185,9 +201,10 @@ static uint64_t arena_take_pool(shr_heap_t *h, int acls)
     if (a->freepools) {
         po = a->freepools;
     } else {
-        po = a->pool_address;
-        if (acls == AC_MEDIUM && (SHR_FAULT(ALLOC_ARENA_COMMIT) || shr__seg_commit(h, po, (uint64_t)1 << ac->shift) != 0))
+        uint64_t mem = a->pool_address;
+        if (acls == AC_MEDIUM && (SHR_FAULT(ALLOC_ARENA_COMMIT) || shr__seg_commit(h, mem, (uint64_t)1 << ac->shift) != 0))
             return 0;
+        po = pool_hdr_of(mem, ac->shift);
     }
     /* The head already has the fewest free pools: taking one keeps the order. */
     uint32_t nf = a->nfreepools;
@@ -257,7 +274,10 @@ static void arena_put_pool(shr_heap_t *h, pool_header_t *pool)
     arena_class_t *ac = &g->ac[acls];
 
     /* It leaves this process's threads: no shadow state stays behind. */
-    if (SHR_MEMCHECK) shr__mem_release(h, po + SHR_POOL_OVERHEAD, pool_size_of(pool) - SHR_POOL_OVERHEAD);
+    if (SHR_MEMCHECK) {
+        uint64_t mem = pool_mem(po, ac->shift);
+        shr__mem_release(h, mem + pool_first(mem), ((uint64_t)1 << ac->shift) - pool_first(mem));
+    }
     shr_store_relaxed(&pool->owner, 0);
     shr_store_relaxed(&pool->state, POOL_EMPTY);
     pool->nextpool = a->freepools;
@@ -324,14 +344,16 @@ void shr__arena_release_empty(shr_heap_t *h, uint64_t keep)
 
 /* ---- pool setup and lists ---------------------------------------------- */
 
-static void pool_init(pool_header_t *pool, unsigned cls)
+static void pool_init(shr_heap_t *h, pool_header_t *pool, unsigned cls)
 {
     uint32_t size = shr__class_size[cls];
-    uint64_t psize = pool_size_of(pool);
+    uint64_t psize = pool_size_of(h, pool);
+    uint32_t first = pool_first(pool_mem_of(h, pool));
+    pool->shift = (uint16_t)pool_shift(h, shr__off(h, pool));
     pool->block_size = size;
-    pool->capacity = (uint32_t)((psize - SHR_POOL_OVERHEAD) / size);
-    pool->maxnextoffset = (uint32_t)(SHR_POOL_OVERHEAD + (uint64_t)(pool->capacity - 1) * size);
-    shr_store_relaxed(&pool->nextoffset, SHR_POOL_OVERHEAD);
+    pool->capacity = (uint32_t)((psize - first) / size);
+    pool->maxnextoffset = (uint32_t)(first + (uint64_t)(pool->capacity - 1) * size);
+    shr_store_relaxed(&pool->nextoffset, first);
     shr_store_relaxed(&pool->freeblock, 0);
     shr_store_relaxed(&pool->nused, 0);
     shr_store_relaxed(&pool->szidx, (uint16_t)cls);
@@ -462,7 +484,7 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
     }
     if (shr_load_relaxed(&pool->state) == POOL_EMPTY) {
         /* An empty pool of the same class keeps its free list. */
-        if (shr_load_relaxed(&pool->szidx) != cls || pool->block_size != shr__class_size[cls]) pool_init(pool, cls);
+        if (shr_load_relaxed(&pool->szidx) != cls || pool->block_size != shr__class_size[cls]) pool_init(h, pool, cls);
         /* An empty pool has no block in use, so nobody can have freed into
          * it: its remote stack is empty, and the claim trusts no leftover. */
         shr_store_relaxed(&pool->remote, 0);
@@ -498,7 +520,7 @@ static void park_full(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool, uns
  * point (the links are written first). */
 static uint64_t carve_batch(shr_heap_t *h, pool_header_t *pool)
 {
-    uint64_t po = shr__off(h, pool);
+    uint64_t po = pool_mem_of(h, pool); /* offsets below are from the pool's memory */
     uint32_t next = shr_load_relaxed(&pool->nextoffset), size = pool->block_size;
     if (next > pool->maxnextoffset) return 0;
     SHR_ASSERT_INV("P1", shr_load_relaxed(&pool->freeblock) == 0);
@@ -733,13 +755,14 @@ static void orphan_push(shr_heap_t *h, pool_header_t *pool, unsigned cls)
 static void recount(shr_heap_t *h, pool_header_t *pool)
 {
     uint32_t next = shr_load_relaxed(&pool->nextoffset);
-    if (shr_load_relaxed(&pool->szidx) >= SHR_NB_PCLASSES || pool->block_size == 0 || next < SHR_POOL_OVERHEAD ||
-        next > pool_size_of(pool)) {
+    uint32_t first = pool_first(pool_mem_of(h, pool));
+    if (shr_load_relaxed(&pool->szidx) >= SHR_NB_PCLASSES || pool->block_size == 0 || next < first ||
+        next > pool_size_of(h, pool)) {
         /* Never initialised (died right after taking it): start afresh. */
-        pool_init(pool, 0);
+        pool_init(h, pool, 0);
         return;
     }
-    uint32_t carved = (next - SHR_POOL_OVERHEAD) / pool->block_size;
+    uint32_t carved = (next - first) / pool->block_size;
     long nfree = shr__pool_list_len(h, pool, shr_load_relaxed(&pool->freeblock));
     if (nfree < 0) {
         shr_store_relaxed(&pool->freeblock, 0);
@@ -754,8 +777,10 @@ static void orphan_pool(shr_heap_t *h, pool_header_t *pool, bool dead)
 {
     /* Leaves this process's threads (at a thread's exit or close): no shadow
      * state stays behind (a dead process's went with it). */
-    if (SHR_MEMCHECK && !dead)
-        shr__mem_release(h, shr__off(h, pool) + SHR_POOL_OVERHEAD, pool_size_of(pool) - SHR_POOL_OVERHEAD);
+    if (SHR_MEMCHECK && !dead) {
+        uint64_t mem = pool_mem_of(h, pool);
+        shr__mem_release(h, mem + pool_first(mem), pool_size_of(h, pool) - pool_first(mem));
+    }
     shr_store_relaxed(&pool->owner, OWNER_LOCKED);
     if (dead) recount(h, pool);
     for (;;) {
@@ -793,11 +818,14 @@ static void for_arena_pools(shr_heap_t *h, uint64_t c, pool_visit_fn fn, void *a
     if (c < g->first_data || c >= shr_load_relaxed(&g->hwm)) return;
     uint32_t k = shr_load_relaxed(&t[c].kind);
     if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) return;
-    uint64_t psize = (uint64_t)1 << (k == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT);
+    unsigned shift = arena_pool_shift(k);
+    uint64_t psize = (uint64_t)1 << shift;
     uint64_t end = t[c].pool_address;
     if (end < chunk_off(c) || end > chunk_off(c + 1)) end = chunk_off(c + 1);
-    for (uint64_t po = chunk_off(c); po < end && shr_load_relaxed(&t[c].kind) == k; po += psize)
-        fn(h, pool_at(h, po), arg);
+    /* Pool memory in address order (a SMALL arena's page 0 is no pool). */
+    for (uint64_t mem = chunk_off(c) + (k == CHUNK_SMALL ? psize : 0); mem < end && shr_load_relaxed(&t[c].kind) == k;
+         mem += psize)
+        fn(h, pool_at(h, pool_hdr_of(mem, shift)), arg);
 }
 
 /* Visit every carved pool of every arena. Arena lock held. */
@@ -826,10 +854,9 @@ static void delayed_flush(shr_heap_t *h, alloc_tslot_t *ts)
         if (b >= h->capacity || (b & (SHR_ALIGNMENT - 1)) || (b >> SHR_CHUNK_SHIFT) >= hwm) break;
         uint32_t kind = shr_load_relaxed(&chunk_table(h)[b >> SHR_CHUNK_SHIFT].kind);
         if (kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) break;
-        uint64_t po = b & ~(((uint64_t)1 << (kind == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT)) - 1);
-        if (b - po < SHR_POOL_OVERHEAD) break;
+        if ((b & (SHR_ARENA_SIZE - 1)) < SHR_ARENA_META) break;
         uint64_t next = block_next(h, b);
-        remote_push(h, pool_at(h, po), b);
+        remote_push(h, pool_at(h, pool_hdr_of(b, arena_pool_shift(kind))), b);
         b = next;
     }
 }
@@ -894,10 +921,10 @@ static void obj_walk_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
     unsigned cls = shr_load_relaxed(&pool->szidx);
     if (!class_is_obj(cls) || cls >= SHR_NB_PCLASSES) return;
     uint32_t size = shr__class_size[cls], end = shr_load_relaxed(&pool->nextoffset);
-    uint64_t po = shr__off(h, pool);
-    if (end > pool_size_of(pool)) end = (uint32_t)pool_size_of(pool);
-    for (uint32_t o = SHR_POOL_OVERHEAD; o + size <= end; o += size)
-        if (shr_load_relaxed((_Atomic uint64_t *)(h->base + po + o)) != 0) w->fn(h, po + o, size, w->arg);
+    uint64_t mem = pool_mem_of(h, pool);
+    if (end > pool_size_of(h, pool)) end = (uint32_t)pool_size_of(h, pool);
+    for (uint32_t o = pool_first(mem); o + size <= end; o += size)
+        if (shr_load_relaxed((_Atomic uint64_t *)(h->base + mem + o)) != 0) w->fn(h, mem + o, size, w->arg);
 }
 
 void shr__obj_walk(shr_heap_t *h, shr__obj_visit_fn fn, void *arg)
@@ -979,8 +1006,8 @@ int shr__alloc_repair(shr_heap_t *h)
         if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) continue;
         arena_class_t *ac = &g->ac[k == CHUNK_SMALL ? AC_SMALL : AC_MEDIUM];
         uint64_t end = t[c].pool_address;
-        if (end < chunk_off(c) || end > chunk_off(c + 1) ||
-            (end - chunk_off(c)) % ((uint64_t)1 << ac->shift))
+        uint64_t start = chunk_off(c) + (k == CHUNK_SMALL ? SHR_ARENA_META : 0); /* the first pool */
+        if (end < start || end > chunk_off(c + 1) || (end - chunk_off(c)) % ((uint64_t)1 << ac->shift))
             end = chunk_off(c + 1); /* cannot trust it: treat all as carved */
         t[c].pool_address = end;
         t[c].ntotalpools = ac->npools;

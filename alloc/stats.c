@@ -38,22 +38,26 @@ static void scan_chunk(shr_heap_t *h, scan_t *s, uint64_t c)
     s->arenas++;
     uint32_t shift = k == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT;
     uint64_t psize = (uint64_t)1 << shift, end = t[c].pool_address;
-    if (end < chunk_off(c) || end > chunk_off(c + 1)) end = chunk_off(c + 1); /* damaged */
+    uint64_t start = chunk_off(c) + (k == CHUNK_SMALL ? psize : 0); /* the first pool's memory */
+    if (end < start || end > chunk_off(c + 1)) end = chunk_off(c + 1); /* damaged */
+    /* Page 0 holds the arena's pool headers: the rest is pools. */
+    s->bytes_headers += SHR_ARENA_META;
     uint64_t untouched = (chunk_off(c + 1) - end) >> shift;
     s->st->pools_untouched += untouched;
-    s->bytes_unused += untouched * psize;
-    for (uint64_t po = chunk_off(c); po < end; po += psize) {
-        pool_header_t *p = pool_at(h, po);
+    s->bytes_unused += chunk_off(c + 1) - (end > chunk_off(c) + SHR_ARENA_META ? end : chunk_off(c) + SHR_ARENA_META);
+    for (uint64_t mem = start; mem < end; mem += psize) {
+        pool_header_t *p = pool_at(h, pool_hdr_of(mem, shift));
+        uint32_t first = pool_first(mem);
         uint32_t state = shr_load_relaxed(&p->state), cls = shr_load_relaxed(&p->szidx);
         if (state == POOL_EMPTY || cls >= SHR_NB_PCLASSES) {
             s->st->pools_empty++;
-            s->bytes_unused += psize;
+            s->bytes_unused += psize - first;
             continue;
         }
         /* Geometry from the class, not from fields an owner may be
          * rewriting without a lock. */
         shr_class_stats_t *cs = &s->st->classes[class_is_obj(cls) ? cls - SHR_OBJ_CLASS : cls];
-        uint64_t size = shr__class_size[cls], capacity = (psize - SHR_POOL_OVERHEAD) / size;
+        uint64_t size = shr__class_size[cls], capacity = (psize - first) / size;
         uint64_t nused = shr_load_relaxed(&p->nused);
         if (nused > capacity) nused = capacity; /* a live owner mid-update */
         cs->pools++;
@@ -62,8 +66,7 @@ static void scan_chunk(shr_heap_t *h, scan_t *s, uint64_t c)
         if (state == POOL_ORPHAN) s->st->pools_orphaned++;
         s->bytes_used += nused * size;
         s->bytes_avail += (capacity - nused) * size;
-        s->bytes_headers += SHR_POOL_OVERHEAD;
-        s->bytes_quant += psize - SHR_POOL_OVERHEAD - capacity * size;
+        s->bytes_quant += psize - first - capacity * size;
     }
 }
 

@@ -277,12 +277,15 @@ static void build_template(template_t *t, unsigned flags, int variant)
         uint32_t kind = shr_load_relaxed(&ct[c].kind);
         uint64_t base = chunk_off(c);
         if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) {
-            uint64_t psize = kind == CHUNK_SMALL ? (uint64_t)1 << SHR_SMALL_POOL_SHIFT : (uint64_t)1 << SHR_MEDIUM_POOL_SHIFT;
-            for (uint64_t p = base; p < ct[c].pool_address && p < base + SHR_ARENA_SIZE; p += psize) {
-                region_add(&t->reg[R_POOLS], p, sizeof(pool_header_t));
+            unsigned shift = arena_pool_shift(kind);
+            uint64_t psize = (uint64_t)1 << shift;
+            /* Headers are dense in page 0; the pools' memory follows. */
+            for (uint64_t p = base + (kind == CHUNK_SMALL ? psize : 0); p < ct[c].pool_address && p < base + SHR_ARENA_SIZE;
+                 p += psize) {
+                region_add(&t->reg[R_POOLS], pool_hdr_of(p, shift), sizeof(pool_header_t));
                 if (t->nvalues < 40 && (p & 0x3000) == 0) {
                     t->values[t->nvalues++] = p;
-                    t->values[t->nvalues++] = p + SHR_POOL_OVERHEAD + 8;
+                    t->values[t->nvalues++] = p + 8;
                 }
             }
         } else if (kind == CHUNK_LARGE) {

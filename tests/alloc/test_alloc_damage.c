@@ -24,8 +24,7 @@ static pool_header_t *pool_of_ptr(shr_heap_t *h, void *p)
 {
     uint64_t off = shr_off(h, p);
     uint32_t k = chunk_table(h)[off >> SHR_CHUNK_SHIFT].kind;
-    uint64_t mask = (k == CHUNK_SMALL ? 1u << SHR_SMALL_POOL_SHIFT : 1u << SHR_MEDIUM_POOL_SHIFT) - 1;
-    return pool_at(h, off & ~mask);
+    return pool_at(h, pool_hdr_of(off, arena_pool_shift(k))); /* dense in page 0 */
 }
 
 /* Fill the first small arena so that a second one is on usable_arenas. */
@@ -162,7 +161,7 @@ Test(alloc_damage, damaged_remote_stack_head_of_another_threads_pool_is_reported
     uint64_t po = shr__off(h, pool);
     EXPECT_REPORTED(h, pool->remote, (uint64_t)1 << 44);
     EXPECT_REPORTED(h, pool->remote, po + 8);                  /* inside the header */
-    EXPECT_REPORTED(h, pool->remote, po + SHR_POOL_OVERHEAD + 32); /* off a block boundary */
+    EXPECT_REPORTED(h, pool->remote, pool_mem(po, SHR_SMALL_POOL_SHIFT) + 32); /* off a block boundary */
     EXPECT_REPORTED(h, pool->block_size, 7u);                  /* what remote freers trust */
     EXPECT_REPORTED(h, pool->shift, (uint16_t)(SHR_SMALL_POOL_SHIFT + 64)); /* never used as a shift */
     /* A pool owned by a slot that is free: its next claimer would trust it. */

@@ -170,8 +170,10 @@ static uint64_t pools_owned_by(shr_heap_t *h, uint32_t id)
     for (uint64_t c = g->first_data; c < g->hwm; c++) {
         chunk_t *a = &chunk_table(h)[c];
         if (a->kind != CHUNK_SMALL && a->kind != CHUNK_MEDIUM) continue;
-        uint64_t psize = (uint64_t)1 << (a->kind == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT);
-        for (uint64_t po = chunk_off(c); po < a->pool_address; po += psize) n += pool_at(h, po)->owner == id;
+        unsigned shift = arena_pool_shift(a->kind);
+        for (uint64_t mem = chunk_off(c) + (a->kind == CHUNK_SMALL ? SHR_ARENA_META : 0); mem < a->pool_address;
+             mem += (uint64_t)1 << shift)
+            n += pool_at(h, pool_hdr_of(mem, shift))->owner == id;
     }
     return n;
 }

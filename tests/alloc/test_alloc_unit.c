@@ -25,12 +25,12 @@ static void done(shr_heap_t *h)
     shr_heap_close(h);
 }
 
+/* The header of the pool holding p: dense in page 0 of its arena. */
 static pool_header_t *pool_of_ptr(shr_heap_t *h, void *p)
 {
     uint64_t off = shr_off(h, p);
     uint32_t k = chunk_table(h)[off >> SHR_CHUNK_SHIFT].kind;
-    uint64_t mask = (k == CHUNK_SMALL ? 1u << SHR_SMALL_POOL_SHIFT : 1u << SHR_MEDIUM_POOL_SHIFT) - 1;
-    return pool_at(h, off & ~mask);
+    return pool_at(h, pool_hdr_of(off, arena_pool_shift(k)));
 }
 
 Test(alloc_unit, size_class_mapping)
@@ -58,7 +58,10 @@ Test(alloc_unit, lazy_carving_and_free_list_link_at_bytes_8_to_15)
     shr_heap_t *h = make_heap();
     uint64_t *a = shr_malloc(h, 16);
     pool_header_t *pool = pool_of_ptr(h, a);
-    cr_assert_eq(pool->nextoffset, SHR_POOL_OVERHEAD + SHR_CARVE_BATCH * 16, "a batch of blocks is carved");
+    cr_assert_eq(pool->nextoffset, SHR_CARVE_BATCH * 16, "a batch of blocks is carved (from offset 0: the header is in page 0)");
+    cr_assert_eq(shr_off(h, a) % 4096, 0, "a small pool's first block starts its page");
+    cr_assert_eq(arena_base(shr_off(h, pool)), arena_base(shr_off(h, a)), "the header is in the arena's page 0");
+    cr_assert_lt(shr_off(h, pool) - arena_base(shr_off(h, a)), SHR_ARENA_META);
     cr_assert_eq(pool->freeblock, shr_off(h, a) + 16, "the rest of the batch is on the free list");
     cr_assert_eq(pool->nused, 1);
     cr_assert_eq(pool->state, POOL_USED);
@@ -73,12 +76,14 @@ Test(alloc_unit, lazy_carving_and_free_list_link_at_bytes_8_to_15)
     cr_assert_eq(shr_malloc(h, 16), a, "the last freed block comes back first");
     shr_free(h, a);
     shr_free(h, b);
-    /* A 64 KiB medium pool: carving never passes the first page's end. */
+    /* A 64 KiB medium pool (the arena's pool 0, whose blocks start after
+     * page 0): carving never passes the page's end. */
     void *m = shr_malloc(h, 600);
     pool_header_t *mp = pool_of_ptr(h, m);
     cr_assert_eq(mp->block_size, 640);
-    cr_assert_leq(mp->nextoffset, 4096 + 640, "carving touched a later page");
-    cr_assert_gt(mp->nextoffset, SHR_POOL_OVERHEAD + 640);
+    cr_assert_eq(shr_off(h, m) - arena_base(shr_off(h, m)), SHR_ARENA_META);
+    cr_assert_leq(mp->nextoffset, 2 * 4096 + 640, "carving touched a later page");
+    cr_assert_gt(mp->nextoffset, SHR_ARENA_META + 640);
     shr_free(h, m);
     done(h);
 }
@@ -100,7 +105,7 @@ Test(alloc_unit, full_pool_is_parked_and_relinked_behind_the_current_one)
 {
     shr_heap_t *h = make_heap();
     alloc_tslot_t *ts = shr__tctx(h)->layer[SHR_LAYER_ALLOC];
-    uint32_t cap = (4096 - SHR_POOL_OVERHEAD) / 16;
+    uint32_t cap = 4096 / 16;
     void *p[1024], *extra;
     pool_header_t *pool = fill_and_park(h, p, cap, &extra);
     /* Full: parked, still ours, on no used list. */
@@ -141,7 +146,7 @@ Test(alloc_unit, a_remote_free_into_a_parked_pool_wakes_its_owner)
 {
     shr_heap_t *h = make_heap();
     alloc_tslot_t *ts = shr__tctx(h)->layer[SHR_LAYER_ALLOC];
-    uint32_t cap = (4096 - SHR_POOL_OVERHEAD) / 16;
+    uint32_t cap = 4096 / 16;
     void *p[1024], *extra;
     pool_header_t *pool = fill_and_park(h, p, cap, &extra);
     /* Another thread frees two blocks: the first goes to this thread's
@@ -179,7 +184,7 @@ static void *park_and_exit_thread(void *arg)
 Test(alloc_unit, a_parked_pool_is_given_up_at_exit_and_adopted_by_a_freer)
 {
     shr_heap_t *h = make_heap();
-    uint32_t cap = (4096 - SHR_POOL_OVERHEAD) / 16;
+    uint32_t cap = 4096 / 16;
     void *p[1024];
     remote_free_arg_t a = {h, p, (int)cap};
     pthread_t t;
@@ -204,7 +209,7 @@ Test(alloc_unit, a_parked_pool_is_given_up_at_exit_and_adopted_by_a_freer)
 Test(alloc_unit, empty_pools_are_cached_then_go_back_to_the_arena)
 {
     shr_heap_t *h = make_heap();
-    uint32_t cap = (4096 - SHR_POOL_OVERHEAD) / 32;
+    uint32_t cap = 4096 / 32;
     void *p[600];
     for (uint32_t i = 0; i < 3 * cap; i++) p[i] = shr_malloc(h, 32);
     pool_header_t *first = pool_of_ptr(h, p[0]);
@@ -230,7 +235,7 @@ Test(alloc_unit, arenas_sorted_and_released_by_collect)
     shr_heap_t *h = make_heap();
     alloc_global_t *g = alloc_global(h);
     /* 64-byte blocks: 63 per pool, 64 pools per arena. Fill 3 arenas. */
-    enum { PER_POOL = (4096 - SHR_POOL_OVERHEAD) / 64, N = PER_POOL * 64 * 3 };
+    enum { PER_POOL = 4096 / 64, N = PER_POOL * 64 * 3 };
     static void *p[N];
     for (int i = 0; i < N; i++) cr_assert_not_null(p[i] = shr_malloc(h, 64));
     cr_assert_geq(g->ac[AC_SMALL].narenas, 3);
@@ -266,7 +271,7 @@ Test(alloc_unit, empty_arenas_are_kept_under_hysteresis)
 {
     shr_heap_t *h = make_heap();
     alloc_global_t *g = alloc_global(h);
-    enum { PER_POOL = (4096 - SHR_POOL_OVERHEAD) / 64, PER_ARENA = PER_POOL * 64 };
+    enum { PER_POOL = 4096 / 64, PER_ARENA = PER_POOL * 64 };
     enum { N = PER_ARENA * (SHR_ARENA_KEEP_EMPTY + 8) };
     static void *p[N];
     /* A loop whose working set swings by a few arenas: once it is warm (the
@@ -350,8 +355,9 @@ Test(alloc_unit, pools_of_an_exited_thread_are_orphaned_and_adopted)
     void **keep;
     pthread_create(&t, NULL, exit_holding_blocks, h);
     pthread_join(t, (void **)&keep);
-    /* 84 blocks of 48 fill the first pool (given up full, unowned); the
-     * other 16 are in a used pool, orphaned when the thread exited. */
+    /* 85 blocks of 48 fill the first pool (parked full, then given up
+     * unowned at exit); the other 15 are in a used pool, orphaned when the
+     * thread exited. */
     pool_header_t *full = pool_of_ptr(h, keep[0]);
     cr_assert_eq(full->state, POOL_FULL);
     cr_assert_eq(full->owner, 0);
@@ -418,12 +424,18 @@ Test(alloc_unit, commit_failure_is_enomem_and_harmless)
     shr_heap_t *h = make_heap();
     void *a = shr_malloc(h, 64); /* first arena committed */
     /* The next arena's commit fails. */
-    uint32_t cap = (4096 - SHR_POOL_OVERHEAD) / 64;
-    static void *p[64 * 64];
+    uint32_t cap = 4096 / 64;
+    static void *p[2 * 64 * 64];
     int n = 0;
-    shr__seg_fail_commit_after(1);
+    /* Armed before each call: pools taken in a batch with the one whose
+     * arena failed may serve a few more calls first. */
     errno = 0;
-    while (n < 64 * 64 && (p[n] = shr_malloc(h, 64)) != NULL) n++;
+    for (; n < 2 * 64 * 64; n++) {
+        shr__seg_fail_commit_after(1);
+        if ((p[n] = shr_malloc(h, 64)) == NULL) break;
+    }
+    shr__seg_fail_commit_after(0);
+    cr_assert_lt(n, 2 * 64 * 64);
     cr_assert_eq(errno, ENOMEM);
     cr_assert_geq(n, (int)cap * 60, "the first arena was used up before failing");
     cr_assert_eq(shr_heap_check(h), 0);
