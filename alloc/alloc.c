@@ -142,10 +142,13 @@ static bool in_local_list(shr_heap_t *h, pool_header_t *pool, uint64_t off)
  * thread that does not own it is a safe bound. */
 static bool is_carved_block(const shr_heap_t *h, const pool_header_t *pool, uint64_t off, bool exact)
 {
-    unsigned shift = arena_pool_shift(shr_load_relaxed(&chunk_table(h)[off >> SHR_CHUNK_SHIFT].kind));
-    uint64_t mem = off & ~(((uint64_t)1 << shift) - 1), rel = off - mem, first = pool_first(mem);
+    /* The pool's memory from where its header sits (a valid arena), never
+     * from off: off may be any word (a free-list link read while its owner
+     * reuses the block), and must be judged by arithmetic alone. */
+    uint64_t po = shr__off(h, pool);
+    unsigned shift = arena_pool_shift(h, shr_load_relaxed(&chunk_table(h)[po >> SHR_CHUNK_SHIFT].kind));
+    uint64_t mem = pool_mem(po, shift), rel = off - mem, first = pool_first(mem);
     uint32_t size = pool->block_size;
-    (void)h;
     if (rel < first || rel >= shr_load_relaxed(&((pool_header_t *)pool)->nextoffset)) return false;
     return !exact || (size != 0 && (rel - first) % size == 0);
 }
@@ -198,7 +201,7 @@ void shr__alloc_drain_delayed(shr_heap_t *h, shr_tctx_t *ctx)
         uint64_t next = block_next(h, b); /* before the free rewrites it */
         uint32_t kind = shr_load_relaxed(&chunk_table(h)[b >> SHR_CHUNK_SHIFT].kind);
         if (kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) break; /* cannot be: pushed by our free path */
-        pool_header_t *pool = pool_at(h, pool_hdr_of(b, arena_pool_shift(kind)));
+        pool_header_t *pool = pool_at(h, pool_hdr_of(b, arena_pool_shift(h, kind)));
         if (shr_load_relaxed(&pool->owner) == ctx->slot + 1) {
             pool_free_local(h, ctx, pool, shr__off(h, pool), b);
             /* pool_free_local counted a free this thread did not make. */
@@ -244,7 +247,7 @@ static uint32_t block_kind(shr_heap_t *h, const void *p, uint64_t *offp)
  * MEDIUM. */
 static inline pool_header_t *pool_of(shr_heap_t *h, uint64_t off, uint32_t kind)
 {
-    return pool_at(h, pool_hdr_of(off, arena_pool_shift(kind)));
+    return pool_at(h, pool_hdr_of(off, arena_pool_shift(h, kind)));
 }
 
 static void raw_free(shr_heap_t *h, void *p)
@@ -426,7 +429,7 @@ void shr_free(shr_heap_t *heap, void *ptr)
     if (shr_unlikely(kind != CHUNK_SMALL && kind != CHUNK_MEDIUM)) return free_slow(heap, ptr);
     /* The pool's header, dense in the arena's page 0. */
     uint64_t rel = off & (SHR_ARENA_SIZE - 1);
-    uint64_t po = off - rel + ((rel >> (4 * kind - 4)) << 6); /* 4 * kind - 4: arena_pool_shift, one lea */
+    uint64_t po = off - rel + ((rel >> heap->pool_shift[kind & 15]) << 6); /* arena_pool_shift */
     pool_header_t *pool = pool_at(heap, po);
     /* Page 0, the headers, is refused here (one compare with a constant);
      * space the pool never carved only on the slow path and at debug level
@@ -498,10 +501,26 @@ size_t shr__alloc_block_checked(shr_heap_t *h, uint64_t uoff)
         if (cls >= SHR_NB_PCLASSES || pool->block_size != shr__class_size[cls]) return 0;
         if (!is_carved_block(h, pool, off, true)) return 0;
         /* Not on the local free list; a link that leaves the pool's carved
-         * blocks (damage) answers 0 too. */
-        uint32_t steps = 0;
-        for (uint64_t b = shr_load_relaxed(&pool->freeblock); b; b = block_next(h, b)) {
-            if (b == off || ++steps > pool->capacity || !is_carved_block(h, pool, b, true)) return 0;
+         * blocks (damage) answers 0 too. A live owner pops and pushes at
+         * the head while we walk, and a block it pops gets user data where
+         * its link was: when the walk fails and the head has moved, the
+         * list changed under us, and the walk starts again. A damaged list
+         * fails twice from the same head (a pop and a push of one block in
+         * between would restore the head: that needs the same race twice). */
+        uint64_t failed_from = UINT64_MAX;
+        for (int tries = 0;; tries++) {
+            uint64_t top = shr_load_acquire(&pool->freeblock);
+            uint32_t steps = 0;
+            bool found = false;
+            for (uint64_t b = top; b; b = block_next(h, b)) {
+                if (b == off || ++steps > pool->capacity || !is_carved_block(h, pool, b, true)) {
+                    found = true;
+                    break;
+                }
+            }
+            if (!found) break;
+            if (tries >= 64 || top == failed_from) return 0;
+            failed_from = shr_load_acquire(&pool->freeblock) == top ? top : UINT64_MAX;
         }
         usable = pool->block_size;
     } else if (kind) {
@@ -662,6 +681,9 @@ int shr__alloc_open(shr_heap_t *h)
     h->hot[0] = shr__seg_table(h, SHR_LAYER_ALLOC);
     h->hot[1] = shr__seg_global(h, SHR_LAYER_ALLOC);
     h->fast_max = (h->flags & SHR_HEAP_GUARDS) ? 0 : SHR_MEDIUM_REQUEST_THRESHOLD;
+    memset(h->pool_shift, 0, sizeof h->pool_shift);
+    h->pool_shift[CHUNK_SMALL] = (h->flags & SHR_HEAP_POOLS_16K) ? SHR_SMALL_POOL_SHIFT_16K : SHR_SMALL_POOL_SHIFT;
+    h->pool_shift[CHUNK_MEDIUM] = SHR_MEDIUM_POOL_SHIFT;
     /* The free fast path relies on it to bound offsets (shr_free). */
     if (shr_load_relaxed(&alloc_global(h)->hwm) > alloc_global(h)->nchunks ||
         alloc_global(h)->nchunks > (h->capacity >> SHR_CHUNK_SHIFT))
@@ -683,9 +705,10 @@ void shr__alloc_close(shr_heap_t *h)
 int shr__alloc_init_segment(shr_heap_t *h)
 {
     alloc_global_t *g = alloc_global(h);
-    g->ac[AC_SMALL].npools = (uint32_t)(SHR_ARENA_SIZE >> SHR_SMALL_POOL_SHIFT) - 1; /* page 0: the headers */
-    g->ac[AC_SMALL].shift = SHR_SMALL_POOL_SHIFT;
-    g->ac[AC_MEDIUM].npools = (uint32_t)(SHR_ARENA_SIZE >> SHR_MEDIUM_POOL_SHIFT);
+    unsigned small = h->pool_shift[CHUNK_SMALL]; /* the heap's choice (shr__alloc_open) */
+    g->ac[AC_SMALL].npools = arena_npools(small);
+    g->ac[AC_SMALL].shift = small;
+    g->ac[AC_MEDIUM].npools = arena_npools(SHR_MEDIUM_POOL_SHIFT);
     g->ac[AC_MEDIUM].shift = SHR_MEDIUM_POOL_SHIFT;
     return shr__chunk_init(h);
 }

@@ -46,7 +46,8 @@
 #define SHR_OBJ_CLASS SHR_NB_CLASSES
 #define SHR_NB_PCLASSES (2 * SHR_NB_CLASSES)
 #define SHR_MEDIUM_REQUEST_THRESHOLD 16384
-#define SHR_SMALL_POOL_SHIFT 12                        /* 4 KiB */
+#define SHR_SMALL_POOL_SHIFT 12                        /* 4 KiB, the default */
+#define SHR_SMALL_POOL_SHIFT_16K 14                    /* 16 KiB: SHR_HEAP_POOLS_16K */
 #define SHR_MEDIUM_POOL_SHIFT 16                       /* 64 KiB */
 #define SHR_ARENA_SIZE SHR_CHUNK_SIZE                  /* 256 KiB */
 #define SHR_PAGE_SHIFT 12
@@ -383,12 +384,22 @@ static inline uint64_t chunk_off(uint64_t c) { return c << SHR_CHUNK_SHIFT; }
  * conflict misses per operation in the batch benchmark). Page 0 itself is
  * no pool's memory: a SMALL arena's pools are 1..63, and pool 0 of a MEDIUM
  * arena starts its blocks at SHR_ARENA_META. */
-static inline unsigned arena_pool_shift(uint32_t kind)
+/* The pool size shift of a SMALL or MEDIUM chunk: the heap's small pool
+ * size (SHR_SMALL_POOL_SHIFT, or SHR_SMALL_POOL_SHIFT_16K in a heap made
+ * with SHR_HEAP_POOLS_16K), or SHR_MEDIUM_POOL_SHIFT. A copy in the handle,
+ * indexed by kind, so that shr_free finds it in one load. */
+static inline unsigned arena_pool_shift(const shr_heap_t *h, uint32_t kind) { return h->pool_shift[kind & 15]; }
+/* The first pool's memory in the arena at offset a: page 0 holds the
+ * headers, so a pool of one page starts at the next; a larger pool 0 starts
+ * at 0 and its blocks at SHR_ARENA_META (pool_first). */
+static inline uint64_t arena_pools_start(uint64_t a, unsigned shift)
 {
-    return kind == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT;
+    return a + (((uint64_t)1 << shift) == SHR_ARENA_META ? SHR_ARENA_META : 0);
 }
-_Static_assert(4 * CHUNK_SMALL - 4 == SHR_SMALL_POOL_SHIFT && 4 * CHUNK_MEDIUM - 4 == SHR_MEDIUM_POOL_SHIFT,
-               "shr_free computes arena_pool_shift as 4 * kind - 4");
+static inline uint32_t arena_npools(unsigned shift)
+{
+    return (uint32_t)(SHR_ARENA_SIZE >> shift) - (((uint64_t)1 << shift) == SHR_ARENA_META ? 1 : 0);
+}
 static inline uint64_t arena_base(uint64_t off) { return off & ~(SHR_ARENA_SIZE - 1); }
 /* The header of the pool holding offset off (which is past page 0). */
 shr_inline uint64_t pool_hdr_of(uint64_t off, unsigned shift)

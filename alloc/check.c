@@ -77,10 +77,10 @@ static bool check_globals(checker_t *k)
              hwm, g->table_committed, g->first_data, g->nchunks);
         return false;
     }
-    static const uint32_t shifts[NB_ARENA_CLASSES] = {SHR_SMALL_POOL_SHIFT, SHR_MEDIUM_POOL_SHIFT};
+    /* The geometry the heap's flags choose (SHR_HEAP_POOLS_16K). */
+    const uint32_t shifts[NB_ARENA_CLASSES] = {h->pool_shift[CHUNK_SMALL], h->pool_shift[CHUNK_MEDIUM]};
     for (int a = 0; a < NB_ARENA_CLASSES; a++)
-        if (g->ac[a].shift != shifts[a] ||
-            g->ac[a].npools != (uint32_t)(SHR_ARENA_SIZE >> shifts[a]) - (a == AC_SMALL ? 1 : 0)) { /* page 0 */
+        if (g->ac[a].shift != shifts[a] || g->ac[a].npools != arena_npools(shifts[a])) {
             fail(k, "A1: arena class %d: pool shift %u, %u pools per arena", a, g->ac[a].shift, g->ac[a].npools);
             return false;
         }
@@ -102,7 +102,7 @@ static bool pool_ref_ok(checker_t *k, uint64_t po)
     /* A header in page 0, of a pool that has been carved. */
     uint64_t rel = po - chunk_off(c);
     if (rel >= SHR_ARENA_META || rel % SHR_POOL_OVERHEAD || (kind == CHUNK_SMALL && rel == 0)) return false;
-    return pool_mem(po, arena_pool_shift(kind)) < a->pool_address;
+    return pool_mem(po, arena_pool_shift(h, kind)) < a->pool_address;
 }
 
 /* ---- chunks ------------------------------------------------------------------- */
@@ -214,7 +214,7 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
     shr_heap_t *h = k->h;
     uint64_t po = shr__off(h, p);
     /* The pool's memory and first block, from where its header sits. */
-    uint64_t mem = pool_mem(po, psize == ((uint64_t)1 << SHR_SMALL_POOL_SHIFT) ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT);
+    uint64_t mem = pool_mem(po, (unsigned)__builtin_ctzll(psize));
     uint32_t first = pool_first(mem);
     uint32_t state = shr_load_relaxed(&p->state), owner = shr_load_relaxed(&p->owner), cls = shr_load_relaxed(&p->szidx);
     if (state == POOL_EMPTY) {
@@ -314,7 +314,7 @@ static void check_arena(checker_t *k, uint64_t c)
     int acls = shr_load_relaxed(&a->kind) == CHUNK_SMALL ? AC_SMALL : AC_MEDIUM;
     arena_class_t *ac = &g->ac[acls];
     uint64_t psize = (uint64_t)1 << ac->shift, end = a->pool_address;
-    uint64_t start = chunk_off(c) + (acls == AC_SMALL ? SHR_ARENA_META : 0); /* the first pool's memory */
+    uint64_t start = arena_pools_start(chunk_off(c), ac->shift); /* the first pool's memory */
     if (end < start || end > chunk_off(c + 1) || (end - chunk_off(c)) % psize) {
         fail(k, "A1: arena %" PRIu64 ": pool_address %" PRIu64 " out of range", c, end);
         return;

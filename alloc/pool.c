@@ -69,7 +69,7 @@
  * trusted for an address. */
 static inline unsigned pool_shift(const shr_heap_t *h, uint64_t po)
 {
-    return arena_pool_shift(shr_load_relaxed(&chunk_table(h)[po >> SHR_CHUNK_SHIFT].kind));
+    return arena_pool_shift(h, shr_load_relaxed(&chunk_table(h)[po >> SHR_CHUNK_SHIFT].kind));
 }
 static inline uint64_t pool_size_of(const shr_heap_t *h, const pool_header_t *p)
 {
@@ -169,7 +169,7 @@ static uint64_t arena_new(shr_heap_t *h, int acls)
     chunk_t *a = chunk_at_ref(h, ref);
     a->nfreepools = a->ntotalpools = ac->npools;
     /* Page 0 holds the headers: a SMALL arena's first pool is the next. */
-    a->pool_address = chunk_off(c) + (acls == AC_SMALL ? SHR_ARENA_META : 0);
+    a->pool_address = arena_pools_start(chunk_off(c), ac->shift);
     a->freepools = 0;
     a->next = a->prev = 0;
     a->run = 1;
@@ -407,8 +407,18 @@ static void note_arena(alloc_tslot_t *ts, uint64_t po)
 
 /* ---- slow paths ------------------------------------------------------------ */
 
-static const uint32_t cache_max[NB_ARENA_CLASSES] = {SHR_CACHE_MAX_SMALL, SHR_CACHE_MAX_MEDIUM};
-static const uint32_t cache_fill[NB_ARENA_CLASSES] = {SHR_CACHE_FILL_SMALL, SHR_CACHE_FILL_MEDIUM};
+/* The cache bounds are in 4 KiB pools for the small classes: a heap of
+ * 16 KiB pools keeps as many bytes, a quarter of the pools. */
+static inline uint32_t cache_max(const shr_heap_t *h, int acls)
+{
+    return acls == AC_MEDIUM ? SHR_CACHE_MAX_MEDIUM
+                             : SHR_CACHE_MAX_SMALL >> (h->pool_shift[CHUNK_SMALL] - SHR_SMALL_POOL_SHIFT);
+}
+static inline uint32_t cache_fill(const shr_heap_t *h, int acls)
+{
+    return acls == AC_MEDIUM ? SHR_CACHE_FILL_MEDIUM
+                             : SHR_CACHE_FILL_SMALL >> (h->pool_shift[CHUNK_SMALL] - SHR_SMALL_POOL_SHIFT);
+}
 
 static void cache_push(shr_heap_t *h, alloc_tslot_t *ts, int acls, pool_header_t *pool)
 {
@@ -461,7 +471,7 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
             if (list) splice_remote(h, pool, list);
             shr_store_relaxed(&pool->state, POOL_USED); /* under the lock: check sees no gap */
         } else {
-            for (uint32_t i = 0; i < cache_fill[acls]; i++) {
+            for (uint32_t i = 0; i < cache_fill(h, acls); i++) {
                 if ((po = arena_take_pool(h, acls)) == 0) break;
                 note_arena(ts, po);
                 shr_store_relaxed(&pool_at(h, po)->owner, my_owner_id(ctx));
@@ -531,8 +541,12 @@ static uint64_t carve_batch(shr_heap_t *h, pool_header_t *pool)
     /* An object pool's carved blocks read 0 at bytes 0..7 (O2), the
      * returned one included. */
     bool obj = class_is_obj(shr_load_relaxed(&pool->szidx));
+    /* A memory checker may still hold the old blocks' poisoned tails where
+     * the new ones start: unpoison before the store. */
+    if (obj && SHR_MEMCHECK) shr__mem_block_alloc(h, po + next, size);
     if (obj) *(uint64_t *)(h->base + po + next) = 0;
     for (; o < limit; o += size) {
+        if (obj && SHR_MEMCHECK) shr__mem_block_alloc(h, po + o, size);
         if (obj) *(uint64_t *)(h->base + po + o) = 0;
         block_set_next(h, po + o, o + size < limit ? po + o + size : 0);
         if (SHR_MEMCHECK) shr__mem_block_free(h, po + o, size);
@@ -621,8 +635,8 @@ void shr__pool_free_local_slow(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *
     if (n != 0 || pool_is_class_only(ts, pool, shr__off(h, pool), cls)) return;
     used_unlink(h, ts, pool, cls);
     cache_push(h, ts, acls, pool);
-    if (ts->ncache[acls] > cache_max[acls] && shr__lock(h, SHR_LOCK_ARENA) == 0) {
-        cache_drain(h, ts, acls, cache_max[acls] / 2);
+    if (ts->ncache[acls] > cache_max(h, acls) && shr__lock(h, SHR_LOCK_ARENA) == 0) {
+        cache_drain(h, ts, acls, cache_max(h, acls) / 2);
         shr__unlock(h, SHR_LOCK_ARENA);
     }
 }
@@ -818,12 +832,12 @@ static void for_arena_pools(shr_heap_t *h, uint64_t c, pool_visit_fn fn, void *a
     if (c < g->first_data || c >= shr_load_relaxed(&g->hwm)) return;
     uint32_t k = shr_load_relaxed(&t[c].kind);
     if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) return;
-    unsigned shift = arena_pool_shift(k);
+    unsigned shift = arena_pool_shift(h, k);
     uint64_t psize = (uint64_t)1 << shift;
     uint64_t end = t[c].pool_address;
     if (end < chunk_off(c) || end > chunk_off(c + 1)) end = chunk_off(c + 1);
     /* Pool memory in address order (a SMALL arena's page 0 is no pool). */
-    for (uint64_t mem = chunk_off(c) + (k == CHUNK_SMALL ? psize : 0); mem < end && shr_load_relaxed(&t[c].kind) == k;
+    for (uint64_t mem = arena_pools_start(chunk_off(c), shift); mem < end && shr_load_relaxed(&t[c].kind) == k;
          mem += psize)
         fn(h, pool_at(h, pool_hdr_of(mem, shift)), arg);
 }
@@ -856,7 +870,7 @@ static void delayed_flush(shr_heap_t *h, alloc_tslot_t *ts)
         if (kind != CHUNK_SMALL && kind != CHUNK_MEDIUM) break;
         if ((b & (SHR_ARENA_SIZE - 1)) < SHR_ARENA_META) break;
         uint64_t next = block_next(h, b);
-        remote_push(h, pool_at(h, pool_hdr_of(b, arena_pool_shift(kind))), b);
+        remote_push(h, pool_at(h, pool_hdr_of(b, arena_pool_shift(h, kind))), b);
         b = next;
     }
 }
@@ -950,7 +964,7 @@ static void rebuild_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
     uint64_t po = shr__off(h, pool);
 
     if (owner != 0 && owner != OWNER_LOCKED) return;
-    uint32_t want_shift = shr_load_relaxed(&a->kind) == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT;
+    uint32_t want_shift = arena_pool_shift(h, shr_load_relaxed(&a->kind));
     if (pool->shift != want_shift || (state != 0 && shr_load_relaxed(&pool->szidx) >= SHR_NB_PCLASSES)) {
         /* A header a crash left unwritten (or zeroed): an empty pool. */
         pool->shift = (uint16_t)want_shift;
@@ -1006,7 +1020,7 @@ int shr__alloc_repair(shr_heap_t *h)
         if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) continue;
         arena_class_t *ac = &g->ac[k == CHUNK_SMALL ? AC_SMALL : AC_MEDIUM];
         uint64_t end = t[c].pool_address;
-        uint64_t start = chunk_off(c) + (k == CHUNK_SMALL ? SHR_ARENA_META : 0); /* the first pool */
+        uint64_t start = arena_pools_start(chunk_off(c), ac->shift); /* the first pool */
         if (end < start || end > chunk_off(c + 1) || (end - chunk_off(c)) % ((uint64_t)1 << ac->shift))
             end = chunk_off(c + 1); /* cannot trust it: treat all as carved */
         t[c].pool_address = end;

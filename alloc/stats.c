@@ -36,9 +36,9 @@ static void scan_chunk(shr_heap_t *h, scan_t *s, uint64_t c)
     }
     if (k != CHUNK_SMALL && k != CHUNK_MEDIUM) return;
     s->arenas++;
-    uint32_t shift = k == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT;
+    uint32_t shift = arena_pool_shift(h, k);
     uint64_t psize = (uint64_t)1 << shift, end = t[c].pool_address;
-    uint64_t start = chunk_off(c) + (k == CHUNK_SMALL ? psize : 0); /* the first pool's memory */
+    uint64_t start = arena_pools_start(chunk_off(c), shift); /* the first pool's memory */
     if (end < start || end > chunk_off(c + 1)) end = chunk_off(c + 1); /* damaged */
     /* Page 0 holds the arena's pool headers: the rest is pools. */
     s->bytes_headers += SHR_ARENA_META;
@@ -78,7 +78,7 @@ static int collect(shr_heap_t *h, shr_alloc_stats_t *st, scan_t *s)
     s->st = st;
     for (unsigned c = 0; c < SHR_NB_CLASSES; c++) {
         st->classes[c].block_size = shr__class_size[c];
-        st->classes[c].pool_size = 1u << (c < SHR_NB_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT);
+        st->classes[c].pool_size = 1u << arena_pool_shift(h, c < SHR_NB_SMALL ? CHUNK_SMALL : CHUNK_MEDIUM);
     }
     /* The walks trust these bounds: a damaged heap is reported by check,
      * never walked past its table. */

@@ -35,16 +35,18 @@ from collections import defaultdict
 
 SHARENA = "sharena"                 # through libsharena.so: the headline figures
 SHARENA_STATIC = "sharena_static"   # linked statically: the second row
+SHARENA_16K = "sharena_16k"         # through libsharena.so, SHR_HEAP_POOLS_16K: the pool-size option
 PROC_ALLOCS = ["jemalloc", "glibc", "tcmalloc", "mimalloc"]
 BEST_PEERS = ["jemalloc", "tcmalloc", "mimalloc"]    # issue 10's "best of"
 SHARED_ALLOCS = ["boost_rbtree", "boost_node"]
-OTHERS = [SHARENA_STATIC] + PROC_ALLOCS + SHARED_ALLOCS
+OTHERS = [SHARENA_16K, SHARENA_STATIC] + PROC_ALLOCS + SHARED_ALLOCS
 ALL = [SHARENA] + OTHERS
 BASELINE_MEMORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baseline", "memory-sharena.json")
 HOST = "glibc"          # the binary that runs sharena and Boost in full
 LABEL = {
     "sharena": "sharena",
     "sharena_static": "sharena (static)",
+    "sharena_16k": "sharena (16 KiB pools)",
     "jemalloc": "jemalloc",
     "glibc": "glibc",
     "tcmalloc": "tcmalloc",
@@ -53,7 +55,7 @@ LABEL = {
     "boost_node": "Boost node",
 }
 COLOR = {
-    "sharena": "#7b2cbf", "sharena_static": "#c77dff", "jemalloc": "#009e73", "glibc": "#56b4e9", "tcmalloc": "#e69f00",
+    "sharena": "#7b2cbf", "sharena_static": "#c77dff", "sharena_16k": "#5a189a", "jemalloc": "#009e73", "glibc": "#56b4e9", "tcmalloc": "#e69f00",
     "mimalloc": "#c9b400", "boost_rbtree": "#0072b2", "boost_node": "#d55e00", "live": "#9a9a9a",
 }
 PAIR_SIZES = [16, 32, 64, 128, 256, 512, 1024, 4096]
@@ -441,14 +443,15 @@ def targets_issue10(R):
     for (workload, param), title in ISSUE10_TARGETS:
         s = R.value(workload, SHARENA, param)
         st = R.value(workload, SHARENA_STATIC, param)
+        s16 = R.value(workload, SHARENA_16K, param)
         peer, p = best_peer(R, workload, param)
         r = ratio(s, p)
         if r is None:
-            rows.append([title, "–", "–", "–", "–", "no figure in this run", "–"])
+            rows.append([title, "–", "–", "–", "–", "–", "no figure in this run", "–"])
             continue
         miss = "" if r <= 1.0 else f" (by {100 * (r - 1):.0f}%)"
         rows.append([title, fmt(s), f"{fmt(p)} ({LABEL[peer]})", f"**{fmt_ratio(r)}**",
-                     fmt_ratio(ratio(st, p)), ("met" if r <= 1.0 else "not met") + miss,
+                     fmt_ratio(ratio(s16, p)), fmt_ratio(ratio(st, p)), ("met" if r <= 1.0 else "not met") + miss,
                      explain(R, workload, param, peer)])
     # Memory after the batch, against the baseline.
     now = memory_point(R.memory, SHARENA, "batch", "allocated")
@@ -457,15 +460,15 @@ def targets_issue10(R):
         if base is not None:
             rr = now / base if base else None
             rows.append(["memory after the batch (committed, MiB)", mib(now), "–",
-                         f"**{fmt_ratio(rr)}** × before", "–",
+                         f"**{fmt_ratio(rr)}** × before", "–", "–",
                          "met" if now <= base else f"not met (by {100 * (now / base - 1):.0f}%)",
                          f"before this issue: {mib(base)} MiB (bench/baseline/memory-sharena.json)"])
         else:
-            rows.append(["memory after the batch (committed, MiB)", mib(now), "–", "–", "–",
+            rows.append(["memory after the batch (committed, MiB)", mib(now), "–", "–", "–", "–",
                          "no baseline", "–"])
-    return md_table(["target (≤ 1.0)", "sharena", "best peer", "sharena ÷ best", "static ÷ best",
-                     "status", "counts: sharena vs the best peer"], rows,
-                    ["---", "--:", "--:", "--:", "--:", "---", "---"])
+    return md_table(["target (≤ 1.0)", "sharena", "best peer", "sharena ÷ best", "16 KiB pools ÷ best",
+                     "static ÷ best", "status", "counts: sharena vs the best peer"], rows,
+                    ["---", "--:", "--:", "--:", "--:", "--:", "---", "---"])
 
 
 def memory_point(mem, alloc, scenario, label):

@@ -64,7 +64,13 @@ enum {
      * gets its own copy of every block, and gone when the process ends,
      * whatever the exit. Memory is taken when first written, as for malloc;
      * shr_heap_info.committed counts resident pages. */
-    SHR_HEAP_PRIVATE = 1u << 2
+    SHR_HEAP_PRIVATE = 1u << 2,
+    /* Pools of 16 KiB for the small classes (1..512 bytes), 16 to an arena,
+     * as CPython 3.10+ uses on 64-bit builds, instead of the default 4 KiB,
+     * 63 to an arena. Fewer slow paths where many blocks of each class
+     * come and go at once; up to 16 KiB per class held by each thread's
+     * partly used pools instead of 4 KiB. docs/design/alloc.md §2.2. */
+    SHR_HEAP_POOLS_16K = 1u << 3
 };
 
 /* Limits of a heap, chosen at creation (shr_heap_options_t): the number of

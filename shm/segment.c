@@ -390,7 +390,7 @@ static int normalise_options(const shr_heap_options_t *opts, shr_heap_options_t 
     if (o->max_procs == 0) o->max_procs = SHR_DEFAULT_MAX_PROCS;
     if (o->max_threads == 0) o->max_threads = SHR_DEFAULT_MAX_THREADS;
     if (o->lock_timeout_ms == 0) o->lock_timeout_ms = SHR_DEFAULT_LOCK_TIMEOUT_MS;
-    if (o->flags & ~(unsigned)(SHR_HEAP_UNLINK_ON_LAST_CLOSE | SHR_HEAP_GUARDS | SHR_HEAP_PRIVATE))
+    if (o->flags & ~(unsigned)(SHR_HEAP_UNLINK_ON_LAST_CLOSE | SHR_HEAP_GUARDS | SHR_HEAP_PRIVATE | SHR_HEAP_POOLS_16K))
         return -EINVAL;
     if ((o->flags & SHR_HEAP_PRIVATE) && (o->flags & SHR_HEAP_UNLINK_ON_LAST_CLOSE)) return -EINVAL;
     if (o->mode & ~0777u) return -EINVAL;

@@ -300,6 +300,7 @@ struct shr_heap {
     uint32_t flags;                     /* hdr->flags */
     uint32_t fast_max;                  /* the allocator's: largest size its malloc fast
                                            path serves (0 in a guarded heap) */
+    uint8_t pool_shift[16];             /* the allocator's: pool size shift by chunk kind */
     void *hot[2];                       /* the allocator's chunk table and globals */
 };
 

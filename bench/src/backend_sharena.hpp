@@ -58,9 +58,11 @@ struct SharenaEnv {
         bool owned_;
     };
 
-    SharenaEnv() : name_(unique_shm_name("sharena")) {
+    // flags: SHR_HEAP_POOLS_16K for the 16 KiB-pool variant below.
+    explicit SharenaEnv(unsigned flags = 0) : name_(unique_shm_name("sharena")) {
         shr_heap_options_t o;
         shr_heap_options_init(&o);
+        o.flags |= flags;
         cleanup_register(name_);
         int rc = shr_heap_create(name_.c_str(), &o, &h_);
         if (rc != 0) die("shr_heap_create(%s): %s", name_.c_str(), shr_strerror(rc));
@@ -87,6 +89,17 @@ struct SharenaEnv {
 private:
     std::string name_;
     shr_heap_t *h_ = nullptr;
+};
+
+// The same with 16 KiB small pools (SHR_HEAP_POOLS_16K): the heap option
+// issue 10 asks to report beside the default.
+struct Sharena16kEnv : SharenaEnv {
+#ifdef SHB_SHARENA_STATIC
+    static constexpr const char *kName = "sharena_static_16k";
+#else
+    static constexpr const char *kName = "sharena_16k";
+#endif
+    Sharena16kEnv() : SharenaEnv(SHR_HEAP_POOLS_16K) {}
 };
 
 }  // namespace shb

@@ -38,6 +38,7 @@ void shared_register(SharedSet set) {
         return;
     }
     register_all<SharenaEnv>(kSetAll);
+    register_all<Sharena16kEnv>(kSetAll);
     register_all<BoostRbtreeEnv>(kSetAll);
     register_all<BoostNodeEnv>(kSetAll);
     register_procs_control();
@@ -123,6 +124,7 @@ template <class Env> void memory_boost(FILE *out, bool &first) {
 void shared_memory(FILE *out, bool &first, SharedSet set) {
     memory_sharena<SharenaEnv>(out, first);
     if (set != SharedSet::kAll) return;
+    memory_sharena<Sharena16kEnv>(out, first);
     memory_boost<BoostRbtreeEnv>(out, first);
     memory_boost<BoostNodeEnv>(out, first);
 }
@@ -130,6 +132,7 @@ void shared_memory(FILE *out, bool &first, SharedSet set) {
 void shared_count(SharedSet set) {
     count_all<SharenaEnv>();
     if (set != SharedSet::kAll) return;
+    count_all<Sharena16kEnv>();
     count_all<BoostRbtreeEnv, false>();
     count_all<BoostNodeEnv>();
 }

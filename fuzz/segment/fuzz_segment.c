@@ -277,10 +277,10 @@ static void build_template(template_t *t, unsigned flags, int variant)
         uint32_t kind = shr_load_relaxed(&ct[c].kind);
         uint64_t base = chunk_off(c);
         if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) {
-            unsigned shift = arena_pool_shift(kind);
+            unsigned shift = kind == CHUNK_SMALL ? SHR_SMALL_POOL_SHIFT : SHR_MEDIUM_POOL_SHIFT; /* the default heap */
             uint64_t psize = (uint64_t)1 << shift;
             /* Headers are dense in page 0; the pools' memory follows. */
-            for (uint64_t p = base + (kind == CHUNK_SMALL ? psize : 0); p < ct[c].pool_address && p < base + SHR_ARENA_SIZE;
+            for (uint64_t p = arena_pools_start(base, shift); p < ct[c].pool_address && p < base + SHR_ARENA_SIZE;
                  p += psize) {
                 region_add(&t->reg[R_POOLS], pool_hdr_of(p, shift), sizeof(pool_header_t));
                 if (t->nvalues < 40 && (p & 0x3000) == 0) {

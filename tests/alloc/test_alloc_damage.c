@@ -24,7 +24,7 @@ static pool_header_t *pool_of_ptr(shr_heap_t *h, void *p)
 {
     uint64_t off = shr_off(h, p);
     uint32_t k = chunk_table(h)[off >> SHR_CHUNK_SHIFT].kind;
-    return pool_at(h, pool_hdr_of(off, arena_pool_shift(k))); /* dense in page 0 */
+    return pool_at(h, pool_hdr_of(off, arena_pool_shift(h, k))); /* dense in page 0 */
 }
 
 /* Fill the first small arena so that a second one is on usable_arenas. */

@@ -170,8 +170,8 @@ static uint64_t pools_owned_by(shr_heap_t *h, uint32_t id)
     for (uint64_t c = g->first_data; c < g->hwm; c++) {
         chunk_t *a = &chunk_table(h)[c];
         if (a->kind != CHUNK_SMALL && a->kind != CHUNK_MEDIUM) continue;
-        unsigned shift = arena_pool_shift(a->kind);
-        for (uint64_t mem = chunk_off(c) + (a->kind == CHUNK_SMALL ? SHR_ARENA_META : 0); mem < a->pool_address;
+        unsigned shift = arena_pool_shift(h, a->kind);
+        for (uint64_t mem = arena_pools_start(chunk_off(c), shift); mem < a->pool_address;
              mem += (uint64_t)1 << shift)
             n += pool_at(h, pool_hdr_of(mem, shift))->owner == id;
     }

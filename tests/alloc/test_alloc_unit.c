@@ -30,7 +30,7 @@ static pool_header_t *pool_of_ptr(shr_heap_t *h, void *p)
 {
     uint64_t off = shr_off(h, p);
     uint32_t k = chunk_table(h)[off >> SHR_CHUNK_SHIFT].kind;
-    return pool_at(h, pool_hdr_of(off, arena_pool_shift(k)));
+    return pool_at(h, pool_hdr_of(off, arena_pool_shift(h, k)));
 }
 
 Test(alloc_unit, size_class_mapping)
@@ -666,5 +666,46 @@ Test(alloc_unit, check_reports_a_free_object_block_with_a_count)
     *o = 0;
     *keep = 0;
     shr_free(h, keep);
+    done(h);
+}
+
+/* ---- 16 KiB small pools (SHR_HEAP_POOLS_16K) ------------------------------ */
+
+Test(alloc_unit, pools_of_16k_hold_four_times_the_blocks)
+{
+    shr_heap_options_t o;
+    shr_heap_options_init(&o);
+    o.flags = SHR_HEAP_POOLS_16K;
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), &o, &h), 0);
+    alloc_global_t *g = alloc_global(h);
+    cr_assert_eq(g->ac[AC_SMALL].shift, SHR_SMALL_POOL_SHIFT_16K);
+    cr_assert_eq(g->ac[AC_SMALL].npools, 16, "16 pools of 16 KiB; pool 0's blocks start after page 0");
+    /* Pools of 1024 blocks, or 768 in an arena's pool 0 (blocks from 4 KiB). */
+    enum { N = 3 * 1024 };
+    static void *p[N];
+    for (int i = 0; i < N; i++) cr_assert_not_null(p[i] = shr_malloc(h, 16));
+    pool_header_t *p0 = pool_of_ptr(h, p[0]);
+    for (int i = 0; i < N; i++) {
+        uint64_t off = shr_off(h, p[i]), mem = off & ~(uint64_t)16383;
+        pool_header_t *pi = pool_of_ptr(h, p[i]);
+        cr_assert_eq(pi->capacity, (16384 - pool_first(mem)) / 16);
+        cr_assert_geq(off - mem, pool_first(mem));
+    }
+    cr_assert_eq(p0->state, POOL_FULL, "parked");
+    shr_alloc_stats_t st;
+    cr_assert_eq(shr_heap_stats(h, &st), 0);
+    cr_assert_eq(st.classes[0].pool_size, 16384);
+    cr_assert_eq(st.classes[0].blocks_in_use, N);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    /* Another process sees the same geometry. */
+    shr_heap_t *h2;
+    cr_assert_eq(shr_heap_attach(shr_heap_name(h), &h2), 0);
+    cr_assert_eq(h2->pool_shift[CHUNK_SMALL], SHR_SMALL_POOL_SHIFT_16K);
+    cr_assert_eq(shr_heap_check_report(h2, stderr), 0);
+    shr_heap_close(h2);
+    for (int i = 0; i < N; i++) shr_free(h, p[i]);
+    cr_assert_eq(shr_heap_collect(h), 0);
+    cr_assert_eq(g->ac[AC_SMALL].narenas, 0);
     done(h);
 }

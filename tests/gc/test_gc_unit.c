@@ -351,9 +351,9 @@ Test(gc_unit, a_dead_table_in_a_damaged_pool_is_leaked_not_freed)
     shr_list_t *l = dead_holds_3(h, &s);
     uint64_t toff = *dead_table_word(h);
     uint32_t k = chunk_table(h)[toff >> SHR_CHUNK_SHIFT].kind;
-    pool_header_t *pool = pool_at(h, pool_hdr_of(toff, arena_pool_shift(k)));
+    pool_header_t *pool = pool_at(h, pool_hdr_of(toff, arena_pool_shift(h, k)));
     uint32_t next = pool->nextoffset;
-    pool->nextoffset = pool_first(toff & ~(((uint64_t)1 << arena_pool_shift(k)) - 1)); /* the table's block was never carved */
+    pool->nextoffset = pool_first(toff & ~(((uint64_t)1 << arena_pool_shift(h, k)) - 1)); /* the table's block was never carved */
     shr_heap_recover(h);
     cr_assert_eq(refcnt(h, s), 4, "a table the allocator would refuse is not used");
     pool->nextoffset = next;
