@@ -48,10 +48,39 @@ obj_t *shr__obj_new(shr_heap_t *h, uint32_t type, size_t size)
     obj_t *o = shr_malloc(h, size);
     if (!o) return NULL;
     o->type = type;
-    o->flags = 0;
+    shr_store_relaxed(&o->flags, 0);
     atomic_store_explicit(&o->refcnt, 1, memory_order_release);
     return o;
 }
+
+obj_t *shr__obj_new_container(shr_heap_t *h, uint32_t type, size_t size, const void *init, size_t init_len)
+{
+    SHR_ASSERT(shr__gate_depth > 0 && size >= sizeof(obj_t) + init_len && size <= SHR_MEDIUM_REQUEST_THRESHOLD);
+    if (SHR_FAULT(OBJ_ALLOC)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    obj_t *o = shr__obj_block_alloc(h, size);
+    if (!o) return NULL;
+    SHR_ASSERT(shr_load_relaxed(&o->refcnt) == 0); /* the object pools' guarantee */
+    memset((char *)o + sizeof(obj_t), 0, size - sizeof(obj_t));
+    if (init_len) memcpy((char *)o + sizeof(obj_t), init, init_len);
+    o->type = type;
+    shr_store_relaxed(&o->flags, OBJ_TRACKED); /* generation 0 */
+    /* Commit: from here a collector's walk sees a complete, empty container. */
+    atomic_store_explicit(&o->refcnt, 1, memory_order_release);
+    shr__gc_count(h, +1);
+    return o;
+}
+
+void shr__obj_untrack(shr_heap_t *h, obj_t *o)
+{
+    shr_store_relaxed(&o->flags, 0);
+    shr__gc_count(h, -1);
+}
+
+const gc_type_ops_t *shr__list_ops;
+void (*shr__list_settle)(shr_heap_t *h, obj_t *o);
 
 void *shr__gc_alloc(shr_heap_t *h, size_t size)
 {
