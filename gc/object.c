@@ -138,7 +138,7 @@ static _Thread_local size_t ntrash, trash_cap;
 
 static void dealloc(shr_heap_t *h, obj_t *o)
 {
-    const gc_type_ops_t *ops = shr__type_ops(o->type);
+    const gc_type_ops_t *ops = shr__type_ops_any(h, o->type);
     /* A type this process does not know cannot be released here: it leaks
      * rather than being freed without its children. */
     if (SHR_ALWAYS(ops != NULL)) ops->dealloc(h, o);
