@@ -20,10 +20,10 @@
  *            store of their flags each.
  *   restart  the request is withdrawn: the pause ends here.
  *   free     garbage is unreachable, so no thread can touch it: each is
- *            given one reference of the collector's own, leased (so that if
- *            the collector dies, its death releases them), cleared (its
- *            children detached, then released), and then released, which
- *            frees it.
+ *            flagged OBJ_GARBAGE (one store), then each is cleared (every
+ *            reference it holds detached, and released unless it names
+ *            flagged garbage), then each is freed (its dealloc, which finds
+ *            nothing left to release).
  *
  * Crash rules (why they hold: docs/design/gc.md §5):
  *   C1  nothing of a collection is in the segment but the request word,
@@ -33,8 +33,13 @@
  *       a thread waiting at the gate, or the next collector (its mutex is
  *       robust). A mutator never waits for a dead collector.
  *   C3  a collector that dies while freeing leaves garbage that is still
- *       unreachable, partly cleared; its leases are released when its death
- *       is found, and the next collection finds the rest.
+ *       unreachable. What it flagged is garbage for good (nothing can reach
+ *       it again), so the next collector treats every flagged object as
+ *       garbage whatever its count says (a clear that died between a
+ *       detach and its release may have left a count too high) and
+ *       finishes the clear and the frees. No flagged object is freed before
+ *       every one is cleared, so no slot of garbage ever names a freed
+ *       block that a survivor's decref could reach.
  *   C4  the counts a collection relies on are never too low: every crash
  *       leaves them too high (gc.h's orders), which keeps objects, never
  *       frees them. Lists whose lock a dead thread holds are repaired
@@ -245,7 +250,7 @@ static void restart_world(shr_heap_t *h)
 
 /* ---- trial deletion (private scratch) --------------------------------------------------- */
 
-enum { C_REACHABLE = 1 };
+enum { C_REACHABLE = 1, C_FLAGGED = 2 };
 
 typedef struct cand {
     uint64_t off;
@@ -275,7 +280,8 @@ static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
     obj_t *o = obj_at(h, off);
     uint32_t f = shr_load_relaxed(&o->flags);
     uint64_t rc = shr_load_relaxed(&o->refcnt);
-    if (!(f & OBJ_TRACKED) || rc == 0 || (int)obj_gen(f) > s->gen) return;
+    /* Garbage a dead collector flagged is examined whatever its generation. */
+    if (!(f & OBJ_TRACKED) || rc == 0 || ((int)obj_gen(f) > s->gen && !(f & OBJ_GARBAGE))) return;
     const gc_type_ops_t *ops = shr__type_ops_any(h, o->type);
     if (!ops || !ops->traverse || !ops->clear) {
         s->untraversable++; /* referenced from outside, as far as we can tell */
@@ -292,7 +298,8 @@ static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
         s->cap = cap;
     }
     if (o->type == SHR_TYPE_LIST && shr__list_settle) shr__list_settle(h, o); /* C4 */
-    s->c[s->n++] = (cand_t){.off = off, .refs = (int64_t)rc, .ops = ops, .gen = obj_gen(f)};
+    s->c[s->n++] = (cand_t){.off = off, .refs = (int64_t)rc, .ops = ops, .gen = obj_gen(f),
+                            .state = f & OBJ_GARBAGE ? C_FLAGGED : 0};
 }
 
 static size_t hash_of(uint64_t off, size_t icap)
@@ -337,7 +344,7 @@ static void visit_mark(shr_heap_t *h, shr_off_t child, void *arg)
     (void)h;
     scratch_t *s = arg;
     cand_t *c = lookup(s, child);
-    if (c && !(c->state & C_REACHABLE)) {
+    if (c && !(c->state & (C_REACHABLE | C_FLAGGED))) { /* flagged: garbage for good (C3) */
         c->state |= C_REACHABLE;
         s->stack[s->sn++] = (size_t)(c - s->c);
     }
@@ -349,7 +356,7 @@ static void find_garbage(scratch_t *s)
     shr_heap_t *h = s->h;
     for (size_t i = 0; i < s->n; i++) s->c[i].ops->traverse(h, obj_at(h, s->c[i].off), visit_subtract, s);
     for (size_t i = 0; i < s->n; i++)
-        if (s->c[i].refs > 0 && !(s->c[i].state & C_REACHABLE)) {
+        if (s->c[i].refs > 0 && !(s->c[i].state & (C_REACHABLE | C_FLAGGED))) {
             s->c[i].state |= C_REACHABLE;
             s->stack[s->sn++] = i;
             while (s->sn) {
@@ -379,32 +386,26 @@ static void record(gc_global_t *g, int gen, const shr_gc_result_t *r)
     if (r->ttsp_ns > shr_load_relaxed(&G->ttsp_ns_max)) shr_store_relaxed(&G->ttsp_ns_max, r->ttsp_ns);
 }
 
-/* Free the garbage (the world running): a leased reference each, clear each,
- * release each (C3). Returns how many were freed; *unc counts those that
- * could not be leased (kept for the next collection). */
-static uint64_t free_garbage(shr_heap_t *h, scratch_t *s, uint64_t *unc)
+/* Free the garbage (the world running): flag each, clear each, free each
+ * (C3). Returns how many were freed. */
+static uint64_t free_garbage(shr_heap_t *h, scratch_t *s)
 {
     size_t ng = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (s->c[i].state & C_REACHABLE) continue;
         obj_t *o = obj_at(h, s->c[i].off);
-        shr__incref(o); /* unreachable: nobody else can reach it to drop it meanwhile */
-        if (shr__lease_add(h, s->c[i].off) != 0) {
-            shr__decref(h, o); /* its count was above 0 before: cannot free */
-            (*unc)++;
-            continue;
-        }
+        shr_store_relaxed(&o->flags, shr_load_relaxed(&o->flags) | OBJ_GARBAGE);
         s->stack[ng++] = i;
     }
-    (void)SHR_FAULT(GC_LEASED); /* a crash point: every garbage object leased */
+    (void)SHR_FAULT(GC_FLAGGED); /* a crash point: every garbage object flagged */
     for (size_t k = 0; k < ng; k++) {
         cand_t *c = &s->c[s->stack[k]];
         c->ops->clear(h, obj_at(h, c->off));
         (void)SHR_FAULT(GC_CLEAR); /* a crash point */
     }
     for (size_t k = 0; k < ng; k++) {
-        uint64_t off = s->c[s->stack[k]].off;
-        if (shr__lease_remove(h, off) == 0) shr__decref(h, obj_at(h, off)); /* frees it */
+        cand_t *c = &s->c[s->stack[k]];
+        c->ops->dealloc(h, obj_at(h, c->off)); /* nothing left to release: frees it */
         (void)SHR_FAULT(GC_FREE); /* a crash point */
     }
     return ng;
@@ -469,7 +470,7 @@ static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automa
 
     /* The garbage, with the world running, inside this thread's gate. */
     if ((rc = shr__gate_enter(h)) == 0) {
-        r.collected = free_garbage(h, &s, &r.uncollectable);
+        r.collected = free_garbage(h, &s);
         shr__gate_exit(h);
     } else {
         r.uncollectable = s.n - survivors; /* left for the next collection */

@@ -74,6 +74,10 @@ typedef struct obj {
 #define OBJ_TRACKED 1u
 #define OBJ_GEN_SHIFT 1
 #define OBJ_GEN_MASK (3u << OBJ_GEN_SHIFT)
+/* Set by a collector on each object it found to be garbage, before it
+ * clears any: unreachable for good (no finalizers, no weak references), so
+ * the next collector frees such an object whatever its count says. */
+#define OBJ_GARBAGE (1u << 3)
 static inline uint32_t obj_gen(uint32_t flags) { return (flags & OBJ_GEN_MASK) >> OBJ_GEN_SHIFT; }
 
 
@@ -210,9 +214,15 @@ obj_t *shr__obj_new(shr_heap_t *h, uint32_t type, size_t size);
  * walker skips it until then, and finds it consistent after). Counts
  * towards generation 0. Caller inside the gate. NULL with errno. */
 obj_t *shr__obj_new_container(shr_heap_t *h, uint32_t type, size_t size, const void *init, size_t init_len);
-/* A container's dealloc calls this first: untracks it and counts it off
- * generation 0. */
-void shr__obj_untrack(shr_heap_t *h, obj_t *o);
+/* A container's dealloc ends with this, once its children are released and
+ * its parts freed: counts it off generation 0, stores refcount 0 (a
+ * collector's dealloc of garbage comes with a count left) and frees the
+ * block. */
+void shr__obj_free(shr_heap_t *h, obj_t *o);
+/* A clear's release of a child it detached: a decref, unless the child is
+ * garbage a collector is freeing (OBJ_GARBAGE: its count no longer matters,
+ * collect.c C3). */
+void shr__gc_release_child(shr_heap_t *h, shr_off_t child);
 
 static inline obj_t *obj_at(const shr_heap_t *h, shr_off_t off) { return (obj_t *)(h->base + off); }
 

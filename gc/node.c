@@ -92,17 +92,21 @@ static void node_clear(shr_heap_t *h, obj_t *o)
         uint64_t c = atomic_exchange_explicit(&s[i], 0, memory_order_acq_rel);
         if (!c) continue;
         (void)SHR_FAULT(OBJ_DEALLOC); /* a crash point */
-        shr__decref(h, obj_at(h, c));
+        shr__gc_release_child(h, c);
     }
 }
 
 static void node_dealloc(shr_heap_t *h, obj_t *o)
 {
     nodeobj_t *n = (nodeobj_t *)o;
-    shr__obj_untrack(h, o);
     node_clear(h, o);
-    if (n->ext) shr_free(h, shr__ptr(h, n->ext));
-    shr_free(h, o);
+    /* A collector may die here and its successor dealloc this node again
+     * (collect.c C3): no slots, then no out-of-line part, then free it. */
+    uint64_t ext = n->ext;
+    n->nslots = 0;
+    n->ext = 0;
+    if (ext) shr_free(h, shr__ptr(h, ext));
+    shr__obj_free(h, o);
 }
 
 static const gc_type_ops_t node_ops = {

@@ -73,10 +73,18 @@ obj_t *shr__obj_new_container(shr_heap_t *h, uint32_t type, size_t size, const v
     return o;
 }
 
-void shr__obj_untrack(shr_heap_t *h, obj_t *o)
+void shr__obj_free(shr_heap_t *h, obj_t *o)
 {
-    shr_store_relaxed(&o->flags, 0);
     shr__gc_count(h, -1);
+    shr_store_relaxed(&o->refcnt, 0); /* the object pools' rule: 0 when freed */
+    shr_free(h, o);
+}
+
+void shr__gc_release_child(shr_heap_t *h, shr_off_t child)
+{
+    obj_t *c = obj_at(h, child);
+    if (shr_load_relaxed(&c->flags) & OBJ_GARBAGE) return;
+    shr__decref(h, c);
 }
 
 const gc_type_ops_t *shr__list_ops;

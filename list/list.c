@@ -764,9 +764,8 @@ static int list_get_(shr_list_t *list, int64_t index, shr_value_t *out)
     shr_heap_t *h = list->heap;
     listobj_t *l = list->obj;
     uint64_t i;
-    int rc = read_inline(h, l, index, out);
-    if (rc <= 0) return rc;
-    if ((rc = shr__list_lock(h, l)) != 0) return rc;
+    int rc = shr__list_lock(h, l); /* read_inline found a reference (shr_list_get) */
+    if (rc) return rc;
     items_t *a = list_items(h, l);
     if ((rc = norm_index(index, shr_load_relaxed(&a->len), &i)) == 0)
         take_value(h, shr_load_relaxed(&a->it[i].tag), shr_load_relaxed(&a->it[i].val), out);
@@ -781,10 +780,8 @@ static int list_get_with_(shr_list_t *list, int64_t index, shr_item_fn visit, vo
     listobj_t *l = list->obj;
     shr_value_t v;
     uint64_t i;
-    int rc = read_inline(h, l, index, &v);
-    if (rc < 0) return rc;
-    if (rc == 0) return visit(&v, arg);
-    if ((rc = shr__list_lock(h, l)) != 0) return rc;
+    int rc = shr__list_lock(h, l); /* read_inline found a reference (shr_list_get_with) */
+    if (rc) return rc;
     items_t *a = list_items(h, l);
     if ((rc = norm_index(index, shr_load_relaxed(&a->len), &i)) != 0) {
         shr__list_unlock(l);
@@ -1068,26 +1065,28 @@ static void list_clear(shr_heap_t *h, obj_t *o)
         uint64_t val = shr_load_relaxed(&a->it[i].val);
         if (!is_ref(tag)) continue;
         (void)SHR_FAULT(OBJ_DEALLOC); /* a crash point */
-        shr__decref(h, obj_at(h, val));
+        shr__gc_release_child(h, val);
     }
 }
 
 static void list_dealloc(shr_heap_t *h, obj_t *o)
 {
     listobj_t *l = (listobj_t *)o;
-    shr__obj_untrack(h, o);
     /* Its last writer may have died in the middle of a change: finish or undo
      * it first, or the clear would release what the items no longer hold. */
     if (shr_load_relaxed(&l->items)) shr__list_repair(h, l);
     list_clear(h, o);
     uint64_t ao = atomic_exchange(&l->items, 0);
     if (ao) shr_free(h, shr__ptr(h, ao));
-    for (uint64_t r = l->retired, next; r; r = next) { /* arrays growth replaced */
+    /* The chain is detached before it is freed: a collector that dies in
+     * here and deallocs the list again (collect.c C3) frees nothing twice. */
+    uint64_t r = l->retired, next;
+    l->retired = 0;
+    for (; r; r = next) { /* arrays growth replaced */
         next = ((items_t *)shr__ptr(h, r))->retired;
         shr_free(h, shr__ptr(h, r));
     }
-    l->retired = 0;
-    shr_free(h, o);
+    shr__obj_free(h, o);
 }
 
 static const gc_type_ops_t list_ops = {
@@ -1163,15 +1162,24 @@ int shr_list_unlink(shr_heap_t *heap, const char *name)
     GATED(heap, list_unlink_(heap, name));
 }
 
+/* A get of None, bool, int or float reads under the list's sequence counter
+ * and changes nothing in the heap: it needs no gate (a collection only
+ * repairs lists whose writer died, under the same counter). */
 int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
 {
-    if (!list) return -EINVAL;
+    if (!list || !out) return -EINVAL;
+    int rc = read_inline(list->heap, list->obj, index, out);
+    if (rc <= 0) return rc;
     GATED(list->heap, list_get_(list, index, out));
 }
 
 int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg)
 {
-    if (!list) return -EINVAL;
+    if (!list || !visit) return -EINVAL;
+    shr_value_t v;
+    int rc = read_inline(list->heap, list->obj, index, &v);
+    if (rc < 0) return rc;
+    if (rc == 0) return visit(&v, arg);
     GATED(list->heap, list_get_with_(list, index, visit, arg));
 }
 

@@ -125,15 +125,15 @@ typedef enum shr_fault_action {
     X(GC_PROMOTE, "gc.promote",                                                      \
       "a collection: one survivor moved to the next generation (world stopped)",     \
       "ignored: a crash point")                                                      \
-    X(GC_LEASED, "gc.leased",                                                        \
-      "a collection: the world restarted, every garbage object given a leased "     \
-      "reference of the collector's, none cleared yet",                              \
+    X(GC_FLAGGED, "gc.flagged",                                                      \
+      "a collection: the world restarted, every garbage object flagged, none "      \
+      "cleared yet",                                                                 \
       "ignored: a crash point")                                                      \
     X(GC_CLEAR, "gc.clear",                                                          \
       "a collection: one garbage object cleared (its children released)",            \
       "ignored: a crash point")                                                      \
     X(GC_FREE, "gc.free",                                                            \
-      "a collection: the collector's reference to one garbage object released",      \
+      "a collection: one garbage object freed (all of them cleared before)",         \
       "ignored: a crash point")
 
 typedef enum shr_fault_point {

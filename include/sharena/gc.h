@@ -132,7 +132,8 @@ typedef struct shr_gc_result {
     int generation;           /* collected generation */
     int reserved0;
     uint64_t collected;       /* unreachable objects freed */
-    uint64_t uncollectable;   /* unreachable objects that could not be freed (out of memory) */
+    uint64_t uncollectable;   /* unreachable objects left for the next collection (this thread
+                                 could not enter the gate to free them) */
     uint64_t candidates;      /* objects examined */
     uint64_t untraversable;   /* objects of types this process cannot traverse (kept) */
     uint64_t ttsp_ns;         /* time to stop the world */
