@@ -59,7 +59,7 @@
 
 _Thread_local uint32_t shr__gate_depth;
 _Thread_local thread_slot_t *shr__gate_ts;
-_Thread_local bool shr__gc_pending;
+_Thread_local shr_heap_t *shr__gc_pending;
 static _Thread_local bool collecting; /* this thread runs a collection */
 
 #define GC_STOP_TIMEOUT_MS 1000
@@ -111,8 +111,9 @@ static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automa
 /* The automatic collection: CPython's collect_generations. */
 void shr__gate_exit_slow(shr_heap_t *h)
 {
-    shr__gc_pending = false;
-    if (collecting) return;
+    bool due = shr__gc_pending == h;
+    shr__gc_pending = NULL;
+    if (collecting || !due) return;
     gc_global_t *g = shr__gc_global(h);
     uint32_t t0 = shr_load_relaxed(&g->gen[0].threshold);
     if (t0 == 0) return;
@@ -151,7 +152,7 @@ void shr__gc_count(shr_heap_t *h, int d)
     shr_store_relaxed(&t->delta, 0);
     fold(g, v);
     uint32_t t0 = shr_load_relaxed(&g->gen[0].threshold);
-    if (d > 0 && t0 && shr_load_relaxed(&g->gen[0].count) > (int64_t)t0 && !collecting) shr__gc_pending = true;
+    if (d > 0 && t0 && shr_load_relaxed(&g->gen[0].count) > (int64_t)t0 && !collecting) shr__gc_pending = h;
 }
 
 void shr__gc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
@@ -479,7 +480,7 @@ static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automa
     record(g, gen, &r);
 out:
     collecting = false;
-    shr__gc_pending = false;
+    shr__gc_pending = NULL;
     gc_unlock(h);
     scratch_free(&s);
     r.total_ns = shr__now_ns(CLOCK_MONOTONIC) - t_begin;

@@ -376,7 +376,7 @@ extern void (*shr__list_settle)(shr_heap_t *h, obj_t *o);
  * enters and exits. */
 extern _Thread_local uint32_t shr__gate_depth;
 extern _Thread_local thread_slot_t *shr__gate_ts;
-extern _Thread_local bool shr__gc_pending;
+extern _Thread_local shr_heap_t *shr__gc_pending; /* the heap whose collection is due */
 int shr__gate_slow(shr_heap_t *h);
 void shr__gate_exit_slow(shr_heap_t *h);
 
@@ -408,7 +408,7 @@ shr_inline void shr__gate_exit(shr_heap_t *h)
 {
     if (--shr__gate_depth) return;
     atomic_store_explicit(&shr__gate_ts->in_heap, 0, memory_order_release);
-    if (shr_unlikely(shr__gc_pending)) shr__gate_exit_slow(h);
+    if (shr_unlikely(shr__gc_pending != NULL)) shr__gate_exit_slow(h);
 }
 
 /* Count one container created (+1) or freed (-1) in this thread's slot;
