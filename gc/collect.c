@@ -271,6 +271,9 @@ typedef struct scratch {
     size_t *stack;
     size_t sn;
     uint64_t untraversable;
+    uint64_t *settle;   /* lists a dead thread holds, to repair between walks */
+    size_t nsettle, settle_cap;
+    bool no_settle;     /* the second walk: such a list is not traversed */
     bool nomem;
 } scratch_t;
 
@@ -298,7 +301,23 @@ static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
         s->c = p;
         s->cap = cap;
     }
-    if (o->type == SHR_TYPE_LIST && shr__list_settle) shr__list_settle(h, o); /* C4 */
+    if (o->type == SHR_TYPE_LIST && shr__list_unsettled && shr__list_unsettled(h, o)) { /* C4 */
+        if (s->no_settle) {
+            s->untraversable++; /* left as it is: kept, its items look referenced */
+            return;
+        }
+        if (s->nsettle == s->settle_cap) {
+            size_t cap = s->settle_cap ? s->settle_cap * 2 : 16;
+            uint64_t *p = realloc(s->settle, cap * sizeof *p);
+            if (!p) {
+                s->nomem = true;
+                return;
+            }
+            s->settle = p;
+            s->settle_cap = cap;
+        }
+        s->settle[s->nsettle++] = off;
+    }
     s->c[s->n++] = (cand_t){.off = off, .refs = (int64_t)rc, .ops = ops, .gen = obj_gen(f),
                             .state = f & OBJ_GARBAGE ? C_FLAGGED : 0};
 }
@@ -367,8 +386,23 @@ static void find_garbage(scratch_t *s)
         }
 }
 
+/* The walk, and, if it found lists a dead thread holds, their repair and a
+ * second walk: a repair may free objects, which must not happen during a
+ * walk, nor leave freed blocks among the candidates. */
+static void find_candidates(shr_heap_t *h, scratch_t *s)
+{
+    shr__obj_walk(h, walk_visit, s);
+    if (s->nomem || s->nsettle == 0) return;
+    for (size_t i = 0; i < s->nsettle; i++) shr__list_settle(h, obj_at(h, s->settle[i]));
+    s->n = 0;
+    s->untraversable = 0;
+    s->no_settle = true;
+    shr__obj_walk(h, walk_visit, s);
+}
+
 static void scratch_free(scratch_t *s)
 {
+    free(s->settle);
     free(s->c);
     free(s->index);
     free(s->stack);
@@ -438,7 +472,7 @@ static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automa
     if (rc) goto out;
     (void)SHR_FAULT(GC_STOPPED); /* a crash point: the world stopped, nothing examined */
 
-    shr__obj_walk(h, walk_visit, &s);
+    find_candidates(h, &s);
     if (s.nomem || build_index(&s) != 0) {
         restart_world(h);
         rc = -ENOMEM; /* nothing changed */

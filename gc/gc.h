@@ -361,9 +361,12 @@ void shr__node_types_register(void);
 const gc_type_ops_t *shr__type_ops_any(shr_heap_t *h, uint32_t id);
 /* This process's functions for lists (set by list/, which sits above). */
 extern const gc_type_ops_t *shr__list_ops;
-/* Called by the collector with the world stopped on each list it will
- * traverse: a list whose lock a dead thread holds is repaired and unlocked
- * first, so that traverse sees each item once (set by list/). */
+/* For the collector, with the world stopped: does this list's lock belong
+ * to a dead thread (its change half done: an item may be there twice)? And
+ * settle: repair the list as its next writer would, and unlock it. A repair
+ * may release a reference (a dead delete's item) and so free objects: the
+ * collector settles between walks, never during one (set by list/). */
+extern bool (*shr__list_unsettled)(shr_heap_t *h, obj_t *o);
 extern void (*shr__list_settle)(shr_heap_t *h, obj_t *o);
 
 /* ---- collect.c: the gate and the collector ---------------------------------

@@ -88,6 +88,7 @@ void shr__gc_release_child(shr_heap_t *h, shr_off_t child)
 }
 
 const gc_type_ops_t *shr__list_ops;
+bool (*shr__list_unsettled)(shr_heap_t *h, obj_t *o);
 void (*shr__list_settle)(shr_heap_t *h, obj_t *o);
 
 void *shr__gc_alloc(shr_heap_t *h, size_t size)

@@ -1097,6 +1097,12 @@ static pthread_once_t types_once = PTHREAD_ONCE_INIT;
 /* With the world stopped (collect.c), a list's lock can only be held by a
  * dead thread: its change is repaired and the lock released before the
  * list is traversed, so that no item is seen twice (C4). */
+static bool list_unsettled(shr_heap_t *h, obj_t *o)
+{
+    uint64_t owner = shr_load_relaxed(&((listobj_t *)o)->lock) & ~LOCK_WAITER;
+    return owner != 0 && shr__owner_gone(h, owner);
+}
+
 static void list_settle(shr_heap_t *h, obj_t *o)
 {
     listobj_t *l = (listobj_t *)o;
@@ -1111,6 +1117,7 @@ static void register_types(void)
     shr__str_types_register();
     shr__type_register(SHR_TYPE_LIST, &list_ops);
     shr__list_ops = &list_ops;
+    shr__list_unsettled = list_unsettled;
     shr__list_settle = list_settle;
     shr__alloc_set_root_check(root_check);
 }

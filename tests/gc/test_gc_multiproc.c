@@ -517,3 +517,56 @@ Test(gc_multiproc, random_kills_of_mutators_and_collectors)
     shr_list_close(work);
     shr_heap_close(h);
 }
+
+/* ---- a list whose writer died in the middle of a delete ------------------------ */
+
+static int die_in_pop(void *p)
+{
+    shr_heap_t *h = p;
+    shr_list_t *l;
+    if (shr_list_attach(h, "half", &l) != 0) return 80;
+    shr_fault_arm("list.shift", 1, SHR_FAULT_KILL); /* the delete's first move done */
+    shr_list_delete(l, 0);
+    return 81;
+}
+
+Test(gc_multiproc, a_list_left_half_changed_is_repaired_before_it_is_traversed)
+{
+    NEED_FAULTS();
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    uint64_t base = baseline(h);
+    shr_ref_t x, y; /* 96 bytes, as a list, and made before it: the walk meets them first */
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 40, &x), 0);
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 40, &y), 0);
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, "half", NULL, 0, &l), 0);
+    shr_ref_t lr;
+    cr_assert_eq(shr_list_ref(l, &lr), 0);
+    cr_assert_gt(lr.off, x.off, "the list after x in address order");
+    shr_obj_release(h, lr);
+    cr_assert_eq(shr_obj_set(h, x, 0, y), 0);
+    shr_value_t vx = shr_refval(x), vy = shr_refval(y), one = shr_int(1), two = shr_int(2);
+    cr_assert_eq(shr_list_append(l, &vx), 0);
+    cr_assert_eq(shr_list_append(l, &vy), 0);
+    cr_assert_eq(shr_list_append(l, &one), 0);
+    cr_assert_eq(shr_list_append(l, &two), 0);
+    shr_obj_release(h, x); /* x: held by item 0 only; y: by x, item 1 and our lease */
+    pid_t pid = shr_test_fork(die_in_pop, h);
+    cr_assert_eq(shr_test_wait(pid), 128 + SIGKILL);
+    /* item 1 (y) is now at 0 and 1 both: a traverse would count y twice. */
+    cr_assert_eq(collect_ok(h, 2), 0, "nothing is garbage: the repair freed x");
+    cr_assert_eq(shr_obj_refcount(h, y), 2, "y: item 0 and our lease, exactly");
+    cr_assert_eq(shr_list_len(l), 3, "the delete was finished");
+    shr_value_t got;
+    cr_assert_eq(shr_list_get(l, 0, &got), 0);
+    cr_assert_eq(got.type, SHR_REF);
+    cr_assert_eq(got.u.ref.off, y.off);
+    shr_value_release(h, &got);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_obj_release(h, y);
+    shr_list_close(l);
+    cr_assert_eq(shr_list_unlink(h, "half"), 0);
+    cr_assert_eq(shr_test_blocks_in_use(h), base);
+    shr_heap_close(h);
+}
