@@ -50,10 +50,13 @@
  * dead processes), never inside the gate.
  */
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gc.h"
 
@@ -63,6 +66,50 @@ _Thread_local shr_heap_t *shr__gc_pending;
 static _Thread_local bool collecting; /* this thread runs a collection */
 
 #define GC_STOP_TIMEOUT_MS 1000
+
+/* ---- the asymmetric gate (gc.h) ------------------------------------------------ */
+
+_Atomic bool shr__gate_asym;
+static bool membarrier_ok; /* the kernel has MEMBARRIER_CMD_GLOBAL_EXPEDITED */
+static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
+
+static long sys_membarrier(int cmd) { return syscall(__NR_membarrier, cmd, 0, 0); }
+
+static void gate_register(void)
+{
+    shr__gate_asym = membarrier_ok && sys_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
+}
+
+/* A fork child registers itself again (the parent's registration is not
+ * relied on); until that returns it takes the symmetric gate. */
+static void gate_fork_child(void)
+{
+    shr__gate_asym = false;
+    gate_register();
+}
+
+static void gate_setup(void)
+{
+    long q = sys_membarrier(MEMBARRIER_CMD_QUERY);
+    membarrier_ok = q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+                    (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+    gate_register();
+    pthread_atfork(NULL, NULL, gate_fork_child);
+}
+
+void shr__gate_init(void) { pthread_once(&gate_once, gate_setup); }
+
+/* The collector's half of the asymmetric gate: after its store of the
+ * request, a barrier on every thread that may have read no request. 0, or
+ * -errno (then the request must be withdrawn: a registered thread may not
+ * have seen it). Without the membarrier no process registered: nothing to
+ * do. */
+static int gate_barrier(void)
+{
+    shr__gate_init(); /* membarrier_ok is this kernel's: the same for every process */
+    if (!membarrier_ok) return 0;
+    return sys_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0 ? 0 : -errno;
+}
 
 static uint64_t stop_timeout_ns(void)
 {
@@ -216,6 +263,11 @@ static int stop_world(shr_heap_t *h, shr_tctx_t *me, shr_gc_result_t *r)
 {
     gc_global_t *g = shr__gc_global(h);
     atomic_store_explicit(&g->requested, shr__owner_word(me), memory_order_seq_cst);
+    int brc = gate_barrier();
+    if (brc) {
+        atomic_store_explicit(&g->requested, 0, memory_order_seq_cst);
+        return brc;
+    }
     uint64_t deadline = shr__now_ns(CLOCK_MONOTONIC) + stop_timeout_ns();
     uint32_t hwm = shr_load_acquire(&h->hdr->threads_hwm);
     if (hwm > h->max_threads) hwm = h->max_threads;

@@ -374,9 +374,25 @@ extern void (*shr__list_settle)(shr_heap_t *h, obj_t *o);
  * Every object or list operation runs between shr__gate_enter and
  * shr__gate_exit: the thread's slot says in_heap = 1 while it runs, and a
  * thread entering while a collector asks the world to stop waits at the
- * gate (a store, a seq_cst exchange-free Dekker with the collector's store
- * of `requested` and its loads of in_heap). Calls nest: only the outermost
- * enters and exits. */
+ * gate. The store of in_heap and the load of `requested` that follows it
+ * are a Dekker pair with the collector's store of `requested` and its loads
+ * of in_heap. Two ways to order them:
+ *   asymmetric  (shr__gate_asym: this process is registered with
+ *               membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED)) a
+ *               relaxed store, a compiler barrier, a relaxed load; the
+ *               collector issues membarrier(GLOBAL_EXPEDITED) after its
+ *               store, which runs a full barrier on every running thread
+ *               of every registered process (a thread not running passed
+ *               one when it was switched out);
+ *   symmetric   a seq_cst store and a seq_cst load (an xchg on x86): when
+ *               the kernel has no such membarrier, before this process has
+ *               registered, and under ThreadSanitizer (which checks this
+ *               protocol and does not model membarrier).
+ * Calls nest: only the outermost enters and exits. */
+extern _Atomic bool shr__gate_asym;
+/* Register this process for the asymmetric gate (once, and again in a fork
+ * child); called when a heap is opened. */
+void shr__gate_init(void);
 extern _Thread_local uint32_t shr__gate_depth;
 extern _Thread_local thread_slot_t *shr__gate_ts;
 extern _Thread_local shr_heap_t *shr__gc_pending; /* the heap whose collection is due */
@@ -401,9 +417,17 @@ shr_inline int shr__gate_enter(shr_heap_t *h)
     if (shr_unlikely(!c)) return -errno;
     shr__gate_depth = 1;
     shr__gate_ts = c->ts;
+    _Atomic uint64_t *req = &shr__gc_global(h)->requested;
+#if !defined(__SANITIZE_THREAD__)
+    if (shr_likely(atomic_load_explicit(&shr__gate_asym, memory_order_relaxed))) {
+        atomic_store_explicit(&c->ts->in_heap, 1, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst); /* the collector's membarrier does the rest */
+        if (shr_unlikely(atomic_load_explicit(req, memory_order_relaxed) != 0)) return shr__gate_slow(h);
+        return 0;
+    }
+#endif
     atomic_store_explicit(&c->ts->in_heap, 1, memory_order_seq_cst);
-    if (shr_unlikely(atomic_load_explicit(&shr__gc_global(h)->requested, memory_order_seq_cst) != 0))
-        return shr__gate_slow(h);
+    if (shr_unlikely(atomic_load_explicit(req, memory_order_seq_cst) != 0)) return shr__gate_slow(h);
     return 0;
 }
 
