@@ -60,22 +60,28 @@ obj_t *shr__obj_new_container(shr_heap_t *h, uint32_t type, size_t size, const v
         errno = ENOMEM;
         return NULL;
     }
-    obj_t *o = shr__obj_block_alloc(h, size);
+    /* A guarded heap (SHR_HEAP_GUARDS, a debug layout) keeps its containers
+     * in ordinary, guarded blocks: the object pools have no guard layout.
+     * They are not tracked, and the collector does not find them (gc.md
+     * §9: their cycles leak). */
+    bool tracked = !(h->flags & SHR_HEAP_GUARDS);
+    obj_t *o = tracked ? shr__obj_block_alloc(h, size) : shr_malloc(h, size);
     if (!o) return NULL;
+    if (!tracked) shr_store_relaxed(&o->refcnt, 0);
     SHR_ASSERT(shr_load_relaxed(&o->refcnt) == 0); /* the object pools' guarantee */
     memset((char *)o + sizeof(obj_t), 0, size - sizeof(obj_t));
     if (init_len) memcpy((char *)o + sizeof(obj_t), init, init_len);
     o->type = type;
-    shr_store_relaxed(&o->flags, OBJ_TRACKED); /* generation 0 */
+    shr_store_relaxed(&o->flags, tracked ? OBJ_TRACKED : 0); /* generation 0 */
     /* Commit: from here a collector's walk sees a complete, empty container. */
     atomic_store_explicit(&o->refcnt, 1, memory_order_release);
-    shr__gc_count(h, +1);
+    if (tracked) shr__gc_count(h, +1);
     return o;
 }
 
 void shr__obj_free(shr_heap_t *h, obj_t *o)
 {
-    shr__gc_count(h, -1);
+    if (shr_load_relaxed(&o->flags) & OBJ_TRACKED) shr__gc_count(h, -1);
     shr_store_relaxed(&o->refcnt, 0); /* the object pools' rule: 0 when freed */
     shr_free(h, o);
 }

@@ -427,3 +427,27 @@ Test(gc_api, result_and_generation_bits)
     shr_obj_release(h, a);
     done(h);
 }
+
+Test(gc_api, a_guarded_heap_keeps_its_containers_in_guarded_blocks)
+{
+    shr_heap_options_t o;
+    shr_heap_options_init(&o);
+    o.flags = SHR_HEAP_GUARDS;
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), &o, &h), 0);
+    shr_list_t *l, *again;
+    cr_assert_eq(shr_list_create(h, "guarded", NULL, 0, &l), 0);
+    shr_ref_t a = node(h, 1, 8);
+    shr_value_t v = shr_refval(a);
+    cr_assert_eq(shr_list_append(l, &v), 0);
+    cr_assert_eq(shr_list_attach(h, "guarded", &again), 0, "the named list checks as a list");
+    shr_list_close(again);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0, "every container has its guards");
+    shr_gc_result_t r = SHR_GC_RESULT_INIT;
+    cr_assert_eq(shr_gc_collect(h, 2, &r), 0);
+    cr_assert_eq(r.candidates, 0, "not in object pools: the collector does not see them");
+    shr_obj_release(h, a);
+    shr_list_close(l);
+    cr_assert_eq(shr_list_unlink(h, "guarded"), 0);
+    done(h);
+}
