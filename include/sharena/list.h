@@ -124,9 +124,9 @@ void shr_value_release(shr_heap_t *heap, shr_value_t *value);
  * visit(value, arg) is called while the item cannot change, and its return
  * value is returned. A str or bytes value points into the heap and is valid
  * only during the call, which runs under the list's lock: it must be short
- * and must not call sharena. A list item is passed after the lock is
- * released, as shr_list_get returns it (a handle the visitor owns and must
- * release). SHR_EINDEX outside [-len, len), and visit is not called. */
+ * and must not call sharena. A list or object item (SHR_LIST, SHR_REF) is
+ * passed after the lock is released, as shr_list_get returns it (a handle
+ * or a ref the visitor owns and must release). SHR_EINDEX outside [-len, len), and visit is not called. */
 typedef int (*shr_item_fn)(const shr_value_t *value, void *arg);
 int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg);
 
