@@ -662,6 +662,102 @@ static int cmd_help(const cli_cmd_t *cmd, int argc, char **argv)
 
 /* ---- stats and check: attach, ask the allocator, detach ------------------- */
 
+/* Durations for people: ns, us, ms or s with three digits. */
+static const char *fmt_ns(uint64_t ns, char *buf, size_t n)
+{
+    if (ns < 1000) snprintf(buf, n, "%" PRIu64 " ns", ns);
+    else if (ns < 1000000) snprintf(buf, n, "%.1f us", ns / 1e3);
+    else if (ns < 1000000000) snprintf(buf, n, "%.1f ms", ns / 1e6);
+    else snprintf(buf, n, "%.2f s", ns / 1e9);
+    return buf;
+}
+
+/* The cycle collector's part of `sharena stats`: one line per generation. */
+static int gc_stats_print(shr_heap_t *h, FILE *out)
+{
+    shr_gc_stats_t st;
+    int64_t count[3];
+    uint32_t thr[3];
+    int rc = shr_gc_get_stats(h, &st);
+    if (rc == 0) rc = shr_gc_get_count(h, count);
+    if (rc == 0) rc = shr_gc_get_threshold(h, thr);
+    if (rc) return rc;
+    char a[32], b[32], c[32];
+    fprintf(out, "\n# cycle collector%s\n", thr[0] ? "" : " (automatic collections disabled: threshold 0)");
+    fprintf(out, "%-10s %9s %9s %11s %11s %13s %10s %10s %10s\n", "generation", "threshold", "count",
+            "collections", "collected", "uncollectable", "pause", "max pause", "max stop");
+    for (int g = 0; g < 3; g++) {
+        const shr_gc_gen_stats_t *s = &st.gen[g];
+        uint64_t avg = s->collections ? s->pause_ns_total / s->collections : 0;
+        fprintf(out, "%-10d %9" PRIu32 " %9" PRId64 " %11" PRIu64 " %11" PRIu64 " %13" PRIu64 " %10s %10s %10s\n", g,
+                thr[g], count[g], s->collections, s->collected, s->uncollectable, fmt_ns(avg, a, sizeof a),
+                fmt_ns(s->pause_ns_max, b, sizeof b), fmt_ns(s->ttsp_ns_max, c, sizeof c));
+    }
+    fprintf(out, "long-lived: %" PRIu64 " after the last full collection, %" PRIu64 " pending\n",
+            st.long_lived_total, st.long_lived_pending);
+    fprintf(out, "automatic collections that could not stop the world: %" PRIu64 "\n", st.auto_failures);
+    return 0;
+}
+
+static void gc_result_print(const char *name, const shr_gc_result_t *r)
+{
+    char a[32], b[32], c[32];
+    printf("%s: generation %d: %" PRIu64 " collected, %" PRIu64 " uncollectable, %" PRIu64
+           " examined (%" PRIu64 " of types this process cannot traverse kept); pause %s, time to stop %s, "
+           "total %s; %" PRIu32 " threads waited for, %" PRIu32 " dead skipped\n",
+           name, r->generation, r->collected, r->uncollectable, r->candidates, r->untraversable,
+           fmt_ns(r->pause_ns, a, sizeof a), fmt_ns(r->ttsp_ns, b, sizeof b), fmt_ns(r->total_ns, c, sizeof c),
+           r->stopped_threads, r->dead_skipped);
+}
+
+/* `sharena gc collect NAME [--generation N]`. */
+static int cmd_gc(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *name = NULL, *gen = "2";
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        print_cmd_help(cmd, stdout);
+        return CLI_HELP;
+    }
+    if (argc < 2) return cli_usage_error(cmd, "missing subcommand (collect)");
+    if (strcmp(argv[1], "collect") != 0) return cli_usage_error(cmd, "unknown subcommand '%s'", argv[1]);
+    const cli_opt_t opts[] = {{"generation", 'g', NULL, &gen}, {NULL, 0, NULL, NULL}};
+    int rc = cli_parse(cmd, argc - 1, argv + 1, opts, &name);
+    if (rc != CLI_OK) return rc;
+    if (!name) return cli_usage_error(cmd, "missing NAME");
+    if (strlen(gen) != 1 || gen[0] < '0' || gen[0] > '2')
+        return cli_usage_error(cmd, "invalid generation '%s' (0, 1 or 2)", gen);
+    shr_heap_t *h;
+    if ((rc = shr_heap_attach(name, &h)) != 0) return cli_fail(cmd, name, rc);
+    shr_gc_result_t r = SHR_GC_RESULT_INIT;
+    int64_t n = shr_gc_collect(h, gen[0] - '0', &r);
+    shr_heap_close(h);
+    if (n < 0) return cli_fail(cmd, name, (int)n);
+    gc_result_print(name, &r);
+    return CLI_OK;
+}
+
+/* `sharena recover NAME`: reclaim the dead, release their references,
+ * collect. */
+static int cmd_recover(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *name = NULL;
+    shr_heap_t *h;
+    int rc = cli_parse(cmd, argc, argv, NULL, &name);
+    if (rc != CLI_OK) return rc;
+    if ((rc = shr_heap_attach(name, &h)) != 0) return cli_fail(cmd, name, rc);
+    shr_lease_stats_t after;
+    int reclaimed = shr_heap_recover(h); /* attaching swept already: this finds what died since */
+    shr_lease_stats(h, &after);
+    shr_gc_result_t r = SHR_GC_RESULT_INIT;
+    int64_t n = reclaimed < 0 ? reclaimed : shr_gc_collect(h, 2, &r);
+    shr_heap_close(h);
+    if (n < 0) return cli_fail(cmd, name, (int)n);
+    printf("%s: dead processes reclaimed, %" PRIu64 " references released for the dead (in all)\n", name,
+           after.released_for_dead);
+    gc_result_print(name, &r);
+    return CLI_OK;
+}
+
 static int cmd_stats(const cli_cmd_t *cmd, int argc, char **argv)
 {
     const char *name = NULL;
@@ -670,6 +766,7 @@ static int cmd_stats(const cli_cmd_t *cmd, int argc, char **argv)
     if (rc != CLI_OK) return rc;
     if ((rc = shr_heap_attach(name, &h)) != 0) return cli_fail(cmd, name, rc);
     rc = shr_heap_stats_print(h, stdout);
+    if (rc == 0) rc = gc_stats_print(h, stdout);
     shr_heap_close(h);
     return rc ? cli_fail(cmd, name, rc) : CLI_OK;
 }
@@ -770,7 +867,9 @@ static const cli_cmd_t cmds[] = {
      "Attach to NAME and print its statistics in the shape of CPython's\n"
      "sys._debugmallocstats(): per size class, pools, blocks in use and free,\n"
      "calls; arenas; the byte lines that sum to arenas x 256 KiB; large blocks,\n"
-     "chunks, blocks left by dead processes, committed and reserved bytes.\n"
+     "chunks, blocks left by dead processes, committed and reserved bytes; then\n"
+     "the cycle collector's generations: threshold, count, collections, objects\n"
+     "collected, mean and longest pause, longest time to stop.\n"
      "\n"
      "options:\n"
      "  -h, --help              show this help"},
@@ -782,6 +881,28 @@ static const cli_cmd_t cmds[] = {
      "usable_arenas order, pools and their free lists, orphans, large page runs,\n"
      "guard bytes, roots). Prints 'NAME: ok', or each violation on stderr and\n"
      "exits 1. Safe while other processes use the heap.\n"
+     "\n"
+     "options:\n"
+     "  -h, --help              show this help"},
+    {"gc", cmd_gc, "NAME", false,
+     "collect NAME [--generation N]",
+     "run the cycle collector",
+     "Attach to NAME and collect generation N (0, 1 or 2; default 2, a full\n"
+     "collection) with the world stopped: every process attached finishes the\n"
+     "object or list call it is in and waits at its next one. Prints what was\n"
+     "collected, the pause (stop request to restart) and the time to stop. Fails\n"
+     "with \"Connection timed out\" when a live process did not stop within the stop\n"
+     "timeout (1 s; SHARENA_GC_STOP_TIMEOUT_MS): then nothing was changed.\n"
+     "\n"
+     "options:\n"
+     "  -g, --generation N      the oldest generation to collect (default 2)\n"
+     "  -h, --help              show this help"},
+    {"recover", cmd_recover, "NAME", false,
+     "NAME",
+     "reclaim dead processes, release their references, collect",
+     "Attach to NAME, reclaim the entries of processes that died (their pools,\n"
+     "locks and thread slots), release every reference they held (their leases),\n"
+     "then run a full collection, which frees the cycles they left unreachable.\n"
      "\n"
      "options:\n"
      "  -h, --help              show this help"},

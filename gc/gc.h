@@ -4,8 +4,18 @@
  *
  *   bytes 0..7    refcnt   atomic; 0 once dead (the allocator never writes
  *                          these bytes of a free block, so it stays 0)
- *   bytes 8..11   type     id, resolved through this process's type table
- *   bytes 12..15  flags    reserved for the cycle collector; 0
+ *   bytes 8..11   type     id: str, bytes, list (this process's type table),
+ *                          SHR_TYPE_NODE, or a declared user type
+ *   bytes 12..15  flags    the collector's: OBJ_TRACKED | generation << 1,
+ *                          written in one store, by the creator before the
+ *                          refcount (the object's commit point) and by a
+ *                          collector only while the world is stopped
+ *
+ * Containers (lists, nodes, user types) are allocated from object pools
+ * (shr__obj_block_alloc), which hold nothing else: the collector finds
+ * every container by walking those pools in address order with the world
+ * stopped (gc/collect.c; docs/design/gc.md). str and bytes hold no
+ * references and live in ordinary blocks.
  *
  * Bytes 8..15 of a free block are the allocator's free-list link: a freed
  * object's type and flags are overwritten, its refcount is not. The
@@ -46,14 +56,30 @@
 
 /* Built-in type ids. 0 is never a type. (A freed block's bytes 8..15, where
  * the type and flags were, hold the allocator's free-list link; only the
- * refcount at bytes 0..7 is left alone, and reads 0.) */
+ * refcount at bytes 0..7 is left alone, and reads 0.) Nodes and user types
+ * have ids of the public range (SHR_TYPE_NODE, SHR_TYPE_USER_FIRST + i),
+ * which the type table below does not index. */
 enum { SHR_TYPE_STR = 1, SHR_TYPE_BYTES = 2, SHR_TYPE_LIST = 3, SHR_TYPE_MAX = 64 };
 
 typedef struct obj {
     _Atomic uint64_t refcnt;
     uint32_t type;
-    uint32_t flags;   /* reserved for the cycle collector; 0 */
+    _Atomic uint32_t flags;   /* OBJ_TRACKED | gen << OBJ_GEN_SHIFT (containers), else 0 */
 } obj_t;
+
+/* obj_t.flags. A container is created TRACKED in generation 0; a survivor
+ * of a collection of generation g moves to min(g + 1, 2) by one store of the
+ * whole word, so a collector that dies between two stores leaves every
+ * object in exactly one generation. */
+#define OBJ_TRACKED 1u
+#define OBJ_GEN_SHIFT 1
+#define OBJ_GEN_MASK (3u << OBJ_GEN_SHIFT)
+/* Set by a collector on each object it found to be garbage, before it
+ * clears any: unreachable for good (no finalizers, no weak references), so
+ * the next collector frees such an object whatever its count says. */
+#define OBJ_GARBAGE (1u << 3)
+static inline uint32_t obj_gen(uint32_t flags) { return (flags & OBJ_GEN_MASK) >> OBJ_GEN_SHIFT; }
+
 
 /* The block contract with alloc/: bytes 0..7 are the refcount, never written
  * by the allocator; bytes 8..15 (type, flags) are its free-list link. */
@@ -106,11 +132,52 @@ typedef struct lease_area {
     _Atomic uint64_t table; /* offset of this process's lease_table_t, or 0 */
 } lease_area_t;
 
+/* A declared user type (shr_obj_type_declare): committed by storing
+ * `state` = 1 last, under the collector's mutex; never changed after. */
+typedef struct gc_type_decl {
+    _Atomic uint32_t state;      /* 0 free, 1 declared */
+    uint32_t nslots;
+    uint64_t payload;
+    char name[SHR_TYPE_NAME_MAX + 1];
+} gc_type_decl_t;
+
+/* Statistics of one generation (under the collector's mutex). */
+typedef struct gc_gen {
+    _Atomic uint32_t threshold;
+    uint32_t pad;
+    _Atomic int64_t count;       /* gen 0: containers created - freed (folded
+                                    in batches); gen 1, 2: collections of the
+                                    generation below since this one's last */
+    _Atomic uint64_t collections, collected, uncollectable;
+    _Atomic uint64_t pause_ns_total, pause_ns_max, ttsp_ns_max;
+} gc_gen_t;
+
 /* The gc layer's global region. */
 typedef struct gc_global {
     _Atomic uint64_t dead;       /* tables of dead processes, a stack (offsets) */
     _Atomic uint64_t released;   /* references released for the dead, ever */
+    /* The gate (collect.c): the owner word (owner.c) of the collector that
+     * asks the world to stop, 0 when none does. */
+    _Atomic uint64_t requested;
+    _Atomic uint64_t auto_failures;
+    _Atomic uint64_t long_lived_total, long_lived_pending;
+    _Atomic uint64_t epoch;      /* collections begun, ever */
+    uint64_t reserved;
+    gc_gen_t gen[3];
+    gc_type_decl_t types[SHR_TYPE_USER_MAX];
+    /* The collector's mutex: one collection at a time. Robust: a collector
+     * that dies leaves nothing to repair (its scratch is private memory). */
+    pthread_mutex_t mu __attribute__((aligned(64)));
 } gc_global_t;
+
+/* The gc region of a thread slot: its count of containers created minus
+ * freed not yet folded into gen[0].count (folded every GC_FOLD, and when
+ * the slot is released). Written by its thread only. */
+typedef struct gc_tslot {
+    _Atomic int64_t delta;
+    uint64_t reserved[7];
+} gc_tslot_t;
+#define GC_FOLD 64
 
 _Static_assert(sizeof(lease_entry_t) == 16 && offsetof(lease_entry_t, n) == 8, "lease_entry_t");
 _Static_assert(sizeof(lease_table_t) == 32 && offsetof(lease_table_t, used) == 8 &&
@@ -121,7 +188,12 @@ _Static_assert(sizeof(lease_table_t) == 32 && offsetof(lease_table_t, used) == 8
  * word follows the mutex, 8-aligned. */
 _Static_assert(offsetof(lease_area_t, table) == SHR_ALIGN_UP(sizeof(pthread_mutex_t), 8),
                "lease_area_t: table right after the mutex");
-_Static_assert(sizeof(gc_global_t) == 16 && offsetof(gc_global_t, released) == 8, "gc_global_t");
+_Static_assert(offsetof(gc_global_t, released) == 8 && offsetof(gc_global_t, requested) == 16 &&
+                   offsetof(gc_global_t, gen) == 64 && sizeof(gc_gen_t) == 64 &&
+                   offsetof(gc_global_t, types) == 64 + 3 * 64 && sizeof(gc_type_decl_t) == 48 &&
+                   offsetof(gc_global_t, mu) % 64 == 0,
+               "gc_global_t");
+_Static_assert(sizeof(gc_tslot_t) == 64, "gc_tslot_t");
 
 /* The gc layer's layout constants are the SHR_CONST_OBJ_SIZE and
  * SHR_CONST_LEASE_AREA slots of the header's consts[] (shm.h). */
@@ -136,6 +208,21 @@ const gc_type_ops_t *shr__type_ops(uint32_t id);
  * the caller, who must publish it or release it. NULL with errno. Fault
  * point obj.alloc. */
 obj_t *shr__obj_new(shr_heap_t *h, uint32_t type, size_t size);
+/* A new container: a block of an object pool, zeroed past the header,
+ * then init_len bytes of init copied after the header,
+ * TRACKED in generation 0, refcount 1 stored last (its commit point: a
+ * walker skips it until then, and finds it consistent after). Counts
+ * towards generation 0. Caller inside the gate. NULL with errno. */
+obj_t *shr__obj_new_container(shr_heap_t *h, uint32_t type, size_t size, const void *init, size_t init_len);
+/* A container's dealloc ends with this, once its children are released and
+ * its parts freed: counts it off generation 0, stores refcount 0 (a
+ * collector's dealloc of garbage comes with a count left) and frees the
+ * block. */
+void shr__obj_free(shr_heap_t *h, obj_t *o);
+/* A clear's release of a child it detached: a decref, unless the child is
+ * garbage a collector is freeing (OBJ_GARBAGE: its count no longer matters,
+ * collect.c C3). */
+void shr__gc_release_child(shr_heap_t *h, shr_off_t child);
 
 static inline obj_t *obj_at(const shr_heap_t *h, shr_off_t off) { return (obj_t *)(h->base + off); }
 
@@ -224,6 +311,141 @@ uint64_t shr__lease_count(shr_heap_t *h);
 uint64_t shr__lease_released(shr_heap_t *h);
 /* At close: release what this process still holds. */
 void shr__gc_close(shr_heap_t *h);
+
+/* Does this process hold a lease on off? (Validates a caller's shr_ref_t.) */
+bool shr__lease_held(shr_heap_t *h, shr_off_t off);
+
+/* ---- node.c: nodes and user types ------------------------------------------
+ *
+ *   node   [ obj_t 16 | nslots 4 | pad 4 | payload 8 | ext 8 | lock 8 | slots 8 x nslots | payload ]
+ *
+ * ext == 0: the slots and the payload follow the header in the block, which
+ * is at most SHR_MEDIUM_REQUEST_THRESHOLD. Else they are in an ordinary
+ * block at offset ext (slots first), so that the header stays in an object
+ * pool however big the node is. nslots, payload and ext are written before
+ * the refcount (the commit point) and never change; a slot holds 0 or the
+ * offset of an object it holds a reference to, and changes by one exchange
+ * under the node's lock (an owner word, gc.h; a dead owner's lock is taken
+ * over, as a slot is never half changed). A get takes its reference under
+ * the lock, so that a set cannot free the child in between (a child's
+ * block may be reused for anything once freed: no try_incref here).
+ * User-type objects have the same layout, with their declared sizes. */
+typedef struct nodeobj {
+    obj_t ob;
+    uint32_t nslots;
+    uint32_t pad;
+    uint64_t payload;
+    uint64_t ext;
+    _Atomic uint64_t lock;
+    _Atomic uint64_t slot[];
+} nodeobj_t;
+_Static_assert(sizeof(nodeobj_t) == 48 && offsetof(nodeobj_t, ext) == 32 && offsetof(nodeobj_t, lock) == 40,
+               "nodeobj_t");
+#define NODE_MAX_SLOTS (1u << 24)
+
+static inline bool shr__is_node_type(uint32_t t)
+{
+    return t == SHR_TYPE_NODE || (t >= SHR_TYPE_USER_FIRST && t < SHR_TYPE_USER_FIRST + SHR_TYPE_USER_MAX);
+}
+static inline _Atomic uint64_t *node_slots(const shr_heap_t *h, nodeobj_t *n)
+{
+    return n->ext ? (_Atomic uint64_t *)shr__ptr(h, n->ext) : n->slot;
+}
+/* What is wrong with the node at off (a root's, or an item's, read from data
+ * nobody has checked), or NULL. */
+const char *shr__node_problem(shr_heap_t *h, uint64_t off);
+/* Register the node types' functions (idempotent). */
+void shr__node_types_register(void);
+/* The functions for any type id, nodes and user types included (NULL for a
+ * type this process cannot traverse). */
+const gc_type_ops_t *shr__type_ops_any(shr_heap_t *h, uint32_t id);
+/* This process's functions for lists (set by list/, which sits above). */
+extern const gc_type_ops_t *shr__list_ops;
+/* For the collector, with the world stopped: does this list's lock belong
+ * to a dead thread (its change half done: an item may be there twice)? And
+ * settle: repair the list as its next writer would, and unlock it. A repair
+ * may release a reference (a dead delete's item) and so free objects: the
+ * collector settles between walks, never during one (set by list/). */
+extern bool (*shr__list_unsettled)(shr_heap_t *h, obj_t *o);
+extern void (*shr__list_settle)(shr_heap_t *h, obj_t *o);
+
+/* ---- collect.c: the gate and the collector ---------------------------------
+ *
+ * Every object or list operation runs between shr__gate_enter and
+ * shr__gate_exit: the thread's slot says in_heap = 1 while it runs, and a
+ * thread entering while a collector asks the world to stop waits at the
+ * gate. The store of in_heap and the load of `requested` that follows it
+ * are a Dekker pair with the collector's store of `requested` and its loads
+ * of in_heap. Two ways to order them:
+ *   asymmetric  (shr__gate_asym: this process is registered with
+ *               membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED)) a
+ *               relaxed store, a compiler barrier, a relaxed load; the
+ *               collector issues membarrier(GLOBAL_EXPEDITED) after its
+ *               store, which runs a full barrier on every running thread
+ *               of every registered process (a thread not running passed
+ *               one when it was switched out);
+ *   symmetric   a seq_cst store and a seq_cst load (an xchg on x86): when
+ *               the kernel has no such membarrier, before this process has
+ *               registered, and under ThreadSanitizer (which checks this
+ *               protocol and does not model membarrier).
+ * Calls nest: only the outermost enters and exits. */
+extern _Atomic bool shr__gate_asym;
+/* Register this process for the asymmetric gate (once, and again in a fork
+ * child); called when a heap is opened. */
+void shr__gate_init(void);
+extern _Thread_local uint32_t shr__gate_depth;
+extern _Thread_local thread_slot_t *shr__gate_ts;
+extern _Thread_local shr_heap_t *shr__gc_pending; /* the heap whose collection is due */
+int shr__gate_slow(shr_heap_t *h);
+void shr__gate_exit_slow(shr_heap_t *h);
+
+static inline gc_global_t *shr__gc_global(const shr_heap_t *h)
+{
+    return (gc_global_t *)shr__seg_global(h, SHR_LAYER_GC);
+}
+
+/* 0, or a negative code (no thread slot; SHR_ELOCKTIMEOUT when a live
+ * collector keeps the world stopped past the lock timeout), and then the
+ * gate was not entered. */
+shr_inline int shr__gate_enter(shr_heap_t *h)
+{
+    if (shr__gate_depth) {
+        shr__gate_depth++;
+        return 0;
+    }
+    shr_tctx_t *c = shr__tctx(h);
+    if (shr_unlikely(!c)) return -errno;
+    shr__gate_depth = 1;
+    shr__gate_ts = c->ts;
+    _Atomic uint64_t *req = &shr__gc_global(h)->requested;
+#if !defined(__SANITIZE_THREAD__)
+    if (shr_likely(atomic_load_explicit(&shr__gate_asym, memory_order_relaxed))) {
+        atomic_store_explicit(&c->ts->in_heap, 1, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst); /* the collector's membarrier does the rest */
+        if (shr_unlikely(atomic_load_explicit(req, memory_order_relaxed) != 0)) return shr__gate_slow(h);
+        return 0;
+    }
+#endif
+    atomic_store_explicit(&c->ts->in_heap, 1, memory_order_seq_cst);
+    if (shr_unlikely(atomic_load_explicit(req, memory_order_seq_cst) != 0)) return shr__gate_slow(h);
+    return 0;
+}
+
+shr_inline void shr__gate_exit(shr_heap_t *h)
+{
+    if (--shr__gate_depth) return;
+    atomic_store_explicit(&shr__gate_ts->in_heap, 0, memory_order_release);
+    if (shr_unlikely(shr__gc_pending != NULL)) shr__gate_exit_slow(h);
+}
+
+/* Count one container created (+1) or freed (-1) in this thread's slot;
+ * folds every GC_FOLD and then decides whether an automatic collection is
+ * due (shr__gc_pending: run at the gate's exit). */
+void shr__gc_count(shr_heap_t *h, int d);
+/* Fold a released slot's residue (the registry's thread_release hook). */
+void shr__gc_thread_release(shr_heap_t *h, uint32_t slot, bool dead);
+/* Initialise the collector's part of a new segment. */
+int shr__gc_collect_init(shr_heap_t *h);
 
 /* ---- the layer ------------------------------------------------------------ */
 

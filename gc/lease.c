@@ -227,6 +227,18 @@ int shr__lease_remove(shr_heap_t *h, shr_off_t off)
     return rc;
 }
 
+bool shr__lease_held(shr_heap_t *h, shr_off_t off)
+{
+    if (!shr__proc_registered_here(h)) return false;
+    lease_area_t *a = my_area(h);
+    if (area_lock(h, a) != 0) return false;
+    lease_table_t *t = table_of(h, a);
+    lease_entry_t *e = t ? find(t, off, false) : NULL;
+    bool held = e && shr_load_relaxed(&e->n) != 0;
+    area_unlock(a);
+    return held;
+}
+
 uint64_t shr__lease_released(shr_heap_t *h) { return shr_load_relaxed(&gc_global(h)->released); }
 
 uint64_t shr__lease_count(shr_heap_t *h)
@@ -317,7 +329,14 @@ int shr__gc_drain_dead(shr_heap_t *h)
     gc_global_t *g = gc_global(h);
     int released = 0;
     if (shr_load_relaxed(&g->dead) == 0) return 0;
-    if (shr__lock(h, SHR_LOCK_GC) != 0) return SHR_ELOCK;
+    /* Its decrefs free objects: inside the collector's gate (a collector
+     * that drains before it stops the world passes its own request). */
+    int grc = shr__gate_enter(h);
+    if (grc) return grc;
+    if (shr__lock(h, SHR_LOCK_GC) != 0) {
+        shr__gate_exit(h);
+        return SHR_ELOCK;
+    }
     queue_sanitize(h, g);
     /* Each table is released where it lies on the queue and unlinked only
      * once empty: a drainer that dies part way leaves the rest for the next
@@ -354,6 +373,7 @@ int shr__gc_drain_dead(shr_heap_t *h)
         shr_free(h, t);
     }
     shr__unlock(h, SHR_LOCK_GC);
+    shr__gate_exit(h);
     atomic_fetch_add_explicit(&g->released, (uint64_t)released, memory_order_relaxed);
     return released;
 }
@@ -393,12 +413,14 @@ static void gc_proc_claim(shr_heap_t *h, uint32_t proc)
     shr_store_relaxed(&((lease_area_t *)shr__seg_proc_area(h, SHR_LAYER_GC, proc))->table, 0);
 }
 
-static const shr__layer_hooks_t gc_hooks = {.proc_release = gc_proc_release, .proc_claim = gc_proc_claim};
+static const shr__layer_hooks_t gc_hooks = {
+    .thread_release = shr__gc_thread_release, .proc_release = gc_proc_release, .proc_claim = gc_proc_claim};
 
 void shr__gc_params(shr__seg_params_t *p)
 {
     p->global_size[SHR_LAYER_GC] = sizeof(gc_global_t);
     p->proc_size[SHR_LAYER_GC] = sizeof(lease_area_t);
+    p->thread_size[SHR_LAYER_GC] = sizeof(gc_tslot_t);
     p->consts[SHR_CONST_OBJ_SIZE] = sizeof(obj_t);
     p->consts[SHR_CONST_LEASE_AREA] = sizeof(lease_area_t);
     shr__registry_set_hooks(SHR_LAYER_GC, &gc_hooks);
@@ -406,6 +428,8 @@ void shr__gc_params(shr__seg_params_t *p)
 
 int shr__gc_init_segment(shr_heap_t *h)
 {
+    int rc0 = shr__gc_collect_init(h);
+    if (rc0) return rc0;
     for (uint32_t p = 0; p < h->max_procs; p++) {
         int rc = shr__robust_mutex_init(&((lease_area_t *)shr__seg_proc_area(h, SHR_LAYER_GC, p))->mu);
         if (rc) return rc;

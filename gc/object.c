@@ -48,10 +48,54 @@ obj_t *shr__obj_new(shr_heap_t *h, uint32_t type, size_t size)
     obj_t *o = shr_malloc(h, size);
     if (!o) return NULL;
     o->type = type;
-    o->flags = 0;
+    shr_store_relaxed(&o->flags, 0);
     atomic_store_explicit(&o->refcnt, 1, memory_order_release);
     return o;
 }
+
+obj_t *shr__obj_new_container(shr_heap_t *h, uint32_t type, size_t size, const void *init, size_t init_len)
+{
+    SHR_ASSERT(shr__gate_depth > 0 && size >= sizeof(obj_t) + init_len && size <= SHR_MEDIUM_REQUEST_THRESHOLD);
+    if (SHR_FAULT(OBJ_ALLOC)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* A guarded heap (SHR_HEAP_GUARDS, a debug layout) keeps its containers
+     * in ordinary, guarded blocks: the object pools have no guard layout.
+     * They are not tracked, and the collector does not find them (gc.md
+     * §9: their cycles leak). */
+    bool tracked = !(h->flags & SHR_HEAP_GUARDS);
+    obj_t *o = tracked ? shr__obj_block_alloc(h, size) : shr_malloc(h, size);
+    if (!o) return NULL;
+    if (!tracked) shr_store_relaxed(&o->refcnt, 0);
+    SHR_ASSERT(shr_load_relaxed(&o->refcnt) == 0); /* the object pools' guarantee */
+    memset((char *)o + sizeof(obj_t), 0, size - sizeof(obj_t));
+    if (init_len) memcpy((char *)o + sizeof(obj_t), init, init_len);
+    o->type = type;
+    shr_store_relaxed(&o->flags, tracked ? OBJ_TRACKED : 0); /* generation 0 */
+    /* Commit: from here a collector's walk sees a complete, empty container. */
+    atomic_store_explicit(&o->refcnt, 1, memory_order_release);
+    if (tracked) shr__gc_count(h, +1);
+    return o;
+}
+
+void shr__obj_free(shr_heap_t *h, obj_t *o)
+{
+    if (shr_load_relaxed(&o->flags) & OBJ_TRACKED) shr__gc_count(h, -1);
+    shr_store_relaxed(&o->refcnt, 0); /* the object pools' rule: 0 when freed */
+    shr_free(h, o);
+}
+
+void shr__gc_release_child(shr_heap_t *h, shr_off_t child)
+{
+    obj_t *c = obj_at(h, child);
+    if (shr_load_relaxed(&c->flags) & OBJ_GARBAGE) return;
+    shr__decref(h, c);
+}
+
+const gc_type_ops_t *shr__list_ops;
+bool (*shr__list_unsettled)(shr_heap_t *h, obj_t *o);
+void (*shr__list_settle)(shr_heap_t *h, obj_t *o);
 
 void *shr__gc_alloc(shr_heap_t *h, size_t size)
 {
@@ -109,7 +153,7 @@ static _Thread_local size_t ntrash, trash_cap;
 
 static void dealloc(shr_heap_t *h, obj_t *o)
 {
-    const gc_type_ops_t *ops = shr__type_ops(o->type);
+    const gc_type_ops_t *ops = shr__type_ops_any(h, o->type);
     /* A type this process does not know cannot be released here: it leaks
      * rather than being freed without its children. */
     if (SHR_ALWAYS(ops != NULL)) ops->dealloc(h, o);

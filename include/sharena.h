@@ -296,6 +296,7 @@ int shr_heap_stats_print(shr_heap_t *heap, FILE *out);
 
 /* ---- Objects and the shared list ---------------------------------------- */
 
+#include "sharena/gc.h"
 #include "sharena/list.h"
 #include "sharena/fault.h"
 

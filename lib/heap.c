@@ -13,6 +13,7 @@
 static int heap_open(shr_heap_t *h)
 {
     shr__list_types_register();
+    shr__gate_init();
     return shr__alloc_open(h);
 }
 

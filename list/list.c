@@ -116,7 +116,7 @@ static void validate(shr_heap_t *h, listobj_t *l)
     if (len > a->cap) SHR_PANIC("LI2: list len %llu > cap %llu", (unsigned long long)len, (unsigned long long)a->cap);
     for (uint64_t i = 0; i < len; i++) {
         uint64_t tag = shr_load_relaxed(&a->it[i].tag), val = shr_load_relaxed(&a->it[i].val);
-        if (tag < SHR_NONE || tag > SHR_LIST) SHR_PANIC("LI2: item %llu: tag %llu", (unsigned long long)i, (unsigned long long)tag);
+        if (tag < SHR_NONE || tag > SHR_REF) SHR_PANIC("LI2: item %llu: tag %llu", (unsigned long long)i, (unsigned long long)tag);
         if (is_ref(tag) && (val == 0 || val >= h->capacity || shr_load_relaxed(&obj_at(h, val)->refcnt) == 0))
             SHR_PANIC("LI2: item %llu: a reference to a dead or foreign object %llu", (unsigned long long)i,
                       (unsigned long long)val);
@@ -141,6 +141,11 @@ static void check_list(shr_heap_t *h, listobj_t *l)
  * repairer that dies is repaired by the next. */
 void shr__list_repair(shr_heap_t *h, listobj_t *l)
 {
+    if (!shr_load_relaxed(&l->items)) { /* its creator died before it had items */
+        shr_store_relaxed(&l->op, LIST_OP_NONE);
+        if (shr_load_relaxed(&l->seq) & 1) seq_end(l);
+        return;
+    }
     items_t *a = list_items(h, l);
     /* LI4: growth died between retiring and publishing the new array. */
     if (l->retired && l->retired == shr_load_relaxed(&l->items)) l->retired = a->retired;
@@ -328,6 +333,18 @@ shr_inline int encode(shr_heap_t *h, const shr_value_t *v, uint64_t *tag, uint64
         shr__incref(&v->u.list->obj->ob);
         *val = v->u.list->off;
         break;
+    case SHR_REF: {
+        /* A ref this process holds (checked against its leases); a list's
+         * is stored as the list. */
+        uint64_t off = v->u.ref.off;
+        if (off == 0 || off >= h->capacity || (off & (SHR_ALIGNMENT - 1)) || !shr__lease_held(h, off))
+            return -EINVAL;
+        obj_t *o = obj_at(h, off);
+        shr__incref(o);
+        *val = off;
+        *tag = o->type == SHR_TYPE_LIST ? SHR_LIST : SHR_REF;
+        return 0;
+    }
     default:
         return -EINVAL;
     }
@@ -359,6 +376,10 @@ static void fill_value(shr_heap_t *h, uint64_t tag, uint64_t val, shr_value_t *o
         break;
     }
     case SHR_LIST: out->ref_ = val; break;
+    case SHR_REF:
+        out->ref_ = val;
+        out->u.ref.off = val;
+        break;
     default: break;
     }
 }
@@ -397,7 +418,7 @@ static int claim(shr_heap_t *h, shr_value_t *out)
     return 0;
 }
 
-void shr_value_release(shr_heap_t *heap, shr_value_t *v)
+static void value_release_(shr_heap_t *heap, shr_value_t *v)
 {
     if (!v || !v->ref_) return;
     if (v->type == SHR_LIST) {
@@ -432,6 +453,10 @@ static bool equal(shr_heap_t *h, uint64_t tag, uint64_t val, const shr_value_t *
         }
         int64_t a = (int64_t)val, b = v->type == SHR_INT ? v->u.i : v->u.b;
         return a == b;
+    }
+    if (tag == SHR_LIST || tag == SHR_REF) { /* objects: identity */
+        if (v->type == SHR_REF) return v->u.ref.off == val;
+        return tag == SHR_LIST && v->type == SHR_LIST && v->u.list && v->u.list->off == val;
     }
     if (tag != (uint64_t)v->type) return false;
     if (tag == SHR_NONE) return true;
@@ -484,7 +509,7 @@ static items_t *items_new(shr_heap_t *h, uint64_t cap)
     return a;
 }
 
-int shr_list_create(shr_heap_t *heap, const char *name, const shr_value_t *values, size_t n,
+static int list_create_(shr_heap_t *heap, const char *name, const shr_value_t *values, size_t n,
                     shr_list_t **out)
 {
     size_t namelen, size;
@@ -496,14 +521,15 @@ int shr_list_create(shr_heap_t *heap, const char *name, const shr_value_t *value
     if (!shr__gc_array_size(sizeof(items_t), cap, sizeof(item_t), &size)) return -ENOMEM;
     shr__list_types_register();
     shr__gc_drain_dead(heap);
-    listobj_t *l = (listobj_t *)shr__obj_new(heap, SHR_TYPE_LIST, sizeof(listobj_t));
-    if (!l) return -ENOMEM;
     items_t *a = items_new(heap, cap);
-    if (!a) {
-        shr_free(heap, l);
+    if (!a) return -ENOMEM;
+    /* Zeroed (unlocked, op NONE, no items: a walk that finds it now sees an
+     * empty list) before its refcount commits it. */
+    listobj_t *l = (listobj_t *)shr__obj_new_container(heap, SHR_TYPE_LIST, sizeof(listobj_t), NULL, 0);
+    if (!l) {
+        shr_free(heap, a);
         return -ENOMEM;
     }
-    memset((char *)l + sizeof(obj_t), 0, sizeof *l - sizeof(obj_t)); /* unlocked, op NONE */
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint64_t tag, val;
@@ -581,9 +607,14 @@ const char *shr__list_obj_problem(shr_heap_t *h, uint64_t off, uint32_t type)
     return NULL;
 }
 
-/* RT2 for a named list: the list, and each object its items name. */
+/* RT2 for a named list: the list, and each object its items name; for a
+ * named node, the node (its slots name objects any process may be changing:
+ * each is checked as a block with references). */
 static const char *root_check(shr_heap_t *h, uint64_t off)
 {
+    if (off && off < h->capacity && !(off & (SHR_ALIGNMENT - 1)) && shr__alloc_block_checked(h, off) >= sizeof(obj_t) &&
+        shr__is_node_type(obj_at(h, off)->type))
+        return shr__node_problem(h, off);
     const char *why = shr__list_obj_problem(h, off, SHR_TYPE_LIST);
     if (why) return why;
     listobj_t *l = (listobj_t *)obj_at(h, off);
@@ -594,9 +625,10 @@ static const char *root_check(shr_heap_t *h, uint64_t off)
         if (!is_ref(tag)) continue;
         uint32_t want = tag == SHR_STR ? SHR_TYPE_STR : tag == SHR_BYTES ? SHR_TYPE_BYTES : SHR_TYPE_LIST;
         uint64_t val = shr_load_relaxed(&a->it[i].val);
+        const char *bad = tag == SHR_REF ? shr__node_problem(h, val) : shr__list_obj_problem(h, val, want);
         /* An item set meanwhile may have released the object read: only a
          * problem the item still names is damage. */
-        if (shr__list_obj_problem(h, val, want) && shr_load_acquire(&a->it[i].tag) == tag &&
+        if (bad && shr_load_acquire(&a->it[i].tag) == tag &&
             shr_load_acquire(&a->it[i].val) == val)
             return "an item names a damaged object";
     }
@@ -609,6 +641,10 @@ static int find_named_list(shr_heap_t *heap, const char *name, root_entry_t **ep
     if (!e) return -ENOENT;
     shr_off_t off = shr_load_relaxed(&e->off);
     if (!(e->flags & ROOT_REF)) return SHR_ETYPE;
+    /* A node's name (objects and lists share the namespace). */
+    if (off && off < heap->capacity && !(off & (SHR_ALIGNMENT - 1)) &&
+        shr__alloc_block_checked(heap, off) >= sizeof(obj_t) && shr__is_node_type(obj_at(heap, off)->type))
+        return SHR_ETYPE;
     /* The root's object is read from the data: verified before a handle
      * trusts it (root-object-unchecked). */
     if (shr__list_obj_problem(heap, off, 0)) return SHR_ECORRUPT;
@@ -618,7 +654,7 @@ static int find_named_list(shr_heap_t *heap, const char *name, root_entry_t **ep
     return 0;
 }
 
-int shr_list_attach(shr_heap_t *heap, const char *name, shr_list_t **out)
+static int list_attach_(shr_heap_t *heap, const char *name, shr_list_t **out)
 {
     size_t len;
     int rc;
@@ -637,7 +673,7 @@ int shr_list_attach(shr_heap_t *heap, const char *name, shr_list_t **out)
     return rc;
 }
 
-int shr_list_close(shr_list_t *list)
+static int list_close_(shr_list_t *list)
 {
     if (!list) return -EINVAL;
     shr_heap_t *h = list->heap;
@@ -648,7 +684,7 @@ int shr_list_close(shr_list_t *list)
     return rc == -ENOENT ? 0 : rc;
 }
 
-int shr_list_unlink(shr_heap_t *heap, const char *name)
+static int list_unlink_(shr_heap_t *heap, const char *name)
 {
     size_t len;
     int rc;
@@ -722,15 +758,14 @@ static int read_inline(shr_heap_t *h, listobj_t *l, int64_t index, shr_value_t *
     return 1;
 }
 
-int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
+static int list_get_(shr_list_t *list, int64_t index, shr_value_t *out)
 {
     if (!list || !out) return -EINVAL;
     shr_heap_t *h = list->heap;
     listobj_t *l = list->obj;
     uint64_t i;
-    int rc = read_inline(h, l, index, out);
-    if (rc <= 0) return rc;
-    if ((rc = shr__list_lock(h, l)) != 0) return rc;
+    int rc = shr__list_lock(h, l); /* read_inline found a reference (shr_list_get) */
+    if (rc) return rc;
     items_t *a = list_items(h, l);
     if ((rc = norm_index(index, shr_load_relaxed(&a->len), &i)) == 0)
         take_value(h, shr_load_relaxed(&a->it[i].tag), shr_load_relaxed(&a->it[i].val), out);
@@ -738,24 +773,22 @@ int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
     return rc ? rc : claim(h, out);
 }
 
-int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg)
+static int list_get_with_(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg)
 {
     if (!list || !visit) return -EINVAL;
     shr_heap_t *h = list->heap;
     listobj_t *l = list->obj;
     shr_value_t v;
     uint64_t i;
-    int rc = read_inline(h, l, index, &v);
-    if (rc < 0) return rc;
-    if (rc == 0) return visit(&v, arg);
-    if ((rc = shr__list_lock(h, l)) != 0) return rc;
+    int rc = shr__list_lock(h, l); /* read_inline found a reference (shr_list_get_with) */
+    if (rc) return rc;
     items_t *a = list_items(h, l);
     if ((rc = norm_index(index, shr_load_relaxed(&a->len), &i)) != 0) {
         shr__list_unlock(l);
         return rc;
     }
     uint64_t tag = shr_load_relaxed(&a->it[i].tag), val = shr_load_relaxed(&a->it[i].val);
-    if (tag != SHR_LIST) { /* visited under the lock: no reference taken */
+    if (tag != SHR_LIST && tag != SHR_REF) { /* visited under the lock: no reference taken */
         fill_value(h, tag, val, &v);
         v.ref_ = 0;
         rc = visit(&v, arg);
@@ -781,7 +814,7 @@ int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *
 static int find_value(shr_list_t *list, const shr_value_t *v, size_t *count, size_t *first)
 {
     if (!list || !v) return -EINVAL;
-    if (v->type < SHR_NONE || v->type > SHR_LIST) return -EINVAL;
+    if (v->type < SHR_NONE || v->type > SHR_REF) return -EINVAL;
     shr_heap_t *h = list->heap;
     listobj_t *l = list->obj;
     size_t n = 0, at = SIZE_MAX;
@@ -812,7 +845,7 @@ static int find_value(shr_list_t *list, const shr_value_t *v, size_t *count, siz
     return 0;
 }
 
-int shr_list_count(shr_list_t *list, const shr_value_t *value, size_t *count)
+static int list_count_(shr_list_t *list, const shr_value_t *value, size_t *count)
 {
     size_t n;
     if (!count) return -EINVAL;
@@ -821,7 +854,7 @@ int shr_list_count(shr_list_t *list, const shr_value_t *value, size_t *count)
     return rc;
 }
 
-int shr_list_index(shr_list_t *list, const shr_value_t *value, size_t *index)
+static int list_index_(shr_list_t *list, const shr_value_t *value, size_t *index)
 {
     size_t at;
     if (!index) return -EINVAL;
@@ -842,7 +875,7 @@ shr_inline int encode_and_lock(shr_heap_t *h, listobj_t *l, const shr_value_t *v
     return rc;
 }
 
-int shr_list_set(shr_list_t *list, int64_t index, const shr_value_t *value)
+static int list_set_(shr_list_t *list, int64_t index, const shr_value_t *value)
 {
     if (!list) return -EINVAL;
     shr_heap_t *h = list->heap;
@@ -925,9 +958,8 @@ static int insert_at(shr_list_t *list, int64_t index, const shr_value_t *value, 
     return 0;
 }
 
-int shr_list_append(shr_list_t *list, const shr_value_t *value) { return insert_at(list, 0, value, true); }
 
-int shr_list_insert(shr_list_t *list, int64_t index, const shr_value_t *value)
+static int list_insert_(shr_list_t *list, int64_t index, const shr_value_t *value)
 {
     return insert_at(list, index, value, false);
 }
@@ -967,7 +999,7 @@ static void shrink(shr_heap_t *h, listobj_t *l, items_t *a)
     seq_end(l);
 }
 
-int shr_list_pop(shr_list_t *list, int64_t index, shr_value_t *out)
+static int list_pop_(shr_list_t *list, int64_t index, shr_value_t *out)
 {
     if (!list) return -EINVAL;
     shr_heap_t *h = list->heap;
@@ -1006,7 +1038,6 @@ int shr_list_pop(shr_list_t *list, int64_t index, shr_value_t *out)
     return 0;
 }
 
-int shr_list_delete(shr_list_t *list, int64_t index) { return shr_list_pop(list, index, NULL); }
 
 /* ---- the list type ------------------------------------------------------------ */
 
@@ -1034,7 +1065,7 @@ static void list_clear(shr_heap_t *h, obj_t *o)
         uint64_t val = shr_load_relaxed(&a->it[i].val);
         if (!is_ref(tag)) continue;
         (void)SHR_FAULT(OBJ_DEALLOC); /* a crash point */
-        shr__decref(h, obj_at(h, val));
+        shr__gc_release_child(h, val);
     }
 }
 
@@ -1047,12 +1078,15 @@ static void list_dealloc(shr_heap_t *h, obj_t *o)
     list_clear(h, o);
     uint64_t ao = atomic_exchange(&l->items, 0);
     if (ao) shr_free(h, shr__ptr(h, ao));
-    for (uint64_t r = l->retired, next; r; r = next) { /* arrays growth replaced */
+    /* The chain is detached before it is freed: a collector that dies in
+     * here and deallocs the list again (collect.c C3) frees nothing twice. */
+    uint64_t r = l->retired, next;
+    l->retired = 0;
+    for (; r; r = next) { /* arrays growth replaced */
         next = ((items_t *)shr__ptr(h, r))->retired;
         shr_free(h, shr__ptr(h, r));
     }
-    l->retired = 0;
-    shr_free(h, o);
+    shr__obj_free(h, o);
 }
 
 static const gc_type_ops_t list_ops = {
@@ -1060,11 +1094,176 @@ static const gc_type_ops_t list_ops = {
 
 static pthread_once_t types_once = PTHREAD_ONCE_INIT;
 
+/* With the world stopped (collect.c), a list's lock can only be held by a
+ * dead thread: its change is repaired and the lock released before the
+ * list is traversed, so that no item is seen twice (C4). */
+static bool list_unsettled(shr_heap_t *h, obj_t *o)
+{
+    uint64_t owner = shr_load_relaxed(&((listobj_t *)o)->lock) & ~LOCK_WAITER;
+    return owner != 0 && shr__owner_gone(h, owner);
+}
+
+static void list_settle(shr_heap_t *h, obj_t *o)
+{
+    listobj_t *l = (listobj_t *)o;
+    uint64_t w = shr_load_relaxed(&l->lock), owner = w & ~LOCK_WAITER;
+    if (owner == 0 || !shr__owner_gone(h, owner)) return;
+    if (!atomic_compare_exchange_strong(&l->lock, &w, 0)) return;
+    shr__list_repair(h, l);
+}
+
 static void register_types(void)
 {
     shr__str_types_register();
     shr__type_register(SHR_TYPE_LIST, &list_ops);
+    shr__list_ops = &list_ops;
+    shr__list_unsettled = list_unsettled;
+    shr__list_settle = list_settle;
     shr__alloc_set_root_check(root_check);
 }
 
 void shr__list_types_register(void) { pthread_once(&types_once, register_types); }
+
+/* ---- the public calls: each inside the collector's gate (gc.h) ------------------- */
+
+#define GATED(heap, call)                    \
+    do {                                     \
+        int rc_ = shr__gate_enter(heap);     \
+        if (rc_) return rc_;                 \
+        rc_ = (call);                        \
+        shr__gate_exit(heap);                \
+        return rc_;                          \
+    } while (0)
+
+void shr_value_release(shr_heap_t *heap, shr_value_t *v)
+{
+    if (!v || !v->ref_) return;
+    shr_heap_t *h = v->type == SHR_LIST && v->u.list ? v->u.list->heap : heap;
+    if (!h || shr__gate_enter(h) != 0) return;
+    value_release_(heap, v);
+    shr__gate_exit(h);
+}
+
+int shr_list_create(shr_heap_t *heap, const char *name, const shr_value_t *values, size_t n, shr_list_t **out)
+{
+    if (!heap) return -EINVAL;
+    GATED(heap, list_create_(heap, name, values, n, out));
+}
+
+int shr_list_attach(shr_heap_t *heap, const char *name, shr_list_t **out)
+{
+    if (!heap) return -EINVAL;
+    GATED(heap, list_attach_(heap, name, out));
+}
+
+int shr_list_close(shr_list_t *list)
+{
+    if (!list) return -EINVAL;
+    shr_heap_t *h = list->heap;
+    GATED(h, list_close_(list));
+}
+
+int shr_list_unlink(shr_heap_t *heap, const char *name)
+{
+    if (!heap) return -EINVAL;
+    GATED(heap, list_unlink_(heap, name));
+}
+
+/* A get of None, bool, int or float reads under the list's sequence counter
+ * and changes nothing in the heap: it needs no gate (a collection only
+ * repairs lists whose writer died, under the same counter). */
+int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
+{
+    if (!list || !out) return -EINVAL;
+    int rc = read_inline(list->heap, list->obj, index, out);
+    if (rc <= 0) return rc;
+    GATED(list->heap, list_get_(list, index, out));
+}
+
+int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg)
+{
+    if (!list || !visit) return -EINVAL;
+    shr_value_t v;
+    int rc = read_inline(list->heap, list->obj, index, &v);
+    if (rc < 0) return rc;
+    if (rc == 0) return visit(&v, arg);
+    GATED(list->heap, list_get_with_(list, index, visit, arg));
+}
+
+int shr_list_count(shr_list_t *list, const shr_value_t *value, size_t *count)
+{
+    if (!list) return -EINVAL;
+    GATED(list->heap, list_count_(list, value, count));
+}
+
+int shr_list_index(shr_list_t *list, const shr_value_t *value, size_t *index)
+{
+    if (!list) return -EINVAL;
+    GATED(list->heap, list_index_(list, value, index));
+}
+
+int shr_list_set(shr_list_t *list, int64_t index, const shr_value_t *value)
+{
+    if (!list) return -EINVAL;
+    GATED(list->heap, list_set_(list, index, value));
+}
+
+int shr_list_append(shr_list_t *list, const shr_value_t *value)
+{
+    if (!list) return -EINVAL;
+    GATED(list->heap, insert_at(list, 0, value, true));
+}
+
+int shr_list_insert(shr_list_t *list, int64_t index, const shr_value_t *value)
+{
+    if (!list) return -EINVAL;
+    GATED(list->heap, list_insert_(list, index, value));
+}
+
+int shr_list_pop(shr_list_t *list, int64_t index, shr_value_t *out)
+{
+    if (!list) return -EINVAL;
+    GATED(list->heap, list_pop_(list, index, out));
+}
+
+int shr_list_delete(shr_list_t *list, int64_t index) { return shr_list_pop(list, index, NULL); }
+
+/* ---- lists as objects ---------------------------------------------------------------- */
+
+static int list_ref_(shr_list_t *list, shr_ref_t *out)
+{
+    shr_heap_t *h = list->heap;
+    shr__incref(&list->obj->ob); /* the handle's lease keeps it alive meanwhile */
+    int rc = shr__lease_add(h, list->off);
+    if (rc) {
+        shr__decref(h, &list->obj->ob);
+        return rc;
+    }
+    out->off = list->off;
+    return 0;
+}
+
+int shr_list_ref(shr_list_t *list, shr_ref_t *out)
+{
+    if (!list || !out) return -EINVAL;
+    GATED(list->heap, list_ref_(list, out));
+}
+
+static int list_from_ref_(shr_heap_t *heap, shr_ref_t ref, shr_list_t **out)
+{
+    uint64_t off = ref.off;
+    if (off == 0 || off >= heap->capacity || (off & (SHR_ALIGNMENT - 1)) || !shr__lease_held(heap, off))
+        return -EINVAL;
+    if (obj_at(heap, off)->type != SHR_TYPE_LIST) return SHR_ETYPE;
+    shr__incref(obj_at(heap, off)); /* the caller's lease keeps it alive meanwhile */
+    int rc = new_handle(heap, off, NULL, out);
+    if (rc) shr__decref(heap, obj_at(heap, off));
+    return rc;
+}
+
+int shr_list_from_ref(shr_heap_t *heap, shr_ref_t ref, shr_list_t **out)
+{
+    if (!heap || !out) return -EINVAL;
+    shr__list_types_register();
+    GATED(heap, list_from_ref_(heap, ref, out));
+}

@@ -10,7 +10,12 @@
  *   item array   [ cap 8 | len 8 | retired link 8 | pad 8 | item 16 x cap ]
  *   item         [ tag 8 | val 8 ]  tag = shr_type_t; val = 0/1 for bool,
  *                the int64 or the double's bits, or the offset of a str,
- *                bytes or list object, whose reference the item holds
+ *                bytes, list or other object (SHR_REF: a node or user-type
+ *                object), whose reference the item holds
+ *
+ * A list object is a container: allocated from an object pool
+ * (shr__obj_new_container), tracked by the cycle collector, traversed by
+ * list_traverse. Every public call runs inside the collector's gate.
  *
  * Concurrency. Writers take the list's lock, a 64-bit owner word (gc.h:
  * the holder's thread slot and its generation) taken by a test-and-test-
@@ -134,8 +139,8 @@ struct shr_list {
     char *name;                 /* NULL for an unnamed list */
 };
 
-/* Does an item with this tag hold a reference (str, bytes, list)? */
-static inline bool is_ref(uint64_t tag) { return tag == SHR_STR || tag == SHR_BYTES || tag == SHR_LIST; }
+/* Does an item with this tag hold a reference (str, bytes, list, object)? */
+static inline bool is_ref(uint64_t tag) { return tag >= SHR_STR && tag <= SHR_REF; }
 
 static inline items_t *list_items(const shr_heap_t *h, listobj_t *l)
 {

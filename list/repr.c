@@ -220,7 +220,7 @@ static int take_step(shr_heap_t *h, listobj_t *l, uint64_t from, step_t *s)
 
 /* ---- format ------------------------------------------------------------------------ */
 
-char *shr_list_format(shr_list_t *list)
+static char *list_format(shr_list_t *list)
 {
     step_t s;
     sbuf_t b = {0};
@@ -246,7 +246,8 @@ char *shr_list_format(shr_list_t *list)
                 put_str(&b, tmp);
                 break;
             }
-            case SHR_LIST: put_str(&b, "Q"); break;
+            case SHR_LIST:
+            case SHR_REF: put_str(&b, "Q"); break;
             default: put_str(&b, "?"); break;
             }
         }
@@ -304,6 +305,16 @@ static int repr_list(shr_heap_t *h, shr_off_t off, sbuf_t *b, shr_off_t *stack, 
                 break;
             }
             case SHR_LIST: rc = repr_list(h, v, b, stack, depth + 1); break;
+            case SHR_REF: {
+                uint32_t t = obj_at(h, v)->type;
+                char name[SHR_TYPE_NAME_MAX + 1] = "node";
+                if (t != SHR_TYPE_NODE && shr_obj_type_info(h, t, name, NULL, NULL) != 0) strcpy(name, "object");
+                put_str(b, "<sharena.");
+                put_str(b, name);
+                snprintf(tmp, sizeof tmp, " at 0x%llx>", (unsigned long long)v);
+                put_str(b, tmp);
+                break;
+            }
             default: put_str(b, "?"); break;
             }
         }
@@ -315,7 +326,7 @@ static int repr_list(shr_heap_t *h, shr_off_t off, sbuf_t *b, shr_off_t *stack, 
     return rc;
 }
 
-char *shr_list_repr(shr_list_t *list)
+static char *list_repr(shr_list_t *list)
 {
     sbuf_t b = {0};
     shr_off_t stack[MAX_DEPTH];
@@ -335,4 +346,31 @@ char *shr_list_repr(shr_list_t *list)
         return NULL;
     }
     return b.p;
+}
+
+/* The gate (gc.h) around each: they read objects a collection may free. */
+char *shr_list_format(shr_list_t *list)
+{
+    if (!list) return list_format(list);
+    int rc = shr__gate_enter(list->heap);
+    if (rc) {
+        errno = shr__errno_of(rc);
+        return NULL;
+    }
+    char *r = list_format(list);
+    shr__gate_exit(list->heap);
+    return r;
+}
+
+char *shr_list_repr(shr_list_t *list)
+{
+    if (!list) return list_repr(list);
+    int rc = shr__gate_enter(list->heap);
+    if (rc) {
+        errno = shr__errno_of(rc);
+        return NULL;
+    }
+    char *r = list_repr(list);
+    shr__gate_exit(list->heap);
+    return r;
 }

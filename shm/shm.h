@@ -27,8 +27,9 @@
  *   alloc  global  alloc_global_t   (alloc/alloc.h)  chunk allocator, arenas, orphans, roots
  *   alloc  thread  alloc_tslot_t    (alloc/alloc.h)  used lists, pool cache, net counter
  *   alloc  table   chunk_t[nchunks] (alloc/alloc.h)  one entry per chunk
- *   gc     global  gc_global_t      (gc/)            dead-lease queue
+ *   gc     global  gc_global_t      (gc/)            dead-lease queue, the collector's state
  *   gc     proc    lease_area_t     (gc/)            a process entry's lease table and mutex
+ *   gc     thread  gc_tslot_t       (gc/)            the collector's per-thread count
  *
  * Liveness (docs/design/shm.md, "Liveness"):
  *   - a process entry is alive while its `life` robust mutex is held. One
@@ -68,8 +69,13 @@
  *    alloc_tslot_t records the arenas a slot touched; lease_table_t.live;
  *    the list lock word's waiter bit.
  * 4: the lease table's hash (entries placed by another hash are not found).
- * 5: object pool classes: used[] and orphans[] per pool class (2 x 52). */
-#define SHR_LAYOUT_VERSION 5u
+ * 5: object pool classes: used[] and orphans[] per pool class (2 x 52).
+ * 6: the cycle collector: gc_global_t grows (the gate's request word,
+ *    generations, user types, the collector's mutex), a gc region per
+ *    thread slot (gc_tslot_t), obj_t.flags holds TRACKED and the
+ *    generation, containers live in object pools, list items may hold
+ *    SHR_REF objects. */
+#define SHR_LAYOUT_VERSION 6u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"
@@ -153,7 +159,7 @@ typedef struct thread_slot {
     uint32_t proc;              /*  8 owning process entry */
     uint32_t proc_gen;          /* 12 that entry's gen when claimed */
     int32_t tid;                /* 16 diagnostics */
-    _Atomic uint32_t in_heap;   /* 20 reserved for the cycle collector's gate */
+    _Atomic uint32_t in_heap;   /* 20 the cycle collector's gate: 1 inside an object call (gc/collect.c) */
     _Atomic uint64_t epoch;     /* 24 reserved: reclamation epoch announcement */
 } __attribute__((aligned(SHR_CACHELINE))) thread_slot_t;
 

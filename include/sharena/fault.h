@@ -48,7 +48,7 @@ typedef enum shr_fault_action {
 
 #define SHR_FAULT_POINTS(X)                                                          \
     X(OBJ_ALLOC, "obj.alloc",                                                        \
-      "the block of a new object (str, bytes or list) made by a list operation",     \
+      "the block of a new object (str, bytes, list or node) made by an operation",  \
       "the allocation returns NULL (the operation fails with -ENOMEM)")          \
     X(ALLOC_ARENA_COMMIT, "alloc.arena.commit",                                      \
       "committing the pages of a new arena (small) or of a new pool (medium)",       \
@@ -113,7 +113,27 @@ typedef enum shr_fault_action {
       "is published",                                                                \
       "ignored: a crash point")                                                      \
     X(OBJ_DEALLOC, "obj.dealloc",                                                    \
-      "a list's dealloc: one child detached, before its decref",                     \
+      "a list's or node's dealloc or clear: one child detached, before its decref",  \
+      "ignored: a crash point")                                                      \
+    X(OBJ_SET, "obj.set",                                                            \
+      "shr_obj_set: the child's count raised, before the slot holds it "            \
+      "(the node's lock held, inside the gate)",                                     \
+      "ignored: a crash point")                                                      \
+    X(GC_STOPPED, "gc.stopped",                                                      \
+      "a collection: the world stopped, nothing examined yet",                       \
+      "ignored: a crash point")                                                      \
+    X(GC_PROMOTE, "gc.promote",                                                      \
+      "a collection: one survivor moved to the next generation (world stopped)",     \
+      "ignored: a crash point")                                                      \
+    X(GC_FLAGGED, "gc.flagged",                                                      \
+      "a collection: the world restarted, every garbage object flagged, none "      \
+      "cleared yet",                                                                 \
+      "ignored: a crash point")                                                      \
+    X(GC_CLEAR, "gc.clear",                                                          \
+      "a collection: one garbage object cleared (its children released)",            \
+      "ignored: a crash point")                                                      \
+    X(GC_FREE, "gc.free",                                                            \
+      "a collection: one garbage object freed (all of them cleared before)",         \
       "ignored: a crash point")
 
 typedef enum shr_fault_point {

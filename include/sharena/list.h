@@ -3,7 +3,8 @@
  *
  * A list lives in a heap; any number of processes and threads read and write
  * it at once. Items are values of any type and any size: None, bool, int64,
- * double, str (UTF-8, sized in bytes, NULs allowed), bytes, or another list.
+ * double, str (UTF-8, sized in bytes, NULs allowed), bytes, another list,
+ * or any other object (<sharena/gc.h>: a node, a user-type object).
  * Indices may be negative (counted from the end) and every index is checked.
  *
  * References: a shr_list_t handle holds a reference to its list, released by
@@ -26,11 +27,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gc.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef struct shr_heap shr_heap_t;
 typedef struct shr_list shr_list_t;
 
 typedef enum shr_type {
@@ -40,7 +42,8 @@ typedef enum shr_type {
     SHR_FLOAT = 4,
     SHR_STR = 5,
     SHR_BYTES = 6,
-    SHR_LIST = 7
+    SHR_LIST = 7,
+    SHR_REF = 8     /* an object of <sharena/gc.h> that is not a list */
 } shr_type_t;
 
 typedef struct shr_value {
@@ -51,6 +54,7 @@ typedef struct shr_value {
         double f;                               /* SHR_FLOAT */
         struct { const char *data; size_t len; } s; /* SHR_STR, SHR_BYTES */
         shr_list_t *list;                       /* SHR_LIST */
+        shr_ref_t ref;                          /* SHR_REF */
     } u;
     uint64_t ref_;                              /* private: reference held by a get */
 } shr_value_t;
@@ -75,6 +79,11 @@ static inline shr_value_t shr_bytes(const void *p, size_t len)
     shr_value_t v; v.type = SHR_BYTES; v.u.s.data = (const char *)p; v.u.s.len = len; v.ref_ = 0; return v;
 }
 static inline shr_value_t shr_listval(shr_list_t *l) { shr_value_t v; v.type = SHR_LIST; v.u.list = l; v.ref_ = 0; return v; }
+/* An object reference (a ref this process holds; the list takes a reference
+ * of its own). A ref to a list is stored as that list (SHR_LIST). A get of
+ * an SHR_REF item returns a new reference in u.ref, released with
+ * shr_value_release (or shr_obj_release of u.ref). */
+static inline shr_value_t shr_refval(shr_ref_t r) { shr_value_t v; v.type = SHR_REF; v.u.ref = r; v.ref_ = 0; return v; }
 
 /* Create a list of n values (values may be NULL when n is 0). name may be
  * NULL for an unnamed list, found only through other lists; a named list is
@@ -93,6 +102,12 @@ int shr_list_unlink(shr_heap_t *heap, const char *name);
 
 /* The name the list was created with, or NULL. */
 const char *shr_list_name(const shr_list_t *list);
+/* Conversions between a list handle and an object reference: each returns
+ * a new reference (a handle or a ref) and leaves the other as it was.
+ * shr_list_from_ref: SHR_ETYPE when ref is not a list, -EINVAL when this
+ * process does not hold it. */
+int shr_list_ref(shr_list_t *list, shr_ref_t *out);
+int shr_list_from_ref(shr_heap_t *heap, shr_ref_t ref, shr_list_t **out);
 shr_heap_t *shr_list_heap(const shr_list_t *list);
 
 /* Number of items (-EINVAL for NULL). Takes no lock. */
@@ -109,9 +124,9 @@ void shr_value_release(shr_heap_t *heap, shr_value_t *value);
  * visit(value, arg) is called while the item cannot change, and its return
  * value is returned. A str or bytes value points into the heap and is valid
  * only during the call, which runs under the list's lock: it must be short
- * and must not call sharena. A list item is passed after the lock is
- * released, as shr_list_get returns it (a handle the visitor owns and must
- * release). SHR_EINDEX outside [-len, len), and visit is not called. */
+ * and must not call sharena. A list or object item (SHR_LIST, SHR_REF) is
+ * passed after the lock is released, as shr_list_get returns it (a handle
+ * or a ref the visitor owns and must release). SHR_EINDEX outside [-len, len), and visit is not called. */
 typedef int (*shr_item_fn)(const shr_value_t *value, void *arg);
 int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg);
 
@@ -136,11 +151,13 @@ int shr_list_delete(shr_list_t *list, int64_t index);
 /* The struct format the stdlib's ShareableList reports for the same values
  * ("q" int, "d" float, "xxxxxxx?" bool, "xxxxxx?x" None, "Ns" str and bytes
  * with N the length rounded up past a multiple of 8; sizes in UTF-8 bytes);
- * nested lists, which the stdlib cannot hold, are "Q". A malloc'ed string
+ * nested lists and objects, which the stdlib cannot hold, are "Q". A malloc'ed string
  * for free(), or NULL with errno. */
 char *shr_list_format(shr_list_t *list);
 /* "ShareableList([1, 'a', b'x', None, True, 2.5], name='...')" with Python's
- * reprs of the values (name=None for an unnamed list). malloc'ed, or NULL.
+ * reprs of the values (name=None for an unnamed list; a node or user-type
+ * object as <sharena.node at 0x...>, with its type's name and offset).
+ * malloc'ed, or NULL.
  * format and repr read the list a few items at a time, as count does. */
 char *shr_list_repr(shr_list_t *list);
 

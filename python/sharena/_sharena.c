@@ -763,6 +763,11 @@ static PyObject *from_value(ListObject *self, shr_value_t *v)
         return r;
     case SHR_LIST:
         return (PyObject *)list_wrap(self->st, self->heap, v->u.list, Py_None, 0);
+    case SHR_REF: /* a node or user-type object (<sharena/gc.h>) */
+        shr_value_release(shr_list_heap(self->list), v);
+        PyErr_SetString(PyExc_TypeError, "sharena: the item is a node or user-type object, "
+                                         "which this module does not represent");
+        return NULL;
     }
     shr_value_release(shr_list_heap(self->list), v);
     PyErr_SetString(PyExc_SystemError, "sharena: unknown value type");

@@ -1,4 +1,5 @@
-/* The object layer, white box: lease tables that grow and shrink with the
+/* The object layer, white box: the collector's header bits (generations,
+ * flagged garbage, types it cannot traverse), lease tables that grow and shrink with the
  * live references, a bounded wait on a stuck lease lock, and deaths stopped
  * at the leases' commit points (fault points, debug builds). */
 #include <criterion/criterion.h>
@@ -410,5 +411,87 @@ Test(gc_unit, a_free_process_entry_left_with_a_table_word_is_not_trusted_by_its_
     for (uint32_t p = 0; p < h->max_procs; p++)
         if (p != h->proc) ((lease_area_t *)shr__seg_proc_area(h, SHR_LAYER_GC, p))->table = 0;
     still_works(h, l);
+    done(h);
+}
+
+/* ---- the cycle collector's header bits ------------------------------------ */
+
+static shr_ref_t unode(shr_heap_t *h)
+{
+    shr_ref_t r;
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &r), 0);
+    return r;
+}
+
+static uint32_t flags_of(shr_heap_t *h, shr_ref_t r) { return obj_at(h, r.off)->flags; }
+
+Test(gc_unit, generation_bits_move_with_each_collection)
+{
+    shr_heap_t *h = make_heap();
+    shr_ref_t a = unode(h);
+    cr_assert_eq(flags_of(h, a), OBJ_TRACKED, "a new container: tracked, generation 0");
+    cr_assert_eq(shr_gc_collect(h, 0, NULL), 0);
+    cr_assert_eq(flags_of(h, a), OBJ_TRACKED | 1u << OBJ_GEN_SHIFT);
+    cr_assert_eq(shr_gc_collect(h, 0, NULL), 0);
+    cr_assert_eq(obj_gen(flags_of(h, a)), 1, "a young collection leaves generation 1 alone");
+    cr_assert_eq(shr_gc_collect(h, 1, NULL), 0);
+    cr_assert_eq(obj_gen(flags_of(h, a)), 2);
+    cr_assert_eq(shr_gc_collect(h, 2, NULL), 0);
+    cr_assert_eq(obj_gen(flags_of(h, a)), 2, "2 stays 2");
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, NULL, 0, &l), 0);
+    shr_value_t s = shr_str("untracked");
+    cr_assert_eq(shr_list_append(l, &s), 0);
+    cr_assert_eq(obj_at(h, item_off(l, 0))->flags, 0, "a str is not a container");
+    cr_assert_eq(obj_at(h, l->off)->flags, OBJ_TRACKED);
+    shr_list_close(l);
+    shr_obj_release(h, a);
+    done(h);
+}
+
+/* What a collector killed in the middle of a clear leaves: both objects
+ * flagged garbage, one slot detached without its release (b's count one
+ * too high). The next collection frees them whatever their counts, in any
+ * generation. */
+Test(gc_unit, flagged_garbage_is_freed_whatever_its_count)
+{
+    shr_heap_t *h = make_heap();
+    shr_ref_t warm = unode(h);
+    shr_obj_release(h, warm);
+    uint64_t base = shr_test_blocks_in_use(h);
+    shr_ref_t a = unode(h), b = unode(h);
+    cr_assert_eq(shr_obj_set(h, a, 0, b), 0);
+    cr_assert_eq(shr_obj_set(h, b, 0, a), 0);
+    shr_obj_release(h, a);
+    shr_obj_release(h, b);
+    nodeobj_t *na = (nodeobj_t *)obj_at(h, a.off);
+    obj_at(h, a.off)->flags = OBJ_TRACKED | 2u << OBJ_GEN_SHIFT | OBJ_GARBAGE;
+    obj_at(h, b.off)->flags = OBJ_TRACKED | 2u << OBJ_GEN_SHIFT | OBJ_GARBAGE;
+    cr_assert_eq(atomic_exchange(&na->slot[0], 0), b.off); /* detached, never released */
+    cr_assert_eq(obj_at(h, b.off)->refcnt, 1, "one too high: nothing refers to b any more");
+    shr_gc_result_t r = SHR_GC_RESULT_INIT;
+    cr_assert_eq(shr_gc_collect(h, 0, &r), 2, "a young collection finishes a dead one's garbage");
+    cr_assert_eq(r.candidates, 2);
+    cr_assert_eq(shr_test_blocks_in_use(h), base);
+    done(h);
+}
+
+Test(gc_unit, a_type_this_process_cannot_traverse_keeps_what_it_holds)
+{
+    shr_heap_t *h = make_heap();
+    shr_ref_t a = unode(h), b = unode(h), c = unode(h);
+    cr_assert_eq(shr_obj_set(h, b, 0, c), 0);
+    cr_assert_eq(shr_obj_set(h, c, 0, b), 0); /* a ring a holds */
+    cr_assert_eq(shr_obj_set(h, a, 0, b), 0);
+    shr_obj_release(h, b);
+    shr_obj_release(h, c);
+    obj_at(h, a.off)->type = SHR_TYPE_USER_FIRST + 7; /* never declared */
+    shr_gc_result_t r = SHR_GC_RESULT_INIT;
+    cr_assert_eq(shr_gc_collect(h, 2, &r), 0, "what it holds looks referenced: kept");
+    cr_assert_eq(r.untraversable, 1);
+    cr_assert_eq(r.candidates, 2);
+    obj_at(h, a.off)->type = SHR_TYPE_NODE;
+    shr_obj_release(h, a);
+    cr_assert_eq(shr_gc_collect(h, 2, NULL), 2, "the ring, once its holder is gone");
     done(h);
 }

@@ -1,0 +1,627 @@
+/* The cycle collector
+ *
+ * CPython's generational trial deletion over a heap that many processes
+ * mutate, any of which (the collector included) may die at any instruction.
+ * docs/design/gc.md tells the whole story; in brief:
+ *
+ *   gate     every object or list call runs with its thread slot's in_heap
+ *            set (gc.h, shr__gate_enter); a collector stores its owner word
+ *            in gc_global.requested and waits until no live slot but its
+ *            own is in_heap. A thread that enters meanwhile sees the request
+ *            and waits at the gate, outside any call, until it is withdrawn
+ *            or its collector is gone.
+ *   find     with the world stopped, the collector walks the object pools
+ *            in address order (shr__obj_walk): every block there with a
+ *            refcount is a container, its generation in its header flags.
+ *   collect  copy each candidate's refcount into private scratch, subtract
+ *            the references candidates hold to each other (traverse), mark
+ *            what is reachable from those left above zero, and the rest is
+ *            cyclic garbage. The survivors move to the next generation, one
+ *            store of their flags each.
+ *   restart  the request is withdrawn: the pause ends here.
+ *   free     garbage is unreachable, so no thread can touch it: each is
+ *            flagged OBJ_GARBAGE (one store), then each is cleared (every
+ *            reference it holds detached, and released unless it names
+ *            flagged garbage), then each is freed (its dealloc, which finds
+ *            nothing left to release).
+ *
+ * Crash rules (why they hold: docs/design/gc.md §5):
+ *   C1  nothing of a collection is in the segment but the request word,
+ *       the generation bits (each valid after every store) and the
+ *       statistics: the scratch counts and sets are private memory.
+ *   C2  a dead collector's request is withdrawn by whoever finds it gone:
+ *       a thread waiting at the gate, or the next collector (its mutex is
+ *       robust). A mutator never waits for a dead collector.
+ *   C3  a collector that dies while freeing leaves garbage that is still
+ *       unreachable. What it flagged is garbage for good (nothing can reach
+ *       it again), so the next collector treats every flagged object as
+ *       garbage whatever its count says (a clear that died between a
+ *       detach and its release may have left a count too high) and
+ *       finishes the clear and the frees. No flagged object is freed before
+ *       every one is cleared, so no slot of garbage ever names a freed
+ *       block that a survivor's decref could reach.
+ *   C4  the counts a collection relies on are never too low: every crash
+ *       leaves them too high (gc.h's orders), which keeps objects, never
+ *       frees them. Lists whose lock a dead thread holds are repaired
+ *       before they are traversed, so that no item is seen twice.
+ *
+ * Locking: gc_global.mu (robust) serialises collections and declarations;
+ * taken before SHR_LOCK_GC and the registry lock (the sweep and drain of
+ * dead processes), never inside the gate.
+ */
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gc.h"
+
+_Thread_local uint32_t shr__gate_depth;
+_Thread_local thread_slot_t *shr__gate_ts;
+_Thread_local shr_heap_t *shr__gc_pending;
+static _Thread_local bool collecting; /* this thread runs a collection */
+
+#define GC_STOP_TIMEOUT_MS 1000
+
+/* ---- the asymmetric gate (gc.h) ------------------------------------------------ */
+
+_Atomic bool shr__gate_asym;
+static bool membarrier_ok; /* the kernel has MEMBARRIER_CMD_GLOBAL_EXPEDITED */
+static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
+
+static long sys_membarrier(int cmd) { return syscall(__NR_membarrier, cmd, 0, 0); }
+
+static void gate_register(void)
+{
+    shr__gate_asym = membarrier_ok && sys_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
+}
+
+/* A fork child registers itself again (the parent's registration is not
+ * relied on); until that returns it takes the symmetric gate. */
+static void gate_fork_child(void)
+{
+    shr__gate_asym = false;
+    gate_register();
+}
+
+static void gate_setup(void)
+{
+    long q = sys_membarrier(MEMBARRIER_CMD_QUERY);
+    membarrier_ok = q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+                    (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+    gate_register();
+    pthread_atfork(NULL, NULL, gate_fork_child);
+}
+
+void shr__gate_init(void) { pthread_once(&gate_once, gate_setup); }
+
+/* The collector's half of the asymmetric gate: after its store of the
+ * request, a barrier on every thread that may have read no request. 0, or
+ * -errno (then the request must be withdrawn: a registered thread may not
+ * have seen it). Without the membarrier no process registered: nothing to
+ * do. */
+static int gate_barrier(void)
+{
+    shr__gate_init(); /* membarrier_ok is this kernel's: the same for every process */
+    if (!membarrier_ok) return 0;
+    return sys_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0 ? 0 : -errno;
+}
+
+static uint64_t stop_timeout_ns(void)
+{
+    const char *s = getenv("SHARENA_GC_STOP_TIMEOUT_MS");
+    if (s && *s) {
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (*end == 0 && v < 3600000ull) return (uint64_t)v * 1000000u;
+    }
+    return (uint64_t)GC_STOP_TIMEOUT_MS * 1000000u;
+}
+
+/* ---- the gate ---------------------------------------------------------------- */
+
+int shr__gate_slow(shr_heap_t *h)
+{
+    gc_global_t *g = shr__gc_global(h);
+    thread_slot_t *ts = shr__gate_ts;
+    shr_tctx_t *ctx = shr__tctx(h);
+    uint64_t me = ctx ? shr__owner_word(ctx) : 0, deadline = 0;
+    unsigned round = 0;
+    for (;;) {
+        uint64_t w = atomic_load_explicit(&g->requested, memory_order_seq_cst);
+        if (w == 0 || w == me) return 0; /* none, or this thread's own collection */
+        atomic_store_explicit(&ts->in_heap, 0, memory_order_seq_cst);
+        /* Park outside any call until the request goes, or its collector. */
+        for (;;) {
+            uint64_t now = atomic_load_explicit(&g->requested, memory_order_seq_cst);
+            if (now != w) break;
+            if (round % 64 == 63 && shr__owner_gone(h, w)) {
+                atomic_compare_exchange_strong(&g->requested, &w, 0); /* C2 */
+                break;
+            }
+            if (deadline == 0) deadline = shr__lock_deadline(h);
+            if (shr__backoff(&round, deadline)) {
+                shr__gate_depth = 0;
+                return SHR_ELOCKTIMEOUT;
+            }
+        }
+        atomic_store_explicit(&ts->in_heap, 1, memory_order_seq_cst);
+    }
+}
+
+static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automatic);
+
+/* The automatic collection: CPython's collect_generations. */
+void shr__gate_exit_slow(shr_heap_t *h)
+{
+    bool due = shr__gc_pending == h;
+    shr__gc_pending = NULL;
+    if (collecting || !due) return;
+    gc_global_t *g = shr__gc_global(h);
+    uint32_t t0 = shr_load_relaxed(&g->gen[0].threshold);
+    if (t0 == 0) return;
+    for (int i = 2; i >= 0; i--) {
+        if (shr_load_relaxed(&g->gen[i].count) <= (int64_t)shr_load_relaxed(&g->gen[i].threshold)) continue;
+        if (i == 2 && shr_load_relaxed(&g->long_lived_pending) < shr_load_relaxed(&g->long_lived_total) / 4)
+            continue; /* the long-lived rule */
+        int64_t rc = collect(h, i, NULL, true);
+        if (rc == -ETIMEDOUT || rc == SHR_ELOCKTIMEOUT)
+            atomic_fetch_add_explicit(&g->auto_failures, 1, memory_order_relaxed);
+        return;
+    }
+}
+
+/* ---- counts -------------------------------------------------------------------- */
+
+static void fold(gc_global_t *g, int64_t v)
+{
+    int64_t c = shr_load_relaxed(&g->gen[0].count), n;
+    do n = c + v < 0 ? 0 : c + v; /* as CPython: the count does not go below 0 */
+    while (!atomic_compare_exchange_weak_explicit(&g->gen[0].count, &c, n, memory_order_relaxed,
+                                                  memory_order_relaxed));
+}
+
+void shr__gc_count(shr_heap_t *h, int d)
+{
+    shr_tctx_t *ctx = shr__tctx(h);
+    if (!ctx || !ctx->layer[SHR_LAYER_GC]) return;
+    gc_tslot_t *t = ctx->layer[SHR_LAYER_GC];
+    int64_t v = shr_load_relaxed(&t->delta) + d;
+    if (v < GC_FOLD && v > -GC_FOLD) {
+        shr_store_relaxed(&t->delta, v);
+        return;
+    }
+    gc_global_t *g = shr__gc_global(h);
+    shr_store_relaxed(&t->delta, 0);
+    fold(g, v);
+    uint32_t t0 = shr_load_relaxed(&g->gen[0].threshold);
+    if (d > 0 && t0 && shr_load_relaxed(&g->gen[0].count) > (int64_t)t0 && !collecting) shr__gc_pending = h;
+}
+
+void shr__gc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
+{
+    (void)dead;
+    if (!h->hdr->thread_size[SHR_LAYER_GC]) return;
+    gc_tslot_t *t = shr__seg_thread_area(h, SHR_LAYER_GC, slot);
+    int64_t v = shr_load_relaxed(&t->delta);
+    shr_store_relaxed(&t->delta, 0);
+    if (v > -GC_FOLD && v < GC_FOLD && v != 0) fold(shr__gc_global(h), v); /* a damaged word is dropped */
+}
+
+int shr__gc_collect_init(shr_heap_t *h)
+{
+    gc_global_t *g = shr__gc_global(h);
+    static const uint32_t defaults[3] = {2000, 10, 10}; /* CPython 3.13 */
+    for (int i = 0; i < 3; i++) shr_store_relaxed(&g->gen[i].threshold, defaults[i]);
+    return shr__robust_mutex_init(&g->mu);
+}
+
+/* ---- the collector's mutex -------------------------------------------------------- */
+
+static int gc_lock(shr_heap_t *h, bool try_only)
+{
+    gc_global_t *g = shr__gc_global(h);
+    if (!shr__mutex_sane(&g->mu)) return SHR_ECORRUPT;
+    int rc = pthread_mutex_trylock(&g->mu);
+    if (rc == EBUSY) {
+        if (try_only) return -EBUSY;
+        rc = shr__mutex_lock_until(&g->mu, shr__lock_deadline(h));
+    }
+    if (rc == EOWNERDEAD) {
+        /* A collector died: its request, if still up, goes (C2); nothing
+         * else of it is in the segment (C1). */
+        uint64_t w = shr_load_relaxed(&g->requested);
+        if (w && shr__owner_gone(h, w)) atomic_compare_exchange_strong(&g->requested, &w, 0);
+        rc = pthread_mutex_consistent(&g->mu);
+    }
+    if (rc == ETIMEDOUT) return SHR_ELOCKTIMEOUT;
+    return rc ? SHR_ELOCK : 0;
+}
+
+static void gc_unlock(shr_heap_t *h) { pthread_mutex_unlock(&shr__gc_global(h)->mu); }
+
+/* Reclaim the dead (registry sweep) and release their references. */
+static void reclaim_dead(shr_heap_t *h)
+{
+    if (shr__lock(h, SHR_LOCK_REGISTRY) == 0) {
+        shr__registry_sweep_locked(h);
+        shr__unlock(h, SHR_LOCK_REGISTRY);
+    }
+    shr__gc_drain_dead(h);
+}
+
+/* ---- stopping the world --------------------------------------------------------------- */
+
+/* Ask every thread to stop and wait for each live slot that is inside a
+ * call. Dead ones are reclaimed (their references released) and skipped.
+ * 0, or -ETIMEDOUT with the request withdrawn. */
+static int stop_world(shr_heap_t *h, shr_tctx_t *me, shr_gc_result_t *r)
+{
+    gc_global_t *g = shr__gc_global(h);
+    atomic_store_explicit(&g->requested, shr__owner_word(me), memory_order_seq_cst);
+    int brc = gate_barrier();
+    if (brc) {
+        atomic_store_explicit(&g->requested, 0, memory_order_seq_cst);
+        return brc;
+    }
+    uint64_t deadline = shr__now_ns(CLOCK_MONOTONIC) + stop_timeout_ns();
+    uint32_t hwm = shr_load_acquire(&h->hdr->threads_hwm);
+    if (hwm > h->max_threads) hwm = h->max_threads;
+    for (uint32_t s = 0; s < hwm; s++) {
+        if (s == me->slot) continue;
+        thread_slot_t *ts = shr__thread_slot(h, s);
+        if (atomic_load_explicit(&ts->in_heap, memory_order_seq_cst) == 0) continue;
+        r->stopped_threads++;
+        unsigned round = 0;
+        while (atomic_load_explicit(&ts->in_heap, memory_order_seq_cst) != 0 &&
+               shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE) {
+            uint32_t gen = shr_load_relaxed(&ts->gen);
+            if (round % 16 == 15 && shr__slot_gone(h, s, gen)) {
+                /* Dead: its references are released before it is skipped. */
+                r->dead_skipped++;
+                r->stopped_threads--;
+                reclaim_dead(h);
+                break;
+            }
+            if (shr__backoff(&round, deadline)) {
+                atomic_store_explicit(&g->requested, 0, memory_order_seq_cst);
+                return -ETIMEDOUT;
+            }
+        }
+    }
+    return 0;
+}
+
+static void restart_world(shr_heap_t *h)
+{
+    atomic_store_explicit(&shr__gc_global(h)->requested, 0, memory_order_seq_cst);
+}
+
+/* ---- trial deletion (private scratch) --------------------------------------------------- */
+
+enum { C_REACHABLE = 1, C_FLAGGED = 2 };
+
+typedef struct cand {
+    uint64_t off;
+    int64_t refs;       /* gc_refs: refcount minus references from candidates */
+    const gc_type_ops_t *ops;
+    uint32_t state;
+    uint32_t gen;
+} cand_t;
+
+typedef struct scratch {
+    shr_heap_t *h;
+    int gen;
+    cand_t *c;
+    size_t n, cap;
+    uint32_t *index;    /* open addressing: candidate + 1, 0 empty */
+    size_t icap;
+    size_t *stack;
+    size_t sn;
+    uint64_t untraversable;
+    uint64_t *settle;   /* lists a dead thread holds, to repair between walks */
+    size_t nsettle, settle_cap;
+    bool no_settle;     /* the second walk: such a list is not traversed */
+    bool nomem;
+} scratch_t;
+
+static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
+{
+    scratch_t *s = arg;
+    (void)size;
+    obj_t *o = obj_at(h, off);
+    uint32_t f = shr_load_relaxed(&o->flags);
+    uint64_t rc = shr_load_relaxed(&o->refcnt);
+    /* Garbage a dead collector flagged is examined whatever its generation. */
+    if (!(f & OBJ_TRACKED) || rc == 0 || ((int)obj_gen(f) > s->gen && !(f & OBJ_GARBAGE))) return;
+    const gc_type_ops_t *ops = shr__type_ops_any(h, o->type);
+    if (!ops || !ops->traverse || !ops->clear) {
+        s->untraversable++; /* referenced from outside, as far as we can tell */
+        return;
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        cand_t *p = realloc(s->c, cap * sizeof *p);
+        if (!p) {
+            s->nomem = true;
+            return;
+        }
+        s->c = p;
+        s->cap = cap;
+    }
+    if (o->type == SHR_TYPE_LIST && shr__list_unsettled && shr__list_unsettled(h, o)) { /* C4 */
+        if (s->no_settle) {
+            s->untraversable++; /* left as it is: kept, its items look referenced */
+            return;
+        }
+        if (s->nsettle == s->settle_cap) {
+            size_t cap = s->settle_cap ? s->settle_cap * 2 : 16;
+            uint64_t *p = realloc(s->settle, cap * sizeof *p);
+            if (!p) {
+                s->nomem = true;
+                return;
+            }
+            s->settle = p;
+            s->settle_cap = cap;
+        }
+        s->settle[s->nsettle++] = off;
+    }
+    s->c[s->n++] = (cand_t){.off = off, .refs = (int64_t)rc, .ops = ops, .gen = obj_gen(f),
+                            .state = f & OBJ_GARBAGE ? C_FLAGGED : 0};
+}
+
+static size_t hash_of(uint64_t off, size_t icap)
+{
+    return (size_t)(((off >> 4) * 0x9E3779B97F4A7C15ull) >> 17) & (icap - 1);
+}
+
+static int build_index(scratch_t *s)
+{
+    size_t icap = 16;
+    while (icap < s->n * 2) icap *= 2;
+    s->index = calloc(icap, sizeof *s->index);
+    s->stack = malloc((s->n ? s->n : 1) * sizeof *s->stack);
+    if (!s->index || !s->stack || s->n >= UINT32_MAX) return -ENOMEM;
+    s->icap = icap;
+    for (size_t i = 0; i < s->n; i++) {
+        size_t k = hash_of(s->c[i].off, icap);
+        while (s->index[k]) k = (k + 1) & (icap - 1);
+        s->index[k] = (uint32_t)i + 1;
+    }
+    return 0;
+}
+
+static cand_t *lookup(scratch_t *s, uint64_t off)
+{
+    for (size_t k = hash_of(off, s->icap);; k = (k + 1) & (s->icap - 1)) {
+        uint32_t v = s->index[k];
+        if (v == 0) return NULL;
+        if (s->c[v - 1].off == off) return &s->c[v - 1];
+    }
+}
+
+static void visit_subtract(shr_heap_t *h, shr_off_t child, void *arg)
+{
+    (void)h;
+    cand_t *c = lookup(arg, child);
+    if (c && SHR_ALWAYS(c->refs > 0)) c->refs--;
+}
+
+static void visit_mark(shr_heap_t *h, shr_off_t child, void *arg)
+{
+    (void)h;
+    scratch_t *s = arg;
+    cand_t *c = lookup(s, child);
+    if (c && !(c->state & (C_REACHABLE | C_FLAGGED))) { /* flagged: garbage for good (C3) */
+        c->state |= C_REACHABLE;
+        s->stack[s->sn++] = (size_t)(c - s->c);
+    }
+}
+
+/* Trial deletion: what stays unmarked is garbage. */
+static void find_garbage(scratch_t *s)
+{
+    shr_heap_t *h = s->h;
+    for (size_t i = 0; i < s->n; i++) s->c[i].ops->traverse(h, obj_at(h, s->c[i].off), visit_subtract, s);
+    for (size_t i = 0; i < s->n; i++)
+        if (s->c[i].refs > 0 && !(s->c[i].state & (C_REACHABLE | C_FLAGGED))) {
+            s->c[i].state |= C_REACHABLE;
+            s->stack[s->sn++] = i;
+            while (s->sn) {
+                cand_t *c = &s->c[s->stack[--s->sn]];
+                c->ops->traverse(h, obj_at(h, c->off), visit_mark, s);
+            }
+        }
+}
+
+/* The walk, and, if it found lists a dead thread holds, their repair and a
+ * second walk: a repair may free objects, which must not happen during a
+ * walk, nor leave freed blocks among the candidates. */
+static void find_candidates(shr_heap_t *h, scratch_t *s)
+{
+    shr__obj_walk(h, walk_visit, s);
+    if (s->nomem || s->nsettle == 0) return;
+    for (size_t i = 0; i < s->nsettle; i++) shr__list_settle(h, obj_at(h, s->settle[i]));
+    s->n = 0;
+    s->untraversable = 0;
+    s->no_settle = true;
+    shr__obj_walk(h, walk_visit, s);
+}
+
+static void scratch_free(scratch_t *s)
+{
+    free(s->settle);
+    free(s->c);
+    free(s->index);
+    free(s->stack);
+}
+
+/* ---- a collection ------------------------------------------------------------------------ */
+
+static void record(gc_global_t *g, int gen, const shr_gc_result_t *r)
+{
+    gc_gen_t *G = &g->gen[gen];
+    atomic_fetch_add_explicit(&G->collections, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&G->collected, r->collected, memory_order_relaxed);
+    atomic_fetch_add_explicit(&G->uncollectable, r->uncollectable, memory_order_relaxed);
+    atomic_fetch_add_explicit(&G->pause_ns_total, r->pause_ns, memory_order_relaxed);
+    if (r->pause_ns > shr_load_relaxed(&G->pause_ns_max)) shr_store_relaxed(&G->pause_ns_max, r->pause_ns);
+    if (r->ttsp_ns > shr_load_relaxed(&G->ttsp_ns_max)) shr_store_relaxed(&G->ttsp_ns_max, r->ttsp_ns);
+}
+
+/* Free the garbage (the world running): flag each, clear each, free each
+ * (C3). Returns how many were freed. */
+static uint64_t free_garbage(shr_heap_t *h, scratch_t *s)
+{
+    size_t ng = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->c[i].state & C_REACHABLE) continue;
+        obj_t *o = obj_at(h, s->c[i].off);
+        shr_store_relaxed(&o->flags, shr_load_relaxed(&o->flags) | OBJ_GARBAGE);
+        s->stack[ng++] = i;
+    }
+    (void)SHR_FAULT(GC_FLAGGED); /* a crash point: every garbage object flagged */
+    for (size_t k = 0; k < ng; k++) {
+        cand_t *c = &s->c[s->stack[k]];
+        c->ops->clear(h, obj_at(h, c->off));
+        (void)SHR_FAULT(GC_CLEAR); /* a crash point */
+    }
+    for (size_t k = 0; k < ng; k++) {
+        cand_t *c = &s->c[s->stack[k]];
+        c->ops->dealloc(h, obj_at(h, c->off)); /* nothing left to release: frees it */
+        (void)SHR_FAULT(GC_FREE); /* a crash point */
+    }
+    return ng;
+}
+
+static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automatic)
+{
+    shr_gc_result_t r;
+    memset(&r, 0, sizeof r);
+    r.size = sizeof r;
+    r.generation = gen;
+    if (shr__gate_depth) return -EDEADLK; /* inside a call: would wait for itself */
+    shr_tctx_t *me = shr__tctx(h);
+    if (!me) return -errno;
+    uint64_t t_begin = shr__now_ns(CLOCK_MONOTONIC);
+    int rc = gc_lock(h, automatic);
+    if (rc == -EBUSY) return 0; /* another thread collects: that is enough */
+    if (rc) return rc;
+    collecting = true;
+    gc_global_t *g = shr__gc_global(h);
+    atomic_fetch_add_explicit(&g->epoch, 1, memory_order_relaxed);
+    reclaim_dead(h); /* their leases released before anything is examined */
+
+    scratch_t s = {.h = h, .gen = gen};
+    uint64_t t_stop = shr__now_ns(CLOCK_MONOTONIC);
+    rc = stop_world(h, me, &r);
+    uint64_t t_stopped = shr__now_ns(CLOCK_MONOTONIC);
+    r.ttsp_ns = t_stopped - t_stop;
+    if (rc) goto out;
+    (void)SHR_FAULT(GC_STOPPED); /* a crash point: the world stopped, nothing examined */
+
+    find_candidates(h, &s);
+    if (s.nomem || build_index(&s) != 0) {
+        restart_world(h);
+        rc = -ENOMEM; /* nothing changed */
+        goto out;
+    }
+    r.candidates = s.n;
+    r.untraversable = s.untraversable;
+    find_garbage(&s);
+
+    /* Promote the survivors: one store each (C1). */
+    uint32_t next = gen < 2 ? (uint32_t)gen + 1 : 2;
+    uint64_t survivors = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        if (!(s.c[i].state & C_REACHABLE)) continue;
+        survivors++;
+        if (s.c[i].gen != next) {
+            shr_store_relaxed(&obj_at(h, s.c[i].off)->flags, OBJ_TRACKED | next << OBJ_GEN_SHIFT);
+            (void)SHR_FAULT(GC_PROMOTE); /* a crash point */
+        }
+    }
+    if (gen < 2) atomic_fetch_add_explicit(&g->gen[gen + 1].count, 1, memory_order_relaxed);
+    for (int i = 0; i <= gen; i++) shr_store_relaxed(&g->gen[i].count, 0);
+    if (gen == 1) atomic_fetch_add_explicit(&g->long_lived_pending, survivors, memory_order_relaxed);
+    if (gen == 2) {
+        shr_store_relaxed(&g->long_lived_pending, 0);
+        shr_store_relaxed(&g->long_lived_total, survivors);
+    }
+    restart_world(h);
+    r.pause_ns = shr__now_ns(CLOCK_MONOTONIC) - t_stop;
+
+    /* The garbage, with the world running, inside this thread's gate. */
+    if ((rc = shr__gate_enter(h)) == 0) {
+        r.collected = free_garbage(h, &s);
+        shr__gate_exit(h);
+    } else {
+        r.uncollectable = s.n - survivors; /* left for the next collection */
+        rc = 0;
+    }
+    record(g, gen, &r);
+out:
+    collecting = false;
+    shr__gc_pending = NULL;
+    gc_unlock(h);
+    scratch_free(&s);
+    r.total_ns = shr__now_ns(CLOCK_MONOTONIC) - t_begin;
+    if (res) memcpy((char *)res + sizeof res->size, (char *)&r + sizeof r.size,
+                    (res->size < sizeof r ? res->size : sizeof r) - sizeof r.size);
+    return rc ? rc : (int64_t)(r.collected + r.uncollectable);
+}
+
+/* ---- the public calls ---------------------------------------------------------------------- */
+
+int64_t shr_gc_collect(shr_heap_t *heap, int generation, shr_gc_result_t *res)
+{
+    if (!heap || generation < 0 || generation > 2) return -EINVAL;
+    if (res && (res->size < offsetof(shr_gc_result_t, candidates) || res->size > (1u << 16))) return -EINVAL;
+    shr__node_types_register();
+    return collect(heap, generation, res, false);
+}
+
+int shr_gc_get_count(shr_heap_t *heap, int64_t count[3])
+{
+    if (!heap || !count) return -EINVAL;
+    gc_global_t *g = shr__gc_global(heap);
+    for (int i = 0; i < 3; i++) count[i] = shr_load_relaxed(&g->gen[i].count);
+    return 0;
+}
+
+int shr_gc_get_threshold(shr_heap_t *heap, uint32_t threshold[3])
+{
+    if (!heap || !threshold) return -EINVAL;
+    gc_global_t *g = shr__gc_global(heap);
+    for (int i = 0; i < 3; i++) threshold[i] = shr_load_relaxed(&g->gen[i].threshold);
+    return 0;
+}
+
+int shr_gc_set_threshold(shr_heap_t *heap, const uint32_t threshold[3])
+{
+    if (!heap || !threshold) return -EINVAL;
+    gc_global_t *g = shr__gc_global(heap);
+    for (int i = 0; i < 3; i++) shr_store_relaxed(&g->gen[i].threshold, threshold[i]);
+    return 0;
+}
+
+int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out)
+{
+    if (!heap || !out) return -EINVAL;
+    gc_global_t *g = shr__gc_global(heap);
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < 3; i++) {
+        gc_gen_t *G = &g->gen[i];
+        out->gen[i] = (shr_gc_gen_stats_t){shr_load_relaxed(&G->collections), shr_load_relaxed(&G->collected),
+                                           shr_load_relaxed(&G->uncollectable), shr_load_relaxed(&G->pause_ns_total),
+                                           shr_load_relaxed(&G->pause_ns_max), shr_load_relaxed(&G->ttsp_ns_max)};
+    }
+    out->auto_failures = shr_load_relaxed(&g->auto_failures);
+    out->long_lived_total = shr_load_relaxed(&g->long_lived_total);
+    out->long_lived_pending = shr_load_relaxed(&g->long_lived_pending);
+    return 0;
+}

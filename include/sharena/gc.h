@@ -1,0 +1,176 @@
+/* sharena objects and the cycle collector. Included by <sharena.h>.
+ *
+ * Objects are refcounted blocks of the heap that any process can reach:
+ * nodes (a built-in type: reference slots plus payload bytes), objects of
+ * user types (a layout declared in the heap, so that every process and the
+ * `sharena` tool can traverse them), and the shared lists of
+ * <sharena/list.h>. Objects may refer to each other in any shape, cycles
+ * included; the cycle collector (CPython's generational trial deletion)
+ * frees the cycles nothing refers to any more.
+ *
+ * References. A shr_ref_t is a reference this process holds: one lease in
+ * its lease table and one count in the object's refcount. Every call that
+ * hands out a shr_ref_t returns a new reference, which the caller releases
+ * with shr_obj_release (or, if the process dies or closes the heap, which is
+ * released for it). A ref is valid only in the process that got it; a ref
+ * this process does not hold (never had, or already released) is refused
+ * with -EINVAL and nothing changes. {0} is "no object".
+ *
+ * Errors, for every call that returns int: -EINVAL for a NULL heap or
+ * out-parameter, a ref this process does not hold, a slot or size out of
+ * range; SHR_ETYPE for a type that is not a node or a declared user type, or
+ * an object of another kind than the call needs (shr_obj_set on a list);
+ * -ENOMEM; SHR_ELOCKTIMEOUT when a wait (a lock, or a collection in another
+ * process that does not end) outlasts the heap's lock timeout. A call that
+ * fails changes nothing.
+ */
+#ifndef SHARENA_GC_H
+#define SHARENA_GC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shr_heap shr_heap_t;
+typedef uint64_t shr_off_t;
+
+/* A reference this process holds (a lease); {0} is none. */
+typedef struct shr_ref { shr_off_t off; } shr_ref_t;
+
+/* Object type ids. They live in their own range, above every value tag of
+ * the list (shr_type_t, 1..8), so that one cannot be passed for the other
+ * unnoticed: shr_obj_new(heap, SHR_INT, ...) is SHR_ETYPE. */
+#define SHR_TYPE_NODE 0x100u          /* nslots reference slots + payload bytes */
+#define SHR_TYPE_USER_FIRST 0x101u    /* the first id shr_obj_type_declare hands out */
+#define SHR_TYPE_USER_MAX 64u         /* user types a heap can declare */
+#define SHR_TYPE_NAME_MAX 31          /* bytes of a user type's name */
+#define SHR_OBJ_LIST 0x1ffu           /* shr_obj_type() of a shared list */
+
+/* A new object with refcount 1, returned as a new reference in *out.
+ * type SHR_TYPE_NODE: nslots (0..2^24) empty slots and `payload` zeroed
+ * bytes (at most 2^32 - 1). A user type: nslots and payload must be the
+ * declared ones. Containers count towards the collector's generation 0 and
+ * may start an automatic collection when the call returns (shr_gc_*). */
+int shr_obj_new(shr_heap_t *heap, uint32_t type, uint32_t nslots, size_t payload, shr_ref_t *out);
+/* Store child (a reference this process holds, or {0}) in obj's slot: the
+ * slot takes a reference of its own, and the object it held before is
+ * released. obj is a node or a user-type object. */
+int shr_obj_set(shr_heap_t *heap, shr_ref_t obj, uint32_t slot, shr_ref_t child); /* child may be {0} */
+/* A new reference to what obj's slot holds, or {0} for an empty slot. */
+int shr_obj_get(shr_heap_t *heap, shr_ref_t obj, uint32_t slot, shr_ref_t *out);  /* a new reference or {0} */
+/* Another reference to the same object. */
+int shr_obj_dup(shr_heap_t *heap, shr_ref_t ref, shr_ref_t *out);
+/* Release a reference (the object is freed with its last one). A ref this
+ * process does not hold, and {0}, are ignored. */
+void shr_obj_release(shr_heap_t *heap, shr_ref_t ref);
+/* The payload bytes of a node or user-type object, valid while the ref is
+ * held; *len (may be NULL) receives their number. NULL with errno EINVAL
+ * for a ref this process does not hold or an object without payload (a list). */
+void *shr_obj_payload(shr_heap_t *heap, shr_ref_t ref, size_t *len);  /* NULL only on error */
+/* The type id of the object (SHR_TYPE_NODE, a user type's id, SHR_OBJ_LIST),
+ * or 0 for a ref this process does not hold. */
+uint32_t shr_obj_type(shr_heap_t *heap, shr_ref_t ref);
+/* The object's reference count now (a snapshot, for tests and tools), or 0. */
+uint64_t shr_obj_refcount(shr_heap_t *heap, shr_ref_t ref);
+
+/* Names. Objects and named lists share one namespace of roots: a published
+ * name holds a reference until it is unpublished. -EEXIST if taken,
+ * -ENOSPC when the root directory is full, -EINVAL/-ENAMETOOLONG for a bad
+ * name. Looking a node's name up as a list (shr_list_attach) is SHR_ETYPE;
+ * looking a list's name up here gives a reference to the list. */
+int shr_obj_publish(shr_heap_t *heap, const char *name, shr_ref_t ref); /* a root holding a reference; -EEXIST if taken */
+int shr_obj_lookup(shr_heap_t *heap, const char *name, shr_ref_t *out);
+/* Remove the name and release its reference. -ENOENT, SHR_ETYPE for a name
+ * that holds no object (shr_root_set's). */
+int shr_obj_unpublish(shr_heap_t *heap, const char *name);
+
+/* User types: a layout declared in the heap (name, reference slots, payload
+ * bytes), so that every process, and the tool, can traverse, clear and free
+ * their objects without code of its own. Declaring the same name with the
+ * same layout again returns the same id; with another layout, -EEXIST.
+ * -ENOSPC when SHR_TYPE_USER_MAX types are declared. */
+int shr_obj_type_declare(shr_heap_t *heap, const char *name, uint32_t nslots, size_t payload, uint32_t *id);
+/* A declared type's id by name (-ENOENT), and a type's layout (SHR_ETYPE for
+ * an id that is not declared). name receives at least SHR_TYPE_NAME_MAX+1. */
+int shr_obj_type_lookup(shr_heap_t *heap, const char *name, uint32_t *id);
+int shr_obj_type_info(shr_heap_t *heap, uint32_t id, char *name, uint32_t *nslots, size_t *payload);
+
+/* ---- the cycle collector -------------------------------------------------
+ *
+ * CPython's algorithm and surface: three generations; a container (node,
+ * user-type object, list) starts in generation 0; a collection of
+ * generation g examines generations 0..g and moves the survivors to g + 1
+ * (2 stays 2). Automatic collections: when the containers created minus
+ * those freed since the last collection exceed threshold[0], the thread
+ * whose creation crossed it collects, on its way out of that call, the
+ * oldest generation g whose count exceeds threshold[g] (count[1] and
+ * count[2] count collections of the generation below), a full collection
+ * only when the objects that reached generation 2 since the last full one
+ * exceed a quarter of those that survived it (CPython's long-lived rule).
+ * Defaults (2000, 10, 10) as CPython 3.13 (3.11 and 3.12 use 700 for
+ * threshold[0]). Counts are kept per thread and folded into the heap's in
+ * batches of 64, so count[0] may lag by up to 64 per thread.
+ *
+ * A collection stops the world: every thread of every process attached
+ * finishes the object or list call it is in, and waits at the entry of its
+ * next one until the collection's pause ends. Dead processes are skipped,
+ * their references released first. If a live thread does not stop within
+ * the stop timeout (1 s; SHARENA_GC_STOP_TIMEOUT_MS overrides it), the
+ * collection fails with -ETIMEDOUT before it changed anything. Garbage is
+ * freed after the world restarts. A collector that dies leaves garbage for
+ * the next collection, never a freed reachable object.
+ */
+
+/* What one collection did. Set size = sizeof(shr_gc_result_t) before the
+ * call (SHR_GC_RESULT_INIT); a library that knows more fields than the
+ * caller fills only the caller's. */
+typedef struct shr_gc_result {
+    size_t size;              /* in: sizeof the caller's struct */
+    int generation;           /* collected generation */
+    int reserved0;
+    uint64_t collected;       /* unreachable objects freed */
+    uint64_t uncollectable;   /* unreachable objects left for the next collection (this thread
+                                 could not enter the gate to free them) */
+    uint64_t candidates;      /* objects examined */
+    uint64_t untraversable;   /* objects of types this process cannot traverse (kept) */
+    uint64_t ttsp_ns;         /* time to stop the world */
+    uint64_t pause_ns;        /* world stopped: from the stop request to the restart */
+    uint64_t total_ns;        /* the whole call, freeing included */
+    uint32_t stopped_threads; /* threads that were inside a call and had to be waited for */
+    uint32_t dead_skipped;    /* dead processes' threads skipped (their references released) */
+} shr_gc_result_t;
+#define SHR_GC_RESULT_INIT {sizeof(shr_gc_result_t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/* Collect generation 0, 1 or 2. Returns collected + uncollectable, or
+ * -EINVAL (bad generation or res->size), -ETIMEDOUT (a live thread did not
+ * stop: nothing changed), SHR_ELOCKTIMEOUT (another collection holds the
+ * collector's lock past the lock timeout), -EDEADLK (called from inside a
+ * sharena call, e.g. a wait hook). res may be NULL. */
+int64_t shr_gc_collect(shr_heap_t *heap, int generation, shr_gc_result_t *res);
+int shr_gc_get_count(shr_heap_t *heap, int64_t count[3]);
+int shr_gc_get_threshold(shr_heap_t *heap, uint32_t threshold[3]);
+/* threshold[0] == 0 disables automatic collections, as in CPython; the
+ * thresholds are the heap's, for every process. */
+int shr_gc_set_threshold(shr_heap_t *heap, const uint32_t threshold[3]);
+
+/* Per-generation totals since the heap was created (CPython's
+ * gc.get_stats(), plus the times). */
+typedef struct shr_gc_gen_stats {
+    uint64_t collections, collected, uncollectable;
+    uint64_t pause_ns_total, pause_ns_max, ttsp_ns_max;
+} shr_gc_gen_stats_t;
+typedef struct shr_gc_stats {
+    shr_gc_gen_stats_t gen[3];
+    uint64_t auto_failures;   /* automatic collections that could not stop the world */
+    uint64_t long_lived_total, long_lived_pending;
+} shr_gc_stats_t;
+int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHARENA_GC_H */
