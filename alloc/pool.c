@@ -2,7 +2,8 @@
  *
  * pymalloc's machinery, in offsets, with pools owned by thread slots.
  *
- * Arenas (SMALL: 64 pools of 4 KiB; MEDIUM: 4 pools of 64 KiB) are on their
+ * Arenas (SMALL: 63 pools of 4 KiB, or 16 of 16 KiB with SHR_HEAP_POOLS_16K;
+ * MEDIUM: 4 pools of 64 KiB; page 0 holds the headers) are on their
  * class's usable_arenas list while they have a free pool, sorted by
  * nfreepools ascending (the fullest first, so that nearly empty arenas can
  * drain), with nfp2lasta[n] naming the rightmost arena with n free pools so
@@ -20,21 +21,24 @@
  *   - any other thread frees into a pool by pushing onto its remote stack
  *     with one CAS. The owner takes the whole stack with one exchange when its
  *     local list runs dry, so the stack never suffers ABA.
- *   - a pool that fills up is given up: the owner sets REMOTE_UNOWNED in the
- *     remote word (CAS from 0, i.e. only if nothing is pending), then clears
- *     `owner`, then looks again. The first thread to free into an unowned
- *     pool adopts it (CAS owner 0 -> itself) and collects its stack.
+ *   - a pool that fills up is parked: the owner sets REMOTE_PARKED in the
+ *     remote word (CAS from 0, i.e. only if nothing is pending) and keeps it,
+ *     off its used list, on its parked list. The owner's next free into it
+ *     relinks it behind the class's current pool; the first remote free
+ *     clears the flag and hands its block to the owner's delayed stack, which
+ *     the owner drains (frees again as itself) before it takes a new pool.
  *   - pools of a thread that exits, or of a dead process, are orphaned: put
  *     on their class's orphan list, adopted by the next thread that needs a
- *     pool of that class.
+ *     pool of that class; a full one is given up instead (REMOTE_UNOWNED,
+ *     owner 0), and the first thread to free into it adopts it (CAS on owner).
  *
- * Tricky: the give-up and the adoption race. A freer that pushes while the
- * owner is giving up sees either no REMOTE_UNOWNED (the owner's CAS from 0
- * then fails and the owner collects instead), or the flag with owner still
- * set (its adoption CAS fails; the owner, after clearing owner with a seq_cst
- * store, loads the stack with seq_cst and takes the pool back if anything was
- * pushed). Either way no block stays on the stack of a pool nobody will
- * adopt.
+ * Tricky: the give-up at exit and the adoption race. A freer that pushes
+ * while the pool is being given up sees either no REMOTE_UNOWNED (the CAS
+ * from 0 then fails and the pool is orphaned instead), or the flag with
+ * owner still set (its adoption CAS fails; orphan_pool, after clearing owner
+ * with a seq_cst store, loads the stack with seq_cst and takes the pool back
+ * if anything was pushed). Either way no block stays on the stack of a pool
+ * nobody will adopt.
  *
  * Keeping empty pools: when the owner frees the last block of a pool that
  * is the only pool on its class list, the pool is kept (nused == 0, USED), so
