@@ -493,18 +493,26 @@ static void heap_dealloc(HeapObject *self)
 static PyObject *make_list(mod_state *st, HeapObject *heap, PyObject *sequence, PyObject *name, int own);
 static PyObject *attach_list(mod_state *st, HeapObject *heap, PyObject *name, int own);
 
-static PyObject *heap_sharablelist(HeapObject *self, PyObject *args, PyObject *kwds)
+/* The arguments of ShareableList(sequence=None, *, name=None), both the
+ * type's and Heap.ShareableList's: 0, or -1 with an error set. */
+static int list_args(PyObject *args, PyObject *kwds, PyObject **sequence, PyObject **name)
 {
     static char *kwlist[] = {"sequence", "name", NULL};
-    PyObject *sequence = Py_None, *name = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$O:ShareableList", kwlist, &sequence, &name)) return NULL;
-    if (heap_check_open(self) < 0) return NULL;
+    *sequence = *name = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$O:ShareableList", kwlist, sequence, name)) return -1;
+    if (*name != Py_None && !PyUnicode_Check(*name)) {
+        PyErr_Format(PyExc_TypeError, "name must be str or None, not %.100s", Py_TYPE(*name)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *heap_sharablelist(HeapObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *sequence, *name;
+    if (list_args(args, kwds, &sequence, &name) < 0 || heap_check_open(self) < 0) return NULL;
     mod_state *st = state_of_type(Py_TYPE(self));
     if (!st) return NULL;
-    if (name != Py_None && !PyUnicode_Check(name)) {
-        PyErr_Format(PyExc_TypeError, "name must be str or None, not %.100s", Py_TYPE(name)->tp_name);
-        return NULL;
-    }
     if (sequence == Py_None && name != Py_None) return attach_list(st, self, name, 0);
     return make_list(st, self, sequence, name, 0);
 }
@@ -930,13 +938,8 @@ static PyObject *own_list(mod_state *st, PyObject *sequence, PyObject *name)
 
 static PyObject *list_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"sequence", "name", NULL};
-    PyObject *sequence = Py_None, *name = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$O:ShareableList", kwlist, &sequence, &name)) return NULL;
-    if (name != Py_None && !PyUnicode_Check(name)) {
-        PyErr_Format(PyExc_TypeError, "name must be str or None, not %.100s", Py_TYPE(name)->tp_name);
-        return NULL;
-    }
+    PyObject *sequence, *name;
+    if (list_args(args, kwds, &sequence, &name) < 0) return NULL;
     mod_state *st = state_of_type(type);
     if (!st) return NULL;
     return own_list(st, sequence, name);
