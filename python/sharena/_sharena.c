@@ -550,7 +550,8 @@ PyDoc_STRVAR(heap_doc,
 "otherwise the heap called name is opened. capacity is the address space\n"
 "to reserve in bytes (0: 1 GiB); memory is used only for what the heap\n"
 "holds. max_procs and max_threads limit the processes that may attach it\n"
-"and their threads (0: 128 and 512); small limits make a small heap.\n"
+"and their threads (0: 128 and 512); a thread slot costs memory only\n"
+"once a thread has used the heap.\n"
 "The heap stays until unlink() removes its name, however many\n"
 "processes come and go. Use it in a with block, or call close().");
 
