@@ -301,18 +301,12 @@ static void list_close_handle(ListObject *l)
 static int heap_close_all(HeapObject *self)
 {
     int rc = 0;
+    /* Each open list holds a reference to self (so dealloc finds the chain
+     * empty); close() is called with self held, so those references can go. */
     while (self->lists) {
-        ListObject *l = self->lists;
-        Py_INCREF(l);
-        if (l->list) {
-            shr_list_close(l->list);
-            l->list = NULL;
-        }
-        list_chain_remove(l);
-        HeapObject *hp = l->heap;
-        l->heap = NULL;
+        ListObject *l = (ListObject *)Py_NewRef(self->lists);
+        list_close_handle(l);
         Py_DECREF(l);
-        Py_XDECREF(hp);
     }
     if (self->heap) {
         rc = shr_heap_close(self->heap);
