@@ -359,7 +359,7 @@ shr_inline int encode(shr_heap_t *h, const shr_value_t *v, uint64_t *tag, uint64
 static inline void release(shr_heap_t *h, uint64_t tag, uint64_t val)
 {
     if (tag == SHR_STR || tag == SHR_BYTES) shr__str_release(h, obj_at(h, val));
-    else if (tag == SHR_LIST) shr__decref(h, obj_at(h, val));
+    else if (is_ref(tag)) shr__decref(h, obj_at(h, val)); /* a list or another object */
 }
 
 /* Fill *out from an item; for str, bytes and list, out->ref_ names the
