@@ -449,8 +449,12 @@ static void check_free_slots(checker_t *k)
     shr_heap_t *h = k->h;
     static const alloc_tslot_t zero;
     for (uint32_t s = 0; s < h->max_threads; s++) {
+        /* A slot never claimed may be uncommitted (zero): reading would
+         * commit it (shm.h, shr__seg_resident). */
+        if (!shr__seg_resident(h, shr__thread_slot(h, s))) continue;
         if (shr_load_relaxed(&shr__thread_slot(h, s)->state) != SHR_ENTRY_FREE) continue;
         alloc_tslot_t *ts = shr__seg_thread_area(h, SHR_LAYER_ALLOC, s);
+        if (!shr__seg_resident(h, ts) || !shr__seg_resident(h, (const char *)(ts + 1) - 1)) continue;
         /* The atomic counter is read on its own, the rest as bytes. */
         if (shr_load_relaxed(&ts->net) != 0 || memcmp(ts, &zero, offsetof(alloc_tslot_t, net)) != 0)
             fail(k, "P3: thread slot %u is free but its allocator region was not reset", s);

@@ -1040,7 +1040,7 @@ def python_table(d):
     for op, title in PY_OPS[:4]:
         a, b = ns.get("sharena", {}).get(op), ns.get("stdlib", {}).get(op)
         if a and b:
-            goals.append(f"{title.split(' `')[0]}: {b / a:.0f}× the stdlib (goal ≥ 30×: "
+            goals.append(f"{title.split(' `')[0]}: {b / a:.1f}× the stdlib (goal ≥ 30×: "
                          f"{'met' if b / a >= 30 else 'not met'})")
     a, c = ns.get("sharena", {}).get("get_int"), ns.get("list", {}).get("get_int")
     if a and c:

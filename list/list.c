@@ -77,7 +77,7 @@ static inline void move_item(items_t *a, uint64_t to, uint64_t from)
     store_item(a, to, shr_load_relaxed(&a->it[from].tag), shr_load_relaxed(&a->it[from].val));
 }
 
-static void release(shr_heap_t *h, uint64_t tag, uint64_t val);
+static inline void release(shr_heap_t *h, uint64_t tag, uint64_t val);
 
 /* Shift items up one place, from index op_progress down to op_index + 1
  * (insert), or down one place from op_progress up to op_len - 2 (delete).
@@ -352,9 +352,14 @@ shr_inline int encode(shr_heap_t *h, const shr_value_t *v, uint64_t *tag, uint64
     return 0;
 }
 
-static void release(shr_heap_t *h, uint64_t tag, uint64_t val)
+/* Give back the reference an item held. A str or bytes holds no reference
+ * of its own, so its last release frees the block here (what its dealloc in
+ * str.c does), without the generic decref's trashcan and type lookup: the
+ * common case of a set that replaces a string. */
+static inline void release(shr_heap_t *h, uint64_t tag, uint64_t val)
 {
-    if (is_ref(tag)) shr__decref(h, obj_at(h, val));
+    if (tag == SHR_STR || tag == SHR_BYTES) shr__str_release(h, obj_at(h, val));
+    else if (is_ref(tag)) shr__decref(h, obj_at(h, val)); /* a list or another object */
 }
 
 /* Fill *out from an item; for str, bytes and list, out->ref_ names the
@@ -426,7 +431,7 @@ static void value_release_(shr_heap_t *heap, shr_value_t *v)
     } else if (!heap) {
         return; /* nothing to release it from: the value is left as it was */
     } else if (shr__lease_remove(heap, v->ref_) == 0) {
-        shr__decref(heap, obj_at(heap, v->ref_));
+        release(heap, v->type, v->ref_);
     }
     memset(v, 0, sizeof *v);
 }
@@ -731,7 +736,7 @@ static inline bool inline_tag(uint64_t tag) { return tag >= SHR_NONE && tag <= S
  * under the sequence counter, kept if it did not move. Returns 0 with *out
  * filled, a negative error (a bad index), or 1 when the item holds a
  * reference (or the readers kept colliding with writers): take the lock. */
-static int read_inline(shr_heap_t *h, listobj_t *l, int64_t index, shr_value_t *out)
+shr_inline int read_inline(shr_heap_t *h, listobj_t *l, int64_t index, shr_value_t *out)
 {
     uint64_t i;
     for (int tries = 0; tries < OPTIMISTIC_TRIES; tries++) {

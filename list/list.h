@@ -152,6 +152,12 @@ static inline items_t *list_items(const shr_heap_t *h, listobj_t *l)
  * NULL with errno. */
 strobj_t *shr__str_new(shr_heap_t *h, uint32_t type, const char *data, size_t len);
 void shr__str_types_register(void);
+/* Drop a reference to a str or bytes object, freeing it with the last one
+ * (a str holds no reference, so nothing else is released). */
+shr_inline void shr__str_release(shr_heap_t *h, obj_t *o)
+{
+    if (atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_acq_rel) == 1) shr_free(h, o);
+}
 
 /* list.c */
 /* The list types' functions (traverse, clear, dealloc) for this process. */

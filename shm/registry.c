@@ -21,6 +21,10 @@
  *   R4  every state is FREE or LIVE; entries at or above the tables' high
  *       water marks (procs_hwm, threads_hwm <= the limits) are FREE
  *   R5  a FREE entry's `life` is unlocked
+ *   R6  the thread slots below threads_hwm, and their layers' thread
+ *       regions, are committed (a new segment commits none; a slot's first
+ *       claim commits it before raising the mark, so a crash between the
+ *       two only makes the next claimant commit it again)
  * shr__registry_check verifies them all; a sweep reclaims what breaks R2 and
  * entries of an unknown state (R4), so that damage is healed, not followed.
  *
@@ -522,7 +526,8 @@ int shr__registry_init(shr_heap_t *h)
 {
     seg_header_t *hdr = h->hdr;
     memset(h->procs, 0, (size_t)h->max_procs * sizeof *h->procs);
-    memset(h->threads, 0, (size_t)h->max_threads * sizeof *h->threads);
+    /* The thread slots of a new segment are zero (uncommitted pages read as
+     * zero) and are committed at their first claim: not touched here. */
     for (uint32_t p = 0; p < h->max_procs; p++) {
         int rc = shr__robust_mutex_init(&h->procs[p].life);
         if (rc) return rc;
@@ -560,7 +565,10 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
     if (rc) return rc;
     /* R4 first: a sweep reclaims entries of an unknown state, but such a
      * state is damage, not the leftover of a dead process. */
+    uint32_t thwm0 = threads_hwm(h);
     for (uint32_t s = 0; s < h->max_threads; s++) {
+        /* Above the mark an uncommitted slot is zero, FREE (R6): not read. */
+        if (s >= thwm0 && !shr__seg_resident(h, &h->threads[s])) continue;
         uint32_t st = shr_load_relaxed(&h->threads[s].state);
         if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE)
             reg_fail(&k, "R4: thread slot %u: state %u", s, st);
@@ -583,6 +591,7 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
     }
     for (uint32_t s = 0; s < h->max_threads; s++) {
         thread_slot_t *ts = &h->threads[s];
+        if (s >= thwm && !shr__seg_resident(h, ts)) continue; /* zero, FREE (R6) */
         uint32_t st = shr_load_relaxed(&ts->state);
         if (s >= thwm && st != SHR_ENTRY_FREE)
             reg_fail(&k, "R4: thread slot %u above the high water mark %u is not FREE", s, thwm);
@@ -762,7 +771,12 @@ static int claim_slot_locked(shr_heap_t *h, uint32_t *out)
             REG_ASSERT("R4", shr_load_relaxed(&ts->state) == SHR_ENTRY_FREE);
             REG_ASSERT("R2", shr_load_relaxed(&h->procs[h->proc].state) == SHR_ENTRY_LIVE &&
                                  shr_load_relaxed(&h->procs[h->proc].gen) == h->proc_gen);
-            if (s == hwm) shr_store_release(&hdr->threads_hwm, hwm + 1); /* R4: still FREE */
+            if (s == hwm) {
+                /* A slot's first claim commits its pages (R6). */
+                int rc = shr__seg_commit_thread(h, s);
+                if (rc) return rc;
+                shr_store_release(&hdr->threads_hwm, hwm + 1); /* R4: still FREE */
+            }
             /* Everything the registry relies on, written afresh. The
              * layers' areas of a FREE slot are reset by their
              * thread_release hooks (zero in a new segment). */

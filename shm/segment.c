@@ -256,6 +256,40 @@ static int fd_commit(int fd, uint64_t off, uint64_t len)
     return errno == ENOSPC || errno == EFBIG ? -ENOMEM : -errno;
 }
 
+/* What a new segment commits at creation: everything before eager_size but
+ * the per-thread arrays (the registry's thread slots and each layer's thread
+ * regions), which are zero until a thread slot is first claimed and are
+ * committed then, slot by slot (shr__seg_commit_thread). A heap used by one
+ * thread thus commits one slot's pages, not max_threads slots'. */
+static int commit_eager(int fd, const seg_header_t *lay)
+{
+    int rc = fd_commit(fd, 0, lay->threads_off);
+    for (int l = 0; rc == 0 && l < SHR_NLAYERS; l++)
+        if (lay->thread_off[l] > lay->global_off[l])
+            rc = fd_commit(fd, lay->global_off[l], lay->thread_off[l] - lay->global_off[l]);
+    return rc;
+}
+
+int shr__seg_commit_thread(shr_heap_t *h, uint32_t slot)
+{
+    SHR_ASSERT(slot < h->max_threads);
+    const seg_header_t *hdr = h->hdr;
+    int rc = shr__seg_commit(h, hdr->threads_off + (uint64_t)slot * sizeof(thread_slot_t), sizeof(thread_slot_t));
+    for (int l = 0; rc == 0 && l < SHR_NLAYERS; l++)
+        if (hdr->thread_size[l])
+            rc = shr__seg_commit(h, hdr->thread_off[l] + (uint64_t)slot * hdr->thread_size[l], hdr->thread_size[l]);
+    return rc;
+}
+
+bool shr__seg_resident(const shr_heap_t *h, const void *p)
+{
+    if (h->flags & SHR_HEAP_PRIVATE) return true;
+    uintptr_t page = (uintptr_t)p & ~(uintptr_t)(SHR_OS_PAGE - 1);
+    unsigned char in = 0;
+    /* Unknown (mincore failed): say committed, and let the reader read. */
+    return mincore((void *)page, SHR_OS_PAGE, &in) != 0 || (in & 1);
+}
+
 /* Give back the pages of [p, p + len) that `was` (mincore, one byte per page)
  * shows were not committed before a failed commit. */
 static void undo_commit(uint8_t *p, uint64_t len, const unsigned char *was)
@@ -469,7 +503,6 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
     probe.max_procs = o.max_procs;
     probe.max_threads = o.max_threads;
     uint64_t meta = layout_regions(&probe, params, capacity);
-    uint64_t eager = probe.eager_size;
     if (capacity <= meta) return -EINVAL;
 
     random_suffix(rnd, sizeof rnd);
@@ -481,7 +514,7 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
         rc = errno == EFBIG ? -ENOMEM : -errno;
         goto fail;
     }
-    if ((rc = fd_commit(fd, 0, eager)) != 0) goto fail;
+    if ((rc = commit_eager(fd, &probe)) != 0) goto fail;
     if (fstat(fd, &st) != 0) {
         rc = -errno;
         goto fail;

@@ -17,8 +17,11 @@
  * thread slots, chosen at creation), then each layer's regions: one global
  * region per layer, one region per process entry, one per thread slot and,
  * last, one table with an entry per chunk of the capacity. Everything up to
- * the tables is committed at creation; a layer commits its table as it uses
- * it (a 1 TiB heap would otherwise commit its whole chunk table).
+ * the tables but the per-thread arrays is committed at creation; a thread
+ * slot and its layers' regions are committed at the slot's first claim
+ * (registry.c, R6), and a layer commits its table as it uses it (a 1 TiB heap
+ * would otherwise commit its whole chunk table, a heap of 512 thread slots
+ * 400 KB of slots that one thread never uses).
  * The region sizes are given by the creator (shr__seg_params_t) and recorded
  * in the header; attach refuses a segment whose recorded sizes differ from
  * this build's (SHR_EVERSION).
@@ -74,8 +77,11 @@
  *    generations, user types, the collector's mutex), a gc region per
  *    thread slot (gc_tslot_t), obj_t.flags holds TRACKED and the
  *    generation, containers live in object pools, list items may hold
- *    SHR_REF objects. */
-#define SHR_LAYOUT_VERSION 6u
+ *    SHR_REF objects.
+ * 7: thread slots and their layer regions committed at their first claim
+ *    (below threads_hwm), not at creation: a build that expects them
+ *    committed would touch uncommitted pages. */
+#define SHR_LAYOUT_VERSION 7u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"
@@ -190,7 +196,8 @@ typedef struct seg_header {
     uint64_t thread_size[SHR_NLAYERS];  /*   (stride of one entry) */
     uint64_t table_off[SHR_NLAYERS];    /* layer per-chunk tables (last in */
     uint64_t table_size[SHR_NLAYERS];   /*   the metadata, committed lazily) */
-    uint64_t eager_size;                /* bytes committed at creation */
+    uint64_t eager_size;                /* end of the regions; committed at creation
+                                           but the per-thread arrays (R6) */
     uint64_t procs_off;                 /* proc_entry_t[max_procs] */
     uint64_t threads_off;               /* thread_slot_t[max_threads] */
     uint32_t lock_timeout_ms;           /* bound of every lock wait */
@@ -327,6 +334,14 @@ int shr__seg_stat(shr_heap_t *heap, shr_heap_info_t *info, shr_proc_info_t *proc
  * full (nothing newly committed is kept then). Release gives pages back. */
 int shr__seg_commit(shr_heap_t *heap, uint64_t off, uint64_t len);
 int shr__seg_release(shr_heap_t *heap, uint64_t off, uint64_t len);
+/* Commit thread slot `slot`'s pages: its thread_slot_t and each layer's
+ * thread region. The registry calls it before a slot's first claim (the
+ * slot at threads_hwm): slots below threads_hwm are committed (R6). */
+int shr__seg_commit_thread(shr_heap_t *heap, uint32_t slot);
+/* Is the page holding p committed? A reader of what may never have been
+ * committed (a checker's walk of the thread slots above threads_hwm) asks
+ * first, since reading an uncommitted page of a shared mapping commits it. */
+bool shr__seg_resident(const shr_heap_t *heap, const void *p);
 uint64_t shr__seg_committed(const shr_heap_t *heap);
 /* Fault injection for tests: the nth commit from now fails with -ENOMEM
  * (0 disables). Process-wide. */

@@ -301,18 +301,12 @@ static void list_close_handle(ListObject *l)
 static int heap_close_all(HeapObject *self)
 {
     int rc = 0;
+    /* Each open list holds a reference to self (so dealloc finds the chain
+     * empty); close() is called with self held, so those references can go. */
     while (self->lists) {
-        ListObject *l = self->lists;
-        Py_INCREF(l);
-        if (l->list) {
-            shr_list_close(l->list);
-            l->list = NULL;
-        }
-        list_chain_remove(l);
-        HeapObject *hp = l->heap;
-        l->heap = NULL;
+        ListObject *l = (ListObject *)Py_NewRef(self->lists);
+        list_close_handle(l);
         Py_DECREF(l);
-        Py_XDECREF(hp);
     }
     if (self->heap) {
         rc = shr_heap_close(self->heap);
@@ -493,18 +487,26 @@ static void heap_dealloc(HeapObject *self)
 static PyObject *make_list(mod_state *st, HeapObject *heap, PyObject *sequence, PyObject *name, int own);
 static PyObject *attach_list(mod_state *st, HeapObject *heap, PyObject *name, int own);
 
-static PyObject *heap_sharablelist(HeapObject *self, PyObject *args, PyObject *kwds)
+/* The arguments of ShareableList(sequence=None, *, name=None), both the
+ * type's and Heap.ShareableList's: 0, or -1 with an error set. */
+static int list_args(PyObject *args, PyObject *kwds, PyObject **sequence, PyObject **name)
 {
     static char *kwlist[] = {"sequence", "name", NULL};
-    PyObject *sequence = Py_None, *name = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$O:ShareableList", kwlist, &sequence, &name)) return NULL;
-    if (heap_check_open(self) < 0) return NULL;
+    *sequence = *name = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$O:ShareableList", kwlist, sequence, name)) return -1;
+    if (*name != Py_None && !PyUnicode_Check(*name)) {
+        PyErr_Format(PyExc_TypeError, "name must be str or None, not %.100s", Py_TYPE(*name)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *heap_sharablelist(HeapObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *sequence, *name;
+    if (list_args(args, kwds, &sequence, &name) < 0 || heap_check_open(self) < 0) return NULL;
     mod_state *st = state_of_type(Py_TYPE(self));
     if (!st) return NULL;
-    if (name != Py_None && !PyUnicode_Check(name)) {
-        PyErr_Format(PyExc_TypeError, "name must be str or None, not %.100s", Py_TYPE(name)->tp_name);
-        return NULL;
-    }
     if (sequence == Py_None && name != Py_None) return attach_list(st, self, name, 0);
     return make_list(st, self, sequence, name, 0);
 }
@@ -542,7 +544,8 @@ PyDoc_STRVAR(heap_doc,
 "otherwise the heap called name is opened. capacity is the address space\n"
 "to reserve in bytes (0: 1 GiB); memory is used only for what the heap\n"
 "holds. max_procs and max_threads limit the processes that may attach it\n"
-"and their threads (0: 128 and 512); small limits make a small heap.\n"
+"and their threads (0: 128 and 512); a thread slot costs memory only\n"
+"once a thread has used the heap.\n"
 "The heap stays until unlink() removes its name, however many\n"
 "processes come and go. Use it in a with block, or call close().");
 
@@ -606,6 +609,37 @@ static PyType_Spec heap_spec = {
 
 /* ---- Python values <-> sharena values ----------------------------------------- */
 
+/* An exact int as a long long: 1, or 0 when it does not fit (no error set).
+ * CPython 3.11 keeps an int of one digit in ob_digit[0] with its sign in
+ * ob_size, read here without a call (the index of every get and set, and
+ * most int values); larger ints, and other versions, go through the API. */
+static inline int exact_long(PyObject *o, long long *out)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    Py_ssize_t size = Py_SIZE(o);
+    if (LIKELY(size >= -1 && size <= 1)) {
+        *out = size * (long long)((PyLongObject *)o)->ob_digit[0];
+        return 1;
+    }
+#endif
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+    *out = x;
+    return !overflow;
+}
+
+/* An exact str as UTF-8: its compact ASCII data in place (no call), or the
+ * UTF-8 form that CPython caches in the object. NULL with an error set for
+ * a str that has no UTF-8 form (lone surrogates). */
+static inline const char *str_utf8(PyObject *o, Py_ssize_t *n)
+{
+    if (LIKELY(PyUnicode_IS_COMPACT_ASCII(o))) {
+        *n = PyUnicode_GET_LENGTH(o);
+        return (const char *)PyUnicode_DATA(o);
+    }
+    return PyUnicode_AsUTF8AndSize(o, n);
+}
+
 /* Temporary handles made while converting (nested lists), closed after the
  * call that stores them. */
 typedef struct {
@@ -655,18 +689,21 @@ static int to_value(mod_state *st, shr_heap_t *heap, PyObject *o, shr_value_t *v
 {
     if (LIKELY(PyUnicode_CheckExact(o))) { /* the common cases first, by exact type */
         Py_ssize_t n;
-        const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+        const char *s = str_utf8(o, &n);
         if (!s) return -1;
         *v = shr_strn(s, (size_t)n);
         return 0;
     }
-    if (o == Py_None) {
+    long long x;
+    if (PyLong_CheckExact(o) && exact_long(o, &x)) {
+        *v = shr_int(x);
+    } else if (o == Py_None) {
         *v = shr_none();
     } else if (PyBool_Check(o)) {
         *v = shr_bool(o == Py_True);
     } else if (PyLong_Check(o)) {
         int overflow;
-        long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+        x = PyLong_AsLongLongAndOverflow(o, &overflow);
         if (overflow) {
             PyErr_SetString(PyExc_OverflowError, "int too large to store in a ShareableList (64-bit signed)");
             return -1;
@@ -896,13 +933,8 @@ static PyObject *own_list(mod_state *st, PyObject *sequence, PyObject *name)
 
 static PyObject *list_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"sequence", "name", NULL};
-    PyObject *sequence = Py_None, *name = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$O:ShareableList", kwlist, &sequence, &name)) return NULL;
-    if (name != Py_None && !PyUnicode_Check(name)) {
-        PyErr_Format(PyExc_TypeError, "name must be str or None, not %.100s", Py_TYPE(name)->tp_name);
-        return NULL;
-    }
+    PyObject *sequence, *name;
+    if (list_args(args, kwds, &sequence, &name) < 0) return NULL;
     mod_state *st = state_of_type(type);
     if (!st) return NULL;
     return own_list(st, sequence, name);
@@ -936,15 +968,17 @@ typedef struct {
     const char *data;       /* the copy of a str or bytes */
     char *big;              /* malloc'ed copy, when small is too small */
     int oom;
-    char small[232];
+    /* Aligned: CPython's ASCII decoder reads a word at a time only from an
+     * aligned source (a misaligned one costs it a loop per byte). */
+    _Alignas(16) char small[224];
 } visit_t;
 
 static int visit_item(const shr_value_t *v, void *arg)
 {
     visit_t *va = arg;
-    va->v = *v;
+    va->v.type = v->type;
     if (v->type == SHR_STR || v->type == SHR_BYTES) {
-        size_t n = v->u.s.len;
+        size_t n = va->v.u.s.len = v->u.s.len;
         char *dst = va->small;
         if (n > sizeof va->small && !(dst = va->big = malloc(n))) {
             va->oom = 1;
@@ -952,6 +986,11 @@ static int visit_item(const shr_value_t *v, void *arg)
         }
         memcpy(dst, v->u.s.data, n);
         va->data = dst;
+    } else if (v->type == SHR_LIST) {
+        va->v.u.list = v->u.list;
+        va->v.ref_ = v->ref_;
+    } else { /* the eight bytes of an int, float or bool (the union's first word) */
+        memcpy(&va->v.u, &v->u, 8);
     }
     return 0;
 }
@@ -968,11 +1007,11 @@ static PyObject *visited(ListObject *self, visit_t *va)
     case SHR_FLOAT: return PyFloat_FromDouble(va->v.u.f);
     case SHR_STR:
         r = PyUnicode_DecodeUTF8(va->data, (Py_ssize_t)va->v.u.s.len, "surrogateescape");
-        free(va->big);
+        if (UNLIKELY(va->big != NULL)) free(va->big);
         return r;
     case SHR_BYTES:
         r = PyBytes_FromStringAndSize(va->data, (Py_ssize_t)va->v.u.s.len);
-        free(va->big);
+        if (UNLIKELY(va->big != NULL)) free(va->big);
         return r;
     default:
         return from_value(self, &va->v);
@@ -1034,9 +1073,8 @@ static PyObject *list_slice(ListObject *self, PyObject *slice)
 static int index_of(PyObject *key, int64_t *out)
 {
     if (LIKELY(PyLong_CheckExact(key))) {
-        int overflow;
-        long long i = PyLong_AsLongLongAndOverflow(key, &overflow);
-        if (UNLIKELY(overflow)) {
+        long long i;
+        if (UNLIKELY(!exact_long(key, &i))) {
             PyErr_SetString(PyExc_IndexError, "ShareableList index out of range");
             return -1;
         }
@@ -1060,15 +1098,12 @@ static PyObject *list_subscript(ListObject *self, PyObject *key)
         closed_error();
         return NULL;
     }
-    int64_t i;
-    if (LIKELY(PyLong_CheckExact(key))) {
-        int overflow;
-        i = PyLong_AsLongLongAndOverflow(key, &overflow);
-        if (LIKELY(!overflow)) return list_item(self, i);
-    }
+    long long i;
+    if (LIKELY(PyLong_CheckExact(key)) && LIKELY(exact_long(key, &i))) return list_item(self, i);
     if (PySlice_Check(key)) return list_slice(self, key);
-    if (index_of(key, &i) < 0) return NULL;
-    return list_item(self, i);
+    int64_t j;
+    if (index_of(key, &j) < 0) return NULL;
+    return list_item(self, j);
 }
 
 static int list_ass_subscript(ListObject *self, PyObject *key, PyObject *value)
@@ -1081,13 +1116,23 @@ static int list_ass_subscript(ListObject *self, PyObject *key, PyObject *value)
     int64_t i;
     if (index_of(key, &i) < 0) return -1;
     int rc;
+    shr_value_t v;
+    long long x;
     if (!value) {
         rc = LCALL(self, shr_list_delete(self->list, i));
+    } else if (LIKELY(PyUnicode_CheckExact(value))) { /* the common cases: nothing to convert */
+        Py_ssize_t n;
+        const char *s = str_utf8(value, &n);
+        if (!s) return -1;
+        v = shr_strn(s, (size_t)n);
+        rc = LCALL(self, shr_list_set(self->list, i, &v));
+    } else if (PyLong_CheckExact(value) && exact_long(value, &x)) {
+        v = shr_int(x);
+        rc = LCALL(self, shr_list_set(self->list, i, &v));
     } else {
-        shr_value_t v;
         conv_t c;
         conv_init(&c);
-        if (to_value(self->st, shr_list_heap(self->list), value, &v, &c) < 0) {
+        if (to_value(self->st, self->heap->heap, value, &v, &c) < 0) {
             conv_done(&c);
             return -1;
         }

@@ -5,8 +5,7 @@
 Prints one line of JSON: threads, fds (increase over the empty process;
 threads_first after the first list, threads_more from the first to the last),
 rss (resident bytes, increase), shm (bytes the segments occupy in /dev/shm).
-Each list is made with one small int and attached once more, as a program
-that shares it would. The lists are unlinked before exit.
+Each list is made with one small int. The lists are unlinked before exit.
 """
 import json
 import os

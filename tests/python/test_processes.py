@@ -2,6 +2,7 @@
 lose no update, pickles travel between processes, a killed worker leaves the
 list whole and its references released, and contended waits release the GIL
 without deadlock."""
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -112,13 +113,12 @@ def test_killed_worker_leaves_the_list_whole_and_its_references_released(lists):
     assert sl[-1] == "still usable"
 
 
-def test_contended_waits_release_the_gil_without_deadlock(lists):
-    """A child keeps the list's lock busy (a get of a 64 MB str copies it
-    under the lock). Reads of a str item here must then wait, and release
-    the GIL while they do: another thread keeps running Python code. The
-    rule that makes this deadlock-free: no thread waits for the GIL while
-    holding a sharena lock (the GIL is taken back after the call returns),
-    and no thread waits for a contended list lock while holding the GIL."""
+@contextlib.contextmanager
+def lock_held_by_child(lists):
+    """A list whose lock a forked child keeps busy (workers.hold_the_lock: a
+    get of a 64 MB str copies it under the lock), as (list, the child's stop
+    event, the child), from the moment the child holds it; the child is
+    stopped and joined when the block ends."""
     sl = ShareableList(["x" * (64 << 20), "small"])
     lists.append(sl)
     ctx = multiprocessing.get_context("fork")
@@ -127,6 +127,20 @@ def test_contended_waits_release_the_gil_without_deadlock(lists):
     p.start()
     try:
         assert ready.wait(60)
+        yield sl, stop, p
+    finally:
+        stop.set()
+        p.join(60)
+
+
+def test_contended_waits_release_the_gil_without_deadlock(lists):
+    """A child keeps the list's lock busy (a get of a 64 MB str copies it
+    under the lock). Reads of a str item here must then wait, and release
+    the GIL while they do: another thread keeps running Python code. The
+    rule that makes this deadlock-free: no thread waits for the GIL while
+    holding a sharena lock (the GIL is taken back after the call returns),
+    and no thread waits for a contended list lock while holding the GIL."""
+    with lock_held_by_child(lists) as (sl, _, p):
         ticks = [0]
         running = [True]
 
@@ -150,9 +164,6 @@ def test_contended_waits_release_the_gil_without_deadlock(lists):
         assert not t.is_alive()
         assert sharena._stats()["gil_releases"] > before
         assert progressed >= 1
-    finally:
-        stop.set()
-        p.join(60)
     assert p.exitcode == 0
 
 
@@ -160,15 +171,8 @@ def test_close_from_another_thread_during_a_waiting_call(lists):
     """While a call waits (the GIL released), another thread's close() of the
     list or its heap is refused with BufferError rather than freeing what the
     call uses; once no call is in progress the close goes through."""
-    sl = ShareableList(["x" * (64 << 20), "small"])
-    lists.append(sl)
-    ctx = multiprocessing.get_context("fork")
-    ready, stop = ctx.Event(), ctx.Event()
-    p = ctx.Process(target=workers.hold_the_lock, args=(sl.shm.name, ready, stop))
-    p.start()
     outcome = {}
-    try:
-        assert ready.wait(60)
+    with lock_held_by_child(lists) as (sl, stop, _):
         heap = sl.heap
 
         def reader():
@@ -198,6 +202,3 @@ def test_close_from_another_thread_during_a_waiting_call(lists):
         assert not t.is_alive()
         assert refused >= 1
         assert "closed" in outcome["reader"]
-    finally:
-        stop.set()
-        p.join(60)

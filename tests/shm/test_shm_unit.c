@@ -40,7 +40,7 @@ Test(shm_unit, header_layout_is_documented)
         cr_assert_eq(sizeof(proc_entry_t), 128);
     }
     shr_heap_t *h = make_heap(0);
-    cr_assert_eq(h->hdr->layout_version, 6);
+    cr_assert_eq(h->hdr->layout_version, 7);
     cr_assert_eq(h->hdr->procs_off, SHR_ALIGN_UP(sizeof(seg_header_t), SHR_CACHELINE));
     cr_assert_eq(h->hdr->threads_off, h->hdr->procs_off + SHR_DEFAULT_MAX_PROCS * sizeof(proc_entry_t));
     cr_assert_eq(h->hdr->global_off[SHR_LAYER_ALLOC],
@@ -164,6 +164,82 @@ Test(shm_unit, thread_slots_claimed_and_released)
     cr_assert_eq(info.nthreads, 1);
     for (uint32_t s = 0; s < h->max_threads; s++)
         if (s != mine->slot) cr_assert_eq(h->threads[s].state, SHR_ENTRY_FREE);
+    shr_heap_close(h);
+}
+
+/* Thread slots are committed at their first claim (R6): a new heap commits
+ * none of the slots above the one its creator uses, a thread's first use
+ * commits its own, and a check reads none that were never claimed. */
+static pthread_barrier_t slot_barrier;
+static void *first_use(void *arg);
+
+static void *hold_slot(void *arg)
+{
+    shr_tctx_t *c = shr__tctx(arg);
+    pthread_barrier_wait(&slot_barrier); /* all hold a slot at once */
+    pthread_barrier_wait(&slot_barrier);
+    return c ? (void *)(uintptr_t)(c->slot + 1) : NULL;
+}
+
+Test(shm_unit, thread_slots_are_committed_at_first_claim)
+{
+    shr_heap_t *h = make_heap(0);
+    cr_assert_not_null(shr__tctx(h));
+    uint64_t tsz = h->hdr->thread_size[SHR_LAYER_ALLOC];
+    uint64_t created = shr__seg_committed(h);
+    cr_assert_lt(created + (h->max_threads - 2) * tsz, h->hdr->eager_size,
+                 "the allocator's thread regions are not committed at creation (%llu of %llu)",
+                 (unsigned long long)created, (unsigned long long)h->hdr->eager_size);
+    uint32_t last = h->max_threads / 2; /* a page no other region shares */
+    cr_assert(!shr__seg_resident(h, &h->threads[last]));
+    cr_assert(!shr__seg_resident(h, shr__seg_thread_area(h, SHR_LAYER_ALLOC, last)));
+
+    enum { N = 8 };
+    pthread_t t[N];
+    void *slot[N];
+    pthread_barrier_init(&slot_barrier, NULL, N + 1);
+    for (int i = 0; i < N; i++) pthread_create(&t[i], NULL, hold_slot, h);
+    pthread_barrier_wait(&slot_barrier);
+    cr_assert_geq(h->hdr->threads_hwm, N + 1);
+    for (uint32_t s = 0; s < h->hdr->threads_hwm; s++) {
+        cr_assert(shr__seg_resident(h, &h->threads[s]), "slot %u", s);
+        char *a = shr__seg_thread_area(h, SHR_LAYER_ALLOC, s);
+        cr_assert(shr__seg_resident(h, a) && shr__seg_resident(h, a + tsz - 1), "slot %u's region", s);
+    }
+    pthread_barrier_wait(&slot_barrier);
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], &slot[i]);
+        cr_assert_not_null(slot[i]);
+    }
+    pthread_barrier_destroy(&slot_barrier);
+    uint64_t used = shr__seg_committed(h);
+    cr_assert_gt(used, created);
+    cr_assert_eq(shr_heap_check(h), 0);
+    cr_assert_eq(shr__seg_committed(h), used, "a check commits nothing");
+    cr_assert(!shr__seg_resident(h, shr__seg_thread_area(h, SHR_LAYER_ALLOC, last)));
+    shr_heap_close(h);
+}
+
+/* A slot's first claim that cannot commit its pages fails with ENOMEM and
+ * leaves the registry as it was; the next claim succeeds. */
+Test(shm_unit, first_claim_commit_failure_is_enomem)
+{
+    shr_heap_t *h = make_heap(0);
+    cr_assert_not_null(shr__tctx(h));
+    uint32_t hwm = h->hdr->threads_hwm;
+    shr__seg_fail_commit_after(1);
+    pthread_t t;
+    void *err;
+    pthread_create(&t, NULL, first_use, h);
+    pthread_join(t, &err);
+    shr__seg_fail_commit_after(0);
+    cr_assert_eq((intptr_t)err, ENOMEM, "got %d", (int)(intptr_t)err);
+    cr_assert_eq(h->hdr->threads_hwm, hwm, "the mark is not raised");
+    cr_assert_eq(shr_heap_check(h), 0);
+    pthread_create(&t, NULL, first_use, h);
+    pthread_join(t, &err);
+    cr_assert_eq((intptr_t)err, 0);
+    cr_assert_eq(h->hdr->threads_hwm, hwm + 1);
     shr_heap_close(h);
 }
 
