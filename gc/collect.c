@@ -60,9 +60,9 @@
 
 #include "gc.h"
 
-_Thread_local uint32_t shr__gate_depth;
-_Thread_local thread_slot_t *shr__gate_ts;
-_Thread_local shr_heap_t *shr__gc_pending;
+_Thread_local uint32_t shr__gate_depth __attribute__((tls_model("initial-exec")));
+_Thread_local thread_slot_t *shr__gate_ts __attribute__((tls_model("initial-exec")));
+_Thread_local shr_heap_t *shr__gc_pending __attribute__((tls_model("initial-exec")));
 static _Thread_local bool collecting; /* this thread runs a collection */
 
 #define GC_STOP_TIMEOUT_MS 1000
