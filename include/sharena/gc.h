@@ -169,6 +169,55 @@ typedef struct shr_gc_stats {
 } shr_gc_stats_t;
 int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out);
 
+
+/* ---- seeded graphs (gc/graph.c) ------------------------------------------
+ *
+ * The graphs of the collector's benchmark against CPython, built in the
+ * heap with nodes from a splitmix64 stream (U(k) = next() % k) whose draws
+ * are those of bench/gc/cpython_gc.py in the same order, so that sharena
+ * and CPython build the same graph for the same (kind, n, seed). n counts
+ * the graph's containers (CPython's lists), the root not included:
+ *   live_flat   root = [l_0 .. l_{n-1}], each l_i an empty node. No garbage.
+ *   live_graph  for i in 1..n-1: l_{U(i)} gets l_i (a random recursive
+ *               tree); then for each i, if U(2) == 0, l_i gets l_{U(n)};
+ *               root = [l_0]. No garbage, many live cycles.
+ *   ring2       n/2 garbage rings a = [b], b = [a].
+ *   ring100     n/100 garbage rings l_k = [l_{(k+1) % 100}].
+ *   mix         live_graph over 0.8n nodes, each with 8 payload bytes
+ *               (int64 1000 + i, CPython's int item); then garbage until
+ *               0.2n: rings of min(2 + U(99), left) nodes, each member, while
+ *               garbage is left, getting a new empty node when U(5) == 0.
+ * *root receives a new reference to the root node, or {0} for a graph with
+ * no live part; release it and every other object is garbage. The garbage
+ * is unreachable when the call returns (for the next collection).
+ * info (may be NULL; set info->size = sizeof *info) receives the counts and
+ * a digest of the edges in CPython's append order (the same fold on both
+ * sides: digest = (digest ^ (src * 0x9E3779B97F4A7C15 + dst)) * 0x100000001B3
+ * mod 2^64, indices in CPython's creation order, the root as 2^64 - 1).
+ * Errors: -EINVAL (NULL heap or root, bad info->size, n = 0 or above
+ * SHR_GRAPH_MAX_N, n below a ring's length, or below 10 for mix), -ENOENT
+ * (unknown kind), or the object calls' errors; on failure every reference
+ * the call took is released (what it linked into cycles is garbage for the
+ * next collection) and *root is {0}. */
+enum { SHR_GRAPH_LIVE_FLAT = 1, SHR_GRAPH_LIVE_GRAPH, SHR_GRAPH_RING2, SHR_GRAPH_RING100, SHR_GRAPH_MIX };
+#define SHR_GRAPH_MAX_N (1u << 24)   /* live_flat's root has one slot per object */
+typedef struct shr_graph_info {
+    size_t size;              /* in: sizeof the caller's struct */
+    uint64_t objects;         /* containers created, the root included */
+    uint64_t live;            /* reachable from the root (root included) */
+    uint64_t garbage;         /* unreachable on return */
+    uint64_t edges;           /* references stored */
+    uint64_t digest;          /* of the edges, as above */
+} shr_graph_info_t;
+int shr_graph_build(shr_heap_t *heap, int kind, uint64_t n, uint64_t seed, shr_ref_t *root,
+                    shr_graph_info_t *info);
+/* A graph kind by name ("live_flat", ...), -ENOENT for an unknown name,
+ * -EINVAL for NULL; and the name of a kind, NULL for an unknown one. */
+int shr_graph_kind(const char *name);
+const char *shr_graph_name(int kind);
+/* One step of splitmix64 (Vigna): the stream the graphs draw from. */
+uint64_t shr_graph_splitmix64(uint64_t *state);
+
 #ifdef __cplusplus
 }
 #endif

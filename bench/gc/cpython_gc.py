@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""CPython's side of sharena's collector benchmark (bench/gc/gc_bench.c).
+
+Builds the graphs of include/sharena/gc.h ("seeded graphs") out of lists
+with the same splitmix64 draws as sharena's shr_graph_build, in the same
+order, and times gc.collect() on them, automatic collection off and the
+interpreter's own objects frozen out of the scan. Each (graph, n) runs in a
+fresh interpreter. One JSON document on stdout, progress on stderr.
+
+  cpython_gc.py [--sizes 100000,1000000] [--trials 3] [--seed 42]
+                [--young-old 0,100000,1000000]
+  cpython_gc.py --digest KIND:N   the graph's counts and edge digest (the
+                                  fold of shr_graph_info_t), for the tests
+"""
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+M64 = (1 << 64) - 1
+KINDS = ("live_flat", "live_graph", "ring2", "ring100", "mix")
+
+
+class Rng:
+    __slots__ = ("s",)
+
+    def __init__(self, seed):
+        self.s = seed & M64
+
+    def u(self, k):
+        self.s = (self.s + 0x9E3779B97F4A7C15) & M64
+        z = self.s
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+        return (z ^ (z >> 31)) % k
+
+
+class Digest:
+    """The edge fold of shr_graph_info_t; edge(src, dst) in append order."""
+    ROOT = M64
+
+    def __init__(self):
+        self.h = 0
+        self.edges = 0
+
+    def edge(self, src, dst):
+        self.h = ((self.h ^ ((src * 0x9E3779B97F4A7C15 + dst) & M64)) * 0x100000001B3) & M64
+        self.edges += 1
+
+
+def live_flat(n, rng, d=None):
+    root = [[] for _ in range(n)]
+    if d:
+        for i in range(n):
+            d.edge(Digest.ROOT, i)
+    return root, n + 1, 0
+
+
+def live_graph(n, rng, d=None, payload=False):
+    nodes = [[1000 + i] if payload else [] for i in range(n)]
+    u = rng.u
+    for i in range(1, n):
+        p = u(i)
+        nodes[p].append(nodes[i])
+        if d:
+            d.edge(p, i)
+    for i in range(n):
+        if u(2) == 0:
+            t = u(n)
+            nodes[i].append(nodes[t])
+            if d:
+                d.edge(i, t)
+    if d:
+        d.edge(Digest.ROOT, 0)
+    return [nodes[0]], n + 1, 0
+
+
+def rings(count, length, d=None):
+    for r in range(count):
+        ring = [[] for _ in range(length)]
+        for k in range(length):
+            ring[k].append(ring[(k + 1) % length])
+            if d:
+                d.edge(r * length + k, r * length + (k + 1) % length)
+    return count * length
+
+
+def ring2(n, rng, d=None):
+    return None, 0, rings(n // 2, 2, d)
+
+
+def ring100(n, rng, d=None):
+    return None, 0, rings(n // 100, 100, d)
+
+
+def mix(n, rng, d=None):
+    n_live = n * 8 // 10
+    g = n - n_live
+    root, live, _ = live_graph(n_live, rng, d, payload=True)
+    made = 0
+    u = rng.u
+    while made < g:
+        L = min(2 + u(99), g - made)
+        start = made
+        ring = [[] for _ in range(L)]
+        made += L
+        for k in range(L):
+            ring[k].append(ring[(k + 1) % L])
+            if d:
+                d.edge(n_live + start + k, n_live + start + (k + 1) % L)
+        for k in range(L):
+            if made < g and u(5) == 0:
+                ring[k].append([])
+                if d:
+                    d.edge(n_live + start + k, n_live + made)
+                made += 1
+    return root, live, made
+
+
+BUILD = {"live_flat": live_flat, "live_graph": live_graph, "ring2": ring2,
+         "ring100": ring100, "mix": mix}
+
+
+def ns():
+    return time.perf_counter_ns()
+
+
+def settle():
+    gc.collect()
+    gc.freeze()
+
+
+def one(kind, n, seed, trials):
+    """trials builds, each timed by its first full collection (and a second,
+    steady one for the live graphs); medians."""
+    gc.disable()
+    first, steady, build = [], [], []
+    found = 0
+    for t in range(trials + 1):            # the first build is a warm-up
+        settle()
+        t0 = ns()
+        root, live, garbage = BUILD[kind](n, Rng(seed))
+        t1 = ns()
+        found = gc.collect()
+        t2 = ns()
+        if root is not None:
+            gc.collect()
+        t3 = ns()
+        if t:
+            build.append(t1 - t0)
+            first.append(t2 - t1)
+            if root is not None:
+                steady.append(t3 - t2)
+        del root
+        gc.collect()
+        gc.unfreeze()
+    out = {"kind": kind, "n": n, "trials": trials, "collected": found, "live": live,
+           "garbage": garbage, "first_ns": statistics.median(first),
+           "first_min_ns": min(first), "build_ns": statistics.median(build)}
+    if steady:
+        out["steady_ns"] = statistics.median(steady)
+    return out
+
+
+def young(n_old, seed, trials):
+    """2,000 fresh garbage lists (1,000 2-rings) over n_old live_graph lists
+    moved to the oldest generation; collect(0) in ns, median."""
+    gc.disable()
+    settle()
+    root = live_graph(n_old, Rng(seed))[0] if n_old else None
+    gc.collect()
+    ts = []
+    for _ in range(trials + 1):
+        rings(1000, 2)
+        t0 = ns()
+        gc.collect(0)
+        ts.append(ns() - t0)
+        gc.collect()
+    del root
+    gc.collect()
+    gc.unfreeze()
+    return {"n_old": n_old, "young": 2000, "gen0_ns": statistics.median(ts[1:])}
+
+
+def child(args):
+    out = subprocess.check_output([sys.executable, os.path.abspath(__file__)] + args)
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--young-old", default="0,100000,1000000")
+    ap.add_argument("--digest")
+    ap.add_argument("--one")
+    ap.add_argument("--young")
+    a = ap.parse_args()
+    if a.digest:
+        kind, n = a.digest.split(":")
+        d = Digest()
+        root, live, garbage = BUILD[kind](int(float(n)), Rng(a.seed), d)
+        print(json.dumps({"kind": kind, "n": int(float(n)), "live": live, "garbage": garbage,
+                          "edges": d.edges, "digest": "0x%016x" % d.h}))
+        return
+    if a.one:
+        kind, n = a.one.split(":")
+        print(json.dumps(one(kind, int(float(n)), a.seed, a.trials)))
+        return
+    if a.young:
+        print(json.dumps(young(int(float(a.young)), a.seed, a.trials)))
+        return
+    res = {"python": sys.version.split()[0], "executable": sys.executable,
+           "threshold": gc.get_threshold(), "seed": a.seed, "trials": a.trials,
+           "full": [], "young": []}
+    for n in [int(float(x)) for x in a.sizes.split(",") if x]:
+        for kind in KINDS:
+            print("cpython_gc: %s n=%d" % (kind, n), file=sys.stderr, flush=True)
+            res["full"].append(child(["--one", "%s:%d" % (kind, n), "--trials", str(a.trials),
+                                      "--seed", str(a.seed)]))
+    for n_old in [int(float(x)) for x in a.young_old.split(",") if x]:
+        print("cpython_gc: young over %d" % n_old, file=sys.stderr, flush=True)
+        res["young"].append(child(["--young", str(n_old), "--trials", str(max(a.trials, 5)),
+                                   "--seed", str(a.seed)]))
+    json.dump(res, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
