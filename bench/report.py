@@ -965,6 +965,95 @@ def growth_section(R, png_dir, rel):
     return lines
 
 
+
+# ---------------------------------------------------------------- the cycle collector (bench/gc)
+
+# Issue 13's targets for a full collection at 10^6 objects: sharena's time
+# at most this fraction of CPython's on the same graph, same run.
+GC_FULL_TARGET = {"live_flat": 1.0, "live_graph": 0.5, "mix": 0.5, "ring2": 0.5, "ring100": 0.5}
+
+
+def _load(d, name):
+    try:
+        with open(os.path.join(d, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def gc_table(d):
+    """sharena's collector beside CPython's (gc.json, cpython_gc.json), or ''.
+    Targets are measured and reported, never asserted."""
+    S, P = _load(d, "gc.json"), _load(d, "cpython_gc.json")
+    if not S:
+        return ""
+    py = {(r["kind"], r["n"]): r for r in (P or {}).get("full", [])}
+    pyver = (P or {}).get("python", "?")
+    rows, goals = [], []
+    for r in S.get("full", []):
+        c = py.get((r["kind"], r["n"]))
+        n = r["n"]
+        sh, cp = r["first_ns"], c["first_ns"] if c else None
+        rt = ratio(sh, cp) if cp else None
+        st, cst = r.get("steady_ns"), c.get("steady_ns") if c else None
+        rows.append([r["kind"], f"{n:,}", f"{r['collected']:,}", fmt(sh / 1e6), fmt(sh / n),
+                     fmt(r["first_pause_ns"] / 1e6), fmt(r["first_ttsp_ns"] / 1e3),
+                     fmt(cp / 1e6) if cp else "–", fmt(cp / n) if cp else "–",
+                     fmt_ratio(rt) if rt else "–",
+                     fmt(st / 1e6) if st else "–", fmt(cst / 1e6) if cst else "–",
+                     fmt_ratio(ratio(st, cst)) if st and cst else "–"])
+        if n == 1000000 and rt is not None:
+            t = GC_FULL_TARGET[r["kind"]]
+            verdict = "met" if rt <= t else f"missed by {fmt(rt / t)}×"
+            goals.append(f"{r['kind']} at 10^6: {fmt_ratio(rt)} of CPython's time "
+                         f"(target ≤ {t:g}: {verdict})")
+    table = md_table(["graph", "n", "collected", "sharena full (ms)", "ns/obj", "pause (ms)",
+                      "time to stop (µs)", f"CPython {pyver} (ms)", "ns/obj", "sharena ÷ CPython",
+                      "steady sharena (ms)", "steady CPython (ms)", "÷"], rows)
+    pyy = {r["n_old"]: r for r in (P or {}).get("young", [])}
+    yrows = []
+    for r in S.get("young", []):
+        c = pyy.get(r["n_old"])
+        cp = c["gen0_ns"] if c else None
+        yrows.append([f"{r['n_old']:,}", f"{r['candidates']:,}", fmt(r["gen0_ns"] / 1e3),
+                      fmt(r["gen0_pause_ns"] / 1e3), fmt(r["gen0_ttsp_ns"] / 1e3),
+                      fmt(cp / 1e3) if cp else "–", fmt_ratio(ratio(r["gen0_ns"], cp)) if cp else "–"])
+        if cp:
+            lim = cp + r["gen0_ttsp_ns"]
+            verdict = "met" if r["gen0_ns"] <= lim else f"missed by {fmt(r['gen0_ns'] / lim)}×"
+            goals.append(f"young collection of 2,000 over {r['n_old']:,} old: {fmt(r['gen0_ns'] / 1e3)} µs "
+                         f"(target ≤ CPython's {fmt(cp / 1e3)} µs + time to stop: {verdict})")
+    if yrows:
+        table += "\n\nYoung collections: 2,000 fresh garbage objects (1,000 rings of 2) over an old heap " \
+                 "of live_graph objects in generation 2, `collect(0)` / `gc.collect(0)` (median µs).\n\n"
+        table += md_table(["old objects", "sharena candidates", "sharena (µs)", "pause (µs)",
+                           "time to stop (µs)", f"CPython {pyver} (µs)", "sharena ÷ CPython"], yrows)
+    sg, cg = S.get("growth"), (P or {}).get("growth")
+    if sg:
+        def cell(x, k):
+            return fmt(x[k] / 1e6) if x and k in x else "–"
+        grows = []
+        for who, x in (("sharena", sg), (f"CPython {pyver}", cg)):
+            if not x:
+                continue
+            grows.append([who, f"{x['n']:,}", "/".join(str(t) for t in x["threshold"]), cell(x, "total_ns"),
+                          cell(x, "gc_pause_ns"), cell(x, "max_pause_ns"),
+                          " / ".join(str(x[f"gen{g}"]["collections"]) for g in range(3))])
+        table += "\n\nGrowth to a live_graph with automatic collection (each new node stored at once, " \
+                 "default thresholds of each):\n\n" + md_table(
+                     ["", "objects", "thresholds", "total (ms)", "in the collector (ms)",
+                      "longest pause (ms)", "collections gen 0 / 1 / 2"], grows)
+        if cg:
+            for k, title in (("gc_pause_ns", "time in the collector"), ("max_pause_ns", "longest pause")):
+                rt = ratio(sg[k], cg[k]) if cg[k] else None
+                if rt:
+                    verdict = "met" if rt <= 1 else f"missed by {fmt(rt)}×"
+                    goals.append(f"growth to {sg['n']:,}, {title}: {fmt(sg[k] / 1e6)} ms against CPython's "
+                                 f"{fmt(cg[k] / 1e6)} ms (target ≤ CPython's: {verdict})")
+    if goals:
+        table += "\n\nTargets (issue 13, measured, not asserted):\n\n" + "\n".join("- " + g for g in goals)
+    return table
+
 # ---------------------------------------------------------------- the report
 
 def list_table(d):
@@ -1123,6 +1212,21 @@ def write_report(R, md_path, png_dir):
             lt,
             "",
         ]
+    gt = gc_table(R.dir)
+    if gt:
+        lines += [
+            "## The cycle collector against CPython's",
+            "",
+            "Full collections of the seeded graphs (`shr_graph_build`, include/sharena/gc.h) in a "
+            "fresh private heap, automatic collection off (`bench/gc/gc_bench.c`), and the same "
+            "graphs built from lists with the same splitmix64 draws in `/usr/bin/python3`, timed "
+            "around `gc.collect()` with the interpreter's objects frozen (`bench/gc/cpython_gc.py`), "
+            "same run; medians. \"full\": the first collection after the build (objects in "
+            "generation 0); \"steady\": a second one (everything old).",
+            "",
+            gt,
+            "",
+        ]
     pt = python_table(R.dir)
     if pt:
         lines += [
@@ -1271,6 +1375,11 @@ def main():
         print()
         print("shared list (ns per operation):")
         print(lt)
+    gt = gc_table(R.dir)
+    if gt:
+        print()
+        print("cycle collector against CPython's:")
+        print(gt)
     pt = python_table(R.dir)
     if pt:
         print()

@@ -18,6 +18,10 @@
 #   SHB_GROWTH=0        skip the growth benchmark (bench_growth; its own knobs:
 #                       SHB_GROWTH_MAX_MIB=2048, SHB_GROWTH_REPS=3,
 #                       SHB_GROWTH_MAX_LIST=1000000, SHB_GROWTH_MAX_REFS=1000000)
+#   SHB_GC=0            skip the cycle collector against CPython (bench_gc and
+#                       bench/gc/cpython_gc.py; SHB_GC_SIZES=100000,1000000,
+#                       SHB_GC_TRIALS=3, SHB_GC_YOUNG_OLD=0,100000,1000000,
+#                       SHB_GC_GROWTH=1000000, 0 to skip the growth)
 #   SHB_REPORT_MD=PATH  where the report goes (default docs/benchmarks.md;
 #                       the plots go to docs/benchmarks/ only with the default)
 set -euo pipefail
@@ -184,6 +188,21 @@ run_list() {
   fi
 }
 
+# ---- section: the cycle collector against CPython's (bench/gc) ---------------------
+# The seeded graphs collected by sharena, and the same graphs built and collected
+# by the machine's /usr/bin/python3, in the same run. Progress goes to stderr.
+run_gc() {
+  [ "${SHB_GC:-1}" != 0 ] && [ -x "$bindir/bench_gc" ] || return 0
+  quiet "gc"
+  local sizes=${SHB_GC_SIZES:-100000,1000000} trials=${SHB_GC_TRIALS:-3}
+  local olds=${SHB_GC_YOUNG_OLD:-0,100000,1000000} grow=${SHB_GC_GROWTH:-1000000}
+  say "gc: full collections at $sizes objects, young over $olds old, sharena then CPython"
+  run_bg /dev/stderr "${pin[@]}" "$bindir/bench_gc" --sizes="$sizes" --trials="$trials" \
+    --young-old="$olds" --growth="$grow" > "$out/gc.json" || failed+=("bench_gc")
+  run_bg /dev/stderr "${pin[@]}" /usr/bin/python3 "$here/gc/cpython_gc.py" --sizes="$sizes" \
+    --trials="$trials" --young-old="$olds" --growth="$grow" > "$out/cpython_gc.json" || failed+=("CPython gc timing")
+}
+
 # ---- section: growth (costs against heap size, processes, references, length) -----
 # bench_growth prints its progress; it goes to the terminal and growth.log.
 run_growth() {
@@ -202,6 +221,7 @@ run_rounds;    phase_done "timing rounds"
 run_memory;    phase_done "memory mode"
 run_callgrind; phase_done "callgrind counts"
 run_list;      phase_done "shared list"
+run_gc;        phase_done "cycle collector"
 run_growth;    phase_done "growth"
 
 elapsed=$(( $(date +%s) - start ))

@@ -8,7 +8,7 @@ interpreter's own objects frozen out of the scan. Each (graph, n) runs in a
 fresh interpreter. One JSON document on stdout, progress on stderr.
 
   cpython_gc.py [--sizes 100000,1000000] [--trials 3] [--seed 42]
-                [--young-old 0,100000,1000000]
+                [--young-old 0,100000,1000000] [--growth 1000000]
   cpython_gc.py --digest KIND:N   the graph's counts and edge digest (the
                                   fold of shr_graph_info_t), for the tests
 """
@@ -186,6 +186,46 @@ def young(n_old, seed, trials):
     return {"n_old": n_old, "young": 2000, "gen0_ns": statistics.median(ts[1:])}
 
 
+def growth(n, seed):
+    """A live_graph of n lists grown one list at a time with the same draws,
+    automatic collection on at the interpreter's default thresholds; every
+    collection's pause through gc.callbacks."""
+    gc.disable()
+    settle()
+    pauses = {0: [], 1: [], 2: []}
+    state = {}
+
+    def cb(phase, info):
+        if phase == "start":
+            state["t"] = ns()
+        else:
+            pauses[info["generation"]].append(ns() - state["t"])
+
+    gc.callbacks.append(cb)
+    rng = Rng(seed)
+    u = rng.u
+    gc.enable()
+    t0 = ns()
+    nodes = [[]]
+    for i in range(1, n):
+        x = []
+        nodes[u(i)].append(x)
+        nodes.append(x)
+    for i in range(n):
+        if u(2) == 0:
+            nodes[i].append(nodes[u(n)])
+    total = ns() - t0
+    gc.disable()
+    gc.callbacks.remove(cb)
+    res = {"n": n, "threshold": gc.get_threshold(), "total_ns": total,
+           "gc_pause_ns": sum(sum(v) for v in pauses.values()),
+           "max_pause_ns": max((max(v) for v in pauses.values() if v), default=0)}
+    for g in (0, 1, 2):
+        res["gen%d" % g] = {"collections": len(pauses[g]), "pause_ns_total": sum(pauses[g]),
+                            "pause_ns_max": max(pauses[g], default=0)}
+    return res
+
+
 def child(args):
     out = subprocess.check_output([sys.executable, os.path.abspath(__file__)] + args)
     return json.loads(out.decode().strip().splitlines()[-1])
@@ -200,6 +240,8 @@ def main():
     ap.add_argument("--digest")
     ap.add_argument("--one")
     ap.add_argument("--young")
+    ap.add_argument("--growth", default="1000000")
+    ap.add_argument("--grow-one")
     a = ap.parse_args()
     if a.digest:
         kind, n = a.digest.split(":")
@@ -211,6 +253,9 @@ def main():
     if a.one:
         kind, n = a.one.split(":")
         print(json.dumps(one(kind, int(float(n)), a.seed, a.trials)))
+        return
+    if a.grow_one:
+        print(json.dumps(growth(int(float(a.grow_one)), a.seed)))
         return
     if a.young:
         print(json.dumps(young(int(float(a.young)), a.seed, a.trials)))
@@ -227,6 +272,9 @@ def main():
         print("cpython_gc: young over %d" % n_old, file=sys.stderr, flush=True)
         res["young"].append(child(["--young", str(n_old), "--trials", str(max(a.trials, 5)),
                                    "--seed", str(a.seed)]))
+    if int(float(a.growth)):
+        print("cpython_gc: growth to %s with automatic collection" % a.growth, file=sys.stderr, flush=True)
+        res["growth"] = child(["--grow-one", a.growth, "--seed", str(a.seed)])
     json.dump(res, sys.stdout, indent=1)
     print()
 

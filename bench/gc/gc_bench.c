@@ -4,7 +4,7 @@
  * side by side). Public API only.
  *
  *   bench_gc [--sizes=100000,1000000] [--trials=3] [--seed=42]
- *            [--young-old=0,100000,1000000]
+ *            [--young-old=0,100000,1000000] [--growth=1000000]
  *
  * full:  for each graph and n, trials times: a fresh private heap with
  *        automatic collection off, the graph built, then a full collection
@@ -15,6 +15,11 @@
  * young: n_old live_graph nodes moved to generation 2, then 2,000 fresh
  *        garbage nodes (1,000 rings of 2) and collect(0), trials + 1 times
  *        (the first dropped); medians.
+ * growth: a live_graph of --growth=N nodes grown one node at a time with
+ *        the same draws (each new node stored into its parent at once, then
+ *        the extra edges), automatic collection on at the heap's default
+ *        thresholds; the time in the collector and the longest pause from
+ *        shr_gc_get_stats. --growth=0 skips it.
  * One JSON document on stdout, progress on stderr. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -161,6 +166,75 @@ static void young(uint64_t n_old, uint64_t seed, int trials, int first_row)
     shr_heap_close(h);
 }
 
+static void growth(uint64_t n, uint64_t seed)
+{
+    fprintf(stderr, "bench_gc: growth to %llu with automatic collection\n", (unsigned long long)n);
+    shr_heap_t *h = fresh_heap();
+    uint32_t thr[3];
+    shr_gc_stats_t before, after;
+    uint32_t *parent = malloc(n * sizeof *parent), *extra = malloc(n * sizeof *extra);
+    uint32_t *deg = calloc(n, sizeof *deg), *fill = calloc(n, sizeof *fill);
+    shr_ref_t *nodes = calloc(n, sizeof *nodes);
+    uint64_t rng = seed;
+    int rc;
+    if (!parent || !extra || !deg || !fill || !nodes)
+        die("malloc", -ENOMEM);
+    for (uint64_t i = 1; i < n; i++) {
+        parent[i] = (uint32_t)(shr_graph_splitmix64(&rng) % i);
+        deg[parent[i]]++;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        extra[i] = UINT32_MAX;
+        if (shr_graph_splitmix64(&rng) % 2 == 0) {
+            extra[i] = (uint32_t)(shr_graph_splitmix64(&rng) % n);
+            deg[i]++;
+        }
+    }
+    shr_gc_get_threshold(h, thr);
+    thr[0] = 2000;   /* the default (fresh_heap turned it off) */
+    if ((rc = shr_gc_set_threshold(h, thr)) != 0)
+        die("shr_gc_set_threshold", rc);
+    shr_gc_get_stats(h, &before);
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        if ((rc = shr_obj_new(h, SHR_TYPE_NODE, deg[i], 0, &nodes[i])) != 0)
+            die("shr_obj_new", rc);
+        if (i && (rc = shr_obj_set(h, nodes[parent[i]], fill[parent[i]]++, nodes[i])) != 0)
+            die("shr_obj_set", rc);
+    }
+    for (uint64_t i = 0; i < n; i++)
+        if (extra[i] != UINT32_MAX && (rc = shr_obj_set(h, nodes[i], fill[i]++, nodes[extra[i]])) != 0)
+            die("shr_obj_set", rc);
+    uint64_t total = now_ns() - t0;
+    shr_gc_get_stats(h, &after);
+    uint64_t in_gc = 0, maxp = 0, maxttsp = 0;
+    printf(",\n \"growth\": {\"n\": %llu, \"threshold\": [%u, %u, %u], \"total_ns\": %llu",
+           (unsigned long long)n, thr[0], thr[1], thr[2], (unsigned long long)total);
+    for (int g = 0; g < 3; g++) {
+        shr_gc_gen_stats_t *a = &after.gen[g], *b = &before.gen[g];
+        in_gc += a->pause_ns_total - b->pause_ns_total;
+        if (a->pause_ns_max > maxp)
+            maxp = a->pause_ns_max;
+        if (a->ttsp_ns_max > maxttsp)
+            maxttsp = a->ttsp_ns_max;
+        printf(", \"gen%d\": {\"collections\": %llu, \"collected\": %llu, \"pause_ns_total\": %llu, "
+               "\"pause_ns_max\": %llu}", g, (unsigned long long)(a->collections - b->collections),
+               (unsigned long long)(a->collected - b->collected),
+               (unsigned long long)(a->pause_ns_total - b->pause_ns_total), (unsigned long long)a->pause_ns_max);
+    }
+    printf(", \"gc_pause_ns\": %llu, \"max_pause_ns\": %llu, \"max_ttsp_ns\": %llu}",
+           (unsigned long long)in_gc, (unsigned long long)maxp, (unsigned long long)maxttsp);
+    fflush(stdout);
+    for (uint64_t i = 0; i < n; i++)
+        shr_obj_release(h, nodes[i]);
+    free(parent);
+    free(extra);
+    free(deg);
+    free(fill);
+    free(nodes);
+    shr_heap_close(h);
+}
+
 static int parse_list(const char *s, uint64_t *out, int max)
 {
     int n = 0;
@@ -180,6 +254,7 @@ static int parse_list(const char *s, uint64_t *out, int max)
 int main(int argc, char **argv)
 {
     uint64_t sizes[8] = {100000, 1000000}, olds[8] = {0, 100000, 1000000}, seed = 42;
+    uint64_t grow = 1000000;
     int nsizes = 2, nolds = 3, trials = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -189,14 +264,16 @@ int main(int argc, char **argv)
             nolds = parse_list(a + 12, olds, 8);
         else if (strncmp(a, "--trials=", 9) == 0)
             trials = atoi(a + 9);
+        else if (strncmp(a, "--growth=", 9) == 0)
+            grow = (uint64_t)strtod(a + 9, NULL);
         else if (strncmp(a, "--seed=", 7) == 0)
             seed = strtoull(a + 7, NULL, 0);
         else {
-            fprintf(stderr, "usage: %s [--sizes=N,..] [--trials=T] [--seed=S] [--young-old=N,..]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--sizes=N,..] [--trials=T] [--seed=S] [--young-old=N,..] [--growth=N]\n", argv[0]);
             return 64;
         }
     }
-    if (nsizes < 0 || nolds < 0 || trials < 1 || trials > MAXT) {
+    if (nsizes < 0 || nolds < 0 || trials < 1 || trials > MAXT || grow > UINT32_MAX) {
         fprintf(stderr, "bench_gc: bad --sizes, --young-old or --trials (1..%d)\n", MAXT);
         return 64;
     }
@@ -208,6 +285,9 @@ int main(int argc, char **argv)
     printf("],\n \"young\": [");
     for (int s = 0; s < nolds; s++)
         young(olds[s], seed, trials < 5 ? 5 : trials, s == 0);
-    printf("]}\n");
+    printf("]");
+    if (grow)
+        growth(grow, seed);
+    printf("}\n");
     return 0;
 }
