@@ -1317,8 +1317,8 @@ def write_report(R, md_path, png_dir):
     ]
     # The standard suites (bench/suites/run.py --report) are a run of their
     # own: carried over, kept as that run wrote them.
-    suites = os.path.join(png_dir, "suites.md")
-    if os.path.exists(suites):
+    suites = os.path.join(png_dir, "suites.md") if png_dir else ""
+    if suites and os.path.exists(suites):
         with open(suites) as f:
             lines += [f.read().rstrip(), ""]
     lines += [

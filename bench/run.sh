@@ -196,11 +196,20 @@ run_gc() {
   quiet "gc"
   local sizes=${SHB_GC_SIZES:-100000,1000000} trials=${SHB_GC_TRIALS:-3}
   local olds=${SHB_GC_YOUNG_OLD:-0,100000,1000000} grow=${SHB_GC_GROWTH:-1000000}
-  say "gc: full collections at $sizes objects, young over $olds old, sharena then CPython"
-  run_bg /dev/stderr "${pin[@]}" "$bindir/bench_gc" --sizes="$sizes" --trials="$trials" \
-    --young-old="$olds" --growth="$grow" > "$out/gc.json" || failed+=("bench_gc")
-  run_bg /dev/stderr "${pin[@]}" /usr/bin/python3 "$here/gc/cpython_gc.py" --sizes="$sizes" \
-    --trials="$trials" --young-old="$olds" --growth="$grow" > "$out/cpython_gc.json" || failed+=("CPython gc timing")
+  say "gc: full collections at $sizes objects, young over $olds old, growth to $grow; sharena then CPython"
+  local rc=0
+  "${pin[@]}" "$bindir/bench_gc" --sizes="$sizes" --trials="$trials" --young-old="$olds" \
+    --growth="$grow" > "$out/gc.json" 2> >(tee -a "$out/gc.log" >&2) &
+  child=$!
+  wait "$child" || rc=$?
+  [ $rc -eq 0 ] || failed+=("bench_gc")
+  rc=0
+  "${pin[@]}" /usr/bin/python3 "$here/gc/cpython_gc.py" --sizes="$sizes" --trials="$trials" \
+    --young-old="$olds" --growth="$grow" > "$out/cpython_gc.json" 2> >(tee -a "$out/gc.log" >&2) &
+  child=$!
+  wait "$child" || rc=$?
+  child=""
+  [ $rc -eq 0 ] || failed+=("CPython gc timing")
 }
 
 # ---- section: growth (costs against heap size, processes, references, length) -----
