@@ -40,14 +40,14 @@ static void dig(shr_graph_info_t *gi, uint64_t src, uint64_t dst)
 static const char *const names[] = {
     [SHR_GRAPH_LIVE_FLAT] = "live_flat", [SHR_GRAPH_LIVE_GRAPH] = "live_graph",
     [SHR_GRAPH_RING2] = "ring2",         [SHR_GRAPH_RING100] = "ring100",
-    [SHR_GRAPH_MIX] = "mix",
+    [SHR_GRAPH_MIX] = "mix",             [SHR_GRAPH_TREE] = "tree",
 };
 
 int shr_graph_kind(const char *name)
 {
     if (!name)
         return -EINVAL;
-    for (int k = SHR_GRAPH_LIVE_FLAT; k <= SHR_GRAPH_MIX; k++)
+    for (int k = SHR_GRAPH_LIVE_FLAT; k <= SHR_GRAPH_TREE; k++)
         if (strcmp(name, names[k]) == 0)
             return k;
     return -ENOENT;
@@ -55,7 +55,7 @@ int shr_graph_kind(const char *name)
 
 const char *shr_graph_name(int kind)
 {
-    return kind >= SHR_GRAPH_LIVE_FLAT && kind <= SHR_GRAPH_MIX ? names[kind] : NULL;
+    return kind >= SHR_GRAPH_LIVE_FLAT && kind <= SHR_GRAPH_TREE ? names[kind] : NULL;
 }
 
 static int node(shr_heap_t *h, uint32_t nslots, size_t payload, shr_ref_t *out, shr_graph_info_t *gi)
@@ -220,6 +220,45 @@ static int build_mix(shr_heap_t *h, uint64_t n, uint64_t *rng, shr_ref_t *root, 
     return rc;
 }
 
+/* GCBench's shape: a complete binary tree in breadth-first order, l_i
+ * holding l_{2i+1} and l_{2i+2} (those below n); root = [l_0]. Built from
+ * the leaves up, each node released once its parent holds it, so that
+ * about one level's references are held at a time. */
+static int build_tree(shr_heap_t *h, uint64_t n, shr_ref_t *root, shr_graph_info_t *gi)
+{
+    shr_ref_t *nodes = calloc(n, sizeof *nodes), r = {0};
+    int rc = nodes ? 0 : -ENOMEM;
+    for (uint64_t i = n; rc == 0 && i-- > 0;) {
+        uint32_t kids = (2 * i + 1 < n) + (2 * i + 2 < n);
+        if ((rc = node(h, kids, 0, &nodes[i], gi)) != 0)
+            break;
+        for (uint32_t k = 0; k < kids && rc == 0; k++) {
+            uint64_t c = 2 * i + 1 + k;
+            rc = shr_obj_set(h, nodes[i], k, nodes[c]);
+            shr_obj_release(h, nodes[c]);
+            nodes[c].off = 0;
+        }
+    }
+    if (rc == 0 && (rc = node(h, 1, 0, &r, gi)) == 0 && (rc = shr_obj_set(h, r, 0, nodes[0])) == 0) {
+        /* The digest in CPython's append order: parents in index order. */
+        for (uint64_t i = 0; 2 * i + 1 < n; i++) {
+            dig(gi, i, 2 * i + 1);
+            if (2 * i + 2 < n)
+                dig(gi, i, 2 * i + 2);
+        }
+        dig(gi, ROOT_INDEX, 0);
+        gi->live = n + 1;
+        *root = r;
+        r.off = 0;
+    }
+    if (r.off)
+        shr_obj_release(h, r);
+    if (nodes)
+        release_all(h, nodes, n);
+    free(nodes);
+    return rc;
+}
+
 int shr_graph_build(shr_heap_t *heap, int kind, uint64_t n, uint64_t seed, shr_ref_t *root,
                     shr_graph_info_t *info)
 {
@@ -239,7 +278,8 @@ int shr_graph_build(shr_heap_t *heap, int kind, uint64_t n, uint64_t seed, shr_r
     case SHR_GRAPH_LIVE_GRAPH: rc = build_graph(heap, n, &rng, 0, root, &gi); break;
     case SHR_GRAPH_RING2: rc = build_rings(heap, n, 2, &gi); break;
     case SHR_GRAPH_RING100: rc = build_rings(heap, n, 100, &gi); break;
-    default: rc = build_mix(heap, n, &rng, root, &gi); break;
+    case SHR_GRAPH_MIX: rc = build_mix(heap, n, &rng, root, &gi); break;
+    default: rc = build_tree(heap, n, root, &gi); break;
     }
     if (rc == 0 && info)
         *info = gi;

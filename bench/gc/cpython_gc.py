@@ -121,7 +121,20 @@ def mix(n, rng, d=None):
     return root, live, made
 
 
-BUILD = {"live_flat": live_flat, "live_graph": live_graph, "ring2": ring2,
+def tree(n, rng, d=None):
+    nodes = [[] for _ in range(n)]
+    for i in range(n):
+        for c in (2 * i + 1, 2 * i + 2):
+            if c < n:
+                nodes[i].append(nodes[c])
+                if d:
+                    d.edge(i, c)
+    if d:
+        d.edge(Digest.ROOT, 0)
+    return [nodes[0]], n + 1, 0
+
+
+BUILD = {"tree": tree, "live_flat": live_flat, "live_graph": live_graph, "ring2": ring2,
          "ring100": ring100, "mix": mix}
 
 

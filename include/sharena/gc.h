@@ -187,6 +187,9 @@ int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out);
  *               (int64 1000 + i, CPython's int item); then garbage until
  *               0.2n: rings of min(2 + U(99), left) nodes, each member, while
  *               garbage is left, getting a new empty node when U(5) == 0.
+ *   tree        GCBench's shape: a complete binary tree in breadth-first
+ *               order, l_i holding l_{2i+1} and l_{2i+2} (those below n);
+ *               root = [l_0]. No draws, no garbage, no cycles.
  * *root receives a new reference to the root node, or {0} for a graph with
  * no live part; release it and every other object is garbage. The garbage
  * is unreachable when the call returns (for the next collection).
@@ -199,7 +202,8 @@ int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out);
  * (unknown kind), or the object calls' errors; on failure every reference
  * the call took is released (what it linked into cycles is garbage for the
  * next collection) and *root is {0}. */
-enum { SHR_GRAPH_LIVE_FLAT = 1, SHR_GRAPH_LIVE_GRAPH, SHR_GRAPH_RING2, SHR_GRAPH_RING100, SHR_GRAPH_MIX };
+enum { SHR_GRAPH_LIVE_FLAT = 1, SHR_GRAPH_LIVE_GRAPH, SHR_GRAPH_RING2, SHR_GRAPH_RING100, SHR_GRAPH_MIX,
+       SHR_GRAPH_TREE };
 #define SHR_GRAPH_MAX_N (1u << 24)   /* live_flat's root has one slot per object */
 typedef struct shr_graph_info {
     size_t size;              /* in: sizeof the caller's struct */

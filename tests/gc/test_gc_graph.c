@@ -38,6 +38,7 @@ static const struct expect expected[] = {
     {"ring100", 1000, 0, 1000, 1000, 0x190d5f71560df9f0ull},
     {"mix", 1000, 801, 200, 1373, 0x435579c60f8d03eaull},
     {"mix", 100000, 80001, 20000, 140024, 0x6b488dc4124fd6f1ull},
+    {"tree", 1000, 1001, 0, 1000, 0x0764c28cd738efc0ull},
 };
 
 Test(gc_graph, same_graphs_as_cpython_and_their_garbage, .timeout = 300)
@@ -68,7 +69,7 @@ Test(gc_graph, same_graphs_as_cpython_and_their_garbage, .timeout = 300)
         cr_assert_eq(collect(h), (int64_t)e->garbage, "%s", e->kind);
         cr_assert_eq(collect(h), 0);
         if (root.off) {
-            if (strcmp(e->kind, "live_flat") == 0) {
+            if (strcmp(e->kind, "live_flat") == 0 || strcmp(e->kind, "tree") == 0) {
                 cr_assert_eq(shr_obj_refcount(h, root), 1);   /* acyclic: freed at once */
                 shr_obj_release(h, root);
                 cr_assert_eq(collect(h), 0);
@@ -127,6 +128,20 @@ Test(gc_graph, shapes)
     shr_obj_release(h, root);
     collect(h);
     cr_assert_eq(collect(h), 0);
+    /* tree: l_i holds l_{2i+1} and l_{2i+2}; 4 nodes: l_1 holds l_3 only. */
+    cr_assert_eq(shr_graph_build(h, SHR_GRAPH_TREE, 4, 0, &root, &gi), 0);
+    cr_assert_eq(gi.edges, 4);
+    cr_assert_eq(shr_obj_get(h, root, 0, &a), 0);
+    cr_assert_eq(shr_obj_get(h, a, 0, &b), 0);
+    shr_ref_t c, x;
+    cr_assert_eq(shr_obj_get(h, b, 0, &c), 0);
+    cr_assert_neq(c.off, 0);
+    cr_assert_lt(shr_obj_get(h, b, 1, &x), 0);   /* one slot: l_4 would be past n */
+    shr_obj_release(h, c);
+    shr_obj_release(h, b);
+    shr_obj_release(h, a);
+    shr_obj_release(h, root);
+    cr_assert_eq(collect(h), 0);   /* acyclic: freed by counts */
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
