@@ -50,6 +50,8 @@
  * dead processes), never inside the gate.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -64,6 +66,73 @@ _Thread_local uint32_t shr__gate_depth __attribute__((tls_model("initial-exec"))
 _Thread_local thread_slot_t *shr__gate_ts __attribute__((tls_model("initial-exec")));
 _Thread_local shr_heap_t *shr__gc_pending __attribute__((tls_model("initial-exec")));
 static _Thread_local bool collecting; /* this thread runs a collection */
+static _Thread_local bool in_callback; /* this thread runs a gc callback */
+
+/* This process's part of the collector, per heap handle (h->layer_priv):
+ * enabled, the debug flags, the callbacks, the garbage SAVEALL kept (each a
+ * lease of this process). Allocated on first use, freed at close. */
+typedef struct gc_cb {
+    shr_gc_callback_fn fn;
+    void *arg;
+} gc_cb_t;
+typedef struct gc_priv {
+    pthread_mutex_t mu;           /* the callbacks and the garbage */
+    _Atomic bool disabled;
+    _Atomic unsigned debug;
+    gc_cb_t cb[SHR_GC_CALLBACKS_MAX];
+    size_t ncb;
+    uint64_t *garbage;
+    size_t ngarbage, garbage_cap;
+} gc_priv_t;
+
+static gc_priv_t *priv_get(shr_heap_t *h, bool create)
+{
+    gc_priv_t *p = __atomic_load_n((gc_priv_t **)&h->layer_priv[SHR_LAYER_GC], __ATOMIC_ACQUIRE);
+    if (p || !create) return p;
+    gc_priv_t *n = calloc(1, sizeof *n);
+    if (!n) return NULL;
+    pthread_mutex_init(&n->mu, NULL);
+    gc_priv_t *expected = NULL;
+    if (__atomic_compare_exchange_n((gc_priv_t **)&h->layer_priv[SHR_LAYER_GC], &expected, n, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return n;
+    pthread_mutex_destroy(&n->mu);
+    free(n);
+    return expected;
+}
+
+void shr__gc_priv_free(shr_heap_t *h)
+{
+    gc_priv_t *p = priv_get(h, false);
+    if (!p) return;
+    h->layer_priv[SHR_LAYER_GC] = NULL;
+    pthread_mutex_destroy(&p->mu);
+    free(p->garbage); /* the references are leases: the close releases them */
+    free(p);
+}
+
+static unsigned debug_of(shr_heap_t *h)
+{
+    gc_priv_t *p = priv_get(h, false);
+    return p ? atomic_load_explicit(&p->debug, memory_order_relaxed) : 0;
+}
+
+/* Call this process's callbacks (a copy of the list: a callback may add or
+ * remove callbacks). */
+static void run_callbacks(shr_heap_t *h, const char *phase, const shr_gc_info_t *info)
+{
+    gc_priv_t *p = priv_get(h, false);
+    if (!p) return;
+    gc_cb_t cb[SHR_GC_CALLBACKS_MAX];
+    pthread_mutex_lock(&p->mu);
+    size_t n = p->ncb;
+    memcpy(cb, p->cb, n * sizeof *cb);
+    pthread_mutex_unlock(&p->mu);
+    if (n == 0) return;
+    in_callback = true;
+    for (size_t i = 0; i < n; i++) cb[i].fn(h, phase, info, cb[i].arg);
+    in_callback = false;
+}
 
 #define GC_STOP_TIMEOUT_MS 1000
 
@@ -160,7 +229,9 @@ void shr__gate_exit_slow(shr_heap_t *h)
 {
     bool due = shr__gc_pending == h;
     shr__gc_pending = NULL;
-    if (collecting || !due) return;
+    if (collecting || in_callback || !due) return;
+    gc_priv_t *p = priv_get(h, false);
+    if (p && atomic_load_explicit(&p->disabled, memory_order_relaxed)) return; /* this process's disable */
     gc_global_t *g = shr__gc_global(h);
     uint32_t t0 = shr_load_relaxed(&g->gen[0].threshold);
     if (t0 == 0) return;
@@ -323,6 +394,7 @@ typedef struct scratch {
     size_t *stack;
     size_t sn;
     uint64_t untraversable;
+    uint64_t gencount[4]; /* tracked objects in each generation, the permanent one last */
     uint64_t *settle;   /* lists a dead thread holds, to repair between walks */
     size_t nsettle, settle_cap;
     bool no_settle;     /* the second walk: such a list is not traversed */
@@ -336,6 +408,7 @@ static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
     obj_t *o = obj_at(h, off);
     uint32_t f = shr_load_relaxed(&o->flags);
     uint64_t rc = shr_load_relaxed(&o->refcnt);
+    if ((f & OBJ_TRACKED) && rc) s->gencount[obj_gen(f)]++;
     /* Garbage a dead collector flagged is examined whatever its generation. */
     if (!(f & OBJ_TRACKED) || rc == 0 || ((int)obj_gen(f) > s->gen && !(f & OBJ_GARBAGE))) return;
     const gc_type_ops_t *ops = shr__type_ops_any(h, o->type);
@@ -448,6 +521,7 @@ static void find_candidates(shr_heap_t *h, scratch_t *s)
     for (size_t i = 0; i < s->nsettle; i++) shr__list_settle(h, obj_at(h, s->settle[i]));
     s->n = 0;
     s->untraversable = 0;
+    memset(s->gencount, 0, sizeof s->gencount);
     s->no_settle = true;
     shr__obj_walk(h, walk_visit, s);
 }
@@ -498,13 +572,64 @@ static uint64_t free_garbage(shr_heap_t *h, scratch_t *s)
     return ng;
 }
 
+/* CPython's debug_cycle: "gc: collectable <TYPE 0xOFFSET>". */
+static void type_name(shr_heap_t *h, uint32_t t, char name[SHR_TYPE_NAME_MAX + 1])
+{
+    if (t == SHR_TYPE_NODE) strcpy(name, "node");
+    else if (t == SHR_TYPE_LIST) strcpy(name, "list");
+    else if (shr_obj_type_info(h, t, name, NULL, NULL) != 0) strcpy(name, "object");
+}
+
+static void debug_garbage(shr_heap_t *h, scratch_t *s, const char *what)
+{
+    char name[SHR_TYPE_NAME_MAX + 1];
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->c[i].state & C_REACHABLE) continue;
+        type_name(h, obj_at(h, s->c[i].off)->type, name);
+        fprintf(stderr, "gc: %s <%s 0x%" PRIx64 ">\n", what, name, s->c[i].off);
+    }
+}
+
+/* SAVEALL: keep each garbage object, a lease of this process in its
+ * garbage list, instead of freeing it. Nothing else can reach garbage, so
+ * the incref cannot race a free; an object that cannot be kept (no memory)
+ * is left as it is, for the next collection. Returns how many were kept. */
+static uint64_t save_garbage(shr_heap_t *h, scratch_t *s)
+{
+    gc_priv_t *p = priv_get(h, true);
+    if (!p) return 0;
+    uint64_t kept = 0;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->c[i].state & C_REACHABLE) continue;
+        if (p->ngarbage == p->garbage_cap) {
+            size_t cap = p->garbage_cap ? p->garbage_cap * 2 : 64;
+            uint64_t *a = realloc(p->garbage, cap * sizeof *a);
+            if (!a) break;
+            p->garbage = a;
+            p->garbage_cap = cap;
+        }
+        obj_t *o = obj_at(h, s->c[i].off);
+        shr__incref(o);
+        if (shr__lease_add(h, s->c[i].off) != 0) {
+            shr__decref(h, o); /* back to the count it had: unreachable, not freed */
+            break;
+        }
+        p->garbage[p->ngarbage++] = s->c[i].off;
+        kept++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return kept;
+}
+
 static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automatic)
 {
     shr_gc_result_t r;
     memset(&r, 0, sizeof r);
     r.size = sizeof r;
     r.generation = gen;
-    if (shr__gate_depth) return -EDEADLK; /* inside a call: would wait for itself */
+    /* Inside a call (would wait for itself), or a callback's. */
+    if (shr__gate_depth || collecting || in_callback) return -EDEADLK;
     shr_tctx_t *me = shr__tctx(h);
     if (!me) return -errno;
     uint64_t t_begin = shr__now_ns(CLOCK_MONOTONIC);
@@ -512,6 +637,13 @@ static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automa
     if (rc == -EBUSY) return 0; /* another thread collects: that is enough */
     if (rc) return rc;
     collecting = true;
+    unsigned debug = debug_of(h);
+    bool called = false;
+    {
+        shr_gc_info_t info = {.generation = gen};
+        run_callbacks(h, "start", &info);
+        called = true;
+    }
     gc_global_t *g = shr__gc_global(h);
     atomic_fetch_add_explicit(&g->epoch, 1, memory_order_relaxed);
     reclaim_dead(h); /* their leases released before anything is examined */
@@ -555,21 +687,38 @@ static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automa
     restart_world(h);
     r.pause_ns = shr__now_ns(CLOCK_MONOTONIC) - t_stop;
 
+    if (debug & SHR_GC_DEBUG_STATS) {
+        fprintf(stderr, "gc: collecting generation %d...\n", gen);
+        fprintf(stderr, "gc: objects in each generation: %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", s.gencount[0],
+                s.gencount[1], s.gencount[2]);
+        fprintf(stderr, "gc: objects in permanent generation: %" PRIu64 "\n", s.gencount[3]);
+    }
+
     /* The garbage, with the world running, inside this thread's gate. */
     if ((rc = shr__gate_enter(h)) == 0) {
-        r.collected = free_garbage(h, &s);
+        if (debug & SHR_GC_DEBUG_COLLECTABLE) debug_garbage(h, &s, "collectable");
+        r.collected = (debug & SHR_GC_DEBUG_SAVEALL) ? save_garbage(h, &s) : free_garbage(h, &s);
         shr__gate_exit(h);
     } else {
         r.uncollectable = s.n - survivors; /* left for the next collection */
+        if (debug & SHR_GC_DEBUG_UNCOLLECTABLE) debug_garbage(h, &s, "uncollectable");
         rc = 0;
     }
     record(g, gen, &r);
+    if (debug & SHR_GC_DEBUG_STATS)
+        fprintf(stderr, "gc: done, %" PRIu64 " unreachable, %" PRIu64 " uncollectable, %.4fs elapsed\n",
+                r.collected + r.uncollectable, r.uncollectable,
+                (double)(shr__now_ns(CLOCK_MONOTONIC) - t_begin) / 1e9);
 out:
-    collecting = false;
-    shr__gc_pending = NULL;
     gc_unlock(h);
     scratch_free(&s);
     r.total_ns = shr__now_ns(CLOCK_MONOTONIC) - t_begin;
+    if (called) {
+        shr_gc_info_t info = {.generation = gen, .collected = r.collected, .uncollectable = r.uncollectable};
+        run_callbacks(h, "stop", &info);
+    }
+    collecting = false;
+    shr__gc_pending = NULL;
     if (res) memcpy((char *)res + sizeof res->size, (char *)&r + sizeof r.size,
                     (res->size < sizeof r ? res->size : sizeof r) - sizeof r.size);
     return rc ? rc : (int64_t)(r.collected + r.uncollectable);
@@ -625,3 +774,310 @@ int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out)
     out->long_lived_pending = shr_load_relaxed(&g->long_lived_pending);
     return 0;
 }
+
+/* ---- the rest of CPython's module ------------------------------------------------------------ */
+
+int shr_gc_enable(shr_heap_t *heap)
+{
+    if (!heap) return -EINVAL;
+    gc_priv_t *p = priv_get(heap, false);
+    if (p) atomic_store_explicit(&p->disabled, false, memory_order_relaxed);
+    return 0;
+}
+
+int shr_gc_disable(shr_heap_t *heap)
+{
+    if (!heap) return -EINVAL;
+    gc_priv_t *p = priv_get(heap, true);
+    if (!p) return -ENOMEM;
+    atomic_store_explicit(&p->disabled, true, memory_order_relaxed);
+    return 0;
+}
+
+int shr_gc_isenabled(shr_heap_t *heap)
+{
+    if (!heap) return -EINVAL;
+    gc_priv_t *p = priv_get(heap, false);
+    return !(p && atomic_load_explicit(&p->disabled, memory_order_relaxed));
+}
+
+int shr_gc_set_debug(shr_heap_t *heap, unsigned flags)
+{
+    if (!heap || (flags & ~(SHR_GC_DEBUG_STATS | SHR_GC_DEBUG_LEAK))) return -EINVAL;
+    gc_priv_t *p = priv_get(heap, flags != 0);
+    if (!p) return flags ? -ENOMEM : 0;
+    atomic_store_explicit(&p->debug, flags, memory_order_relaxed);
+    return 0;
+}
+
+int shr_gc_get_debug(shr_heap_t *heap)
+{
+    if (!heap) return -EINVAL;
+    return (int)debug_of(heap);
+}
+
+int64_t shr_gc_garbage_take(shr_heap_t *heap, shr_ref_t *out, size_t cap)
+{
+    if (!heap || (!out && cap)) return -EINVAL;
+    gc_priv_t *p = priv_get(heap, false);
+    if (!p) return 0;
+    pthread_mutex_lock(&p->mu);
+    size_t n = p->ngarbage;
+    if (cap) {
+        if (n > cap) n = cap;
+        for (size_t i = 0; i < n; i++) out[i].off = p->garbage[i];
+        memmove(p->garbage, p->garbage + n, (p->ngarbage - n) * sizeof *p->garbage);
+        p->ngarbage -= n;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return (int64_t)n;
+}
+
+int shr_gc_callback_add(shr_heap_t *heap, shr_gc_callback_fn fn, void *arg)
+{
+    if (!heap || !fn) return -EINVAL;
+    gc_priv_t *p = priv_get(heap, true);
+    if (!p) return -ENOMEM;
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->ncb; i++)
+        if (p->cb[i].fn == fn && p->cb[i].arg == arg) rc = -EEXIST;
+    if (rc == 0 && p->ncb == SHR_GC_CALLBACKS_MAX) rc = -ENOSPC;
+    if (rc == 0) p->cb[p->ncb++] = (gc_cb_t){fn, arg};
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int shr_gc_callback_remove(shr_heap_t *heap, shr_gc_callback_fn fn, void *arg)
+{
+    if (!heap || !fn) return -EINVAL;
+    gc_priv_t *p = priv_get(heap, false);
+    if (!p) return -ENOENT;
+    int rc = -ENOENT;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->ncb; i++)
+        if (p->cb[i].fn == fn && p->cb[i].arg == arg) {
+            memmove(&p->cb[i], &p->cb[i + 1], (p->ncb - i - 1) * sizeof *p->cb);
+            p->ncb--;
+            rc = 0;
+            break;
+        }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+static obj_t *held_obj(shr_heap_t *h, shr_ref_t r)
+{
+    if (r.off == 0 || r.off >= h->capacity || (r.off & (SHR_ALIGNMENT - 1))) return NULL;
+    return shr__lease_held(h, r.off) ? obj_at(h, r.off) : NULL;
+}
+
+int shr_gc_is_tracked(shr_heap_t *heap, shr_ref_t ref)
+{
+    if (!heap) return -EINVAL;
+    obj_t *o = held_obj(heap, ref);
+    if (!o) return -EINVAL;
+    return (shr_load_relaxed(&o->flags) & OBJ_TRACKED) != 0;
+}
+
+/* ---- with the world stopped: freeze and the snapshots ----------------------------------------
+ *
+ * Each runs fn with the collector's mutex held and the world stopped, as a
+ * collection does (dead processes reclaimed first). A snapshot increfs what
+ * it found while the world is stopped (nothing can be freed then), and
+ * turns the increfs into leases after the restart. */
+typedef struct snap {
+    uint64_t *off;
+    size_t n, cap;
+    bool nomem;
+    int gen;          /* get_objects: -1 all, or 0..3 */
+    uint64_t target;  /* get_referents: the object; get_referrers: the referent */
+    bool hit;
+    int64_t moved;    /* freeze, unfreeze, the freeze count */
+} snap_t;
+
+static int64_t stopped_op(shr_heap_t *h, void (*fn)(shr_heap_t *, snap_t *), snap_t *s)
+{
+    if (shr__gate_depth || collecting || in_callback) return -EDEADLK;
+    shr__node_types_register();
+    shr_tctx_t *me = shr__tctx(h);
+    if (!me) return -errno;
+    int rc = gc_lock(h, false);
+    if (rc) return rc;
+    collecting = true;
+    reclaim_dead(h);
+    shr_gc_result_t r;
+    memset(&r, 0, sizeof r);
+    rc = stop_world(h, me, &r);
+    if (rc == 0) {
+        fn(h, s);
+        restart_world(h);
+    }
+    collecting = false;
+    shr__gc_pending = NULL;
+    gc_unlock(h);
+    return rc;
+}
+
+static void snap_push(shr_heap_t *h, snap_t *s, uint64_t off)
+{
+    if (s->nomem) return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        uint64_t *p = realloc(s->off, cap * sizeof *p);
+        if (!p) {
+            s->nomem = true;
+            return;
+        }
+        s->off = p;
+        s->cap = cap;
+    }
+    shr__incref(obj_at(h, off));
+    s->off[s->n++] = off;
+}
+
+/* Is the block at off a live tracked object, not garbage? Its flags. */
+static bool walk_live(shr_heap_t *h, uint64_t off, uint32_t *flags)
+{
+    obj_t *o = obj_at(h, off);
+    uint32_t f = shr_load_relaxed(&o->flags);
+    *flags = f;
+    return (f & OBJ_TRACKED) && !(f & OBJ_GARBAGE) && shr_load_relaxed(&o->refcnt) != 0;
+}
+
+/* The increfs of a snapshot become leases: out[0..min(n, cap)) are handed
+ * out, the rest released. The count, or -ENOMEM (nothing handed out). */
+static int64_t snap_finish(shr_heap_t *h, int64_t rc, snap_t *s, shr_ref_t *out, size_t cap)
+{
+    if (rc == 0 && s->nomem) rc = -ENOMEM;
+    if (s->n == 0) {
+        free(s->off);
+        return rc ? rc : 0;
+    }
+    int g = shr__gate_enter(h);
+    if (g) { /* a collector of another process holds the world: the counts stay too high (a leak, never a free) */
+        free(s->off);
+        return g;
+    }
+    size_t give = rc == 0 ? (s->n < cap ? s->n : cap) : 0, i;
+    for (i = 0; i < give; i++)
+        if (shr__lease_add(h, s->off[i]) != 0) break;
+    if (i < give) { /* take back what was handed out; every incref is dropped below */
+        for (size_t j = 0; j < i; j++) shr__lease_remove(h, s->off[j]);
+        give = 0;
+        rc = -ENOMEM;
+    }
+    for (size_t j = give; j < s->n; j++) shr__decref(h, obj_at(h, s->off[j]));
+    for (size_t j = 0; j < give; j++) out[j].off = s->off[j];
+    shr__gate_exit(h);
+    int64_t n = (int64_t)s->n;
+    free(s->off);
+    return rc ? rc : n;
+}
+
+static void visit_referent(shr_heap_t *h, shr_off_t child, void *arg)
+{
+    if (child) snap_push(h, arg, child);
+}
+
+static void referents_fn(shr_heap_t *h, snap_t *s)
+{
+    obj_t *o = obj_at(h, s->target);
+    const gc_type_ops_t *ops = shr__type_ops_any(h, o->type);
+    if (ops && ops->traverse) ops->traverse(h, o, visit_referent, s);
+}
+
+int64_t shr_gc_get_referents(shr_heap_t *heap, shr_ref_t ref, shr_ref_t *out, size_t cap)
+{
+    if (!heap || (!out && cap)) return -EINVAL;
+    obj_t *o = held_obj(heap, ref);
+    if (!o) return -EINVAL;
+    snap_t s = {.target = ref.off};
+    return snap_finish(heap, stopped_op(heap, referents_fn, &s), &s, out, cap);
+}
+
+static void objects_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
+{
+    (void)size;
+    snap_t *s = arg;
+    uint32_t f;
+    if (walk_live(h, off, &f) && (s->gen < 0 || (int)obj_gen(f) == s->gen)) snap_push(h, s, off);
+}
+
+static void objects_fn(shr_heap_t *h, snap_t *s) { shr__obj_walk(h, objects_visit, s); }
+
+int64_t shr_gc_get_objects(shr_heap_t *heap, int generation, shr_ref_t *out, size_t cap)
+{
+    if (!heap || generation < -1 || generation > 3 || (!out && cap)) return -EINVAL;
+    snap_t s = {.gen = generation};
+    return snap_finish(heap, stopped_op(heap, objects_fn, &s), &s, out, cap);
+}
+
+static void visit_refers(shr_heap_t *h, shr_off_t child, void *arg)
+{
+    (void)h;
+    snap_t *s = arg;
+    if (child == s->target) s->hit = true;
+}
+
+static void referrers_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
+{
+    (void)size;
+    snap_t *s = arg;
+    uint32_t f;
+    if (!walk_live(h, off, &f)) return;
+    obj_t *o = obj_at(h, off);
+    const gc_type_ops_t *ops = shr__type_ops_any(h, o->type);
+    if (!ops || !ops->traverse) return;
+    s->hit = false;
+    ops->traverse(h, o, visit_refers, s);
+    if (s->hit) snap_push(h, s, off);
+}
+
+static void referrers_fn(shr_heap_t *h, snap_t *s) { shr__obj_walk(h, referrers_visit, s); }
+
+int64_t shr_gc_get_referrers(shr_heap_t *heap, shr_ref_t ref, shr_ref_t *out, size_t cap)
+{
+    if (!heap || (!out && cap)) return -EINVAL;
+    if (!held_obj(heap, ref)) return -EINVAL;
+    snap_t s = {.target = ref.off};
+    return snap_finish(heap, stopped_op(heap, referrers_fn, &s), &s, out, cap);
+}
+
+/* freeze: generations 0..2 to 3; unfreeze (s->gen == 2): 3 to 2; count
+ * (s->gen == -1): the frozen. One store of the flags each (C1). */
+static void freeze_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
+{
+    (void)size;
+    snap_t *s = arg;
+    uint32_t f;
+    if (!walk_live(h, off, &f)) return;
+    uint32_t gen = obj_gen(f);
+    if (s->gen == -1) {
+        if (gen == 3) s->moved++;
+    } else if (s->gen == 3 ? gen < 3 : gen == 3) {
+        shr_store_relaxed(&obj_at(h, off)->flags, OBJ_TRACKED | (uint32_t)s->gen << OBJ_GEN_SHIFT);
+        s->moved++;
+    }
+}
+
+static void freeze_fn(shr_heap_t *h, snap_t *s)
+{
+    shr__obj_walk(h, freeze_visit, s);
+    if (s->gen == 3) { /* as CPython: the generations' counts start again */
+        gc_global_t *g = shr__gc_global(h);
+        for (int i = 0; i < 3; i++) shr_store_relaxed(&g->gen[i].count, 0);
+    }
+}
+
+static int64_t freeze_op(shr_heap_t *heap, int gen)
+{
+    if (!heap) return -EINVAL;
+    snap_t s = {.gen = gen};
+    int64_t rc = stopped_op(heap, freeze_fn, &s);
+    return rc ? rc : s.moved;
+}
+
+int64_t shr_gc_freeze(shr_heap_t *heap) { return freeze_op(heap, 3); }
+int64_t shr_gc_unfreeze(shr_heap_t *heap) { return freeze_op(heap, 2); }
+int64_t shr_gc_get_freeze_count(shr_heap_t *heap) { return freeze_op(heap, -1); }

@@ -446,6 +446,9 @@ shr_inline void shr__gate_exit(shr_heap_t *h)
 void shr__gc_count(shr_heap_t *h, int d);
 /* Fold a released slot's residue (the registry's thread_release hook). */
 void shr__gc_thread_release(shr_heap_t *h, uint32_t slot, bool dead);
+/* Free this process's collector state of the handle (enable, debug,
+ * callbacks, saved garbage: collect.c), at close. */
+void shr__gc_priv_free(shr_heap_t *h);
 /* Initialise the collector's part of a new segment. */
 int shr__gc_collect_init(shr_heap_t *h);
 

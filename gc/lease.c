@@ -381,6 +381,7 @@ int shr__gc_drain_dead(shr_heap_t *h)
 /* Close: whatever this process still holds is released as if it had died. */
 void shr__gc_close(shr_heap_t *h)
 {
+    shr__gc_priv_free(h); /* this process's collector state (collect.c) */
     if (!shr__proc_registered_here(h)) return;
     lease_area_t *a = my_area(h);
     if (area_lock(h, a) != 0) return;

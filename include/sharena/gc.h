@@ -169,7 +169,6 @@ typedef struct shr_gc_stats {
 } shr_gc_stats_t;
 int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out);
 
-
 /* ---- seeded graphs (gc/graph.c) ------------------------------------------
  *
  * The graphs of the collector's benchmark against CPython, built in the
@@ -221,6 +220,91 @@ int shr_graph_kind(const char *name);
 const char *shr_graph_name(int kind);
 /* One step of splitmix64 (Vigna): the stream the graphs draw from. */
 uint64_t shr_graph_splitmix64(uint64_t *state);
+
+/* ---- the rest of CPython's gc module ---------------------------------------
+ *
+ * Whose is what. The thresholds, the counts, the statistics and the
+ * generations (frozen included) are the heap's: every process sees one
+ * collector. enable/disable, the debug flags, the callbacks and the saved
+ * garbage are this process's, per heap handle (what a CPython user expects
+ * of one interpreter): shr_gc_disable stops this process's automatic
+ * collections only; another process's still run, and shr_gc_collect always
+ * works. A new handle starts enabled, debug 0, no callbacks.
+ */
+int shr_gc_enable(shr_heap_t *heap);
+int shr_gc_disable(shr_heap_t *heap);
+/* 1 enabled, 0 disabled, -EINVAL for a NULL heap. */
+int shr_gc_isenabled(shr_heap_t *heap);
+
+/* Debug flags, CPython's values. Output goes to stderr in CPython's format:
+ *   STATS          "gc: collecting generation G...", the objects in each
+ *                  generation and the permanent one, then
+ *                  "gc: done, N unreachable, M uncollectable, S.SSSSs elapsed"
+ *   COLLECTABLE    "gc: collectable <TYPE 0xOFFSET>" for each garbage object
+ *                  (TYPE: node, list, or the user type's name; the offset in
+ *                  the segment stands for the address)
+ *   UNCOLLECTABLE  "gc: uncollectable <TYPE 0xOFFSET>" for garbage left for
+ *                  the next collection
+ *   SAVEALL        garbage is not freed: this process keeps a reference to
+ *                  each, to be taken with shr_gc_garbage_take
+ * Printing happens with the world running. */
+#define SHR_GC_DEBUG_STATS 1u
+#define SHR_GC_DEBUG_COLLECTABLE 2u
+#define SHR_GC_DEBUG_UNCOLLECTABLE 4u
+#define SHR_GC_DEBUG_SAVEALL 32u
+#define SHR_GC_DEBUG_LEAK (SHR_GC_DEBUG_COLLECTABLE | SHR_GC_DEBUG_UNCOLLECTABLE | SHR_GC_DEBUG_SAVEALL)
+/* -EINVAL for a NULL heap or a flag not above (nothing changes). */
+int shr_gc_set_debug(shr_heap_t *heap, unsigned flags);
+/* The flags (>= 0), or -EINVAL. */
+int shr_gc_get_debug(shr_heap_t *heap);
+/* Move up to cap of the references SAVEALL kept to out[] (the caller
+ * releases them); returns how many moved. out NULL with cap 0: how many are
+ * kept. -EINVAL for a NULL heap, or out NULL with cap > 0. */
+int64_t shr_gc_garbage_take(shr_heap_t *heap, shr_ref_t *out, size_t cap);
+
+/* The permanent generation (CPython's freeze). shr_gc_freeze moves every
+ * tracked object of generations 0..2 to the permanent generation, which no
+ * collection examines (its cycles are never freed; objects in it are still
+ * freed when their count reaches 0); shr_gc_unfreeze moves them all to
+ * generation 2. Both stop the world, and act for every process. They return
+ * how many objects moved; shr_gc_get_freeze_count how many are frozen.
+ * Errors as shr_gc_collect's (-ETIMEDOUT, SHR_ELOCKTIMEOUT, -EDEADLK). */
+int64_t shr_gc_freeze(shr_heap_t *heap);
+int64_t shr_gc_unfreeze(shr_heap_t *heap);
+int64_t shr_gc_get_freeze_count(shr_heap_t *heap);
+
+/* 1 if the collector tracks the object (nodes, user types, lists), 0 if not
+ * (strings and bytes), -EINVAL for a NULL heap or a ref this process does
+ * not hold. */
+int shr_gc_is_tracked(shr_heap_t *heap, shr_ref_t ref);
+/* The objects ref refers to (its slots' or items' objects), as new
+ * references in out[0..min(n, cap)), n returned (call again with a larger
+ * array when n > cap). -EINVAL (NULL heap, a ref not held, out NULL with
+ * cap > 0), -ENOMEM (nothing handed out). Stops the world for the snapshot. */
+int64_t shr_gc_get_referents(shr_heap_t *heap, shr_ref_t ref, shr_ref_t *out, size_t cap);
+/* The tracked objects of a generation (0, 1, 2, 3 for the permanent one, or
+ * -1 for all), as shr_gc_get_referents. -EINVAL for another generation. */
+int64_t shr_gc_get_objects(shr_heap_t *heap, int generation, shr_ref_t *out, size_t cap);
+/* The tracked objects that refer to ref, as shr_gc_get_referents. */
+int64_t shr_gc_get_referrers(shr_heap_t *heap, shr_ref_t ref, shr_ref_t *out, size_t cap);
+
+/* Callbacks (CPython's gc.callbacks): called by every collection this
+ * process runs (explicit or automatic), in the collecting thread, with the
+ * world running: phase "start" before the world is stopped, "stop" after
+ * the garbage is freed. They may use the heap; a collection, freeze or
+ * snapshot they start fails with -EDEADLK. Collections of other processes
+ * call their own process's callbacks. */
+typedef struct shr_gc_info {
+    int generation;
+    uint64_t collected;       /* 0 at "start" */
+    uint64_t uncollectable;   /* 0 at "start" */
+} shr_gc_info_t;
+typedef void (*shr_gc_callback_fn)(shr_heap_t *heap, const char *phase, const shr_gc_info_t *info, void *arg);
+#define SHR_GC_CALLBACKS_MAX 16
+/* -EINVAL (NULL heap or fn), -EEXIST (the same fn and arg), -ENOSPC. */
+int shr_gc_callback_add(shr_heap_t *heap, shr_gc_callback_fn fn, void *arg);
+/* -EINVAL, -ENOENT (not added). */
+int shr_gc_callback_remove(shr_heap_t *heap, shr_gc_callback_fn fn, void *arg);
 
 #ifdef __cplusplus
 }
