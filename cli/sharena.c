@@ -710,7 +710,73 @@ static void gc_result_print(const char *name, const shr_gc_result_t *r)
            r->stopped_threads, r->dead_skipped);
 }
 
-/* `sharena gc collect NAME [--generation N]`. */
+/* A threshold operand: a decimal number 0..UINT32_MAX. */
+static bool parse_u32(const char *s, uint32_t *out)
+{
+    if (!*s || strlen(s) > 10) return false;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') return false;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (v > UINT32_MAX) return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* `sharena gc stats NAME`, `gc threshold NAME [T0 T1 T2]`, `gc freeze NAME`,
+ * `gc unfreeze NAME`. */
+static int cmd_gc_other(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *sub = argv[1];
+    bool threshold = strcmp(sub, "threshold") == 0;
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_cmd_help(cmd, stdout);
+            return CLI_HELP;
+        }
+    if (argc < 3) return cli_usage_error(cmd, "missing NAME");
+    if (argv[2][0] == '-') return cli_usage_error(cmd, "unknown option '%s'", argv[2]);
+    const char *name = argv[2];
+    uint32_t t[3];
+    if (threshold) {
+        if (argc != 3 && argc != 6) return cli_usage_error(cmd, "threshold takes NAME and none or three numbers");
+        for (int i = 0; i < argc - 3; i++)
+            if (!parse_u32(argv[3 + i], &t[i]))
+                return cli_usage_error(cmd, "invalid threshold '%s' (0 to 4294967295)", argv[3 + i]);
+    } else if (argc != 3) {
+        return cli_usage_error(cmd, "unexpected argument '%s'", argv[3]);
+    }
+    shr_heap_t *h;
+    int rc = shr_heap_attach(name, &h);
+    if (rc != 0) return cli_fail(cmd, name, rc);
+    int64_t n = 0, frozen = 0;
+    if (strcmp(sub, "stats") == 0) {
+        frozen = shr_gc_get_freeze_count(h);
+        printf("%s:", name);
+        rc = frozen < 0 ? (int)frozen : gc_stats_print(h, stdout);
+        if (rc == 0) printf("frozen (the permanent generation, never collected): %" PRId64 "\n", frozen);
+    } else if (threshold) {
+        if (argc == 6) rc = shr_gc_set_threshold(h, t);
+        if (rc == 0) rc = shr_gc_get_threshold(h, t);
+        if (rc == 0)
+            printf("%s: threshold %" PRIu32 " %" PRIu32 " %" PRIu32 "%s\n", name, t[0], t[1], t[2],
+                   t[0] ? "" : " (automatic collections disabled)");
+    } else {
+        bool freeze = strcmp(sub, "freeze") == 0;
+        n = freeze ? shr_gc_freeze(h) : shr_gc_unfreeze(h);
+        frozen = n < 0 ? n : shr_gc_get_freeze_count(h);
+        if (n < 0) rc = (int)n;
+        else if (frozen < 0) rc = (int)frozen;
+        else
+            printf("%s: %" PRId64 " objects %s, %" PRId64 " in the permanent generation\n", name, n,
+                   freeze ? "frozen" : "unfrozen into generation 2", frozen);
+    }
+    shr_heap_close(h);
+    return rc ? cli_fail(cmd, name, rc) : CLI_OK;
+}
+
+/* `sharena gc collect NAME [--generation N]`, and the others above. */
 static int cmd_gc(const cli_cmd_t *cmd, int argc, char **argv)
 {
     const char *name = NULL, *gen = "2";
@@ -718,7 +784,10 @@ static int cmd_gc(const cli_cmd_t *cmd, int argc, char **argv)
         print_cmd_help(cmd, stdout);
         return CLI_HELP;
     }
-    if (argc < 2) return cli_usage_error(cmd, "missing subcommand (collect)");
+    if (argc < 2) return cli_usage_error(cmd, "missing subcommand (collect, stats, threshold, freeze, unfreeze)");
+    if (strcmp(argv[1], "stats") == 0 || strcmp(argv[1], "threshold") == 0 || strcmp(argv[1], "freeze") == 0 ||
+        strcmp(argv[1], "unfreeze") == 0)
+        return cmd_gc_other(cmd, argc, argv);
     if (strcmp(argv[1], "collect") != 0) return cli_usage_error(cmd, "unknown subcommand '%s'", argv[1]);
     const cli_opt_t opts[] = {{"generation", 'g', NULL, &gen}, {NULL, 0, NULL, NULL}};
     int rc = cli_parse(cmd, argc - 1, argv + 1, opts, &name);
@@ -885,14 +954,23 @@ static const cli_cmd_t cmds[] = {
      "options:\n"
      "  -h, --help              show this help"},
     {"gc", cmd_gc, "NAME", false,
-     "collect NAME [--generation N]",
-     "run the cycle collector",
-     "Attach to NAME and collect generation N (0, 1 or 2; default 2, a full\n"
+     "collect NAME [--generation N] | stats NAME | threshold NAME [T0 T1 T2] | freeze NAME | unfreeze NAME",
+     "run the cycle collector, read its statistics, set its thresholds, freeze",
+     "collect: attach to NAME and collect generation N (0, 1 or 2; default 2, a full\n"
      "collection) with the world stopped: every process attached finishes the\n"
      "object or list call it is in and waits at its next one. Prints what was\n"
      "collected, the pause (stop request to restart) and the time to stop. Fails\n"
      "with \"Connection timed out\" when a live process did not stop within the stop\n"
      "timeout (1 s; SHARENA_GC_STOP_TIMEOUT_MS): then nothing was changed.\n"
+     "stats: per generation, the threshold, the count, collections, objects\n"
+     "collected and left uncollectable, the mean and longest pause and the\n"
+     "longest time to stop, over every process's collections; and the objects\n"
+     "frozen.\n"
+     "threshold: print the heap's thresholds, or set them (T0 0 disables the\n"
+     "automatic collections of every process).\n"
+     "freeze: move every tracked object to the permanent generation, which no\n"
+     "collection examines (CPython's gc.freeze); unfreeze moves them back to\n"
+     "generation 2. Both stop the world.\n"
      "\n"
      "options:\n"
      "  -g, --generation N      the oldest generation to collect (default 2)\n"

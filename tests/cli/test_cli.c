@@ -723,3 +723,96 @@ Test(cli, gc_collect_and_recover)
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
+
+/* ---- gc stats, threshold, freeze --------------------------------------- */
+
+static int collect_in_child(void *arg)
+{
+    shr_heap_t *h;
+    shr_ref_t a, b;
+    if (shr_heap_attach(arg, &h) || shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &a) || shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &b))
+        return 1;
+    if (shr_obj_set(h, a, 0, b) || shr_obj_set(h, b, 0, a)) return 2;
+    shr_obj_release(h, a);
+    shr_obj_release(h, b);
+    int64_t n = shr_gc_collect(h, 1, NULL);
+    shr_heap_close(h);
+    return n == 2 ? 0 : 3;
+}
+
+Test(cli, gc_stats_threshold_and_freeze)
+{
+    const char *name = shr_test_name();
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(name, NULL, &h), 0);
+    pid_t pid = shr_test_fork(collect_in_child, (void *)name);
+    cr_assert_eq(shr_test_wait(pid), 0);
+    cli_run_t r = CLI("gc", "stats", name);
+    cr_assert_eq(r.status, 0, "gc stats: %s", r.err);
+    cr_assert_not_null(strstr(r.out, "# cycle collector"), "%s", r.out);
+    /* generation 1: threshold 10, count 0, 1 collection, 2 collected, 0 uncollectable */
+    cr_assert(strstr(r.out, "\n1                 10         0           1           2             0"),
+              "the other process's collection: %s", r.out);
+    cr_assert_not_null(strstr(r.out, "frozen (the permanent generation, never collected): 0"), "%s", r.out);
+    cli_free(&r);
+
+    r = CLI("gc", "threshold", name);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char want[200];
+    snprintf(want, sizeof want, "%s: threshold 2000 10 10\n", name);
+    cr_assert_str_eq(r.out, want);
+    cli_free(&r);
+    r = CLI("gc", "threshold", name, "700", "5", "0");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    snprintf(want, sizeof want, "%s: threshold 700 5 0\n", name);
+    cr_assert_str_eq(r.out, want);
+    cli_free(&r);
+    uint32_t t[3];
+    cr_assert_eq(shr_gc_get_threshold(h, t), 0);
+    cr_assert(t[0] == 700 && t[1] == 5 && t[2] == 0, "set for the heap");
+    const char *bad[][3] = {{"1", "2", "x"}, {"-1", "2", "3"}, {"4294967296", "1", "1"}, {"", "1", "1"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = CLI("gc", "threshold", name, bad[i][0], bad[i][1], bad[i][2]);
+        cr_assert_eq(r.status, 2, "'%s %s %s' is a usage error", bad[i][0], bad[i][1], bad[i][2]);
+        cli_free(&r);
+    }
+    r = CLI("gc", "threshold", name, "1", "2");
+    cr_assert_eq(r.status, 2, "two numbers");
+    cli_free(&r);
+    cr_assert_eq(shr_gc_get_threshold(h, t), 0);
+    cr_assert(t[0] == 700 && t[1] == 5 && t[2] == 0, "a refused command changes nothing");
+
+    shr_ref_t a, b;
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &a), 0);
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &b), 0);
+    shr_obj_set(h, a, 0, b);
+    shr_obj_set(h, b, 0, a);
+    shr_obj_release(h, a);
+    shr_obj_release(h, b);
+    r = CLI("gc", "freeze", name);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    snprintf(want, sizeof want, "%s: 2 objects frozen, 2 in the permanent generation\n", name);
+    cr_assert_str_eq(r.out, want);
+    cli_free(&r);
+    cr_assert_eq(shr_gc_get_freeze_count(h), 2);
+    cr_assert_eq(shr_gc_collect(h, 2, NULL), 0, "frozen: not collected");
+    r = CLI("gc", "stats", name);
+    cr_assert_not_null(strstr(r.out, "frozen (the permanent generation, never collected): 2"), "%s", r.out);
+    cli_free(&r);
+    r = CLI("gc", "unfreeze", name);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cli_free(&r);
+    cr_assert_eq(shr_gc_collect(h, 2, NULL), 2);
+
+    r = CLI("gc", "freeze", name, "extra");
+    cr_assert_eq(r.status, 2);
+    cli_free(&r);
+    r = CLI("gc", "stats");
+    cr_assert_eq(r.status, 2);
+    cli_free(&r);
+    r = CLI("gc", "stats", "t_no_such_heap");
+    cr_assert_eq(r.status, 1);
+    cli_free(&r);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
