@@ -80,6 +80,12 @@ Test(gc_module, disable_stops_this_process_automatic_collections_only)
     shr_heap_t *h2;
     cr_assert_eq(shr_heap_attach(shr_heap_name(h), &h2), 0);
     cr_assert_eq(shr_gc_isenabled(h2), 1);
+    cr_assert_eq(shr_gc_get_debug(h2), 0);
+    cr_assert_eq(shr_gc_get_stats(h, &st), 0);
+    uint64_t before = st.gen[0].collections;
+    for (int i = 0; i < 300; i++) make_cycle(h2);
+    cr_assert_eq(shr_gc_get_stats(h, &st), 0);
+    cr_assert_gt(st.gen[0].collections, before, "the enabled handle still collects automatically");
     shr_heap_close(h2);
     cr_assert_eq(shr_gc_isenabled(NULL), -EINVAL);
     cr_assert_eq(shr_gc_enable(NULL), -EINVAL);
