@@ -117,17 +117,22 @@ static unsigned debug_of(shr_heap_t *h)
     return p ? atomic_load_explicit(&p->debug, memory_order_relaxed) : 0;
 }
 
-/* Call this process's callbacks (a copy of the list: a callback may add or
- * remove callbacks). */
-static void run_callbacks(shr_heap_t *h, const char *phase, const shr_gc_info_t *info)
+/* This process's callbacks, copied at a collection's start: the same ones
+ * get "start" and "stop", whatever is added or removed in between (by a
+ * callback or another thread). */
+static size_t callbacks_copy(shr_heap_t *h, gc_cb_t cb[SHR_GC_CALLBACKS_MAX])
 {
     gc_priv_t *p = priv_get(h, false);
-    if (!p) return;
-    gc_cb_t cb[SHR_GC_CALLBACKS_MAX];
+    if (!p) return 0;
     pthread_mutex_lock(&p->mu);
     size_t n = p->ncb;
     memcpy(cb, p->cb, n * sizeof *cb);
     pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+static void run_callbacks(shr_heap_t *h, const gc_cb_t *cb, size_t n, const char *phase, const shr_gc_info_t *info)
+{
     if (n == 0) return;
     in_callback = true;
     for (size_t i = 0; i < n; i++) cb[i].fn(h, phase, info, cb[i].arg);
@@ -638,11 +643,11 @@ static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automa
     if (rc) return rc;
     collecting = true;
     unsigned debug = debug_of(h);
-    bool called = false;
+    gc_cb_t cbs[SHR_GC_CALLBACKS_MAX];
+    size_t ncb = callbacks_copy(h, cbs);
     {
         shr_gc_info_t info = {.generation = gen};
-        run_callbacks(h, "start", &info);
-        called = true;
+        run_callbacks(h, cbs, ncb, "start", &info);
     }
     gc_global_t *g = shr__gc_global(h);
     atomic_fetch_add_explicit(&g->epoch, 1, memory_order_relaxed);
@@ -713,9 +718,9 @@ out:
     gc_unlock(h);
     scratch_free(&s);
     r.total_ns = shr__now_ns(CLOCK_MONOTONIC) - t_begin;
-    if (called) {
+    {
         shr_gc_info_t info = {.generation = gen, .collected = r.collected, .uncollectable = r.uncollectable};
-        run_callbacks(h, "stop", &info);
+        run_callbacks(h, cbs, ncb, "stop", &info);
     }
     collecting = false;
     shr__gc_pending = NULL;

@@ -2,7 +2,8 @@
  * runner does not start under TSan): three threads build rings of nodes and
  * cycles of lists, store them in a shared list and read them back, while a
  * fourth collects in a loop and the builders' own allocations trigger
- * automatic collections. Every ring read must be whole (nothing reachable
+ * automatic collections, and a fifth uses the rest of the module (callbacks
+ * added and removed, disable/enable, snapshots, freeze/unfreeze). Every ring read must be whole (nothing reachable
  * freed); at the end the garbage is gone and the heap checks clean. Exits 0
  * when every check held. */
 #include <pthread.h>
@@ -84,6 +85,46 @@ static void *builder(void *arg)
     return NULL;
 }
 
+static atomic_long cb_start, cb_stop;
+
+static void on_gc(shr_heap_t *h, const char *phase, const shr_gc_info_t *info, void *arg)
+{
+    (void)h;
+    (void)arg;
+    if (info->generation < 0 || info->generation > 2) FAIL(20);
+    atomic_fetch_add(strcmp(phase, "start") == 0 ? &cb_start : &cb_stop, 1);
+}
+
+static void *module_user(void *arg)
+{
+    (void)arg;
+    if (shr_gc_callback_add(heap, on_gc, NULL)) FAIL(21);
+    for (int i = 0; atomic_load(&builders_left) > 0; i++) {
+        if (i % 2) shr_gc_disable(heap);
+        else shr_gc_enable(heap);
+        if (shr_gc_get_objects(heap, -1, NULL, 0) < 0) FAIL(22);
+        shr_value_t got;
+        if (shr_list_get(shared, (int64_t)(i % 16), &got)) FAIL(23);
+        if (got.type == SHR_REF) {
+            shr_ref_t out[2];
+            int64_t n = shr_gc_get_referents(heap, got.u.ref, out, 2);
+            if (n != 1) FAIL(24); /* a ring node refers to the next */
+            shr_obj_release(heap, out[0]);
+        }
+        shr_value_release(heap, &got);
+        if (i % 8 == 0) {
+            if (shr_gc_freeze(heap) < 0) FAIL(25);
+            if (shr_gc_unfreeze(heap) < 0) FAIL(26);
+        }
+        shr_gc_callback_remove(heap, on_gc, (void *)1);
+        shr_gc_callback_add(heap, on_gc, (void *)1);
+        usleep(500);
+    }
+    shr_gc_enable(heap);
+    shr_gc_callback_remove(heap, on_gc, (void *)1);
+    return NULL;
+}
+
 static void *collector(void *arg)
 {
     (void)arg;
@@ -109,10 +150,11 @@ int main(void)
     shr_value_t vals[16];
     for (int i = 0; i < 16; i++) vals[i] = none;
     if (shr_list_create(heap, NULL, vals, 16, &shared)) FAIL(15);
-    pthread_t th[NBUILDERS + 1];
+    pthread_t th[NBUILDERS + 2];
     for (long i = 0; i < NBUILDERS; i++) pthread_create(&th[i], NULL, builder, (void *)i);
     pthread_create(&th[NBUILDERS], NULL, collector, NULL);
-    for (int i = 0; i <= NBUILDERS; i++) pthread_join(th[i], NULL);
+    pthread_create(&th[NBUILDERS + 1], NULL, module_user, NULL);
+    for (int i = 0; i <= NBUILDERS + 1; i++) pthread_join(th[i], NULL);
     shr_list_close(shared);
     if (shr_gc_collect(heap, 2, NULL) < 0) FAIL(16);
     shr_gc_stats_t st;
@@ -120,6 +162,8 @@ int main(void)
     uint64_t collected = st.gen[0].collected + st.gen[1].collected + st.gen[2].collected;
     if (collected < (uint64_t)NBUILDERS * ROUNDS * 2) FAIL(17); /* at least the list cycles */
     if (shr_heap_check(heap) != 0) FAIL(18);
+    if (atomic_load(&cb_start) == 0 || atomic_load(&cb_start) != atomic_load(&cb_stop)) FAIL(27);
+    if (shr_gc_get_freeze_count(heap) != 0) FAIL(28);
     shr_heap_close(heap);
     shr_heap_unlink(name);
     printf("gc threads: ok, %llu collected\n", (unsigned long long)collected);
