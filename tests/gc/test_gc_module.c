@@ -158,6 +158,12 @@ Test(gc_module, debug_flags_print_in_cpythons_format)
     cr_assert(strstr(out2, "gc: collectable <Pair 0x"), "%s", out2);
     cr_assert(!strstr(out2, "gc: collecting"), "no STATS lines without the flag: %s", out2);
     free(out2);
+    shr_heap_t *h2; /* the flags are this handle's: another's collections print nothing */
+    cr_assert_eq(shr_heap_attach(shr_heap_name(h), &h2), 0);
+    char *out3 = capture_stderr(collect_a_cycle, h2);
+    cr_assert_str_eq(out3, "");
+    free(out3);
+    shr_heap_close(h2);
     shr_obj_release(h, keep);
     done(h);
 }
