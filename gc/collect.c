@@ -76,6 +76,7 @@ typedef struct gc_cb {
     void *arg;
 } gc_cb_t;
 typedef struct gc_priv {
+    pid_t pid;                    /* the process it belongs to (a fork child's copy is fixed up) */
     pthread_mutex_t mu;           /* the callbacks and the garbage */
     _Atomic bool disabled;
     _Atomic unsigned debug;
@@ -88,9 +89,19 @@ typedef struct gc_priv {
 static gc_priv_t *priv_get(shr_heap_t *h, bool create)
 {
     gc_priv_t *p = __atomic_load_n((gc_priv_t **)&h->layer_priv[SHR_LAYER_GC], __ATOMIC_ACQUIRE);
+    if (p && p->pid != getpid()) {
+        /* A fork child's copy, first used by the child's first thread: the
+         * garbage is the parent's leases, not this process's (dropped); the
+         * mutex may have been copied held. Enabled, debug and the
+         * callbacks carry over, as CPython's do. */
+        pthread_mutex_init(&p->mu, NULL);
+        p->ngarbage = 0;
+        p->pid = getpid();
+    }
     if (p || !create) return p;
     gc_priv_t *n = calloc(1, sizeof *n);
     if (!n) return NULL;
+    n->pid = getpid();
     pthread_mutex_init(&n->mu, NULL);
     gc_priv_t *expected = NULL;
     if (__atomic_compare_exchange_n((gc_priv_t **)&h->layer_priv[SHR_LAYER_GC], &expected, n, false,

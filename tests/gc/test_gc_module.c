@@ -412,3 +412,30 @@ Test(gc_module, callbacks_at_start_and_stop)
     for (int i = 0; i < SHR_GC_CALLBACKS_MAX; i++) cr_assert_eq(shr_gc_callback_remove(h, cb, (char *)&log + i), 0);
     done(h);
 }
+
+static int child_of_saveall(void *arg)
+{
+    shr_heap_t *h = arg; /* the parent's handle, inherited */
+    if (shr_gc_garbage_take(h, NULL, 0) != 0) return 30; /* the parent's leases are not this process's */
+    if (shr_gc_get_debug(h) != (int)SHR_GC_DEBUG_SAVEALL) return 31; /* the flags carry over */
+    return 0;
+}
+
+Test(gc_module, a_fork_child_does_not_inherit_the_saved_garbage)
+{
+    shr_heap_t *h = make_heap();
+    cr_assert_eq(shr_gc_set_debug(h, SHR_GC_DEBUG_SAVEALL), 0);
+    make_cycle(h);
+    cr_assert_eq(shr_gc_collect(h, 2, NULL), 2);
+    cr_assert_eq(shr_gc_garbage_take(h, NULL, 0), 2);
+    pid_t pid = shr_test_fork(child_of_saveall, h);
+    cr_assert_eq(shr_test_wait(pid), 0);
+    cr_assert_eq(shr_gc_garbage_take(h, NULL, 0), 2, "the parent's are still its own");
+    shr_ref_t g[2];
+    cr_assert_eq(shr_gc_garbage_take(h, g, 2), 2);
+    shr_obj_release(h, g[0]);
+    shr_obj_release(h, g[1]);
+    cr_assert_eq(shr_gc_set_debug(h, 0), 0);
+    cr_assert_eq(shr_gc_collect(h, 2, NULL), 2);
+    done(h);
+}
