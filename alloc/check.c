@@ -5,9 +5,13 @@
  * followed). Every index and offset read from the segment is bounds-checked
  * before use, starting with the bounds the walks rely on (check_globals):
  * a damaged heap is reported, never walked past its table. It takes the
- * registry lock for the free thread slots, then the large and arena locks
- * for the structures that span arenas, then the arena lock once per arena
- * for its pools (no hold is longer than one arena's walk plus the table); pools owned by other live threads
+ * registry lock for the free thread slots, 64 slots per hold, then the arena
+ * lock (and the large lock for the large chunks) once for each structure
+ * that spans arenas (the chunk table and its run lists, each usable list,
+ * the orphan lists, the large chunks), then the arena lock once per arena
+ * for its pools; between two holds a waiter goes first
+ * (shr__unlock_step). The longest holds are the chunk table's and the
+ * large chunks' walks, O(chunks) each: 0.1 ms at 2 GiB; pools owned by other live threads
  * change under it, so for those only a snapshot of header fields is checked
  * (state, owner, the remote-stack top and the geometry their freers trust).
  * Pools owned by the calling thread, orphans and empty pools are checked in
@@ -442,13 +446,16 @@ static void check_own_lists(checker_t *k)
 }
 
 /* FREE thread slots' allocator regions are all zero: thread_release resets
- * them, and the next claim starts from what is there. Registry lock held
- * (claims and releases happen under it, so the regions are stable). */
-static void check_free_slots(checker_t *k)
+ * them, and the next claim starts from what is there. Slots [from, to).
+ * Registry lock held (claims and releases happen under it, so the regions
+ * are stable). */
+#define CHECK_SLOT_STEP 64u
+
+static void check_free_slots(checker_t *k, uint32_t from, uint32_t to)
 {
     shr_heap_t *h = k->h;
     static const alloc_tslot_t zero;
-    for (uint32_t s = 0; s < h->max_threads; s++) {
+    for (uint32_t s = from; s < to; s++) {
         /* A slot never claimed may be uncommitted (zero): reading would
          * commit it (shm.h, shr__seg_resident). */
         if (!shr__seg_resident(h, shr__thread_slot(h, s))) continue;
@@ -556,6 +563,26 @@ static void check_roots(checker_t *k)
     }
 }
 
+/* One part of the pass over what spans arenas, in a hold of its own. */
+typedef void (*check_part_fn)(checker_t *k);
+
+static void part_chunks(checker_t *k) { check_chunks(k); }
+static void part_usable_small(checker_t *k) { check_usable(k, AC_SMALL); }
+static void part_usable_medium(checker_t *k) { check_usable(k, AC_MEDIUM); }
+static void part_orphans(checker_t *k)
+{
+    check_orphans(k);
+    check_own_lists(k);
+}
+
+/* The bounds every walk trusts, read again before each part (they may have
+ * moved since the last; a failure was reported by the first part). */
+static bool globals_sound(checker_t *k)
+{
+    checker_t quiet = {.h = k->h};
+    return check_globals(&quiet);
+}
+
 int shr__alloc_check(shr_heap_t *h, FILE *out)
 {
     alloc_global_t *g = alloc_global(h);
@@ -564,35 +591,46 @@ int shr__alloc_check(shr_heap_t *h, FILE *out)
     if (ctx && atomic_load_explicit(&ctx->heap, memory_order_relaxed) == h) k.me = ctx->slot + 1;
     k.listed = calloc((h->capacity >> SHR_CHUNK_SHIFT) + 1, 1); /* not g->nchunks: checked below */
     if (!k.listed) return -ENOMEM;
-    if (shr__lock(h, SHR_LOCK_REGISTRY) != 0) {
-        free(k.listed);
-        return SHR_ELOCK;
+    /* FREE slots, CHECK_SLOT_STEP per hold of the registry lock (claims and
+     * releases happen under it). */
+    for (uint32_t s0 = 0; s0 < h->max_threads; s0 += CHECK_SLOT_STEP) {
+        if (shr__lock(h, SHR_LOCK_REGISTRY) != 0) {
+            free(k.listed);
+            return SHR_ELOCK;
+        }
+        check_free_slots(&k, s0, s0 + CHECK_SLOT_STEP < h->max_threads ? s0 + CHECK_SLOT_STEP : h->max_threads);
+        shr__unlock_step(h, SHR_LOCK_REGISTRY);
     }
-    check_free_slots(&k);
-    shr__unlock(h, SHR_LOCK_REGISTRY);
-    if (shr__lock(h, SHR_LOCK_LARGE) != 0) {
-        free(k.listed);
-        return SHR_ELOCK;
+    /* What spans arenas, one structure per hold, each consistent in itself
+     * (none of these checks relates two of them): the globals and the chunk
+     * table with its run lists, each usable list, the orphan lists and this
+     * thread's used lists (the arena lock), then the large chunks and their
+     * lists (the large and arena locks). */
+    static const check_part_fn parts[] = {part_chunks, part_usable_small, part_usable_medium, part_orphans};
+    bool table_ok = true;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0] + 1 && table_ok; i++) {
+        bool large = i == sizeof parts / sizeof parts[0];
+        if (large && shr__lock(h, SHR_LOCK_LARGE) != 0) {
+            free(k.listed);
+            return SHR_ELOCK;
+        }
+        if (shr__lock(h, SHR_LOCK_ARENA) != 0) {
+            if (large) shr__unlock(h, SHR_LOCK_LARGE);
+            free(k.listed);
+            return SHR_ELOCK;
+        }
+        if (i == 0) {
+            /* First, and reported: the bounds the walks rely on. */
+            table_ok = check_globals(&k);
+            if (table_ok) check_chunks(&k);
+            table_ok = table_ok && k.errors == 0;
+        } else if (globals_sound(&k)) {
+            if (large) check_large(&k);
+            else parts[i](&k);
+        }
+        shr__unlock_step(h, SHR_LOCK_ARENA);
+        if (large) shr__unlock_step(h, SHR_LOCK_LARGE);
     }
-    if (shr__lock(h, SHR_LOCK_ARENA) != 0) {
-        shr__unlock(h, SHR_LOCK_LARGE);
-        free(k.listed);
-        return SHR_ELOCK;
-    }
-    /* One hold for what spans arenas: the table, the arena and run lists,
-     * the orphan lists, large chunks (reads the chunk table and list heads,
-     * not the pools). */
-    if (check_globals(&k)) check_chunks(&k);
-    bool table_ok = k.errors == 0;
-    if (table_ok) {
-        check_usable(&k, AC_SMALL);
-        check_usable(&k, AC_MEDIUM);
-        check_orphans(&k);
-        check_own_lists(&k);
-        check_large(&k);
-    }
-    shr__unlock(h, SHR_LOCK_ARENA);
-    shr__unlock(h, SHR_LOCK_LARGE);
     /* Then each arena and its pools in a hold of its own (A1, P1-P3, G1), so
      * that no allocator slow path waits for more than one arena's check. An
      * arena released or taken in between is checked as it is then. */
@@ -607,7 +645,7 @@ int shr__alloc_check(shr_heap_t *h, FILE *out)
             uint32_t kind = shr_load_relaxed(&chunk_table(h)[c].kind);
             if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) check_arena(&k, c);
         }
-        shr__unlock(h, SHR_LOCK_ARENA);
+        shr__unlock_step(h, SHR_LOCK_ARENA);
         if (!more) break;
     }
     check_roots(&k);

@@ -508,8 +508,9 @@ bool shr__proc_registered_here(const shr_heap_t *h) { return is_own_entry(h, h->
  *
  *   - a claim does not reclaim first: an attach takes a FREE entry, a
  *     thread a FREE slot, and only when none is left does it reclaim the
- *     dead at once, under the lock (shr__registry_sweep_locked: the tables
- *     or the memory have run out, and waiting is then the lesser evil);
+ *     dead under the lock, one process at a time until one is FREE
+ *     (reclaim_one_locked); an allocation that finds the heap full reclaims
+ *     them all at once (shr__registry_sweep_locked);
  *   - everywhere else the dead are reclaimed in steps, one dead process per
  *     step: SHR__RECLAIM_STEPS at each attach, thread's first use and close,
  *     all of them in shr_heap_recover, shr_heap_stat, shr_heap_check and
@@ -593,6 +594,25 @@ int shr__registry_sweep_locked(shr_heap_t *h)
         n++;
     }
     return n;
+}
+
+/* One dead process released under the registry lock, for a claim that
+ * found its table full: it waits for one dead process's reclaim, not for
+ * every one's. Returns the entries and slots reclaimed (0: nobody dead).
+ * Registry lock held. */
+static int reclaim_one_locked(shr_heap_t *h)
+{
+    uint32_t phwm = procs_hwm(h);
+    for (uint32_t p = 0; p < phwm; p++) {
+        if (!reclaimable(h, p)) continue;
+        proc_entry_t *pe = &h->procs[p];
+        int n = 1 + release_proc(h, p, true);
+        if (SHR_FAULT(REG_RECLAIM)) return 0; /* "fail": left for the next sweep */
+        shr_store_relaxed(&pe->reclaimer, 0);
+        shr_store_release(&pe->state, SHR_ENTRY_FREE);
+        return n;
+    }
+    return 0;
 }
 
 /* One step: pick a dead process, release it outside the registry lock.
@@ -824,11 +844,16 @@ static int proc_register_locked(shr_heap_t *h)
     /* A FREE entry without reclaiming the dead first (they are reclaimed in
      * steps, after the claim); all of them at once only when none is FREE. */
     uint32_t hwm, p;
-    for (int pass = 0;; pass++) {
+    for (bool swept = false;;) {
         hwm = procs_hwm(h);
         for (p = 0; p < hwm; p++)
             if (shr_load_relaxed(&h->procs[p].state) == SHR_ENTRY_FREE) break;
-        if (p < h->max_procs || pass == 1 || shr__registry_sweep_locked(h) == 0) break;
+        if (p < h->max_procs || reclaim_one_locked(h) > 0) {
+            if (p < h->max_procs) break;
+            continue;
+        }
+        if (swept || shr__registry_sweep_locked(h) == 0) break;
+        swept = true;
     }
     if (p == h->max_procs) {
         rc = SHR_EPROCS;
@@ -994,6 +1019,11 @@ static int claim_slot_locked(shr_heap_t *h, uint32_t *out)
             shr_store_relaxed(&hdr->threads_free_hint, s + 1); /* none FREE below s + 1 */
             *out = s;
             return 0;
+        }
+        /* None FREE: the dead one at a time, until one of theirs is. */
+        if (reclaim_one_locked(h) > 0) {
+            pass--;
+            continue;
         }
         if (pass == 0 && shr__registry_sweep_locked(h) == 0) break;
     }

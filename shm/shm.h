@@ -421,6 +421,10 @@ typedef int (*shr__repair_fn)(shr_heap_t *heap);
  * time: recorded in the lock's timeout fields) or SHR_ELOCK (unrecoverable). */
 int shr__lock(shr_heap_t *heap, shr_lock_id_t id);
 void shr__unlock(shr_heap_t *heap, shr_lock_id_t id);
+/* Unlock between two steps of a walk (stats, check): when another thread
+ * waits for the lock, let it take the lock before returning (for 0.2 ms at
+ * most), so that it waits for one step, never for the walk. */
+void shr__unlock_step(shr_heap_t *heap, shr_lock_id_t id);
 /* Install the process-wide repair hook for a lock (idempotent). */
 void shr__lock_set_repair(shr_lock_id_t id, shr__repair_fn fn);
 int shr__lock_init_all(seg_header_t *hdr);
@@ -492,8 +496,9 @@ int shr__proc_register(shr_heap_t *heap);
 void shr__proc_unregister(shr_heap_t *heap);
 /* Reclaim every dead entry at once, the layers' hooks included; caller
  * holds the registry lock. Returns the count (entries and slots). For when
- * slots, entries or memory have run out, and for repair: everywhere else,
- * shr__registry_reclaim. */
+ * memory has run out, for repair, and for what no step takes (slots a dead
+ * claim left): everywhere else, shr__registry_reclaim (a full table of
+ * entries or slots is reclaimed one dead process at a time). */
 int shr__registry_sweep_locked(shr_heap_t *heap);
 /* Reclaim up to max dead processes, each in a step of its own whose layer
  * work runs outside the registry lock (registry.c, "Reclaim in steps").

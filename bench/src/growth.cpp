@@ -35,7 +35,10 @@
 // unless its name says max. The machine is shared and noisy: compare within
 // one run. Knobs: SHB_GROWTH_MAX_MIB, SHB_GROWTH_REPS, SHB_GROWTH_MAX_LIST.
 #include <sharena.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -146,6 +149,80 @@ template <class F> Results8 in_child(F &&fn) {
 
 std::string g_name;
 
+// ---- lock holds, measured from inside --------------------------------------------------
+//
+// This executable defines pthread_mutex_trylock, _timedlock, _lock and
+// _unlock: libsharena.so's calls bind to them (the executable comes first in
+// symbol lookup), and they forward to libc's. While g_hold.on, every hold of
+// a mutex inside the heap's mapping [lo, hi) by this process's measuring
+// thread is timed from the acquisition that returned 0 (or EOWNERDEAD) to
+// its unlock: g_hold.max_ns is the longest hold of any of the heap's locks
+// (the lock table, a list lock, a lease table's mutex) during the measured
+// call. Wall clock, so a hold preempted by the scheduler counts in full (the
+// others waited all the same). Off, the wrappers cost one load.
+// Each hold also reads the thread's involuntary context switches and minor
+// faults (getrusage) at both ends: max_clean_ns is the longest hold that was
+// never preempted, max_faults the faults taken inside the longest.
+struct HoldRec {
+    std::atomic<bool> on{false};
+    uintptr_t lo = 0, hi = 0;
+    uint64_t max_ns = 0, max_clean_ns = 0, max_faults = 0, holds = 0, preempted = 0;
+    const void *mu[8] = {};
+    uint64_t t0[8] = {};
+    long ivcsw0[8] = {}, flt0[8] = {};
+} g_hold;
+
+template <class F> F real_fn(const char *name) { return reinterpret_cast<F>(dlsym(RTLD_NEXT, name)); }
+bool hold_watched(const void *m) {
+    return g_hold.on.load(std::memory_order_relaxed) && uintptr_t(m) >= g_hold.lo && uintptr_t(m) < g_hold.hi;
+}
+void hold_begin(const void *m, int rc) {
+    if ((rc != 0 && rc != EOWNERDEAD) || !hold_watched(m)) return;
+    for (int i = 0; i < 8; i++)
+        if (!g_hold.mu[i]) {
+            rusage r;
+            getrusage(RUSAGE_THREAD, &r);
+            g_hold.mu[i] = m;
+            g_hold.ivcsw0[i] = r.ru_nivcsw;
+            g_hold.flt0[i] = r.ru_minflt;
+            g_hold.t0[i] = now_ns();
+            return;
+        }
+}
+void hold_end(const void *m) {
+    if (!g_hold.on.load(std::memory_order_relaxed)) return;
+    for (int i = 0; i < 8; i++)
+        if (g_hold.mu[i] == m) {
+            uint64_t d = now_ns() - g_hold.t0[i];
+            rusage r;
+            getrusage(RUSAGE_THREAD, &r);
+            g_hold.mu[i] = nullptr;
+            if (d > g_hold.max_ns) {
+                g_hold.max_ns = d;
+                g_hold.max_faults = uint64_t(r.ru_minflt - g_hold.flt0[i]);
+            }
+            if (r.ru_nivcsw == g_hold.ivcsw0[i]) g_hold.max_clean_ns = std::max(g_hold.max_clean_ns, d);
+            else g_hold.preempted++;
+            g_hold.holds++;
+            return;
+        }
+}
+// Longest hold of the heap's locks during fn(), in ms (the heap h's
+// mapping); *clean_ms, when given, the longest never preempted.
+template <class F> double max_hold_ms(shr_heap_t *h, F &&fn, double *clean_ms = nullptr) {
+    shr_heap_info_t info;
+    check_rc(shr_heap_stat(h, &info, nullptr, 0, nullptr), "shr_heap_stat");
+    g_hold.lo = uintptr_t(shr_ptr(h, 64)) - 64;
+    g_hold.hi = g_hold.lo + info.capacity;
+    g_hold.max_ns = g_hold.max_clean_ns = g_hold.max_faults = g_hold.holds = g_hold.preempted = 0;
+    for (auto &m : g_hold.mu) m = nullptr;
+    g_hold.on.store(true);
+    fn();
+    g_hold.on.store(false);
+    if (clean_ms) *clean_ms = double(g_hold.max_clean_ns) / 1e6;
+    return double(g_hold.max_ns) / 1e6;
+}
+
 // Bytes of the heap in blocks handed out (small, medium and large).
 double in_use_mib(shr_heap_t *h) {
     shr_alloc_stats_t s;
@@ -222,8 +299,10 @@ struct Probe {
     std::atomic<int> phase{0};      // 0 wait, 1.. measuring phase k, -1 quit
     std::atomic<int> ready{0};
     std::atomic<int> ack{0};        // last phase the prober saw
-    double max_us[kMaxPhases];
+    double max_us[kMaxPhases];           // worst of the samples never preempted
     uint64_t n[kMaxPhases];
+    double preempted_max_us[kMaxPhases]; // worst of those preempted
+    uint64_t preempted[kMaxPhases];
 };
 
 pid_t probe_start(Probe *pr) {
@@ -236,12 +315,22 @@ pid_t probe_start(Probe *pr) {
             if (ph < 0) break;
             if (ph >= kMaxPhases) ph = 0;
             pr->ack.store(ph, std::memory_order_release);
+            rusage r0, r1;
+            getrusage(RUSAGE_THREAD, &r0);
             uint64_t t0 = now_ns();
             void *p = shr_malloc(h, 300 << 10);
             shr_free(h, p);
             double us = double(now_ns() - t0) / 1e3;
-            if (us > pr->max_us[ph]) pr->max_us[ph] = us;
-            pr->n[ph]++;
+            getrusage(RUSAGE_THREAD, &r1);
+            // Preempted (an involuntary switch): the machine's wait, not a
+            // lock's (a lock wait sleeps, a voluntary switch); kept apart.
+            if (r1.ru_nivcsw != r0.ru_nivcsw) {
+                if (us > pr->preempted_max_us[ph]) pr->preempted_max_us[ph] = us;
+                pr->preempted[ph]++;
+            } else {
+                if (us > pr->max_us[ph]) pr->max_us[ph] = us;
+                pr->n[ph]++;
+            }
         }
         shr_heap_close(h);
         return 0;
@@ -267,7 +356,17 @@ void heap_step(shr_heap_t *h, double live_mib, bool last) {
         check_rc(shr_heap_stats(h, &st), "shr_heap_stats");
         return ms_since(t0);
     });
-    std::vector<double> att, clo, fresh, fresh_close;
+    // The longest lock hold inside one call, the worst of g_reps calls.
+    double stats_hold = 0, check_hold = 0, stats_clean = 0, check_clean = 0, c1, c2;
+    for (int i = 0; i < g_reps; i++) {
+        stats_hold = std::max(stats_hold, max_hold_ms(h, [&] { check_rc(shr_heap_stats(h, &st), "shr_heap_stats"); }, &c1));
+        check_hold = std::max(check_hold, max_hold_ms(h, [&] { check_rc(shr_heap_check(h), "shr_heap_check"); }, &c2));
+        stats_clean = std::max(stats_clean, c1);
+        check_clean = std::max(check_clean, c2);
+    }
+    std::vector<double> att, clo, fresh, fresh_close, fresh_check;
+    double fresh_stats_hold = 0, fresh_check_hold = 0, fresh_stats_clean = 0, fresh_check_clean = 0;
+    double fresh_stats_faults = 0, fresh_check_faults = 0;
     for (int i = 0; i < g_reps; i++) {
         Results8 r = attach_close();
         att.push_back(r.v[0]);
@@ -276,8 +375,10 @@ void heap_step(shr_heap_t *h, double live_mib, bool last) {
             shr_heap_t *hh = nullptr;
             if (shr_heap_attach(g_name.c_str(), &hh) != 0) return 3;
             shr_alloc_stats_t s;
+            int rc = 0;
             uint64_t t0 = now_ns();
-            int rc = shr_heap_stats(hh, &s);
+            v[2] = max_hold_ms(hh, [&] { rc = shr_heap_stats(hh, &s); }, &v[3]);
+            v[4] = double(g_hold.max_faults);
             v[0] = ms_since(t0);
             t0 = now_ns();
             shr_heap_close(hh);      // unmaps what the stats faulted in
@@ -286,6 +387,25 @@ void heap_step(shr_heap_t *h, double live_mib, bool last) {
         });
         fresh.push_back(f.v[0]);
         fresh_close.push_back(f.v[1]);
+        fresh_stats_hold = std::max(fresh_stats_hold, f.v[2]);
+        fresh_stats_clean = std::max(fresh_stats_clean, f.v[3]);
+        fresh_stats_faults = std::max(fresh_stats_faults, f.v[4]);
+        // check from a fresh process (the sharena tool's case): its holds
+        Results8 c = in_child([](double *v) {
+            shr_heap_t *hh = nullptr;
+            if (shr_heap_attach(g_name.c_str(), &hh) != 0) return 3;
+            int rc = 0;
+            uint64_t t0 = now_ns();
+            v[1] = max_hold_ms(hh, [&] { rc = shr_heap_check(hh); }, &v[2]);
+            v[3] = double(g_hold.max_faults);
+            v[0] = ms_since(t0);
+            shr_heap_close(hh);
+            return rc == 0 ? 0 : 3;
+        });
+        fresh_check.push_back(c.v[0]);
+        fresh_check_hold = std::max(fresh_check_hold, c.v[1]);
+        fresh_check_clean = std::max(fresh_check_clean, c.v[2]);
+        fresh_check_faults = std::max(fresh_check_faults, c.v[3]);
     }
     // Lock holds seen from outside: one probe phase per walk, and as many
     // idle phases of the same length. A lock held for T shows up as a wait of
@@ -318,21 +438,36 @@ void heap_step(shr_heap_t *h, double live_mib, bool last) {
         return m;
     };
     double idle_max = min_of_max(idle_ph), stats_max = min_of_max(stats_ph), check_max = min_of_max(check_ph);
-    uint64_t probes = 0;
-    for (int k : idle_ph) probes += pr->n[k];
+    uint64_t probes = 0, preempted = 0;
+    for (int k = 1; k <= ph; k++) {
+        probes += pr->n[k];
+        preempted += pr->preempted[k];
+    }
     shared_delete(pr);
     shr_heap_info_t info;
     check_rc(shr_heap_stat(h, &info, nullptr, 0, nullptr), "shr_heap_stat");
     jraw("    {\"live_mib\": %.3f, \"committed_mib\": %.3f, \"arenas\": %llu, \"pair_ns\": %.3f, "
          "\"check_ms\": %.6f, \"stats_ms\": %.6f, \"attach_ms\": %.6f, \"close_ms\": %.6f, "
          "\"fresh_stats_ms\": %.6f, \"fresh_close_ms\": %.6f, \"slowpath_idle_max_ms\": %.6f, \"slowpath_during_stats_max_ms\": %.6f, "
-         "\"slowpath_during_check_max_ms\": %.6f, \"slowpath_idle_samples\": %llu}%s\n",
+         "\"slowpath_during_check_max_ms\": %.6f, \"slowpath_samples\": %llu, \"slowpath_preempted_samples\": %llu, "
+         "\"stats_hold_ms\": %.6f, \"check_hold_ms\": %.6f, \"fresh_stats_hold_ms\": %.6f, "
+         "\"fresh_check_ms\": %.6f, \"fresh_check_hold_ms\": %.6f, \"stats_hold_clean_ms\": %.6f, "
+         "\"check_hold_clean_ms\": %.6f, \"fresh_stats_hold_clean_ms\": %.6f, \"fresh_check_hold_clean_ms\": %.6f, "
+         "\"fresh_stats_hold_faults\": %.0f, \"fresh_check_hold_faults\": %.0f}%s\n",
          live_mib, double(info.committed) / 1048576.0, (unsigned long long)st.arenas, pns, check_ms,
          stats_ms, median(att), median(clo), median(fresh), median(fresh_close), idle_max, stats_max, check_max,
-         (unsigned long long)probes, last ? "" : ",");
+         (unsigned long long)probes, (unsigned long long)preempted, stats_hold, check_hold, fresh_stats_hold,
+         median(fresh_check), fresh_check_hold, stats_clean, check_clean, fresh_stats_clean, fresh_check_clean,
+         fresh_stats_faults, fresh_check_faults, last ? "" : ",");
     progress("heap %.0f MiB live: pair %.1f ns, check %.2f ms, stats %.2f ms, attach %.3f ms, "
-             "fresh stats %.2f ms, slow path worst %.2f ms idle / %.2f during stats / %.2f during check",
-             live_mib, pns, check_ms, stats_ms, median(att), median(fresh), idle_max, stats_max, check_max);
+             "fresh stats %.2f ms, fresh check %.2f ms; longest lock hold: stats %.3f ms, check %.3f ms, "
+             "fresh stats %.3f ms, fresh check %.3f ms (never preempted: %.3f / %.3f / %.3f / %.3f ms; "
+             "faults in the longest fresh holds %.0f / %.0f); slow path worst %.2f ms idle / %.2f during stats / "
+             "%.2f during check (%llu of %llu samples preempted, left out)",
+             live_mib, pns, check_ms, stats_ms, median(att), median(fresh), median(fresh_check), stats_hold,
+             check_hold, fresh_stats_hold, fresh_check_hold, stats_clean, check_clean, fresh_stats_clean,
+             fresh_check_clean, fresh_stats_faults, fresh_check_faults, idle_max, stats_max, check_max,
+             (unsigned long long)preempted, (unsigned long long)(probes + preempted));
 }
 
 // A peer that attaches, takes a thread slot and some pools (one block of each
@@ -391,7 +526,9 @@ void drop_heap(shr_heap_t *h) {
     shr_heap_unlink(g_name.c_str());
 }
 
-void heap_sweep(int max_mib) {
+bool g_measure_heap = true;
+
+void heap_sweep(int max_mib, bool dead) {
     size_t cap = (size_t(max_mib) << 20) * 2 + (size_t(256) << 20);
     shr_heap_t *h = make_heap("heap", cap);
     std::vector<double> steps;
@@ -409,9 +546,14 @@ void heap_sweep(int max_mib) {
             p[0] = 1;
             live += n;
         }
-        heap_step(h, double(live) / 1048576.0, i + 1 == steps.size());
+        if (g_measure_heap) heap_step(h, double(live) / 1048576.0, i + 1 == steps.size());
     }
     jraw("  ],\n  \"dead\": [\n");
+    if (!dead) {
+        jraw("  ],\n");
+        drop_heap(h);
+        return;
+    }
     dead_section(max_mib, false);
     drop_heap(h);
     h = make_heap("dead16", size_t(256) << 20);
@@ -734,6 +876,33 @@ void cleanup_on_signal(int sig) {
 
 }  // namespace
 
+// The interposed mutex calls (see "lock holds, measured from inside").
+extern "C" {
+int pthread_mutex_trylock(pthread_mutex_t *m) {
+    static auto f = real_fn<int (*)(pthread_mutex_t *)>("pthread_mutex_trylock");
+    int rc = f(m);
+    hold_begin(m, rc);
+    return rc;
+}
+int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *ts) {
+    static auto f = real_fn<int (*)(pthread_mutex_t *, const struct timespec *)>("pthread_mutex_timedlock");
+    int rc = f(m, ts);
+    hold_begin(m, rc);
+    return rc;
+}
+int pthread_mutex_lock(pthread_mutex_t *m) {
+    static auto f = real_fn<int (*)(pthread_mutex_t *)>("pthread_mutex_lock");
+    int rc = f(m);
+    hold_begin(m, rc);
+    return rc;
+}
+int pthread_mutex_unlock(pthread_mutex_t *m) {
+    static auto f = real_fn<int (*)(pthread_mutex_t *)>("pthread_mutex_unlock");
+    hold_end(m);
+    return f(m);
+}
+}
+
 int main(int argc, char **argv) {
     const char *out_path = nullptr;
     for (int i = 1; i < argc; i++) {
@@ -754,10 +923,20 @@ int main(int argc, char **argv) {
     signal(SIGHUP, cleanup_on_signal);
     jraw("{\n  \"reps\": %d, \"max_mib\": %d, \"max_list\": %d, \"max_refs\": %d,\n", g_reps, max_mib,
          max_list, max_refs);
-    heap_sweep(max_mib);
-    procs_section();
-    leases_section(max_refs);
-    list_section(max_list);
+    // SHB_GROWTH_SECTIONS: a comma list of heap, dead, procs, leases, list
+    // (default all; the heap is filled for dead whether heap is measured or
+    // not). The report expects all of them.
+    const char *sec = getenv("SHB_GROWTH_SECTIONS");
+    auto want = [sec](const char *name) { return !sec || !*sec || strstr(sec, name) != nullptr; };
+    g_measure_heap = want("heap");
+    if (want("heap") || want("dead")) heap_sweep(max_mib, want("dead"));
+    else jraw("  \"heap\": [],\n  \"dead\": [],\n");
+    if (want("procs")) procs_section();
+    else jraw("  \"procs\": [],\n");
+    if (want("leases")) leases_section(max_refs);
+    else jraw("  \"leases\": [],\n");
+    if (want("list")) list_section(max_list);
+    else jraw("  \"list\": []\n");
     jraw("  , \"elapsed_s\": %.1f\n}\n", double(now_ns() - g_t0) / 1e9);
     FILE *f = out_path ? fopen(out_path, "w") : stdout;
     if (!f) die("cannot write %s", out_path);
