@@ -512,9 +512,13 @@ bool shr__proc_registered_here(const shr_heap_t *h) { return is_own_entry(h, h->
  *     (reclaim_one_locked); an allocation that finds the heap full reclaims
  *     them all at once (shr__registry_sweep_locked);
  *   - everywhere else the dead are reclaimed in steps, one dead process per
- *     step: SHR__RECLAIM_STEPS at each attach, thread's first use and close,
- *     all of them in shr_heap_recover, shr_heap_stat, shr_heap_check and
- *     shr_heap_collect;
+ *     step: SHR__RECLAIM_STEPS at each thread's first use of a heap (a slot
+ *     claim: the allocator's slowest path) and at each close, all of them in
+ *     shr_heap_recover, shr_heap_stat, shr_heap_check and shr_heap_collect;
+ *     an attach takes none (a tool that attaches to read statistics pays
+ *     nothing for the dead; in a fresh process one dead thread's reclaim,
+ *     which faults in the pool headers of the arenas it touched, costs
+ *     about what an attach costs);
  *   - a step holds the registry lock twice, briefly: to pick a dead process
  *     and mark its entry RECLAIM with itself as the reclaimer (the commit
  *     point of the claim), and to mark its slots and entry FREE at the end
@@ -899,9 +903,8 @@ int shr__proc_register(shr_heap_t *h)
     pthread_mutex_lock(&proc_mutex);
     int rc = proc_register_locked(h);
     pthread_mutex_unlock(&proc_mutex);
-    /* A bounded share of the dead's reclaim (a failure there is not this
-     * attach's). */
-    if (rc == 0) (void)shr__registry_reclaim(h, SHR__RECLAIM_STEPS);
+    /* No reclaim here: an attach costs what an attach costs, whoever died
+     * (the first slot claim and the close take the steps). */
     return rc;
 }
 

@@ -505,8 +505,8 @@ int shr__registry_sweep_locked(shr_heap_t *heap);
  * Takes no lock on entry; the caller holds none of the heap's. Returns the
  * number of entries and slots reclaimed, or a negative code. */
 int shr__registry_reclaim(shr_heap_t *heap, uint32_t max);
-/* Dead processes reclaimed per step-taking call: an attach, a thread's first
- * use of a heap, a close. */
+/* Dead processes reclaimed per step-taking call: a thread's first use of a
+ * heap, a close. */
 #define SHR__RECLAIM_STEPS 1u
 /* Verify the registry's fields that later operations trust (R1-R5 in
  * registry.c), printing each violation to out (may be NULL). Takes the

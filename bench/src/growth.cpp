@@ -6,15 +6,18 @@
 //   heap       live bytes 1 MiB .. SHB_GROWTH_MAX_MIB (default 2048), blocks
 //              of the batch's sizes (8..512 B) allocated and kept: at each
 //              step a 64-byte malloc+free pair, shr_heap_check, shr_heap_stats,
-//              attach and close from a fresh process, shr_heap_stats from a
-//              fresh process (attach + stats: it faults the heap's metadata
-//              in), and the longest lock hold of stats and check seen from
-//              outside: the worst latency of another process's allocator
-//              slow path (a 300 KiB malloc+free, which takes the arena lock
-//              both ways) while this process runs one of them, against the
-//              same worst in an idle window as long (the smallest of
-//              SHB_GROWTH_REPS such worsts: a lock hold recurs in every
-//              walk, the machine's hiccups do not)
+//              attach and close from a fresh process, shr_heap_stats and
+//              shr_heap_check from a fresh process (they fault the heap's
+//              metadata in); the longest lock hold inside stats and check,
+//              warm and fresh, measured from inside (interposed mutex
+//              calls: "lock holds, measured from inside"); and the same seen
+//              from outside: the worst latency of another process's
+//              allocator slow path (a 300 KiB malloc+free, which takes the
+//              arena lock both ways), less its waits for a CPU, while this
+//              process runs one of them, against the same worst in an idle
+//              window as long (the smallest of SHB_GROWTH_REPS such worsts:
+//              a lock hold recurs in every walk, the machine's hiccups do
+//              not)
 //   procs      attach and close from a fresh process with 1..100 processes
 //              attached (each idle, holding a thread slot)
 //   dead       attach from a fresh process after N = 0..32 peers died
@@ -38,6 +41,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -299,38 +303,48 @@ struct Probe {
     std::atomic<int> phase{0};      // 0 wait, 1.. measuring phase k, -1 quit
     std::atomic<int> ready{0};
     std::atomic<int> ack{0};        // last phase the prober saw
-    double max_us[kMaxPhases];           // worst of the samples never preempted
+    double max_us[kMaxPhases];           // worst latency less its wait for a CPU
     uint64_t n[kMaxPhases];
-    double preempted_max_us[kMaxPhases]; // worst of those preempted
-    uint64_t preempted[kMaxPhases];
+    double preempted_max_us[kMaxPhases]; // worst latency as measured
+    uint64_t preempted[kMaxPhases];      // samples that waited > 50 us for a CPU
 };
+
+// This thread's time spent runnable but not running, ns (schedstat's second
+// field), read through fd (/proc/thread-self/schedstat); 0 if unreadable.
+uint64_t runqueue_wait_ns(int fd) {
+    char buf[96];
+    ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *sp = strchr(buf, ' ');
+    return sp ? strtoull(sp + 1, nullptr, 10) : 0;
+}
 
 pid_t probe_start(Probe *pr) {
     pid_t pid = spawn([pr] {
         shr_heap_t *h = nullptr;
         if (shr_heap_attach(g_name.c_str(), &h) != 0) return 3;
+        int sfd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
         pr->ready.store(1);
         for (;;) {
             int ph = pr->phase.load(std::memory_order_acquire);
             if (ph < 0) break;
             if (ph >= kMaxPhases) ph = 0;
             pr->ack.store(ph, std::memory_order_release);
-            rusage r0, r1;
-            getrusage(RUSAGE_THREAD, &r0);
+            uint64_t q0 = runqueue_wait_ns(sfd);
             uint64_t t0 = now_ns();
             void *p = shr_malloc(h, 300 << 10);
             shr_free(h, p);
-            double us = double(now_ns() - t0) / 1e3;
-            getrusage(RUSAGE_THREAD, &r1);
-            // Preempted (an involuntary switch): the machine's wait, not a
-            // lock's (a lock wait sleeps, a voluntary switch); kept apart.
-            if (r1.ru_nivcsw != r0.ru_nivcsw) {
-                if (us > pr->preempted_max_us[ph]) pr->preempted_max_us[ph] = us;
-                pr->preempted[ph]++;
-            } else {
-                if (us > pr->max_us[ph]) pr->max_us[ph] = us;
-                pr->n[ph]++;
-            }
+            uint64_t t1 = now_ns(), q1 = runqueue_wait_ns(sfd);
+            // The time it waited for a CPU (runnable, not running: another
+            // process had the core) is the machine's, not a lock's (a lock
+            // wait sleeps): left out, and counted.
+            uint64_t q = q1 > q0 ? q1 - q0 : 0, d = t1 - t0;
+            double us = double(d > q ? d - q : 0) / 1e3;
+            if (q > 50000) pr->preempted[ph]++;
+            pr->preempted_max_us[ph] = std::max(pr->preempted_max_us[ph], double(d) / 1e3);
+            if (us > pr->max_us[ph]) pr->max_us[ph] = us;
+            pr->n[ph]++;
         }
         shr_heap_close(h);
         return 0;
@@ -357,16 +371,25 @@ void heap_step(shr_heap_t *h, double live_mib, bool last) {
         return ms_since(t0);
     });
     // The longest lock hold inside one call, the worst of g_reps calls.
+    // Per call: its longest hold. Reported: the worst call's (what a waiter
+    // may meet), the smallest (what recurs in every call: the walk's own
+    // longest step; a preemption inside a hold does not recur), and the
+    // worst of the holds never preempted.
     double stats_hold = 0, check_hold = 0, stats_clean = 0, check_clean = 0, c1, c2;
+    double stats_hold_min = 1e300, check_hold_min = 1e300;
     for (int i = 0; i < g_reps; i++) {
-        stats_hold = std::max(stats_hold, max_hold_ms(h, [&] { check_rc(shr_heap_stats(h, &st), "shr_heap_stats"); }, &c1));
-        check_hold = std::max(check_hold, max_hold_ms(h, [&] { check_rc(shr_heap_check(h), "shr_heap_check"); }, &c2));
+        double a = max_hold_ms(h, [&] { check_rc(shr_heap_stats(h, &st), "shr_heap_stats"); }, &c1);
+        double b = max_hold_ms(h, [&] { check_rc(shr_heap_check(h), "shr_heap_check"); }, &c2);
+        stats_hold = std::max(stats_hold, a);
+        check_hold = std::max(check_hold, b);
+        stats_hold_min = std::min(stats_hold_min, a);
+        check_hold_min = std::min(check_hold_min, b);
         stats_clean = std::max(stats_clean, c1);
         check_clean = std::max(check_clean, c2);
     }
     std::vector<double> att, clo, fresh, fresh_close, fresh_check;
     double fresh_stats_hold = 0, fresh_check_hold = 0, fresh_stats_clean = 0, fresh_check_clean = 0;
-    double fresh_stats_faults = 0, fresh_check_faults = 0;
+    double fresh_stats_faults = 0, fresh_check_faults = 0, fresh_stats_hold_min = 1e300, fresh_check_hold_min = 1e300;
     for (int i = 0; i < g_reps; i++) {
         Results8 r = attach_close();
         att.push_back(r.v[0]);
@@ -388,6 +411,7 @@ void heap_step(shr_heap_t *h, double live_mib, bool last) {
         fresh.push_back(f.v[0]);
         fresh_close.push_back(f.v[1]);
         fresh_stats_hold = std::max(fresh_stats_hold, f.v[2]);
+        fresh_stats_hold_min = std::min(fresh_stats_hold_min, f.v[2]);
         fresh_stats_clean = std::max(fresh_stats_clean, f.v[3]);
         fresh_stats_faults = std::max(fresh_stats_faults, f.v[4]);
         // check from a fresh process (the sharena tool's case): its holds
@@ -404,6 +428,7 @@ void heap_step(shr_heap_t *h, double live_mib, bool last) {
         });
         fresh_check.push_back(c.v[0]);
         fresh_check_hold = std::max(fresh_check_hold, c.v[1]);
+        fresh_check_hold_min = std::min(fresh_check_hold_min, c.v[1]);
         fresh_check_clean = std::max(fresh_check_clean, c.v[2]);
         fresh_check_faults = std::max(fresh_check_faults, c.v[3]);
     }
@@ -453,19 +478,24 @@ void heap_step(shr_heap_t *h, double live_mib, bool last) {
          "\"stats_hold_ms\": %.6f, \"check_hold_ms\": %.6f, \"fresh_stats_hold_ms\": %.6f, "
          "\"fresh_check_ms\": %.6f, \"fresh_check_hold_ms\": %.6f, \"stats_hold_clean_ms\": %.6f, "
          "\"check_hold_clean_ms\": %.6f, \"fresh_stats_hold_clean_ms\": %.6f, \"fresh_check_hold_clean_ms\": %.6f, "
-         "\"fresh_stats_hold_faults\": %.0f, \"fresh_check_hold_faults\": %.0f}%s\n",
+         "\"fresh_stats_hold_faults\": %.0f, \"fresh_check_hold_faults\": %.0f, \"stats_hold_recurring_ms\": %.6f, "
+         "\"check_hold_recurring_ms\": %.6f, \"fresh_stats_hold_recurring_ms\": %.6f, "
+         "\"fresh_check_hold_recurring_ms\": %.6f}%s\n",
          live_mib, double(info.committed) / 1048576.0, (unsigned long long)st.arenas, pns, check_ms,
          stats_ms, median(att), median(clo), median(fresh), median(fresh_close), idle_max, stats_max, check_max,
          (unsigned long long)probes, (unsigned long long)preempted, stats_hold, check_hold, fresh_stats_hold,
          median(fresh_check), fresh_check_hold, stats_clean, check_clean, fresh_stats_clean, fresh_check_clean,
-         fresh_stats_faults, fresh_check_faults, last ? "" : ",");
+         fresh_stats_faults, fresh_check_faults, stats_hold_min, check_hold_min, fresh_stats_hold_min,
+         fresh_check_hold_min, last ? "" : ",");
     progress("heap %.0f MiB live: pair %.1f ns, check %.2f ms, stats %.2f ms, attach %.3f ms, "
              "fresh stats %.2f ms, fresh check %.2f ms; longest lock hold: stats %.3f ms, check %.3f ms, "
-             "fresh stats %.3f ms, fresh check %.3f ms (never preempted: %.3f / %.3f / %.3f / %.3f ms; "
+             "fresh stats %.3f ms, fresh check %.3f ms (recurring: %.3f / %.3f / %.3f / %.3f ms; "
+             "never preempted: %.3f / %.3f / %.3f / %.3f ms; "
              "faults in the longest fresh holds %.0f / %.0f); slow path worst %.2f ms idle / %.2f during stats / "
-             "%.2f during check (%llu of %llu samples preempted, left out)",
+             "%.2f during check, less their waits for a CPU (%llu of %llu samples waited > 50 us for one)",
              live_mib, pns, check_ms, stats_ms, median(att), median(fresh), median(fresh_check), stats_hold,
-             check_hold, fresh_stats_hold, fresh_check_hold, stats_clean, check_clean, fresh_stats_clean,
+             check_hold, fresh_stats_hold, fresh_check_hold, stats_hold_min, check_hold_min, fresh_stats_hold_min,
+             fresh_check_hold_min, stats_clean, check_clean, fresh_stats_clean,
              fresh_check_clean, fresh_stats_faults, fresh_check_faults, idle_max, stats_max, check_max,
              (unsigned long long)preempted, (unsigned long long)(probes + preempted));
 }

@@ -483,10 +483,10 @@ Test(shm_multiproc, killed_in_the_middle_of_a_reclaim)
     kill(peer, SIGKILL);
     shr_test_wait(peer);
     fclose(out);
-    /* An attacher's reclaim step dies after releasing the peer's slots,
-     * before marking its entry FREE: outside the registry lock, the entry
-     * RECLAIM and named as the dead attacher's. */
-    faulty_t f = {name, "registry.reclaim", SHR_FAULT_KILL, 0};
+    /* An attacher's reclaim step (at its first allocation) dies after
+     * releasing the peer's slots, before marking its entry FREE: outside the
+     * registry lock, the entry RECLAIM and named as the dead attacher's. */
+    faulty_t f = {name, "registry.reclaim", SHR_FAULT_KILL, 1}; /* the step of its slot claim */
     cr_assert_eq(shr_test_wait(shr_test_fork(attach_with_fault, &f)), 128 + SIGKILL);
     uint32_t reclaiming = 0;
     for (uint32_t p = 0; p < h->max_procs; p++)
@@ -546,6 +546,24 @@ static int attach_and_close(void *arg)
     return 0;
 }
 
+/* Attach (no reclaim), count the dead still there, allocate (a slot claim:
+ * one step), close (one step). Exit code: the dead seen after the attach. */
+static int attach_use_close(void *arg)
+{
+    shr_heap_t *b;
+    if (shr_heap_attach(arg, &b) != 0) return 100;
+    shr_proc_info_t procs[SHR_DEFAULT_MAX_PROCS];
+    size_t n = 0;
+    if (shr_heap_inspect(arg, NULL, procs, SHR_DEFAULT_MAX_PROCS, &n) != 0) return 101;
+    int dead = 0;
+    for (size_t i = 0; i < n; i++) dead += !procs[i].alive;
+    void *p = shr_malloc(b, 64);
+    if (!p) return 102;
+    shr_free(b, p);
+    shr_heap_close(b);
+    return dead;
+}
+
 Test(shm_multiproc, attach_reclaims_the_dead_in_bounded_steps)
 {
     shr_heap_t *h = make_heap(0);
@@ -554,10 +572,11 @@ Test(shm_multiproc, attach_reclaims_the_dead_in_bounded_steps)
     int dead;
     cr_assert_eq(count_alive(name, &dead), 1);
     cr_assert_eq(dead, 6);
-    /* Another process attaches and closes: one step each, two of the six. */
-    cr_assert_eq(shr_test_wait(shr_test_fork(attach_and_close, (void *)name)), 0);
+    /* Another process attaches (no step), allocates (a slot claim: one step)
+     * and closes (one step): two of the six. */
+    cr_assert_eq(shr_test_wait(shr_test_fork(attach_use_close, (void *)name)), 6, "an attach reclaims none");
     cr_assert_eq(count_alive(name, &dead), 1);
-    cr_assert_eq(dead, 6 - 2 * (int)SHR__RECLAIM_STEPS, "an attach and a close reclaim a bounded share");
+    cr_assert_eq(dead, 6 - 2 * (int)SHR__RECLAIM_STEPS, "a slot claim and a close reclaim a bounded share");
     /* Their pools are still theirs until reclaimed, and that is sound. */
     cr_assert_eq(shr_heap_check_report(h, stderr), 0, "check reclaims the rest, in steps");
     cr_assert_eq(count_alive(name, &dead), 1);
@@ -584,7 +603,9 @@ Test(shm_multiproc, a_full_registry_reclaims_the_dead_at_once)
     cr_assert_eq(count_alive(name, &dead), 1);
     cr_assert_eq(dead, 3);
     cr_assert_eq(shr_test_wait(shr_test_fork(attach_and_close, (void *)name)), 0, "an entry was found");
-    cr_assert_eq(shr_heap_recover(h), 0, "none left for recover");
+    cr_assert_eq(count_alive(name, &dead), 1);
+    cr_assert_eq(dead, 1, "one reclaimed under the lock to make room, one by the close's step");
+    cr_assert_eq(shr_heap_recover(h), 2, "the last: its entry and its slot");
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_alloc_stats_t st;
     cr_assert_eq(shr_heap_stats(h, &st), 0);
