@@ -504,7 +504,7 @@ bool shr__proc_registered_here(const shr_heap_t *h) { return is_own_entry(h, h->
  * in a process that has not touched those pages yet, the page faults of
  * reading them. Done under the registry lock, by whoever attached next, it
  * made that attach pay for every death since the last one, and stalled
- * every other attach and slot claim meanwhile (docs/design/shm.md §6.4). So:
+ * every other attach and slot claim meanwhile (docs/design/shm.md §6.6). So:
  *
  *   - a claim does not reclaim first: an attach takes a FREE entry, a
  *     thread a FREE slot, and only when none is left does it reclaim the
