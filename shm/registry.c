@@ -846,7 +846,8 @@ static int proc_register_locked(shr_heap_t *h)
     int rc = shr__lock(h, SHR_LOCK_REGISTRY);
     if (rc) return rc;
     /* A FREE entry without reclaiming the dead first (they are reclaimed in
-     * steps, after the claim); all of them at once only when none is FREE. */
+     * steps elsewhere); when none is FREE, the dead one at a time under the
+     * lock until one is, then a sweep for what no step takes. */
     uint32_t hwm, p;
     for (bool swept = false;;) {
         hwm = procs_hwm(h);
