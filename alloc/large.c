@@ -382,6 +382,10 @@ static bool huge_resize(shr_heap_t *h, uint64_t c, size_t size)
 {
     alloc_global_t *g = alloc_global(h);
     chunk_t *t = chunk_table(h);
+    /* No heap holds more than its capacity: refused before any rounding,
+     * which would wrap (a size near SIZE_MAX rounds up to 0 pages, and a
+     * shrink to 0 pages would free the block's own chunks). */
+    if (size > h->capacity || size == 0) return false;
     uint64_t pages = SHR_ALIGN_UP((uint64_t)size, SHR_PAGE_SIZE) >> SHR_PAGE_SHIFT;
     uint64_t need = SHR_ALIGN_UP((uint64_t)size, SHR_CHUNK_SIZE) >> SHR_CHUNK_SHIFT;
     uint64_t have = t[c].run, old_pages = t[c].pages;

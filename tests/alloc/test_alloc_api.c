@@ -132,6 +132,14 @@ Test(alloc_api, realloc_keeps_contents_and_grows_in_place)
     cr_assert_not_null(d);
     fill(d, 300000, 5);
     cr_assert_eq(shr_heap_stats(h, &before), 0);
+    /* A size no heap holds fails, whatever rounding it would wrap to (found
+     * by fuzz_alloc: SIZE_MAX - 661 rounded to 0 pages "shrank" the block
+     * away), and leaves the block as it was. */
+    errno = 0;
+    cr_assert_null(shr_realloc(h, d, SIZE_MAX - 661));
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert(intact(d, 300000, 5), "the block is untouched");
+    cr_assert_eq(shr_heap_check(h), 0);
     cr_assert_eq(shr_realloc(h, d, 300000), d, "a huge block shrinks in place");
     cr_assert(intact(d, 300000, 5));
     cr_assert_eq(shr_heap_stats(h, &after), 0);
