@@ -853,10 +853,11 @@ def growth_tables(G):
         if "stats_hold_recurring_ms" in heap[0]:
             hk = ["stats_hold", "check_hold", "fresh_stats_hold", "fresh_check_hold"]
             rows = [[fmt(h["live_mib"]), fmt(h["fresh_check_ms"])] +
-                    [f"{fmt(h[k + '_recurring_ms'])} / {fmt(h[k + '_ms'])} / {fmt(h[k + '_clean_ms'])}" for k in hk]
+                    [f"{fmt(h[k + '_recurring_ms'] * 1e3)} / {fmt(h[k + '_ms'] * 1e3)} / {fmt(h[k + '_clean_ms'] * 1e3)}"
+                     for k in hk]
                     for h in heap]
             out.append("Longest lock hold inside one call, measured in the walking process (interposed mutex "
-                       "calls), ms: recurring (the smallest of the calls' longest) / worst / worst never "
+                       "calls), µs: recurring (the smallest of the calls' longest) / worst / worst never "
                        "preempted.\n\n" + md_table(
                            ["live MiB", "check, fresh process (ms)", "stats", "check", "stats, fresh process",
                             "check, fresh process"], rows))
@@ -975,10 +976,14 @@ def growth_section(R, png_dir, rel):
         f"of this run; medians of {G.get('reps', '?')} unless a column says worst. The heap is filled with "
         f"blocks of the batch's sizes (8..512 B), kept live, up to {G.get('max_mib')} MiB. \"Fresh process\": "
         f"a forked child that attaches and measures (it maps the heap anew and faults in what it reads). "
-        f"The slow-path probe is another attached process doing 300 KiB malloc+free pairs (each takes the "
-        f"arena lock) nonstop; its worst wait during one stats or check call, the smallest over "
-        f"{G.get('reps', '?')} calls, against the same in idle windows as long, is the longest lock hold "
-        f"seen from outside (a hold recurs in every call; the machine's hiccups do not).",
+        f"Lock holds are measured inside the walking process (bench_growth interposes the mutex calls and "
+        f"times every hold of a lock in the heap, with the thread's involuntary switches and faults at both "
+        f"ends): per call its longest hold; \"recurring\" is the smallest of the calls' longest (the walk's "
+        f"own longest step), \"worst\" includes a walker preempted inside a hold. "
+        f"The slow-path probe is the view from outside: another attached process doing 300 KiB malloc+free "
+        f"pairs (each takes the arena lock) nonstop; its worst wait less its waits for a CPU during one stats "
+        f"or check call, the smallest over {G.get('reps', '?')} calls, against the same in idle windows as "
+        f"long.",
         "",
         "### Targets (issue 11)",
         "",
