@@ -22,7 +22,8 @@
 //              attached (each idle, holding a thread slot)
 //   dead       attach from a fresh process after N = 0..32 peers died
 //              (SIGKILL, each holding pools), on the largest heap and on a
-//              16 MiB one (medians of at least 7 for N = 0 and 32)
+//              16 MiB one (medians of at least 7 for N = 0 and 32, taken
+//              in turn)
 //   leases     a process holding N = 1..10^6 references to N distinct
 //              objects (gets of the strings of a shared list of 10^6):
 //              shr_lease_stats with N held; with 1 held after
@@ -524,17 +525,27 @@ double attach_after_dead(int n) {
     for (pid_t p : pids) kill(p, SIGKILL);
     for (pid_t p : pids) waitpid(p, nullptr, 0);
     shared_delete(ready);
+    // Let the kernel's part of the deaths settle (freeing 32 address spaces
+    // competes for the CPUs for a few ms): what is measured is an attach to
+    // a heap with n dead entries, for every n after the same pause.
+    usleep(50000);
     return attach_close().v[0];
 }
 
 void dead_section(double heap_mib, bool last) {
     static const int kDead[] = {0, 1, 2, 4, 8, 16, 32};
+    // The target's two points (0 and 32 dead) get at least 7 measurements
+    // each, taken in turn (0, 32, 0, 32, ...) so that both meet the same
+    // load: an attach waits for its anchor thread to start, and on a loaded
+    // machine that wait is now and then a scheduler tick (4 ms), with or
+    // without dead.
+    std::vector<double> m0, m32;
+    for (int i = 0; i < std::max(g_reps, 7); i++) {
+        m0.push_back(attach_after_dead(0));
+        m32.push_back(attach_after_dead(32));
+    }
     for (int n : kDead) {
-        // The target's two points get at least 7 measurements: an attach
-        // waits for its anchor thread to start, and on a loaded machine that
-        // wait is now and then a scheduler tick (4 ms), with or without dead.
-        double ms = n == 32 || n == 0 ? med_of(std::max(g_reps, 7), [&] { return attach_after_dead(n); })
-                                      : attach_after_dead(n);
+        double ms = n == 0 ? median(m0) : n == 32 ? median(m32) : attach_after_dead(n);
         jraw("    {\"heap_mib\": %.0f, \"dead\": %d, \"attach_ms\": %.6f}%s\n", heap_mib, n, ms,
              last && n == 32 ? "" : ",");
         progress("heap %.0f MiB: attach after %d dead peers %.3f ms", heap_mib, n, ms);
