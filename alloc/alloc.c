@@ -555,6 +555,7 @@ int shr_heap_collect(shr_heap_t *heap)
     if (!heap) return -EINVAL;
     shr_tctx_t *ctx = shr__tctx(heap);
     if (!ctx) return -errno;
+    (void)shr__registry_reclaim(heap, UINT32_MAX); /* the dead's pools, in steps */
     shr__pool_collect(heap, ctx);
     return 0;
 }

@@ -5,9 +5,13 @@
  * followed). Every index and offset read from the segment is bounds-checked
  * before use, starting with the bounds the walks rely on (check_globals):
  * a damaged heap is reported, never walked past its table. It takes the
- * registry lock for the free thread slots, then the large and arena locks
- * for the structures that span arenas, then the arena lock once per arena
- * for its pools (no hold is longer than one arena's walk plus the table); pools owned by other live threads
+ * registry lock for the free thread slots, 64 slots per hold, then the arena
+ * lock (and the large lock for the large chunks) for each structure that
+ * spans arenas (the chunk table and its run lists, each usable list, the
+ * orphan lists, the large chunks) in steps of CHECK_STEP entries ("steps"
+ * below), then the arena lock once per arena for its pools; between two
+ * holds a waiter goes first (shr__unlock_step). No hold is longer than one
+ * step or one arena, whatever the heap's size; pools owned by other live threads
  * change under it, so for those only a snapshot of header fields is checked
  * (state, owner, the remote-stack top and the geometry their freers trust).
  * Pools owned by the calling thread, orphans and empty pools are checked in
@@ -43,7 +47,87 @@ typedef struct checker {
     uint32_t me;        /* calling thread's owner id, 0 if none */
     bool no_guards;     /* a validator inside malloc: guards not yet written */
     uint8_t *listed;    /* per chunk: seen on a free run list / usable list */
+    /* Steps (check_step): set by shr__alloc_check for the walks of what
+     * spans arenas; a validator holds its lock throughout (stepping false). */
+    bool stepping;      /* the walks may let the locks go between steps */
+    bool large;         /* the large lock is held too (taken first) */
+    bool locked;        /* the locks are held (false: a relock failed) */
+    int lock_rc;        /* that failure */
+    uint32_t visited;   /* entries visited in this hold */
 } checker_t;
+
+/* ---- steps ---------------------------------------------------------------------- *
+ *
+ * A walk of a structure that spans arenas (the chunk table, a free run list,
+ * a usable list, an orphan list, the large chunks) lets its locks go every
+ * CHECK_STEP entries (shr__unlock_step: a waiter goes first) and takes them
+ * again. Whether anyone else held them meanwhile is read from the locks'
+ * acquisition counts (shm_lock_t.nacquired, counted under the lock): if
+ * nobody did, nothing changed and the walk goes on as if it had held them
+ * throughout. If someone did, check_step says so: a walk of the table
+ * resynchronises at the next run head (each run's checks are its own); a
+ * walk of a list starts again from its head (a link read before the change
+ * may lead anywhere), up to CHECK_TRIES times; and the checks that relate
+ * one whole structure to another (every free run on one list, the usable
+ * list holding exactly the arenas with a free pool, the counts of free large
+ * runs and dirty pages) are made only over a walk that saw no change, and
+ * skipped otherwise (nothing is reported from a walk the heap changed
+ * under). So no hold is longer than CHECK_STEP entries, whatever the heap's
+ * size, and a heap that changes all the time is checked entry by entry. */
+#define CHECK_STEP 2048u
+#define CHECK_TRIES 3
+/* What a walk that reads a page of its own per entry (an orphan pool's
+ * header, a large chunk's page map) counts per entry: 32 such pages per
+ * hold, so that a process that has not touched them yet (the sharena tool)
+ * takes at most 32 page faults inside one hold (measured: 256 of them held
+ * the lock 0.86 ms). */
+#define CHECK_PAGE_COST 64u
+
+/* For tests: set the step (0: CHECK_STEP), process-wide. Declared here and
+ * by the tests that use it. */
+void shr__alloc_check_step(uint32_t n);
+static _Atomic uint32_t check_step_entries = CHECK_STEP;
+void shr__alloc_check_step(uint32_t n) { atomic_store(&check_step_entries, n ? n : CHECK_STEP); }
+
+static bool globals_sound(checker_t *k);
+
+static uint64_t nacquired(shr_heap_t *h, shr_lock_id_t id)
+{
+    return atomic_load_explicit(&h->hdr->locks[id].nacquired, memory_order_relaxed);
+}
+
+/* Count `cost` entries visited; at CHECK_STEP, let the locks go and take
+ * them again. true: nothing changed (or no step was taken). false: the heap
+ * changed meanwhile (the bounds are sound again: re-read them), or the
+ * locks could not be had (k->locked false: stop). */
+static bool check_step(checker_t *k, uint32_t cost)
+{
+    if (!k->stepping || (k->visited += cost) < shr_load_relaxed(&check_step_entries)) return true;
+    shr_heap_t *h = k->h;
+    k->visited = 0;
+    uint64_t na = nacquired(h, SHR_LOCK_ARENA), nl = k->large ? nacquired(h, SHR_LOCK_LARGE) : 0;
+    shr__unlock_step(h, SHR_LOCK_ARENA);
+    if (k->large) shr__unlock_step(h, SHR_LOCK_LARGE);
+    if (k->large && (k->lock_rc = shr__lock(h, SHR_LOCK_LARGE)) != 0) {
+        k->locked = false;
+        return false;
+    }
+    if ((k->lock_rc = shr__lock(h, SHR_LOCK_ARENA)) != 0) {
+        if (k->large) shr__unlock(h, SHR_LOCK_LARGE);
+        k->locked = false;
+        return false;
+    }
+    if (nacquired(h, SHR_LOCK_ARENA) == na + 1 && (!k->large || nacquired(h, SHR_LOCK_LARGE) == nl + 1))
+        return true;
+    if (!globals_sound(k)) {
+        /* Bounds gone bad meanwhile: stop here (the next check reports it). */
+        shr__unlock(h, SHR_LOCK_ARENA);
+        if (k->large) shr__unlock(h, SHR_LOCK_LARGE);
+        k->locked = false;
+        k->lock_rc = 0;
+    }
+    return false;
+}
 
 __attribute__((format(printf, 2, 3))) static void fail(checker_t *k, const char *fmt, ...)
 {
@@ -107,6 +191,42 @@ static bool pool_ref_ok(checker_t *k, uint64_t po)
 
 /* ---- chunks ------------------------------------------------------------------- */
 
+static bool is_run_tail(uint32_t kind)
+{
+    return kind == CHUNK_UNUSED || kind == CHUNK_FREE_TAIL || kind == CHUNK_HUGE_TAIL;
+}
+
+/* C2 over one unchanged span: every free run list, then every free run
+ * head on exactly one. false: the heap changed (or the locks are gone)
+ * before the end; what was reported holds, the rest was not checked. */
+static bool check_run_lists(checker_t *k)
+{
+    shr_heap_t *h = k->h;
+    alloc_global_t *g = alloc_global(h);
+    chunk_t *t = chunk_table(h);
+    uint64_t hwm = shr_load_relaxed(&g->hwm), steps = 0;
+    memset(k->listed, 0, (h->capacity >> SHR_CHUNK_SHIFT) + 1);
+    for (int l = 0; l < SHR_NRUNLISTS; l++) {
+        uint64_t prev = 0;
+        for (uint64_t r = g->runs[l]; r; prev = r, r = chunk_at_ref(h, r)->next) {
+            if (!check_step(k, 1)) return false;
+            if (++steps > g->nchunks || r - 1 >= hwm) {
+                fail(k, "C2: free run list %d broken", l);
+                break;
+            }
+            uint64_t c = chunk_index(r);
+            if (shr_load_relaxed(&t[c].kind) != CHUNK_FREE) fail(k, "C2: free run list %d holds chunk %" PRIu64 " of kind %u", l, c, shr_load_relaxed(&t[c].kind));
+            if (t[c].prev != prev) fail(k, "C2: free run list %d: back link of chunk %" PRIu64 " wrong", l, c);
+            if (k->listed[c]++) fail(k, "C2: chunk %" PRIu64 " listed twice", c);
+        }
+    }
+    for (uint64_t c = g->first_data; c < hwm; c++) {
+        if (!check_step(k, 1)) return false;
+        if (shr_load_relaxed(&t[c].kind) == CHUNK_FREE && !k->listed[c]) fail(k, "C2: free run at chunk %" PRIu64 " on no list", c);
+    }
+    return true;
+}
+
 static void check_chunks(checker_t *k)
 {
     shr_heap_t *h = k->h;
@@ -117,6 +237,15 @@ static void check_chunks(checker_t *k)
         if (shr_load_relaxed(&t[c].kind) != CHUNK_META) fail(k, "C1: chunk %" PRIu64 ": metadata chunk has kind %u", c, shr_load_relaxed(&t[c].kind));
     bool prev_free = false;
     for (uint64_t c = g->first_data; c < hwm;) {
+        if (!check_step(k, 1)) {
+            if (!k->locked) return;
+            /* Changed meanwhile: the run c was in may be gone; go on from
+             * the next run head, against the table as it is now. */
+            hwm = shr_load_relaxed(&g->hwm);
+            prev_free = false;
+            while (c < hwm && is_run_tail(shr_load_relaxed(&t[c].kind))) c++;
+            continue;
+        }
         uint32_t kind = shr_load_relaxed(&t[c].kind);
         uint64_t n = 1;
         switch (kind) {
@@ -131,6 +260,7 @@ static void check_chunks(checker_t *k)
                 fail(k, "C1: chunk %" PRIu64 ": free run tail tag wrong", c);
             for (uint64_t i = c + 1; i + 1 < c + n; i++)
                 if (shr_load_relaxed(&t[i].kind) != CHUNK_UNUSED) fail(k, "C1: chunk %" PRIu64 ": inside a free run but kind %u", i, shr_load_relaxed(&t[i].kind));
+            k->visited += (uint32_t)(n < CHECK_STEP ? n : CHECK_STEP) - 1;
             break;
         case CHUNK_SMALL:
         case CHUNK_MEDIUM:
@@ -147,6 +277,7 @@ static void check_chunks(checker_t *k)
             for (uint64_t i = 1; i < n; i++)
                 if (shr_load_relaxed(&t[c + i].kind) != CHUNK_HUGE_TAIL || t[c + i].run != i)
                     fail(k, "H1: chunk %" PRIu64 ": huge tail does not point back to %" PRIu64, c + i, c);
+            k->visited += (uint32_t)(n < CHECK_STEP ? n : CHECK_STEP) - 1;
             break;
         default:
             fail(k, "C1: chunk %" PRIu64 ": kind %u below the high-water mark", c, kind);
@@ -154,23 +285,12 @@ static void check_chunks(checker_t *k)
         prev_free = kind == CHUNK_FREE;
         c += n;
     }
-    /* Every free run on exactly one list, each list entry a free run head. */
-    uint64_t steps = 0;
-    for (int l = 0; l < SHR_NRUNLISTS; l++) {
-        uint64_t prev = 0;
-        for (uint64_t r = g->runs[l]; r; prev = r, r = chunk_at_ref(h, r)->next) {
-            if (++steps > g->nchunks || r - 1 >= hwm) {
-                fail(k, "C2: free run list %d broken", l);
-                break;
-            }
-            uint64_t c = chunk_index(r);
-            if (shr_load_relaxed(&t[c].kind) != CHUNK_FREE) fail(k, "C2: free run list %d holds chunk %" PRIu64 " of kind %u", l, c, shr_load_relaxed(&t[c].kind));
-            if (t[c].prev != prev) fail(k, "C2: free run list %d: back link of chunk %" PRIu64 " wrong", l, c);
-            if (k->listed[c]++) fail(k, "C2: chunk %" PRIu64 " listed twice", c);
-        }
+    /* Every free run on exactly one list, each list entry a free run head:
+     * over a span in which nothing changed. */
+    for (int tries = 0; tries < CHECK_TRIES && k->locked; tries++) {
+        int before = k->errors;
+        if (check_run_lists(k) || k->errors != before) break;
     }
-    for (uint64_t c = g->first_data; c < hwm; c++)
-        if (shr_load_relaxed(&t[c].kind) == CHUNK_FREE && !k->listed[c]) fail(k, "C2: free run at chunk %" PRIu64 " on no list", c);
 }
 
 /* ---- pools ------------------------------------------------------------------ */
@@ -358,7 +478,8 @@ static void check_arena(checker_t *k, uint64_t c)
     if (nempty_state != empty) fail(k, "A1: arena %" PRIu64 ": %u empty pools, %u on freepools", c, nempty_state, empty);
 }
 
-static void check_usable(checker_t *k, int acls)
+/* A2 over one span; false: changed before the end (see check_step). */
+static bool usable_walk(checker_t *k, int acls)
 {
     shr_heap_t *h = k->h;
     alloc_global_t *g = alloc_global(h);
@@ -368,16 +489,17 @@ static void check_usable(checker_t *k, int acls)
     uint64_t steps = 0, prev = 0, hwm = shr_load_relaxed(&g->hwm), count = 0, nempty = 0;
     uint32_t last_nf = 0;
     for (uint64_t a = ac->usable; a; prev = a, a = chunk_at_ref(h, a)->next) {
+        if (!check_step(k, 1)) return false;
         if (a - 1 >= hwm || a - 1 < g->first_data || ++steps > g->nchunks ||
             shr_load_relaxed(&chunk_at_ref(h, a)->kind) != want) {
             fail(k, "A2: usable_arenas (class %d) broken at chunk %" PRIu64, acls, a - 1);
-            return;
+            return true;
         }
         chunk_t *ar = chunk_at_ref(h, a);
         if (ar->nfreepools == 0 || ar->nfreepools > ac->npools) {
             fail(k, "A2: usable_arenas (class %d): arena %" PRIu64 " has %u free pools of %u", acls, a - 1,
                  ar->nfreepools, ac->npools);
-            return;
+            return true;
         }
         if (ar->prev != prev) fail(k, "A2: usable_arenas: back link of arena %" PRIu64 " wrong", a - 1);
         if (ar->nfreepools < last_nf) fail(k, "A2: usable_arenas not sorted at arena %" PRIu64, a - 1);
@@ -385,7 +507,7 @@ static void check_usable(checker_t *k, int acls)
         if (nx && (nx - 1 >= hwm || nx - 1 < g->first_data)) {
             fail(k, "A2: usable_arenas (class %d): arena %" PRIu64 " links to chunk %" PRIu64 " outside the heap",
                  acls, a - 1, nx - 1);
-            return;
+            return true;
         }
         bool rightmost = !nx || chunk_at_ref(h, nx)->nfreepools != ar->nfreepools;
         if (rightmost && ac->nfp2lasta[ar->nfreepools] != a)
@@ -398,18 +520,37 @@ static void check_usable(checker_t *k, int acls)
         fail(k, "A3: usable_arenas (class %d) holds %" PRIu64 " empty arenas, nempty says %" PRIu64 " (kept at most %d)",
              acls, nempty, ac->nempty, SHR_ARENA_KEEP_EMPTY);
     uint64_t with_free = 0;
-    for (uint64_t c = g->first_data; c < hwm; c++)
+    for (uint64_t c = g->first_data; c < hwm; c++) {
+        if (!check_step(k, 1)) return false;
         if (shr_load_relaxed(&t[c].kind) == want && t[c].nfreepools > 0) with_free++;
+    }
     if (with_free != count) fail(k, "A2: usable_arenas (class %d) lists %" PRIu64 " of %" PRIu64 " arenas with free pools", acls, count, with_free);
+    return true;
 }
+
+static void check_usable(checker_t *k, int acls)
+{
+    for (int tries = 0; tries < CHECK_TRIES; tries++) {
+        int before = k->errors;
+        if (usable_walk(k, acls) || !k->locked || k->errors != before) return;
+    }
+}
+
 
 static void check_orphans(checker_t *k)
 {
     shr_heap_t *h = k->h;
     alloc_global_t *g = alloc_global(h);
-    for (unsigned cls = 0; cls < SHR_NB_PCLASSES; cls++) {
+    for (unsigned cls = 0; cls < SHR_NB_PCLASSES && k->locked; cls++) {
         uint64_t steps = 0;
+        int tries = 0;
+    again:
+        steps = 0;
         for (uint64_t po = g->orphans[cls]; po; po = pool_at(h, po)->nextpool) {
+            if (!check_step(k, CHECK_PAGE_COST)) { /* a pool header each: a page fault when cold */
+                if (k->locked && ++tries < CHECK_TRIES) goto again;
+                break;
+            }
             if (!pool_ref_ok(k, po) || ++steps > g->nchunks * SHR_MAX_POOLS_IN_ARENA) {
                 fail(k, "P3: orphan list of class %u broken at offset %" PRIu64, cls, po);
                 break;
@@ -442,13 +583,16 @@ static void check_own_lists(checker_t *k)
 }
 
 /* FREE thread slots' allocator regions are all zero: thread_release resets
- * them, and the next claim starts from what is there. Registry lock held
- * (claims and releases happen under it, so the regions are stable). */
-static void check_free_slots(checker_t *k)
+ * them, and the next claim starts from what is there. Slots [from, to).
+ * Registry lock held (claims and releases happen under it, so the regions
+ * are stable). */
+#define CHECK_SLOT_STEP 64u
+
+static void check_free_slots(checker_t *k, uint32_t from, uint32_t to)
 {
     shr_heap_t *h = k->h;
     static const alloc_tslot_t zero;
-    for (uint32_t s = 0; s < h->max_threads; s++) {
+    for (uint32_t s = from; s < to; s++) {
         /* A slot never claimed may be uncommitted (zero): reading would
          * commit it (shm.h, shr__seg_resident). */
         if (!shr__seg_resident(h, shr__thread_slot(h, s))) continue;
@@ -463,14 +607,17 @@ static void check_free_slots(checker_t *k)
 
 /* ---- large ------------------------------------------------------------------- */
 
-static void check_large(checker_t *k)
+/* LR1 over one span; false: changed before the end (see check_step). */
+static bool large_walk(checker_t *k)
 {
     shr_heap_t *h = k->h;
     alloc_global_t *g = alloc_global(h);
     chunk_t *t = chunk_table(h);
     uint64_t hwm = shr_load_relaxed(&g->hwm), nfree_runs = 0, dirty = 0;
     for (uint64_t c = g->first_data; c < hwm; c++) {
+        if (!check_step(k, 1)) return false;
         if (shr_load_relaxed(&t[c].kind) != CHUNK_LARGE) continue;
+        k->visited += CHECK_PAGE_COST; /* a page map: a page fault when cold */
         large_header_t *lh = (large_header_t *)(h->base + chunk_off(c));
         if (lh->magic != SHR_LARGE_MAGIC) {
             fail(k, "LR1: large chunk %" PRIu64 ": bad magic", c);
@@ -509,6 +656,7 @@ static void check_large(checker_t *k)
         if (nonempty != !!(g->large_bitmap & ((uint64_t)1 << n))) fail(k, "LR1: large bitmap disagrees with list %u", n);
         uint64_t steps = 0, prev = 0;
         for (uint64_t off = g->large_runs[n]; off; prev = off, off = ((large_header_t *)(h->base + SHR_ALIGN_DOWN(off, SHR_CHUNK_SIZE)))->page[(off & (SHR_CHUNK_SIZE - 1)) >> SHR_PAGE_SHIFT].next) {
+            if (!check_step(k, 1)) return false;
             uint64_t c = off >> SHR_CHUNK_SHIFT;
             if (off >= h->capacity || off % SHR_PAGE_SIZE || c >= hwm || shr_load_relaxed(&t[c].kind) != CHUNK_LARGE ||
                 off == chunk_off(c) || ++steps > g->nchunks * SHR_PAGES_PER_CHUNK) {
@@ -525,7 +673,17 @@ static void check_large(checker_t *k)
     if (listed != nfree_runs) fail(k, "LR1: %" PRIu64 " free large runs, %" PRIu64 " listed", nfree_runs, listed);
     if (dirty != g->large_dirty)
         fail(k, "LR1: %" PRIu64 " free large pages committed, %" PRIu64 " counted", dirty, g->large_dirty);
+    return true;
 }
+
+static void check_large(checker_t *k)
+{
+    for (int tries = 0; tries < CHECK_TRIES; tries++) {
+        int before = k->errors;
+        if (large_walk(k) || !k->locked || k->errors != before) return;
+    }
+}
+
 
 static _Atomic(shr__root_check_fn) root_check;
 
@@ -556,6 +714,25 @@ static void check_roots(checker_t *k)
     }
 }
 
+/* One part of the pass over what spans arenas, in a hold of its own. */
+typedef void (*check_part_fn)(checker_t *k);
+
+static void part_usable_small(checker_t *k) { check_usable(k, AC_SMALL); }
+static void part_usable_medium(checker_t *k) { check_usable(k, AC_MEDIUM); }
+static void part_orphans(checker_t *k)
+{
+    check_orphans(k);
+    check_own_lists(k);
+}
+
+/* The bounds every walk trusts, read again before each part (they may have
+ * moved since the last; a failure was reported by the first part). */
+static bool globals_sound(checker_t *k)
+{
+    checker_t quiet = {.h = k->h};
+    return check_globals(&quiet);
+}
+
 int shr__alloc_check(shr_heap_t *h, FILE *out)
 {
     alloc_global_t *g = alloc_global(h);
@@ -564,35 +741,61 @@ int shr__alloc_check(shr_heap_t *h, FILE *out)
     if (ctx && atomic_load_explicit(&ctx->heap, memory_order_relaxed) == h) k.me = ctx->slot + 1;
     k.listed = calloc((h->capacity >> SHR_CHUNK_SHIFT) + 1, 1); /* not g->nchunks: checked below */
     if (!k.listed) return -ENOMEM;
-    if (shr__lock(h, SHR_LOCK_REGISTRY) != 0) {
-        free(k.listed);
-        return SHR_ELOCK;
+    /* FREE slots, CHECK_SLOT_STEP per hold of the registry lock (claims and
+     * releases happen under it). */
+    for (uint32_t s0 = 0; s0 < h->max_threads; s0 += CHECK_SLOT_STEP) {
+        if (shr__lock(h, SHR_LOCK_REGISTRY) != 0) {
+            free(k.listed);
+            return SHR_ELOCK;
+        }
+        check_free_slots(&k, s0, s0 + CHECK_SLOT_STEP < h->max_threads ? s0 + CHECK_SLOT_STEP : h->max_threads);
+        shr__unlock_step(h, SHR_LOCK_REGISTRY);
     }
-    check_free_slots(&k);
-    shr__unlock(h, SHR_LOCK_REGISTRY);
-    if (shr__lock(h, SHR_LOCK_LARGE) != 0) {
-        free(k.listed);
-        return SHR_ELOCK;
+    /* What spans arenas, one structure per part, each consistent in itself
+     * (none of these checks relates two of them), each walked in steps
+     * (check_step): the globals and the chunk table with its run lists, each
+     * usable list, the orphan lists and this thread's used lists (the arena
+     * lock), then the large chunks and their lists (the large and arena
+     * locks). */
+    static const check_part_fn parts[] = {NULL /* check_chunks, after the globals */, part_usable_small,
+                                          part_usable_medium, part_orphans};
+    bool table_ok = true;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0] + 1 && table_ok; i++) {
+        bool large = i == sizeof parts / sizeof parts[0];
+        if (large && shr__lock(h, SHR_LOCK_LARGE) != 0) {
+            free(k.listed);
+            return SHR_ELOCK;
+        }
+        if (shr__lock(h, SHR_LOCK_ARENA) != 0) {
+            if (large) shr__unlock(h, SHR_LOCK_LARGE);
+            free(k.listed);
+            return SHR_ELOCK;
+        }
+        k.stepping = k.locked = true;
+        k.large = large;
+        k.visited = 0;
+        if (i == 0) {
+            /* First, and reported: the bounds the walks rely on. */
+            table_ok = check_globals(&k);
+            if (table_ok) check_chunks(&k);
+            table_ok = table_ok && k.errors == 0;
+        } else if (globals_sound(&k)) {
+            if (large) check_large(&k);
+            else parts[i](&k);
+        }
+        if (!k.locked) {
+            /* A relock failed, or the bounds went bad between two steps. */
+            if (k.lock_rc) {
+                free(k.listed);
+                return SHR_ELOCK;
+            }
+            table_ok = false;
+            continue;
+        }
+        shr__unlock_step(h, SHR_LOCK_ARENA);
+        if (large) shr__unlock_step(h, SHR_LOCK_LARGE);
     }
-    if (shr__lock(h, SHR_LOCK_ARENA) != 0) {
-        shr__unlock(h, SHR_LOCK_LARGE);
-        free(k.listed);
-        return SHR_ELOCK;
-    }
-    /* One hold for what spans arenas: the table, the arena and run lists,
-     * the orphan lists, large chunks (reads the chunk table and list heads,
-     * not the pools). */
-    if (check_globals(&k)) check_chunks(&k);
-    bool table_ok = k.errors == 0;
-    if (table_ok) {
-        check_usable(&k, AC_SMALL);
-        check_usable(&k, AC_MEDIUM);
-        check_orphans(&k);
-        check_own_lists(&k);
-        check_large(&k);
-    }
-    shr__unlock(h, SHR_LOCK_ARENA);
-    shr__unlock(h, SHR_LOCK_LARGE);
+    k.stepping = false;
     /* Then each arena and its pools in a hold of its own (A1, P1-P3, G1), so
      * that no allocator slow path waits for more than one arena's check. An
      * arena released or taken in between is checked as it is then. */
@@ -607,7 +810,7 @@ int shr__alloc_check(shr_heap_t *h, FILE *out)
             uint32_t kind = shr_load_relaxed(&chunk_table(h)[c].kind);
             if (kind == CHUNK_SMALL || kind == CHUNK_MEDIUM) check_arena(&k, c);
         }
-        shr__unlock(h, SHR_LOCK_ARENA);
+        shr__unlock_step(h, SHR_LOCK_ARENA);
         if (!more) break;
     }
     check_roots(&k);

@@ -382,20 +382,34 @@ static bool huge_resize(shr_heap_t *h, uint64_t c, size_t size)
 {
     alloc_global_t *g = alloc_global(h);
     chunk_t *t = chunk_table(h);
+    /* No heap holds more than its capacity: refused before any rounding,
+     * which would wrap (a size near SIZE_MAX rounds up to 0 pages, and a
+     * shrink to 0 pages would free the block's own chunks). */
+    if (size > h->capacity || size == 0) return false;
     uint64_t pages = SHR_ALIGN_UP((uint64_t)size, SHR_PAGE_SIZE) >> SHR_PAGE_SHIFT;
     uint64_t need = SHR_ALIGN_UP((uint64_t)size, SHR_CHUNK_SIZE) >> SHR_CHUNK_SHIFT;
     uint64_t have = t[c].run, old_pages = t[c].pages;
     bool ok = false;
     if (shr__lock(h, SHR_LOCK_ARENA) != 0) return false;
-    if (need <= have && need * 4 > have * 3) {
-        if (pages > old_pages)
-            ok = shr__seg_commit(h, chunk_off(c) + (old_pages << SHR_PAGE_SHIFT),
-                                 (pages - old_pages) << SHR_PAGE_SHIFT) == 0;
-        else {
-            /* Shrinking cannot fail: a release error only leaves pages committed. */
-            shr__seg_release(h, chunk_off(c) + (pages << SHR_PAGE_SHIFT), (old_pages - pages) << SHR_PAGE_SHIFT);
-            ok = true;
+    if (pages <= old_pages) {
+        /* Shrinking, by any amount, in place: the pages past the new size go
+         * back to the system, and the chunks past it to the free runs (the
+         * head's run shrinks first, so a crash leaves tails no head covers,
+         * freed by the rebuild). Cannot fail: a release error only leaves
+         * pages committed. Before, a shrink kept every chunk of the run and
+         * was refused below three quarters of it, so a list's array shrank
+         * once by a fifth and then never again. */
+        uint64_t kept = need * SHR_PAGES_PER_CHUNK, end = old_pages < kept ? old_pages : kept;
+        if (end > pages) /* the pages past `kept` go with their chunks */
+            shr__seg_release(h, chunk_off(c) + (pages << SHR_PAGE_SHIFT), (end - pages) << SHR_PAGE_SHIFT);
+        if (need < have) {
+            t[c].run = need;
+            shr__chunk_free(h, c + need, have - need);
         }
+        ok = true;
+    } else if (need <= have && need * 4 > have * 3) {
+        ok = shr__seg_commit(h, chunk_off(c) + (old_pages << SHR_PAGE_SHIFT),
+                             (pages - old_pages) << SHR_PAGE_SHIFT) == 0;
     } else if (need > have) {
         uint64_t r = c + have;
         if (r < shr_load_relaxed(&g->hwm) && shr_load_relaxed(&t[r].kind) == CHUNK_FREE && have + t[r].run >= need &&

@@ -18,6 +18,9 @@
 
 #include "alloc.h"
 
+/* Chunk table entries read per hold of the large lock (a few µs). */
+#define STATS_STEP 1024
+
 typedef struct scan {
     shr_alloc_stats_t *st;
     uint64_t bytes_used, bytes_avail, bytes_unused, bytes_headers, bytes_quant;
@@ -94,7 +97,7 @@ static int collect(shr_heap_t *h, shr_alloc_stats_t *st, scan_t *s)
         hwm = shr_load_relaxed(&g->hwm);
         bool more = c < hwm && c < g->nchunks;
         if (more) scan_chunk(h, s, c);
-        shr__unlock(h, SHR_LOCK_ARENA);
+        shr__unlock_step(h, SHR_LOCK_ARENA); /* a waiter goes first */
         if (!more) break;
     }
     st->chunks_total = g->nchunks - g->first_data;
@@ -110,11 +113,19 @@ static int collect(shr_heap_t *h, shr_alloc_stats_t *st, scan_t *s)
     st->large_bytes = shr_load_relaxed(&g->large_bytes) + shr_load_relaxed(&g->huge_bytes);
     st->dead_outstanding_blocks = shr_load_relaxed(&g->dead_outstanding);
     st->dead_threads = shr_load_relaxed(&g->dead_threads);
-    if (shr__lock(h, SHR_LOCK_LARGE) == 0) {
-        for (uint64_t c = g->first_data; c < shr_load_relaxed(&g->hwm) && c < g->nchunks; c++)
+    /* Free pages of the large chunks: the large lock for STATS_STEP chunks
+     * at a time (each chunk's count is read whole under it). */
+    for (uint64_t c = g->first_data;;) {
+        int rc = shr__lock(h, SHR_LOCK_LARGE);
+        if (rc) return rc;
+        uint64_t end = c + STATS_STEP, top = shr_load_relaxed(&g->hwm);
+        if (top > g->nchunks) top = g->nchunks;
+        if (end > top) end = top;
+        for (; c < end; c++)
             if (shr_load_relaxed(&chunk_table(h)[c].kind) == CHUNK_LARGE)
                 st->large_free_pages += ((large_header_t *)(h->base + chunk_off(c)))->free_pages;
-        shr__unlock(h, SHR_LOCK_LARGE);
+        shr__unlock_step(h, SHR_LOCK_LARGE);
+        if (c >= top) break;
     }
     return 0;
 }

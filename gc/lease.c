@@ -11,8 +11,9 @@
  * closes the heap with leases still held queues its own table the same way.
  *
  * Why queue instead of releasing in the hook: a decref may free objects, and
- * the hook runs under the registry lock, which the allocator's slow paths
- * may need.
+ * the hook may run under the registry lock (a sweep), which the allocator's
+ * slow paths may need; the drain also needs the gc lock, which ranks below
+ * the registry lock.
  *
  * Size: a table is rebuilt, live entries only, when an insert would break
  * LE1 (twice the size when it is a quarter full of live entries, else the
@@ -271,8 +272,11 @@ static bool table_ok(shr_heap_t *h, uint64_t off)
     return cap >= LEASE_MIN && (cap & (cap - 1)) == 0 && cap <= (n - sizeof(lease_table_t)) / sizeof(lease_entry_t);
 }
 
-/* Queue a process's table for release. Called under the registry lock for
- * the dead, or by a closing process for itself. */
+/* Queue a process's table for release. Called for the dead by the
+ * registry's release hook (under the registry lock in a sweep, outside it in
+ * a reclaim step, the entry RECLAIM: either way nobody else touches that
+ * entry's area; re-runnable, as the table word is exchanged first), or by a
+ * closing process for itself. */
 static void queue_table(shr_heap_t *h, lease_area_t *a)
 {
     gc_global_t *g = gc_global(h);

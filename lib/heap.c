@@ -49,7 +49,8 @@ int shr_heap_attach(const char *name, shr_heap_t **out)
     if (!out) return -EINVAL;
     heap_params(&p);
     int rc = shr__seg_attach(name, &p, out);
-    /* The registration swept the dead: release what they held. */
+    /* The registration reclaimed a dead process or so: release the
+     * references it held. */
     if (rc == 0) shr__gc_drain_dead(*out);
     return rc;
 }
@@ -71,10 +72,14 @@ int shr_heap_stat(shr_heap_t *heap, shr_heap_info_t *info, shr_proc_info_t *proc
 int shr_heap_recover(shr_heap_t *heap)
 {
     if (!heap) return -EINVAL;
+    /* The dead in steps, each outside the registry lock; then one sweep for
+     * what no step takes (slots left by a claim or a reclaim that died). */
+    int n = shr__registry_reclaim(heap, UINT32_MAX);
+    if (n < 0) return n;
     int rc = shr__lock(heap, SHR_LOCK_REGISTRY);
     if (rc) return rc;
     rc = shr__registry_sweep_locked(heap);
     shr__unlock(heap, SHR_LOCK_REGISTRY);
     shr__gc_drain_dead(heap);
-    return rc;
+    return n + rc;
 }

@@ -972,8 +972,9 @@ static int list_insert_(shr_list_t *list, int64_t index, const shr_value_t *valu
 /* Giving memory back: when a pop leaves an array of at least SHRINK_MIN
  * items (a page or chunk run, 32 KiB and more) less than a quarter full, it
  * shrinks in place by a fifth at a time until it is a quarter full again or
- * the allocator will not shrink it in place (a fifth: a chunk run shrinks
- * in place by less than a quarter; it stops as a single chunk or page run).
+ * the allocator will not shrink it in place (a chunk run shrinks in place to
+ * any size that is still a chunk run, a page run to any page run: it stops
+ * where a fifth less would change the kind).
  * The allocator releases the tail pages. A quarter full, the next growth is
  * as far away as the next shrink.
  * A lock-free reader may still be reading an item of the tail (it loaded

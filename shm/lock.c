@@ -243,3 +243,37 @@ void shr__unlock(shr_heap_t *heap, shr_lock_id_t id)
     shr_store_relaxed(&l->owner_proc, 0);
     pthread_mutex_unlock(&l->mu);
 }
+
+/* A walker's unlock between two steps. glibc's mutexes are not fair: a
+ * thread that unlocks and locks again at once gets the lock back before the
+ * waiter it woke has run, so a walk made of short holds would still make a
+ * waiter wait for the whole walk. When someone waits (FUTEX_WAITERS in the
+ * futex word), give it the lock: wait until another acquisition is counted,
+ * for WALK_HANDOFF_NS at most (a waiter that has given up or was not
+ * scheduled does not hold the walk up for longer). */
+#define WALK_HANDOFF_NS 200000u
+
+/* Not done: giving the CPU up between steps every so often, so that the
+ * scheduler would not take it in the middle of a hold. Measured on a loaded
+ * 2-CPU machine it made no hold visibly shorter and the walks twice as long
+ * (check at 1 GiB: 61 ms against 32 ms). */
+void shr__unlock_step(shr_heap_t *heap, shr_lock_id_t id)
+{
+    shm_lock_t *l = &heap->hdr->locks[id];
+    const _Atomic uint32_t *word = (const _Atomic uint32_t *)(const void *)&l->mu;
+    bool waiters = (shr_load_relaxed(word) & 0x80000000u) != 0;
+    uint64_t n = atomic_load_explicit(&l->nacquired, memory_order_relaxed);
+    shr__unlock(heap, id);
+    if (!waiters) return;
+    uint64_t until = shr__now_ns(CLOCK_MONOTONIC) + WALK_HANDOFF_NS;
+    for (unsigned r = 0; atomic_load_explicit(&l->nacquired, memory_order_relaxed) == n; r++) {
+        if (r < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+            continue;
+        }
+        sched_yield();
+        if (shr__now_ns(CLOCK_MONOTONIC) >= until) break;
+    }
+}

@@ -12,14 +12,20 @@
  *                   LIVE -> FREE   its TLS destructor, close, or the reclaim
  *                                  of its process
  *
+ *                   LIVE -> RECLAIM -> FREE   a reclaim step finds it dead,
+ *                                  releases it outside the registry lock
+ *                                  ("Reclaim in steps" below)
+ *
  * Invariants (under the registry lock):
  *   R1  an entry is LIVE only while its anchor holds `life` or its process
- *       has died and no sweep has seen it yet
- *   R2  a LIVE thread slot names a LIVE process entry of the same gen, or is
- *       reclaimed by the next sweep
+ *       has died and no sweep or reclaim step has taken it yet; RECLAIM only
+ *       while its process is dead
+ *   R2  a LIVE thread slot names a LIVE or RECLAIM process entry of the same
+ *       gen, or is reclaimed by the next sweep
  *   R3  procs[i].nthreads == number of LIVE slots with proc == i
- *   R4  every state is FREE or LIVE; entries at or above the tables' high
- *       water marks (procs_hwm, threads_hwm <= the limits) are FREE
+ *   R4  every state is FREE, LIVE or (entries) RECLAIM; entries at or above
+ *       the tables' high water marks (procs_hwm, threads_hwm <= the limits)
+ *       are FREE
  *   R5  a FREE entry's `life` is unlocked
  *   R6  the thread slots below threads_hwm, and their layers' thread
  *       regions, are committed (a new segment commits none; a slot's first
@@ -37,7 +43,9 @@
  *                         before `state = LIVE`: a crash leaves it FREE
  *   registry.slot.claim   a slot's fields written, before `state = LIVE`
  *   registry.reclaim      a dead entry's slots and layer state released,
- *                         before `state = FREE`: the next sweep redoes it
+ *                         before `state = FREE`: the next sweep or step
+ *                         redoes it (a step runs it outside the lock, the
+ *                         entry RECLAIM; "fail" gives the entry up)
  *   registry.unlink       the last close decided to unlink the name
  * Every step is re-runnable, so a holder of the registry lock that dies
  * anywhere is repaired by a recount (R3) and a sweep (registry_repair).
@@ -57,8 +65,9 @@
  * clears the thread's contexts; the child's first use of the heap registers
  * a new entry, held by an anchor of its own.
  *
- * Reclaim hooks of the layers run under the registry lock and must not claim
- * a thread slot (they free memory as remote frees).
+ * Reclaim hooks of the layers run under the registry lock, or for the dead
+ * outside it in a reclaim step, and must not claim a thread slot (they free
+ * memory as remote frees).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -422,11 +431,12 @@ static int anchor_release(shr_heap_t *h)
 
 /* ---- reclaim --------------------------------------------------------- */
 
-static void release_thread(shr_heap_t *h, uint32_t slot, bool dead)
+/* The registry's part of a slot's release, after the layers' hooks ran:
+ * the free hint, the process's count (R3) and state = FREE. Registry lock
+ * held. */
+static void release_slot(shr_heap_t *h, uint32_t slot)
 {
     thread_slot_t *ts = &h->threads[slot];
-    for (int l = SHR_NLAYERS - 1; l >= 0; l--)
-        if (hooks_of(l)->thread_release) hooks_of(l)->thread_release(h, slot, dead);
     REG_ASSERT("R4", slot < threads_hwm(h));
     if (slot < shr_load_relaxed(&h->hdr->threads_free_hint)) shr_store_relaxed(&h->hdr->threads_free_hint, slot);
     /* R3: only a LIVE slot of that very attachment was counted. */
@@ -438,24 +448,45 @@ static void release_thread(shr_heap_t *h, uint32_t slot, bool dead)
     shr_store_release(&ts->state, SHR_ENTRY_FREE);
 }
 
+static void slot_hooks(shr_heap_t *h, uint32_t slot, bool dead)
+{
+    for (int l = SHR_NLAYERS - 1; l >= 0; l--)
+        if (hooks_of(l)->thread_release) hooks_of(l)->thread_release(h, slot, dead);
+}
+
+static void proc_hooks(shr_heap_t *h, uint32_t proc, bool dead)
+{
+    for (int l = SHR_NLAYERS - 1; l >= 0; l--)
+        if (hooks_of(l)->proc_release) hooks_of(l)->proc_release(h, proc, dead);
+}
+
+static void release_thread(shr_heap_t *h, uint32_t slot, bool dead)
+{
+    slot_hooks(h, slot, dead);
+    release_slot(h, slot);
+}
+
+/* Whether slot s is a LIVE slot of the attachment (proc, gen). */
+static bool slot_of(const shr_heap_t *h, uint32_t s, uint32_t proc, uint32_t gen)
+{
+    const thread_slot_t *ts = &h->threads[s];
+    return shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE && ts->proc == proc && ts->proc_gen == gen;
+}
+
 /* Release every thread slot of process entry `proc`, then the layers'
  * per-process state. The entry itself is marked FREE by the caller. Returns
- * the number of thread slots released. */
+ * the number of thread slots released. Registry lock held. */
 static int release_proc(shr_heap_t *h, uint32_t proc, bool dead)
 {
     uint32_t gen = shr_load_relaxed(&h->procs[proc].gen);
     uint32_t hwm = threads_hwm(h);
     int n = 0;
-    for (uint32_t s = 0; s < hwm; s++) {
-        thread_slot_t *ts = &h->threads[s];
-        if (shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE && ts->proc == proc &&
-            ts->proc_gen == gen) {
+    for (uint32_t s = 0; s < hwm; s++)
+        if (slot_of(h, s, proc, gen)) {
             release_thread(h, s, dead);
             n++;
         }
-    }
-    for (int l = SHR_NLAYERS - 1; l >= 0; l--)
-        if (hooks_of(l)->proc_release) hooks_of(l)->proc_release(h, proc, dead);
+    proc_hooks(h, proc, dead);
     h->procs[proc].nthreads = 0; /* R3: none of its slots is LIVE any more */
     return n;
 }
@@ -466,6 +497,68 @@ static bool is_own_entry(const shr_heap_t *h, uint32_t proc)
 }
 
 bool shr__proc_registered_here(const shr_heap_t *h) { return is_own_entry(h, h->proc); }
+
+/* ---- Reclaim in steps ---------------------------------------------------
+ *
+ * Releasing a dead process costs what it held (its pools, its leases), and
+ * in a process that has not touched those pages yet, the page faults of
+ * reading them. Done under the registry lock, by whoever attached next, it
+ * made that attach pay for every death since the last one, and stalled
+ * every other attach and slot claim meanwhile (docs/design/shm.md §6.6). So:
+ *
+ *   - a claim does not reclaim first: an attach takes a FREE entry, a
+ *     thread a FREE slot, and only when none is left does it reclaim the
+ *     dead under the lock, one process at a time until one is FREE
+ *     (reclaim_one_locked); an allocation that finds the heap full reclaims
+ *     them all at once (shr__registry_sweep_locked);
+ *   - everywhere else the dead are reclaimed in steps, one dead process per
+ *     step: SHR__RECLAIM_STEPS at each thread's first use of a heap (a slot
+ *     claim: the allocator's slowest path) and at each close, all of them in
+ *     shr_heap_recover, shr_heap_stat, shr_heap_check and shr_heap_collect;
+ *     an attach takes none (a tool that attaches to read statistics pays
+ *     nothing for the dead; in a fresh process one dead thread's reclaim,
+ *     which faults in the pool headers of the arenas it touched, costs
+ *     about what an attach costs);
+ *   - a step holds the registry lock twice, briefly: to pick a dead process
+ *     and mark its entry RECLAIM with itself as the reclaimer (the commit
+ *     point of the claim), and to mark its slots and entry FREE at the end
+ *     (the commit point of the reclaim). The layers' hooks run in between,
+ *     outside the lock, with dead = true.
+ *
+ * Who may touch a RECLAIM entry's slots: its reclaimer only. Sweeps skip
+ * them (R2 counts a slot naming a RECLAIM entry of its gen as sound) while
+ * the reclaimer is alive; claims only take FREE slots. A reclaimer that dies
+ * (or gives up, clearing `reclaimer`) leaves the entry RECLAIM: the next
+ * step or sweep that sees its reclaimer gone takes it over and runs every
+ * hook again from the start. The hooks are re-runnable (shm.h), so a crash
+ * at any point of a step leaks nothing and releases nothing twice. */
+
+static uint64_t reclaimer_word(const shr_heap_t *h) { return (uint64_t)(h->proc + 1) << 32 | h->proc_gen; }
+
+/* Whether the reclaimer named by word w is gone: nobody (0), an entry out of
+ * range, not LIVE at that gen, or dead. This process's own entry is alive. */
+static bool reclaimer_gone(const shr_heap_t *h, uint64_t w)
+{
+    if (w == 0) return true;
+    uint32_t r = (uint32_t)(w >> 32) - 1, g = (uint32_t)w;
+    if (r >= h->max_procs) return true;
+    if (is_own_entry(h, r)) return h->proc_gen != g;
+    proc_entry_t *pe = &h->procs[r];
+    if (shr_load_acquire(&pe->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&pe->gen) != g) return true;
+    return !probe_life(&pe->life);
+}
+
+/* Whether entry p is a dead process for a reclaimer to take: LIVE (or an
+ * unknown state, R4) and dead, or RECLAIM with its reclaimer gone. Never
+ * this process's own entry. Registry lock held. */
+static bool reclaimable(const shr_heap_t *h, uint32_t p)
+{
+    proc_entry_t *pe = &h->procs[p];
+    uint32_t st = shr_load_acquire(&pe->state);
+    if (st == SHR_ENTRY_FREE || is_own_entry(h, p)) return false;
+    if (st == SHR_ENTRY_RECLAIM) return reclaimer_gone(h, shr_load_relaxed(&pe->reclaimer));
+    return !probe_life(&pe->life);
+}
 
 int shr__registry_sweep_locked(shr_heap_t *h)
 {
@@ -481,27 +574,137 @@ int shr__registry_sweep_locked(shr_heap_t *h)
             if (shr__mutex_holder(&pe->life, &died) == 0 && died) probe_life(&pe->life);
             continue;
         }
-        if (is_own_entry(h, p)) continue;
-        /* LIVE, or an unknown state (R4 broken): reclaim once dead. */
-        if (probe_life(&pe->life)) continue;
+        /* LIVE, or an unknown state (R4 broken): reclaim once dead; RECLAIM
+         * once its reclaimer is gone. */
+        if (!reclaimable(h, p)) continue;
         n += 1 + release_proc(h, p, true);
         if (SHR_FAULT(REG_RECLAIM)) continue; /* "fail": left for the next sweep */
+        shr_store_relaxed(&pe->reclaimer, 0);
         shr_store_release(&pe->state, SHR_ENTRY_FREE);
     }
     /* R2: slots whose process entry is gone or was claimed again; R4:
-     * slots of an unknown state. */
+     * slots of an unknown state. A slot of a RECLAIM entry is its
+     * reclaimer's (the loop above took over those whose reclaimer is gone). */
     for (uint32_t s = 0; s < thwm; s++) {
         thread_slot_t *ts = &h->threads[s];
         uint32_t st = shr_load_relaxed(&ts->state);
         if (st == SHR_ENTRY_FREE) continue;
         proc_entry_t *pe = ts->proc < h->max_procs ? &h->procs[ts->proc] : NULL;
-        if (st == SHR_ENTRY_LIVE && pe && shr_load_relaxed(&pe->state) == SHR_ENTRY_LIVE &&
+        uint32_t pst = pe ? shr_load_relaxed(&pe->state) : SHR_ENTRY_FREE;
+        if (st == SHR_ENTRY_LIVE && (pst == SHR_ENTRY_LIVE || pst == SHR_ENTRY_RECLAIM) &&
             shr_load_relaxed(&pe->gen) == ts->proc_gen)
             continue;
         release_thread(h, s, true);
         n++;
     }
     return n;
+}
+
+/* One dead process released under the registry lock, for a claim that
+ * found its table full: it waits for one dead process's reclaim, not for
+ * every one's. Returns the entries and slots reclaimed (0: nobody dead).
+ * Registry lock held. */
+static int reclaim_one_locked(shr_heap_t *h)
+{
+    uint32_t phwm = procs_hwm(h);
+    for (uint32_t p = 0; p < phwm; p++) {
+        if (!reclaimable(h, p)) continue;
+        proc_entry_t *pe = &h->procs[p];
+        int n = 1 + release_proc(h, p, true);
+        if (SHR_FAULT(REG_RECLAIM)) return 0; /* "fail": left for the next sweep */
+        shr_store_relaxed(&pe->reclaimer, 0);
+        shr_store_release(&pe->state, SHR_ENTRY_FREE);
+        return n;
+    }
+    return 0;
+}
+
+/* One step: pick a dead process, release it outside the registry lock.
+ * Returns the entries and slots reclaimed (0: nobody is dead), or a
+ * negative code. The caller is registered here (it names itself as the
+ * reclaimer) and holds no shared lock. */
+static int reclaim_step(shr_heap_t *h)
+{
+    int rc = shr__lock(h, SHR_LOCK_REGISTRY);
+    if (rc) return rc;
+    uint32_t phwm = procs_hwm(h), thwm = threads_hwm(h), p;
+    for (p = 0; p < phwm; p++)
+        if (reclaimable(h, p)) break;
+    if (p == phwm) {
+        shr__unlock(h, SHR_LOCK_REGISTRY);
+        return 0;
+    }
+    proc_entry_t *pe = &h->procs[p];
+    uint32_t gen = shr_load_relaxed(&pe->gen), n = 0;
+    for (uint32_t s = 0; s < thwm; s++) n += slot_of(h, s, p, gen);
+    uint32_t *slots = n ? malloc(n * sizeof *slots) : NULL;
+    if (n && !slots) {
+        /* No memory for the list: this one under the lock, as a sweep does. */
+        int k = 1 + release_proc(h, p, true);
+        shr_store_relaxed(&pe->reclaimer, 0);
+        shr_store_release(&pe->state, SHR_ENTRY_FREE);
+        shr__unlock(h, SHR_LOCK_REGISTRY);
+        return k;
+    }
+    n = 0;
+    for (uint32_t s = 0; s < thwm; s++)
+        if (slot_of(h, s, p, gen)) slots[n++] = s;
+    uint64_t me = reclaimer_word(h);
+    shr_store_relaxed(&pe->reclaimer, me);
+    /* The commit point of the claim: the entry and its slots are this
+     * reclaimer's until it marks them FREE, gives up or dies. */
+    shr_store_release(&pe->state, SHR_ENTRY_RECLAIM);
+    shr__unlock(h, SHR_LOCK_REGISTRY);
+
+    for (uint32_t i = 0; i < n; i++) slot_hooks(h, slots[i], true);
+    proc_hooks(h, p, true);
+    bool give_up = SHR_FAULT(REG_RECLAIM); /* "fail": left for the next step */
+    if (give_up || (rc = shr__lock(h, SHR_LOCK_REGISTRY)) != 0) {
+        /* Taken over by the next step or sweep, which runs the hooks again. */
+        uint64_t expect = me;
+        atomic_compare_exchange_strong(&pe->reclaimer, &expect, 0);
+        free(slots);
+        return rc;
+    }
+    int k = 0;
+    if (shr_load_relaxed(&pe->state) == SHR_ENTRY_RECLAIM && shr_load_relaxed(&pe->reclaimer) == me &&
+        shr_load_relaxed(&pe->gen) == gen) {
+        for (uint32_t i = 0; i < n; i++)
+            if (slot_of(h, slots[i], p, gen)) {
+                release_slot(h, slots[i]);
+                k++;
+            }
+        pe->nthreads = 0; /* R3: none of its slots is LIVE any more */
+        shr_store_relaxed(&pe->reclaimer, 0);
+        /* The commit point of the reclaim. */
+        shr_store_release(&pe->state, SHR_ENTRY_FREE);
+        k++;
+    }
+    shr__unlock(h, SHR_LOCK_REGISTRY);
+    free(slots);
+    return k;
+}
+
+int shr__registry_reclaim(shr_heap_t *h, uint32_t max)
+{
+    if (!h) return -EINVAL;
+    if (!shr__proc_registered_here(h)) {
+        /* Not attached from this process (a fork child that has not used
+         * the heap): it cannot name itself as a reclaimer. */
+        int rc = shr__lock(h, SHR_LOCK_REGISTRY);
+        if (rc) return rc;
+        rc = shr__registry_sweep_locked(h);
+        shr__unlock(h, SHR_LOCK_REGISTRY);
+        return rc;
+    }
+    int total = 0;
+    for (uint32_t i = 0; i < max; i++) {
+        int k = reclaim_step(h);
+        if (k < 0) return total ? total : k;
+        if (k == 0) break;
+        total += k;
+    }
+    return total;
 }
 
 /* Repair for the registry lock: a process died while holding it, perhaps in
@@ -561,7 +764,11 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
 {
     if (!h) return -EINVAL;
     reg_checker_t k = {.out = out};
-    int rc = shr__lock(h, SHR_LOCK_REGISTRY);
+    /* The dead in steps first: the sweep below then has (almost) nothing
+     * left to do under the lock. */
+    int rc = shr__registry_reclaim(h, UINT32_MAX);
+    if (rc < 0) return rc;
+    rc = shr__lock(h, SHR_LOCK_REGISTRY);
     if (rc) return rc;
     /* R4 first: a sweep reclaims entries of an unknown state, but such a
      * state is damage, not the leftover of a dead process. */
@@ -575,7 +782,7 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
     }
     for (uint32_t p = 0; p < h->max_procs; p++) {
         uint32_t st = shr_load_relaxed(&h->procs[p].state);
-        if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE)
+        if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE && st != SHR_ENTRY_RECLAIM)
             reg_fail(&k, "R4: process entry %u: state %u", p, st);
     }
     shr__registry_sweep_locked(h); /* what a sweep reclaims from the dead is not damage */
@@ -601,8 +808,9 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
             continue;
         }
         proc_entry_t *pe = &h->procs[ts->proc];
-        if (shr_load_relaxed(&pe->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&pe->gen) != ts->proc_gen)
-            reg_fail(&k, "R2: thread slot %u names entry %u gen %u, which is not LIVE at that gen", s,
+        uint32_t pst = shr_load_relaxed(&pe->state);
+        if ((pst != SHR_ENTRY_LIVE && pst != SHR_ENTRY_RECLAIM) || shr_load_relaxed(&pe->gen) != ts->proc_gen)
+            reg_fail(&k, "R2: thread slot %u names entry %u gen %u, which is not LIVE (or RECLAIM) at that gen", s,
                      ts->proc, ts->proc_gen);
         count[ts->proc]++;
     }
@@ -637,10 +845,21 @@ static int proc_register_locked(shr_heap_t *h)
     seg_header_t *hdr = h->hdr;
     int rc = shr__lock(h, SHR_LOCK_REGISTRY);
     if (rc) return rc;
-    shr__registry_sweep_locked(h);
-    uint32_t hwm = procs_hwm(h), p;
-    for (p = 0; p < hwm; p++)
-        if (shr_load_relaxed(&h->procs[p].state) == SHR_ENTRY_FREE) break;
+    /* A FREE entry without reclaiming the dead first (they are reclaimed in
+     * steps elsewhere); when none is FREE, the dead one at a time under the
+     * lock until one is, then a sweep for what no step takes. */
+    uint32_t hwm, p;
+    for (bool swept = false;;) {
+        hwm = procs_hwm(h);
+        for (p = 0; p < hwm; p++)
+            if (shr_load_relaxed(&h->procs[p].state) == SHR_ENTRY_FREE) break;
+        if (p < h->max_procs || reclaim_one_locked(h) > 0) {
+            if (p < h->max_procs) break;
+            continue;
+        }
+        if (swept || shr__registry_sweep_locked(h) == 0) break;
+        swept = true;
+    }
     if (p == h->max_procs) {
         rc = SHR_EPROCS;
         goto out;
@@ -685,11 +904,16 @@ int shr__proc_register(shr_heap_t *h)
     pthread_mutex_lock(&proc_mutex);
     int rc = proc_register_locked(h);
     pthread_mutex_unlock(&proc_mutex);
+    /* No reclaim here: an attach costs what an attach costs, whoever died
+     * (the first slot claim and the close take the steps). */
     return rc;
 }
 
 void shr__proc_unregister(shr_heap_t *h)
 {
+    /* A bounded share of the dead's reclaim, while this process can still
+     * name itself as the reclaimer. */
+    if (shr__proc_registered_here(h)) (void)shr__registry_reclaim(h, SHR__RECLAIM_STEPS);
     pthread_mutex_lock(&proc_mutex);
     /* Contexts of this process's threads become stale: their owners free
      * them on their next slow path or at thread exit. */
@@ -712,10 +936,11 @@ void shr__proc_unregister(shr_heap_t *h)
         REG_ASSERT("R3", pe->nthreads == 0);
         shr_store_release(&pe->state, SHR_ENTRY_FREE);
         h->registered = false;
-        shr__registry_sweep_locked(h);
+        /* Live processes, found by their probe: the dead ones not reclaimed
+         * yet do not keep the name. */
         uint32_t live = 0, hwm = procs_hwm(h);
-        for (uint32_t p = 0; p < hwm; p++)
-            live += shr_load_relaxed(&h->procs[p].state) == SHR_ENTRY_LIVE;
+        for (uint32_t p = 0; p < hwm && live == 0; p++)
+            live += shr_load_relaxed(&h->procs[p].state) == SHR_ENTRY_LIVE && probe_life(&h->procs[p].life);
         if (live == 0 && (h->flags & SHR_HEAP_UNLINK_ON_LAST_CLOSE) && !SHR_FAULT(REG_UNLINK))
             shr__seg_unlink_if_ours(h);
         shr__unlock(h, SHR_LOCK_REGISTRY);
@@ -799,6 +1024,11 @@ static int claim_slot_locked(shr_heap_t *h, uint32_t *out)
             *out = s;
             return 0;
         }
+        /* None FREE: the dead one at a time, until one of theirs is. */
+        if (reclaim_one_locked(h) > 0) {
+            pass--;
+            continue;
+        }
         if (pass == 0 && shr__registry_sweep_locked(h) == 0) break;
     }
     return SHR_ETHREADS;
@@ -844,6 +1074,11 @@ shr_tctx_t *shr__tctx_slow(shr_heap_t *h)
     c->next_in_heap = h->ctxs;
     h->ctxs = c;
     pthread_setspecific(tctx_key, (void *)1);
+    shr__tl_ctx = c;
+    pthread_mutex_unlock(&proc_mutex);
+    /* A new slot: a bounded share of the dead's reclaim, as at attach. */
+    (void)shr__registry_reclaim(h, SHR__RECLAIM_STEPS);
+    return c;
 found:
     shr__tl_ctx = c;
     pthread_mutex_unlock(&proc_mutex);

@@ -808,7 +808,9 @@ int shr_heap_inspect(const char *name, shr_heap_info_t *info, shr_proc_info_t *p
 int shr__seg_stat(shr_heap_t *h, shr_heap_info_t *info, shr_proc_info_t *procs, size_t max,
                   size_t *nprocs)
 {
-    int rc = shr__lock(h, SHR_LOCK_REGISTRY);
+    int rc = shr__registry_reclaim(h, UINT32_MAX); /* the dead, in steps */
+    if (rc < 0) return rc;
+    rc = shr__lock(h, SHR_LOCK_REGISTRY);
     if (rc) return rc;
     shr__registry_sweep_locked(h);
     seg_view_t v = {.hdr = h->hdr, .procs = h->procs, .max_procs = h->max_procs};

@@ -80,8 +80,10 @@
  *    SHR_REF objects.
  * 7: thread slots and their layer regions committed at their first claim
  *    (below threads_hwm), not at creation: a build that expects them
- *    committed would touch uncommitted pages. */
-#define SHR_LAYOUT_VERSION 7u
+ *    committed would touch uncommitted pages.
+ * 8: process entries in state RECLAIM, named by proc_entry_t.reclaimer
+ *    (a dead process reclaimed outside the registry lock). */
+#define SHR_LAYOUT_VERSION 8u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"
@@ -145,8 +147,11 @@ typedef struct shm_lock {
     pthread_mutex_t mu;                  /* 64 robust, process-shared */
 } __attribute__((aligned(SHR_CACHELINE))) shm_lock_t;
 
-/* Entry states (proc_entry_t.state, thread_slot_t.state). */
-enum { SHR_ENTRY_FREE = 0, SHR_ENTRY_LIVE = 1 };
+/* Entry states (proc_entry_t.state, thread_slot_t.state). RECLAIM is for
+ * process entries only: a dead process whose slots and layer state one
+ * reclaimer (proc_entry_t.reclaimer) is releasing outside the registry lock
+ * (registry.c, "Reclaim in steps"). */
+enum { SHR_ENTRY_FREE = 0, SHR_ENTRY_LIVE = 1, SHR_ENTRY_RECLAIM = 2 };
 
 typedef struct proc_entry {
     _Atomic uint32_t state;     /*  0 SHR_ENTRY_*; changes under the registry lock */
@@ -155,7 +160,11 @@ typedef struct proc_entry {
     uint32_t nthreads;          /* 12 live thread slots; under the registry lock */
     uint64_t start_time;        /* 16 /proc/PID/stat starttime, clock ticks */
     uint64_t attach_ns;         /* 24 CLOCK_REALTIME at attach */
-    uint64_t reserved[4];       /* 32 */
+    /* 32 state RECLAIM: (index + 1) << 32 | gen of the reclaiming process's
+     * entry; 0 when nobody reclaims it (any other state, or a reclaimer that
+     * gave up). Written under the registry lock, cleared by its owner. */
+    _Atomic uint64_t reclaimer;
+    uint64_t reserved[3];       /* 40 */
     pthread_mutex_t life;       /* 64 held by the process's anchor thread */
 } __attribute__((aligned(SHR_CACHELINE))) proc_entry_t;
 
@@ -239,7 +248,8 @@ _Static_assert(offsetof(seg_header_t, locks) % SHR_CACHELINE == 0, "layout");
 _Static_assert(offsetof(shm_lock_t, ntimeouts) == 24 && offsetof(shm_lock_t, timeout_holder_proc) == 48,
                "layout");
 _Static_assert(offsetof(shm_lock_t, mu) == 64, "layout: the mutex on a line of its own");
-_Static_assert(offsetof(proc_entry_t, start_time) == 16 && offsetof(proc_entry_t, life) == 64,
+_Static_assert(offsetof(proc_entry_t, start_time) == 16 && offsetof(proc_entry_t, reclaimer) == 32 &&
+                   offsetof(proc_entry_t, life) == 64,
                "layout");
 _Static_assert(sizeof(thread_slot_t) == 64 && offsetof(thread_slot_t, epoch) == 24, "layout");
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "a mutex fits the line reserved for it");
@@ -411,6 +421,10 @@ typedef int (*shr__repair_fn)(shr_heap_t *heap);
  * time: recorded in the lock's timeout fields) or SHR_ELOCK (unrecoverable). */
 int shr__lock(shr_heap_t *heap, shr_lock_id_t id);
 void shr__unlock(shr_heap_t *heap, shr_lock_id_t id);
+/* Unlock between two steps of a walk (stats, check): when another thread
+ * waits for the lock, let it take the lock before returning (for 0.2 ms at
+ * most), so that it waits for one step, never for the walk. */
+void shr__unlock_step(shr_heap_t *heap, shr_lock_id_t id);
 /* Install the process-wide repair hook for a lock (idempotent). */
 void shr__lock_set_repair(shr_lock_id_t id, shr__repair_fn fn);
 int shr__lock_init_all(seg_header_t *hdr);
@@ -453,9 +467,15 @@ int shr__errno_of(int rc);
 
 /* ---- registry.c ------------------------------------------------------ */
 
-/* Reclaim hooks, called under the registry lock: for a thread slot being
- * released (its thread exited, its heap closed, or its process died) and for
- * a process entry being released. `dead` tells a crash from a clean exit. */
+/* Reclaim hooks: for a thread slot being released (its thread exited, its
+ * heap closed, or its process died) and for a process entry being released.
+ * `dead` tells a crash from a clean exit. With dead = false they run under
+ * the registry lock; with dead = true, either under it (a sweep) or outside
+ * it with the entry in state RECLAIM, owned by the one reclaimer that runs
+ * them (shr__registry_reclaim): no other thread touches that process's slots
+ * or regions meanwhile, and slots stay LIVE until the hooks are done. Every
+ * hook must be re-runnable: a reclaimer that dies part way is taken over and
+ * the hooks run again from the start. */
 typedef struct shr__layer_hooks {
     void (*thread_release)(shr_heap_t *heap, uint32_t slot, bool dead);
     void (*proc_release)(shr_heap_t *heap, uint32_t proc, bool dead);
@@ -474,8 +494,20 @@ int shr__proc_register(shr_heap_t *heap);
 /* Detach this process; unlinks the name when it was the last live process
  * of an unlink-on-last-close heap. */
 void shr__proc_unregister(shr_heap_t *heap);
-/* Reclaim dead entries; caller holds the registry lock. Returns the count. */
+/* Reclaim every dead entry at once, the layers' hooks included; caller
+ * holds the registry lock. Returns the count (entries and slots). For when
+ * memory has run out, for repair, and for what no step takes (slots a dead
+ * claim left): everywhere else, shr__registry_reclaim (a full table of
+ * entries or slots is reclaimed one dead process at a time). */
 int shr__registry_sweep_locked(shr_heap_t *heap);
+/* Reclaim up to max dead processes, each in a step of its own whose layer
+ * work runs outside the registry lock (registry.c, "Reclaim in steps").
+ * Takes no lock on entry; the caller holds none of the heap's. Returns the
+ * number of entries and slots reclaimed, or a negative code. */
+int shr__registry_reclaim(shr_heap_t *heap, uint32_t max);
+/* Dead processes reclaimed per step-taking call: a thread's first use of a
+ * heap, a close. */
+#define SHR__RECLAIM_STEPS 1u
 /* Verify the registry's fields that later operations trust (R1-R5 in
  * registry.c), printing each violation to out (may be NULL). Takes the
  * registry lock. Returns the number of violations, or a negative code. */

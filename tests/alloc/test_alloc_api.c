@@ -125,6 +125,28 @@ Test(alloc_api, realloc_keeps_contents_and_grows_in_place)
     /* A huge block grows in place within its last chunk. */
     uint8_t *c = shr_malloc(h, 300000);
     cr_assert_eq(shr_realloc(h, c, 400000), c, "huge block did not grow in place");
+    /* And shrinks in place by any amount, its chunks past the new size given
+     * back (it used to be copied below three quarters of its chunks). */
+    shr_alloc_stats_t before, after;
+    uint8_t *d = shr_malloc(h, 8u << 20);
+    cr_assert_not_null(d);
+    fill(d, 300000, 5);
+    cr_assert_eq(shr_heap_stats(h, &before), 0);
+    /* A size no heap holds fails, whatever rounding it would wrap to (found
+     * by fuzz_alloc: SIZE_MAX - 661 rounded to 0 pages "shrank" the block
+     * away), and leaves the block as it was. */
+    errno = 0;
+    cr_assert_null(shr_realloc(h, d, SIZE_MAX - 661));
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert(intact(d, 300000, 5), "the block is untouched");
+    cr_assert_eq(shr_heap_check(h), 0);
+    cr_assert_eq(shr_realloc(h, d, 300000), d, "a huge block shrinks in place");
+    cr_assert(intact(d, 300000, 5));
+    cr_assert_eq(shr_heap_stats(h, &after), 0);
+    cr_assert_leq(after.large_bytes + (7u << 20), before.large_bytes, "its bytes counted down");
+    cr_assert_leq(after.chunks_used + 30, before.chunks_used, "its chunks past 300000 bytes are free (%llu -> %llu)",
+                  (unsigned long long)before.chunks_used, (unsigned long long)after.chunks_used);
+    shr_free(h, d);
     shr_free(h, b);
     shr_free(h, c);
     shr_free(h, p);

@@ -229,3 +229,64 @@ Test(alloc_damage, pool_shift_out_of_range_is_reported_not_used_as_a_shift)
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
+
+/* check.c: the step of the walks over what spans arenas (0: the default). */
+void shr__alloc_check_step(uint32_t n);
+
+static uint64_t arena_acquisitions(shr_heap_t *h)
+{
+    return atomic_load(&h->hdr->locks[SHR_LOCK_ARENA].nacquired);
+}
+
+Test(alloc_damage, check_walks_the_chunk_table_in_steps_and_still_reports_damage)
+{
+    shr_heap_t *h = make_heap();
+    alloc_global_t *g = alloc_global(h);
+    /* Chunks of every kind: huge runs with free runs between them, a large
+     * chunk, arenas. */
+    void *huge[48];
+    for (int i = 0; i < 48; i++) cr_assert_not_null(huge[i] = shr_malloc(h, 300u << 10));
+    for (int i = 0; i < 48; i += 2) shr_free(h, huge[i]);
+    void *big = shr_malloc(h, 20000), *small = shr_malloc(h, 64);
+    cr_assert_not_null(big);
+    cr_assert_not_null(small);
+    uint64_t chunks = shr_load_relaxed(&g->hwm) - g->first_data;
+    cr_assert_gt(chunks, 64);
+    cr_assert_eq(shr_heap_check(h), 0);
+    uint64_t whole = arena_acquisitions(h);
+    cr_assert_eq(shr_heap_check(h), 0);
+    whole = arena_acquisitions(h) - whole;
+    /* Steps of 4 entries: the table walk alone lets the lock go a quarter
+     * as many times as there are chunks. */
+    shr__alloc_check_step(4);
+    uint64_t stepped = arena_acquisitions(h);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0, "a stepped walk of a quiet heap is clean");
+    stepped = arena_acquisitions(h) - stepped;
+    cr_assert_geq(stepped, whole + chunks / 4, "%llu acquisitions stepped, %llu in default steps, %llu chunks",
+                  (unsigned long long)stepped, (unsigned long long)whole, (unsigned long long)chunks);
+    /* Damage is still found across steps: a free run not on its list, a
+     * huge tail that does not point back, a list entry out of range, a
+     * large chunk's free page count. */
+    uint64_t free_head = 0, huge_head = 0;
+    chunk_t *t = chunk_table(h);
+    for (uint64_t c = g->first_data + chunks / 2; c < shr_load_relaxed(&g->hwm) && (!free_head || !huge_head); c++) {
+        if (!free_head && t[c].kind == CHUNK_FREE) free_head = c;
+        if (!huge_head && t[c].kind == CHUNK_HUGE && t[c].run > 1) huge_head = c;
+    }
+    cr_assert(free_head && huge_head, "a free run and a huge run past the first steps");
+    EXPECT_REPORTED(h, t[free_head].kind, (uint32_t)CHUNK_SMALL + 77);
+    EXPECT_REPORTED(h, t[huge_head + 1].run, 9u);
+    int l;
+    for (l = 0; l < SHR_NRUNLISTS && !g->runs[l]; l++) {
+    }
+    cr_assert_lt(l, SHR_NRUNLISTS);
+    EXPECT_REPORTED(h, g->runs[l], (uint64_t)1 << 45);
+    large_header_t *lh = (large_header_t *)(h->base + SHR_ALIGN_DOWN(shr_off(h, big), SHR_CHUNK_SIZE));
+    EXPECT_REPORTED(h, lh->free_pages, lh->free_pages + 1);
+    shr__alloc_check_step(0);
+    shr_free(h, big);
+    shr_free(h, small);
+    for (int i = 1; i < 48; i += 2) shr_free(h, huge[i]);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}

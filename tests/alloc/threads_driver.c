@@ -10,6 +10,8 @@
  *   observers    stats, check and roots from one thread while others allocate
  *   list         threads set, get, append and pop on one shared list; every
  *                string read must carry its own checksum
+ *   stepped_check  check and stats in steps of two entries while threads
+ *                take and give back huge and large blocks: no false report
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -174,6 +176,50 @@ static void scenario_observers(void)
     EXPECT(blocks_in_use() == 0, "observers: blocks left");
 }
 
+/* check.c: the step of the walks over what spans arenas (0: the default). */
+void shr__alloc_check_step(uint32_t n);
+
+/* Chunks change all the time: huge and large blocks taken and given back. */
+static void *chunk_churner(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    void *held[16] = {0};
+    while (!atomic_load(&stop)) {
+        unsigned r = (unsigned)rand_r(&seed), i = r % 16;
+        if (held[i]) {
+            shr_free(heap, held[i]);
+            held[i] = NULL;
+        } else {
+            size_t n = r & 0x100 ? (size_t)(260u << 10) + (r % 4) * (200u << 10) : 5000 + r % 60000;
+            held[i] = shr_malloc(heap, n);
+            if (!held[i]) atomic_fetch_add(&errors, 1);
+        }
+    }
+    for (int i = 0; i < 16; i++) shr_free(heap, held[i]);
+    return NULL;
+}
+
+static void scenario_stepped_check(void)
+{
+    pthread_t t[3];
+    atomic_store(&stop, 0);
+    atomic_store(&errors, 0);
+    shr__alloc_check_step(2); /* every walk lets the locks go every two entries */
+    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, chunk_churner, (void *)(uintptr_t)(7 + i));
+    for (int i = 0; i < 40; i++) {
+        EXPECT(shr_heap_check_report(heap, stderr) == 0, "stepped_check: check while chunks change");
+        shr_alloc_stats_t st;
+        EXPECT(shr_heap_stats(heap, &st) == 0, "stepped_check: stats");
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    shr__alloc_check_step(0);
+    EXPECT(atomic_load(&errors) == 0, "stepped_check: %d failed allocations", atomic_load(&errors));
+    shr_heap_collect(heap);
+    EXPECT(shr_heap_check_report(heap, stderr) == 0, "stepped_check: heap check");
+    EXPECT(blocks_in_use() <= 1, "stepped_check: blocks left (the list scenario's lease table may remain)");
+}
+
 /* ---- list ------------------------------------------------------------------- */
 
 static shr_list_t *shared_list;
@@ -253,7 +299,7 @@ int main(void)
     shr_heap_unlink(name); /* nothing left behind, even if a sanitizer aborts us */
     struct { const char *name; void (*fn)(void); } scenarios[] = {
         {"storm", scenario_storm}, {"short_lived", scenario_short_lived}, {"observers", scenario_observers},
-        {"list", scenario_list}};
+        {"list", scenario_list}, {"stepped_check", scenario_stepped_check}};
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
         int before = failures;

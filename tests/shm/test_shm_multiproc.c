@@ -431,10 +431,10 @@ static int attach_with_fault(void *arg)
     return 3; /* the point should have fired */
 }
 
-static void expect_registry_whole(shr_heap_t *h, int alive)
+static void expect_registry_whole_after(shr_heap_t *h, int alive, uint64_t repaired)
 {
     cr_assert_geq(shr_heap_recover(h), 0);
-    cr_assert_eq(h->hdr->locks[SHR_LOCK_REGISTRY].nrepaired, 1, "the dead holder's lock was repaired");
+    cr_assert_eq(h->hdr->locks[SHR_LOCK_REGISTRY].nrepaired, repaired, "the dead holder's lock was repaired");
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     int dead;
     cr_assert_eq(count_alive(shr_heap_name(h), &dead), alive);
@@ -447,6 +447,8 @@ static void expect_registry_whole(shr_heap_t *h, int alive)
     shr_heap_close(b);
     cr_assert_eq(shr_heap_check(h), 0);
 }
+
+static void expect_registry_whole(shr_heap_t *h, int alive) { expect_registry_whole_after(h, alive, 1); }
 
 Test(shm_multiproc, killed_while_claiming_an_entry)
 {
@@ -481,11 +483,133 @@ Test(shm_multiproc, killed_in_the_middle_of_a_reclaim)
     kill(peer, SIGKILL);
     shr_test_wait(peer);
     fclose(out);
-    /* An attacher's sweep dies after releasing the peer's slots, before
-     * marking its entry FREE. */
-    faulty_t f = {name, "registry.reclaim", SHR_FAULT_KILL, 0};
+    /* An attacher's reclaim step (at its first allocation) dies after
+     * releasing the peer's slots, before marking its entry FREE: outside the
+     * registry lock, the entry RECLAIM and named as the dead attacher's. */
+    faulty_t f = {name, "registry.reclaim", SHR_FAULT_KILL, 1}; /* the step of its slot claim */
     cr_assert_eq(shr_test_wait(shr_test_fork(attach_with_fault, &f)), 128 + SIGKILL);
-    expect_registry_whole(h, 1);
+    uint32_t reclaiming = 0;
+    for (uint32_t p = 0; p < h->max_procs; p++)
+        if (h->procs[p].state == SHR_ENTRY_RECLAIM) {
+            reclaiming++;
+            cr_assert_neq(shr_load_relaxed(&h->procs[p].reclaimer), 0, "named as the attacher's");
+        }
+    cr_assert_eq(reclaiming, 1, "the peer's entry was being reclaimed");
+    /* The next step sees its reclaimer dead and takes it over; the registry
+     * lock was never held by the dead. */
+    expect_registry_whole_after(h, 1, 0);
+    for (uint32_t p = 0; p < h->max_procs; p++) cr_assert_neq(h->procs[p].state, SHR_ENTRY_RECLAIM);
+    shr_heap_close(h);
+}
+
+/* ---- reclaim in steps: an attach does not pay for every death -------------- */
+
+typedef struct {
+    const char *name;
+    shr_test_gate_t ready;
+} holder_t;
+
+/* Attach, take pools of many classes, say so, wait to be killed. */
+static int hold_pools_and_wait(void *arg)
+{
+    holder_t *m = arg;
+    shr_heap_t *b;
+    if (shr_heap_attach(m->name, &b) != 0) return 1;
+    for (size_t n = 16; n <= 4096; n += 16)
+        if (!shr_malloc(b, n)) return 2;
+    shr_test_gate_open(&m->ready);
+    pause();
+    return 3;
+}
+
+static void kill_holders(const char *name, int n)
+{
+    holder_t m = {.name = name};
+    shr_test_gate_init(&m.ready);
+    pid_t pids[16];
+    cr_assert_leq(n, 16);
+    for (int i = 0; i < n; i++) {
+        pids[i] = shr_test_fork(hold_pools_and_wait, &m);
+        cr_assert(shr_test_gate_wait(&m.ready, 10000), "holder %d ready", i);
+    }
+    for (int i = 0; i < n; i++) {
+        kill(pids[i], SIGKILL);
+        cr_assert_eq(shr_test_wait(pids[i]), 128 + SIGKILL);
+    }
+}
+
+static int attach_and_close(void *arg)
+{
+    shr_heap_t *b;
+    if (shr_heap_attach(arg, &b) != 0) return 1;
+    shr_heap_close(b);
+    return 0;
+}
+
+/* Attach (no reclaim), count the dead still there, allocate (a slot claim:
+ * one step), close (one step). Exit code: the dead seen after the attach. */
+static int attach_use_close(void *arg)
+{
+    shr_heap_t *b;
+    if (shr_heap_attach(arg, &b) != 0) return 100;
+    shr_proc_info_t procs[SHR_DEFAULT_MAX_PROCS];
+    size_t n = 0;
+    if (shr_heap_inspect(arg, NULL, procs, SHR_DEFAULT_MAX_PROCS, &n) != 0) return 101;
+    int dead = 0;
+    for (size_t i = 0; i < n; i++) dead += !procs[i].alive;
+    void *p = shr_malloc(b, 64);
+    if (!p) return 102;
+    shr_free(b, p);
+    shr_heap_close(b);
+    return dead;
+}
+
+Test(shm_multiproc, attach_reclaims_the_dead_in_bounded_steps)
+{
+    shr_heap_t *h = make_heap(0);
+    const char *name = shr_heap_name(h);
+    kill_holders(name, 6);
+    int dead;
+    cr_assert_eq(count_alive(name, &dead), 1);
+    cr_assert_eq(dead, 6);
+    /* Another process attaches (no step), allocates (a slot claim: one step)
+     * and closes (one step): two of the six. */
+    cr_assert_eq(shr_test_wait(shr_test_fork(attach_use_close, (void *)name)), 6, "an attach reclaims none");
+    cr_assert_eq(count_alive(name, &dead), 1);
+    cr_assert_eq(dead, 6 - 2 * (int)SHR__RECLAIM_STEPS, "a slot claim and a close reclaim a bounded share");
+    /* Their pools are still theirs until reclaimed, and that is sound. */
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0, "check reclaims the rest, in steps");
+    cr_assert_eq(count_alive(name, &dead), 1);
+    cr_assert_eq(dead, 0);
+    shr_alloc_stats_t st;
+    cr_assert_eq(shr_heap_stats(h, &st), 0);
+    cr_assert_eq(st.dead_threads, 6, "each dead peer's slot reclaimed once");
+    cr_assert_eq(h->hdr->locks[SHR_LOCK_REGISTRY].nrepaired, 0);
+    shr_heap_close(h);
+}
+
+Test(shm_multiproc, a_full_registry_reclaims_the_dead_at_once)
+{
+    /* Every entry but ours held by the dead: the claim cannot wait for steps. */
+    shr_heap_options_t o;
+    shr_heap_options_init(&o);
+    o.max_procs = 4;
+    o.capacity = 64u << 20;
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), &o, &h), 0);
+    const char *name = shr_heap_name(h);
+    kill_holders(name, 3);
+    int dead;
+    cr_assert_eq(count_alive(name, &dead), 1);
+    cr_assert_eq(dead, 3);
+    cr_assert_eq(shr_test_wait(shr_test_fork(attach_and_close, (void *)name)), 0, "an entry was found");
+    cr_assert_eq(count_alive(name, &dead), 1);
+    cr_assert_eq(dead, 1, "one reclaimed under the lock to make room, one by the close's step");
+    cr_assert_eq(shr_heap_recover(h), 2, "the last: its entry and its slot");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_alloc_stats_t st;
+    cr_assert_eq(shr_heap_stats(h, &st), 0);
+    cr_assert_eq(st.dead_threads, 3);
     shr_heap_close(h);
 }
 
