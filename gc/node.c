@@ -349,6 +349,21 @@ int shr_obj_publish(shr_heap_t *heap, const char *name, shr_ref_t ref)
     return rc;
 }
 
+/* The root named name that holds an object reference, and the object's
+ * offset. Roots lock held. -ENOENT, SHR_ETYPE (a root of another kind, a
+ * named list), SHR_ECORRUPT (it names no sound object). */
+static int find_obj_root(shr_heap_t *heap, const char *name, root_entry_t **ep, uint64_t *offp)
+{
+    root_entry_t *e = shr__root_find(heap, name);
+    if (!e) return -ENOENT;
+    if (!(e->flags & ROOT_REF)) return SHR_ETYPE;
+    uint64_t off = shr_load_relaxed(&e->off);
+    if (root_obj_problem(heap, off)) return SHR_ECORRUPT;
+    *ep = e;
+    *offp = off;
+    return 0;
+}
+
 int shr_obj_lookup(shr_heap_t *heap, const char *name, shr_ref_t *out)
 {
     size_t len;
@@ -359,11 +374,9 @@ int shr_obj_lookup(shr_heap_t *heap, const char *name, shr_ref_t *out)
     shr__gc_drain_dead(heap);
     uint64_t off = 0;
     if ((rc = shr__root_lock(heap)) == 0) {
-        root_entry_t *e = shr__root_find(heap, name);
-        if (!e) rc = -ENOENT;
-        else if (!(e->flags & ROOT_REF)) rc = SHR_ETYPE;
-        else if (root_obj_problem(heap, off = shr_load_relaxed(&e->off))) rc = SHR_ECORRUPT;
-        else shr__incref(obj_at(heap, off)); /* under the roots lock: the root keeps it alive */
+        root_entry_t *e = NULL;
+        if ((rc = find_obj_root(heap, name, &e, &off)) == 0)
+            shr__incref(obj_at(heap, off)); /* under the roots lock: the root keeps it alive */
         shr__root_unlock(heap);
     }
     if (rc == 0) rc = hand_out(heap, obj_at(heap, off), out);
@@ -380,11 +393,8 @@ int shr_obj_unpublish(shr_heap_t *heap, const char *name)
     if ((rc = shr__gate_enter(heap)) != 0) return rc;
     uint64_t off = 0;
     if ((rc = shr__root_lock(heap)) == 0) {
-        root_entry_t *e = shr__root_find(heap, name);
-        if (!e) rc = -ENOENT;
-        else if (!(e->flags & ROOT_REF)) rc = SHR_ETYPE;
-        else if (root_obj_problem(heap, off = shr_load_relaxed(&e->off))) rc = SHR_ECORRUPT;
-        else e->name[0] = 0; /* unpublish, then release */
+        root_entry_t *e = NULL;
+        if ((rc = find_obj_root(heap, name, &e, &off)) == 0) e->name[0] = 0; /* unpublish, then release */
         shr__root_unlock(heap);
     }
     if (rc == 0) shr__decref(heap, obj_at(heap, off));

@@ -8,22 +8,10 @@
 
 #include "alloc.h"
 #include "harness.h"
+#include "cr_heap.h"
 
 static void fini(void) { shr_test_cleanup(); }
 TestSuite(alloc_unit, .fini = fini, .timeout = 120);
-
-static shr_heap_t *make_heap(void)
-{
-    shr_heap_t *h;
-    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
-    return h;
-}
-
-static void done(shr_heap_t *h)
-{
-    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
-    shr_heap_close(h);
-}
 
 /* The header of the pool holding p: dense in page 0 of its arena. */
 static pool_header_t *pool_of_ptr(shr_heap_t *h, void *p)

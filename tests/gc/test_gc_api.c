@@ -7,22 +7,10 @@
 #include <string.h>
 
 #include "harness.h"
+#include "cr_heap.h"
 
 static void fini(void) { shr_test_cleanup(); }
 TestSuite(gc_api, .fini = fini, .timeout = 120);
-
-static shr_heap_t *make_heap(void)
-{
-    shr_heap_t *h;
-    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
-    return h;
-}
-
-static void done(shr_heap_t *h)
-{
-    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
-    shr_heap_close(h);
-}
 
 static shr_ref_t node(shr_heap_t *h, uint32_t nslots, size_t payload)
 {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "cr_heap.h"
 #include "list.h"
 
 static void fini(void)
@@ -25,19 +26,6 @@ TestSuite(gc_unit, .fini = fini, .timeout = 120);
     do {                                                                               \
         if (!shr_fault_available()) cr_skip_test("fault points are compiled out");     \
     } while (0)
-
-static shr_heap_t *make_heap(void)
-{
-    shr_heap_t *h;
-    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
-    return h;
-}
-
-static void done(shr_heap_t *h)
-{
-    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
-    shr_heap_close(h);
-}
 
 static shr_lease_stats_t stats(shr_heap_t *h)
 {

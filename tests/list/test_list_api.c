@@ -7,24 +7,12 @@
 #include <string.h>
 
 #include "harness.h"
+#include "cr_heap.h"
 
 static void fini(void) { shr_test_cleanup(); }
 TestSuite(list_api, .fini = fini, .timeout = 120);
 
-static shr_heap_t *make_heap(void)
-{
-    shr_heap_t *h;
-    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
-    return h;
-}
-
 static uint64_t blocks_in_use(shr_heap_t *h) { return shr_test_blocks_in_use(h); }
-
-static void done(shr_heap_t *h)
-{
-    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
-    shr_heap_close(h);
-}
 
 Test(list_api, values_keep_their_types)
 {

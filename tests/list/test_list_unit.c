@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "cr_heap.h"
 #include "list.h"
 
 static void fini(void)
@@ -24,13 +25,6 @@ static void fini(void)
  * these tests check behaviour, not time. */
 static void init(void) { setenv("SHARENA_LOCK_TIMEOUT_MS", "60000", 1); }
 TestSuite(list_unit, .init = init, .fini = fini, .timeout = 120);
-
-static shr_heap_t *make_heap(void)
-{
-    shr_heap_t *h;
-    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
-    return h;
-}
 
 /* ---- try_incref ------------------------------------------------------------ */
 
