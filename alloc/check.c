@@ -382,7 +382,8 @@ static void check_pool(checker_t *k, pool_header_t *p, uint64_t psize)
             /* Written once when the pool got its class (before the release
              * store of USED): what remote freers and adopters trust. */
             uint32_t size = shr__class_size[cls];
-            if (p->block_size != size || p->capacity != (psize - first) / size ||
+            if (__atomic_load_n(&p->block_size, __ATOMIC_RELAXED) != size ||
+                __atomic_load_n(&p->capacity, __ATOMIC_RELAXED) != (psize - first) / size ||
                 !shift_is(p->shift, psize))
                 fail(k, "P2: pool %" PRIu64 ": geometry does not match class %u", po, cls);
             /* The remote stack's top, which the owner's next splice follows. */

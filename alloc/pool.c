@@ -353,10 +353,13 @@ static void pool_init(shr_heap_t *h, pool_header_t *pool, unsigned cls)
     uint32_t size = shr__class_size[cls];
     uint64_t psize = pool_size_of(h, pool);
     uint32_t first = pool_first(pool_mem_of(h, pool));
-    pool->shift = (uint16_t)pool_shift(h, shr__off(h, pool));
-    pool->block_size = size;
-    pool->capacity = (uint32_t)((psize - first) / size);
-    pool->maxnextoffset = (uint32_t)(first + (uint64_t)(pool->capacity - 1) * size);
+    /* Relaxed atomic stores: a checker in another thread may read the
+     * geometry of a pool its owner re-classes meanwhile (it then discards
+     * what it read: check.c's snapshot). */
+    uint32_t cap = (uint32_t)((psize - first) / size);
+    __atomic_store_n(&pool->block_size, size, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool->capacity, cap, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool->maxnextoffset, (uint32_t)(first + (uint64_t)(cap - 1) * size), __ATOMIC_RELAXED);
     shr_store_relaxed(&pool->nextoffset, first);
     shr_store_relaxed(&pool->freeblock, 0);
     shr_store_relaxed(&pool->nused, 0);
