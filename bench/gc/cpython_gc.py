@@ -134,7 +134,57 @@ def tree(n, rng, d=None):
     return [nodes[0]], n + 1, 0
 
 
-BUILD = {"tree": tree, "live_flat": live_flat, "live_graph": live_graph, "ring2": ring2,
+def churn(n, rng, d=None, live=0, pct=50, cycle=10, every=0, progress=None):
+    """shr_graph_build_churn's stream (include/sharena/gc.h, "Churn"): a live
+    table root = [x_0 .. x_{S-1}], x_j = [root]; then n new lists, each
+    either cyclic garbage (U(100) < pct: joins the pending ring, linked and
+    dropped when it has `cycle` members) or x = [root] stored in root[U(S)]
+    (the list there freed by its count). progress(done) every `every`."""
+    s = live or max(n // 10, 1)
+    root = [None] * s
+    u = rng.u
+    for j in range(s):
+        x = [root]
+        root[j] = x
+        if d:
+            d.edge(j, Digest.ROOT)
+            d.edge(Digest.ROOT - j, j)
+    x = None
+    m, idx = [], []
+    garbage = 0
+
+    def close():
+        L = len(m)
+        for k in range(L):
+            m[k].append(m[(k + 1) % L])
+            if d:
+                d.edge(idx[k], idx[(k + 1) % L])
+        m.clear()
+        idx.clear()
+
+    for i in range(n):
+        if u(100) < pct:
+            m.append([])
+            idx.append(s + i)
+            garbage += 1
+            if len(m) == cycle:
+                close()
+        else:
+            j = u(s)
+            x = [root]
+            root[j] = x
+            if d:
+                d.edge(s + i, Digest.ROOT)
+                d.edge(Digest.ROOT - j, s + i)
+            x = None
+        if progress and every and (i + 1) % every == 0:
+            progress(i + 1)
+    if m:
+        close()
+    return root, s + 1, garbage
+
+
+BUILD = {"tree": tree, "churn": churn, "live_flat": live_flat, "live_graph": live_graph, "ring2": ring2,
          "ring100": ring100, "mix": mix}
 
 
@@ -255,11 +305,17 @@ def main():
     ap.add_argument("--young")
     ap.add_argument("--growth", default="1000000")
     ap.add_argument("--grow-one")
+    ap.add_argument("--churn", default="1000000", help="stream objects of the churn experiment (0: skip)")
+    ap.add_argument("--churn-live", type=int, default=0, help="the live table's slots (0: n / 10)")
+    ap.add_argument("--churn-rate", type=int, default=50, help="percent of the stream made cyclic garbage")
+    ap.add_argument("--churn-cycle", type=int, default=10, help="members of each garbage ring")
+    ap.add_argument("--churn-one")
     a = ap.parse_args()
     if a.digest:
         kind, n = a.digest.split(":")
         d = Digest()
-        root, live, garbage = BUILD[kind](int(float(n)), Rng(a.seed), d)
+        kw = {"live": a.churn_live, "pct": a.churn_rate, "cycle": a.churn_cycle} if kind == "churn" else {}
+        root, live, garbage = BUILD[kind](int(float(n)), Rng(a.seed), d, **kw)
         print(json.dumps({"kind": kind, "n": int(float(n)), "live": live, "garbage": garbage,
                           "edges": d.edges, "digest": "0x%016x" % d.h}))
         return
