@@ -1103,15 +1103,18 @@ def gc_table(d):
                      _us(r["first_ttsp_ns"]), _ms(cp), fmt(cp / n) if cp else "–",
                      f"**{fmt_ratio(ratio(sh, cp))}**" if cp else "–",
                      fmt_ratio(ratio(r["first_pause_ns"], cp)) if cp else "–",
+                     f"{ratio(r['first_ttsp_ns'], cp):.2g}" if cp else "–",
                      _ms(st), _ms(cst), fmt_ratio(ratio(st, cst)) if st and cst else "–"])
     out.append("### Full collections\n\nThe first collection after the build (everything in generation 0) and "
                "a second, \"steady\" one (everything old) for the graphs with a live part. CPython stops its "
                "interpreter for the whole collection, so its time is its pause; sharena's pause is the "
                "world stopped (stop request to restart: the garbage is freed after it), and the time to stop "
-               "is the part of the pause spent waiting for the other threads (none run here).\n\n" + md_table(
+               "is the part of the pause spent waiting for the other threads (none run here); CPython has "
+               "nothing like it (one interpreter), so its ratio is to CPython's whole collection: what "
+               "stopping the world adds.\n\n" + md_table(
                    ["graph", "objects", "collected", "sharena (ms)", "ns/object", "pause (ms)", "time to stop (µs)",
                     f"CPython {pyver} (ms)", "ns/object", "time ÷ CPython", "pause ÷ CPython",
-                    "steady sharena (ms)", "steady CPython (ms)", "÷"], rows))
+                    "time to stop ÷ CPython", "steady sharena (ms)", "steady CPython (ms)", "÷"], rows))
     pyy = {r["n_old"]: r for r in (P or {}).get("young", [])}
     yrows = []
     for r in S.get("young", []):
@@ -1119,14 +1122,15 @@ def gc_table(d):
         cp = c["gen0_ns"] if c else None
         yrows.append([f"{r['n_old']:,}", f"{r['candidates']:,}", _us(r["gen0_ns"]), _us(r["gen0_pause_ns"]),
                       _us(r["gen0_ttsp_ns"]), _us(cp), f"**{fmt_ratio(ratio(r['gen0_ns'], cp))}**" if cp else "–",
-                      fmt_ratio(ratio(r["gen0_pause_ns"], cp)) if cp else "–"])
+                      fmt_ratio(ratio(r["gen0_pause_ns"], cp)) if cp else "–",
+                      f"{ratio(r['gen0_ttsp_ns'], cp):.2g}" if cp else "–"])
     if yrows:
         out.append("### Young collections against the old heap\n\n2,000 fresh garbage objects (1,000 rings of 2) "
                    "over an old heap of live_graph objects in generation 2, `shr_gc_collect(h, 0)` / "
                    "`gc.collect(0)`; medians. \"candidates\": the objects sharena's collection examined.\n\n" +
                    md_table(["old objects", "sharena candidates", "sharena (µs)", "pause (µs)",
                              "time to stop (µs)", f"CPython {pyver} (µs)", "time ÷ CPython",
-                             "pause ÷ CPython"], yrows))
+                             "pause ÷ CPython", "time to stop ÷ CPython"], yrows))
     sg, cg = S.get("growth"), (P or {}).get("growth")
     if sg:
         grows = []
