@@ -1244,9 +1244,10 @@ def gc_plot(d, png_dir):
                    f'"churn: longest" {sc["call_ns_max"] / 1e6:.4g} {cc["call_ns_max"] / 1e6:.4g}',
                    f'"churn: p99" {sc["call_ns_p99"] / 1e6:.4g} {cc["call_ns_p99"] / 1e6:.4g}']
     grow = write_dat(tmp, "growth.dat", glines or ['"none" NaN NaN'])
-    ch_s = write_dat(tmp, "churn_s.dat", [f"{v['done']} {v['objects']}" for v in (sc or {}).get("samples", [])]
+    live = (sc or {}).get("live", 0) + 1
+    ch_s = write_dat(tmp, "churn_s.dat", [f"{v['done']} {v['objects'] - live}" for v in (sc or {}).get("samples", [])]
                      or ["NaN NaN"])
-    ch_c = write_dat(tmp, "churn_c.dat", [f"{v['done']} {v['objects']}" for v in (cc or {}).get("samples", [])]
+    ch_c = write_dat(tmp, "churn_c.dat", [f"{v['done']} {v['objects'] - live}" for v in (cc or {}).get("samples", [])]
                      or ["NaN NaN"])
     pyver = P.get("python", "?")
     sh, cp = COLOR["sharena"], "#e69f00"
@@ -1260,7 +1261,6 @@ def gc_plot(d, png_dir):
                     f'title "time, {label}"')
         bars.append(f'"" using {col + 1} lc rgb "{shades[(2 * i + 1) % 4]}" title "pause, {label}"')
         col += 2
-    live = (sc or {}).get("live", 0) + 1
     script = f"""set terminal pngcairo size 1100,780 font "DejaVu Sans,9" noenhanced
 set output "{os.path.join(png_dir, 'gc.png')}"
 set multiplot layout 2,2 title "sharena's cycle collector against CPython {pyver}'s on the same graphs (bench/gc)"
@@ -1303,13 +1303,12 @@ set style data linespoints
 unset logscale
 set yrange [0:*]
 set format x "%.0s%c"
-set title "Churn: tracked objects along the stream (the live set: {live:,})"
+set title "Churn: tracked objects beyond the live set of {live:,} (garbage not yet collected)"
 set xlabel "stream objects made"
-set ylabel "tracked objects"
+set ylabel "objects"
 set grid xtics ytics
 plot "{ch_s}" using 1:2 with linespoints lw 2 pt 7 lc rgb "{sh}" title "sharena", \
-     "{ch_c}" using 1:2 with linespoints lw 2 pt 7 lc rgb "{cp}" title "CPython", \
-     {live} with lines lc rgb "#000000" dt 2 title "live set"
+     "{ch_c}" using 1:2 with linespoints lw 2 pt 7 lc rgb "{cp}" title "CPython"
 unset multiplot
 """
     r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
