@@ -869,6 +869,7 @@ static int cmd_gc_build(const cli_cmd_t *cmd, int argc, char **argv)
     }
     if (as && garbage) return cli_usage_error(cmd, "--as names the root that --garbage drops");
     bool has_root = kind != SHR_GRAPH_RING2 && kind != SHR_GRAPH_RING100;
+    if (as && !has_root) return cli_usage_error(cmd, "%s is garbage only: it has no root for --as", pos[1]);
     const char *root_name = as ? as : pos[1];
     bool publish = has_root && !garbage;
 

@@ -845,7 +845,7 @@ Test(cli, gc_build_and_drop)
     cr_assert_eq(tracked(h), 1001);
 
     /* Refused: nothing made. */
-    const char *bad[][6] = {
+    const char *bad[][7] = {
         {"gc", "build", name, "live_graph", "1000", NULL},          /* the root's name is taken */
         {"gc", "build", name, "nope", "10", NULL},                  /* kind */
         {"gc", "build", name, "ring100", "99", NULL},               /* size */
@@ -858,10 +858,12 @@ Test(cli, gc_build_and_drop)
         {"gc", "build", name, "tree", "10", "--as="},              /* a bad root name */
         {"gc", "build", name, "tree", NULL},
         {"gc", "build", "t_no_such_heap", "tree", "10", NULL},
+        {"gc", "build", name, "ring2", "10", "--as=r"},             /* no root to name */
+        {"gc", "build", name, "tree", "10", "--garbage", "--as=t"},
     };
-    int want[] = {1, 2, 2, 2, 2, 2, 2, 2, 2, 1, 2, 1};
+    int want[] = {1, 2, 2, 2, 2, 2, 2, 2, 2, 1, 2, 1, 2, 2};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        r = run_cli(bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], bad[i][5], (const char *)NULL);
+        r = run_cli(bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], bad[i][5], bad[i][6], (const char *)NULL);
         cr_assert_eq(r.status, want[i], "case %zu: status %d: %s", i, r.status, r.err);
         cr_assert_neq(r.err[0], '\0', "case %zu says why", i);
         cli_free(&r);
