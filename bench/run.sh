@@ -21,7 +21,10 @@
 #   SHB_GC=0            skip the cycle collector against CPython (bench_gc and
 #                       bench/gc/cpython_gc.py; SHB_GC_SIZES=100000,1000000,
 #                       SHB_GC_TRIALS=3, SHB_GC_YOUNG_OLD=0,100000,1000000,
-#                       SHB_GC_GROWTH=1000000, 0 to skip the growth)
+#                       SHB_GC_GROWTH=1000000, 0 to skip the growth;
+#                       SHB_GC_CHURN=1000000 stream objects, 0 to skip the
+#                       churn, SHB_GC_CHURN_LIVE=100000, SHB_GC_CHURN_RATE=50,
+#                       SHB_GC_CHURN_CYCLE=10)
 #   SHB_REPORT_MD=PATH  where the report goes (default docs/benchmarks.md;
 #                       the plots go to docs/benchmarks/ only with the default)
 set -euo pipefail
@@ -196,16 +199,21 @@ run_gc() {
   quiet "gc"
   local sizes=${SHB_GC_SIZES:-100000,1000000} trials=${SHB_GC_TRIALS:-3}
   local olds=${SHB_GC_YOUNG_OLD:-0,100000,1000000} grow=${SHB_GC_GROWTH:-1000000}
-  say "gc: full collections at $sizes objects, young over $olds old, growth to $grow; sharena then CPython"
+  local churn=${SHB_GC_CHURN:-1000000} clive=${SHB_GC_CHURN_LIVE:-100000}
+  local crate=${SHB_GC_CHURN_RATE:-50} ccycle=${SHB_GC_CHURN_CYCLE:-10}
+  say "gc: full collections at $sizes objects, young over $olds old, growth to $grow, churn of $churn" \
+      "over $clive live ($crate% garbage in rings of $ccycle); sharena then CPython"
   local rc=0
   "${pin[@]}" "$bindir/bench_gc" --sizes="$sizes" --trials="$trials" --young-old="$olds" \
-    --growth="$grow" > "$out/gc.json" 2> >(tee -a "$out/gc.log" >&2) &
+    --growth="$grow" --churn="$churn" --churn-live="$clive" --churn-rate="$crate" --churn-cycle="$ccycle" \
+    > "$out/gc.json" 2> >(tee -a "$out/gc.log" >&2) &
   child=$!
   wait "$child" || rc=$?
   [ $rc -eq 0 ] || failed+=("bench_gc")
   rc=0
   "${pin[@]}" /usr/bin/python3 "$here/gc/cpython_gc.py" --sizes="$sizes" --trials="$trials" \
-    --young-old="$olds" --growth="$grow" > "$out/cpython_gc.json" 2> >(tee -a "$out/gc.log" >&2) &
+    --young-old="$olds" --growth="$grow" --churn="$churn" --churn-live="$clive" --churn-rate="$crate" \
+    --churn-cycle="$ccycle" > "$out/cpython_gc.json" 2> >(tee -a "$out/gc.log" >&2) &
   child=$!
   wait "$child" || rc=$?
   child=""

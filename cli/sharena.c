@@ -776,6 +776,207 @@ static int cmd_gc_other(const cli_cmd_t *cmd, int argc, char **argv)
     return rc ? cli_fail(cmd, name, rc) : CLI_OK;
 }
 
+/* N of `gc build`: a decimal count, or one written with an exponent (1e6).
+ * false for anything else or a value above UINT64_MAX. */
+static bool parse_n(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)s[0])) return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return false;
+    if (*end == 'e' || *end == 'E') {
+        char *e2;
+        if (!isdigit((unsigned char)end[1])) return false;
+        unsigned long long k = strtoull(end + 1, &e2, 10);
+        if (*e2 || k > 19) return false;
+        while (k--) {
+            if (v > UINT64_MAX / 10) return false;
+            v *= 10;
+        }
+        end = e2;
+    }
+    if (*end) return false;
+    *out = v;
+    return true;
+}
+
+/* `sharena gc build NAME KIND N [--seed S] [--as ROOT] [--garbage] [--auto]
+ * [--live S] [--rate P] [--cycle L]`: shr_graph_build into an existing heap.
+ * Every argument is checked, and the root's name found free, before the heap
+ * is touched: a refused command changes nothing. argv[0] is "build". */
+static int cmd_gc_build(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *pos[3] = {NULL, NULL, NULL}, *seed_s = "42", *as = NULL, *live_s = NULL, *rate_s = NULL,
+               *cycle_s = NULL;
+    bool garbage = false, autoc = false;
+    const cli_opt_t opts[] = {{"seed", 0, NULL, &seed_s}, {"as", 0, NULL, &as},       {"garbage", 0, &garbage, NULL},
+                              {"auto", 0, &autoc, NULL},  {"live", 0, NULL, &live_s}, {"rate", 0, NULL, &rate_s},
+                              {"cycle", 0, NULL, &cycle_s}, {NULL, 0, NULL, NULL}};
+    int np = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_cmd_help(cmd, stdout);
+            return CLI_HELP;
+        }
+        if (a[0] == '-' && a[1] == '-' && a[2]) {
+            const char *eq = strchr(a + 2, '=');
+            size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+            const cli_opt_t *o = find_long(opts, a + 2, len);
+            if (!o) return cli_usage_error(cmd, "unknown option '%.*s'", (int)len + 2, a);
+            int rc = take_opt(cmd, o, eq ? eq + 1 : NULL, argc, argv, &i);
+            if (rc != CLI_OK) return rc;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage_error(cmd, "unknown option '%s'", a);
+        } else if (np == 3) {
+            return cli_usage_error(cmd, "unexpected argument '%s'", a);
+        } else {
+            pos[np++] = a;
+        }
+    }
+    if (np < 3) return cli_usage_error(cmd, "build takes NAME KIND N");
+    const char *name = pos[0];
+    int kind = shr_graph_kind(pos[1]);
+    if (kind < 0)
+        return cli_usage_error(cmd, "unknown graph kind '%s' (live_flat, live_graph, ring2, ring100, mix, tree, churn)",
+                               pos[1]);
+    uint64_t n, seed, live = 0, lo = kind == SHR_GRAPH_RING2 ? 2 : kind == SHR_GRAPH_RING100 ? 100
+                                                            : kind == SHR_GRAPH_MIX   ? 10 : 1;
+    uint64_t hi = kind == SHR_GRAPH_CHURN ? (uint64_t)1 << 32 : SHR_GRAPH_MAX_N;
+    if (!parse_n(pos[2], &n) || n < lo || n > hi)
+        return cli_usage_error(cmd, "invalid N '%s' for %s (%" PRIu64 " to %" PRIu64 " objects)", pos[2], pos[1], lo,
+                               hi);
+    if (!parse_n(seed_s, &seed)) return cli_usage_error(cmd, "invalid seed '%s' (0 to 2^64 - 1)", seed_s);
+    shr_graph_churn_t churn = SHR_GRAPH_CHURN_INIT;
+    if ((live_s || rate_s || cycle_s) && kind != SHR_GRAPH_CHURN)
+        return cli_usage_error(cmd, "--live, --rate and --cycle are churn's");
+    uint32_t v;
+    if (live_s && (!parse_n(live_s, &live) || live < 1 || live > SHR_GRAPH_MAX_N))
+        return cli_usage_error(cmd, "invalid --live '%s' (1 to %u table slots)", live_s, SHR_GRAPH_MAX_N);
+    if (kind == SHR_GRAPH_CHURN && !live && n / 10 > SHR_GRAPH_MAX_N)
+        return cli_usage_error(cmd, "N of %" PRIu64 " needs --live (n / 10 is above %u)", n, SHR_GRAPH_MAX_N);
+    churn.live = live;
+    if (rate_s) {
+        if (strcmp(rate_s, "0") == 0) churn.garbage_pct = 0;
+        else if (parse_count(rate_s, 100, &v) == 0) churn.garbage_pct = v;
+        else return cli_usage_error(cmd, "invalid --rate '%s' (0 to 100 percent)", rate_s);
+    }
+    if (cycle_s) {
+        if (parse_count(cycle_s, SHR_GRAPH_CYCLE_MAX, &v) != 0)
+            return cli_usage_error(cmd, "invalid --cycle '%s' (1 to %u)", cycle_s, SHR_GRAPH_CYCLE_MAX);
+        churn.cycle = v;
+    }
+    if (as && garbage) return cli_usage_error(cmd, "--as names the root that --garbage drops");
+    bool has_root = kind != SHR_GRAPH_RING2 && kind != SHR_GRAPH_RING100;
+    if (as && !has_root) return cli_usage_error(cmd, "%s is garbage only: it has no root for --as", pos[1]);
+    const char *root_name = as ? as : pos[1];
+    bool publish = has_root && !garbage;
+
+    shr_heap_t *h;
+    int rc = shr_heap_attach(name, &h);
+    if (rc != 0) return cli_fail(cmd, name, rc);
+    shr_ref_t root = {0};
+    if (publish) {   /* the name must be free and valid before anything is made */
+        rc = shr_obj_lookup(h, root_name, &root);
+        if (rc == 0) {
+            shr_obj_release(h, root);
+            shr_heap_close(h);
+            fprintf(stderr, "sharena: gc: %s: the name '%s' is taken (choose another with --as, or "
+                            "'sharena gc drop %s %s')\n", name, root_name, name, root_name);
+            return CLI_FAIL;
+        }
+        if (rc != -ENOENT) {
+            shr_heap_close(h);
+            fprintf(stderr, "sharena: gc: %s: root name '%s': %s\n", name, root_name, shr_strerror(rc));
+            return CLI_FAIL;
+        }
+        root.off = 0;
+    }
+    shr_gc_stats_t before, after;
+    shr_graph_info_t gi = {.size = sizeof gi};
+    bool was_enabled = shr_gc_isenabled(h) == 1;
+    if (!autoc) shr_gc_disable(h);   /* this process's automatic collections only */
+    shr_gc_get_stats(h, &before);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = kind == SHR_GRAPH_CHURN ? shr_graph_build_churn(h, n, seed, &churn, &root, &gi)
+                                 : shr_graph_build(h, kind, n, seed, &root, &gi);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    shr_gc_get_stats(h, &after);
+    if (was_enabled) shr_gc_enable(h);
+    if (rc != 0) {
+        shr_heap_close(h);
+        fprintf(stderr, "sharena: gc: %s: building %s of %" PRIu64 ": %s (what it had linked into cycles is "
+                        "garbage for the next collection)\n", name, pos[1], n, shr_strerror(rc));
+        return CLI_FAIL;
+    }
+    char tb[32];
+    uint64_t ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec;
+    printf("%s: built %s of %" PRIu64 " (seed %" PRIu64 ") in %s: %" PRIu64 " objects, %" PRIu64 " live, %" PRIu64
+           " garbage, %" PRIu64 " edges, digest 0x%016" PRIx64 "\n", name, pos[1], n, seed, fmt_ns(ns, tb, sizeof tb),
+           gi.objects, gi.live, gi.garbage, gi.edges, gi.digest);
+    if (kind == SHR_GRAPH_CHURN)
+        printf("%s: churn: a table of %" PRIu64 ", %u%% of the stream garbage in rings of %u; %" PRIu64
+               " replaced table objects freed by counts\n", name, gi.live - 1, churn.garbage_pct, churn.cycle,
+               gi.objects - gi.live - gi.garbage);
+    uint64_t colls = 0, coll = 0;
+    for (int g = 0; g < 3; g++) {
+        colls += after.gen[g].collections - before.gen[g].collections;
+        coll += after.gen[g].collected - before.gen[g].collected;
+    }
+    if (colls)
+        printf("%s: %" PRIu64 " automatic collections during the build, %" PRIu64 " objects collected\n", name, colls,
+               coll);
+    if (publish) {
+        rc = shr_obj_publish(h, root_name, root);
+        shr_obj_release(h, root);
+        if (rc != 0) {
+            shr_heap_close(h);
+            fprintf(stderr, "sharena: gc: %s: publishing '%s': %s (the graph is garbage for the next collection)\n",
+                    name, root_name, shr_strerror(rc));
+            return CLI_FAIL;
+        }
+        printf("%s: root published as '%s' ('sharena gc drop %s %s' makes the graph garbage)\n", name, root_name,
+               name, root_name);
+    } else if (root.off) {
+        shr_obj_release(h, root);
+        printf("%s: root released: what its count did not free is garbage for the next collection\n", name);
+    } else {
+        printf("%s: no live part: the garbage waits for the next collection\n", name);
+    }
+    shr_heap_close(h);
+    return CLI_OK;
+}
+
+/* `sharena gc drop NAME ROOT`: unpublish ROOT (shr_obj_unpublish). */
+static int cmd_gc_drop(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_cmd_help(cmd, stdout);
+            return CLI_HELP;
+        }
+        if (argv[i][0] == '-') return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+    }
+    if (argc != 3) return cli_usage_error(cmd, argc < 3 ? "drop takes NAME ROOT" : "unexpected argument '%s'",
+                                          argv[argc < 3 ? 0 : 3]);
+    shr_heap_t *h;
+    int rc = shr_heap_attach(argv[1], &h);
+    if (rc != 0) return cli_fail(cmd, argv[1], rc);
+    rc = shr_obj_unpublish(h, argv[2]);
+    shr_heap_close(h);
+    if (rc == -ENOENT || rc == SHR_ETYPE) {
+        fprintf(stderr, "sharena: gc: %s: %s '%s'\n", argv[1],
+                rc == -ENOENT ? "no object is published as" : "no object (a plain root) is named", argv[2]);
+        return CLI_FAIL;
+    }
+    if (rc != 0) return cli_fail(cmd, argv[1], rc);
+    printf("%s: '%s' unpublished: what only it held is garbage for the next collection (or freed by counts)\n",
+           argv[1], argv[2]);
+    return CLI_OK;
+}
+
 /* `sharena gc collect NAME [--generation N]`, and the others above. */
 static int cmd_gc(const cli_cmd_t *cmd, int argc, char **argv)
 {
@@ -784,7 +985,10 @@ static int cmd_gc(const cli_cmd_t *cmd, int argc, char **argv)
         print_cmd_help(cmd, stdout);
         return CLI_HELP;
     }
-    if (argc < 2) return cli_usage_error(cmd, "missing subcommand (collect, stats, threshold, freeze, unfreeze)");
+    if (argc < 2)
+        return cli_usage_error(cmd, "missing subcommand (collect, stats, threshold, freeze, unfreeze, build, drop)");
+    if (strcmp(argv[1], "build") == 0) return cmd_gc_build(cmd, argc - 1, argv + 1);
+    if (strcmp(argv[1], "drop") == 0) return cmd_gc_drop(cmd, argc - 1, argv + 1);
     if (strcmp(argv[1], "stats") == 0 || strcmp(argv[1], "threshold") == 0 || strcmp(argv[1], "freeze") == 0 ||
         strcmp(argv[1], "unfreeze") == 0)
         return cmd_gc_other(cmd, argc, argv);
@@ -954,8 +1158,10 @@ static const cli_cmd_t cmds[] = {
      "options:\n"
      "  -h, --help              show this help"},
     {"gc", cmd_gc, "NAME", false,
-     "collect NAME [--generation N] | stats NAME | threshold NAME [T0 T1 T2] | freeze NAME | unfreeze NAME",
-     "run the cycle collector, read its statistics, set its thresholds, freeze",
+     "collect NAME [--generation N] | stats NAME | threshold NAME [T0 T1 T2] | freeze NAME | unfreeze NAME\n"
+     "          | build NAME KIND N [--seed S] [--as ROOT] [--garbage] [--auto] [--live S] [--rate P] [--cycle L]\n"
+     "          | drop NAME ROOT",
+     "run the cycle collector, read its statistics, set its thresholds, freeze, build test graphs",
      "collect: attach to NAME and collect generation N (0, 1 or 2; default 2, a full\n"
      "collection) with the world stopped: every process attached finishes the\n"
      "object or list call it is in and waits at its next one. Prints what was\n"
@@ -971,9 +1177,26 @@ static const cli_cmd_t cmds[] = {
      "freeze: move every tracked object to the permanent generation, which no\n"
      "collection examines (CPython's gc.freeze); unfreeze moves them back to\n"
      "generation 2. Both stop the world.\n"
+     "build: make a seeded graph of N objects in NAME (shr_graph_build; KIND is\n"
+     "live_flat, live_graph, ring2, ring100, mix, tree or churn; N may be written\n"
+     "1e6), the same graph bench/gc/cpython_gc.py builds in CPython for the same\n"
+     "KIND, N and seed, and print its counts and edge digest. Its root is\n"
+     "published as ROOT (default: KIND) and so kept alive; with --garbage it is\n"
+     "released instead, leaving the graph's cycles for 'gc collect'. ring2 and\n"
+     "ring100 are garbage only. This process's automatic collections are off\n"
+     "while it builds (--auto: the heap's thresholds apply, as for churn).\n"
+     "Nothing is changed when an argument is refused or ROOT is taken.\n"
+     "drop: unpublish ROOT: what only it held becomes garbage.\n"
      "\n"
      "options:\n"
-     "  -g, --generation N      the oldest generation to collect (default 2)\n"
+     "  -g, --generation N      collect: the oldest generation to collect (default 2)\n"
+     "  --seed S                build: the splitmix64 seed (default 42, the benchmark's)\n"
+     "  --as ROOT               build: the root's name (default: KIND)\n"
+     "  --garbage               build: release the root instead of publishing it\n"
+     "  --auto                  build: let automatic collections run during the build\n"
+     "  --live S                build churn: the live table's slots (default N / 10)\n"
+     "  --rate P                build churn: percent of the stream made garbage (default 50)\n"
+     "  --cycle L               build churn: members of each garbage ring (default 10)\n"
      "  -h, --help              show this help"},
     {"recover", cmd_recover, "NAME", false,
      "NAME",

@@ -41,13 +41,14 @@ static const char *const names[] = {
     [SHR_GRAPH_LIVE_FLAT] = "live_flat", [SHR_GRAPH_LIVE_GRAPH] = "live_graph",
     [SHR_GRAPH_RING2] = "ring2",         [SHR_GRAPH_RING100] = "ring100",
     [SHR_GRAPH_MIX] = "mix",             [SHR_GRAPH_TREE] = "tree",
+    [SHR_GRAPH_CHURN] = "churn",
 };
 
 int shr_graph_kind(const char *name)
 {
     if (!name)
         return -EINVAL;
-    for (int k = SHR_GRAPH_LIVE_FLAT; k <= SHR_GRAPH_TREE; k++)
+    for (int k = SHR_GRAPH_LIVE_FLAT; k <= SHR_GRAPH_CHURN; k++)
         if (strcmp(name, names[k]) == 0)
             return k;
     return -ENOENT;
@@ -55,7 +56,7 @@ int shr_graph_kind(const char *name)
 
 const char *shr_graph_name(int kind)
 {
-    return kind >= SHR_GRAPH_LIVE_FLAT && kind <= SHR_GRAPH_TREE ? names[kind] : NULL;
+    return kind >= SHR_GRAPH_LIVE_FLAT && kind <= SHR_GRAPH_CHURN ? names[kind] : NULL;
 }
 
 static int node(shr_heap_t *h, uint32_t nslots, size_t payload, shr_ref_t *out, shr_graph_info_t *gi)
@@ -259,8 +260,88 @@ static int build_tree(shr_heap_t *h, uint64_t n, shr_ref_t *root, shr_graph_info
     return rc;
 }
 
-int shr_graph_build(shr_heap_t *heap, int kind, uint64_t n, uint64_t seed, shr_ref_t *root,
-                    shr_graph_info_t *info)
+/* Close the pending ring m[0..len) (stream indices idx[]): m_k holds
+ * m_{(k+1) % len}, then every reference to it is dropped. */
+static int churn_ring(shr_heap_t *h, shr_ref_t *m, const uint64_t *idx, uint32_t len, shr_graph_info_t *gi)
+{
+    int rc = 0;
+    for (uint32_t k = 0; k < len && rc == 0; k++)
+        if ((rc = shr_obj_set(h, m[k], 0, m[(k + 1) % len])) == 0)
+            dig(gi, idx[k], idx[(k + 1) % len]);
+    release_all(h, m, len);
+    memset(m, 0, len * sizeof *m);
+    return rc;
+}
+
+/* The live table, then the stream (include/sharena/gc.h, "Churn"). Holds
+ * the root and the pending ring only, so that n is bounded by time alone. */
+static int build_churn(shr_heap_t *h, uint64_t n, uint64_t *rng, const shr_graph_churn_t *c, shr_ref_t *root,
+                       shr_graph_info_t *gi)
+{
+    uint64_t s = c->live ? c->live : (n / 10 ? n / 10 : 1);
+    shr_ref_t *m = calloc(c->cycle, sizeof *m), r = {0}, x = {0};
+    uint64_t *idx = malloc(c->cycle * sizeof *idx);
+    uint32_t pending = 0;
+    int rc = s > SHR_GRAPH_MAX_N ? -EINVAL : -ENOMEM;
+    if (!m || !idx || s > SHR_GRAPH_MAX_N)
+        goto out;
+    if ((rc = node(h, (uint32_t)s, 0, &r, gi)) != 0)
+        goto out;
+    for (uint64_t j = 0; j < s; j++) {
+        if ((rc = node(h, 1, 0, &x, gi)) != 0 || (rc = shr_obj_set(h, x, 0, r)) != 0)
+            goto out;
+        dig(gi, j, ROOT_INDEX);
+        if ((rc = shr_obj_set(h, r, (uint32_t)j, x)) != 0)
+            goto out;
+        dig(gi, ROOT_INDEX - j, j);
+        shr_obj_release(h, x);
+        x.off = 0;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        if (draw(rng, 100) < c->garbage_pct) {
+            if ((rc = node(h, 1, 0, &m[pending], gi)) != 0)
+                goto out;
+            idx[pending++] = s + i;
+            gi->garbage++;
+            if (pending == c->cycle) {
+                pending = 0;
+                if ((rc = churn_ring(h, m, idx, c->cycle, gi)) != 0)
+                    goto out;
+            }
+        } else {
+            uint64_t j = draw(rng, s);
+            if ((rc = node(h, 1, 0, &x, gi)) != 0 || (rc = shr_obj_set(h, x, 0, r)) != 0)
+                goto out;
+            dig(gi, s + i, ROOT_INDEX);
+            if ((rc = shr_obj_set(h, r, (uint32_t)j, x)) != 0)
+                goto out;
+            dig(gi, ROOT_INDEX - j, s + i);
+            shr_obj_release(h, x);
+            x.off = 0;
+        }
+        if (c->progress && c->every && (i + 1) % c->every == 0)
+            c->progress(h, i + 1, c->arg);
+    }
+    if (pending && (rc = churn_ring(h, m, idx, pending, gi)) != 0)
+        goto out;
+    pending = 0;
+    gi->live = s + 1;
+    *root = r;
+    r.off = 0;
+out:
+    if (x.off)
+        shr_obj_release(h, x);
+    if (m)
+        release_all(h, m, pending);
+    if (r.off)
+        shr_obj_release(h, r);
+    free(m);
+    free(idx);
+    return rc;
+}
+
+static int build(shr_heap_t *heap, int kind, uint64_t n, uint64_t seed, const shr_graph_churn_t *churn,
+                 shr_ref_t *root, shr_graph_info_t *info)
 {
     shr_graph_info_t gi = {.size = sizeof gi};
     uint64_t rng = seed;
@@ -269,7 +350,8 @@ int shr_graph_build(shr_heap_t *heap, int kind, uint64_t n, uint64_t seed, shr_r
         return -EINVAL;
     if (!shr_graph_name(kind))
         return -ENOENT;
-    if (n < 1 || n > SHR_GRAPH_MAX_N || (kind == SHR_GRAPH_RING2 && n < 2) ||
+    if (n < 1 || (n > SHR_GRAPH_MAX_N && kind != SHR_GRAPH_CHURN) || n > ((uint64_t)1 << 32) ||
+        (kind == SHR_GRAPH_RING2 && n < 2) ||
         (kind == SHR_GRAPH_RING100 && n < 100) || (kind == SHR_GRAPH_MIX && n < 10))
         return -EINVAL;
     root->off = 0;
@@ -279,9 +361,26 @@ int shr_graph_build(shr_heap_t *heap, int kind, uint64_t n, uint64_t seed, shr_r
     case SHR_GRAPH_RING2: rc = build_rings(heap, n, 2, &gi); break;
     case SHR_GRAPH_RING100: rc = build_rings(heap, n, 100, &gi); break;
     case SHR_GRAPH_MIX: rc = build_mix(heap, n, &rng, root, &gi); break;
-    default: rc = build_tree(heap, n, root, &gi); break;
+    case SHR_GRAPH_TREE: rc = build_tree(heap, n, root, &gi); break;
+    default: rc = build_churn(heap, n, &rng, churn, root, &gi); break;
     }
     if (rc == 0 && info)
         *info = gi;
     return rc;
+}
+
+int shr_graph_build(shr_heap_t *heap, int kind, uint64_t n, uint64_t seed, shr_ref_t *root,
+                    shr_graph_info_t *info)
+{
+    const shr_graph_churn_t defaults = SHR_GRAPH_CHURN_INIT;
+    return build(heap, kind, n, seed, &defaults, root, info);
+}
+
+int shr_graph_build_churn(shr_heap_t *heap, uint64_t n, uint64_t seed, const shr_graph_churn_t *churn,
+                          shr_ref_t *root, shr_graph_info_t *info)
+{
+    if (!churn || churn->size != sizeof *churn || churn->live > SHR_GRAPH_MAX_N || churn->garbage_pct > 100 ||
+        churn->cycle < 1 || churn->cycle > SHR_GRAPH_CYCLE_MAX)
+        return -EINVAL;
+    return build(heap, SHR_GRAPH_CHURN, n, seed, churn, root, info);
 }

@@ -9,8 +9,12 @@ fresh interpreter. One JSON document on stdout, progress on stderr.
 
   cpython_gc.py [--sizes 100000,1000000] [--trials 3] [--seed 42]
                 [--young-old 0,100000,1000000] [--growth 1000000]
+                [--churn 1000000] [--churn-live 100000] [--churn-rate 50]
+                [--churn-cycle 10]
   cpython_gc.py --digest KIND:N   the graph's counts and edge digest (the
-                                  fold of shr_graph_info_t), for the tests
+                                  fold of shr_graph_info_t), for the tests;
+                                  churn takes --churn-live/-rate/-cycle
+                                  (live 0: n / 10, as shr_graph_build)
 """
 import argparse
 import gc
@@ -134,7 +138,57 @@ def tree(n, rng, d=None):
     return [nodes[0]], n + 1, 0
 
 
-BUILD = {"tree": tree, "live_flat": live_flat, "live_graph": live_graph, "ring2": ring2,
+def churn(n, rng, d=None, live=0, pct=50, cycle=10, every=0, progress=None):
+    """shr_graph_build_churn's stream (include/sharena/gc.h, "Churn"): a live
+    table root = [x_0 .. x_{S-1}], x_j = [root]; then n new lists, each
+    either cyclic garbage (U(100) < pct: joins the pending ring, linked and
+    dropped when it has `cycle` members) or x = [root] stored in root[U(S)]
+    (the list there freed by its count). progress(done) every `every`."""
+    s = live or max(n // 10, 1)
+    root = [None] * s
+    u = rng.u
+    for j in range(s):
+        x = [root]
+        root[j] = x
+        if d:
+            d.edge(j, Digest.ROOT)
+            d.edge(Digest.ROOT - j, j)
+    x = None
+    m, idx = [], []
+    garbage = 0
+
+    def close():
+        L = len(m)
+        for k in range(L):
+            m[k].append(m[(k + 1) % L])
+            if d:
+                d.edge(idx[k], idx[(k + 1) % L])
+        m.clear()
+        idx.clear()
+
+    for i in range(n):
+        if u(100) < pct:
+            m.append([])
+            idx.append(s + i)
+            garbage += 1
+            if len(m) == cycle:
+                close()
+        else:
+            j = u(s)
+            x = [root]
+            root[j] = x
+            if d:
+                d.edge(s + i, Digest.ROOT)
+                d.edge(Digest.ROOT - j, s + i)
+            x = None
+        if progress and every and (i + 1) % every == 0:
+            progress(i + 1)
+    if m:
+        close()
+    return root, s + 1, garbage
+
+
+BUILD = {"tree": tree, "churn": churn, "live_flat": live_flat, "live_graph": live_graph, "ring2": ring2,
          "ring100": ring100, "mix": mix}
 
 
@@ -239,6 +293,60 @@ def growth(n, seed):
     return res
 
 
+def quantiles(v):
+    """Total, median, p99 and max (nearest rank), as bench_gc prints them."""
+    v = sorted(v)
+    if not v:
+        return 0, 0, 0, 0
+    def q(p):
+        k = max(int(p * len(v) + 0.999999), 1)
+        return v[k - 1]
+    return sum(v), q(0.5), q(0.99), v[-1]
+
+
+def churn_run(n, live, pct, cycle, seed):
+    """shr_graph_build_churn's stream with automatic collection on at the
+    interpreter's default thresholds: each collection's time through
+    gc.callbacks, and 20 samples of the tracked objects (len(gc.get_objects()))
+    and the interpreter's allocated blocks (sys.getallocatedblocks()) beyond
+    what was there before, sampling time excluded."""
+    gc.disable()
+    settle()
+    calls, gens, state, samples = [], [0, 0, 0], {"excluded": 0}, []
+
+    def cb(phase, info):
+        if phase == "start":
+            state["t"] = ns()
+        else:
+            calls.append(ns() - state["t"])
+            gens[info["generation"]] += 1
+
+    o0, b0 = len(gc.get_objects()), sys.getallocatedblocks()
+
+    def progress(done):
+        t = ns()
+        objs = len(gc.get_objects()) - o0
+        samples.append({"done": done, "ns": t - state["t0"] - state["excluded"], "objects": objs,
+                        "blocks": sys.getallocatedblocks() - b0})
+        state["excluded"] += ns() - t
+
+    gc.callbacks.append(cb)
+    gc.enable()
+    state["t0"] = ns()
+    root, live_n, garbage = churn(n, Rng(seed), None, live, pct, cycle, max(n // 20, 1), progress)
+    total = ns() - state["t0"] - state["excluded"]
+    gc.disable()
+    gc.callbacks.remove(cb)
+    tot, med, p99, mx = quantiles(calls)
+    res = {"n": n, "live": live_n - 1, "rate_pct": pct, "cycle": cycle, "threshold": gc.get_threshold(),
+           "garbage": garbage, "total_ns": total, "collections": len(calls), "gen": gens,
+           "call_ns_total": tot, "call_ns_median": med, "call_ns_p99": p99, "call_ns_max": mx,
+           "samples": samples}
+    del root
+    gc.collect()
+    return res
+
+
 def child(args):
     out = subprocess.check_output([sys.executable, os.path.abspath(__file__)] + args)
     return json.loads(out.decode().strip().splitlines()[-1])
@@ -255,11 +363,17 @@ def main():
     ap.add_argument("--young")
     ap.add_argument("--growth", default="1000000")
     ap.add_argument("--grow-one")
+    ap.add_argument("--churn", default="1000000", help="stream objects of the churn experiment (0: skip)")
+    ap.add_argument("--churn-live", type=int, default=0, help="the live table's slots (0: n / 10)")
+    ap.add_argument("--churn-rate", type=int, default=50, help="percent of the stream made cyclic garbage")
+    ap.add_argument("--churn-cycle", type=int, default=10, help="members of each garbage ring")
+    ap.add_argument("--churn-one")
     a = ap.parse_args()
     if a.digest:
         kind, n = a.digest.split(":")
         d = Digest()
-        root, live, garbage = BUILD[kind](int(float(n)), Rng(a.seed), d)
+        kw = {"live": a.churn_live, "pct": a.churn_rate, "cycle": a.churn_cycle} if kind == "churn" else {}
+        root, live, garbage = BUILD[kind](int(float(n)), Rng(a.seed), d, **kw)
         print(json.dumps({"kind": kind, "n": int(float(n)), "live": live, "garbage": garbage,
                           "edges": d.edges, "digest": "0x%016x" % d.h}))
         return
@@ -272,6 +386,9 @@ def main():
         return
     if a.young:
         print(json.dumps(young(int(float(a.young)), a.seed, a.trials)))
+        return
+    if a.churn_one:
+        print(json.dumps(churn_run(int(float(a.churn_one)), a.churn_live, a.churn_rate, a.churn_cycle, a.seed)))
         return
     res = {"python": sys.version.split()[0], "executable": sys.executable,
            "threshold": gc.get_threshold(), "seed": a.seed, "trials": a.trials,
@@ -288,6 +405,11 @@ def main():
     if int(float(a.growth)):
         print("cpython_gc: growth to %s with automatic collection" % a.growth, file=sys.stderr, flush=True)
         res["growth"] = child(["--grow-one", a.growth, "--seed", str(a.seed)])
+    if int(float(a.churn)):
+        print("cpython_gc: churn of %s objects" % a.churn, file=sys.stderr, flush=True)
+        res["churn"] = child(["--churn-one", a.churn, "--churn-live", str(a.churn_live or 100000),
+                              "--churn-rate", str(a.churn_rate), "--churn-cycle", str(a.churn_cycle),
+                              "--seed", str(a.seed)])
     json.dump(res, sys.stdout, indent=1)
     print()
 

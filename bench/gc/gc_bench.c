@@ -5,6 +5,7 @@
  *
  *   bench_gc [--sizes=100000,1000000] [--trials=3] [--seed=42]
  *            [--young-old=0,100000,1000000] [--growth=1000000]
+ *            [--churn=1000000] [--churn-live=100000] [--churn-rate=50] [--churn-cycle=10]
  *
  * full:  for each graph and n, trials times: a fresh private heap with
  *        automatic collection off, the graph built, then a full collection
@@ -19,7 +20,17 @@
  *        the same draws (each new node stored into its parent at once, then
  *        the extra edges), automatic collection on at the heap's default
  *        thresholds; the time in the collector and the longest pause from
- *        shr_gc_get_stats. --growth=0 skips it.
+ *        shr_gc_get_stats (the world stopped), and from the callbacks
+ *        (start to stop in the collecting thread, what CPython's side
+ *        measures). --growth=0 skips it.
+ * churn: shr_graph_build_churn's stream of --churn=N objects (--churn-live=S
+ *        table slots, --churn-rate=P percent cyclic garbage in rings of
+ *        --churn-cycle=L) with automatic collection on at the default
+ *        thresholds: every collection's pause and call time (callbacks),
+ *        their median, p99 and max, the time in the collector, and 20
+ *        samples of the objects in the heap and the bytes in use as the
+ *        stream goes (sampling time excluded from the totals). --churn=0
+ *        skips it.
  * One JSON document on stdout, progress on stderr. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -166,6 +177,160 @@ static void young(uint64_t n_old, uint64_t seed, int trials, int first_row)
     shr_heap_close(h);
 }
 
+/* Every collection this process runs, through the callbacks: the call's
+ * time (start to stop, in the collecting thread) and the pause (the world
+ * stopped: the growth of the stats' pause total). */
+typedef struct recorder {
+    uint64_t t0, pause_before, *call, *pause;
+    size_t n, cap;
+    uint64_t gens[3];
+} recorder_t;
+
+static uint64_t pause_total(shr_heap_t *h)
+{
+    shr_gc_stats_t st;
+    if (shr_gc_get_stats(h, &st) != 0)
+        return 0;
+    return st.gen[0].pause_ns_total + st.gen[1].pause_ns_total + st.gen[2].pause_ns_total;
+}
+
+static void record(shr_heap_t *h, const char *phase, const shr_gc_info_t *info, void *arg)
+{
+    recorder_t *r = arg;
+    if (strcmp(phase, "start") == 0) {
+        r->pause_before = pause_total(h);
+        r->t0 = now_ns();
+        return;
+    }
+    uint64_t t = now_ns() - r->t0;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 1024;
+        r->call = realloc(r->call, r->cap * sizeof *r->call);
+        r->pause = realloc(r->pause, r->cap * sizeof *r->pause);
+        if (!r->call || !r->pause)
+            die("realloc", -ENOMEM);
+    }
+    r->call[r->n] = t;
+    r->pause[r->n++] = pause_total(h) - r->pause_before;
+    if (info->generation >= 0 && info->generation < 3)
+        r->gens[info->generation]++;
+}
+
+static uint64_t sum_u64(const uint64_t *v, size_t n)
+{
+    uint64_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += v[i];
+    return s;
+}
+
+/* Sorts v. The q-quantile by the nearest rank. */
+static uint64_t quantile(uint64_t *v, size_t n, double q)
+{
+    if (!n)
+        return 0;
+    qsort(v, n, sizeof *v, cmp_u64);
+    size_t k = (size_t)(q * (double)n + 0.999999);
+    return v[k ? k - 1 : 0];
+}
+
+static void print_dist(const char *name, uint64_t *v, size_t n)
+{
+    printf(", \"%s_ns_total\": %llu, \"%s_ns_median\": %llu, \"%s_ns_p99\": %llu, \"%s_ns_max\": %llu", name,
+           (unsigned long long)sum_u64(v, n), name, (unsigned long long)quantile(v, n, 0.5), name,
+           (unsigned long long)quantile(v, n, 0.99), name, (unsigned long long)quantile(v, n, 1.0));
+}
+
+typedef struct sampler {
+    uint64_t t0, excluded;
+    int nsamples;
+    struct { uint64_t done, ns, objects, bytes, blocks; } s[64];
+} sampler_t;
+
+/* Bytes and blocks handed out by the heap's allocator now. */
+static uint64_t bytes_in_use(shr_heap_t *h, uint64_t *blocks)
+{
+    shr_alloc_stats_t st;
+    if (shr_heap_stats(h, &st) != 0)
+        return 0;
+    uint64_t b = st.large_bytes, n = st.large_blocks;
+    for (int c = 0; c < SHR_POOL_CLASSES; c++) {
+        b += st.classes[c].blocks_in_use * st.classes[c].block_size;
+        n += st.classes[c].blocks_in_use;
+    }
+    if (blocks)
+        *blocks = n;
+    return b;
+}
+
+static void sample(shr_heap_t *h, uint64_t done, void *arg)
+{
+    sampler_t *sp = arg;
+    uint64_t t = now_ns();
+    if (sp->nsamples < 64) {
+        int64_t objs = shr_gc_get_objects(h, -1, NULL, 0);
+        sp->s[sp->nsamples].done = done;
+        sp->s[sp->nsamples].ns = t - sp->t0 - sp->excluded;
+        sp->s[sp->nsamples].objects = objs < 0 ? 0 : (uint64_t)objs;
+        sp->s[sp->nsamples].bytes = bytes_in_use(h, &sp->s[sp->nsamples].blocks);
+        sp->nsamples++;
+    }
+    sp->excluded += now_ns() - t;
+}
+
+static void churn(uint64_t n, uint64_t live, uint32_t rate, uint32_t cycle, uint64_t seed)
+{
+    fprintf(stderr, "bench_gc: churn of %llu objects over a table of %llu, %u%% garbage in rings of %u\n",
+            (unsigned long long)n, (unsigned long long)live, rate, cycle);
+    shr_heap_t *h = fresh_heap();
+    uint32_t thr[3] = {2000, 10, 10};   /* the defaults (fresh_heap turned them off) */
+    recorder_t rec = {0};
+    sampler_t *sp = calloc(1, sizeof *sp);
+    shr_graph_churn_t c = SHR_GRAPH_CHURN_INIT;
+    shr_graph_info_t gi = {.size = sizeof gi};
+    shr_ref_t root;
+    int rc;
+    if (!sp)
+        die("calloc", -ENOMEM);
+    c.live = live;
+    c.garbage_pct = rate;
+    c.cycle = cycle;
+    c.every = n / 20 ? n / 20 : 1;
+    c.progress = sample;
+    c.arg = sp;
+    uint64_t blocks0, b0 = bytes_in_use(h, &blocks0);
+    if ((rc = shr_gc_set_threshold(h, thr)) != 0 || (rc = shr_gc_callback_add(h, record, &rec)) != 0)
+        die("setup", rc);
+    sp->t0 = now_ns();
+    if ((rc = shr_graph_build_churn(h, n, seed, &c, &root, &gi)) != 0)
+        die("shr_graph_build_churn", rc);
+    uint64_t total = now_ns() - sp->t0 - sp->excluded;
+    shr_gc_callback_remove(h, record, &rec);
+    printf(",\n \"churn\": {\"n\": %llu, \"live\": %llu, \"rate_pct\": %u, \"cycle\": %u, "
+           "\"threshold\": [%u, %u, %u], \"objects\": %llu, \"garbage\": %llu, \"digest\": \"0x%016llx\", "
+           "\"total_ns\": %llu, \"collections\": %zu, \"gen\": [%llu, %llu, %llu], \"bytes_before\": %llu, "
+           "\"blocks_before\": %llu",
+           (unsigned long long)n, (unsigned long long)(gi.live - 1), rate, cycle, thr[0], thr[1], thr[2],
+           (unsigned long long)gi.objects, (unsigned long long)gi.garbage, (unsigned long long)gi.digest,
+           (unsigned long long)total, rec.n, (unsigned long long)rec.gens[0], (unsigned long long)rec.gens[1],
+           (unsigned long long)rec.gens[2], (unsigned long long)b0, (unsigned long long)blocks0);
+    print_dist("call", rec.call, rec.n);
+    print_dist("pause", rec.pause, rec.n);
+    printf(", \"samples\": [");
+    for (int i = 0; i < sp->nsamples; i++)
+        printf("%s{\"done\": %llu, \"ns\": %llu, \"objects\": %llu, \"bytes\": %llu, \"blocks\": %llu}",
+               i ? ", " : "", (unsigned long long)sp->s[i].done, (unsigned long long)sp->s[i].ns,
+               (unsigned long long)sp->s[i].objects, (unsigned long long)sp->s[i].bytes,
+               (unsigned long long)sp->s[i].blocks);
+    printf("]}");
+    fflush(stdout);
+    shr_obj_release(h, root);
+    free(rec.call);
+    free(rec.pause);
+    free(sp);
+    shr_heap_close(h);
+}
+
 static void growth(uint64_t n, uint64_t seed)
 {
     fprintf(stderr, "bench_gc: growth to %llu with automatic collection\n", (unsigned long long)n);
@@ -194,6 +359,9 @@ static void growth(uint64_t n, uint64_t seed)
     thr[0] = 2000;   /* the default (fresh_heap turned it off) */
     if ((rc = shr_gc_set_threshold(h, thr)) != 0)
         die("shr_gc_set_threshold", rc);
+    recorder_t rec = {0};
+    if ((rc = shr_gc_callback_add(h, record, &rec)) != 0)
+        die("shr_gc_callback_add", rc);
     shr_gc_get_stats(h, &before);
     uint64_t t0 = now_ns();
     for (uint64_t i = 0; i < n; i++) {
@@ -207,6 +375,7 @@ static void growth(uint64_t n, uint64_t seed)
             die("shr_obj_set", rc);
     uint64_t total = now_ns() - t0;
     shr_gc_get_stats(h, &after);
+    shr_gc_callback_remove(h, record, &rec);
     uint64_t in_gc = 0, maxp = 0, maxttsp = 0;
     printf(",\n \"growth\": {\"n\": %llu, \"threshold\": [%u, %u, %u], \"total_ns\": %llu",
            (unsigned long long)n, thr[0], thr[1], thr[2], (unsigned long long)total);
@@ -222,8 +391,12 @@ static void growth(uint64_t n, uint64_t seed)
                (unsigned long long)(a->collected - b->collected),
                (unsigned long long)(a->pause_ns_total - b->pause_ns_total), (unsigned long long)a->pause_ns_max);
     }
-    printf(", \"gc_pause_ns\": %llu, \"max_pause_ns\": %llu, \"max_ttsp_ns\": %llu}",
-           (unsigned long long)in_gc, (unsigned long long)maxp, (unsigned long long)maxttsp);
+    printf(", \"gc_pause_ns\": %llu, \"max_pause_ns\": %llu, \"max_ttsp_ns\": %llu, \"gc_call_ns\": %llu, "
+           "\"max_call_ns\": %llu}", (unsigned long long)in_gc, (unsigned long long)maxp,
+           (unsigned long long)maxttsp, (unsigned long long)sum_u64(rec.call, rec.n),
+           (unsigned long long)quantile(rec.call, rec.n, 1.0));
+    free(rec.call);
+    free(rec.pause);
     fflush(stdout);
     for (uint64_t i = 0; i < n; i++)
         shr_obj_release(h, nodes[i]);
@@ -254,7 +427,8 @@ static int parse_list(const char *s, uint64_t *out, int max)
 int main(int argc, char **argv)
 {
     uint64_t sizes[8] = {100000, 1000000}, olds[8] = {0, 100000, 1000000}, seed = 42;
-    uint64_t grow = 1000000;
+    uint64_t grow = 1000000, churn_n = 1000000, churn_live = 100000;
+    uint32_t churn_rate = 50, churn_cycle = 10;
     int nsizes = 2, nolds = 3, trials = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -266,15 +440,26 @@ int main(int argc, char **argv)
             trials = atoi(a + 9);
         else if (strncmp(a, "--growth=", 9) == 0)
             grow = (uint64_t)strtod(a + 9, NULL);
+        else if (strncmp(a, "--churn=", 8) == 0)
+            churn_n = (uint64_t)strtod(a + 8, NULL);
+        else if (strncmp(a, "--churn-live=", 13) == 0)
+            churn_live = (uint64_t)strtod(a + 13, NULL);
+        else if (strncmp(a, "--churn-rate=", 13) == 0)
+            churn_rate = (uint32_t)atoi(a + 13);
+        else if (strncmp(a, "--churn-cycle=", 14) == 0)
+            churn_cycle = (uint32_t)atoi(a + 14);
         else if (strncmp(a, "--seed=", 7) == 0)
             seed = strtoull(a + 7, NULL, 0);
         else {
-            fprintf(stderr, "usage: %s [--sizes=N,..] [--trials=T] [--seed=S] [--young-old=N,..] [--growth=N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--sizes=N,..] [--trials=T] [--seed=S] [--young-old=N,..] [--growth=N]\n"
+                            "          [--churn=N] [--churn-live=S] [--churn-rate=P] [--churn-cycle=L]\n", argv[0]);
             return 64;
         }
     }
-    if (nsizes < 0 || nolds < 0 || trials < 1 || trials > MAXT || grow > UINT32_MAX) {
-        fprintf(stderr, "bench_gc: bad --sizes, --young-old or --trials (1..%d)\n", MAXT);
+    if (nsizes < 0 || nolds < 0 || trials < 1 || trials > MAXT || grow > UINT32_MAX || churn_n > UINT32_MAX ||
+        churn_live < 1 || churn_live > SHR_GRAPH_MAX_N || churn_rate > 100 || churn_cycle < 1 ||
+        churn_cycle > SHR_GRAPH_CYCLE_MAX) {
+        fprintf(stderr, "bench_gc: bad --sizes, --young-old, --trials (1..%d) or --churn-*\n", MAXT);
         return 64;
     }
     printf("{\"seed\": %llu, \"trials\": %d,\n \"full\": [", (unsigned long long)seed, trials);
@@ -288,6 +473,8 @@ int main(int argc, char **argv)
     printf("]");
     if (grow)
         growth(grow, seed);
+    if (churn_n)
+        churn(churn_n, churn_live, churn_rate, churn_cycle, seed);
     printf("}\n");
     return 0;
 }

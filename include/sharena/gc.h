@@ -189,6 +189,9 @@ int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out);
  *   tree        GCBench's shape: a complete binary tree in breadth-first
  *               order, l_i holding l_{2i+1} and l_{2i+2} (those below n);
  *               root = [l_0]. No draws, no garbage, no cycles.
+ *   churn       a live table and a stream of n new objects, of which a given
+ *               share becomes cyclic garbage: shr_graph_build_churn below
+ *               (shr_graph_build uses SHR_GRAPH_CHURN_INIT's parameters).
  * *root receives a new reference to the root node, or {0} for a graph with
  * no live part; release it and every other object is garbage. The garbage
  * is unreachable when the call returns (for the next collection).
@@ -202,7 +205,7 @@ int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out);
  * the call took is released (what it linked into cycles is garbage for the
  * next collection) and *root is {0}. */
 enum { SHR_GRAPH_LIVE_FLAT = 1, SHR_GRAPH_LIVE_GRAPH, SHR_GRAPH_RING2, SHR_GRAPH_RING100, SHR_GRAPH_MIX,
-       SHR_GRAPH_TREE };
+       SHR_GRAPH_TREE, SHR_GRAPH_CHURN };
 #define SHR_GRAPH_MAX_N (1u << 24)   /* live_flat's root has one slot per object */
 typedef struct shr_graph_info {
     size_t size;              /* in: sizeof the caller's struct */
@@ -214,6 +217,46 @@ typedef struct shr_graph_info {
 } shr_graph_info_t;
 int shr_graph_build(shr_heap_t *heap, int kind, uint64_t n, uint64_t seed, shr_ref_t *root,
                     shr_graph_info_t *info);
+/* Churn: the collector under a steady load, automatic collections as the
+ * heap's thresholds say. First a live table: root = [x_0 .. x_{S-1}], each
+ * x_j = [root] (a back reference: every live object is on a cycle through
+ * the root, as objects that know their container). Then a stream of n new
+ * objects, index S + i, each one draw r = U(100):
+ *   r <  garbage_pct  a new empty node that joins the pending ring; when
+ *                     the ring has `cycle` members they are linked
+ *                     m_k = [m_{(k+1) % cycle}] (cycle 1: a node holding
+ *                     itself) and dropped: cyclic garbage, the collector's.
+ *   otherwise         x = [root] stored in the table's slot U(S), replacing
+ *                     the object there, which its count frees at once.
+ * A ring still pending at the end is closed as it is (fewer members).
+ * Live at every moment: the root and its S objects; memory beyond that is
+ * garbage the collector has not freed yet. info: objects = 1 + S + n,
+ * live = 1 + S, garbage = the stream objects that became cyclic garbage
+ * (automatic collections during the build may have freed some already);
+ * the rest (objects - live - garbage) were freed by counts. The digest folds
+ * the edges in store order, each ring's when it closes; a store into the
+ * table's slot j has the source 2^64 - 1 - j (slot 0: the root's index of
+ * the other kinds). bench/gc/cpython_gc.py builds the same stream from lists.
+ * progress (may be NULL) is called after every `every` stream objects (0:
+ * never) with how many were made, outside any sharena call: it may use the
+ * heap (the benchmark samples memory and objects there).
+ * n may be up to 2^32 (the stream holds nothing but the pending ring).
+ * Errors as shr_graph_build's, and -EINVAL for a NULL churn, a bad size,
+ * live above SHR_GRAPH_MAX_N, garbage_pct above 100, or cycle 0 or above
+ * SHR_GRAPH_CYCLE_MAX. */
+#define SHR_GRAPH_CYCLE_MAX 65536u
+typedef struct shr_graph_churn {
+    size_t size;              /* in: sizeof the caller's struct */
+    uint64_t live;            /* S, the table's slots; 0: n / 10, at least 1 */
+    uint32_t garbage_pct;     /* share of the stream made cyclic garbage, 0..100 */
+    uint32_t cycle;           /* members of each garbage ring, 1..SHR_GRAPH_CYCLE_MAX */
+    uint64_t every;           /* progress after every `every` stream objects; 0: never */
+    void (*progress)(shr_heap_t *heap, uint64_t done, void *arg);
+    void *arg;
+} shr_graph_churn_t;
+#define SHR_GRAPH_CHURN_INIT {sizeof(shr_graph_churn_t), 0, 50, 10, 0, NULL, NULL}
+int shr_graph_build_churn(shr_heap_t *heap, uint64_t n, uint64_t seed, const shr_graph_churn_t *churn,
+                          shr_ref_t *root, shr_graph_info_t *info);
 /* A graph kind by name ("live_flat", ...), -ENOENT for an unknown name,
  * -EINVAL for NULL; and the name of a kind, NULL for an unknown one. */
 int shr_graph_kind(const char *name);

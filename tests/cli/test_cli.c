@@ -816,3 +816,108 @@ Test(cli, gc_stats_threshold_and_freeze)
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
+
+/* ---- gc build and drop ------------------------------------------------- */
+
+static int64_t tracked(shr_heap_t *h)
+{
+    int64_t n = shr_gc_get_objects(h, -1, NULL, 0);
+    cr_assert_geq(n, 0);
+    return n;
+}
+
+Test(cli, gc_build_and_drop)
+{
+    const char *name = shr_test_name();
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(name, NULL, &h), 0);
+    /* live_graph of 1000, seed 42: CPython's graph (cpython_gc.py --digest live_graph:1000). */
+    cli_run_t r = CLI("gc", "build", name, "live_graph", "1000");
+    cr_assert_eq(r.status, 0, "gc build: %s", r.err);
+    cr_assert_not_null(strstr(r.out, "1001 objects, 1001 live, 0 garbage, 1479 edges, digest 0x191b9af86238e967"),
+                       "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "root published as 'live_graph'"), "%s", r.out);
+    cli_free(&r);
+    shr_ref_t root;
+    cr_assert_eq(shr_obj_lookup(h, "live_graph", &root), 0, "the root is kept under its kind's name");
+    shr_obj_release(h, root);
+    cr_assert_eq(shr_gc_collect(h, 2, NULL), 0, "all of it live");
+    cr_assert_eq(tracked(h), 1001);
+
+    /* Refused: nothing made. */
+    const char *bad[][7] = {
+        {"gc", "build", name, "live_graph", "1000", NULL},          /* the root's name is taken */
+        {"gc", "build", name, "nope", "10", NULL},                  /* kind */
+        {"gc", "build", name, "ring100", "99", NULL},               /* size */
+        {"gc", "build", name, "tree", "0", NULL},
+        {"gc", "build", name, "tree", "1x", NULL},
+        {"gc", "build", name, "tree", "16777217", NULL},
+        {"gc", "build", name, "tree", "10", "--rate=5"},            /* churn's option */
+        {"gc", "build", name, "churn", "10", "--rate=101"},
+        {"gc", "build", name, "churn", "10", "--cycle=0"},
+        {"gc", "build", name, "tree", "10", "--as="},              /* a bad root name */
+        {"gc", "build", name, "tree", NULL},
+        {"gc", "build", "t_no_such_heap", "tree", "10", NULL},
+        {"gc", "build", name, "ring2", "10", "--as=r"},             /* no root to name */
+        {"gc", "build", name, "tree", "10", "--garbage", "--as=t"},
+    };
+    int want[] = {1, 2, 2, 2, 2, 2, 2, 2, 2, 1, 2, 1, 2, 2};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = run_cli(bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], bad[i][5], bad[i][6], (const char *)NULL);
+        cr_assert_eq(r.status, want[i], "case %zu: status %d: %s", i, r.status, r.err);
+        cr_assert_neq(r.err[0], '\0', "case %zu says why", i);
+        cli_free(&r);
+        cr_assert_eq(tracked(h), 1001, "case %zu changed the heap", i);
+    }
+    r = CLI("gc", "build", name, "live_graph", "1000");
+    cr_assert_not_null(strstr(r.err, "'live_graph' is taken"), "%s", r.err);
+    cli_free(&r);
+    r = CLI("gc", "build", name, "ring100", "99");
+    cr_assert_not_null(strstr(r.err, "invalid N '99' for ring100 (100 to"), "%s", r.err);
+    cli_free(&r);
+
+    /* Garbage only, and --garbage: left for the collector. */
+    r = CLI("gc", "build", name, "ring2", "1000");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "no live part"), "%s", r.out);
+    cli_free(&r);
+    cr_assert_eq(shr_gc_collect(h, 2, NULL), 1000);
+    r = CLI("gc", "build", name, "mix", "1000", "--garbage", "--seed", "7");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "root released"), "%s", r.out);
+    cli_free(&r);
+    cr_assert_eq(shr_obj_lookup(h, "mix", &root), -ENOENT, "--garbage publishes nothing");
+    int64_t n = shr_gc_collect(h, 2, NULL);
+    cr_assert(n >= 200 && n <= 1001, "the ring garbage and the live part's cycles: %lld", (long long)n);
+    cr_assert_eq(tracked(h), 1001);
+
+    /* Churn: without --auto this process does not collect while it builds,
+     * so the whole stream's garbage is there for gc collect. */
+    r = CLI("gc", "build", name, "churn", "20000", "--live", "100", "--rate", "100", "--cycle", "5", "--as", "c1");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "20101 objects, 101 live, 20000 garbage"), "%s", r.out);
+    cr_assert_null(strstr(r.out, "automatic collections"), "%s", r.out);
+    cli_free(&r);
+    cr_assert_eq(shr_gc_collect(h, 2, NULL), 20000);
+    r = CLI("gc", "build", name, "churn", "20000", "--live=100", "--rate=100", "--cycle=5", "--as=c2", "--auto");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_not_null(strstr(r.out, "automatic collections during the build"), "%s", r.out);
+    cli_free(&r);
+    cr_assert_lt(shr_gc_collect(h, 2, NULL), 20000, "the automatic collections freed some already");
+
+    /* drop: the graph becomes garbage. */
+    r = CLI("gc", "drop", name, "live_graph");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cli_free(&r);
+    cr_assert_gt(shr_gc_collect(h, 2, NULL), 0);
+    cr_assert_eq(tracked(h), 2 * 101, "the two churn tables are left");
+    r = CLI("gc", "drop", name, "live_graph");
+    cr_assert_eq(r.status, 1);
+    cr_assert_not_null(strstr(r.err, "no object is published as 'live_graph'"), "%s", r.err);
+    cli_free(&r);
+    r = CLI("gc", "drop", name);
+    cr_assert_eq(r.status, 2);
+    cli_free(&r);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
