@@ -1100,6 +1100,8 @@ typedef struct snap {
     uint64_t target;  /* get_referents: the object; get_referrers: the referent */
     bool hit;
     int64_t moved;    /* freeze, unfreeze, the freeze count */
+    bool hold;        /* a snapshot: enter the gate before the restart (below) */
+    bool gated;       /* ... and it was entered: snap_finish exits it */
 } snap_t;
 
 static int64_t stopped_op(shr_heap_t *h, void (*fn)(shr_heap_t *, snap_t *), snap_t *s)
@@ -1117,6 +1119,12 @@ static int64_t stopped_op(shr_heap_t *h, void (*fn)(shr_heap_t *, snap_t *), sna
     rc = stop_world(h, me, &r);
     if (rc == 0) {
         fn(h, s);
+        /* A snapshot's increfs are references in flight until snap_finish
+         * makes them leases: this thread enters its gate before the restart
+         * (its own request lets it in), so that no other collection stops
+         * the world between (a mark-sweep would read them as counts nobody
+         * holds). */
+        if (s->hold && shr__gate_enter(h) == 0) s->gated = true;
         restart_world(h);
     }
     collecting = false;
@@ -1158,10 +1166,11 @@ static int64_t snap_finish(shr_heap_t *h, int64_t rc, snap_t *s, shr_ref_t *out,
 {
     if (rc == 0 && s->nomem) rc = -ENOMEM;
     if (s->n == 0) {
+        if (s->gated) shr__gate_exit(h);
         free(s->off);
         return rc ? rc : 0;
     }
-    int g = shr__gate_enter(h);
+    int g = s->gated ? 0 : shr__gate_enter(h);
     if (g) { /* a collector of another process holds the world: the counts stay too high (a leak, never a free) */
         free(s->off);
         return g;
@@ -1199,7 +1208,7 @@ int64_t shr_gc_get_referents(shr_heap_t *heap, shr_ref_t ref, shr_ref_t *out, si
     if (!heap || (!out && cap)) return -EINVAL;
     obj_t *o = held_obj(heap, ref);
     if (!o) return -EINVAL;
-    snap_t s = {.target = ref.off};
+    snap_t s = {.target = ref.off, .hold = true};
     return snap_finish(heap, stopped_op(heap, referents_fn, &s), &s, out, cap);
 }
 
@@ -1216,7 +1225,7 @@ static void objects_fn(shr_heap_t *h, snap_t *s) { shr__obj_walk(h, objects_visi
 int64_t shr_gc_get_objects(shr_heap_t *heap, int generation, shr_ref_t *out, size_t cap)
 {
     if (!heap || generation < -1 || generation > 3 || (!out && cap)) return -EINVAL;
-    snap_t s = {.gen = generation};
+    snap_t s = {.gen = generation, .hold = true};
     return snap_finish(heap, stopped_op(heap, objects_fn, &s), &s, out, cap);
 }
 
@@ -1247,7 +1256,7 @@ int64_t shr_gc_get_referrers(shr_heap_t *heap, shr_ref_t ref, shr_ref_t *out, si
 {
     if (!heap || (!out && cap)) return -EINVAL;
     if (!held_obj(heap, ref)) return -EINVAL;
-    snap_t s = {.target = ref.off};
+    snap_t s = {.target = ref.off, .hold = true};
     return snap_finish(heap, stopped_op(heap, referrers_fn, &s), &s, out, cap);
 }
 
