@@ -2,7 +2,8 @@
  *
  * An object is a block of the allocator that starts with obj_t:
  *
- *   bytes 0..7    refcnt   atomic; 0 once dead (the allocator never writes
+ *   bytes 0..7    refcnt   atomic; OBJ_DYING while a container's dealloc
+ *                          runs, 0 once freed (the allocator never writes
  *                          these bytes of a free block, so it stays 0)
  *   bytes 8..11   type     id: str, bytes, list (this process's type table),
  *                          SHR_TYPE_NODE, or a declared user type
@@ -12,10 +13,12 @@
  *                          collector only while the world is stopped
  *
  * Containers (lists, nodes, user types) are allocated from object pools
- * (shr__obj_block_alloc), which hold nothing else: the collector finds
+ * (shr__obj_block_alloc), which hold nothing but objects: the collector finds
  * every container by walking those pools in address order with the world
  * stopped (gc/collect.c; docs/design/gc.md). str and bytes hold no
- * references and live in ordinary blocks.
+ * references; those a list call makes (inside the gate, up to 16 KiB) live
+ * in object pools too, untracked, so that the backup mark-sweep (trace.c)
+ * finds them if a dead process leaked them; others in ordinary blocks.
  *
  * Bytes 8..15 of a free block are the allocator's free-list link: a freed
  * object's type and flags are overwritten, its refcount is not. The
