@@ -685,6 +685,26 @@ static uint64_t ms_free(shr_heap_t *h, trace_t *t)
     return ng;
 }
 
+typedef struct stray {
+    uint64_t *off;
+    size_t n, cap;
+} stray_t;
+
+static void stray_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
+{
+    (void)h;
+    (void)size;
+    stray_t *s = arg;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        uint64_t *p = realloc(s->off, cap * sizeof *p);
+        if (!p) return; /* left for the next mark-sweep */
+        s->off = p;
+        s->cap = cap;
+    }
+    s->off[s->n++] = off;
+}
+
 /* The mark-sweep's part of a collection, from the world stopped to the
  * garbage freed (the collector's mutex held by the caller). With
  * SHR_GC_REPAIR and an exact trace, the counts of reachable objects above
@@ -729,6 +749,14 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
     for (int i = 0; i <= 2; i++) shr_store_relaxed(&g->gen[i].count, 0);
     shr_store_relaxed(&g->long_lived_pending, 0);
     shr_store_relaxed(&g->long_lived_total, survivors);
+    /* Blocks of object pools a dead thread left allocated with no object in
+     * them (alloc.h, shr__obj_walk_strays): with the world stopped no live
+     * thread is between taking such a block and committing its object, nor
+     * between a count's 0 and its free (both happen only behind the gate),
+     * so each is a dead thread's, and nothing names it (exact: no dangling
+     * reference). Freed after the restart, with the garbage. */
+    stray_t strays = {0};
+    if (exact) shr__obj_walk_strays(h, stray_visit, &strays);
     restart_world(h);
     r->pause_ns = shr__now_ns(CLOCK_MONOTONIC) - t_stop;
 
@@ -737,8 +765,13 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
         if (!(t.e[i].state & (T_MARKED | T_UNTRAV | T_FROZEN | T_EXTERN))) garbage++;
     if (shr__gate_enter(h) == 0) {
         r->collected = ms_free(h, &t);
+        for (size_t i = 0; i < strays.n; i++) {
+            shr_free(h, shr__ptr(h, strays.off[i])); /* bytes 0..7 read 0 already (O2) */
+            r->strays++;
+        }
         shr__gate_exit(h);
     }
+    free(strays.off);
     r->uncollectable = garbage - r->collected;
     record(g, 2, r);
     shr__trace_free(&t);

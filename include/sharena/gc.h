@@ -145,8 +145,10 @@ typedef struct shr_gc_result {
     uint32_t exact;           /* mark-sweep: 1 when every reference was seen (see shr_gc_collect_with) */
     uint64_t repaired;        /* mark-sweep with SHR_GC_REPAIR: counts set to their true value */
     uint64_t repaired_refs;   /* the references those counts had above it */
+    uint64_t strays;          /* mark-sweep, exact: blocks a dead thread left allocated in object
+                                 pools with no object in them, freed */
 } shr_gc_result_t;
-#define SHR_GC_RESULT_INIT {sizeof(shr_gc_result_t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define SHR_GC_RESULT_INIT {sizeof(shr_gc_result_t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /* Collect generation 0, 1 or 2. Returns collected + uncollectable, or
  * -EINVAL (bad generation or res->size), -ETIMEDOUT (a live thread did not
@@ -206,7 +208,10 @@ int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out);
  * restart frees every object it did not reach, whatever its count: cycles,
  * and objects whose only references a dead process left in its counts (a
  * str it made but never stored, a value it replaced but never released).
- * Frozen objects are kept, and what they reach. res->exact says whether
+ * Frozen objects are kept, and what they reach. When the trace is exact it
+ * also frees the blocks of unowned object pools that a dead thread left
+ * allocated with no object in them (res->strays: taken and never
+ * committed, or given back and never freed). res->exact says whether
  * every reference in the heap was seen: no object this process cannot
  * traverse, every lease table read (none moved by a concurrent reclaim), no
  * reference to a block that holds no object, no count below its true value.

@@ -103,6 +103,7 @@ typedef struct leak_figures {
     uint64_t committed_ms;   /* then a mark-sweep and shr_heap_collect again */
     uint64_t leaked_objects; /* unreachable objects the verifier found before the mark-sweep */
     uint64_t collected_ms;   /* what the mark-sweep freed */
+    uint64_t strays_ms;      /* blocks without an object it freed in unowned object pools */
     uint64_t blocks_left;    /* blocks in use at the end: not objects (counted apart) */
     uint64_t objects_left;   /* objects the verifier finds at the end (0) */
     uint64_t stray_blocks;   /* of those, allocated blocks found and freed (all but the lease table) */
@@ -215,6 +216,7 @@ static leak_figures_t leak_storm(int kills, unsigned seed)
     cr_assert(m.exact, "the trace saw every reference");
     cr_assert_eq(m.uncollectable, 0);
     f.collected_ms = m.collected;
+    f.strays_ms = m.strays;
     shr_heap_collect(h);
     f.committed_ms = leak_committed(h);
     shr_gc_verify_result_t v2 = SHR_GC_VERIFY_INIT;
@@ -240,10 +242,11 @@ static leak_figures_t leak_storm(int kills, unsigned seed)
     fprintf(stderr,
             "leak storm: %d kills: committed %llu KiB after trial deletion, %llu KiB after the mark-sweep "
             "(%llu arenas; %llu once the blocks that are not objects are freed); %llu objects leaked, %llu "
-            "collected by the mark-sweep; %llu blocks that are not objects in %llu arenas\n",
+            "collected by the mark-sweep with %llu blocks without an object; %llu blocks that are not objects "
+            "left in %llu arenas\n",
             kills, (unsigned long long)f.committed_td / 1024, (unsigned long long)f.committed_ms / 1024,
             (unsigned long long)f.arenas_ms, (unsigned long long)f.arenas_clean, (unsigned long long)f.leaked_objects,
-            (unsigned long long)f.collected_ms, (unsigned long long)f.stray_blocks,
+            (unsigned long long)f.collected_ms, (unsigned long long)f.strays_ms, (unsigned long long)f.stray_blocks,
             (unsigned long long)f.stray_arenas);
     return f;
 }
