@@ -701,6 +701,19 @@ void *shr__obj_block_alloc(shr_heap_t *h, size_t size);
  * lock is taken. */
 typedef void (*shr__obj_visit_fn)(shr_heap_t *h, uint64_t off, uint32_t block_size, void *arg);
 void shr__obj_walk(shr_heap_t *h, shr__obj_visit_fn fn, void *arg);
+/* For the backup mark-sweep (gc/collect.c), with the world stopped: visit
+ * every carved block of every unowned object pool (ORPHAN, or FULL given
+ * up) that is allocated (on neither its free list nor its remote stack)
+ * and whose bytes 0..7 read 0: no object is there, so it is a block a dead
+ * thread took and never committed, or gave back and never freed. Such a
+ * pool changes only under the arena lock (adoption, collect_orphans), which
+ * the walk holds, or by frees of objects, which run behind the collector's
+ * gate (O3). The calling thread's own object pools are visited too (its
+ * delayed stack counted free): nothing else changes them while it walks.
+ * fn must not allocate or free (collect, and free after). Pools another
+ * live thread owns are not visited (its non-gated calls move blocks between
+ * its free lists). */
+void shr__obj_walk_strays(shr_heap_t *h, shr__obj_visit_fn fn, void *arg);
 
 /* ---- the layer's hooks and parameters ---------------------------------- */
 

@@ -62,6 +62,7 @@
  * records of the design: no multi-step change here needs more than that.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -954,6 +955,82 @@ void shr__obj_walk(shr_heap_t *h, shr__obj_visit_fn fn, void *arg)
     struct { shr__obj_visit_fn fn; void *arg; } w = {fn, arg};
     uint64_t hwm = shr_load_relaxed(&alloc_global(h)->hwm);
     for (uint64_t c = alloc_global(h)->first_data; c < hwm; c++) for_arena_pools(h, c, obj_walk_pool, &w);
+}
+
+/* Allocated blocks without an object in unowned object pools, and in the
+ * calling thread's own (alloc.h). */
+typedef struct stray_walk {
+    shr__obj_visit_fn fn;
+    void *arg;
+    uint32_t me;          /* the caller's owner id: its pools are frozen too */
+    size_t ndelayed;
+    uint64_t delayed[256]; /* the caller's delayed stack (at most one block per parked pool) */
+} stray_walk_t;
+
+static void stray_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
+{
+    const stray_walk_t *w = arg;
+    uint32_t st = shr_load_relaxed(&pool->state), owner = shr_load_relaxed(&pool->owner);
+    bool mine = owner != 0 && owner == w->me;
+    if (mine ? st != POOL_USED && st != POOL_FULL : owner != 0 || (st != POOL_ORPHAN && st != POOL_FULL)) return;
+    unsigned cls = shr_load_relaxed(&pool->szidx);
+    if (!class_is_obj(cls) || cls >= SHR_NB_PCLASSES || pool->block_size != shr__class_size[cls]) return;
+    uint64_t mem = pool_mem_of(h, pool), size = pool->block_size, first = pool_first(mem);
+    uint64_t end = shr_load_relaxed(&pool->nextoffset);
+    if (end > pool_size_of(h, pool)) end = pool_size_of(h, pool);
+    if (end <= first) return;
+    uint64_t n = (end - first) / size, bits[64] = {0};
+    if (n > 64 * 64) return;
+    /* The free blocks: the local free list and the remote stack. A link out
+     * of the pool's carved blocks or a cycle (damage): the pool is skipped. */
+    uint64_t heads[2] = {shr_load_relaxed(&pool->freeblock), shr_load_relaxed(&pool->remote) & ~REMOTE_FLAGS};
+    for (int k = 0; k < 2; k++) {
+        uint64_t steps = 0;
+        for (uint64_t b = heads[k]; b; b = block_next(h, b)) {
+            if (b < mem + first || b >= mem + first + n * size || (b - mem - first) % size || ++steps > n) return;
+            uint64_t i = (b - mem - first) / size;
+            bits[i / 64] |= (uint64_t)1 << (i % 64);
+        }
+    }
+    /* This thread's own pool: a block on its delayed stack is free too. */
+    for (size_t k = 0; mine && k < w->ndelayed; k++) {
+        uint64_t b = w->delayed[k];
+        if (b >= mem + first && b < mem + first + n * size && (b - mem - first) % size == 0) {
+            uint64_t i = (b - mem - first) / size;
+            bits[i / 64] |= (uint64_t)1 << (i % 64);
+        }
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t off = mem + first + i * size;
+        if (!(bits[i / 64] & ((uint64_t)1 << (i % 64))) && shr_load_relaxed((_Atomic uint64_t *)(h->base + off)) == 0)
+            w->fn(h, off, (uint32_t)size, w->arg);
+    }
+}
+
+void shr__obj_walk_strays(shr_heap_t *h, shr__obj_visit_fn fn, void *arg)
+{
+    if (!alloc_ready(h) || !fn) return;
+    stray_walk_t *w = calloc(1, sizeof *w);
+    if (!w) return;
+    w->fn = fn;
+    w->arg = arg;
+    shr_tctx_t *ctx = shr__tctx(h);
+    if (ctx) {
+        alloc_tslot_t *ts = ctx->layer[SHR_LAYER_ALLOC];
+        w->me = my_owner_id(ctx);
+        for (uint64_t b = shr_load_relaxed(&ts->delayed) & ~REMOTE_FLAGS; b; b = block_next(h, b))
+            if (w->ndelayed == 256) { /* longer than it can be: its own pools are left alone */
+                w->me = 0;
+                break;
+            } else {
+                w->delayed[w->ndelayed++] = b;
+            }
+    }
+    if (shr__lock(h, SHR_LOCK_ARENA) == 0) {
+        for_each_pool(h, stray_pool, w);
+        shr__unlock(h, SHR_LOCK_ARENA);
+    }
+    free(w);
 }
 
 /* ---- repair ------------------------------------------------------------------ */

@@ -977,35 +977,78 @@ static int cmd_gc_drop(const cli_cmd_t *cmd, int argc, char **argv)
     return CLI_OK;
 }
 
-/* `sharena gc collect NAME [--generation N]`, and the others above. */
+/* `sharena gc verify NAME`: the verifier's report; exit 1 when a count is
+ * below its true value or a reference dangles. */
+static int cmd_gc_verify(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *name = NULL;
+    int rc = cli_parse(cmd, argc - 1, argv + 1, NULL, &name);
+    if (rc != CLI_OK) return rc;
+    if (!name) return cli_usage_error(cmd, "missing NAME");
+    shr_heap_t *h;
+    if ((rc = shr_heap_attach(name, &h)) != 0) return cli_fail(cmd, name, rc);
+    shr_gc_verify_result_t v = SHR_GC_VERIFY_INIT;
+    rc = shr_gc_verify(h, &v);
+    shr_heap_close(h);
+    if (rc != 0 && rc != SHR_ECORRUPT) return cli_fail(cmd, name, rc);
+    char p[32];
+    printf("%s: %" PRIu64 " objects: %" PRIu64 " live, %" PRIu64 " unreachable (%" PRIu64 " bytes); %" PRIu64
+           " counts above their true value (%" PRIu64 " references leaked), %" PRIu64 " below, %" PRIu64
+           " dangling; references from objects %" PRIu64 ", roots %" PRIu64 ", leases %" PRIu64 "; %" PRIu64
+           " outside the object pools, %" PRIu64 " not traversable%s; pause %s\n",
+           name, v.objects, v.live, v.unreachable, v.unreachable_bytes, v.above, v.excess, v.below, v.dangling,
+           v.edges, v.root_refs, v.lease_refs, v.external, v.untraversable,
+           v.incomplete ? "; a lease table may have been missed" : "", fmt_ns(v.pause_ns, p, sizeof p));
+    return rc ? cli_fail(cmd, name, rc) : CLI_OK;
+}
+
+/* `sharena gc collect NAME [--generation N] [--algorithm A] [--repair]`,
+ * `gc verify NAME`, and the others above. */
 static int cmd_gc(const cli_cmd_t *cmd, int argc, char **argv)
 {
-    const char *name = NULL, *gen = "2";
+    const char *name = NULL, *gen = NULL, *algo = "trial";
+    bool repair = false;
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         print_cmd_help(cmd, stdout);
         return CLI_HELP;
     }
     if (argc < 2)
-        return cli_usage_error(cmd, "missing subcommand (collect, stats, threshold, freeze, unfreeze, build, drop)");
+        return cli_usage_error(cmd,
+                               "missing subcommand (collect, verify, stats, threshold, freeze, unfreeze, build, drop)");
     if (strcmp(argv[1], "build") == 0) return cmd_gc_build(cmd, argc - 1, argv + 1);
     if (strcmp(argv[1], "drop") == 0) return cmd_gc_drop(cmd, argc - 1, argv + 1);
     if (strcmp(argv[1], "stats") == 0 || strcmp(argv[1], "threshold") == 0 || strcmp(argv[1], "freeze") == 0 ||
         strcmp(argv[1], "unfreeze") == 0)
         return cmd_gc_other(cmd, argc, argv);
+    if (strcmp(argv[1], "verify") == 0) return cmd_gc_verify(cmd, argc, argv);
     if (strcmp(argv[1], "collect") != 0) return cli_usage_error(cmd, "unknown subcommand '%s'", argv[1]);
-    const cli_opt_t opts[] = {{"generation", 'g', NULL, &gen}, {NULL, 0, NULL, NULL}};
+    const cli_opt_t opts[] = {{"generation", 'g', NULL, &gen},
+                              {"algorithm", 'a', NULL, &algo},
+                              {"repair", 'r', &repair, NULL},
+                              {NULL, 0, NULL, NULL}};
     int rc = cli_parse(cmd, argc - 1, argv + 1, opts, &name);
     if (rc != CLI_OK) return rc;
     if (!name) return cli_usage_error(cmd, "missing NAME");
+    int a;
+    if (strcmp(algo, "trial") == 0 || strcmp(algo, "trial-deletion") == 0) a = SHR_GC_TRIAL_DELETION;
+    else if (strcmp(algo, "marksweep") == 0 || strcmp(algo, "mark-sweep") == 0) a = SHR_GC_MARK_SWEEP;
+    else return cli_usage_error(cmd, "invalid algorithm '%s' (trial or marksweep)", algo);
+    if (repair && a != SHR_GC_MARK_SWEEP) return cli_usage_error(cmd, "--repair needs --algorithm=marksweep");
+    if (!gen) gen = "2";
     if (strlen(gen) != 1 || gen[0] < '0' || gen[0] > '2')
         return cli_usage_error(cmd, "invalid generation '%s' (0, 1 or 2)", gen);
+    if (a == SHR_GC_MARK_SWEEP && gen[0] != '2')
+        return cli_usage_error(cmd, "the mark-sweep traces the whole heap: generation 2 only");
     shr_heap_t *h;
     if ((rc = shr_heap_attach(name, &h)) != 0) return cli_fail(cmd, name, rc);
     shr_gc_result_t r = SHR_GC_RESULT_INIT;
-    int64_t n = shr_gc_collect(h, gen[0] - '0', &r);
+    int64_t n = shr_gc_collect_with(h, a | (repair ? SHR_GC_REPAIR : 0), gen[0] - '0', &r);
     shr_heap_close(h);
     if (n < 0) return cli_fail(cmd, name, (int)n);
     gc_result_print(name, &r);
+    if (a == SHR_GC_MARK_SWEEP)
+        printf("%s: mark-sweep: %s trace; %" PRIu64 " counts repaired (%" PRIu64 " references)\n", name,
+               r.exact ? "an exact" : "a conservative", r.repaired, r.repaired_refs);
     return CLI_OK;
 }
 
@@ -1158,16 +1201,22 @@ static const cli_cmd_t cmds[] = {
      "options:\n"
      "  -h, --help              show this help"},
     {"gc", cmd_gc, "NAME", false,
-     "collect NAME [--generation N] | stats NAME | threshold NAME [T0 T1 T2] | freeze NAME | unfreeze NAME\n"
+     "collect NAME [--generation N] [--algorithm A [--repair]] | verify NAME | stats NAME\n"
+     "          | threshold NAME [T0 T1 T2] | freeze NAME | unfreeze NAME\n"
      "          | build NAME KIND N [--seed S] [--as ROOT] [--garbage] [--auto] [--live S] [--rate P] [--cycle L]\n"
      "          | drop NAME ROOT",
-     "run the cycle collector, read its statistics, set its thresholds, freeze, build test graphs",
+     "run or verify the cycle collector, read its statistics, set its thresholds, freeze, build test graphs",
      "collect: attach to NAME and collect generation N (0, 1 or 2; default 2, a full\n"
      "collection) with the world stopped: every process attached finishes the\n"
      "object or list call it is in and waits at its next one. Prints what was\n"
      "collected, the pause (stop request to restart) and the time to stop. Fails\n"
      "with \"Connection timed out\" when a live process did not stop within the stop\n"
      "timeout (1 s; SHARENA_GC_STOP_TIMEOUT_MS): then nothing was changed.\n"
+     "--algorithm marksweep: the backup mark-sweep from the roots and the leases\n"
+     "(generation 2), which also frees what a dead process leaked; --repair sets\n"
+     "counts a crash left too high to their true value (docs/design/gc.md §10).\n"
+     "verify: mark from the roots and the leases and compare every object's count\n"
+     "with its true value; exits 1 when a count is below it or a reference dangles.\n"
      "stats: per generation, the threshold, the count, collections, objects\n"
      "collected and left uncollectable, the mean and longest pause and the\n"
      "longest time to stop, over every process's collections; and the objects\n"
@@ -1190,6 +1239,8 @@ static const cli_cmd_t cmds[] = {
      "\n"
      "options:\n"
      "  -g, --generation N      collect: the oldest generation to collect (default 2)\n"
+     "  -a, --algorithm A       collect: trial (CPython's trial deletion, the default) or marksweep\n"
+     "  -r, --repair            collect with marksweep: repair counts left too high by a crash\n"
      "  --seed S                build: the splitmix64 seed (default 42, the benchmark's)\n"
      "  --as ROOT               build: the root's name (default: KIND)\n"
      "  --garbage               build: release the root instead of publishing it\n"

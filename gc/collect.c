@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "gc.h"
+#include "trace.h"
 
 _Thread_local uint32_t shr__gate_depth __attribute__((tls_model("initial-exec")));
 _Thread_local thread_slot_t *shr__gate_ts __attribute__((tls_model("initial-exec")));
@@ -238,7 +239,7 @@ int shr__gate_slow(shr_heap_t *h)
     }
 }
 
-static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automatic);
+static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, bool automatic);
 
 /* The automatic collection: CPython's collect_generations. */
 void shr__gate_exit_slow(shr_heap_t *h)
@@ -255,7 +256,7 @@ void shr__gate_exit_slow(shr_heap_t *h)
         if (shr_load_relaxed(&g->gen[i].count) <= (int64_t)shr_load_relaxed(&g->gen[i].threshold)) continue;
         if (i == 2 && shr_load_relaxed(&g->long_lived_pending) < shr_load_relaxed(&g->long_lived_total) / 4)
             continue; /* the long-lived rule */
-        int64_t rc = collect(h, i, NULL, true);
+        int64_t rc = collect(h, i, SHR_GC_TRIAL_DELETION, NULL, true);
         if (rc == -ETIMEDOUT || rc == SHR_ELOCKTIMEOUT)
             atomic_fetch_add_explicit(&g->auto_failures, 1, memory_order_relaxed);
         return;
@@ -424,6 +425,7 @@ static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
     obj_t *o = obj_at(h, off);
     uint32_t f = shr_load_relaxed(&o->flags);
     uint64_t rc = shr_load_relaxed(&o->refcnt);
+    if (rc == OBJ_DYING) return; /* a dead thread's unfinished dealloc: the mark-sweep's */
     if ((f & OBJ_TRACKED) && rc) s->gencount[obj_gen(f)]++;
     /* Garbage a dead collector flagged is examined whatever its generation. */
     if (!(f & OBJ_TRACKED) || rc == 0 || ((int)obj_gen(f) > s->gen && !(f & OBJ_GARBAGE))) return;
@@ -638,12 +640,151 @@ static uint64_t save_garbage(shr_heap_t *h, scratch_t *s)
     return kept;
 }
 
-static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automatic)
+/* ---- the backup mark-sweep (trace.c; docs/design/gc.md §10) ------------------------------- */
+
+/* Free what the trace left unmarked (the world running, inside this
+ * thread's gate), by trial deletion's three passes (C3): flag each, clear
+ * each container, then free each. A str or bytes holds no reference: its
+ * count is set to 0 and its block freed. Returns how many were freed; 0 when
+ * the list of them cannot be allocated (all left for the next collection). */
+static uint64_t ms_free(shr_heap_t *h, trace_t *t)
+{
+    size_t ng = 0;
+    for (size_t i = 0; i < t->nwalked; i++)
+        if (!(t->e[i].state & (T_MARKED | T_UNTRAV | T_FROZEN | T_EXTERN))) ng++;
+    if (ng == 0) return 0;
+    size_t *g = malloc(ng * sizeof *g);
+    if (!g) return 0;
+    ng = 0;
+    for (size_t i = 0; i < t->nwalked; i++) {
+        tent_t *e = &t->e[i];
+        if (e->state & (T_MARKED | T_UNTRAV | T_FROZEN | T_EXTERN)) continue;
+        obj_t *o = obj_at(h, e->off);
+        shr_store_relaxed(&o->flags, shr_load_relaxed(&o->flags) | OBJ_GARBAGE);
+        g[ng++] = i;
+    }
+    (void)SHR_FAULT(GC_FLAGGED); /* a crash point: every garbage object flagged */
+    for (size_t k = 0; k < ng; k++) {
+        tent_t *e = &t->e[g[k]];
+        if (e->state & T_STR) continue;
+        e->ops->clear(h, obj_at(h, e->off));
+        (void)SHR_FAULT(GC_CLEAR); /* a crash point */
+    }
+    for (size_t k = 0; k < ng; k++) {
+        tent_t *e = &t->e[g[k]];
+        obj_t *o = obj_at(h, e->off);
+        if (e->state & T_STR) {
+            shr_store_relaxed(&o->refcnt, 0); /* the object pools' rule: 0 when freed */
+            shr_free(h, o);
+        } else {
+            e->ops->dealloc(h, o); /* nothing left to release: frees it */
+        }
+        (void)SHR_FAULT(GC_FREE); /* a crash point */
+    }
+    free(g);
+    return ng;
+}
+
+typedef struct stray {
+    uint64_t *off;
+    size_t n, cap;
+} stray_t;
+
+static void stray_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
+{
+    (void)h;
+    (void)size;
+    stray_t *s = arg;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        uint64_t *p = realloc(s->off, cap * sizeof *p);
+        if (!p) return; /* left for the next mark-sweep */
+        s->off = p;
+        s->cap = cap;
+    }
+    s->off[s->n++] = off;
+}
+
+/* The mark-sweep's part of a collection, from the world stopped to the
+ * garbage freed (the collector's mutex held by the caller). With
+ * SHR_GC_REPAIR and an exact trace, the counts of reachable objects above
+ * their true value are set to it before the restart. */
+static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_stop)
+{
+    gc_global_t *g = shr__gc_global(h);
+    trace_t t;
+    int rc = shr__trace_run(h, &t);
+    bool exact = rc == 0 && shr__trace_exact(&t);
+    if (rc == 0) shr__trace_mark_more(&t, !exact); /* frozen, and what unseen references may hold */
+    if (rc == 0 && t.nomem) rc = -ENOMEM;
+    if (rc) {
+        restart_world(h);
+        shr__trace_free(&t);
+        return rc; /* nothing freed (a dead thread's list may have been repaired) */
+    }
+    r->candidates = t.nwalked;
+    r->untraversable = t.untraversable;
+    r->exact = exact;
+    if ((algo & SHR_GC_REPAIR) && exact)
+        for (size_t i = 0; i < t.n; i++) {
+            tent_t *e = &t.e[i];
+            if (!(e->state & T_MARKED) || e->known == 0 || e->count <= e->known) continue;
+            uint64_t c = e->count; /* the world is stopped: nobody else changes it */
+            if (atomic_compare_exchange_strong(&obj_at(h, e->off)->refcnt, &c, e->known)) {
+                r->repaired++;
+                r->repaired_refs += e->count - e->known;
+            }
+        }
+    /* A full collection: the survivors go to generation 2, one store each (C1). */
+    uint64_t survivors = 0;
+    for (size_t i = 0; i < t.nwalked; i++) {
+        tent_t *e = &t.e[i];
+        if (!(e->state & T_MARKED) || !(e->flags & OBJ_TRACKED) || (e->state & (T_FROZEN | T_UNTRAV))) continue;
+        survivors++;
+        if (obj_gen(e->flags) != 2) {
+            shr_store_relaxed(&obj_at(h, e->off)->flags, OBJ_TRACKED | 2u << OBJ_GEN_SHIFT);
+            (void)SHR_FAULT(GC_PROMOTE); /* a crash point */
+        }
+    }
+    for (int i = 0; i <= 2; i++) shr_store_relaxed(&g->gen[i].count, 0);
+    shr_store_relaxed(&g->long_lived_pending, 0);
+    shr_store_relaxed(&g->long_lived_total, survivors);
+    /* Blocks of object pools a dead thread left allocated with no object in
+     * them (alloc.h, shr__obj_walk_strays): with the world stopped no live
+     * thread is between taking such a block and committing its object, nor
+     * between a count's 0 and its free (both happen only behind the gate),
+     * so each is a dead thread's, and nothing names it (exact: no dangling
+     * reference). Freed after the restart, with the garbage. */
+    stray_t strays = {0};
+    if (exact) shr__obj_walk_strays(h, stray_visit, &strays);
+    restart_world(h);
+    r->pause_ns = shr__now_ns(CLOCK_MONOTONIC) - t_stop;
+
+    uint64_t garbage = 0;
+    for (size_t i = 0; i < t.nwalked; i++)
+        if (!(t.e[i].state & (T_MARKED | T_UNTRAV | T_FROZEN | T_EXTERN))) garbage++;
+    if (shr__gate_enter(h) == 0) {
+        r->collected = ms_free(h, &t);
+        for (size_t i = 0; i < strays.n; i++) {
+            shr_free(h, shr__ptr(h, strays.off[i])); /* bytes 0..7 read 0 already (O2) */
+            r->strays++;
+        }
+        shr__gate_exit(h);
+    }
+    free(strays.off);
+    r->uncollectable = garbage - r->collected;
+    record(g, 2, r);
+    shr__trace_free(&t);
+    return 0;
+}
+
+static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, bool automatic)
 {
     shr_gc_result_t r;
     memset(&r, 0, sizeof r);
     r.size = sizeof r;
     r.generation = gen;
+    r.algorithm = algo & SHR_GC_ALGORITHM_MASK;
     /* Inside a call (would wait for itself), or a callback's. */
     if (shr__gate_depth || collecting || in_callback) return -EDEADLK;
     shr_tctx_t *me = shr__tctx(h);
@@ -672,6 +813,10 @@ static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *res, bool automa
     if (rc) goto out;
     (void)SHR_FAULT(GC_STOPPED); /* a crash point: the world stopped, nothing examined */
 
+    if (r.algorithm == SHR_GC_MARK_SWEEP) {
+        rc = mark_sweep(h, algo, &r, t_stop);
+        goto out;
+    }
     find_candidates(h, &s);
     if (s.nomem || build_index(&s) != 0) {
         restart_world(h);
@@ -747,7 +892,85 @@ int64_t shr_gc_collect(shr_heap_t *heap, int generation, shr_gc_result_t *res)
     if (!heap || generation < 0 || generation > 2) return -EINVAL;
     if (res && (res->size < offsetof(shr_gc_result_t, candidates) || res->size > (1u << 16))) return -EINVAL;
     shr__node_types_register();
-    return collect(heap, generation, res, false);
+    return collect(heap, generation, SHR_GC_TRIAL_DELETION, res, false);
+}
+
+int64_t shr_gc_collect_with(shr_heap_t *heap, int algorithm, int generation, shr_gc_result_t *res)
+{
+    int a = algorithm & SHR_GC_ALGORITHM_MASK;
+    if (!heap || generation < 0 || generation > 2 || (algorithm & ~(SHR_GC_ALGORITHM_MASK | SHR_GC_REPAIR)))
+        return -EINVAL;
+    if (a != SHR_GC_TRIAL_DELETION && a != SHR_GC_MARK_SWEEP) return -EINVAL;
+    if (a == SHR_GC_TRIAL_DELETION && (algorithm & SHR_GC_REPAIR)) return -EINVAL;
+    if (a == SHR_GC_MARK_SWEEP && generation != 2) return -EINVAL; /* a trace is of the whole heap */
+    if (res && (res->size < offsetof(shr_gc_result_t, candidates) || res->size > (1u << 16))) return -EINVAL;
+    shr__node_types_register();
+    return collect(heap, generation, algorithm, res, false);
+}
+
+/* ---- the verifier (trace.c; docs/design/gc.md §10) ------------------------------------------ */
+
+int shr_gc_verify(shr_heap_t *heap, shr_gc_verify_result_t *out)
+{
+    if (!heap || !out || out->size < offsetof(shr_gc_verify_result_t, dangling) || out->size > (1u << 16))
+        return -EINVAL;
+    if (shr__gate_depth || collecting || in_callback) return -EDEADLK;
+    shr__node_types_register();
+    shr_tctx_t *me = shr__tctx(heap);
+    if (!me) return -errno;
+    int rc = gc_lock(heap, false);
+    if (rc) return rc;
+    collecting = true;
+    reclaim_dead(heap); /* their leases released first, as a collection does */
+    shr_gc_verify_result_t v;
+    memset(&v, 0, sizeof v);
+    v.size = sizeof v;
+    shr_gc_result_t r;
+    memset(&r, 0, sizeof r);
+    trace_t t;
+    memset(&t, 0, sizeof t);
+    uint64_t t0 = shr__now_ns(CLOCK_MONOTONIC);
+    rc = stop_world(heap, me, &r);
+    if (rc == 0) {
+        rc = shr__trace_run(heap, &t);
+        restart_world(heap);
+    }
+    v.pause_ns = shr__now_ns(CLOCK_MONOTONIC) - t0;
+    collecting = false;
+    shr__gc_pending = NULL;
+    gc_unlock(heap);
+    if (rc == 0) {
+        for (size_t i = 0; i < t.n; i++) {
+            const tent_t *e = &t.e[i];
+            v.objects++;
+            if (e->state & T_EXTERN) v.external++;
+            if (e->state & T_MARKED) {
+                v.live++;
+            } else {
+                v.unreachable++;
+                v.unreachable_bytes += e->size;
+            }
+            if (e->count > e->known) {
+                v.above++;
+                v.excess += e->count - e->known;
+                if (!v.first_above) v.first_above = e->off;
+            } else if (e->count < e->known) {
+                v.below++;
+                if (!v.first_below) v.first_below = e->off;
+            }
+        }
+        v.dangling = t.dangling;
+        v.edges = t.edges;
+        v.root_refs = t.root_refs;
+        v.lease_refs = t.lease_refs;
+        v.untraversable = t.untraversable;
+        v.incomplete = t.lease_incomplete != 0;
+    }
+    shr__trace_free(&t);
+    if (rc) return rc;
+    memcpy((char *)out + sizeof out->size, (char *)&v + sizeof v.size,
+           (out->size < sizeof v ? out->size : sizeof v) - sizeof v.size);
+    return v.below || v.dangling ? SHR_ECORRUPT : 0;
 }
 
 int shr_gc_get_count(shr_heap_t *heap, int64_t count[3])
@@ -910,6 +1133,8 @@ typedef struct snap {
     uint64_t target;  /* get_referents: the object; get_referrers: the referent */
     bool hit;
     int64_t moved;    /* freeze, unfreeze, the freeze count */
+    bool hold;        /* a snapshot: enter the gate before the restart (below) */
+    bool gated;       /* ... and it was entered: snap_finish exits it */
 } snap_t;
 
 static int64_t stopped_op(shr_heap_t *h, void (*fn)(shr_heap_t *, snap_t *), snap_t *s)
@@ -927,6 +1152,12 @@ static int64_t stopped_op(shr_heap_t *h, void (*fn)(shr_heap_t *, snap_t *), sna
     rc = stop_world(h, me, &r);
     if (rc == 0) {
         fn(h, s);
+        /* A snapshot's increfs are references in flight until snap_finish
+         * makes them leases: this thread enters its gate before the restart
+         * (its own request lets it in), so that no other collection stops
+         * the world between (a mark-sweep would read them as counts nobody
+         * holds). */
+        if (s->hold && shr__gate_enter(h) == 0) s->gated = true;
         restart_world(h);
     }
     collecting = false;
@@ -958,7 +1189,8 @@ static bool walk_live(shr_heap_t *h, uint64_t off, uint32_t *flags)
     obj_t *o = obj_at(h, off);
     uint32_t f = shr_load_relaxed(&o->flags);
     *flags = f;
-    return (f & OBJ_TRACKED) && !(f & OBJ_GARBAGE) && shr_load_relaxed(&o->refcnt) != 0;
+    uint64_t rc = shr_load_relaxed(&o->refcnt);
+    return (f & OBJ_TRACKED) && !(f & OBJ_GARBAGE) && rc != 0 && rc != OBJ_DYING;
 }
 
 /* The increfs of a snapshot become leases: out[0..min(n, cap)) are handed
@@ -967,10 +1199,11 @@ static int64_t snap_finish(shr_heap_t *h, int64_t rc, snap_t *s, shr_ref_t *out,
 {
     if (rc == 0 && s->nomem) rc = -ENOMEM;
     if (s->n == 0) {
+        if (s->gated) shr__gate_exit(h);
         free(s->off);
         return rc ? rc : 0;
     }
-    int g = shr__gate_enter(h);
+    int g = s->gated ? 0 : shr__gate_enter(h);
     if (g) { /* a collector of another process holds the world: the counts stay too high (a leak, never a free) */
         free(s->off);
         return g;
@@ -1008,7 +1241,7 @@ int64_t shr_gc_get_referents(shr_heap_t *heap, shr_ref_t ref, shr_ref_t *out, si
     if (!heap || (!out && cap)) return -EINVAL;
     obj_t *o = held_obj(heap, ref);
     if (!o) return -EINVAL;
-    snap_t s = {.target = ref.off};
+    snap_t s = {.target = ref.off, .hold = true};
     return snap_finish(heap, stopped_op(heap, referents_fn, &s), &s, out, cap);
 }
 
@@ -1025,7 +1258,7 @@ static void objects_fn(shr_heap_t *h, snap_t *s) { shr__obj_walk(h, objects_visi
 int64_t shr_gc_get_objects(shr_heap_t *heap, int generation, shr_ref_t *out, size_t cap)
 {
     if (!heap || generation < -1 || generation > 3 || (!out && cap)) return -EINVAL;
-    snap_t s = {.gen = generation};
+    snap_t s = {.gen = generation, .hold = true};
     return snap_finish(heap, stopped_op(heap, objects_fn, &s), &s, out, cap);
 }
 
@@ -1056,7 +1289,7 @@ int64_t shr_gc_get_referrers(shr_heap_t *heap, shr_ref_t ref, shr_ref_t *out, si
 {
     if (!heap || (!out && cap)) return -EINVAL;
     if (!held_obj(heap, ref)) return -EINVAL;
-    snap_t s = {.target = ref.off};
+    snap_t s = {.target = ref.off, .hold = true};
     return snap_finish(heap, stopped_op(heap, referrers_fn, &s), &s, out, cap);
 }
 

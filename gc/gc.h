@@ -2,7 +2,8 @@
  *
  * An object is a block of the allocator that starts with obj_t:
  *
- *   bytes 0..7    refcnt   atomic; 0 once dead (the allocator never writes
+ *   bytes 0..7    refcnt   atomic; OBJ_DYING while a container's dealloc
+ *                          runs, 0 once freed (the allocator never writes
  *                          these bytes of a free block, so it stays 0)
  *   bytes 8..11   type     id: str, bytes, list (this process's type table),
  *                          SHR_TYPE_NODE, or a declared user type
@@ -12,10 +13,12 @@
  *                          collector only while the world is stopped
  *
  * Containers (lists, nodes, user types) are allocated from object pools
- * (shr__obj_block_alloc), which hold nothing else: the collector finds
+ * (shr__obj_block_alloc), which hold nothing but objects: the collector finds
  * every container by walking those pools in address order with the world
  * stopped (gc/collect.c; docs/design/gc.md). str and bytes hold no
- * references and live in ordinary blocks.
+ * references; those a list call makes (inside the gate, up to 16 KiB) live
+ * in object pools too, untracked, so that the backup mark-sweep (trace.c)
+ * finds them if a dead process leaked them; others in ordinary blocks.
  *
  * Bytes 8..15 of a free block are the allocator's free-list link: a freed
  * object's type and flags are overwritten, its refcount is not. The
@@ -79,6 +82,14 @@ typedef struct obj {
  * the next collector frees such an object whatever its count says. */
 #define OBJ_GARBAGE (1u << 3)
 static inline uint32_t obj_gen(uint32_t flags) { return (flags & OBJ_GEN_MASK) >> OBJ_GEN_SHIFT; }
+/* The refcount of a container whose last reference is gone and whose
+ * dealloc has begun (shr__decref stores it right after the decrement that
+ * reached 0; shr__obj_free stores 0 before the block is freed). With the
+ * world stopped, only a dead thread's unfinished dealloc leaves it: the
+ * trial deletion skips such an object (its children look referenced: kept),
+ * the backup mark-sweep finishes its dealloc (trace.c). str and bytes keep
+ * 0: they hold nothing to finish. */
+#define OBJ_DYING ((uint64_t)1 << 62)
 
 
 /* The block contract with alloc/: bytes 0..7 are the refcount, never written
@@ -311,6 +322,12 @@ uint64_t shr__lease_count(shr_heap_t *h);
 uint64_t shr__lease_released(shr_heap_t *h);
 /* At close: release what this process still holds. */
 void shr__gc_close(shr_heap_t *h);
+
+/* Every lease of every process and of the dead queue, each table once, with
+ * the world stopped (for the tracing collector and the verifier): 0 when
+ * every table was read, 1 when one may have been missed, or a negative
+ * code. */
+int shr__lease_scan(shr_heap_t *h, void (*fn)(shr_heap_t *h, uint64_t off, uint64_t n, void *arg), void *arg);
 
 /* Does this process hold a lease on off? (Validates a caller's shr_ref_t.) */
 bool shr__lease_held(shr_heap_t *h, shr_off_t off);

@@ -38,6 +38,7 @@
  * drained in place by the gc lock's holder.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gc.h"
@@ -380,6 +381,75 @@ int shr__gc_drain_dead(shr_heap_t *h)
     shr__gate_exit(h);
     atomic_fetch_add_explicit(&g->released, (uint64_t)released, memory_order_relaxed);
     return released;
+}
+
+/* Every lease of every process, for the tracing collector and the verifier
+ * (gc/trace.c), with the world stopped: the table of each process entry
+ * (live, or dead and not yet queued), then the tables queued on the dead
+ * queue and not yet drained, each table once (a table queued while the scan
+ * runs is seen in its area or on the queue, not both: `seen` dedupes). The
+ * registry lock is held throughout, so no sweep moves a dead process's table;
+ * each area's lock is held while its table is read, so no close moves it.
+ * A reclaim step that runs outside the registry lock (an entry in state
+ * RECLAIM) may move one table meanwhile: then the scan may miss it and
+ * returns 1 ("incomplete": the caller must treat unexplained counts as
+ * references). An area whose lock cannot be taken in time is skipped, also
+ * 1. Returns 0 when every table was read, 1 when some may have been missed,
+ * or a negative code (nothing scanned). fn(h, off, n, arg) for each live
+ * entry: off a block offset checked against the heap's bounds, n >= 1. */
+int shr__lease_scan(shr_heap_t *h, void (*fn)(shr_heap_t *h, uint64_t off, uint64_t n, void *arg), void *arg)
+{
+    uint64_t *seen = calloc(h->max_procs + 1, sizeof *seen);
+    size_t nseen = 0, seen_cap = h->max_procs + 1;
+    if (!seen) return -ENOMEM;
+    int rc = shr__lock(h, SHR_LOCK_REGISTRY);
+    if (rc) {
+        free(seen);
+        return rc;
+    }
+    int incomplete = 0;
+    gc_global_t *g = gc_global(h);
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t limit = h->capacity / (sizeof(lease_table_t) + LEASE_MIN * sizeof(lease_entry_t)) + 1, n = 0;
+        uint64_t toff = pass ? shr_load_acquire(&g->dead) : 0;
+        for (uint32_t p = 0; pass == 0 ? p < h->max_procs : toff != 0; p++) {
+            lease_area_t *a = NULL;
+            if (pass == 0) {
+                if (shr_load_relaxed(&shr__proc_entry(h, p)->state) == SHR_ENTRY_RECLAIM) incomplete = 1;
+                a = shr__seg_proc_area(h, SHR_LAYER_GC, p);
+                if (shr_load_relaxed(&a->table) == 0) continue;
+                if (area_lock(h, a) != 0) {
+                    incomplete = 1;
+                    continue;
+                }
+                toff = shr_load_relaxed(&a->table);
+            } else if (!table_ok(h, toff) || ++n > limit) {
+                break; /* a damaged queue: the rest is not followed */
+            }
+            bool dup = false;
+            for (size_t i = 0; i < nseen && !dup; i++) dup = seen[i] == toff;
+            if (toff && !dup && table_ok(h, toff)) {
+                if (nseen == seen_cap) {
+                    uint64_t *s2 = realloc(seen, 2 * seen_cap * sizeof *seen);
+                    if (s2) {
+                        seen = s2;
+                        seen_cap *= 2;
+                    }
+                }
+                if (nseen < seen_cap) seen[nseen++] = toff;
+                lease_table_t *t = table_at(h, toff);
+                for (uint64_t i = 0; i < t->cap; i++) {
+                    uint64_t off = shr_load_relaxed(&t->e[i].off), k = shr_load_relaxed(&t->e[i].n);
+                    if (is_live(off) && k && off < h->capacity && !(off & 7)) fn(h, off, k, arg);
+                }
+            }
+            if (pass == 0) area_unlock(a);
+            else toff = table_at(h, toff)->next;
+        }
+    }
+    shr__unlock(h, SHR_LOCK_REGISTRY);
+    free(seen);
+    return incomplete;
 }
 
 /* Close: whatever this process still holds is released as if it had died. */

@@ -45,7 +45,13 @@ obj_t *shr__obj_new(shr_heap_t *h, uint32_t type, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    obj_t *o = shr_malloc(h, size);
+    /* Inside the gate (every list call), a str or bytes of up to 16 KiB
+     * comes from an object pool too, untracked: the backup mark-sweep
+     * (gc/trace.c) finds it there if a dead process leaked it, which it
+     * cannot do in an ordinary pool. Outside the gate (white-box tests), in
+     * a guarded heap and above 16 KiB, an ordinary block. */
+    bool pooled = shr__gate_depth > 0 && size <= SHR_MEDIUM_REQUEST_THRESHOLD && !(h->flags & SHR_HEAP_GUARDS);
+    obj_t *o = pooled ? shr__obj_block_alloc(h, size) : shr_malloc(h, size);
     if (!o) return NULL;
     o->type = type;
     shr_store_relaxed(&o->flags, 0);
@@ -162,6 +168,10 @@ static void dealloc(shr_heap_t *h, obj_t *o)
 void shr__decref(shr_heap_t *h, obj_t *o)
 {
     if (atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_acq_rel) != 1) return;
+    /* A container's dealloc begins: mark it (OBJ_DYING), so that a death
+     * before its block is freed leaves an object the mark-sweep can find and
+     * finish, not a block with count 0 that nothing can tell from a free one. */
+    if (shr_load_relaxed(&o->flags) & OBJ_TRACKED) shr_store_relaxed(&o->refcnt, OBJ_DYING);
     if (dealloc_depth >= TRASH_DEPTH) {
         if (ntrash == trash_cap) {
             size_t cap = trash_cap ? trash_cap * 2 : 64, size;
@@ -194,7 +204,7 @@ shr_off_t shr__try_incref(shr_heap_t *h, _Atomic uint64_t *slot)
         obj_t *o = obj_at(h, off);
         uint64_t n = atomic_load_explicit(&o->refcnt, memory_order_relaxed);
         bool got = false;
-        while (n != 0 && !(got = atomic_compare_exchange_weak_explicit(
+        while (n != 0 && n != OBJ_DYING && !(got = atomic_compare_exchange_weak_explicit(
                                &o->refcnt, &n, n + 1, memory_order_acquire, memory_order_relaxed))) {
         }
         if (got) {

@@ -526,15 +526,19 @@ static int list_create_(shr_heap_t *heap, const char *name, const shr_value_t *v
     if (!shr__gc_array_size(sizeof(items_t), cap, sizeof(item_t), &size)) return -ENOMEM;
     shr__list_types_register();
     shr__gc_drain_dead(heap);
-    items_t *a = items_new(heap, cap);
-    if (!a) return -ENOMEM;
     /* Zeroed (unlocked, op NONE, no items: a walk that finds it now sees an
-     * empty list) before its refcount commits it. */
+     * empty list) before its refcount commits it. The list first, then its
+     * array, published at once (empty) and filled in place: a creator that
+     * dies part way leaves a list object that holds everything it made (the
+     * backup mark-sweep frees it all), never an array nothing names. */
     listobj_t *l = (listobj_t *)shr__obj_new_container(heap, SHR_TYPE_LIST, sizeof(listobj_t), NULL, 0);
-    if (!l) {
-        shr_free(heap, a);
+    if (!l) return -ENOMEM;
+    items_t *a = items_new(heap, cap);
+    if (!a) {
+        shr__decref(heap, &l->ob); /* empty: frees it */
         return -ENOMEM;
     }
+    shr_store_release(&l->items, shr__off(heap, a));
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint64_t tag, val;
@@ -544,7 +548,6 @@ static int list_create_(shr_heap_t *heap, const char *name, const shr_value_t *v
             shr_store_relaxed(&a->len, i + 1);
         }
     }
-    shr_store_release(&l->items, shr__off(heap, a));
     shr_off_t off = shr__off(heap, l);
     if (rc) {
         shr__decref(heap, &l->ob); /* releases what was encoded */

@@ -141,8 +141,14 @@ typedef struct shr_gc_result {
     uint64_t total_ns;        /* the whole call, freeing included */
     uint32_t stopped_threads; /* threads that were inside a call and had to be waited for */
     uint32_t dead_skipped;    /* dead processes' threads skipped (their references released) */
+    int algorithm;            /* SHR_GC_TRIAL_DELETION or SHR_GC_MARK_SWEEP */
+    uint32_t exact;           /* mark-sweep: 1 when every reference was seen (see shr_gc_collect_with) */
+    uint64_t repaired;        /* mark-sweep with SHR_GC_REPAIR: counts set to their true value */
+    uint64_t repaired_refs;   /* the references those counts had above it */
+    uint64_t strays;          /* mark-sweep, exact: blocks a dead thread left allocated in object
+                                 pools with no object in them, freed */
 } shr_gc_result_t;
-#define SHR_GC_RESULT_INIT {sizeof(shr_gc_result_t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define SHR_GC_RESULT_INIT {sizeof(shr_gc_result_t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
 /* Collect generation 0, 1 or 2. Returns collected + uncollectable, or
  * -EINVAL (bad generation or res->size), -ETIMEDOUT (a live thread did not
@@ -168,6 +174,101 @@ typedef struct shr_gc_stats {
     uint64_t long_lived_total, long_lived_pending;
 } shr_gc_stats_t;
 int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out);
+
+/* ---- the backup mark-sweep and the verifier --------------------------------
+ *
+ * Both trace the heap from its roots: the named roots that hold a reference
+ * and the leases of every process (a process's private references are its
+ * leases; those of a dead process not yet released count too, since they
+ * will be). Each stops the world as a collection does (and fails as it
+ * does: -ETIMEDOUT, SHR_ELOCKTIMEOUT, -EDEADLK), and uses private memory
+ * proportional to the objects (about 60 bytes each). docs/design/gc.md §10.
+ *
+ * The true count of an object is the number of references to it from every
+ * object (reachable or not), from roots and from leases. A crash can leave a
+ * count above it (a reference a dead thread had taken but not stored, or
+ * unstored but not yet released): a leak, never a free. A count below it
+ * would free an object still referenced: a bug.
+ */
+
+/* The algorithms of shr_gc_collect_with. Bacon and Rajan's synchronous
+ * cycle collection will take 1. */
+#define SHR_GC_TRIAL_DELETION 0   /* CPython's generational trial deletion: shr_gc_collect */
+#define SHR_GC_MARK_SWEEP 2       /* backup mark-sweep from the roots and the leases */
+#define SHR_GC_ALGORITHM_MASK 0xff
+#define SHR_GC_REPAIR 0x100       /* with SHR_GC_MARK_SWEEP: also repair counts left too high */
+
+/* One collection with the chosen algorithm; shr_gc_collect is
+ * shr_gc_collect_with(heap, SHR_GC_TRIAL_DELETION, generation, res), and
+ * both report the same statistics (and add to the same shr_gc_stats_t).
+ *
+ * SHR_GC_MARK_SWEEP (generation must be 2: it traces the whole heap, and
+ * counts as a full collection; survivors move to generation 2) marks what
+ * the roots and the leases reach, with the world stopped, and after the
+ * restart frees every object it did not reach, whatever its count: cycles,
+ * and objects whose only references a dead process left in its counts (a
+ * str it made but never stored, a value it replaced but never released).
+ * Frozen objects are kept, and what they reach. When the trace is exact it
+ * also frees the blocks of unowned object pools that a dead thread left
+ * allocated with no object in them (res->strays: taken and never
+ * committed, or given back and never freed). res->exact says whether
+ * every reference in the heap was seen: no object this process cannot
+ * traverse, every lease table read (none moved by a concurrent reclaim), no
+ * reference to a block that holds no object, no count below its true value.
+ * When not exact, an object whose count exceeds the references found is
+ * kept, with everything it reaches (the trial deletion's rule), so an
+ * unseen reference never leads to a free.
+ *
+ * SHR_GC_MARK_SWEEP | SHR_GC_REPAIR also sets, with the world stopped, the
+ * count of every reached object whose count exceeds its true value to that
+ * value, when the trace is exact and the object has at least one reference
+ * found (res->repaired, res->repaired_refs): every reference that can still
+ * be released is then one the trace saw.
+ *
+ * Returns collected + uncollectable, or -EINVAL (an unknown algorithm or
+ * flag, SHR_GC_REPAIR without the mark-sweep, the mark-sweep with a
+ * generation other than 2, bad res->size), -ENOMEM (nothing freed), and
+ * shr_gc_collect's errors. */
+int64_t shr_gc_collect_with(shr_heap_t *heap, int algorithm, int generation, shr_gc_result_t *res);
+
+/* What the verifier found. Set size = sizeof before the call
+ * (SHR_GC_VERIFY_INIT). */
+typedef struct shr_gc_verify_result {
+    size_t size;                /* in: sizeof the caller's struct */
+    uint64_t objects;           /* objects examined (below) */
+    uint64_t live;              /* reachable from the roots and the leases */
+    uint64_t unreachable;       /* the rest: garbage cycles, leaked objects, garbage a dead
+                                   collector left flagged */
+    uint64_t unreachable_bytes; /* their blocks */
+    uint64_t above;             /* objects whose count exceeds its true value: leaked references */
+    uint64_t excess;            /* the sum of those excesses */
+    uint64_t below;             /* objects whose count is below its true value: a bug, must be 0 */
+    uint64_t dangling;          /* references to blocks that hold no object: a bug, must be 0 */
+    uint64_t edges;             /* references from objects */
+    uint64_t root_refs;         /* references from named roots */
+    uint64_t lease_refs;        /* references from leases */
+    uint64_t untraversable;     /* objects this process cannot traverse: what they hold looks above */
+    uint64_t external;          /* objects outside the object pools that a reference names
+                                   (a str or bytes over 16 KiB) */
+    uint64_t first_below;       /* the offset of one object below, 0 if none */
+    uint64_t first_above;       /* the offset of one object above, 0 if none */
+    uint64_t pause_ns;          /* the world stopped */
+    uint32_t incomplete;        /* 1 when a lease table may have been missed (a reclaim of a dead
+                                   process ran meanwhile): `above` may overstate, never `below` */
+    uint32_t reserved;
+} shr_gc_verify_result_t;
+#define SHR_GC_VERIFY_INIT {sizeof(shr_gc_verify_result_t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/* Mark from the roots and the leases and compare every object's count with
+ * its true value. Objects: the containers and the str and bytes objects in
+ * the object pools (every container; every str or bytes up to 16 KiB made
+ * by a list call), and those outside them that a reference names. Safe
+ * while other processes work: it stops the world as a collection does, and
+ * changes nothing but what a collection changes first (dead processes'
+ * references released, a list a dead writer left half changed repaired).
+ * Returns 0, SHR_ECORRUPT when below or dangling is nonzero (out filled),
+ * -EINVAL (NULL, bad size), -ENOMEM, or shr_gc_collect's errors. */
+int shr_gc_verify(shr_heap_t *heap, shr_gc_verify_result_t *out);
 
 /* ---- seeded graphs (gc/graph.c) ------------------------------------------
  *

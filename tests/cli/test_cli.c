@@ -921,3 +921,54 @@ Test(cli, gc_build_and_drop)
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
+
+/* ---- gc verify and the mark-sweep ---------------------------------------- */
+
+Test(cli, gc_verify_and_the_mark_sweep)
+{
+    const char *name = shr_test_name();
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(name, NULL, &h), 0);
+    shr_ref_t a, b;
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &a), 0);
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &b), 0);
+    shr_obj_set(h, a, 0, b);
+    shr_obj_set(h, b, 0, a);
+    shr_obj_release(h, a);
+    shr_obj_release(h, b);
+    char want[200];
+    cli_run_t r = CLI("gc", "verify", name);
+    cr_assert_eq(r.status, 0, "gc verify: %s", r.err);
+    snprintf(want, sizeof want, "%s: 2 objects: 0 live, 2 unreachable", name);
+    cr_assert_not_null(strstr(r.out, want), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "0 below, 0 dangling"), "%s", r.out);
+    cli_free(&r);
+    r = CLI("gc", "collect", name, "--algorithm=marksweep", "--repair");
+    cr_assert_eq(r.status, 0, "gc collect: %s", r.err);
+    snprintf(want, sizeof want, "%s: generation 2: 2 collected", name);
+    cr_assert_not_null(strstr(r.out, want), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "an exact trace; 0 counts repaired"), "%s", r.out);
+    cli_free(&r);
+    r = CLI("gc", "verify", name);
+    cr_assert_eq(r.status, 0);
+    snprintf(want, sizeof want, "%s: 0 objects", name);
+    cr_assert_not_null(strstr(r.out, want), "%s", r.out);
+    cli_free(&r);
+    r = CLI("gc", "collect", name, "--algorithm", "bacon");
+    cr_assert_eq(r.status, 2, "an unknown algorithm is a usage error");
+    cli_free(&r);
+    r = CLI("gc", "collect", name, "--repair");
+    cr_assert_eq(r.status, 2, "--repair without the mark-sweep");
+    cli_free(&r);
+    r = CLI("gc", "collect", name, "--algorithm=marksweep", "-g", "0");
+    cr_assert_eq(r.status, 2, "the mark-sweep is of generation 2 only");
+    cli_free(&r);
+    r = CLI("gc", "verify");
+    cr_assert_eq(r.status, 2);
+    cli_free(&r);
+    r = CLI("gc", "verify", "t_no_such_heap");
+    cr_assert_eq(r.status, 1);
+    cli_free(&r);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}

@@ -3,7 +3,8 @@
  * cycles of lists, store them in a shared list and read them back, while a
  * fourth collects in a loop and the builders' own allocations trigger
  * automatic collections, and a fifth uses the rest of the module (callbacks
- * added and removed, disable/enable, snapshots, freeze/unfreeze). Every ring read must be whole (nothing reachable
+ * added and removed, disable/enable, snapshots, freeze/unfreeze); the
+ * fourth also runs the backup mark-sweep and the verifier. Every ring read must be whole (nothing reachable
  * freed); at the end the garbage is gone and the heap checks clean. Exits 0
  * when every check held. */
 #include <pthread.h>
@@ -128,11 +129,23 @@ static void *module_user(void *arg)
 static void *collector(void *arg)
 {
     (void)arg;
-    while (atomic_load(&builders_left) > 0) {
-        int64_t n = shr_gc_collect(heap, 2, NULL);
+    for (unsigned round = 0; atomic_load(&builders_left) > 0; round++) {
+        /* Every third round the backup mark-sweep (repairing counts), and
+         * the verifier, which must never find a count below its true value. */
+        int64_t n = round % 3 == 2 ? shr_gc_collect_with(heap, SHR_GC_MARK_SWEEP | SHR_GC_REPAIR, 2, NULL)
+                                   : shr_gc_collect(heap, 2, NULL);
         if (n < 0) {
             fprintf(stderr, "collect: %s\n", shr_strerror((int)n));
             FAIL(14);
+        }
+        if (round % 3 == 1) {
+            shr_gc_verify_result_t v = SHR_GC_VERIFY_INIT;
+            int rc = shr_gc_verify(heap, &v);
+            if (rc != 0 || v.below != 0 || v.dangling != 0) {
+                fprintf(stderr, "verify: %d, below %llu, dangling %llu\n", rc, (unsigned long long)v.below,
+                        (unsigned long long)v.dangling);
+                FAIL(29);
+            }
         }
         usleep(1000);
     }
