@@ -197,6 +197,8 @@ static int gate_barrier(void)
     return sys_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0 ? 0 : -errno;
 }
 
+int shr__gate_barrier(void) { return gate_barrier(); }
+
 static uint64_t stop_timeout_ns(void)
 {
     const char *s = getenv("SHARENA_GC_STOP_TIMEOUT_MS");

@@ -410,6 +410,12 @@ extern _Atomic bool shr__gate_asym;
 /* Register this process for the asymmetric gate (once, and again in a fork
  * child); called when a heap is opened. */
 void shr__gate_init(void);
+/* A full barrier on every running thread of every registered process
+ * (membarrier GLOBAL_EXPEDITED), for the other asymmetric pairs built on
+ * the same registration (list/list.c's read sections). 0, or -errno; 0 and
+ * nothing done when the kernel has no such membarrier (then no process
+ * registered, and every reader uses its symmetric order). */
+int shr__gate_barrier(void);
 /* initial-exec, as shr__tl_ctx: general-dynamic TLS cost a __tls_get_addr
  * call (~66 instructions) on every gated operation. */
 extern _Thread_local uint32_t shr__gate_depth __attribute__((tls_model("initial-exec")));

@@ -724,13 +724,135 @@ static int norm_index(int64_t index, uint64_t len, uint64_t *out)
 /* Attempts at a lock-free read before falling back to the lock. */
 #define OPTIMISTIC_TRIES 16
 
+/* ---- read sections and grace periods (docs/design/objects.md §7.4) ------
+ *
+ * A lock-free reader of an item array (read_inline, shr_list_len) runs in a
+ * read section: its thread slot's `epoch` is odd from before its first load
+ * of `items` until after its last load from the array. Only that thread
+ * writes it, so a section is two stores to a line the thread owns. A writer
+ * that wants to free or shrink an array readers may still be in (a retired
+ * one, or the tail of a shrinking one) first waits for a grace period: every
+ * live slot whose epoch was odd when it looked has since changed it (the
+ * section ended) or died. A section that begins after the writer looked
+ * loads the current `items` and `len`, stored before the look.
+ *
+ * The reader's store and its loads, against the writer's stores and its
+ * loads of the epochs, are a Dekker pair, ordered as the collector's gate
+ * orders its own pair (gc.h): asymmetrically, a relaxed store and a compiler
+ * barrier on the reader's side, and on the writer's side
+ * membarrier(GLOBAL_EXPEDITED) (shr__gate_barrier), which runs a full
+ * barrier on every running thread of every registered process; or
+ * symmetrically, a seq_cst store and a seq_cst first load, where this
+ * process is not registered or under ThreadSanitizer. The writer also makes
+ * a seq_cst read-modify-write of its own epoch (a full barrier: the gate has
+ * none to give when the kernel has no membarrier).
+ *
+ * A section is wait-free (OPTIMISTIC_TRIES at most, and no lock: a reader
+ * that falls back to the lock leaves its section first), so a writer that
+ * waits for one under the list lock cannot deadlock. A reader stalled inside
+ * one (preempted, stopped) makes the writer give up after GRACE_WAIT_NS and
+ * keep the array for a later try; the thread remembers that section and does
+ * not wait for it again. */
+#define GRACE_WAIT_NS 1000000
+
+typedef struct rsect {
+    _Atomic uint64_t *ep;
+    uint64_t e;
+} rsect_t;
+
+/* false when this thread has no slot (errno set): then read under the lock. */
+shr_inline bool rsect_enter(shr_heap_t *h, listobj_t *l, rsect_t *s, uint64_t *seq)
+{
+    shr_tctx_t *c = shr__tctx(h);
+    if (shr_unlikely(!c)) return false;
+    s->ep = &c->ts->epoch;
+    s->e = shr_load_relaxed(s->ep) | 1; /* even outside a section: odd inside */
+#if !defined(__SANITIZE_THREAD__)
+    if (shr_likely(atomic_load_explicit(&shr__gate_asym, memory_order_relaxed))) {
+        shr_store_relaxed(s->ep, s->e);
+        atomic_signal_fence(memory_order_seq_cst); /* the writer's membarrier does the rest */
+        *seq = shr_load_acquire(&l->seq);
+        return true;
+    }
+#endif
+    atomic_store_explicit(s->ep, s->e, memory_order_seq_cst);
+    *seq = atomic_load_explicit(&l->seq, memory_order_seq_cst);
+    return true;
+}
+
+shr_inline void rsect_exit(rsect_t *s) { shr_store_release(s->ep, s->e + 1); }
+
+/* The section this thread last gave up waiting for (a stalled reader). */
+static _Thread_local struct {
+    const shr_heap_t *h;
+    uint32_t slot;
+    uint64_t e;
+} stalled;
+
+/* true once every read section that may have begun before this call has
+ * ended; false when one outlasted GRACE_WAIT_NS (or is the one this thread
+ * already gave up on). The caller's stores that readers must see (a new
+ * `items`, a smaller `len`) come before. A list call, inside the gate. */
+static bool grace_wait(shr_heap_t *h)
+{
+    shr_tctx_t *me = shr__tctx(h);
+    if (!me || shr__gate_barrier() != 0) return false;
+    atomic_fetch_add_explicit(&me->ts->epoch, 0, memory_order_seq_cst); /* a full barrier */
+    uint32_t hwm = shr_load_acquire(&h->hdr->threads_hwm);
+    if (hwm > h->max_threads) hwm = h->max_threads;
+    uint64_t deadline = 0;
+    for (uint32_t s = 0; s < hwm; s++) {
+        if (s == me->slot) continue;
+        thread_slot_t *ts = shr__thread_slot(h, s);
+        uint64_t e = atomic_load_explicit(&ts->epoch, memory_order_seq_cst);
+        if (!(e & 1)) continue;
+        uint32_t gen = shr_load_relaxed(&ts->gen);
+        if (stalled.h == h && stalled.slot == s && stalled.e == e) { /* given up on before */
+            if (shr__slot_gone(h, s, gen)) continue;                 /* died inside */
+            return false;
+        }
+        unsigned round = 0;
+        while (shr_load_acquire(&ts->epoch) == e && shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE &&
+               shr_load_relaxed(&ts->gen) == gen) {
+            if (!deadline) deadline = shr__now_ns(CLOCK_MONOTONIC) + GRACE_WAIT_NS;
+            if (round % 64 == 63 && shr__slot_gone(h, s, gen)) break; /* died inside */
+            if (shr__backoff(&round, deadline)) {
+                stalled.h = h, stalled.slot = s, stalled.e = e;
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* Free the arrays on the retired chain, after a grace period (no reader can
+ * be in them). Each comes off the chain (the commit: LI4) before it is
+ * freed, so a death in between leaks that array and frees nothing twice.
+ * Lock held. */
+static void free_retired(shr_heap_t *h, listobj_t *l)
+{
+    while (l->retired) {
+        items_t *r = shr__ptr(h, l->retired);
+        l->retired = r->retired;
+        shr_free(h, r);
+    }
+}
+
+
 int64_t shr_list_len(shr_list_t *list)
 {
     if (!list) return -EINVAL;
-    /* One load of the array, one of its len: growth and append publish each
-     * with a single store, and arrays a reader may be in are not freed. */
+    /* One load of the array, one of its len, in a read section: growth and
+     * append publish each with a single store, and an array is not freed
+     * while a section that may have loaded it lasts. */
+    rsect_t rs;
+    uint64_t seq;
+    if (shr_unlikely(!rsect_enter(list->heap, list->obj, &rs, &seq))) return -errno; /* no thread slot */
+    (void)seq;
     items_t *a = shr__ptr(list->heap, shr_load_acquire(&list->obj->items));
-    return (int64_t)shr_load_acquire(&a->len);
+    int64_t n = (int64_t)shr_load_acquire(&a->len);
+    rsect_exit(&rs);
+    return n;
 }
 
 static inline bool inline_tag(uint64_t tag) { return tag >= SHR_NONE && tag <= SHR_FLOAT; }
@@ -739,11 +861,47 @@ static inline bool inline_tag(uint64_t tag) { return tag >= SHR_NONE && tag <= S
  * under the sequence counter, kept if it did not move. Returns 0 with *out
  * filled, a negative error (a bad index), or 1 when the item holds a
  * reference (or the readers kept colliding with writers): take the lock. */
+static shr_noinline int read_inline_retry(shr_heap_t *h, listobj_t *l, int64_t index, shr_value_t *out);
+
+/* Decode an inline item into *out. */
+shr_inline void inline_value(uint64_t tag, uint64_t val, shr_value_t *out)
+{
+    out->type = (shr_type_t)tag;
+    out->ref_ = 0;
+    if (tag == SHR_FLOAT) memcpy(&out->u.f, &val, sizeof val);
+    else if (tag == SHR_BOOL) out->u.b = val != 0;
+    else out->u.i = (int64_t)val;
+}
+
 shr_inline int read_inline(shr_heap_t *h, listobj_t *l, int64_t index, shr_value_t *out)
 {
-    uint64_t i;
-    for (int tries = 0; tries < OPTIMISTIC_TRIES; tries++) {
-        uint64_t s1 = shr_load_acquire(&l->seq);
+    uint64_t i, s1;
+    rsect_t rs;
+    if (shr_unlikely(!rsect_enter(h, l, &rs, &s1))) return 1; /* no slot: the locked path says why */
+    if (shr_likely(!(s1 & 1))) { /* the first try, in the caller's frame */
+        items_t *a = shr__ptr(h, shr_load_acquire(&l->items));
+        uint64_t len = shr_load_acquire(&a->len);
+        if (shr_likely(norm_index(index, len, &i) == 0)) {
+            uint64_t tag = shr_load_acquire(&a->it[i].tag), val = shr_load_acquire(&a->it[i].val);
+            if (shr_likely(shr_load_relaxed(&l->seq) == s1 && inline_tag(tag))) {
+                rsect_exit(&rs);
+                inline_value(tag, val, out);
+                return 0;
+            }
+        }
+    }
+    rsect_exit(&rs);
+    return read_inline_retry(h, l, index, out);
+}
+
+/* The tries after the first: a writer was moving items, the index was bad,
+ * or the item holds a reference. */
+static shr_noinline int read_inline_retry(shr_heap_t *h, listobj_t *l, int64_t index, shr_value_t *out)
+{
+    uint64_t i, s1;
+    rsect_t rs;
+    if (!rsect_enter(h, l, &rs, &s1)) return 1;
+    for (int tries = 0; tries < OPTIMISTIC_TRIES; tries++, s1 = shr_load_acquire(&l->seq)) {
         if (s1 & 1) continue;
         items_t *a = shr__ptr(h, shr_load_acquire(&l->items));
         uint64_t len = shr_load_acquire(&a->len);
@@ -754,15 +912,13 @@ shr_inline int read_inline(shr_heap_t *h, listobj_t *l, int64_t index, shr_value
             val = shr_load_acquire(&a->it[i].val);
         }
         if (shr_load_relaxed(&l->seq) != s1) continue;
+        rsect_exit(&rs);
         if (rc) return rc;
         if (!inline_tag(tag)) return 1; /* a reference: take it under the lock */
-        out->type = (shr_type_t)tag;
-        out->ref_ = 0;
-        if (tag == SHR_FLOAT) memcpy(&out->u.f, &val, sizeof val);
-        else if (tag == SHR_BOOL) out->u.b = val != 0;
-        else out->u.i = (int64_t)val;
+        inline_value(tag, val, out);
         return 0;
     }
+    rsect_exit(&rs);
     return 1;
 }
 
@@ -908,10 +1064,18 @@ static int list_set_(shr_list_t *list, int64_t index, const shr_value_t *value)
     return 0;
 }
 
+/* Arrays of at least this many items (a page or chunk run, 32 KiB and
+ * more) are given back early: a retired one after the growth that replaced
+ * it, and a pop that leaves one under a quarter full shrinks it. */
+#define SHRINK_MIN 2048
+
 /* Growth: a new array of twice the capacity with every item, published by
  * one store; the old array goes on the retired chain (a lock-free reader may
- * still be in it) and is freed with the list. Lock held. NULL (nothing
- * changed) when the new array cannot be had. */
+ * still be in it). The chain is freed once a grace period has passed: here
+ * when the old array was SHRINK_MIN items or more (a smaller one waits for a
+ * shrink or the list's end: a grace period costs a membarrier, more than
+ * copying a small array), at a shrink, and with the list. Lock held. NULL
+ * (nothing changed) when the new array cannot be had. */
 static items_t *grow(shr_heap_t *h, listobj_t *l, items_t *a)
 {
     uint64_t len = shr_load_relaxed(&a->len);
@@ -927,6 +1091,7 @@ static items_t *grow(shr_heap_t *h, listobj_t *l, items_t *a)
     l->retired = shr__off(h, a); /* retire, then publish: repair mends a death between (LI4) */
     (void)SHR_FAULT(LIST_GROW); /* a crash point */
     shr_store_release(&l->items, shr__off(h, b));
+    if (a->cap >= SHRINK_MIN && grace_wait(h)) free_retired(h, l);
     return b;
 }
 
@@ -973,28 +1138,25 @@ static int list_insert_(shr_list_t *list, int64_t index, const shr_value_t *valu
 }
 
 /* Giving memory back: when a pop leaves an array of at least SHRINK_MIN
- * items (a page or chunk run, 32 KiB and more) less than a quarter full, it
- * shrinks in place by a fifth at a time until it is a quarter full again or
- * the allocator will not shrink it in place (a chunk run shrinks in place to
- * any size that is still a chunk run, a page run to any page run: it stops
- * where a fifth less would change the kind).
- * The allocator releases the tail pages. A quarter full, the next growth is
- * as far away as the next shrink.
- * A lock-free reader may still be reading an item of the tail (it loaded
- * len before the >= 1536 pops that led here, and stalled): the sequence goes
- * odd around the shrink, so such a read is retried; the tail stays inside
- * the mapped segment, so the bytes it read are only thrown away
- * (docs/design/objects.md §7.6 on the race this leaves). cap is stored before the block
- * shrinks, so a death in between leaves cap below the block's size, never
- * above it. Arrays that growth retired are not given back until the list is
- * freed (a reader may be inside them; docs/design/objects.md §7.6). Lock
- * held. */
-#define SHRINK_MIN 2048
-
+ * items less than a quarter full, it shrinks in place by a fifth at a time
+ * until it is a quarter full again or the allocator will not shrink it in
+ * place (a chunk run shrinks in place to any size that is still a chunk
+ * run, a page run to any page run: it stops where a fifth less would change
+ * the kind), and the retired arrays are freed. The allocator releases the
+ * tail pages. A quarter full, the next growth is as far away as the next
+ * shrink.
+ * Both wait for a grace period first: a lock-free reader may still be
+ * reading an item of the tail (it loaded len before the >= 1536 pops that
+ * led here, and stalled) or a retired array. If one outlasts the wait, the
+ * shrink is left to a later pop. cap is stored before the block shrinks, so
+ * a death in between leaves cap below the block's size, never above it.
+ * Lock held. */
 static void shrink(shr_heap_t *h, listobj_t *l, items_t *a)
 {
     uint64_t cap = a->cap, len = shr_load_relaxed(&a->len);
     if (cap < SHRINK_MIN || len >= cap / 4 || (h->flags & SHR_HEAP_GUARDS)) return;
+    if (!grace_wait(h)) return;
+    free_retired(h, l);
     seq_begin(l);
     while (cap >= SHRINK_MIN && len < cap / 4) {
         uint64_t want = cap - cap / 5;
@@ -1181,12 +1343,17 @@ int shr_list_unlink(shr_heap_t *heap, const char *name)
 /* A get of None, bool, int or float reads under the list's sequence counter
  * and changes nothing in the heap: it needs no gate (a collection only
  * repairs lists whose writer died, under the same counter). */
+static shr_noinline int get_locked(shr_list_t *list, int64_t index, shr_value_t *out)
+{
+    GATED(list->heap, list_get_(list, index, out));
+}
+
 int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
 {
     if (!list || !out) return -EINVAL;
     int rc = read_inline(list->heap, list->obj, index, out);
-    if (rc <= 0) return rc;
-    GATED(list->heap, list_get_(list, index, out));
+    if (shr_likely(rc <= 0)) return rc;
+    return get_locked(list, index, out); /* out of the fast path's frame */
 }
 
 int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg)

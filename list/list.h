@@ -31,11 +31,12 @@
  * takes the lock, since it must take a reference to an object a concurrent
  * set may be freeing.
  *
- * Item arrays a reader may be inside are never freed while the list lives:
- * an array replaced by a bigger one (growth) goes on the list's retired
- * chain and is freed with the list. Arrays only grow (by doubling), so the
- * retired ones add up to less than the current capacity. Insert and delete
- * move items in place instead.
+ * Item arrays a reader may be inside are not freed until a grace period
+ * has passed: lock-free readers run in read sections (their thread slot's
+ * epoch odd: list.c, docs/design/objects.md §7.4). An array replaced by a
+ * bigger one (growth) goes on the list's retired chain, freed after a grace
+ * period by the next large growth or shrink, or with the list; a shrink in
+ * place waits for one too. Insert and delete move items in place.
  *
  * Crash consistency (the owner may die anywhere in a critical section):
  *   set      op record (SET, index, old item), then the item (fault point
@@ -109,7 +110,7 @@ typedef struct listobj {
     _Atomic uint64_t lock;      /* 0, or the holder's owner word (gc.h) */
     _Atomic uint64_t seq;       /* odd while items move in place */
     _Atomic uint64_t items;     /* offset of items_t */
-    uint64_t retired;           /* arrays replaced by growth; freed with the list */
+    uint64_t retired;           /* arrays replaced by growth, until a grace period */
     _Atomic uint64_t op;        /* LIST_OP_* in flight */
     uint64_t op_index;
     uint64_t op_len;            /* INSERT, DELETE: len before */

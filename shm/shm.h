@@ -82,8 +82,10 @@
  *    (below threads_hwm), not at creation: a build that expects them
  *    committed would touch uncommitted pages.
  * 8: process entries in state RECLAIM, named by proc_entry_t.reclaimer
- *    (a dead process reclaimed outside the registry lock). */
-#define SHR_LAYOUT_VERSION 8u
+ *    (a dead process reclaimed outside the registry lock).
+ * 9: thread_slot_t.epoch announces list read sections (odd inside); the
+ *    list frees retired arrays and shrinks after a grace period. */
+#define SHR_LAYOUT_VERSION 9u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"
@@ -175,7 +177,7 @@ typedef struct thread_slot {
     uint32_t proc_gen;          /* 12 that entry's gen when claimed */
     int32_t tid;                /* 16 diagnostics */
     _Atomic uint32_t in_heap;   /* 20 the cycle collector's gate: 1 inside an object call (gc/collect.c) */
-    _Atomic uint64_t epoch;     /* 24 reserved: reclamation epoch announcement */
+    _Atomic uint64_t epoch;     /* 24 odd inside a list read section (list/list.c); its thread only */
 } __attribute__((aligned(SHR_CACHELINE))) thread_slot_t;
 
 /* The fixed header at offset 0. Fields up to `checksum` are written once at

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -529,6 +530,204 @@ Test(list_unit, a_list_that_shrinks_gives_its_array_memory_back)
                  (unsigned long long)a.committed, (unsigned long long)b.committed);
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
+}
+
+/* ---- read sections: retired and shrunk arrays given back ------------------- */
+
+/* Items of the retired chain, in items. */
+static uint64_t retired_items(shr_heap_t *h, listobj_t *l)
+{
+    uint64_t n = 0;
+    for (uint64_t r = l->retired; r; r = ((items_t *)shr__ptr(h, r))->retired) n += ((items_t *)shr__ptr(h, r))->cap;
+    return n;
+}
+
+typedef struct {
+    shr_heap_t *h;
+    shr_list_t *l;
+    atomic_int stop, bad;
+    atomic_long reads;
+} grace_race_t;
+
+/* Item i always holds i (the list only appends and pops at the end). */
+static void *grace_reader(void *arg)
+{
+    grace_race_t *g = arg;
+    unsigned seed = (unsigned)(uintptr_t)&seed;
+    while (!atomic_load(&g->stop)) {
+        int64_t n = shr_list_len(g->l);
+        if (n < 0) {
+            atomic_fetch_add(&g->bad, 1);
+            continue;
+        }
+        int64_t i = n ? (int64_t)(rand_r(&seed) % (unsigned)n) : 0;
+        shr_value_t v;
+        int rc = shr_list_get(g->l, i, &v);
+        if (rc == SHR_EINDEX) continue;
+        if (rc != 0 || v.type != SHR_INT || v.u.i != i) atomic_fetch_add(&g->bad, 1);
+        atomic_fetch_add(&g->reads, 1);
+    }
+    return NULL;
+}
+
+/* Takes and writes what the list gives back, so that a reader still in a
+ * freed array would read someone else's bytes (and ThreadSanitizer would see
+ * the race). */
+static void *grace_reuser(void *arg)
+{
+    grace_race_t *g = arg;
+    size_t sizes[] = {4000, 40000, 140000, 600000};
+    for (unsigned k = 0; !atomic_load(&g->stop); k++) {
+        size_t n = sizes[k % 4];
+        unsigned char *p = shr_malloc(g->h, n);
+        if (!p) continue;
+        memset(p, 0xA5, n);
+        shr_free(g->h, p);
+    }
+    return NULL;
+}
+
+Test(list_unit, retired_and_shrunk_arrays_are_given_back_while_threads_read)
+{
+    grace_race_t g = {.h = make_heap()};
+    cr_assert_eq(shr_list_create(g.h, NULL, NULL, 0, &g.l), 0);
+    pthread_t t[3];
+    cr_assert_eq(pthread_create(&t[0], NULL, grace_reader, &g), 0);
+    cr_assert_eq(pthread_create(&t[1], NULL, grace_reader, &g), 0);
+    cr_assert_eq(pthread_create(&t[2], NULL, grace_reuser, &g), 0);
+    uint64_t large0 = 0;
+    for (int round = 0; round < 4; round++) {
+        for (int64_t i = shr_list_len(g.l); i < 60000; i++) { /* item i holds i */
+            shr_value_t v = shr_int(i);
+            cr_assert_eq(shr_list_append(g.l, &v), 0);
+        }
+        while (shr_list_len(g.l) > 100) cr_assert_eq(shr_list_pop(g.l, -1, NULL), 0);
+        if (round == 0) { /* the figure to hold to */
+            shr_alloc_stats_t st;
+            cr_assert_eq(shr_heap_stats(g.h, &st), 0);
+            large0 = st.large_bytes;
+        }
+    }
+    atomic_store(&g.stop, 1);
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    cr_assert_eq(atomic_load(&g.bad), 0, "a reader saw a wrong item or an error");
+    cr_assert_gt(atomic_load(&g.reads), 0);
+    /* With the readers gone, the next shrink finds its grace period at once. */
+    for (int i = 0; i < 3000; i++) {
+        shr_value_t v = shr_int(100 + i);
+        cr_assert_eq(shr_list_append(g.l, &v), 0);
+    }
+    while (shr_list_len(g.l) > 100) cr_assert_eq(shr_list_pop(g.l, -1, NULL), 0);
+    /* Only arrays under SHRINK_MIN items (8 .. 1024, 32 KiB in all) wait for
+     * the list's end; the 2048 .. 65536-item ones were freed. */
+    uint64_t kept = retired_items(g.h, g.l->obj);
+    cr_assert_lt(kept, 2048, "%llu items of retired arrays kept", (unsigned long long)kept);
+    items_t *a = list_items(g.h, g.l->obj);
+    cr_assert_leq(sizeof(items_t) + a->cap * sizeof(item_t), 2 * SHR_CHUNK_SIZE, "the live array shrank (cap %llu)",
+                  (unsigned long long)a->cap);
+    shr_alloc_stats_t st;
+    cr_assert_eq(shr_heap_stats(g.h, &st), 0);
+    cr_assert_leq(st.large_bytes, large0 + 64 * 1024, "large blocks in use after 4 rounds: %llu (after 1: %llu)",
+                  (unsigned long long)st.large_bytes, (unsigned long long)large0);
+    shr_list_close(g.l);
+    done(g.h);
+}
+
+/* A thread in another process marks its slot as inside a read section and
+ * stays there: a writer must not free or shrink what that reader may be
+ * reading. Once the section ends, or its process dies, the next pop gives
+ * the memory back. */
+typedef struct {
+    shr_heap_t *h;
+    int go[2], back[2];
+} staller_t;
+
+static int stall_in_a_section(void *arg)
+{
+    staller_t *s = arg;
+    shr_list_t *l;
+    if (shr_list_attach(s->h, "stall", &l) != 0) return 1;
+    if (shr_list_len(l) < 0) return 2; /* claims this thread's slot */
+    _Atomic uint64_t *ep = &shr__tctx(s->h)->ts->epoch;
+    atomic_store(ep, atomic_load(ep) | 1); /* inside, as a preempted reader would be */
+    char c = 's';
+    if (write(s->back[1], &c, 1) != 1) return 3;
+    if (read(s->go[0], &c, 1) != 1) return 4; /* or killed here */
+    atomic_store(ep, atomic_load(ep) + 1); /* and out */
+    if (write(s->back[1], &c, 1) != 1) return 5;
+    if (read(s->go[0], &c, 1) != 1) return 6;
+    shr_list_close(l);
+    return 0;
+}
+
+static pid_t start_staller(staller_t *s)
+{
+    cr_assert_eq(pipe(s->go), 0);
+    cr_assert_eq(pipe(s->back), 0);
+    pid_t p = shr_test_fork(stall_in_a_section, s);
+    char c;
+    cr_assert_eq(read(s->back[0], &c, 1), 1, "the staller is inside its section");
+    return p;
+}
+
+/* Fill to 6000 items (an 8192-item array, a page run; the 8 .. 4096-item
+ * arrays retired). */
+static void fill(shr_list_t *l)
+{
+    for (int64_t i = 0; i < 6000; i++) {
+        shr_value_t v = shr_int(i);
+        cr_assert_eq(shr_list_append(l, &v), 0);
+    }
+}
+
+static void pop_to(shr_list_t *l, int64_t n)
+{
+    while (shr_list_len(l) > n) cr_assert_eq(shr_list_pop(l, -1, NULL), 0);
+}
+
+Test(list_unit, a_reader_stalled_in_its_section_keeps_arrays_until_it_leaves_or_dies)
+{
+    shr_heap_t *h = make_heap();
+    for (int how = 0; how < 2; how++) { /* 0: the section ends; 1: its process is killed */
+        staller_t s = {.h = h};
+        shr_list_t *l;
+        cr_assert_eq(shr_list_create(h, "stall", NULL, 0, &l), 0);
+        pid_t p = start_staller(&s);
+        fill(l); /* the growths cannot free what they retire */
+        items_t *a = list_items(h, l->obj);
+        uint64_t cap = a->cap, retired = retired_items(h, l->obj);
+        cr_assert_eq(cap, 8192);
+        cr_assert_eq(retired, 8192 - 8, "every array growth replaced is kept (%llu items)",
+                     (unsigned long long)retired);
+        pop_to(l, 1000); /* under a quarter of 8192: the shrink's grace period cannot pass */
+        cr_assert_eq(a->cap, cap, "no shrink while a reader may be in the tail");
+        cr_assert_eq(retired_items(h, l->obj), retired, "no retired array freed");
+        if (how == 0) {
+            char c = 'g';
+            cr_assert_eq(write(s.go[1], &c, 1), 1);
+            cr_assert_eq(read(s.back[0], &c, 1), 1, "the staller left its section");
+        } else {
+            kill(p, SIGKILL);
+            waitpid(p, NULL, 0);
+        }
+        cr_assert_eq(shr_list_pop(l, -1, NULL), 0);
+        cr_assert_lt(a->cap, cap, "the next pop shrinks (%s)", how ? "killed" : "left");
+        cr_assert_lt(retired_items(h, l->obj), 2048, "and frees the retired arrays of 2048 items and more");
+        for (int64_t i = 0; i < shr_list_len(l); i++) {
+            shr_value_t v;
+            cr_assert_eq(shr_list_get(l, i, &v), 0);
+            cr_assert_eq(v.u.i, i);
+        }
+        if (how == 0) {
+            char c = 'g';
+            cr_assert_eq(write(s.go[1], &c, 1), 1);
+            cr_assert_eq(shr_test_wait(p), 0);
+        }
+        close(s.go[0]), close(s.go[1]), close(s.back[0]), close(s.back[1]);
+        shr_list_close(l);
+        cr_assert_eq(shr_list_unlink(h, "stall"), 0);
+    }
+    done(h);
 }
 
 /* ---- objects read from a segment nobody has checked -------------------------- */
