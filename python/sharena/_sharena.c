@@ -63,6 +63,7 @@ typedef struct {
     PyTypeObject *heap_type;
     PyTypeObject *segment_type;
     PyTypeObject *iter_type;
+    PyTypeObject *gc_type;
     PyObject *heaps;        /* weakref.WeakValueDictionary: heap name -> Heap */
     PyObject *partial;      /* functools.partial */
 } mod_state;
@@ -87,6 +88,8 @@ typedef struct {
     int busy;               /* calls on its lists in progress (LCALL) */
     dev_t dev;              /* the segment's file, to tell whether its name */
     ino_t ino;              /* still refers to it */
+    PyObject *gc_callbacks; /* heap.gc.callbacks: a list of callables */
+    PyObject *gc;           /* the GC object of heap.gc (borrowed; it clears this in its dealloc) */
     PyObject *weakreflist;
 } HeapObject;
 
@@ -168,6 +171,18 @@ static void wait_begin(void *arg)
         lr_;                                                                         \
     })
 
+/* A call on a heap handle that may run an automatic collection (a create):
+ * the GIL may be released meanwhile (gc_trampoline), so the heap is marked
+ * busy. */
+#define HCALL(hobj, expr)                                                            \
+    ({                                                                               \
+        HeapObject *hh_ = (hobj);                                                    \
+        hh_->busy++;                                                                 \
+        __typeof__(expr) hr_ = CALL(expr);                                           \
+        hh_->busy--;                                                                 \
+        hr_;                                                                         \
+    })
+
 /* ---- errors -------------------------------------------------------------- */
 
 static PyObject *set_error(int rc, PyObject *filename)
@@ -217,6 +232,74 @@ static int shm_stat(const char *name, struct stat *sb)
     return stat(path, sb) == 0 ? 0 : -errno;
 }
 
+/* ---- the collector's callbacks -------------------------------------------- */
+
+/* heap.gc.callbacks, called as CPython calls gc.callbacks: each with (phase,
+ * info), info a dict of generation, collected and uncollectable; an exception
+ * is reported as unraisable and the others still run. With the GIL. */
+static void run_py_callbacks(HeapObject *self, const char *phase, const shr_gc_info_t *info)
+{
+    PyObject *cbs = self->gc_callbacks;
+    if (!cbs || PyList_GET_SIZE(cbs) == 0) return;
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *snap = PyList_GetSlice(cbs, 0, PyList_GET_SIZE(cbs)); /* a callback may change the list */
+    PyObject *ph = PyUnicode_FromString(phase);
+    PyObject *d = Py_BuildValue("{s:i,s:K,s:K}", "generation", info->generation, "collected",
+                                (unsigned long long)info->collected, "uncollectable",
+                                (unsigned long long)info->uncollectable);
+    if (snap && ph && d) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(snap); i++) {
+            PyObject *cb = PyList_GET_ITEM(snap, i);
+            PyObject *r = PyObject_CallFunctionObjArgs(cb, ph, d, NULL);
+            if (r) Py_DECREF(r);
+            else PyErr_WriteUnraisable(cb);
+        }
+    } else {
+        PyErr_WriteUnraisable(NULL);
+    }
+    Py_XDECREF(snap);
+    Py_XDECREF(ph);
+    Py_XDECREF(d);
+    PyErr_Restore(et, ev, tb);
+}
+
+/* The heap handle's one collector callback (added in heap_wrap), called by
+ * every collection this process runs on the heap, explicit or automatic, in
+ * the collecting thread, with the world running (gc.h), before the world
+ * stops ("start") and after the garbage is freed ("stop").
+ *
+ * The collecting thread may or may not hold the GIL here: an explicit
+ * collect() released it; an automatic collection runs at the end of a
+ * library call (a create, an append) made with the GIL held, unless the
+ * wait hook released it during that call. The callback takes the GIL for
+ * the Python callbacks (PyGILState_Ensure), and then, at "start" of a
+ * collection whose thread held it, releases it (saved in waiting_tstate, as
+ * the wait hook does; CALL takes it back once the library call has
+ * returned). So no collection's pause or freeing runs with the GIL held, and
+ * the thread takes the GIL back only outside the gate and every lock. The
+ * module's per-thread call state is set aside while Python code runs, so
+ * that the callbacks' own calls into the module do not disturb it. */
+static void gc_trampoline(shr_heap_t *h, const char *phase, const shr_gc_info_t *info, void *arg)
+{
+    (void)h;
+    HeapObject *self = arg;
+    int outer_call = in_call;
+    PyThreadState *outer_wait = waiting_tstate;
+    int gil_held = outer_call && !outer_wait; /* a CALL made with the GIL, not released since */
+    in_call = 0;
+    waiting_tstate = NULL;
+    PyGILState_STATE g = PyGILState_Ensure();
+    run_py_callbacks(self, phase, info);
+    PyGILState_Release(g);
+    if (gil_held && strcmp(phase, "start") == 0) {
+        outer_wait = PyEval_SaveThread();
+        atomic_fetch_add_explicit(&gil_releases, 1, memory_order_relaxed);
+    }
+    in_call = outer_call;
+    waiting_tstate = outer_wait;
+}
+
 static HeapObject *heap_wrap(mod_state *st, shr_heap_t *h)
 {
     HeapObject *self = PyObject_GC_New(HeapObject, st->heap_type);
@@ -228,6 +311,8 @@ static HeapObject *heap_wrap(mod_state *st, shr_heap_t *h)
     self->lists = NULL;
     self->busy = 0;
     self->weakreflist = NULL;
+    self->gc = NULL;
+    self->gc_callbacks = PyList_New(0);
     self->name = PyUnicode_FromString(shr_heap_name(h));
     struct stat sb;
     if (shm_stat(shr_heap_name(h), &sb) == 0) {
@@ -238,7 +323,9 @@ static HeapObject *heap_wrap(mod_state *st, shr_heap_t *h)
         self->ino = 0;
     }
     PyObject_GC_Track(self);
-    if (!self->name || PyObject_SetItem(st->heaps, self->name, (PyObject *)self) < 0) {
+    int rc = self->gc_callbacks && self->name ? shr_gc_callback_add(h, gc_trampoline, self) : 0;
+    if (rc) set_error(rc, self->name);
+    if (rc || !self->gc_callbacks || !self->name || PyObject_SetItem(st->heaps, self->name, (PyObject *)self) < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -470,6 +557,13 @@ static PyObject *heap_repr(HeapObject *self)
 static int heap_traverse(HeapObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->gc_callbacks);
+    return 0;
+}
+
+static int heap_clear(HeapObject *self)
+{
+    Py_CLEAR(self->gc_callbacks);
     return 0;
 }
 
@@ -480,6 +574,7 @@ static void heap_dealloc(HeapObject *self)
     if (self->weakreflist) PyObject_ClearWeakRefs((PyObject *)self);
     heap_close_all(self);
     Py_CLEAR(self->name);
+    Py_CLEAR(self->gc_callbacks);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -535,6 +630,325 @@ static PyObject *heap_names(HeapObject *self, PyObject *Py_UNUSED(ignored))
     return out;
 }
 
+/* ---- heap.gc: the collector, with the names of CPython's gc module -------- */
+
+typedef struct {
+    PyObject_HEAD
+    HeapObject *heap;       /* strong */
+} GCObject;
+
+/* An error of the collector's calls as CPython users meet them. */
+static PyObject *gc_error(HeapObject *h, int64_t rc)
+{
+    if (rc == -EDEADLK) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "sharena: a collection, freeze or snapshot cannot start inside a gc callback "
+                        "or another collection");
+        return NULL;
+    }
+    if (rc == SHR_ELOCKTIMEOUT) {
+        PyErr_SetString(PyExc_TimeoutError, "sharena: another collection holds the collector past the lock timeout");
+        return NULL;
+    }
+    return set_error((int)rc, h->name); /* -ETIMEDOUT: TimeoutError (a thread did not stop) */
+}
+
+/* One of the calls that wait for the collector (collect, freeze, unfreeze,
+ * get_freeze_count): made without the GIL, the heap marked busy so that no
+ * other thread closes it meanwhile. */
+#define GC_WAIT(h, expr)                                                             \
+    ({                                                                               \
+        HeapObject *gh_ = (h);                                                       \
+        int64_t gr_;                                                                 \
+        gh_->busy++;                                                                 \
+        Py_BEGIN_ALLOW_THREADS gr_ = (expr);                                         \
+        Py_END_ALLOW_THREADS gh_->busy--;                                            \
+        gr_;                                                                         \
+    })
+
+static shr_heap_t *gc_heap(GCObject *self)
+{
+    if (heap_check_open(self->heap) < 0) return NULL;
+    return self->heap->heap;
+}
+
+static PyObject *gc_collect(GCObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"generation", NULL};
+    int gen = 2;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|i:collect", kwlist, &gen)) return NULL;
+    if (gen < 0 || gen > 2) {
+        PyErr_SetString(PyExc_ValueError, "invalid generation");
+        return NULL;
+    }
+    shr_heap_t *h = gc_heap(self);
+    if (!h) return NULL;
+    int64_t n = GC_WAIT(self->heap, shr_gc_collect(h, gen, NULL));
+    if (n < 0) return gc_error(self->heap, n);
+    return PyLong_FromLongLong(n);
+}
+
+static PyObject *gc_get_count(GCObject *self, PyObject *Py_UNUSED(ignored))
+{
+    shr_heap_t *h = gc_heap(self);
+    if (!h) return NULL;
+    int64_t c[3];
+    int rc = shr_gc_get_count(h, c);
+    if (rc) return gc_error(self->heap, rc);
+    return Py_BuildValue("(LLL)", (long long)c[0], (long long)c[1], (long long)c[2]);
+}
+
+static PyObject *gc_get_threshold(GCObject *self, PyObject *Py_UNUSED(ignored))
+{
+    shr_heap_t *h = gc_heap(self);
+    if (!h) return NULL;
+    uint32_t t[3];
+    int rc = shr_gc_get_threshold(h, t);
+    if (rc) return gc_error(self->heap, rc);
+    return Py_BuildValue("(III)", t[0], t[1], t[2]);
+}
+
+/* A threshold argument: an int in 0 .. 2**32-1. */
+static int threshold_arg(PyObject *o, uint32_t *out)
+{
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "'%.200s' object cannot be interpreted as an integer", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (overflow > 0 || v > (long long)UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "threshold is greater than 2**32 - 1");
+        return -1;
+    }
+    if (overflow < 0 || v < 0) {
+        PyErr_SetString(PyExc_ValueError, "threshold must not be negative");
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static PyObject *gc_set_threshold(GCObject *self, PyObject *args)
+{
+    PyObject *a[3] = {NULL, NULL, NULL};
+    if (!PyArg_ParseTuple(args, "O|OO:set_threshold", &a[0], &a[1], &a[2])) return NULL;
+    shr_heap_t *h = gc_heap(self);
+    if (!h) return NULL;
+    uint32_t t[3];
+    int rc = shr_gc_get_threshold(h, t);
+    if (rc) return gc_error(self->heap, rc);
+    for (int i = 0; i < 3; i++) /* every argument checked before anything changes */
+        if (a[i] && threshold_arg(a[i], &t[i]) < 0) return NULL;
+    rc = shr_gc_set_threshold(h, t);
+    if (rc) return gc_error(self->heap, rc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *gc_get_stats(GCObject *self, PyObject *Py_UNUSED(ignored))
+{
+    shr_heap_t *h = gc_heap(self);
+    if (!h) return NULL;
+    shr_gc_stats_t s;
+    int rc = shr_gc_get_stats(h, &s);
+    if (rc) return gc_error(self->heap, rc);
+    PyObject *out = PyList_New(3);
+    if (!out) return NULL;
+    for (int i = 0; i < 3; i++) {
+        const shr_gc_gen_stats_t *g = &s.gen[i];
+        PyObject *d = Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K}", "collections", (unsigned long long)g->collections,
+                                    "collected", (unsigned long long)g->collected, "uncollectable",
+                                    (unsigned long long)g->uncollectable, "pause_ns_total",
+                                    (unsigned long long)g->pause_ns_total, "pause_ns_max",
+                                    (unsigned long long)g->pause_ns_max, "ttsp_ns_max",
+                                    (unsigned long long)g->ttsp_ns_max);
+        if (!d) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, d);
+    }
+    return out;
+}
+
+static PyObject *gc_enable(GCObject *self, PyObject *Py_UNUSED(ignored))
+{
+    shr_heap_t *h = gc_heap(self);
+    if (!h) return NULL;
+    int rc = shr_gc_enable(h);
+    if (rc) return gc_error(self->heap, rc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *gc_disable(GCObject *self, PyObject *Py_UNUSED(ignored))
+{
+    shr_heap_t *h = gc_heap(self);
+    if (!h) return NULL;
+    int rc = shr_gc_disable(h);
+    if (rc) return gc_error(self->heap, rc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *gc_isenabled(GCObject *self, PyObject *Py_UNUSED(ignored))
+{
+    shr_heap_t *h = gc_heap(self);
+    if (!h) return NULL;
+    int rc = shr_gc_isenabled(h);
+    if (rc < 0) return gc_error(self->heap, rc);
+    return PyBool_FromLong(rc);
+}
+
+static PyObject *gc_freeze(GCObject *self, PyObject *Py_UNUSED(ignored))
+{
+    shr_heap_t *h = gc_heap(self);
+    if (!h) return NULL;
+    int64_t n = GC_WAIT(self->heap, shr_gc_freeze(h));
+    if (n < 0) return gc_error(self->heap, n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *gc_unfreeze(GCObject *self, PyObject *Py_UNUSED(ignored))
+{
+    shr_heap_t *h = gc_heap(self);
+    if (!h) return NULL;
+    int64_t n = GC_WAIT(self->heap, shr_gc_unfreeze(h));
+    if (n < 0) return gc_error(self->heap, n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *gc_get_freeze_count(GCObject *self, PyObject *Py_UNUSED(ignored))
+{
+    shr_heap_t *h = gc_heap(self);
+    if (!h) return NULL;
+    int64_t n = GC_WAIT(self->heap, shr_gc_get_freeze_count(h));
+    if (n < 0) return gc_error(self->heap, n);
+    return PyLong_FromLongLong(n);
+}
+
+static PyObject *gc_get_callbacks(GCObject *self, void *closure)
+{
+    (void)closure;
+    if (!self->heap->gc_callbacks) Py_RETURN_NONE;
+    return Py_NewRef(self->heap->gc_callbacks);
+}
+
+static PyObject *gc_get_heap(GCObject *self, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(self->heap);
+}
+
+static PyObject *gc_repr(GCObject *self) { return PyUnicode_FromFormat("<sharena.GC of %R>", self->heap); }
+
+static int gc_traverse(GCObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->heap);
+    return 0;
+}
+
+static void gc_dealloc(GCObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (self->heap && self->heap->gc == (PyObject *)self) self->heap->gc = NULL;
+    Py_CLEAR(self->heap);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+/* heap.gc: one GC object per Heap while it is referenced (so that
+ * heap.gc is heap.gc); the callbacks are the Heap's, and outlive it. */
+static PyObject *heap_get_gc(HeapObject *self, void *closure)
+{
+    (void)closure;
+    if (self->gc) return Py_NewRef(self->gc);
+    mod_state *st = state_of_type(Py_TYPE(self));
+    if (!st) return NULL;
+    GCObject *g = PyObject_GC_New(GCObject, st->gc_type);
+    if (!g) return NULL;
+    g->heap = (HeapObject *)Py_NewRef(self);
+    PyObject_GC_Track(g);
+    self->gc = (PyObject *)g;
+    return (PyObject *)g;
+}
+
+static PyMethodDef gc_methods[] = {
+    {"collect", (PyCFunction)(void (*)(void))gc_collect, METH_VARARGS | METH_KEYWORDS,
+     PyDoc_STR("collect($self, /, generation=2)\n--\n\n"
+               "Run a collection of generations 0..generation of the heap (every process's\n"
+               "objects: the world stops meanwhile) and return the number of unreachable\n"
+               "objects found. The GIL is released while it runs.\n\n"
+               "Raises ValueError for a generation other than 0, 1, 2; RuntimeError inside\n"
+               "a gc callback; TimeoutError when a thread of some process did not stop.")},
+    {"get_count", (PyCFunction)gc_get_count, METH_NOARGS,
+     PyDoc_STR("get_count($self, /)\n--\n\nThe heap's current collection counts, a (count0, count1, count2)\n"
+               "tuple; count0 may lag by up to 64 per thread.")},
+    {"get_threshold", (PyCFunction)gc_get_threshold, METH_NOARGS,
+     PyDoc_STR("get_threshold($self, /)\n--\n\nThe heap's collection thresholds, a 3-tuple.")},
+    {"set_threshold", (PyCFunction)gc_set_threshold, METH_VARARGS,
+     PyDoc_STR("set_threshold(threshold0, [threshold1, [threshold2]])\n--\n\n"
+               "Set the heap's collection thresholds (for every process); those not given\n"
+               "keep their value. threshold0 = 0 disables automatic collections. Each is an\n"
+               "int in 0 .. 2**32-1: TypeError otherwise, OverflowError above, ValueError\n"
+               "below 0; nothing changes on error.")},
+    {"get_stats", (PyCFunction)gc_get_stats, METH_NOARGS,
+     PyDoc_STR("get_stats($self, /)\n--\n\nA list of three dicts, one per generation, with the heap's totals\n"
+               "since it was created, over every process: collections, collected,\n"
+               "uncollectable, and pause_ns_total, pause_ns_max, ttsp_ns_max.")},
+    {"enable", (PyCFunction)gc_enable, METH_NOARGS,
+     PyDoc_STR("enable($self, /)\n--\n\nEnable this process's automatic collections of the heap.")},
+    {"disable", (PyCFunction)gc_disable, METH_NOARGS,
+     PyDoc_STR("disable($self, /)\n--\n\nDisable this process's automatic collections of the heap; other\n"
+               "processes' still run, and collect() still works.")},
+    {"isenabled", (PyCFunction)gc_isenabled, METH_NOARGS,
+     PyDoc_STR("isenabled($self, /)\n--\n\nTrue if this process's automatic collections are enabled.")},
+    {"freeze", (PyCFunction)gc_freeze, METH_NOARGS,
+     PyDoc_STR("freeze($self, /)\n--\n\nMove every object of the heap to the permanent generation, which no\n"
+               "collection examines (for every process).")},
+    {"unfreeze", (PyCFunction)gc_unfreeze, METH_NOARGS,
+     PyDoc_STR("unfreeze($self, /)\n--\n\nMove the permanent generation's objects back to the oldest generation.")},
+    {"get_freeze_count", (PyCFunction)gc_get_freeze_count, METH_NOARGS,
+     PyDoc_STR("get_freeze_count($self, /)\n--\n\nThe number of objects in the permanent generation.")},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef gc_getset[] = {
+    {"callbacks", (getter)gc_get_callbacks, NULL,
+     PyDoc_STR("A list of callables, each called as callback(phase, info) before (phase \"start\")\n"
+               "and after (\"stop\") every collection this process runs on the heap, explicit or\n"
+               "automatic, in the collecting thread; info is a dict with generation, collected\n"
+               "and uncollectable. Other processes' collections call their own callbacks."),
+     NULL},
+    {"heap", (getter)gc_get_heap, NULL, PyDoc_STR("The Heap this collector is of."), NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+PyDoc_STRVAR(gc_doc,
+"The cycle collector of a Heap (heap.gc), with the names of the gc module.\n\n"
+"The heap's objects (its lists, and what other programs put in it) are\n"
+"counted and collected as CPython's gc does with an interpreter's: three\n"
+"generations, thresholds, freezing, callbacks. What is whose: the\n"
+"thresholds, counts, statistics and generations are the heap's, the same\n"
+"for every process; enable/disable and the callbacks are this process's.\n"
+"A collection stops every thread of every process using the heap for its\n"
+"pause; it runs without the GIL.");
+
+static PyType_Slot gc_slots[] = {
+    {Py_tp_doc, (void *)gc_doc},
+    {Py_tp_dealloc, gc_dealloc},
+    {Py_tp_traverse, gc_traverse},
+    {Py_tp_repr, gc_repr},
+    {Py_tp_methods, gc_methods},
+    {Py_tp_getset, gc_getset},
+    {0, NULL}};
+
+static PyType_Spec gc_spec = {
+    .name = "sharena.GC",
+    .basicsize = sizeof(GCObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = gc_slots,
+};
+
 PyDoc_STRVAR(heap_doc,
 "Heap(name=None, create=False, *, capacity=0, max_procs=0, max_threads=0)\n"
 "--\n\n"
@@ -587,6 +1001,8 @@ static PyMemberDef heap_members[] = {
 static PyGetSetDef heap_getset[] = {
     {"capacity", (getter)heap_get_capacity, NULL, PyDoc_STR("Bytes of address space the heap reserves."), NULL},
     {"closed", (getter)heap_get_closed, NULL, PyDoc_STR("True once close() was called."), NULL},
+    {"gc", (getter)heap_get_gc, NULL,
+     PyDoc_STR("The heap's cycle collector, with the names of the gc module (sharena.GC)."), NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyType_Slot heap_slots[] = {
@@ -594,6 +1010,7 @@ static PyType_Slot heap_slots[] = {
     {Py_tp_new, heap_new},
     {Py_tp_dealloc, heap_dealloc},
     {Py_tp_traverse, heap_traverse},
+    {Py_tp_clear, heap_clear},
     {Py_tp_repr, heap_repr},
     {Py_tp_methods, heap_methods},
     {Py_tp_members, heap_members},
@@ -641,11 +1058,15 @@ static inline const char *str_utf8(PyObject *o, Py_ssize_t *n)
 }
 
 /* Temporary handles made while converting (nested lists), closed after the
- * call that stores them. */
+ * call that stores them; and the ShareableLists given as values, pinned
+ * (busy, and a reference) until then: the GIL may be released during the
+ * calls (a wait, an automatic collection), and another thread must not close
+ * a handle the values point to meanwhile. */
 typedef struct {
     shr_list_t *small[8];
     shr_list_t **tmp;
     size_t n, cap;
+    PyObject *pins;         /* list of pinned ShareableLists, or NULL */
 } conv_t;
 
 static void conv_init(conv_t *c)
@@ -653,6 +1074,15 @@ static void conv_init(conv_t *c)
     c->tmp = c->small;
     c->n = 0;
     c->cap = 8;
+    c->pins = NULL;
+}
+
+static int conv_pin(conv_t *c, ListObject *l)
+{
+    if (!c->pins && !(c->pins = PyList_New(0))) return -1;
+    if (PyList_Append(c->pins, (PyObject *)l) < 0) return -1;
+    l->busy++;
+    return 0;
 }
 
 static int conv_keep(conv_t *c, shr_list_t *l)
@@ -678,15 +1108,20 @@ static void conv_done(conv_t *c)
     for (size_t i = 0; i < c->n; i++) shr_list_close(c->tmp[i]);
     if (c->tmp != c->small) PyMem_Free(c->tmp);
     c->n = 0;
+    if (c->pins) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(c->pins); i++) ((ListObject *)PyList_GET_ITEM(c->pins, i))->busy--;
+        Py_CLEAR(c->pins);
+    }
 }
 
-static int to_values(mod_state *st, shr_heap_t *heap, PyObject *fast, shr_value_t **out, conv_t *c);
+static int to_values(mod_state *st, HeapObject *hobj, PyObject *fast, shr_value_t **out, conv_t *c);
 
 /* A Python object as a value to store. str and bytes point into the object
  * (it must outlive the call); a Python list becomes a new unnamed list in
  * heap. Raises TypeError, OverflowError or ValueError. */
-static int to_value(mod_state *st, shr_heap_t *heap, PyObject *o, shr_value_t *v, conv_t *c)
+static int to_value(mod_state *st, HeapObject *hobj, PyObject *o, shr_value_t *v, conv_t *c)
 {
+    shr_heap_t *heap = hobj->heap;
     if (LIKELY(PyUnicode_CheckExact(o))) { /* the common cases first, by exact type */
         Py_ssize_t n;
         const char *s = str_utf8(o, &n);
@@ -728,17 +1163,20 @@ static int to_value(mod_state *st, shr_heap_t *heap, PyObject *o, shr_value_t *v
                             "(a plain list is copied into the heap)");
             return -1;
         }
+        if (conv_pin(c, l) < 0) return -1;
         *v = shr_listval(l->list);
     } else if (PyList_Check(o)) {
         if (Py_EnterRecursiveCall(" while converting a list for a ShareableList")) return -1;
-        PyObject *fast = PySequence_Fast(o, "");
+        /* A copy holding its items: the values point into them, and another
+         * thread may change o while the GIL is released. */
+        PyObject *fast = PyList_GetSlice(o, 0, PyList_GET_SIZE(o));
         int rc = -1;
         if (fast) {
             shr_value_t *vals = NULL;
             Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-            if (to_values(st, heap, fast, &vals, c) == 0) {
+            if (to_values(st, hobj, fast, &vals, c) == 0) {
                 shr_list_t *l;
-                int e = shr_list_create(heap, NULL, vals, (size_t)n, &l);
+                int e = HCALL(hobj, shr_list_create(heap, NULL, vals, (size_t)n, &l));
                 if (e) set_error(e, NULL);
                 else if (conv_keep(c, l) < 0) shr_list_close(l);
                 else {
@@ -761,7 +1199,7 @@ static int to_value(mod_state *st, shr_heap_t *heap, PyObject *o, shr_value_t *v
     return 0;
 }
 
-static int to_values(mod_state *st, shr_heap_t *heap, PyObject *fast, shr_value_t **out, conv_t *c)
+static int to_values(mod_state *st, HeapObject *hobj, PyObject *fast, shr_value_t **out, conv_t *c)
 {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
     shr_value_t *vals = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *vals);
@@ -771,7 +1209,7 @@ static int to_values(mod_state *st, shr_heap_t *heap, PyObject *fast, shr_value_
     }
     PyObject **items = PySequence_Fast_ITEMS(fast);
     for (Py_ssize_t i = 0; i < n; i++)
-        if (to_value(st, heap, items[i], &vals[i], c) < 0) {
+        if (to_value(st, hobj, items[i], &vals[i], c) < 0) {
             PyMem_Free(vals);
             return -1;
         }
@@ -847,6 +1285,8 @@ static PyObject *make_list(mod_state *st, HeapObject *heap, PyObject *sequence, 
         /* A str is a sequence of 1-character strs, as in the stdlib; bytes
          * iterate as ints. */
         fast = PySequence_List(sequence);
+    } else if (PyList_Check(sequence)) {
+        fast = PyList_GetSlice(sequence, 0, PyList_GET_SIZE(sequence)); /* see to_value */
     } else fast = PySequence_Fast(sequence, "ShareableList() argument must be an iterable");
     if (!fast) return NULL;
     const char *cname = NULL;
@@ -859,9 +1299,9 @@ static PyObject *make_list(mod_state *st, HeapObject *heap, PyObject *sequence, 
     conv_init(&c);
     shr_value_t *vals = NULL;
     PyObject *r = NULL;
-    if (to_values(st, heap->heap, fast, &vals, &c) == 0) {
+    if (to_values(st, heap, fast, &vals, &c) == 0) {
         shr_list_t *l;
-        int rc = shr_list_create(heap->heap, cname, vals, (size_t)PySequence_Fast_GET_SIZE(fast), &l);
+        int rc = HCALL(heap, shr_list_create(heap->heap, cname, vals, (size_t)PySequence_Fast_GET_SIZE(fast), &l));
         if (rc) set_error(rc, name == Py_None ? NULL : name);
         else r = (PyObject *)list_wrap(st, heap, l, own ? heap->name : name, own);
     }
@@ -1132,7 +1572,7 @@ static int list_ass_subscript(ListObject *self, PyObject *key, PyObject *value)
     } else {
         conv_t c;
         conv_init(&c);
-        if (to_value(self->st, self->heap->heap, value, &v, &c) < 0) {
+        if (to_value(self->st, self->heap, value, &v, &c) < 0) {
             conv_done(&c);
             return -1;
         }
@@ -1158,7 +1598,7 @@ static int c_comparable(mod_state *st, ListObject *self, PyObject *value, shr_va
     if (value != Py_None && !PyBool_Check(value) && !PyLong_CheckExact(value) && !PyFloat_CheckExact(value) &&
         !PyUnicode_CheckExact(value) && !PyBytes_CheckExact(value) && !Py_IS_TYPE(value, st->list_type))
         return -1;
-    if (to_value(st, shr_list_heap(self->list), value, v, c) < 0) {
+    if (to_value(st, self->heap, value, v, c) < 0) {
         PyErr_Clear();
         return -1;
     }
@@ -1243,7 +1683,7 @@ static PyObject *list_insert_common(ListObject *self, int64_t index, PyObject *v
     shr_value_t v;
     conv_t c;
     conv_init(&c);
-    if (to_value(st, shr_list_heap(self->list), value, &v, &c) < 0) {
+    if (to_value(st, self->heap, value, &v, &c) < 0) {
         conv_done(&c);
         return NULL;
     }
@@ -1405,7 +1845,7 @@ static PyObject *list_reduce(ListObject *self, PyObject *Py_UNUSED(ignored))
                      b[6], b[7]);
             shr_value_t v = shr_listval(self->list);
             shr_list_t *holder;
-            int rc = shr_list_create(shr_list_heap(self->list), nm, &v, 1, &holder);
+            int rc = HCALL(self->heap, shr_list_create(shr_list_heap(self->list), nm, &v, 1, &holder));
             if (rc == -EEXIST && tries < 100) continue;
             if (rc) {
                 Py_DECREF(rebuild);
@@ -1797,6 +2237,8 @@ static int mod_exec(PyObject *m)
     if (!st->segment_type || PyModule_AddType(m, st->segment_type) < 0) return -1;
     st->iter_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &iter_spec, NULL);
     if (!st->iter_type) return -1;
+    st->gc_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &gc_spec, NULL);
+    if (!st->gc_type || PyModule_AddType(m, st->gc_type) < 0) return -1;
 
     /* ShareableList is a Sequence, as the stdlib's is not. */
     PyObject *abc = PyImport_ImportModule("collections.abc");
@@ -1828,6 +2270,7 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->heap_type);
     Py_VISIT(st->segment_type);
     Py_VISIT(st->iter_type);
+    Py_VISIT(st->gc_type);
     Py_VISIT(st->heaps);
     Py_VISIT(st->partial);
     return 0;
@@ -1840,6 +2283,7 @@ static int mod_clear(PyObject *m)
     Py_CLEAR(st->heap_type);
     Py_CLEAR(st->segment_type);
     Py_CLEAR(st->iter_type);
+    Py_CLEAR(st->gc_type);
     Py_CLEAR(st->heaps);
     Py_CLEAR(st->partial);
     return 0;

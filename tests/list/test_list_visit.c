@@ -142,3 +142,95 @@ Test(list_visit, wait_hooks_hear_of_contended_locks_only)
     shr_list_close(shared);
     shr_heap_close(h);
 }
+
+/* A thread that finds a collection requested parks at the gate of its next
+ * list call for the collection's pause: the hooks hear of that wait too (the
+ * Python module releases the GIL there). One thread stays inside the gate
+ * (a slow visit of a str) so that a collection, started by a second thread,
+ * keeps its request up while it waits for it; a third thread's list call
+ * meanwhile (on another list: not a lock wait) must call before() and
+ * after() once each, and succeed once the collection is over. */
+static _Thread_local int hook_thread;
+static atomic_int gate_befores, gate_afters, go;
+static shr_heap_t *gate_heap;
+
+static void gate_before(void *arg)
+{
+    (void)arg;
+    if (!hook_thread) return;
+    atomic_fetch_add(&gate_befores, 1);
+    atomic_store(&go, 1); /* the holder may leave: the collection goes on, and this thread after it */
+}
+
+static void gate_after(void *arg)
+{
+    (void)arg;
+    if (hook_thread) atomic_fetch_add(&gate_afters, 1);
+}
+
+static atomic_int collected;
+
+/* Stays inside the gate (and the list's lock) until go (set by the hook of
+ * the thread parked at the gate), at most 800 ms: less than the collector's
+ * stop timeout. */
+static int gate_visit(const shr_value_t *v, void *arg)
+{
+    (void)v;
+    (void)arg;
+    atomic_store(&in_visit, 1);
+    for (int i = 0; i < 800 && !atomic_load(&go); i++) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static void *gate_holder(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(shr_list_get_with(shared, 0, gate_visit, NULL), 0);
+    return NULL;
+}
+
+static void *collector(void *arg)
+{
+    (void)arg;
+    atomic_store(&collected, (int)shr_gc_collect(gate_heap, 0, NULL) >= 0 ? 1 : -1);
+    return NULL;
+}
+
+Test(list_visit, wait_hooks_hear_of_a_wait_at_the_collectors_gate)
+{
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &gate_heap), 0);
+    shr_value_t v = shr_str("held");
+    shr_list_t *other;
+    cr_assert_eq(shr_list_create(gate_heap, NULL, &v, 1, &shared), 0);
+    cr_assert_eq(shr_list_create(gate_heap, NULL, &v, 1, &other), 0);
+    shr_wait_hooks_set(gate_before, gate_after, NULL);
+    hook_thread = 1;
+    cr_assert_eq(shr_list_set(other, 0, &v), 0); /* no collection: no hook */
+    cr_assert_eq(atomic_load(&gate_befores), 0);
+    atomic_store(&in_visit, 0);
+    pthread_t t, c;
+    pthread_create(&t, NULL, gate_holder, NULL);
+    while (!atomic_load(&in_visit)) sched_yield();
+    pthread_create(&c, NULL, collector, NULL);
+    /* Until the collector's request is up (it then waits for the holder),
+     * a set goes through without a hook; once it is, the set parks. */
+    while (atomic_load(&gate_befores) == 0 && atomic_load(&collected) == 0) {
+        cr_assert_eq(shr_list_set(other, 0, &v), 0);
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&go, 1);
+    cr_assert_eq(atomic_load(&gate_befores), 1, "before() heard of the wait at the gate");
+    cr_assert_eq(atomic_load(&gate_afters), 1);
+    pthread_join(t, NULL);
+    pthread_join(c, NULL);
+    cr_assert_eq(atomic_load(&collected), 1);
+    hook_thread = 0;
+    shr_wait_hooks_set(NULL, NULL, NULL);
+    shr_list_close(other);
+    shr_list_close(shared);
+    shr_heap_close(gate_heap);
+}
