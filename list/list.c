@@ -1379,6 +1379,16 @@ int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
     return get_locked(list, index, out); /* out of the fast path's frame */
 }
 
+int shr_list_read(shr_list_t *list, int64_t index, shr_value_t *out, shr_item_fn visit, void *arg)
+{
+    if (!list || (!out && !visit)) return -EINVAL;
+    if (out) {
+        int rc = read_inline(list->heap, list->obj, index, out);
+        if (rc <= 0 || !visit) return rc;
+    }
+    GATED(list->heap, list_get_with_(list, index, visit, arg));
+}
+
 int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg)
 {
     if (!list || !visit) return -EINVAL;

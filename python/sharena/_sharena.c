@@ -1397,21 +1397,54 @@ static Py_ssize_t list_length(ListObject *self)
     return (Py_ssize_t)n;
 }
 
-/* What a visit of an item copies out (shr_list_get_with). The visitor runs
- * inside the library call, when the GIL may have been released for a wait,
- * so it calls no Python API: it copies a str or bytes (into the small buffer,
- * or a malloc'ed one) while the list's lock holds it still, and the Python
- * object is built after the call, with the GIL. A get thus takes no
- * reference in the heap. */
+/* Reads.
+ *
+ * shr_list_read, in two halves: an item holding None, bool, int or float is
+ * read lock-free (no gate, never a wait, so no LCALL: nothing can release
+ * the GIL); any other item is then visited as shr_list_get_with does, without
+ * a second lock-free attempt: visit_item runs while the
+ * item cannot change (under the list's lock for a str or bytes) and takes
+ * no reference in the heap. A str or bytes of at most DIRECT_MAX bytes is
+ * made into its Python object right there, from the shared bytes, when this
+ * thread still holds the GIL (waiting_tstate is NULL: the wait hook did not
+ * release it); a Python allocation and a copy of at most DIRECT_MAX bytes
+ * under the list's lock call no sharena function and wait for nothing. If
+ * the wait hook released the GIL, the visitor calls no Python API: a value
+ * that fits the small buffer is copied there and the object made after the
+ * call. A longer value (VISIT_LARGE) is got with shr_list_get instead: a
+ * reference keeps its bytes alive while the object is made from them
+ * outside the lock, so the lock is never held for a long copy. */
+#define DIRECT_MAX 4096
+#define VISIT_LARGE 1       /* visit_item's returns: positive, unlike the library's errors */
+#define VISIT_PYERR 2
+
 typedef struct {
     shr_value_t v;
-    const char *data;       /* the copy of a str or bytes */
-    char *big;              /* malloc'ed copy, when small is too small */
-    int oom;
+    PyObject *obj;          /* the object made under the lock, or NULL */
     /* Aligned: CPython's ASCII decoder reads a word at a time only from an
      * aligned source (a misaligned one costs it a loop per byte). */
     _Alignas(16) char small[224];
 } visit_t;
+
+/* A str from valid UTF-8 (the list layer stores no other): ASCII, checked a
+ * word at a time, is copied straight into a new compact str. */
+static inline PyObject *str_from_utf8(const char *s, size_t n)
+{
+    uint64_t acc = 0;
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        uint64_t w;
+        memcpy(&w, s + k, 8);
+        acc |= w;
+    }
+    for (; k < n; k++) acc |= (unsigned char)s[k];
+    if (LIKELY(!(acc & 0x8080808080808080ull))) {
+        PyObject *u = PyUnicode_New((Py_ssize_t)n, 127);
+        if (u) memcpy(PyUnicode_1BYTE_DATA(u), s, n);
+        return u;
+    }
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "surrogateescape");
+}
 
 static int visit_item(const shr_value_t *v, void *arg)
 {
@@ -1419,60 +1452,75 @@ static int visit_item(const shr_value_t *v, void *arg)
     va->v.type = v->type;
     if (v->type == SHR_STR || v->type == SHR_BYTES) {
         size_t n = va->v.u.s.len = v->u.s.len;
-        char *dst = va->small;
-        if (n > sizeof va->small && !(dst = va->big = malloc(n))) {
-            va->oom = 1;
-            return 1;
+        if (n <= DIRECT_MAX && LIKELY(waiting_tstate == NULL)) { /* the GIL is held */
+            va->obj = v->type == SHR_STR ? str_from_utf8(v->u.s.data, n)
+                                         : PyBytes_FromStringAndSize(v->u.s.data, (Py_ssize_t)n);
+            return va->obj ? 0 : VISIT_PYERR;
         }
-        memcpy(dst, v->u.s.data, n);
-        va->data = dst;
-    } else if (v->type == SHR_LIST) {
-        va->v.u.list = v->u.list;
-        va->v.ref_ = v->ref_;
-    } else { /* the eight bytes of an int, float or bool (the union's first word) */
-        memcpy(&va->v.u, &v->u, 8);
+        if (n > sizeof va->small) return VISIT_LARGE;
+        memcpy(va->small, v->u.s.data, n);
+    } else { /* a list or object item (a reference the caller now owns), or an inline value */
+        va->v = *v;
     }
     return 0;
 }
 
-/* The Python object for what visit_item copied (a list item: its handle,
- * taken over). */
-static PyObject *visited(ListObject *self, visit_t *va)
+/* An inline value (None, bool, int, float) as a Python object. */
+static inline PyObject *inline_obj(const shr_value_t *v)
 {
-    PyObject *r;
-    switch (va->v.type) {
-    case SHR_INT: return PyLong_FromLongLong(va->v.u.i);
+    switch (v->type) {
+    case SHR_INT: return PyLong_FromLongLong(v->u.i);
     case SHR_NONE: Py_RETURN_NONE;
-    case SHR_BOOL: return PyBool_FromLong(va->v.u.b);
-    case SHR_FLOAT: return PyFloat_FromDouble(va->v.u.f);
-    case SHR_STR:
-        r = PyUnicode_DecodeUTF8(va->data, (Py_ssize_t)va->v.u.s.len, "surrogateescape");
-        if (UNLIKELY(va->big != NULL)) free(va->big);
-        return r;
-    case SHR_BYTES:
-        r = PyBytes_FromStringAndSize(va->data, (Py_ssize_t)va->v.u.s.len);
-        if (UNLIKELY(va->big != NULL)) free(va->big);
-        return r;
-    default:
-        return from_value(self, &va->v);
+    case SHR_BOOL: return PyBool_FromLong(v->u.b);
+    default: return PyFloat_FromDouble(v->u.f);
     }
 }
 
-/* Get item i: 0 and *out, or -1 with an error set (SHR_EINDEX as
- * IndexError). */
-static int get_item(ListObject *self, int64_t i, PyObject **out, int *rc_out)
+/* Get item i through the visitor (anything shr_list_read did not read
+ * lock-free): the object, or NULL with an error set; *rc_out the library's
+ * code. */
+static __attribute__((noinline)) PyObject *get_visited(ListObject *self, int64_t i, int *rc_out)
 {
     visit_t va;
-    va.big = NULL;
-    va.oom = 0;
-    int rc = LCALL(self, shr_list_get_with(self->list, i, visit_item, &va));
+    va.obj = NULL;
+    int rc = LCALL(self, shr_list_read(self->list, i, NULL, visit_item, &va));
     if (rc_out) *rc_out = rc;
-    if (UNLIKELY(rc)) {
-        if (va.oom) PyErr_NoMemory();
-        else set_error(rc, NULL);
-        return -1;
+    if (LIKELY(rc == 0)) {
+        if (va.obj) return va.obj;
+        switch (va.v.type) {
+        case SHR_STR: return str_from_utf8(va.small, va.v.u.s.len);
+        case SHR_BYTES: return PyBytes_FromStringAndSize(va.small, (Py_ssize_t)va.v.u.s.len);
+        case SHR_INT: case SHR_NONE: case SHR_BOOL: case SHR_FLOAT: return inline_obj(&va.v);
+        default: return from_value(self, &va.v);
+        }
     }
-    return (*out = visited(self, &va)) ? 0 : -1;
+    if (rc == VISIT_PYERR) return NULL;
+    if (rc == VISIT_LARGE) { /* under a reference, outside the lock */
+        shr_value_t v;
+        rc = LCALL(self, shr_list_get(self->list, i, &v));
+        if (rc_out) *rc_out = rc;
+        if (rc == 0) return from_value(self, &v);
+    }
+    return set_error(rc, NULL);
+}
+
+/* Get item i: the object, or NULL with an error set (SHR_EINDEX as
+ * IndexError; *rc_out, if given, the library's code). The lock-free half of
+ * shr_list_read needs no LCALL: it never waits, so the GIL stays held and
+ * no other thread can close the list meanwhile. */
+static inline PyObject *get_item(ListObject *self, int64_t i, int *rc_out)
+{
+    shr_value_t v;
+    int rc = shr_list_read(self->list, i, &v, NULL, NULL);
+    if (LIKELY(rc == 0)) {
+        if (rc_out) *rc_out = 0;
+        return inline_obj(&v);
+    }
+    if (rc < 0) {
+        if (rc_out) *rc_out = rc;
+        return set_error(rc, NULL);
+    }
+    return get_visited(self, i, rc_out);
 }
 
 static PyObject *list_item(ListObject *self, int64_t i)
@@ -1481,8 +1529,7 @@ static PyObject *list_item(ListObject *self, int64_t i)
         closed_error();
         return NULL;
     }
-    PyObject *r;
-    return get_item(self, i, &r, NULL) == 0 ? r : NULL;
+    return get_item(self, i, NULL);
 }
 
 static PyObject *list_slice(ListObject *self, PyObject *slice)
@@ -1539,7 +1586,7 @@ static PyObject *list_subscript(ListObject *self, PyObject *key)
         return NULL;
     }
     long long i;
-    if (LIKELY(PyLong_CheckExact(key)) && LIKELY(exact_long(key, &i))) return list_item(self, i);
+    if (LIKELY(PyLong_CheckExact(key)) && LIKELY(exact_long(key, &i))) return get_item(self, i, NULL);
     if (PySlice_Check(key)) return list_slice(self, key);
     int64_t j;
     if (index_of(key, &j) < 0) return NULL;
@@ -2017,9 +2064,9 @@ static PyObject *iter_next(IterObject *it)
     if (!it->list) return NULL;
     ListObject *l = (ListObject *)it->list;
     if (check_open(l) < 0) return NULL;
-    PyObject *r;
     int rc;
-    if (get_item(l, it->index, &r, &rc) < 0) {
+    PyObject *r = get_item(l, it->index, &rc);
+    if (!r) {
         if (rc == SHR_EINDEX) {
             PyErr_Clear();
             Py_CLEAR(it->list);

@@ -61,7 +61,6 @@ Test(list_visit, every_type_without_a_reference)
     cr_assert_eq(s.seen.u.i, -5);
     /* a list item is a handle the visitor owns */
     cr_assert_eq(shr_list_get_with(l, 6, copy_visit, &s), 7);
-    cr_assert_eq(s.seen.type, SHR_LIST);
     cr_assert_eq(shr_list_len(s.seen.u.list), 1);
     shr_value_release(h, &s.seen);
     /* bad calls change nothing and do not visit */
@@ -233,4 +232,93 @@ Test(list_visit, wait_hooks_hear_of_a_wait_at_the_collectors_gate)
     shr_list_close(other);
     shr_list_close(shared);
     shr_heap_close(gate_heap);
+}
+
+static void *holder_of_4(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(shr_list_get_with(shared, 4, slow_visit, NULL), 0); /* a str: visited under the lock */
+    return NULL;
+}
+
+/* shr_list_read: inline values read into *out without a lock (and so
+ * without a wait: it succeeds while another thread holds the list's lock)
+ * and without a visit; the others visited as shr_list_get_with does, with no
+ * reference left behind; bad calls refused and nothing visited. */
+Test(list_visit, read_reads_inline_values_and_visits_the_others)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    shr_list_t *inner;
+    shr_value_t one = shr_int(1);
+    cr_assert_eq(shr_list_create(h, NULL, &one, 1, &inner), 0);
+    shr_value_t in[] = {shr_none(), shr_bool(1), shr_int(-5), shr_float(2.5), shr_str("held"),
+                        shr_bytes("\xff", 1), shr_listval(inner)};
+    cr_assert_eq(shr_list_create(h, NULL, in, 7, &shared), 0);
+    shr_lease_stats_t before, after;
+    cr_assert_eq(shr_lease_stats(h, &before), 0);
+    shr_value_t v;
+    seen_t s = {0};
+    for (int i = 0; i < 4; i++) {
+        memset(&v, 0xab, sizeof v);
+        cr_assert_eq(shr_list_read(shared, i, &v, copy_visit, &s), 0, "item %d", i);
+        cr_assert_eq(v.type, in[i].type);
+        cr_assert_eq(v.ref_, 0);
+    }
+    cr_assert_eq(s.calls, 0, "inline values are not visited");
+    cr_assert_eq(shr_list_read(shared, 2, &v, copy_visit, &s), 0);
+    cr_assert_eq(v.u.i, -5);
+    cr_assert_eq(shr_list_read(shared, -4, &v, copy_visit, &s), 0);
+    cr_assert_eq(v.u.f, 2.5);
+    cr_assert_eq(shr_list_read(shared, 1, &v, copy_visit, &s), 0);
+    cr_assert(v.u.b);
+    for (int i = 4; i < 7; i++) {
+        memset(&v, 0, sizeof v);
+        s.calls = 0;
+        cr_assert_eq(shr_list_read(shared, i, &v, copy_visit, &s), 7, "item %d is visited", i);
+        cr_assert_eq(s.calls, 1);
+        cr_assert_eq(s.seen.type, in[i].type);
+        cr_assert_eq(v.type, 0, "*out untouched");
+    }
+    cr_assert_eq(memcmp(s.copy, "", 0), 0);
+    shr_value_release(h, &s.seen); /* the list item: a handle the visitor owns */
+    s.calls = 0;
+    cr_assert_eq(shr_list_read(shared, 4, &v, copy_visit, &s), 7);
+    cr_assert_eq(memcmp(s.copy, "held", 4), 0);
+    s.calls = 0;
+    cr_assert_eq(shr_list_read(shared, 7, &v, copy_visit, &s), SHR_EINDEX);
+    cr_assert_eq(shr_list_read(shared, -8, &v, copy_visit, &s), SHR_EINDEX);
+    /* the halves alone: lock-free only (1: not read), visit only */
+    for (int i = 0; i < 7; i++) {
+        memset(&v, 0, sizeof v);
+        cr_assert_eq(shr_list_read(shared, i, &v, NULL, NULL), i < 4 ? 0 : 1, "item %d", i);
+        cr_assert_eq(v.type, i < 4 ? in[i].type : 0);
+        s.calls = 0;
+        cr_assert_eq(shr_list_read(shared, i, NULL, copy_visit, &s), 7, "item %d", i);
+        cr_assert_eq(s.calls, 1);
+        cr_assert_eq(s.seen.type, in[i].type);
+        if (i == 6) shr_value_release(h, &s.seen);
+    }
+    cr_assert_eq(shr_list_read(shared, 2, NULL, copy_visit, &s), 7);
+    cr_assert_eq(s.seen.u.i, -5);
+    s.calls = 0;
+    cr_assert_eq(shr_list_read(shared, 7, &v, NULL, NULL), SHR_EINDEX);
+    cr_assert_eq(shr_list_read(shared, 7, NULL, copy_visit, &s), SHR_EINDEX);
+    cr_assert_eq(shr_list_read(shared, 4, NULL, NULL, &s), -EINVAL);
+    cr_assert_eq(shr_list_read(NULL, 0, &v, copy_visit, &s), -EINVAL);
+    cr_assert_eq(s.calls, 0);
+    cr_assert_eq(shr_lease_stats(h, &after), 0);
+    cr_assert_eq(after.leases, before.leases, "no reference left");
+    /* while another thread holds the lock (a slow visit of the str) */
+    atomic_store(&in_visit, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, holder_of_4, NULL);
+    while (!atomic_load(&in_visit)) sched_yield();
+    cr_assert_eq(shr_list_read(shared, 2, &v, copy_visit, &s), 0);
+    cr_assert_eq(v.u.i, -5);
+    pthread_join(t, NULL);
+    shr_list_close(shared);
+    shr_list_close(inner);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
 }
