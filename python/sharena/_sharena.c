@@ -102,6 +102,8 @@ struct ListObject {
     int own;                /* lives in a heap of its own */
     mod_state *st;          /* the module's state (the type keeps the module alive) */
     int busy;               /* calls on the handle in progress (LCALL) */
+    int64_t ref_hint;       /* the index of the last get that found a reference (str, bytes, list), or
+                               INT64_MIN: a get of it again skips the lock-free attempt (get_item) */
     PyObject *shm;          /* the Segment, made on first use */
     PyObject *pickle_name;  /* name of the holder list made to pickle an unnamed list */
     ListObject *prev, *next;
@@ -1266,6 +1268,7 @@ static ListObject *list_wrap(mod_state *st, HeapObject *heap, shr_list_t *l, PyO
     self->own = own;
     self->st = st;
     self->busy = 0;
+    self->ref_hint = INT64_MIN;
     self->shm = NULL;
     self->pickle_name = NULL;
     self->weakreflist = NULL;
@@ -1430,6 +1433,21 @@ typedef struct {
  * word at a time, is copied straight into a new compact str. */
 static inline PyObject *str_from_utf8(const char *s, size_t n)
 {
+    if (n >= 8 && n <= 16) { /* two words, overlapping: checked and copied without a call */
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        if (LIKELY(!((a | b) & 0x8080808080808080ull))) {
+            PyObject *u = PyUnicode_New((Py_ssize_t)n, 127);
+            if (u) {
+                char *d = (char *)PyUnicode_1BYTE_DATA(u);
+                memcpy(d, &a, 8);
+                memcpy(d + n - 8, &b, 8);
+            }
+            return u;
+        }
+        return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "surrogateescape");
+    }
     uint64_t acc = 0;
     size_t k = 0;
     for (; k + 8 <= n; k += 8) {
@@ -1486,11 +1504,14 @@ static __attribute__((noinline)) PyObject *get_visited(ListObject *self, int64_t
     int rc = LCALL(self, shr_list_read(self->list, i, NULL, visit_item, &va));
     if (rc_out) *rc_out = rc;
     if (LIKELY(rc == 0)) {
+        self->ref_hint = i;
         if (va.obj) return va.obj;
         switch (va.v.type) {
         case SHR_STR: return str_from_utf8(va.small, va.v.u.s.len);
         case SHR_BYTES: return PyBytes_FromStringAndSize(va.small, (Py_ssize_t)va.v.u.s.len);
-        case SHR_INT: case SHR_NONE: case SHR_BOOL: case SHR_FLOAT: return inline_obj(&va.v);
+        case SHR_INT: case SHR_NONE: case SHR_BOOL: case SHR_FLOAT:
+            self->ref_hint = INT64_MIN; /* the hint was wrong: the item changed */
+            return inline_obj(&va.v);
         default: return from_value(self, &va.v);
         }
     }
@@ -1510,6 +1531,10 @@ static __attribute__((noinline)) PyObject *get_visited(ListObject *self, int64_t
  * no other thread can close the list meanwhile. */
 static inline PyObject *get_item(ListObject *self, int64_t i, int *rc_out)
 {
+    /* The same index as the last get that found a reference (polling a
+     * str item): visit it at once. Only a hint: an inline value is visited
+     * correctly too, and clears it. */
+    if (i == self->ref_hint) return get_visited(self, i, rc_out);
     shr_value_t v;
     int rc = shr_list_read(self->list, i, &v, NULL, NULL);
     if (LIKELY(rc == 0)) {
