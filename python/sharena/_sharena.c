@@ -1407,16 +1407,18 @@ static Py_ssize_t list_length(ListObject *self)
  * the GIL); any other item is then visited as shr_list_get_with does, without
  * a second lock-free attempt: visit_item runs while the
  * item cannot change (under the list's lock for a str or bytes) and takes
- * no reference in the heap. A str or bytes of at most DIRECT_MAX bytes is
+ * no reference in the heap. A str or bytes that fits the small buffer (224
+ * bytes) is copied there and its object made after the call: measured, that
+ * is faster than making the object under the lock (49 against 56 ns for a
+ * get of a 16-byte str, min of 15 runs). One of at most DIRECT_MAX bytes is
  * made into its Python object right there, from the shared bytes, when this
  * thread still holds the GIL (waiting_tstate is NULL: the wait hook did not
- * release it); a Python allocation and a copy of at most DIRECT_MAX bytes
- * under the list's lock call no sharena function and wait for nothing. If
- * the wait hook released the GIL, the visitor calls no Python API: a value
- * that fits the small buffer is copied there and the object made after the
- * call. A longer value (VISIT_LARGE) is got with shr_list_get instead: a
- * reference keeps its bytes alive while the object is made from them
- * outside the lock, so the lock is never held for a long copy. */
+ * release it): a Python allocation and a copy of at most DIRECT_MAX bytes
+ * under the list's lock call no sharena function and wait for nothing. A
+ * longer value, or a middle one when the wait hook released the GIL (the
+ * visitor then calls no Python API), is got with shr_list_get instead
+ * (VISIT_LARGE): a reference keeps its bytes alive while the object is made
+ * from them outside the lock, so the lock is never held for a long copy. */
 #define DIRECT_MAX 4096
 #define VISIT_LARGE 1       /* visit_item's returns: positive, unlike the library's errors */
 #define VISIT_PYERR 2
@@ -1470,13 +1472,15 @@ static int visit_item(const shr_value_t *v, void *arg)
     va->v.type = v->type;
     if (v->type == SHR_STR || v->type == SHR_BYTES) {
         size_t n = va->v.u.s.len = v->u.s.len;
-        if (n <= DIRECT_MAX && LIKELY(waiting_tstate == NULL)) { /* the GIL is held */
+        if (LIKELY(n <= sizeof va->small)) {
+            memcpy(va->small, v->u.s.data, n);
+        } else if (n <= DIRECT_MAX && waiting_tstate == NULL) { /* the GIL is held */
             va->obj = v->type == SHR_STR ? str_from_utf8(v->u.s.data, n)
                                          : PyBytes_FromStringAndSize(v->u.s.data, (Py_ssize_t)n);
             return va->obj ? 0 : VISIT_PYERR;
+        } else {
+            return VISIT_LARGE;
         }
-        if (n > sizeof va->small) return VISIT_LARGE;
-        memcpy(va->small, v->u.s.data, n);
     } else { /* a list or object item (a reference the caller now owns), or an inline value */
         va->v = *v;
     }
