@@ -52,7 +52,7 @@ def churn_until_killed(name, ready):
 
 
 def hold_the_lock(name, ready, stop):
-    """Keep the list's lock busy, 20 ms at a time with short gaps, until stop:
+    """Keep the list's lock busy, 20 ms at a time with 10 ms gaps, until stop:
     a visit of item 0 (a str: visited under the lock) through the C API
     (ctypes, on the libsharena.so that the module loaded) that sleeps. The
     module itself never holds a list's lock for long: a long str is read
@@ -75,6 +75,7 @@ def hold_the_lock(name, ready, stop):
 
     while not stop.is_set():
         assert lib.shr_list_get_with(lst, 0, visit, None) == 0
+        time.sleep(0.01)  # a gap outside the lock, so that waiters get their turn
     lib.shr_list_close(lst)
     lib.shr_heap_close(heap)
 
