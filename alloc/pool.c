@@ -166,8 +166,9 @@ static uint64_t arena_new(shr_heap_t *h, int acls)
     uint64_t ref = shr__chunk_alloc(h, 1);
     if (!ref) return 0;
     uint64_t c = chunk_index(ref);
-    /* Small arenas are committed whole; medium ones pool by pool. */
-    if (acls == AC_SMALL && (SHR_FAULT(ALLOC_ARENA_COMMIT) || shr__seg_commit(h, chunk_off(c), SHR_ARENA_SIZE) != 0)) {
+    /* Arenas are committed as their pools are carved (arena_take_pool); a
+     * SMALL arena's page 0, which holds the pool headers, now. */
+    if (acls == AC_SMALL && (SHR_FAULT(ALLOC_ARENA_COMMIT) || shr__seg_commit(h, chunk_off(c), SHR_PAGE_SIZE) != 0)) {
         shr__chunk_free(h, c, 1);
         return 0;
     }
@@ -184,6 +185,29 @@ static uint64_t arena_new(shr_heap_t *h, int acls)
                  shr_load_relaxed(&g->arenas_released);
     if (n > shr_load_relaxed(&g->arenas_highwater)) shr_store_relaxed(&g->arenas_highwater, n);
     return ref;
+}
+
+/* Commit the pages of the pool at mem, about to be carved: a MEDIUM pool
+ * (64 KiB) or a 16 KiB SMALL pool alone; 4 KiB SMALL pools in doubling batches, so that a heap
+ * with a few small blocks commits a few pages and a full arena costs six
+ * commits, not 63: carving pool k (1..63, in order) commits pools [k, 2k)
+ * when k is a power of two, and nothing otherwise (the batch of the largest
+ * power of two at most k holds it, and was carved first). Idempotent: a
+ * crash after the commit and before the carve's commit point (pool_address)
+ * leaves the pages committed, and the next carve of the same pool commits
+ * them again. 0, or -ENOMEM with nothing carved. */
+static int pool_commit(shr_heap_t *h, uint64_t ai, uint64_t mem, unsigned shift)
+{
+    uint64_t base = chunk_off(chunk_index(ai));
+    uint64_t len = (uint64_t)1 << shift;
+    if (len == SHR_ARENA_META) { /* 4 KiB pools, 1..63 after the header page */
+        uint64_t k = (mem - base) >> shift;
+        if (k & (k - 1)) return 0;
+        uint64_t end = mem + k * len, lim = base + SHR_ARENA_SIZE;
+        len = (end < lim ? end : lim) - mem;
+    }
+    if (SHR_FAULT(ALLOC_ARENA_COMMIT) || shr__seg_commit(h, mem, len) != 0) return -ENOMEM;
+    return 0;
 }
 
 /* Take an empty pool from the class's fullest arena. Arena lock held.
@@ -207,8 +231,7 @@ static uint64_t arena_take_pool(shr_heap_t *h, int acls)
         po = a->freepools;
     } else {
         uint64_t mem = a->pool_address;
-        if (acls == AC_MEDIUM && (SHR_FAULT(ALLOC_ARENA_COMMIT) || shr__seg_commit(h, mem, (uint64_t)1 << ac->shift) != 0))
-            return 0;
+        if (pool_commit(h, ai, mem, ac->shift) != 0) return 0;
         po = pool_hdr_of(mem, ac->shift);
     }
     /* The head already has the fewest free pools: taking one keeps the order. */

@@ -1297,9 +1297,32 @@ void shr__list_types_register(void) { pthread_once(&types_once, register_types);
 
 /* ---- the public calls: each inside the collector's gate (gc.h) ------------------- */
 
+/* The gate, with the wait hooks around a wait there: a thread that finds a
+ * collection of another thread requested parks at the gate for the
+ * collection's pause, and a runtime with a global lock hears of it as of a
+ * wait for a list lock (the Python module releases the GIL). The check is a
+ * relaxed load of the word the gate reads next: a request that comes just
+ * after it is waited for without the hooks (a stall of the runtime, never a
+ * deadlock: the collector needs nothing of a parked thread). */
+static shr_noinline int gate_enter_waiting(shr_heap_t *h)
+{
+    wait_hook(&wait_before);
+    int rc = shr__gate_enter(h);
+    wait_hook(&wait_after);
+    return rc;
+}
+
+shr_inline int list_gate_enter(shr_heap_t *h)
+{
+    if (shr_unlikely(shr__gate_depth == 0 &&
+                     atomic_load_explicit(&shr__gc_global(h)->requested, memory_order_relaxed) != 0))
+        return gate_enter_waiting(h);
+    return shr__gate_enter(h);
+}
+
 #define GATED(heap, call)                    \
     do {                                     \
-        int rc_ = shr__gate_enter(heap);     \
+        int rc_ = list_gate_enter(heap);     \
         if (rc_) return rc_;                 \
         rc_ = (call);                        \
         shr__gate_exit(heap);                \
@@ -1354,6 +1377,16 @@ int shr_list_get(shr_list_t *list, int64_t index, shr_value_t *out)
     int rc = read_inline(list->heap, list->obj, index, out);
     if (shr_likely(rc <= 0)) return rc;
     return get_locked(list, index, out); /* out of the fast path's frame */
+}
+
+int shr_list_read(shr_list_t *list, int64_t index, shr_value_t *out, shr_item_fn visit, void *arg)
+{
+    if (!list || (!out && !visit)) return -EINVAL;
+    if (out) {
+        int rc = read_inline(list->heap, list->obj, index, out);
+        if (rc <= 0 || !visit) return rc;
+    }
+    GATED(list->heap, list_get_with_(list, index, visit, arg));
 }
 
 int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg)

@@ -84,8 +84,11 @@
  * 8: process entries in state RECLAIM, named by proc_entry_t.reclaimer
  *    (a dead process reclaimed outside the registry lock).
  * 9: thread_slot_t.epoch announces list read sections (odd inside); the
- *    list frees retired arrays and shrinks after a grace period. */
-#define SHR_LAYOUT_VERSION 9u
+ *    list frees retired arrays and shrinks after a grace period.
+ * 10: SMALL arenas committed as their pools are carved (page 0 when the
+ *     arena is made, then 4 KiB pools in doubling batches), not whole: a
+ *     build that expects them committed would carve into uncommitted pages. */
+#define SHR_LAYOUT_VERSION 10u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"

@@ -129,6 +129,19 @@ void shr_value_release(shr_heap_t *heap, shr_value_t *value);
  * or a ref the visitor owns and must release). SHR_EINDEX outside [-len, len), and visit is not called. */
 typedef int (*shr_item_fn)(const shr_value_t *value, void *arg);
 int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *arg);
+/* The two halves of shr_list_get_with, for callers with a fast path of
+ * their own (the Python module's sl[i]), each alone or both in one call:
+ *   out: an item holding None, bool, int or float is read into *out
+ *        without a lock, the collector's gate or any wait (never a wait
+ *        hook), and 0 is returned;
+ *   visit: any other item (and with out NULL, every item) is visited as
+ *        shr_list_get_with visits it, and visit's value is returned.
+ * With out but no visit, an item holding a reference (str, bytes, list,
+ * object), or one that readers kept colliding with a writer on, is not read
+ * and 1 is returned: the caller then visits it (out NULL), without trying
+ * the lock-free read again. SHR_EINDEX outside [-len, len), -EINVAL when
+ * list, or both out and visit, are NULL; then nothing is read. */
+int shr_list_read(shr_list_t *list, int64_t index, shr_value_t *out, shr_item_fn visit, void *arg);
 
 /* Replace the item at index; the old value is released. Any value fits. */
 int shr_list_set(shr_list_t *list, int64_t index, const shr_value_t *value);

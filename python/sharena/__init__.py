@@ -8,11 +8,13 @@
 Any item holds any value of any size (None, bool, 64-bit int, float, str,
 bytes, a nested list), the list grows and shrinks, every call is atomic
 across processes and threads, and a list stays until ``shm.unlink()``.
-``sharena.Heap`` keeps many lists in one shared-memory segment.
+``sharena.Heap`` keeps many lists in one shared-memory segment; ``heap.gc``
+is its cycle collector, with the names of the ``gc`` module.
 """
 
 from ._sharena import (  # noqa: F401
     DEFAULT_CAPACITY,
+    GC,
     LIST_NAME_MAX,
     NAME_MAX,
     Heap,
@@ -24,7 +26,7 @@ from ._sharena import (  # noqa: F401
     strerror,
 )
 
-__all__ = ["ShareableList", "Heap", "Segment"]
+__all__ = ["ShareableList", "Heap", "Segment", "GC"]
 
 
 def _close_at_exit():

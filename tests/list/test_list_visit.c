@@ -61,7 +61,6 @@ Test(list_visit, every_type_without_a_reference)
     cr_assert_eq(s.seen.u.i, -5);
     /* a list item is a handle the visitor owns */
     cr_assert_eq(shr_list_get_with(l, 6, copy_visit, &s), 7);
-    cr_assert_eq(s.seen.type, SHR_LIST);
     cr_assert_eq(shr_list_len(s.seen.u.list), 1);
     shr_value_release(h, &s.seen);
     /* bad calls change nothing and do not visit */
@@ -140,5 +139,186 @@ Test(list_visit, wait_hooks_hear_of_contended_locks_only)
     cr_assert_eq(atomic_load(&afters), 1);
     shr_wait_hooks_set(NULL, NULL, NULL);
     shr_list_close(shared);
+    shr_heap_close(h);
+}
+
+/* A thread that finds a collection requested parks at the gate of its next
+ * list call for the collection's pause: the hooks hear of that wait too (the
+ * Python module releases the GIL there). One thread stays inside the gate
+ * (a slow visit of a str) so that a collection, started by a second thread,
+ * keeps its request up while it waits for it; a third thread's list call
+ * meanwhile (on another list: not a lock wait) must call before() and
+ * after() once each, and succeed once the collection is over. */
+static _Thread_local int hook_thread;
+static atomic_int gate_befores, gate_afters, go;
+static shr_heap_t *gate_heap;
+
+static void gate_before(void *arg)
+{
+    (void)arg;
+    if (!hook_thread) return;
+    atomic_fetch_add(&gate_befores, 1);
+    atomic_store(&go, 1); /* the holder may leave: the collection goes on, and this thread after it */
+}
+
+static void gate_after(void *arg)
+{
+    (void)arg;
+    if (hook_thread) atomic_fetch_add(&gate_afters, 1);
+}
+
+static atomic_int collected;
+
+/* Stays inside the gate (and the list's lock) until go (set by the hook of
+ * the thread parked at the gate), at most 800 ms: less than the collector's
+ * stop timeout. */
+static int gate_visit(const shr_value_t *v, void *arg)
+{
+    (void)v;
+    (void)arg;
+    atomic_store(&in_visit, 1);
+    for (int i = 0; i < 800 && !atomic_load(&go); i++) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static void *gate_holder(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(shr_list_get_with(shared, 0, gate_visit, NULL), 0);
+    return NULL;
+}
+
+static void *collector(void *arg)
+{
+    (void)arg;
+    atomic_store(&collected, (int)shr_gc_collect(gate_heap, 0, NULL) >= 0 ? 1 : -1);
+    return NULL;
+}
+
+Test(list_visit, wait_hooks_hear_of_a_wait_at_the_collectors_gate)
+{
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &gate_heap), 0);
+    shr_value_t v = shr_str("held");
+    shr_list_t *other;
+    cr_assert_eq(shr_list_create(gate_heap, NULL, &v, 1, &shared), 0);
+    cr_assert_eq(shr_list_create(gate_heap, NULL, &v, 1, &other), 0);
+    shr_wait_hooks_set(gate_before, gate_after, NULL);
+    hook_thread = 1;
+    cr_assert_eq(shr_list_set(other, 0, &v), 0); /* no collection: no hook */
+    cr_assert_eq(atomic_load(&gate_befores), 0);
+    atomic_store(&in_visit, 0);
+    pthread_t t, c;
+    pthread_create(&t, NULL, gate_holder, NULL);
+    while (!atomic_load(&in_visit)) sched_yield();
+    pthread_create(&c, NULL, collector, NULL);
+    /* Until the collector's request is up (it then waits for the holder),
+     * a set goes through without a hook; once it is, the set parks. */
+    while (atomic_load(&gate_befores) == 0 && atomic_load(&collected) == 0) {
+        cr_assert_eq(shr_list_set(other, 0, &v), 0);
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&go, 1);
+    cr_assert_eq(atomic_load(&gate_befores), 1, "before() heard of the wait at the gate");
+    cr_assert_eq(atomic_load(&gate_afters), 1);
+    pthread_join(t, NULL);
+    pthread_join(c, NULL);
+    cr_assert_eq(atomic_load(&collected), 1);
+    hook_thread = 0;
+    shr_wait_hooks_set(NULL, NULL, NULL);
+    shr_list_close(other);
+    shr_list_close(shared);
+    shr_heap_close(gate_heap);
+}
+
+static void *holder_of_4(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(shr_list_get_with(shared, 4, slow_visit, NULL), 0); /* a str: visited under the lock */
+    return NULL;
+}
+
+/* shr_list_read: inline values read into *out without a lock (and so
+ * without a wait: it succeeds while another thread holds the list's lock)
+ * and without a visit; the others visited as shr_list_get_with does, with no
+ * reference left behind; bad calls refused and nothing visited. */
+Test(list_visit, read_reads_inline_values_and_visits_the_others)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    shr_list_t *inner;
+    shr_value_t one = shr_int(1);
+    cr_assert_eq(shr_list_create(h, NULL, &one, 1, &inner), 0);
+    shr_value_t in[] = {shr_none(), shr_bool(1), shr_int(-5), shr_float(2.5), shr_str("held"),
+                        shr_bytes("\xff", 1), shr_listval(inner)};
+    cr_assert_eq(shr_list_create(h, NULL, in, 7, &shared), 0);
+    shr_lease_stats_t before, after;
+    cr_assert_eq(shr_lease_stats(h, &before), 0);
+    shr_value_t v;
+    seen_t s = {0};
+    for (int i = 0; i < 4; i++) {
+        memset(&v, 0xab, sizeof v);
+        cr_assert_eq(shr_list_read(shared, i, &v, copy_visit, &s), 0, "item %d", i);
+        cr_assert_eq(v.type, in[i].type);
+        cr_assert_eq(v.ref_, 0);
+    }
+    cr_assert_eq(s.calls, 0, "inline values are not visited");
+    cr_assert_eq(shr_list_read(shared, 2, &v, copy_visit, &s), 0);
+    cr_assert_eq(v.u.i, -5);
+    cr_assert_eq(shr_list_read(shared, -4, &v, copy_visit, &s), 0);
+    cr_assert_eq(v.u.f, 2.5);
+    cr_assert_eq(shr_list_read(shared, 1, &v, copy_visit, &s), 0);
+    cr_assert(v.u.b);
+    for (int i = 4; i < 7; i++) {
+        memset(&v, 0, sizeof v);
+        s.calls = 0;
+        cr_assert_eq(shr_list_read(shared, i, &v, copy_visit, &s), 7, "item %d is visited", i);
+        cr_assert_eq(s.calls, 1);
+        cr_assert_eq(s.seen.type, in[i].type);
+        cr_assert_eq(v.type, 0, "*out untouched");
+    }
+    cr_assert_eq(memcmp(s.copy, "", 0), 0);
+    shr_value_release(h, &s.seen); /* the list item: a handle the visitor owns */
+    s.calls = 0;
+    cr_assert_eq(shr_list_read(shared, 4, &v, copy_visit, &s), 7);
+    cr_assert_eq(memcmp(s.copy, "held", 4), 0);
+    s.calls = 0;
+    cr_assert_eq(shr_list_read(shared, 7, &v, copy_visit, &s), SHR_EINDEX);
+    cr_assert_eq(shr_list_read(shared, -8, &v, copy_visit, &s), SHR_EINDEX);
+    /* the halves alone: lock-free only (1: not read), visit only */
+    for (int i = 0; i < 7; i++) {
+        memset(&v, 0, sizeof v);
+        cr_assert_eq(shr_list_read(shared, i, &v, NULL, NULL), i < 4 ? 0 : 1, "item %d", i);
+        cr_assert_eq(v.type, i < 4 ? in[i].type : 0);
+        s.calls = 0;
+        cr_assert_eq(shr_list_read(shared, i, NULL, copy_visit, &s), 7, "item %d", i);
+        cr_assert_eq(s.calls, 1);
+        cr_assert_eq(s.seen.type, in[i].type);
+        if (i == 6) shr_value_release(h, &s.seen);
+    }
+    cr_assert_eq(shr_list_read(shared, 2, NULL, copy_visit, &s), 7);
+    cr_assert_eq(s.seen.u.i, -5);
+    s.calls = 0;
+    cr_assert_eq(shr_list_read(shared, 7, &v, NULL, NULL), SHR_EINDEX);
+    cr_assert_eq(shr_list_read(shared, 7, NULL, copy_visit, &s), SHR_EINDEX);
+    cr_assert_eq(shr_list_read(shared, 4, NULL, NULL, &s), -EINVAL);
+    cr_assert_eq(shr_list_read(NULL, 0, &v, copy_visit, &s), -EINVAL);
+    cr_assert_eq(s.calls, 0);
+    cr_assert_eq(shr_lease_stats(h, &after), 0);
+    cr_assert_eq(after.leases, before.leases, "no reference left");
+    /* while another thread holds the lock (a slow visit of the str) */
+    atomic_store(&in_visit, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, holder_of_4, NULL);
+    while (!atomic_load(&in_visit)) sched_yield();
+    cr_assert_eq(shr_list_read(shared, 2, &v, copy_visit, &s), 0);
+    cr_assert_eq(v.u.i, -5);
+    pthread_join(t, NULL);
+    shr_list_close(shared);
+    shr_list_close(inner);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }

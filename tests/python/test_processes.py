@@ -116,10 +116,10 @@ def test_killed_worker_leaves_the_list_whole_and_its_references_released(lists):
 @contextlib.contextmanager
 def lock_held_by_child(lists):
     """A list whose lock a forked child keeps busy (workers.hold_the_lock: a
-    get of a 64 MB str copies it under the lock), as (list, the child's stop
+    slow visit of its str item through the C API), as (list, the child's stop
     event, the child), from the moment the child holds it; the child is
     stopped and joined when the block ends."""
-    sl = ShareableList(["x" * (64 << 20), "small"])
+    sl = ShareableList(["x" * 100, "small"])
     lists.append(sl)
     ctx = multiprocessing.get_context("fork")
     ready, stop = ctx.Event(), ctx.Event()
@@ -134,8 +134,7 @@ def lock_held_by_child(lists):
 
 
 def test_contended_waits_release_the_gil_without_deadlock(lists):
-    """A child keeps the list's lock busy (a get of a 64 MB str copies it
-    under the lock). Reads of a str item here must then wait, and release
+    """A child keeps the list's lock busy (a slow visit under it). Reads of a str item here must then wait, and release
     the GIL while they do: another thread keeps running Python code. The
     rule that makes this deadlock-free: no thread waits for the GIL while
     holding a sharena lock (the GIL is taken back after the call returns),

@@ -52,12 +52,32 @@ def churn_until_killed(name, ready):
 
 
 def hold_the_lock(name, ready, stop):
-    """Keep the list's lock busy: a get of a large str copies it under the
-    lock."""
-    sl = ShareableList(name=name)
-    ready.set()
+    """Keep the list's lock busy, 20 ms at a time with 10 ms gaps, until stop:
+    a visit of item 0 (a str: visited under the lock) through the C API
+    (ctypes, on the libsharena.so that the module loaded) that sleeps. The
+    module itself never holds a list's lock for long: a long str is read
+    under a reference, outside the lock."""
+    import ctypes
+
+    import sharena  # noqa: F401  (loads libsharena.so.0)
+
+    lib = ctypes.CDLL("libsharena.so.0")
+    heap, lst = ctypes.c_void_p(), ctypes.c_void_p()
+    assert lib.shr_heap_attach(name.encode(), ctypes.byref(heap)) == 0
+    assert lib.shr_list_attach(heap, b"ShareableList", ctypes.byref(lst)) == 0
+    lib.shr_list_get_with.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+
+    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+    def visit(value, arg):
+        ready.set()
+        time.sleep(0.02)
+        return 0
+
     while not stop.is_set():
-        sl[0]
+        assert lib.shr_list_get_with(lst, 0, visit, None) == 0
+        time.sleep(0.01)  # a gap outside the lock, so that waiters get their turn
+    lib.shr_list_close(lst)
+    lib.shr_heap_close(heap)
 
 
 def sleep_forever():
