@@ -1202,6 +1202,43 @@ def gc_table(d):
                        ["", "thresholds", "total (ms)", "in the collector (ms, share)", "collections gen 0 / 1 / 2",
                         "median (µs)", "p99 (µs)", "longest (ms)", "world stopped: median / p99 (µs) / max (ms)",
                         "tracked objects, most", "at the end", "blocks in use, most", "MiB in use, most"], crows))
+    arows = []
+    for r in S.get("full", []):
+        if "marksweep_ns" not in r:
+            continue
+        c = py.get((r["kind"], r["n"]))
+        cp = c["first_ns"] if c else None
+        same = "yes" if r.get("marksweep_collected") == r["collected"] else f"no ({r.get('marksweep_collected'):,})"
+        arows.append([r["kind"], f"{r['n']:,}", f"{r['collected']:,}", _ms(r["first_ns"]), _ms(r["marksweep_ns"]),
+                      _ms(r["marksweep_pause_ns"]), fmt_ratio(ratio(r["marksweep_ns"], r["first_ns"])), same,
+                      _ms(cp), fmt_ratio(ratio(r["marksweep_ns"], cp)) if cp else "–"])
+    if arows:
+        out.append("### Two algorithms on the same graphs\n\nEach graph built again in a fresh heap and collected "
+                   "by the backup mark-sweep (`shr_gc_collect_with(h, SHR_GC_MARK_SWEEP, 2, ...)`: a trace from "
+                   "the roots and the live leases, docs/design/gc.md §10) beside the default trial deletion of "
+                   "the table above (the first collection). The mark-sweep walks every object, tracked or not, "
+                   "and also frees what a crash leaked; \"same\" says whether it freed what trial deletion "
+                   "freed.\n\n" + md_table(
+                       ["graph", "objects", "trial deletion freed", "trial deletion (ms)", "mark-sweep (ms)",
+                        "mark-sweep pause (ms)", "mark-sweep ÷ trial deletion", "same", f"CPython {pyver} (ms)",
+                        "mark-sweep ÷ CPython"], arows))
+    srows = []
+    for r in S.get("stop", []):
+        what = {"none": "", "outside": "+1 stopped (SIGSTOP) between calls",
+                "inside": "+1 stopped inside a call, holding the gate"}.get(r["stopped"], r["stopped"])
+        srows.append([str(r["procs"]), what, f"{r['rounds']}", str(r["timeouts"]), _us(r["ttsp_ns"]),
+                      _us(r["ttsp_max_ns"]), _us(r["pause_ns"]) if r["pause_ns"] else "–", _us(r["call_ns"])])
+    if srows:
+        out.append("### Time to stop the world against the number of processes\n\nk processes attached to one "
+                   "heap set list items in a loop (every set passes the collector's gate) while this one runs "
+                   "collections of generation 0 on a small heap (`bench_gc --stop-procs`). Time to stop: from "
+                   "the stop request until every thread inside a call has left it. A process stopped by SIGSTOP "
+                   "between two calls does not hold the world: it is outside the gate. One stopped inside a call "
+                   "(a visit of `shr_list_get_with`, under the list's lock) does: the collection gives up after "
+                   "the stop timeout (`SHARENA_GC_STOP_TIMEOUT_MS`, 200 ms here), changes nothing, and says so "
+                   "(`-ETIMEDOUT`); the row's times are then the time it waited.\n\n" + md_table(
+                       ["processes", "and", "collections", "timed out", "time to stop, median (µs)",
+                        "longest (µs)", "pause, median (µs)", "call, median (µs)"], srows))
     return "\n\n".join(out)
 
 

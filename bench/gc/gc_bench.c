@@ -12,7 +12,9 @@
  *        timed (first: objects in generation 0), and for the graphs with a
  *        live part a second one (steady: everything in generation 2).
  *        Medians of the call's time, and of the pause and time to stop that
- *        shr_gc_result_t reports.
+ *        shr_gc_result_t reports. Then the same graph in another fresh heap,
+ *        collected by the backup mark-sweep (shr_gc_collect_with,
+ *        SHR_GC_MARK_SWEEP): its median time and pause.
  * young: n_old live_graph nodes moved to generation 2, then 2,000 fresh
  *        garbage nodes (1,000 rings of 2) and collect(0), trials + 1 times
  *        (the first dropped); medians.
@@ -31,6 +33,15 @@
  *        samples of the objects in the heap and the bytes in use as the
  *        stream goes (sampling time excluded from the totals). --churn=0
  *        skips it.
+ * stop:  time to stop the world against the number of processes
+ *        (--stop-procs=0,1,2,4,8): k attached processes set list items in a
+ *        loop (each set passes the gate) while this one runs 40 collections
+ *        of generation 0 on a small heap; the median and longest time to
+ *        stop. Then with one more process stopped by SIGSTOP between two
+ *        sets (outside the gate: the world stops without it), and one
+ *        stopped inside a gated call (a visit of shr_list_get_with, holding
+ *        the list's lock: the collection times out after
+ *        SHARENA_GC_STOP_TIMEOUT_MS, set here to 200, and changes nothing). --stop-procs= (empty) skips it.
  * One JSON document on stdout, progress on stderr. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -39,6 +50,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "sharena.h"
 
@@ -96,7 +111,9 @@ static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *r)
 
 static void full(int kind, uint64_t n, uint64_t seed, int trials, int first_row)
 {
-    uint64_t first[MAXT], fpause[MAXT], fttsp[MAXT], steady[MAXT], spause[MAXT], build[MAXT];
+    uint64_t first[MAXT], fpause[MAXT], fttsp[MAXT], steady[MAXT], spause[MAXT], build[MAXT], ms[MAXT],
+        mspause[MAXT];
+    int64_t ms_found = 0;
     shr_graph_info_t gi = {.size = sizeof gi};
     shr_gc_result_t r;
     int64_t found = 0;
@@ -125,7 +142,23 @@ static void full(int kind, uint64_t n, uint64_t seed, int trials, int first_row)
             shr_obj_release(h, root);
         }
         shr_heap_close(h);
+        /* The same graph again, collected by the backup mark-sweep. */
+        h = fresh_heap();
+        if ((rc = shr_graph_build(h, kind, n, seed, &root, &gi)) != 0)
+            die("shr_graph_build", rc);
+        r = (shr_gc_result_t)SHR_GC_RESULT_INIT;
+        ms_found = shr_gc_collect_with(h, SHR_GC_MARK_SWEEP, 2, &r);
+        if (ms_found < 0)
+            die("shr_gc_collect_with(SHR_GC_MARK_SWEEP)", ms_found);
+        ms[t] = r.total_ns;
+        mspause[t] = r.pause_ns;
+        if (root.off)
+            shr_obj_release(h, root);
+        shr_heap_close(h);
     }
+    if (ms_found != found)
+        fprintf(stderr, "bench_gc: %s n=%llu: the mark-sweep freed %lld objects, trial deletion %lld\n",
+                shr_graph_name(kind), (unsigned long long)n, (long long)ms_found, (long long)found);
     printf("%s\n  {\"kind\": \"%s\", \"n\": %llu, \"trials\": %d, \"objects\": %llu, \"live\": %llu, "
            "\"garbage\": %llu, \"edges\": %llu, \"digest\": \"0x%016llx\", \"collected\": %lld, "
            "\"candidates\": %llu, \"build_ns\": %llu, \"first_ns\": %llu, \"first_min_ns\": %llu, "
@@ -136,6 +169,8 @@ static void full(int kind, uint64_t n, uint64_t seed, int trials, int first_row)
            (unsigned long long)cand, (unsigned long long)median(build, trials),
            (unsigned long long)median(first, trials), (unsigned long long)first[0],
            (unsigned long long)median(fpause, trials), (unsigned long long)median(fttsp, trials));
+    printf(", \"marksweep_ns\": %llu, \"marksweep_pause_ns\": %llu, \"marksweep_collected\": %lld",
+           (unsigned long long)median(ms, trials), (unsigned long long)median(mspause, trials), (long long)ms_found);
     if (has_steady)
         printf(", \"steady_ns\": %llu, \"steady_pause_ns\": %llu, \"steady_candidates\": %llu",
                (unsigned long long)median(steady, trials), (unsigned long long)median(spause, trials),
@@ -408,6 +443,151 @@ static void growth(uint64_t n, uint64_t seed)
     shr_heap_close(h);
 }
 
+
+/* ---- time to stop against the number of processes ------------------------------ */
+
+#define STOP_ROUNDS 40
+
+static void sleep_us(long us)
+{
+    struct timespec t = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&t, NULL);
+}
+
+static int stop_in_visit(const shr_value_t *v, void *arg)
+{
+    (void)v, (void)arg;
+    raise(SIGSTOP);
+    return 0;
+}
+
+/* A mutator: set items of the list "stop" until killed; with stop_outside,
+ * it pauses between sets (so that a SIGSTOP finds it outside the gate);
+ * with stop_inside, it stops itself inside a gated call that holds the
+ * list's lock (a visit of shr_list_get_with). Each dies with its parent. */
+static void mutator(const char *name, int mode, int ready_fd)
+{
+    shr_heap_t *h;
+    shr_list_t *l;
+    if (shr_heap_attach(name, &h) != 0 || shr_list_attach(h, "stop", &l) != 0)
+        _exit(3);
+    shr_value_t v = shr_int(1);
+    if (shr_list_set(l, 1, &v) != 0) /* the slot is claimed, the list warm */
+        _exit(4);
+    char c = 'r';
+    if (write(ready_fd, &c, 1) != 1)
+        _exit(6);
+    if (mode == 2) /* stop inside a gated call that holds the list's lock */
+        _exit(shr_list_get_with(l, 0, stop_in_visit, NULL) == 0 ? 0 : 5);
+    for (uint64_t i = 0;; i++) {
+        v = shr_int((int64_t)i);
+        shr_list_set(l, (int64_t)(1 + i % 63), &v); /* item 0 stays a str */
+        if (mode == 1)
+            sleep_us(1000);
+    }
+}
+
+static pid_t spawn_mutator(const char *name, int mode)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        die("pipe", -errno);
+    fflush(stdout);
+    pid_t p = fork();
+    if (p < 0)
+        die("fork", -errno);
+    if (p == 0) {
+        close(fd[0]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        mutator(name, mode, fd[1]);
+    }
+    close(fd[1]);
+    char c;
+    if (read(fd[0], &c, 1) != 1) {
+        int st = 0;
+        waitpid(p, &st, 0);
+        fprintf(stderr, "bench_gc: a mutator did not start (exit status %d)\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        exit(1);
+    }
+    close(fd[0]);
+    return p;
+}
+
+static void reap_all(pid_t *p, int n)
+{
+    for (int i = 0; i < n; i++) {
+        kill(p[i], SIGKILL);
+        waitpid(p[i], NULL, 0);
+    }
+}
+
+static void stop_row(int k, int extra, int first_row)
+{
+    char name[64];
+    snprintf(name, sizeof name, "shb_gcstop_%d", (int)getpid());
+    shr_heap_unlink(name);
+    shr_heap_options_t o;
+    shr_heap_options_init(&o);
+    o.capacity = (size_t)256 << 20;
+    shr_heap_t *h;
+    int rc = shr_heap_create(name, &o, &h);
+    if (rc)
+        die("shr_heap_create", rc);
+    uint32_t off[3] = {0, 10, 10};
+    shr_gc_set_threshold(h, off);
+    shr_value_t in[64];
+    for (int i = 0; i < 64; i++) in[i] = shr_int(i);
+    in[0] = shr_str("visited under the lock"); /* a str: shr_list_get_with visits it inside the gate */
+    shr_list_t *l;
+    if ((rc = shr_list_create(h, "stop", in, 64, &l)) != 0)
+        die("shr_list_create", rc);
+    pid_t p[40];
+    int np = 0;
+    for (int i = 0; i < k; i++) p[np++] = spawn_mutator(name, 0);
+    if (extra == 1) {
+        p[np] = spawn_mutator(name, 1);
+        sleep_us(500); /* between two sets: asleep, outside the gate */
+        kill(p[np++], SIGSTOP);
+    } else if (extra == 2) {
+        p[np++] = spawn_mutator(name, 2); /* stops itself inside a visit */
+        sleep_us(20000);
+    }
+    uint64_t ttsp[STOP_ROUNDS], pause[STOP_ROUNDS], wall[STOP_ROUNDS];
+    int ok = 0, timeouts = 0;
+    uint64_t stopped = 0;
+    for (int i = 0; i < (extra == 2 ? 3 : STOP_ROUNDS); i++) {
+        shr_gc_result_t r = SHR_GC_RESULT_INIT;
+        uint64_t t0 = now_ns();
+        int64_t n = shr_gc_collect(h, 0, &r);
+        uint64_t t = now_ns() - t0;
+        if (n == -ETIMEDOUT || n == SHR_ELOCKTIMEOUT) {
+            timeouts++;
+            wall[ok] = t; /* the time it waited before giving up */
+            ttsp[ok] = t;
+            pause[ok++] = 0;
+            continue;
+        }
+        if (n < 0)
+            die("shr_gc_collect", n);
+        ttsp[ok] = r.ttsp_ns;
+        pause[ok] = r.pause_ns;
+        wall[ok++] = t;
+        if (r.stopped_threads > stopped) stopped = r.stopped_threads;
+    }
+    reap_all(p, np);
+    shr_list_close(l);
+    shr_heap_close(h);
+    shr_heap_unlink(name);
+    uint64_t mx = 0;
+    for (int i = 0; i < ok; i++) mx = ttsp[i] > mx ? ttsp[i] : mx;
+    printf("%s\n  {\"procs\": %d, \"stopped\": \"%s\", \"rounds\": %d, \"timeouts\": %d, \"ttsp_ns\": %llu, "
+           "\"ttsp_max_ns\": %llu, \"pause_ns\": %llu, \"call_ns\": %llu, \"threads_waited_for\": %llu}",
+           first_row ? "" : ",", k, extra == 0 ? "none" : extra == 1 ? "outside" : "inside", ok, timeouts,
+           (unsigned long long)median(ttsp, ok), (unsigned long long)mx, (unsigned long long)median(pause, ok),
+           (unsigned long long)median(wall, ok), (unsigned long long)stopped);
+    fflush(stdout);
+}
+
 static int parse_list(const char *s, uint64_t *out, int max)
 {
     int n = 0;
@@ -429,7 +609,8 @@ int main(int argc, char **argv)
     uint64_t sizes[8] = {100000, 1000000}, olds[8] = {0, 100000, 1000000}, seed = 42;
     uint64_t grow = 1000000, churn_n = 1000000, churn_live = 100000;
     uint32_t churn_rate = 50, churn_cycle = 10;
-    int nsizes = 2, nolds = 3, trials = 3;
+    uint64_t stops[8] = {0, 1, 2, 4, 8};
+    int nsizes = 2, nolds = 3, trials = 3, nstops = 5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--sizes=", 8) == 0)
@@ -448,15 +629,18 @@ int main(int argc, char **argv)
             churn_rate = (uint32_t)atoi(a + 13);
         else if (strncmp(a, "--churn-cycle=", 14) == 0)
             churn_cycle = (uint32_t)atoi(a + 14);
+        else if (strncmp(a, "--stop-procs=", 13) == 0)
+            nstops = a[13] ? parse_list(a + 13, stops, 8) : 0;
         else if (strncmp(a, "--seed=", 7) == 0)
             seed = strtoull(a + 7, NULL, 0);
         else {
             fprintf(stderr, "usage: %s [--sizes=N,..] [--trials=T] [--seed=S] [--young-old=N,..] [--growth=N]\n"
-                            "          [--churn=N] [--churn-live=S] [--churn-rate=P] [--churn-cycle=L]\n", argv[0]);
+                            "          [--churn=N] [--churn-live=S] [--churn-rate=P] [--churn-cycle=L] [--stop-procs=K,..]\n",
+                    argv[0]);
             return 64;
         }
     }
-    if (nsizes < 0 || nolds < 0 || trials < 1 || trials > MAXT || grow > UINT32_MAX || churn_n > UINT32_MAX ||
+    if (nsizes < 0 || nolds < 0 || nstops < 0 || trials < 1 || trials > MAXT || grow > UINT32_MAX || churn_n > UINT32_MAX ||
         churn_live < 1 || churn_live > SHR_GRAPH_MAX_N || churn_rate > 100 || churn_cycle < 1 ||
         churn_cycle > SHR_GRAPH_CYCLE_MAX) {
         fprintf(stderr, "bench_gc: bad --sizes, --young-old, --trials (1..%d) or --churn-*\n", MAXT);
@@ -475,6 +659,17 @@ int main(int argc, char **argv)
         growth(grow, seed);
     if (churn_n)
         churn(churn_n, churn_live, churn_rate, churn_cycle, seed);
+    if (nstops > 0) {
+        setenv("SHARENA_GC_STOP_TIMEOUT_MS", "200", 1);
+        fprintf(stderr, "bench_gc: time to stop against processes\n");
+        printf(",\n \"stop\": [");
+        for (int i = 0; i < nstops; i++)
+            stop_row((int)(stops[i] > 32 ? 32 : stops[i]), 0, i == 0);
+        int kmax = (int)(stops[nstops - 1] > 32 ? 32 : stops[nstops - 1]);
+        stop_row(kmax, 1, 0);
+        stop_row(kmax, 2, 0);
+        printf("]");
+    }
     printf("}\n");
     return 0;
 }
