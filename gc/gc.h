@@ -163,6 +163,17 @@ typedef struct gc_gen {
     _Atomic uint64_t pause_ns_total, pause_ns_max, ttsp_ns_max;
 } gc_gen_t;
 
+/* The measurements of one generation (shr_gc_gen_stats_t's fields past
+ * the first six), added by each collection after its pause, under the
+ * collector's mutex; zeroed by shr_gc_stats_reset under it. Plain
+ * counters: a collector that dies mid-record leaves some added and others
+ * not (a measurement, never a structure anything relies on). */
+typedef struct gc_meas {
+    _Atomic uint64_t phase_ns[SHR_GC_NPHASES];
+    _Atomic uint64_t candidates, edges, bytes_freed, total_ns;
+    _Atomic uint64_t hist[SHR_GC_HIST_BUCKETS];
+} gc_meas_t;
+
 /* The gc layer's global region. */
 typedef struct gc_global {
     _Atomic uint64_t dead;       /* tables of dead processes, a stack (offsets) */
@@ -179,6 +190,10 @@ typedef struct gc_global {
     /* The collector's mutex: one collection at a time. Robust: a collector
      * that dies leaves nothing to repair (its scratch is private memory). */
     pthread_mutex_t mu __attribute__((aligned(64)));
+    /* Layout 11: the measuring window and the measurements. */
+    _Atomic uint64_t window_start_ns __attribute__((aligned(64))); /* CLOCK_REALTIME */
+    _Atomic uint64_t resets;
+    gc_meas_t meas[3];
 } gc_global_t;
 
 /* The gc region of a thread slot: its count of containers created minus

@@ -87,8 +87,11 @@
  *    list frees retired arrays and shrinks after a grace period.
  * 10: SMALL arenas committed as their pools are carved (page 0 when the
  *     arena is made, then 4 KiB pools in doubling batches), not whole: a
- *     build that expects them committed would carve into uncommitted pages. */
-#define SHR_LAYOUT_VERSION 10u
+ *     build that expects them committed would carve into uncommitted pages.
+ * 11: gc_global_t ends with the collector's measurements (phase times,
+ *    candidates, edges, bytes freed, pause histograms per generation) and
+ *    the measuring window of shr_gc_stats_reset. */
+#define SHR_LAYOUT_VERSION 11u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"

@@ -124,6 +124,44 @@ int shr_obj_type_info(shr_heap_t *heap, uint32_t id, char *name, uint32_t *nslot
  * the next collection, never a freed reachable object.
  */
 
+/* The phases of a collection, in the order they run (docs/gc.md, "The
+ * phases"). The first six happen with the world stopped, back to back:
+ * their times sum to the pause (pause_ns). FREE runs after the restart.
+ *   STOP      the stop request until every live thread is out of the heap
+ *             (the time to stop the world, ttsp_ns)
+ *   WALK      the walk of the object pools that finds the candidates (and
+ *             the repair of lists a dead thread left locked, and the
+ *             candidate index). The mark-sweep: the whole trace (walk,
+ *             roots, leases, marking from them)
+ *   SUBTRACT  trial deletion: each candidate's references to candidates
+ *             subtracted from their copies of the counts (0 for the
+ *             mark-sweep)
+ *   MARK      trial deletion: the marking from candidates left above zero.
+ *             The mark-sweep: the marking of what the frozen and unseen
+ *             references hold, and the repair of counts
+ *   PROMOTE   survivors moved to the next generation, the counts reset
+ *             (the mark-sweep: and the walk for stray blocks)
+ *   RESTART   the request withdrawn: the world runs again
+ *   FREE      the garbage flagged, cleared and freed, the world running */
+enum {
+    SHR_GC_PHASE_STOP = 0,
+    SHR_GC_PHASE_WALK,
+    SHR_GC_PHASE_SUBTRACT,
+    SHR_GC_PHASE_MARK,
+    SHR_GC_PHASE_PROMOTE,
+    SHR_GC_PHASE_RESTART,
+    SHR_GC_PHASE_FREE,
+    SHR_GC_NPHASES
+};
+/* The phase's name ("stop", "walk", ...), NULL for another number. */
+const char *shr_gc_phase_name(int phase);
+
+/* The pause histograms: bucket b counts the collections whose pause (ns)
+ * had its highest set bit at b, i.e. lay in [2^b, 2^(b+1)) (bucket 0 also
+ * counts a pause of 0; the last one every pause of 2^39 ns, about 9 min,
+ * or more). */
+#define SHR_GC_HIST_BUCKETS 40
+
 /* What one collection did. Set size = sizeof(shr_gc_result_t) before the
  * call (SHR_GC_RESULT_INIT); a library that knows more fields than the
  * caller fills only the caller's. */
@@ -147,8 +185,17 @@ typedef struct shr_gc_result {
     uint64_t repaired_refs;   /* the references those counts had above it */
     uint64_t strays;          /* mark-sweep, exact: blocks a dead thread left allocated in object
                                  pools with no object in them, freed */
+    uint64_t phase_ns[SHR_GC_NPHASES]; /* time of each phase (SHR_GC_PHASE_*); the first six sum
+                                          to pause_ns, FREE is part of total_ns only */
+    uint64_t edges;           /* references visited: trial deletion, those the candidates hold
+                                 (each once, by SUBTRACT); the mark-sweep, those of every object
+                                 it traced */
+    uint64_t bytes_freed;     /* bytes of the blocks of the objects freed (a node's separate slot
+                                 block and a list's item array are not counted) */
 } shr_gc_result_t;
-#define SHR_GC_RESULT_INIT {sizeof(shr_gc_result_t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define SHR_GC_RESULT_INIT                                                                          \
+    {sizeof(shr_gc_result_t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, {0, 0, 0, 0, 0, 0, 0}, \
+     0, 0}
 
 /* Collect generation 0, 1 or 2. Returns collected + uncollectable, or
  * -EINVAL (bad generation or res->size), -ETIMEDOUT (a live thread did not
@@ -162,18 +209,40 @@ int shr_gc_get_threshold(shr_heap_t *heap, uint32_t threshold[3]);
  * thresholds are the heap's, for every process. */
 int shr_gc_set_threshold(shr_heap_t *heap, const uint32_t threshold[3]);
 
-/* Per-generation totals since the heap was created (CPython's
- * gc.get_stats(), plus the times). */
+/* Per-generation totals of the measuring window: since the heap was
+ * created, or since the last shr_gc_stats_reset (CPython's gc.get_stats(),
+ * plus the times). They live in the segment: any process reads the same
+ * (each field a snapshot; one collection's fields are added one after
+ * another, so a read during a collection's record may see part of it). A
+ * collection that fails (-ETIMEDOUT, -ENOMEM) adds nothing. */
 typedef struct shr_gc_gen_stats {
     uint64_t collections, collected, uncollectable;
     uint64_t pause_ns_total, pause_ns_max, ttsp_ns_max;
+    uint64_t phase_ns[SHR_GC_NPHASES]; /* each phase's total (shr_gc_result_t.phase_ns) */
+    uint64_t candidates;      /* objects examined, summed */
+    uint64_t edges;           /* references visited, summed */
+    uint64_t bytes_freed;     /* bytes of the objects freed, summed */
+    uint64_t total_ns;        /* whole collections, freeing included, summed */
+    uint64_t pause_hist[SHR_GC_HIST_BUCKETS]; /* pauses, log2 buckets (SHR_GC_HIST_BUCKETS): the
+                                                 buckets sum to `collections` */
 } shr_gc_gen_stats_t;
 typedef struct shr_gc_stats {
     shr_gc_gen_stats_t gen[3];
     uint64_t auto_failures;   /* automatic collections that could not stop the world */
     uint64_t long_lived_total, long_lived_pending;
+    uint64_t window_start_ns; /* CLOCK_REALTIME of the last shr_gc_stats_reset, or of the heap's
+                                 creation */
+    uint64_t resets;          /* shr_gc_stats_reset calls, ever */
 } shr_gc_stats_t;
 int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out);
+/* Open a measuring window (MMTk's harness_begin): every field of
+ * shr_gc_stats_t above is set to 0 but long_lived_* (they steer the
+ * collector, as do the thresholds and counts, which stay too),
+ * window_start_ns is set to now and resets goes up by one. Waits for a
+ * collection in progress to end first, so that none is half counted.
+ * 0, -EINVAL (NULL heap), -EDEADLK (from a collection's callback or
+ * inside a call), SHR_ELOCKTIMEOUT, SHR_ELOCK. */
+int shr_gc_stats_reset(shr_heap_t *heap);
 
 /* ---- the backup mark-sweep and the verifier --------------------------------
  *
