@@ -696,6 +696,31 @@ static int gc_stats_print(shr_heap_t *h, FILE *out)
     fprintf(out, "long-lived: %" PRIu64 " after the last full collection, %" PRIu64 " pending\n",
             st.long_lived_total, st.long_lived_pending);
     fprintf(out, "automatic collections that could not stop the world: %" PRIu64 "\n", st.auto_failures);
+    /* The measurements: each phase's mean, then the pause histogram. */
+    fprintf(out, "%-10s", "phase mean");
+    for (int p = 0; p < SHR_GC_NPHASES; p++) fprintf(out, " %10s", shr_gc_phase_name(p));
+    fprintf(out, " %11s %11s %12s\n", "candidates", "edges", "bytes freed");
+    for (int g = 0; g < 3; g++) {
+        const shr_gc_gen_stats_t *s = &st.gen[g];
+        uint64_t n = s->collections ? s->collections : 1;
+        fprintf(out, "%-10d", g);
+        for (int p = 0; p < SHR_GC_NPHASES; p++) fprintf(out, " %10s", fmt_ns(s->phase_ns[p] / n, a, sizeof a));
+        fprintf(out, " %11" PRIu64 " %11" PRIu64 " %12" PRIu64 "\n", s->candidates, s->edges, s->bytes_freed);
+    }
+    for (int g = 0; g < 3; g++) {
+        fprintf(out, "pauses of generation %d:", g);
+        bool any = false;
+        for (int k = 0; k < SHR_GC_HIST_BUCKETS; k++) {
+            if (!st.gen[g].pause_hist[k]) continue;
+            any = true;
+            fprintf(out, " [%s,%s) %" PRIu64, fmt_ns(k ? (uint64_t)1 << k : 0, a, sizeof a),
+                    fmt_ns((uint64_t)2 << k, c, sizeof c), st.gen[g].pause_hist[k]);
+        }
+        fprintf(out, "%s\n", any ? "" : " none");
+    }
+    fprintf(out, "measuring window: opened at %" PRIu64 ".%09" PRIu64 " (CLOCK_REALTIME, %s), %" PRIu64 " resets ever\n",
+            st.window_start_ns / 1000000000u, st.window_start_ns % 1000000000u,
+            st.resets ? "the last reset" : "the heap's creation", st.resets);
     return 0;
 }
 
@@ -708,6 +733,10 @@ static void gc_result_print(const char *name, const shr_gc_result_t *r)
            name, r->generation, r->collected, r->uncollectable, r->candidates, r->untraversable,
            fmt_ns(r->pause_ns, a, sizeof a), fmt_ns(r->ttsp_ns, b, sizeof b), fmt_ns(r->total_ns, c, sizeof c),
            r->stopped_threads, r->dead_skipped);
+    printf("%s: phases:", name);
+    for (int p = 0; p < SHR_GC_NPHASES; p++)
+        printf(" %s %s%s", shr_gc_phase_name(p), fmt_ns(r->phase_ns[p], a, sizeof a), p + 1 < SHR_GC_NPHASES ? "," : ";");
+    printf(" %" PRIu64 " edges visited, %" PRIu64 " bytes freed\n", r->edges, r->bytes_freed);
 }
 
 /* A threshold operand: a decimal number 0..UINT32_MAX. */
@@ -725,7 +754,7 @@ static bool parse_u32(const char *s, uint32_t *out)
 }
 
 /* `sharena gc stats NAME`, `gc threshold NAME [T0 T1 T2]`, `gc freeze NAME`,
- * `gc unfreeze NAME`. */
+ * `gc unfreeze NAME`, `gc reset NAME`. */
 static int cmd_gc_other(const cli_cmd_t *cmd, int argc, char **argv)
 {
     const char *sub = argv[1];
@@ -756,6 +785,9 @@ static int cmd_gc_other(const cli_cmd_t *cmd, int argc, char **argv)
         printf("%s:", name);
         rc = frozen < 0 ? (int)frozen : gc_stats_print(h, stdout);
         if (rc == 0) printf("frozen (the permanent generation, never collected): %" PRId64 "\n", frozen);
+    } else if (strcmp(sub, "reset") == 0) {
+        rc = shr_gc_stats_reset(h);
+        if (rc == 0) printf("%s: statistics reset: a new measuring window\n", name);
     } else if (threshold) {
         if (argc == 6) rc = shr_gc_set_threshold(h, t);
         if (rc == 0) rc = shr_gc_get_threshold(h, t);
@@ -1014,11 +1046,11 @@ static int cmd_gc(const cli_cmd_t *cmd, int argc, char **argv)
     }
     if (argc < 2)
         return cli_usage_error(cmd,
-                               "missing subcommand (collect, verify, stats, threshold, freeze, unfreeze, build, drop)");
+                               "missing subcommand (collect, verify, stats, reset, log, threshold, freeze, unfreeze, build, drop)");
     if (strcmp(argv[1], "build") == 0) return cmd_gc_build(cmd, argc - 1, argv + 1);
     if (strcmp(argv[1], "drop") == 0) return cmd_gc_drop(cmd, argc - 1, argv + 1);
     if (strcmp(argv[1], "stats") == 0 || strcmp(argv[1], "threshold") == 0 || strcmp(argv[1], "freeze") == 0 ||
-        strcmp(argv[1], "unfreeze") == 0)
+        strcmp(argv[1], "unfreeze") == 0 || strcmp(argv[1], "reset") == 0)
         return cmd_gc_other(cmd, argc, argv);
     if (strcmp(argv[1], "verify") == 0) return cmd_gc_verify(cmd, argc, argv);
     if (strcmp(argv[1], "collect") != 0) return cli_usage_error(cmd, "unknown subcommand '%s'", argv[1]);
@@ -1201,7 +1233,7 @@ static const cli_cmd_t cmds[] = {
      "options:\n"
      "  -h, --help              show this help"},
     {"gc", cmd_gc, "NAME", false,
-     "collect NAME [--generation N] [--algorithm A [--repair]] | verify NAME | stats NAME\n"
+     "collect NAME [--generation N] [--algorithm A [--repair]] | verify NAME | stats NAME | reset NAME\n"
      "          | threshold NAME [T0 T1 T2] | freeze NAME | unfreeze NAME\n"
      "          | build NAME KIND N [--seed S] [--as ROOT] [--garbage] [--auto] [--live S] [--rate P] [--cycle L]\n"
      "          | drop NAME ROOT",
@@ -1219,8 +1251,12 @@ static const cli_cmd_t cmds[] = {
      "with its true value; exits 1 when a count is below it or a reference dangles.\n"
      "stats: per generation, the threshold, the count, collections, objects\n"
      "collected and left uncollectable, the mean and longest pause and the\n"
-     "longest time to stop, over every process's collections; and the objects\n"
-     "frozen.\n"
+     "longest time to stop, over every process's collections; each phase's mean\n"
+     "time (stop, walk, subtract, mark, promote, restart, free), the candidates,\n"
+     "edges visited and bytes freed; the pause histogram (log2 buckets); the\n"
+     "measuring window; and the objects frozen.\n"
+     "reset: open a measuring window: every statistic above set to 0 (the\n"
+     "thresholds, counts and long-lived numbers kept), for every process.\n"
      "threshold: print the heap's thresholds, or set them (T0 0 disables the\n"
      "automatic collections of every process).\n"
      "freeze: move every tracked object to the permanent generation, which no\n"
