@@ -228,7 +228,9 @@ int shr__gate_slow(shr_heap_t *h)
             uint64_t now = atomic_load_explicit(&g->requested, memory_order_seq_cst);
             if (now != w) break;
             if (round % 64 == 63 && shr__owner_gone(h, w)) {
-                atomic_compare_exchange_strong(&g->requested, &w, 0); /* C2 */
+                uint64_t dead = w;
+                if (atomic_compare_exchange_strong(&g->requested, &w, 0)) /* C2 */
+                    shr__gc_log(h, SHR_GC_EV_RECOVERED, -1, 0, dead, 1, 0, 0);
                 break;
             }
             if (deadline == 0) deadline = shr__lock_deadline(h);
@@ -258,6 +260,8 @@ void shr__gate_exit_slow(shr_heap_t *h)
         if (shr_load_relaxed(&g->gen[i].count) <= (int64_t)shr_load_relaxed(&g->gen[i].threshold)) continue;
         if (i == 2 && shr_load_relaxed(&g->long_lived_pending) < shr_load_relaxed(&g->long_lived_total) / 4)
             continue; /* the long-lived rule */
+        shr__gc_log(h, SHR_GC_EV_THRESHOLD, i, 0, (uint64_t)shr_load_relaxed(&g->gen[i].count),
+                    shr_load_relaxed(&g->gen[i].threshold), 0, 0);
         int64_t rc = collect(h, i, SHR_GC_TRIAL_DELETION, NULL, true);
         if (rc == -ETIMEDOUT || rc == SHR_ELOCKTIMEOUT)
             atomic_fetch_add_explicit(&g->auto_failures, 1, memory_order_relaxed);
@@ -308,6 +312,7 @@ int shr__gc_collect_init(shr_heap_t *h)
     static const uint32_t defaults[3] = {2000, 10, 10}; /* CPython 3.13 */
     for (int i = 0; i < 3; i++) shr_store_relaxed(&g->gen[i].threshold, defaults[i]);
     shr_store_relaxed(&g->window_start_ns, shr__now_ns(CLOCK_REALTIME));
+    shr__gc_log_init(h);
     return shr__robust_mutex_init(&g->mu);
 }
 
@@ -326,7 +331,11 @@ static int gc_lock(shr_heap_t *h, bool try_only)
         /* A collector died: its request, if still up, goes (C2); nothing
          * else of it is in the segment (C1). */
         uint64_t w = shr_load_relaxed(&g->requested);
-        if (w && shr__owner_gone(h, w)) atomic_compare_exchange_strong(&g->requested, &w, 0);
+        bool gone = w && shr__owner_gone(h, w);
+        shr__gc_log(h, SHR_GC_EV_DIED, -1, 0, gone ? w : 0, 0, 0, 0);
+        uint64_t dead = w;
+        if (gone && atomic_compare_exchange_strong(&g->requested, &w, 0))
+            shr__gc_log(h, SHR_GC_EV_RECOVERED, -1, 0, dead, 0, 0, 0);
         rc = pthread_mutex_consistent(&g->mu);
     }
     if (rc == ETIMEDOUT) return SHR_ELOCKTIMEOUT;
@@ -350,9 +359,16 @@ static void reclaim_dead(shr_heap_t *h)
 /* Ask every thread to stop and wait for each live slot that is inside a
  * call. Dead ones are reclaimed (their references released) and skipped.
  * 0, or -ETIMEDOUT with the request withdrawn. */
+static _Thread_local uint64_t stop_t0; /* this thread's last stop request, for RESTARTED */
+static _Thread_local int stop_gen;     /* ... and its generation (-1: not a collection) */
+
 static int stop_world(shr_heap_t *h, shr_tctx_t *me, shr_gc_result_t *r)
 {
     gc_global_t *g = shr__gc_global(h);
+    uint32_t hwm0 = shr_load_acquire(&h->hdr->threads_hwm);
+    stop_gen = r->generation;
+    shr__gc_log(h, SHR_GC_EV_STOP, stop_gen, 0, hwm0 < h->max_threads ? hwm0 : h->max_threads, 0, 0, 0);
+    stop_t0 = shr__now_ns(CLOCK_MONOTONIC);
     atomic_store_explicit(&g->requested, shr__owner_word(me), memory_order_seq_cst);
     int brc = gate_barrier();
     if (brc) {
@@ -380,16 +396,21 @@ static int stop_world(shr_heap_t *h, shr_tctx_t *me, shr_gc_result_t *r)
             }
             if (shr__backoff(&round, deadline)) {
                 atomic_store_explicit(&g->requested, 0, memory_order_seq_cst);
+                shr__gc_log(h, SHR_GC_EV_TIMEOUT, stop_gen, 0, shr__now_ns(CLOCK_MONOTONIC) - stop_t0, s,
+                            (uint64_t)(uint32_t)ts->tid, 0);
                 return -ETIMEDOUT;
             }
         }
     }
+    shr__gc_log(h, SHR_GC_EV_STOPPED, stop_gen, 0, shr__now_ns(CLOCK_MONOTONIC) - stop_t0, r->stopped_threads,
+                r->dead_skipped, 0);
     return 0;
 }
 
 static void restart_world(shr_heap_t *h)
 {
     atomic_store_explicit(&shr__gc_global(h)->requested, 0, memory_order_seq_cst);
+    shr__gc_log(h, SHR_GC_EV_RESTARTED, stop_gen, 0, shr__now_ns(CLOCK_MONOTONIC) - stop_t0, 0, 0, 0);
 }
 
 /* ---- trial deletion (private scratch) --------------------------------------------------- */
@@ -741,6 +762,7 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
     trace_t t;
     int rc = shr__trace_run(h, &t);
     uint64_t t_walked = shr__now_ns(CLOCK_MONOTONIC);
+    shr__gc_log(h, SHR_GC_EV_PHASE, 2, SHR_GC_PHASE_WALK, t_walked - t_stopped, t.edges, 0, 0);
     bool exact = rc == 0 && shr__trace_exact(&t);
     if (rc == 0) shr__trace_mark_more(&t, !exact); /* frozen, and what unseen references may hold */
     if (rc == 0 && t.nomem) rc = -ENOMEM;
@@ -764,6 +786,7 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
             }
         }
     uint64_t t_marked = shr__now_ns(CLOCK_MONOTONIC);
+    shr__gc_log(h, SHR_GC_EV_PHASE, 2, SHR_GC_PHASE_MARK, t_marked - t_walked, 0, 0, 0);
     /* A full collection: the survivors go to generation 2, one store each (C1). */
     uint64_t survivors = 0;
     for (size_t i = 0; i < t.nwalked; i++) {
@@ -787,6 +810,7 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
     stray_t strays = {0};
     if (exact) shr__obj_walk_strays(h, stray_visit, &strays);
     uint64_t t_promoted = shr__now_ns(CLOCK_MONOTONIC);
+    shr__gc_log(h, SHR_GC_EV_PHASE, 2, SHR_GC_PHASE_PROMOTE, t_promoted - t_marked, survivors, 0, 0);
     restart_world(h);
     uint64_t t_restarted = shr__now_ns(CLOCK_MONOTONIC);
     r->pause_ns = t_restarted - t_stop;
@@ -809,6 +833,8 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
     free(strays.off);
     r->uncollectable = garbage - r->collected;
     r->phase_ns[SHR_GC_PHASE_FREE] = shr__now_ns(CLOCK_MONOTONIC) - t_restarted;
+    shr__gc_log(h, SHR_GC_EV_PHASE, 2, SHR_GC_PHASE_FREE, r->phase_ns[SHR_GC_PHASE_FREE], r->collected,
+                r->bytes_freed, 0);
     r->total_ns = shr__now_ns(CLOCK_MONOTONIC) - r->total_ns; /* the caller stored its start there */
     record(g, 2, r);
     shr__trace_free(&t);
@@ -839,7 +865,8 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
         run_callbacks(h, cbs, ncb, "start", &info);
     }
     gc_global_t *g = shr__gc_global(h);
-    atomic_fetch_add_explicit(&g->epoch, 1, memory_order_relaxed);
+    uint64_t epoch = atomic_fetch_add_explicit(&g->epoch, 1, memory_order_relaxed) + 1;
+    shr__gc_log(h, SHR_GC_EV_BEGIN, gen, 0, (uint64_t)(algo & SHR_GC_ALGORITHM_MASK), automatic, epoch, 0);
     reclaim_dead(h); /* their leases released before anything is examined */
 
     scratch_t s = {.h = h, .gen = gen};
@@ -871,6 +898,9 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
     r.phase_ns[SHR_GC_PHASE_WALK] = t_walked - t_stopped;
     r.phase_ns[SHR_GC_PHASE_SUBTRACT] = s.t_subtracted - t_walked;
     r.phase_ns[SHR_GC_PHASE_MARK] = t_marked - s.t_subtracted;
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_WALK, r.phase_ns[SHR_GC_PHASE_WALK], r.candidates, 0, 0);
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_SUBTRACT, r.phase_ns[SHR_GC_PHASE_SUBTRACT], r.edges, 0, 0);
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_MARK, r.phase_ns[SHR_GC_PHASE_MARK], 0, 0, 0);
 
     /* Promote the survivors: one store each (C1). */
     uint32_t next = gen < 2 ? (uint32_t)gen + 1 : 2;
@@ -891,6 +921,7 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
         shr_store_relaxed(&g->long_lived_total, survivors);
     }
     uint64_t t_promoted = shr__now_ns(CLOCK_MONOTONIC);
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_PROMOTE, t_promoted - t_marked, survivors, 0, 0);
     restart_world(h);
     uint64_t t_restarted = shr__now_ns(CLOCK_MONOTONIC);
     r.pause_ns = t_restarted - t_stop;
@@ -917,6 +948,8 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
     }
     uint64_t t_freed = shr__now_ns(CLOCK_MONOTONIC);
     r.phase_ns[SHR_GC_PHASE_FREE] = t_freed - t_free;
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_FREE, r.phase_ns[SHR_GC_PHASE_FREE], r.collected,
+                r.bytes_freed, 0);
     r.total_ns = t_freed - t_begin; /* the callbacks and the unlock below add a little */
     record(g, gen, &r);
     if (debug & SHR_GC_DEBUG_STATS)
@@ -927,6 +960,8 @@ out:
     gc_unlock(h);
     scratch_free(&s);
     r.total_ns = shr__now_ns(CLOCK_MONOTONIC) - t_begin;
+    if (rc == 0)
+        shr__gc_log(h, SHR_GC_EV_END, gen, 0, r.collected, r.uncollectable, r.bytes_freed, r.total_ns);
     {
         shr_gc_info_t info = {.generation = gen, .collected = r.collected, .uncollectable = r.uncollectable};
         run_callbacks(h, cbs, ncb, "stop", &info);
@@ -974,12 +1009,15 @@ int shr_gc_verify(shr_heap_t *heap, shr_gc_verify_result_t *out)
     int rc = gc_lock(heap, false);
     if (rc) return rc;
     collecting = true;
+    shr__gc_log(heap, SHR_GC_EV_BEGIN, -1, 0, SHR_GC_EV_OP_VERIFY, 0,
+                atomic_load_explicit(&shr__gc_global(heap)->epoch, memory_order_relaxed), 0);
     reclaim_dead(heap); /* their leases released first, as a collection does */
     shr_gc_verify_result_t v;
     memset(&v, 0, sizeof v);
     v.size = sizeof v;
     shr_gc_result_t r;
     memset(&r, 0, sizeof r);
+    r.generation = -1;
     trace_t t;
     memset(&t, 0, sizeof t);
     uint64_t t0 = shr__now_ns(CLOCK_MONOTONIC);
@@ -1109,6 +1147,7 @@ int shr_gc_stats_reset(shr_heap_t *heap)
     shr_store_relaxed(&g->auto_failures, 0);
     shr_store_relaxed(&g->window_start_ns, shr__now_ns(CLOCK_REALTIME));
     atomic_fetch_add_explicit(&g->resets, 1, memory_order_relaxed);
+    shr__gc_log(heap, SHR_GC_EV_RESET, -1, 0, 0, 0, 0, 0);
     gc_unlock(heap);
     return 0;
 }
@@ -1252,9 +1291,12 @@ static int64_t stopped_op(shr_heap_t *h, void (*fn)(shr_heap_t *, snap_t *), sna
     int rc = gc_lock(h, false);
     if (rc) return rc;
     collecting = true;
+    shr__gc_log(h, SHR_GC_EV_BEGIN, -1, 0, SHR_GC_EV_OP_STOPPED, 0,
+                atomic_load_explicit(&shr__gc_global(h)->epoch, memory_order_relaxed), 0);
     reclaim_dead(h);
     shr_gc_result_t r;
     memset(&r, 0, sizeof r);
+    r.generation = -1;
     rc = stop_world(h, me, &r);
     if (rc == 0) {
         fn(h, s);
@@ -1430,6 +1472,8 @@ static int64_t freeze_op(shr_heap_t *heap, int gen)
     if (!heap) return -EINVAL;
     snap_t s = {.gen = gen};
     int64_t rc = stopped_op(heap, freeze_fn, &s);
+    if (rc == 0 && gen != -1)
+        shr__gc_log(heap, gen == 3 ? SHR_GC_EV_FREEZE : SHR_GC_EV_UNFREEZE, -1, 0, (uint64_t)s.moved, 0, 0, 0);
     return rc ? rc : s.moved;
 }
 

@@ -134,6 +134,10 @@ typedef enum shr_fault_action {
       "ignored: a crash point")                                                      \
     X(GC_FREE, "gc.free",                                                            \
       "a collection: one garbage object freed (all of them cleared before)",         \
+      "ignored: a crash point")                                                      \
+    X(GC_LOG_WRITE, "gc.log.write",                                                  \
+      "an event log record: its slot taken and half its fields written, its "       \
+      "sequence number (the commit point) not yet",                                  \
       "ignored: a crash point")
 
 typedef enum shr_fault_point {

@@ -244,6 +244,101 @@ int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out);
  * inside a call), SHR_ELOCKTIMEOUT, SHR_ELOCK. */
 int shr_gc_stats_reset(shr_heap_t *heap);
 
+/* ---- the event log ------------------------------------------------------------
+ *
+ * A ring of fixed-size records in the segment (the heap option
+ * gc_log_records: 4096 by default, SHR_GC_LOG_NONE for none), written by
+ * every process's collections and read by any process while the heap is in
+ * use (`sharena gc log NAME --follow`). Each record has a sequence number,
+ * 1, 2, 3, ... in the order records were begun; once the ring is full the
+ * oldest is overwritten. A record is committed by its sequence number,
+ * written last: a writer killed mid-record leaves a record no reader ever
+ * returns (docs/design/gc.md §12). Times are CLOCK_REALTIME ns; pid is the
+ * writer's process. The numbers a[] of each event:
+ *   BEGIN          a collection (or freeze, snapshot) began, the collector's
+ *                  mutex taken: a0 algorithm (SHR_GC_TRIAL_DELETION, ...,
+ *                  SHR_GC_EV_OP_* for the stopped operations), a1 1 when
+ *                  automatic, a2 the heap's collections begun ever
+ *   STOP           the stop request is stored (world stopping): a0 the
+ *                  thread slots to look at
+ *   STOPPED        every live thread is out (the STOP phase's end): a0 ttsp
+ *                  ns, a1 threads waited for, a2 dead threads skipped
+ *   PHASE          a phase from WALK to FREE but RESTART ended (phase =
+ *                  SHR_GC_PHASE_*): a0 its ns, a1 the
+ *                  phase's count (WALK candidates, SUBTRACT and the
+ *                  mark-sweep's WALK edges, PROMOTE survivors, FREE objects
+ *                  freed), a2 (FREE) bytes freed
+ *   RESTARTED      the world runs again (the RESTART phase's end): a0 the
+ *                  pause, ns
+ *   END            the collection is over: a0 collected, a1 uncollectable,
+ *                  a2 bytes freed, a3 total ns
+ *   TIMEOUT        a live thread did not stop in time (the request is
+ *                  withdrawn, nothing changed): a0 ns waited, a1 its thread
+ *                  slot, a2 its thread id
+ *   DIED           a collector died holding the collector's mutex (found by
+ *                  the next one): a0 the dead collector's request word (0 if
+ *                  it had none up)
+ *   RECOVERED      a dead collector's stop request withdrawn: a0 its word,
+ *                  a1 1 when withdrawn by a thread waiting at the gate, 0 by
+ *                  the next collector
+ *   LEASES         a dead process's references released: a0 how many
+ *   THRESHOLD      an automatic collection is due: generation its
+ *                  generation, a0 the count, a1 the threshold
+ *   FREEZE         a0 objects moved to the permanent generation
+ *   UNFREEZE       a0 objects moved back to generation 2
+ *   RESET          shr_gc_stats_reset opened a window */
+enum {
+    SHR_GC_EV_BEGIN = 1,
+    SHR_GC_EV_STOP,
+    SHR_GC_EV_STOPPED,
+    SHR_GC_EV_PHASE,
+    SHR_GC_EV_RESTARTED,
+    SHR_GC_EV_END,
+    SHR_GC_EV_TIMEOUT,
+    SHR_GC_EV_DIED,
+    SHR_GC_EV_RECOVERED,
+    SHR_GC_EV_LEASES,
+    SHR_GC_EV_THRESHOLD,
+    SHR_GC_EV_FREEZE,
+    SHR_GC_EV_UNFREEZE,
+    SHR_GC_EV_RESET,
+    SHR_GC_EV_MAX = SHR_GC_EV_RESET
+};
+/* BEGIN's a0 for the operations that stop the world without collecting. */
+#define SHR_GC_EV_OP_VERIFY 0x101
+#define SHR_GC_EV_OP_STOPPED 0x102  /* freeze, unfreeze, a snapshot (get_objects, ...) */
+
+typedef struct shr_gc_event {
+    uint64_t seq;             /* 1, 2, ...: the order records were begun */
+    uint64_t time_ns;         /* CLOCK_REALTIME */
+    uint32_t pid;             /* the writing process */
+    uint16_t type;            /* SHR_GC_EV_* */
+    int8_t generation;        /* the collection's generation, -1 if none */
+    uint8_t phase;            /* SHR_GC_EV_PHASE: SHR_GC_PHASE_* */
+    uint64_t a[4];            /* the event's numbers (above) */
+} shr_gc_event_t;
+
+/* Copy the committed records with sequence numbers from from_seq on, in
+ * order, up to max, to out; *next_seq (may be NULL) receives the sequence
+ * to pass next time. from_seq 0 (or one already overwritten) starts at the
+ * oldest record the ring holds; a record begun but not yet committed ends
+ * the copy (next_seq is then its number, to be read again), unless its
+ * writer is dead (then it is skipped: a torn record is never returned).
+ * Returns how many were copied (0 when there is nothing new, or no log), or
+ * -EINVAL (NULL heap, out NULL with max > 0). */
+int64_t shr_gc_log_read(shr_heap_t *heap, uint64_t from_seq, shr_gc_event_t *out, size_t max, uint64_t *next_seq);
+/* The log's state: records it holds at most (0: no log), the next
+ * sequence number to be begun, and records lost because their writer could
+ * not take a slot (one a live writer still held a whole ring later). */
+typedef struct shr_gc_log_info {
+    uint64_t records;
+    uint64_t next_seq;
+    uint64_t dropped;
+} shr_gc_log_info_t;
+int shr_gc_log_info(shr_heap_t *heap, shr_gc_log_info_t *out);
+/* "begin", "stop", ... for an SHR_GC_EV_* value; NULL for another. */
+const char *shr_gc_event_name(int type);
+
 /* ---- the backup mark-sweep and the verifier --------------------------------
  *
  * Both trace the heap from its roots: the named roots that hold a reference
