@@ -1009,6 +1009,124 @@ static int cmd_gc_drop(const cli_cmd_t *cmd, int argc, char **argv)
     return CLI_OK;
 }
 
+/* One line of `sharena gc log`: time (UTC), sequence, pid, generation,
+ * event and its numbers. */
+static void gc_event_print(const shr_gc_event_t *e)
+{
+    char t[40], a[32], b[32];
+    time_t sec = (time_t)(e->time_ns / 1000000000u);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
+    printf("%s.%06" PRIu64 "Z #%" PRIu64 " pid %" PRIu32 " gen ", t, (e->time_ns % 1000000000u) / 1000u, e->seq,
+           e->pid);
+    if (e->generation < 0) printf("- ");
+    else printf("%d ", e->generation);
+    const char *name = shr_gc_event_name(e->type);
+    printf("%s", name ? name : "?");
+    switch (e->type) {
+    case SHR_GC_EV_BEGIN: {
+        const char *what = e->a[0] == SHR_GC_TRIAL_DELETION ? "trial-deletion"
+                           : e->a[0] == SHR_GC_MARK_SWEEP   ? "mark-sweep"
+                           : e->a[0] == SHR_GC_EV_OP_VERIFY ? "verify"
+                           : e->a[0] == SHR_GC_EV_OP_STOPPED ? "stopped-op"
+                                                            : "?";
+        printf(" %s%s collection=%" PRIu64, what, e->a[1] ? " automatic" : "", e->a[2]);
+        break;
+    }
+    case SHR_GC_EV_STOP: printf(" slots=%" PRIu64, e->a[0]); break;
+    case SHR_GC_EV_STOPPED:
+        printf(" ttsp=%s waited=%" PRIu64 " dead=%" PRIu64, fmt_ns(e->a[0], a, sizeof a), e->a[1], e->a[2]);
+        break;
+    case SHR_GC_EV_PHASE: {
+        const char *ph = shr_gc_phase_name(e->phase);
+        printf(" %s %s", ph ? ph : "?", fmt_ns(e->a[0], a, sizeof a));
+        if (e->phase == SHR_GC_PHASE_WALK) printf(" candidates=%" PRIu64, e->a[1]);
+        if (e->phase == SHR_GC_PHASE_WALK && e->a[2]) printf(" edges=%" PRIu64, e->a[2]);
+        if (e->phase == SHR_GC_PHASE_SUBTRACT) printf(" edges=%" PRIu64, e->a[1]);
+        if (e->phase == SHR_GC_PHASE_PROMOTE) printf(" survivors=%" PRIu64, e->a[1]);
+        if (e->phase == SHR_GC_PHASE_FREE) printf(" freed=%" PRIu64 " bytes=%" PRIu64, e->a[1], e->a[2]);
+        break;
+    }
+    case SHR_GC_EV_RESTARTED: printf(" pause=%s", fmt_ns(e->a[0], a, sizeof a)); break;
+    case SHR_GC_EV_END:
+        printf(" collected=%" PRIu64 " uncollectable=%" PRIu64 " bytes=%" PRIu64 " total=%s", e->a[0], e->a[1],
+               e->a[2], fmt_ns(e->a[3], b, sizeof b));
+        break;
+    case SHR_GC_EV_TIMEOUT:
+        printf(" waited=%s slot=%" PRIu64 " tid=%" PRIu64, fmt_ns(e->a[0], a, sizeof a), e->a[1], e->a[2]);
+        break;
+    case SHR_GC_EV_DIED: printf(" request=0x%" PRIx64, e->a[0]); break;
+    case SHR_GC_EV_RECOVERED: printf(" request=0x%" PRIx64 " by=%s", e->a[0], e->a[1] ? "gate" : "collector"); break;
+    case SHR_GC_EV_LEASES: printf(" released=%" PRIu64, e->a[0]); break;
+    case SHR_GC_EV_THRESHOLD: printf(" count=%" PRIu64 " threshold=%" PRIu64, e->a[0], e->a[1]); break;
+    case SHR_GC_EV_FREEZE:
+    case SHR_GC_EV_UNFREEZE: printf(" moved=%" PRIu64, e->a[0]); break;
+    default: break;
+    }
+    printf("\n");
+}
+
+static volatile sig_atomic_t log_stop;
+static void log_on_signal(int sig)
+{
+    (void)sig;
+    log_stop = 1;
+}
+
+/* `sharena gc log NAME [--follow]`: the event log, oldest first; --follow
+ * then waits for new records until interrupted. */
+static int cmd_gc_log(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *name = NULL;
+    bool follow = false;
+    const cli_opt_t opts[] = {{"follow", 'f', &follow, NULL}, {NULL, 0, NULL, NULL}};
+    int rc = cli_parse(cmd, argc - 1, argv + 1, opts, &name);
+    if (rc != CLI_OK) return rc;
+    if (!name) return cli_usage_error(cmd, "missing NAME");
+    shr_heap_t *h;
+    if ((rc = shr_heap_attach(name, &h)) != 0) return cli_fail(cmd, name, rc);
+    shr_gc_log_info_t li;
+    if ((rc = shr_gc_log_info(h, &li)) != 0 || li.records == 0) {
+        shr_heap_close(h);
+        if (rc) return cli_fail(cmd, name, rc);
+        fprintf(stderr, "sharena: gc: %s: the heap has no event log (created with gc_log_records = none)\n", name);
+        return CLI_FAIL;
+    }
+    if (follow) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = log_on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    shr_gc_event_t ev[256];
+    uint64_t next = 0, expect = 0;
+    for (;;) {
+        uint64_t from = next;
+        int64_t n = shr_gc_log_read(h, from, ev, 256, &next);
+        if (n < 0) {
+            rc = (int)n;
+            break;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            if (expect && ev[i].seq > expect)
+                printf("... %" PRIu64 " records not shown (overwritten, or torn by a writer that died)\n",
+                       ev[i].seq - expect);
+            gc_event_print(&ev[i]);
+            expect = ev[i].seq + 1;
+        }
+        fflush(stdout);
+        if (n == 256) continue;
+        if (!follow || log_stop) break;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (log_stop) break;
+    }
+    shr_heap_close(h);
+    return rc ? cli_fail(cmd, name, rc) : CLI_OK;
+}
+
 /* `sharena gc verify NAME`: the verifier's report; exit 1 when a count is
  * below its true value or a reference dangles. */
 static int cmd_gc_verify(const cli_cmd_t *cmd, int argc, char **argv)
@@ -1053,6 +1171,7 @@ static int cmd_gc(const cli_cmd_t *cmd, int argc, char **argv)
         strcmp(argv[1], "unfreeze") == 0 || strcmp(argv[1], "reset") == 0)
         return cmd_gc_other(cmd, argc, argv);
     if (strcmp(argv[1], "verify") == 0) return cmd_gc_verify(cmd, argc, argv);
+    if (strcmp(argv[1], "log") == 0) return cmd_gc_log(cmd, argc, argv);
     if (strcmp(argv[1], "collect") != 0) return cli_usage_error(cmd, "unknown subcommand '%s'", argv[1]);
     const cli_opt_t opts[] = {{"generation", 'g', NULL, &gen},
                               {"algorithm", 'a', NULL, &algo},
@@ -1234,6 +1353,7 @@ static const cli_cmd_t cmds[] = {
      "  -h, --help              show this help"},
     {"gc", cmd_gc, "NAME", false,
      "collect NAME [--generation N] [--algorithm A [--repair]] | verify NAME | stats NAME | reset NAME\n"
+     "          | log NAME [--follow]\n"
      "          | threshold NAME [T0 T1 T2] | freeze NAME | unfreeze NAME\n"
      "          | build NAME KIND N [--seed S] [--as ROOT] [--garbage] [--auto] [--live S] [--rate P] [--cycle L]\n"
      "          | drop NAME ROOT",
@@ -1257,6 +1377,10 @@ static const cli_cmd_t cmds[] = {
      "measuring window; and the objects frozen.\n"
      "reset: open a measuring window: every statistic above set to 0 (the\n"
      "thresholds, counts and long-lived numbers kept), for every process.\n"
+     "log: print the collector's event log, oldest first, one line per event:\n"
+     "time (UTC), sequence number, pid, generation, event and its numbers\n"
+     "(docs/gc.md, \"The event log\"); --follow then prints new events as any\n"
+     "process writes them, until interrupted.\n"
      "threshold: print the heap's thresholds, or set them (T0 0 disables the\n"
      "automatic collections of every process).\n"
      "freeze: move every tracked object to the permanent generation, which no\n"
@@ -1277,6 +1401,7 @@ static const cli_cmd_t cmds[] = {
      "  -g, --generation N      collect: the oldest generation to collect (default 2)\n"
      "  -a, --algorithm A       collect: trial (CPython's trial deletion, the default) or marksweep\n"
      "  -r, --repair            collect with marksweep: repair counts left too high by a crash\n"
+     "  -f, --follow            log: wait for new events after the last one\n"
      "  --seed S                build: the splitmix64 seed (default 42, the benchmark's)\n"
      "  --as ROOT               build: the root's name (default: KIND)\n"
      "  --garbage               build: release the root instead of publishing it\n"

@@ -762,7 +762,7 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
     trace_t t;
     int rc = shr__trace_run(h, &t);
     uint64_t t_walked = shr__now_ns(CLOCK_MONOTONIC);
-    shr__gc_log(h, SHR_GC_EV_PHASE, 2, SHR_GC_PHASE_WALK, t_walked - t_stopped, t.edges, 0, 0);
+    shr__gc_log(h, SHR_GC_EV_PHASE, 2, SHR_GC_PHASE_WALK, t_walked - t_stopped, t.nwalked, t.edges, 0);
     bool exact = rc == 0 && shr__trace_exact(&t);
     if (rc == 0) shr__trace_mark_more(&t, !exact); /* frozen, and what unseen references may hold */
     if (rc == 0 && t.nomem) rc = -ENOMEM;

@@ -265,9 +265,9 @@ int shr_gc_stats_reset(shr_heap_t *heap);
  *                  ns, a1 threads waited for, a2 dead threads skipped
  *   PHASE          a phase from WALK to FREE but RESTART ended (phase =
  *                  SHR_GC_PHASE_*): a0 its ns, a1 the
- *                  phase's count (WALK candidates, SUBTRACT and the
- *                  mark-sweep's WALK edges, PROMOTE survivors, FREE objects
- *                  freed), a2 (FREE) bytes freed
+ *                  phase's count (WALK candidates, SUBTRACT edges, PROMOTE
+ *                  survivors, FREE objects freed), a2 WALK of the
+ *                  mark-sweep: edges; FREE: bytes freed
  *   RESTARTED      the world runs again (the RESTART phase's end): a0 the
  *                  pause, ns
  *   END            the collection is over: a0 collected, a1 uncollectable,
