@@ -546,6 +546,7 @@ static void find_garbage(scratch_t *s)
     shr_heap_t *h = s->h;
     for (size_t i = 0; i < s->n; i++) s->c[i].ops->traverse(h, obj_at(h, s->c[i].off), visit_subtract, s);
     s->t_subtracted = shr__now_ns(CLOCK_MONOTONIC); /* SHR_GC_PHASE_SUBTRACT ends */
+    (void)SHR_FAULT(GC_SUBTRACT); /* a crash point */
     for (size_t i = 0; i < s->n; i++)
         if (s->c[i].refs > 0 && !(s->c[i].state & (C_REACHABLE | C_FLAGGED))) {
             s->c[i].state |= C_REACHABLE;
@@ -763,6 +764,7 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
     int rc = shr__trace_run(h, &t);
     uint64_t t_walked = shr__now_ns(CLOCK_MONOTONIC);
     shr__gc_log(h, SHR_GC_EV_PHASE, 2, SHR_GC_PHASE_WALK, t_walked - t_stopped, t.nwalked, t.edges, 0);
+    (void)SHR_FAULT(GC_WALK); /* a crash point: traced, nothing changed */
     bool exact = rc == 0 && shr__trace_exact(&t);
     if (rc == 0) shr__trace_mark_more(&t, !exact); /* frozen, and what unseen references may hold */
     if (rc == 0 && t.nomem) rc = -ENOMEM;
@@ -787,6 +789,7 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
         }
     uint64_t t_marked = shr__now_ns(CLOCK_MONOTONIC);
     shr__gc_log(h, SHR_GC_EV_PHASE, 2, SHR_GC_PHASE_MARK, t_marked - t_walked, 0, 0, 0);
+    (void)SHR_FAULT(GC_MARK); /* a crash point: counts repaired, nothing promoted */
     /* A full collection: the survivors go to generation 2, one store each (C1). */
     uint64_t survivors = 0;
     for (size_t i = 0; i < t.nwalked; i++) {
@@ -892,7 +895,9 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
     r.candidates = s.n;
     r.untraversable = s.untraversable;
     uint64_t t_walked = shr__now_ns(CLOCK_MONOTONIC);
+    (void)SHR_FAULT(GC_WALK); /* a crash point: candidates found, nothing changed */
     find_garbage(&s);
+    (void)SHR_FAULT(GC_MARK); /* a crash point: marked (gc.subtract is inside find_garbage) */
     uint64_t t_marked = shr__now_ns(CLOCK_MONOTONIC);
     r.edges = s.edges;
     r.phase_ns[SHR_GC_PHASE_WALK] = t_walked - t_stopped;
