@@ -353,7 +353,7 @@ static bool pid_running(int pid)
 static int cmd_create(const cli_cmd_t *cmd, int argc, char **argv)
 {
     const char *name = NULL, *capacity = NULL, *mode = NULL, *max_procs = NULL,
-               *max_threads = NULL, *lock_timeout = NULL;
+               *max_threads = NULL, *lock_timeout = NULL, *gc_log = NULL;
     bool unlink_last = false, guards = false;
     const cli_opt_t opts[] = {
         {"capacity", 'c', NULL, &capacity},
@@ -361,6 +361,7 @@ static int cmd_create(const cli_cmd_t *cmd, int argc, char **argv)
         {"max-procs", 0, NULL, &max_procs},
         {"max-threads", 0, NULL, &max_threads},
         {"lock-timeout", 0, NULL, &lock_timeout},
+        {"gc-log", 0, NULL, &gc_log},
         {"unlink-on-last-close", 0, &unlink_last, NULL},
         {"guards", 0, &guards, NULL},
         {NULL, 0, NULL, NULL},
@@ -390,6 +391,12 @@ static int cmd_create(const cli_cmd_t *cmd, int argc, char **argv)
     if (lock_timeout && parse_count(lock_timeout, UINT32_MAX, &o.lock_timeout_ms) != 0)
         return cli_usage_error(cmd, "invalid lock timeout '%s' (milliseconds, at least 1)",
                                lock_timeout);
+    if (gc_log) {
+        if (strcmp(gc_log, "none") == 0) o.gc_log_records = SHR_GC_LOG_NONE;
+        else if (parse_count(gc_log, SHR_GC_LOG_MAX, &o.gc_log_records) != 0)
+            return cli_usage_error(cmd, "invalid event log size '%s' (records, 1 to %u, or none)", gc_log,
+                                   (unsigned)SHR_GC_LOG_MAX);
+    }
     if (unlink_last)
         return cli_usage_error(cmd, "--unlink-on-last-close would remove the heap as soon as "
                                     "this command exits; create such a heap from the "
@@ -1261,7 +1268,7 @@ static int cmd_check(const cli_cmd_t *cmd, int argc, char **argv)
 static const cli_cmd_t cmds[] = {
     {"create", cmd_create, "NAME", false,
      "NAME [--capacity SIZE] [--mode OCTAL] [--max-procs N] [--max-threads N]\n"
-     "               [--lock-timeout MS] [--guards]",
+     "               [--lock-timeout MS] [--gc-log N|none] [--guards]",
      "create a heap",
      "Create the heap NAME in " SHM_DIR " and detach from it: the heap stays, with\n"
      "no process attached, until 'sharena rm NAME'. NAME has no leading slash.\n"
@@ -1282,6 +1289,9 @@ static const cli_cmd_t cmds[] = {
      "      --lock-timeout MS   longest wait for a heap lock before a call fails with\n"
      "                          \"a heap lock was not released in time\" (default\n"
      "                          5000); SHARENA_LOCK_TIMEOUT_MS overrides it per process\n"
+     "      --gc-log N|none     records of the collector's event log ('sharena gc log';\n"
+     "                          64 bytes each, rounded up to a power of two; default\n"
+     "                          4096, fewer for a heap under 64M), or none\n"
      "      --guards            debug layout: guard bytes around every block\n"
      "      --unlink-on-last-close\n"
      "                          refused: the heap would vanish when this command\n"
