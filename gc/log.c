@@ -33,6 +33,7 @@
  * but by the writer of a later lap. Sequence numbers stay below 2^63.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <time.h>
@@ -41,6 +42,24 @@
 #include "gc.h"
 
 #define LOG_TRIES 256
+
+/* This process's pid, cached (getpid is a system call); a fork child
+ * reads it again. */
+static _Atomic pid_t log_pid;
+static void log_pid_reset(void) { atomic_store_explicit(&log_pid, 0, memory_order_relaxed); }
+static pthread_once_t log_pid_once = PTHREAD_ONCE_INIT;
+static void log_pid_setup(void) { pthread_atfork(NULL, NULL, log_pid_reset); }
+
+static uint32_t my_pid(void)
+{
+    pid_t p = atomic_load_explicit(&log_pid, memory_order_relaxed);
+    if (p == 0) {
+        pthread_once(&log_pid_once, log_pid_setup);
+        p = getpid();
+        atomic_store_explicit(&log_pid, p, memory_order_relaxed);
+    }
+    return (uint32_t)p;
+}
 
 static gc_logrec_t *log_ring(shr_heap_t *h, uint64_t *cap)
 {
@@ -79,7 +98,7 @@ void shr__gc_log(shr_heap_t *h, int type, int gen, int phase, uint64_t a0, uint6
             continue;
         atomic_store_explicit(&g->log_head, s + 1, memory_order_release);
         shr_store_relaxed(&r->time_ns, shr__now_ns(CLOCK_REALTIME));
-        shr_store_relaxed(&r->meta, (uint64_t)(uint32_t)getpid() | (uint64_t)(uint16_t)type << 32 |
+        shr_store_relaxed(&r->meta, (uint64_t)my_pid() | (uint64_t)(uint16_t)type << 32 |
                                         (uint64_t)(uint8_t)(int8_t)gen << 48 | (uint64_t)(uint8_t)phase << 56);
         shr_store_relaxed(&r->a[0], a0);
         (void)SHR_FAULT(GC_LOG_WRITE); /* a crash point: half written, not committed */
