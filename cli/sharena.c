@@ -353,7 +353,7 @@ static bool pid_running(int pid)
 static int cmd_create(const cli_cmd_t *cmd, int argc, char **argv)
 {
     const char *name = NULL, *capacity = NULL, *mode = NULL, *max_procs = NULL,
-               *max_threads = NULL, *lock_timeout = NULL;
+               *max_threads = NULL, *lock_timeout = NULL, *gc_log = NULL;
     bool unlink_last = false, guards = false;
     const cli_opt_t opts[] = {
         {"capacity", 'c', NULL, &capacity},
@@ -361,6 +361,7 @@ static int cmd_create(const cli_cmd_t *cmd, int argc, char **argv)
         {"max-procs", 0, NULL, &max_procs},
         {"max-threads", 0, NULL, &max_threads},
         {"lock-timeout", 0, NULL, &lock_timeout},
+        {"gc-log", 0, NULL, &gc_log},
         {"unlink-on-last-close", 0, &unlink_last, NULL},
         {"guards", 0, &guards, NULL},
         {NULL, 0, NULL, NULL},
@@ -390,6 +391,12 @@ static int cmd_create(const cli_cmd_t *cmd, int argc, char **argv)
     if (lock_timeout && parse_count(lock_timeout, UINT32_MAX, &o.lock_timeout_ms) != 0)
         return cli_usage_error(cmd, "invalid lock timeout '%s' (milliseconds, at least 1)",
                                lock_timeout);
+    if (gc_log) {
+        if (strcmp(gc_log, "none") == 0) o.gc_log_records = SHR_GC_LOG_NONE;
+        else if (parse_count(gc_log, SHR_GC_LOG_MAX, &o.gc_log_records) != 0)
+            return cli_usage_error(cmd, "invalid event log size '%s' (records, 1 to %u, or none)", gc_log,
+                                   (unsigned)SHR_GC_LOG_MAX);
+    }
     if (unlink_last)
         return cli_usage_error(cmd, "--unlink-on-last-close would remove the heap as soon as "
                                     "this command exits; create such a heap from the "
@@ -696,6 +703,31 @@ static int gc_stats_print(shr_heap_t *h, FILE *out)
     fprintf(out, "long-lived: %" PRIu64 " after the last full collection, %" PRIu64 " pending\n",
             st.long_lived_total, st.long_lived_pending);
     fprintf(out, "automatic collections that could not stop the world: %" PRIu64 "\n", st.auto_failures);
+    /* The measurements: each phase's mean, then the pause histogram. */
+    fprintf(out, "%-10s", "phase mean");
+    for (int p = 0; p < SHR_GC_NPHASES; p++) fprintf(out, " %10s", shr_gc_phase_name(p));
+    fprintf(out, " %11s %11s %12s\n", "candidates", "edges", "bytes freed");
+    for (int g = 0; g < 3; g++) {
+        const shr_gc_gen_stats_t *s = &st.gen[g];
+        uint64_t n = s->collections ? s->collections : 1;
+        fprintf(out, "%-10d", g);
+        for (int p = 0; p < SHR_GC_NPHASES; p++) fprintf(out, " %10s", fmt_ns(s->phase_ns[p] / n, a, sizeof a));
+        fprintf(out, " %11" PRIu64 " %11" PRIu64 " %12" PRIu64 "\n", s->candidates, s->edges, s->bytes_freed);
+    }
+    for (int g = 0; g < 3; g++) {
+        fprintf(out, "pauses of generation %d:", g);
+        bool any = false;
+        for (int k = 0; k < SHR_GC_HIST_BUCKETS; k++) {
+            if (!st.gen[g].pause_hist[k]) continue;
+            any = true;
+            fprintf(out, " [%s,%s) %" PRIu64, fmt_ns(k ? (uint64_t)1 << k : 0, a, sizeof a),
+                    fmt_ns((uint64_t)2 << k, c, sizeof c), st.gen[g].pause_hist[k]);
+        }
+        fprintf(out, "%s\n", any ? "" : " none");
+    }
+    fprintf(out, "measuring window: opened at %" PRIu64 ".%09" PRIu64 " (CLOCK_REALTIME, %s), %" PRIu64 " resets ever\n",
+            st.window_start_ns / 1000000000u, st.window_start_ns % 1000000000u,
+            st.resets ? "the last reset" : "the heap's creation", st.resets);
     return 0;
 }
 
@@ -708,6 +740,10 @@ static void gc_result_print(const char *name, const shr_gc_result_t *r)
            name, r->generation, r->collected, r->uncollectable, r->candidates, r->untraversable,
            fmt_ns(r->pause_ns, a, sizeof a), fmt_ns(r->ttsp_ns, b, sizeof b), fmt_ns(r->total_ns, c, sizeof c),
            r->stopped_threads, r->dead_skipped);
+    printf("%s: phases:", name);
+    for (int p = 0; p < SHR_GC_NPHASES; p++)
+        printf(" %s %s%s", shr_gc_phase_name(p), fmt_ns(r->phase_ns[p], a, sizeof a), p + 1 < SHR_GC_NPHASES ? "," : ";");
+    printf(" %" PRIu64 " edges visited, %" PRIu64 " bytes freed\n", r->edges, r->bytes_freed);
 }
 
 /* A threshold operand: a decimal number 0..UINT32_MAX. */
@@ -725,7 +761,7 @@ static bool parse_u32(const char *s, uint32_t *out)
 }
 
 /* `sharena gc stats NAME`, `gc threshold NAME [T0 T1 T2]`, `gc freeze NAME`,
- * `gc unfreeze NAME`. */
+ * `gc unfreeze NAME`, `gc reset NAME`. */
 static int cmd_gc_other(const cli_cmd_t *cmd, int argc, char **argv)
 {
     const char *sub = argv[1];
@@ -756,6 +792,9 @@ static int cmd_gc_other(const cli_cmd_t *cmd, int argc, char **argv)
         printf("%s:", name);
         rc = frozen < 0 ? (int)frozen : gc_stats_print(h, stdout);
         if (rc == 0) printf("frozen (the permanent generation, never collected): %" PRId64 "\n", frozen);
+    } else if (strcmp(sub, "reset") == 0) {
+        rc = shr_gc_stats_reset(h);
+        if (rc == 0) printf("%s: statistics reset: a new measuring window\n", name);
     } else if (threshold) {
         if (argc == 6) rc = shr_gc_set_threshold(h, t);
         if (rc == 0) rc = shr_gc_get_threshold(h, t);
@@ -977,6 +1016,124 @@ static int cmd_gc_drop(const cli_cmd_t *cmd, int argc, char **argv)
     return CLI_OK;
 }
 
+/* One line of `sharena gc log`: time (UTC), sequence, pid, generation,
+ * event and its numbers. */
+static void gc_event_print(const shr_gc_event_t *e)
+{
+    char t[40], a[32], b[32];
+    time_t sec = (time_t)(e->time_ns / 1000000000u);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
+    printf("%s.%06" PRIu64 "Z #%" PRIu64 " pid %" PRIu32 " gen ", t, (e->time_ns % 1000000000u) / 1000u, e->seq,
+           e->pid);
+    if (e->generation < 0) printf("- ");
+    else printf("%d ", e->generation);
+    const char *name = shr_gc_event_name(e->type);
+    printf("%s", name ? name : "?");
+    switch (e->type) {
+    case SHR_GC_EV_BEGIN: {
+        const char *what = e->a[0] == SHR_GC_TRIAL_DELETION ? "trial-deletion"
+                           : e->a[0] == SHR_GC_MARK_SWEEP   ? "mark-sweep"
+                           : e->a[0] == SHR_GC_EV_OP_VERIFY ? "verify"
+                           : e->a[0] == SHR_GC_EV_OP_STOPPED ? "stopped-op"
+                                                            : "?";
+        printf(" %s%s collection=%" PRIu64, what, e->a[1] ? " automatic" : "", e->a[2]);
+        break;
+    }
+    case SHR_GC_EV_STOP: printf(" slots=%" PRIu64, e->a[0]); break;
+    case SHR_GC_EV_STOPPED:
+        printf(" ttsp=%s waited=%" PRIu64 " dead=%" PRIu64, fmt_ns(e->a[0], a, sizeof a), e->a[1], e->a[2]);
+        break;
+    case SHR_GC_EV_PHASE: {
+        const char *ph = shr_gc_phase_name(e->phase);
+        printf(" %s %s", ph ? ph : "?", fmt_ns(e->a[0], a, sizeof a));
+        if (e->phase == SHR_GC_PHASE_WALK) printf(" candidates=%" PRIu64, e->a[1]);
+        if (e->phase == SHR_GC_PHASE_WALK && e->a[2]) printf(" edges=%" PRIu64, e->a[2]);
+        if (e->phase == SHR_GC_PHASE_SUBTRACT) printf(" edges=%" PRIu64, e->a[1]);
+        if (e->phase == SHR_GC_PHASE_PROMOTE) printf(" survivors=%" PRIu64, e->a[1]);
+        if (e->phase == SHR_GC_PHASE_FREE) printf(" freed=%" PRIu64 " bytes=%" PRIu64, e->a[1], e->a[2]);
+        break;
+    }
+    case SHR_GC_EV_RESTARTED: printf(" pause=%s", fmt_ns(e->a[0], a, sizeof a)); break;
+    case SHR_GC_EV_END:
+        printf(" collected=%" PRIu64 " uncollectable=%" PRIu64 " bytes=%" PRIu64 " total=%s", e->a[0], e->a[1],
+               e->a[2], fmt_ns(e->a[3], b, sizeof b));
+        break;
+    case SHR_GC_EV_TIMEOUT:
+        printf(" waited=%s slot=%" PRIu64 " tid=%" PRIu64, fmt_ns(e->a[0], a, sizeof a), e->a[1], e->a[2]);
+        break;
+    case SHR_GC_EV_DIED: printf(" request=0x%" PRIx64, e->a[0]); break;
+    case SHR_GC_EV_RECOVERED: printf(" request=0x%" PRIx64 " by=%s", e->a[0], e->a[1] ? "gate" : "collector"); break;
+    case SHR_GC_EV_LEASES: printf(" released=%" PRIu64, e->a[0]); break;
+    case SHR_GC_EV_THRESHOLD: printf(" count=%" PRIu64 " threshold=%" PRIu64, e->a[0], e->a[1]); break;
+    case SHR_GC_EV_FREEZE:
+    case SHR_GC_EV_UNFREEZE: printf(" moved=%" PRIu64, e->a[0]); break;
+    default: break;
+    }
+    printf("\n");
+}
+
+static volatile sig_atomic_t log_stop;
+static void log_on_signal(int sig)
+{
+    (void)sig;
+    log_stop = 1;
+}
+
+/* `sharena gc log NAME [--follow]`: the event log, oldest first; --follow
+ * then waits for new records until interrupted. */
+static int cmd_gc_log(const cli_cmd_t *cmd, int argc, char **argv)
+{
+    const char *name = NULL;
+    bool follow = false;
+    const cli_opt_t opts[] = {{"follow", 'f', &follow, NULL}, {NULL, 0, NULL, NULL}};
+    int rc = cli_parse(cmd, argc - 1, argv + 1, opts, &name);
+    if (rc != CLI_OK) return rc;
+    if (!name) return cli_usage_error(cmd, "missing NAME");
+    shr_heap_t *h;
+    if ((rc = shr_heap_attach(name, &h)) != 0) return cli_fail(cmd, name, rc);
+    shr_gc_log_info_t li;
+    if ((rc = shr_gc_log_info(h, &li)) != 0 || li.records == 0) {
+        shr_heap_close(h);
+        if (rc) return cli_fail(cmd, name, rc);
+        fprintf(stderr, "sharena: gc: %s: the heap has no event log (created with gc_log_records = none)\n", name);
+        return CLI_FAIL;
+    }
+    if (follow) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = log_on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    shr_gc_event_t ev[256];
+    uint64_t next = 0, expect = 0;
+    for (;;) {
+        uint64_t from = next;
+        int64_t n = shr_gc_log_read(h, from, ev, 256, &next);
+        if (n < 0) {
+            rc = (int)n;
+            break;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            if (expect && ev[i].seq > expect)
+                printf("... %" PRIu64 " records not shown (overwritten, or torn by a writer that died)\n",
+                       ev[i].seq - expect);
+            gc_event_print(&ev[i]);
+            expect = ev[i].seq + 1;
+        }
+        fflush(stdout);
+        if (n == 256) continue;
+        if (!follow || log_stop) break;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (log_stop) break;
+    }
+    shr_heap_close(h);
+    return rc ? cli_fail(cmd, name, rc) : CLI_OK;
+}
+
 /* `sharena gc verify NAME`: the verifier's report; exit 1 when a count is
  * below its true value or a reference dangles. */
 static int cmd_gc_verify(const cli_cmd_t *cmd, int argc, char **argv)
@@ -1014,13 +1171,14 @@ static int cmd_gc(const cli_cmd_t *cmd, int argc, char **argv)
     }
     if (argc < 2)
         return cli_usage_error(cmd,
-                               "missing subcommand (collect, verify, stats, threshold, freeze, unfreeze, build, drop)");
+                               "missing subcommand (collect, verify, stats, reset, log, threshold, freeze, unfreeze, build, drop)");
     if (strcmp(argv[1], "build") == 0) return cmd_gc_build(cmd, argc - 1, argv + 1);
     if (strcmp(argv[1], "drop") == 0) return cmd_gc_drop(cmd, argc - 1, argv + 1);
     if (strcmp(argv[1], "stats") == 0 || strcmp(argv[1], "threshold") == 0 || strcmp(argv[1], "freeze") == 0 ||
-        strcmp(argv[1], "unfreeze") == 0)
+        strcmp(argv[1], "unfreeze") == 0 || strcmp(argv[1], "reset") == 0)
         return cmd_gc_other(cmd, argc, argv);
     if (strcmp(argv[1], "verify") == 0) return cmd_gc_verify(cmd, argc, argv);
+    if (strcmp(argv[1], "log") == 0) return cmd_gc_log(cmd, argc, argv);
     if (strcmp(argv[1], "collect") != 0) return cli_usage_error(cmd, "unknown subcommand '%s'", argv[1]);
     const cli_opt_t opts[] = {{"generation", 'g', NULL, &gen},
                               {"algorithm", 'a', NULL, &algo},
@@ -1110,7 +1268,7 @@ static int cmd_check(const cli_cmd_t *cmd, int argc, char **argv)
 static const cli_cmd_t cmds[] = {
     {"create", cmd_create, "NAME", false,
      "NAME [--capacity SIZE] [--mode OCTAL] [--max-procs N] [--max-threads N]\n"
-     "               [--lock-timeout MS] [--guards]",
+     "               [--lock-timeout MS] [--gc-log N|none] [--guards]",
      "create a heap",
      "Create the heap NAME in " SHM_DIR " and detach from it: the heap stays, with\n"
      "no process attached, until 'sharena rm NAME'. NAME has no leading slash.\n"
@@ -1131,6 +1289,9 @@ static const cli_cmd_t cmds[] = {
      "      --lock-timeout MS   longest wait for a heap lock before a call fails with\n"
      "                          \"a heap lock was not released in time\" (default\n"
      "                          5000); SHARENA_LOCK_TIMEOUT_MS overrides it per process\n"
+     "      --gc-log N|none     records of the collector's event log ('sharena gc log';\n"
+     "                          64 bytes each, rounded up to a power of two; default\n"
+     "                          4096, fewer for a heap under 64M), or none\n"
      "      --guards            debug layout: guard bytes around every block\n"
      "      --unlink-on-last-close\n"
      "                          refused: the heap would vanish when this command\n"
@@ -1201,7 +1362,8 @@ static const cli_cmd_t cmds[] = {
      "options:\n"
      "  -h, --help              show this help"},
     {"gc", cmd_gc, "NAME", false,
-     "collect NAME [--generation N] [--algorithm A [--repair]] | verify NAME | stats NAME\n"
+     "collect NAME [--generation N] [--algorithm A [--repair]] | verify NAME | stats NAME | reset NAME\n"
+     "          | log NAME [--follow]\n"
      "          | threshold NAME [T0 T1 T2] | freeze NAME | unfreeze NAME\n"
      "          | build NAME KIND N [--seed S] [--as ROOT] [--garbage] [--auto] [--live S] [--rate P] [--cycle L]\n"
      "          | drop NAME ROOT",
@@ -1219,8 +1381,16 @@ static const cli_cmd_t cmds[] = {
      "with its true value; exits 1 when a count is below it or a reference dangles.\n"
      "stats: per generation, the threshold, the count, collections, objects\n"
      "collected and left uncollectable, the mean and longest pause and the\n"
-     "longest time to stop, over every process's collections; and the objects\n"
-     "frozen.\n"
+     "longest time to stop, over every process's collections; each phase's mean\n"
+     "time (stop, walk, subtract, mark, promote, restart, free), the candidates,\n"
+     "edges visited and bytes freed; the pause histogram (log2 buckets); the\n"
+     "measuring window; and the objects frozen.\n"
+     "reset: open a measuring window: every statistic above set to 0 (the\n"
+     "thresholds, counts and long-lived numbers kept), for every process.\n"
+     "log: print the collector's event log, oldest first, one line per event:\n"
+     "time (UTC), sequence number, pid, generation, event and its numbers\n"
+     "(docs/gc.md, \"The event log\"); --follow then prints new events as any\n"
+     "process writes them, until interrupted.\n"
      "threshold: print the heap's thresholds, or set them (T0 0 disables the\n"
      "automatic collections of every process).\n"
      "freeze: move every tracked object to the permanent generation, which no\n"
@@ -1241,6 +1411,7 @@ static const cli_cmd_t cmds[] = {
      "  -g, --generation N      collect: the oldest generation to collect (default 2)\n"
      "  -a, --algorithm A       collect: trial (CPython's trial deletion, the default) or marksweep\n"
      "  -r, --repair            collect with marksweep: repair counts left too high by a crash\n"
+     "  -f, --follow            log: wait for new events after the last one\n"
      "  --seed S                build: the splitmix64 seed (default 42, the benchmark's)\n"
      "  --as ROOT               build: the root's name (default: KIND)\n"
      "  --garbage               build: release the root instead of publishing it\n"

@@ -228,7 +228,9 @@ int shr__gate_slow(shr_heap_t *h)
             uint64_t now = atomic_load_explicit(&g->requested, memory_order_seq_cst);
             if (now != w) break;
             if (round % 64 == 63 && shr__owner_gone(h, w)) {
-                atomic_compare_exchange_strong(&g->requested, &w, 0); /* C2 */
+                uint64_t dead = w;
+                if (atomic_compare_exchange_strong(&g->requested, &w, 0)) /* C2 */
+                    shr__gc_log(h, SHR_GC_EV_RECOVERED, -1, 0, dead, 1, 0, 0);
                 break;
             }
             if (deadline == 0) deadline = shr__lock_deadline(h);
@@ -258,6 +260,8 @@ void shr__gate_exit_slow(shr_heap_t *h)
         if (shr_load_relaxed(&g->gen[i].count) <= (int64_t)shr_load_relaxed(&g->gen[i].threshold)) continue;
         if (i == 2 && shr_load_relaxed(&g->long_lived_pending) < shr_load_relaxed(&g->long_lived_total) / 4)
             continue; /* the long-lived rule */
+        shr__gc_log(h, SHR_GC_EV_THRESHOLD, i, 0, (uint64_t)shr_load_relaxed(&g->gen[i].count),
+                    shr_load_relaxed(&g->gen[i].threshold), 0, 0);
         int64_t rc = collect(h, i, SHR_GC_TRIAL_DELETION, NULL, true);
         if (rc == -ETIMEDOUT || rc == SHR_ELOCKTIMEOUT)
             atomic_fetch_add_explicit(&g->auto_failures, 1, memory_order_relaxed);
@@ -307,6 +311,8 @@ int shr__gc_collect_init(shr_heap_t *h)
     gc_global_t *g = shr__gc_global(h);
     static const uint32_t defaults[3] = {2000, 10, 10}; /* CPython 3.13 */
     for (int i = 0; i < 3; i++) shr_store_relaxed(&g->gen[i].threshold, defaults[i]);
+    shr_store_relaxed(&g->window_start_ns, shr__now_ns(CLOCK_REALTIME));
+    shr__gc_log_init(h);
     return shr__robust_mutex_init(&g->mu);
 }
 
@@ -325,7 +331,11 @@ static int gc_lock(shr_heap_t *h, bool try_only)
         /* A collector died: its request, if still up, goes (C2); nothing
          * else of it is in the segment (C1). */
         uint64_t w = shr_load_relaxed(&g->requested);
-        if (w && shr__owner_gone(h, w)) atomic_compare_exchange_strong(&g->requested, &w, 0);
+        bool gone = w && shr__owner_gone(h, w);
+        shr__gc_log(h, SHR_GC_EV_DIED, -1, 0, gone ? w : 0, 0, 0, 0);
+        uint64_t dead = w;
+        if (gone && atomic_compare_exchange_strong(&g->requested, &w, 0))
+            shr__gc_log(h, SHR_GC_EV_RECOVERED, -1, 0, dead, 0, 0, 0);
         rc = pthread_mutex_consistent(&g->mu);
     }
     if (rc == ETIMEDOUT) return SHR_ELOCKTIMEOUT;
@@ -349,9 +359,16 @@ static void reclaim_dead(shr_heap_t *h)
 /* Ask every thread to stop and wait for each live slot that is inside a
  * call. Dead ones are reclaimed (their references released) and skipped.
  * 0, or -ETIMEDOUT with the request withdrawn. */
+static _Thread_local uint64_t stop_t0; /* this thread's last stop request, for RESTARTED */
+static _Thread_local int stop_gen;     /* ... and its generation (-1: not a collection) */
+
 static int stop_world(shr_heap_t *h, shr_tctx_t *me, shr_gc_result_t *r)
 {
     gc_global_t *g = shr__gc_global(h);
+    uint32_t hwm0 = shr_load_acquire(&h->hdr->threads_hwm);
+    stop_gen = r->generation;
+    shr__gc_log(h, SHR_GC_EV_STOP, stop_gen, 0, hwm0 < h->max_threads ? hwm0 : h->max_threads, 0, 0, 0);
+    stop_t0 = shr__now_ns(CLOCK_MONOTONIC);
     atomic_store_explicit(&g->requested, shr__owner_word(me), memory_order_seq_cst);
     int brc = gate_barrier();
     if (brc) {
@@ -379,16 +396,21 @@ static int stop_world(shr_heap_t *h, shr_tctx_t *me, shr_gc_result_t *r)
             }
             if (shr__backoff(&round, deadline)) {
                 atomic_store_explicit(&g->requested, 0, memory_order_seq_cst);
+                shr__gc_log(h, SHR_GC_EV_TIMEOUT, stop_gen, 0, shr__now_ns(CLOCK_MONOTONIC) - stop_t0, s,
+                            (uint64_t)(uint32_t)ts->tid, 0);
                 return -ETIMEDOUT;
             }
         }
     }
+    shr__gc_log(h, SHR_GC_EV_STOPPED, stop_gen, 0, shr__now_ns(CLOCK_MONOTONIC) - stop_t0, r->stopped_threads,
+                r->dead_skipped, 0);
     return 0;
 }
 
 static void restart_world(shr_heap_t *h)
 {
     atomic_store_explicit(&shr__gc_global(h)->requested, 0, memory_order_seq_cst);
+    shr__gc_log(h, SHR_GC_EV_RESTARTED, stop_gen, 0, shr__now_ns(CLOCK_MONOTONIC) - stop_t0, 0, 0, 0);
 }
 
 /* ---- trial deletion (private scratch) --------------------------------------------------- */
@@ -418,6 +440,8 @@ typedef struct scratch {
     size_t nsettle, settle_cap;
     bool no_settle;     /* the second walk: such a list is not traversed */
     bool nomem;
+    uint64_t edges;     /* references the subtract phase visited (shr_gc_result_t.edges) */
+    uint64_t t_subtracted; /* the clock when find_garbage's subtract phase ended */
 } scratch_t;
 
 static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
@@ -500,6 +524,7 @@ static cand_t *lookup(scratch_t *s, uint64_t off)
 static void visit_subtract(shr_heap_t *h, shr_off_t child, void *arg)
 {
     (void)h;
+    ((scratch_t *)arg)->edges++;
     cand_t *c = lookup(arg, child);
     if (c && SHR_ALWAYS(c->refs > 0)) c->refs--;
 }
@@ -520,6 +545,8 @@ static void find_garbage(scratch_t *s)
 {
     shr_heap_t *h = s->h;
     for (size_t i = 0; i < s->n; i++) s->c[i].ops->traverse(h, obj_at(h, s->c[i].off), visit_subtract, s);
+    s->t_subtracted = shr__now_ns(CLOCK_MONOTONIC); /* SHR_GC_PHASE_SUBTRACT ends */
+    (void)SHR_FAULT(GC_SUBTRACT); /* a crash point */
     for (size_t i = 0; i < s->n; i++)
         if (s->c[i].refs > 0 && !(s->c[i].state & (C_REACHABLE | C_FLAGGED))) {
             s->c[i].state |= C_REACHABLE;
@@ -556,8 +583,25 @@ static void scratch_free(scratch_t *s)
 
 /* ---- a collection ------------------------------------------------------------------------ */
 
+/* The log2 bucket of a pause (SHR_GC_HIST_BUCKETS). */
+static unsigned hist_bucket(uint64_t ns)
+{
+    unsigned b = ns ? 63u - (unsigned)__builtin_clzll(ns) : 0;
+    return b < SHR_GC_HIST_BUCKETS ? b : SHR_GC_HIST_BUCKETS - 1;
+}
+
+/* Add one collection to its generation's statistics (under the collector's
+ * mutex; everything but total_ns and phase FREE's end is known). */
 static void record(gc_global_t *g, int gen, const shr_gc_result_t *r)
 {
+    gc_meas_t *M = &g->meas[gen];
+    for (int i = 0; i < SHR_GC_NPHASES; i++)
+        atomic_fetch_add_explicit(&M->phase_ns[i], r->phase_ns[i], memory_order_relaxed);
+    atomic_fetch_add_explicit(&M->candidates, r->candidates, memory_order_relaxed);
+    atomic_fetch_add_explicit(&M->edges, r->edges, memory_order_relaxed);
+    atomic_fetch_add_explicit(&M->bytes_freed, r->bytes_freed, memory_order_relaxed);
+    atomic_fetch_add_explicit(&M->total_ns, r->total_ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&M->hist[hist_bucket(r->pause_ns)], 1, memory_order_relaxed);
     gc_gen_t *G = &g->gen[gen];
     atomic_fetch_add_explicit(&G->collections, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&G->collected, r->collected, memory_order_relaxed);
@@ -568,13 +612,14 @@ static void record(gc_global_t *g, int gen, const shr_gc_result_t *r)
 }
 
 /* Free the garbage (the world running): flag each, clear each, free each
- * (C3). Returns how many were freed. */
-static uint64_t free_garbage(shr_heap_t *h, scratch_t *s)
+ * (C3). Returns how many were freed; *bytes their blocks' bytes. */
+static uint64_t free_garbage(shr_heap_t *h, scratch_t *s, uint64_t *bytes)
 {
     size_t ng = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (s->c[i].state & C_REACHABLE) continue;
         obj_t *o = obj_at(h, s->c[i].off);
+        *bytes += shr_usable_size(h, o);
         shr_store_relaxed(&o->flags, shr_load_relaxed(&o->flags) | OBJ_GARBAGE);
         s->stack[ng++] = i;
     }
@@ -649,7 +694,7 @@ static uint64_t save_garbage(shr_heap_t *h, scratch_t *s)
  * each container, then free each. A str or bytes holds no reference: its
  * count is set to 0 and its block freed. Returns how many were freed; 0 when
  * the list of them cannot be allocated (all left for the next collection). */
-static uint64_t ms_free(shr_heap_t *h, trace_t *t)
+static uint64_t ms_free(shr_heap_t *h, trace_t *t, uint64_t *bytes)
 {
     size_t ng = 0;
     for (size_t i = 0; i < t->nwalked; i++)
@@ -663,6 +708,7 @@ static uint64_t ms_free(shr_heap_t *h, trace_t *t)
         if (e->state & (T_MARKED | T_UNTRAV | T_FROZEN | T_EXTERN)) continue;
         obj_t *o = obj_at(h, e->off);
         shr_store_relaxed(&o->flags, shr_load_relaxed(&o->flags) | OBJ_GARBAGE);
+        *bytes += e->size;
         g[ng++] = i;
     }
     (void)SHR_FAULT(GC_FLAGGED); /* a crash point: every garbage object flagged */
@@ -711,11 +757,14 @@ static void stray_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
  * garbage freed (the collector's mutex held by the caller). With
  * SHR_GC_REPAIR and an exact trace, the counts of reachable objects above
  * their true value are set to it before the restart. */
-static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_stop)
+static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_stop, uint64_t t_stopped)
 {
     gc_global_t *g = shr__gc_global(h);
     trace_t t;
     int rc = shr__trace_run(h, &t);
+    uint64_t t_walked = shr__now_ns(CLOCK_MONOTONIC);
+    shr__gc_log(h, SHR_GC_EV_PHASE, 2, SHR_GC_PHASE_WALK, t_walked - t_stopped, t.nwalked, t.edges, 0);
+    (void)SHR_FAULT(GC_WALK); /* a crash point: traced, nothing changed */
     bool exact = rc == 0 && shr__trace_exact(&t);
     if (rc == 0) shr__trace_mark_more(&t, !exact); /* frozen, and what unseen references may hold */
     if (rc == 0 && t.nomem) rc = -ENOMEM;
@@ -726,6 +775,7 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
     }
     r->candidates = t.nwalked;
     r->untraversable = t.untraversable;
+    r->edges = t.edges;
     r->exact = exact;
     if ((algo & SHR_GC_REPAIR) && exact)
         for (size_t i = 0; i < t.n; i++) {
@@ -737,6 +787,9 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
                 r->repaired_refs += e->count - e->known;
             }
         }
+    uint64_t t_marked = shr__now_ns(CLOCK_MONOTONIC);
+    shr__gc_log(h, SHR_GC_EV_PHASE, 2, SHR_GC_PHASE_MARK, t_marked - t_walked, 0, 0, 0);
+    (void)SHR_FAULT(GC_MARK); /* a crash point: counts repaired, nothing promoted */
     /* A full collection: the survivors go to generation 2, one store each (C1). */
     uint64_t survivors = 0;
     for (size_t i = 0; i < t.nwalked; i++) {
@@ -759,14 +812,21 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
      * reference). Freed after the restart, with the garbage. */
     stray_t strays = {0};
     if (exact) shr__obj_walk_strays(h, stray_visit, &strays);
+    uint64_t t_promoted = shr__now_ns(CLOCK_MONOTONIC);
+    shr__gc_log(h, SHR_GC_EV_PHASE, 2, SHR_GC_PHASE_PROMOTE, t_promoted - t_marked, survivors, 0, 0);
     restart_world(h);
-    r->pause_ns = shr__now_ns(CLOCK_MONOTONIC) - t_stop;
+    uint64_t t_restarted = shr__now_ns(CLOCK_MONOTONIC);
+    r->pause_ns = t_restarted - t_stop;
+    r->phase_ns[SHR_GC_PHASE_WALK] = t_walked - t_stopped;
+    r->phase_ns[SHR_GC_PHASE_MARK] = t_marked - t_walked;
+    r->phase_ns[SHR_GC_PHASE_PROMOTE] = t_promoted - t_marked;
+    r->phase_ns[SHR_GC_PHASE_RESTART] = t_restarted - t_promoted;
 
     uint64_t garbage = 0;
     for (size_t i = 0; i < t.nwalked; i++)
         if (!(t.e[i].state & (T_MARKED | T_UNTRAV | T_FROZEN | T_EXTERN))) garbage++;
     if (shr__gate_enter(h) == 0) {
-        r->collected = ms_free(h, &t);
+        r->collected = ms_free(h, &t, &r->bytes_freed);
         for (size_t i = 0; i < strays.n; i++) {
             shr_free(h, shr__ptr(h, strays.off[i])); /* bytes 0..7 read 0 already (O2) */
             r->strays++;
@@ -775,6 +835,10 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
     }
     free(strays.off);
     r->uncollectable = garbage - r->collected;
+    r->phase_ns[SHR_GC_PHASE_FREE] = shr__now_ns(CLOCK_MONOTONIC) - t_restarted;
+    shr__gc_log(h, SHR_GC_EV_PHASE, 2, SHR_GC_PHASE_FREE, r->phase_ns[SHR_GC_PHASE_FREE], r->collected,
+                r->bytes_freed, 0);
+    r->total_ns = shr__now_ns(CLOCK_MONOTONIC) - r->total_ns; /* the caller stored its start there */
     record(g, 2, r);
     shr__trace_free(&t);
     return 0;
@@ -804,7 +868,8 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
         run_callbacks(h, cbs, ncb, "start", &info);
     }
     gc_global_t *g = shr__gc_global(h);
-    atomic_fetch_add_explicit(&g->epoch, 1, memory_order_relaxed);
+    uint64_t epoch = atomic_fetch_add_explicit(&g->epoch, 1, memory_order_relaxed) + 1;
+    shr__gc_log(h, SHR_GC_EV_BEGIN, gen, 0, (uint64_t)(algo & SHR_GC_ALGORITHM_MASK), automatic, epoch, 0);
     reclaim_dead(h); /* their leases released before anything is examined */
 
     scratch_t s = {.h = h, .gen = gen};
@@ -812,11 +877,13 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
     rc = stop_world(h, me, &r);
     uint64_t t_stopped = shr__now_ns(CLOCK_MONOTONIC);
     r.ttsp_ns = t_stopped - t_stop;
+    r.phase_ns[SHR_GC_PHASE_STOP] = r.ttsp_ns;
     if (rc) goto out;
     (void)SHR_FAULT(GC_STOPPED); /* a crash point: the world stopped, nothing examined */
 
     if (r.algorithm == SHR_GC_MARK_SWEEP) {
-        rc = mark_sweep(h, algo, &r, t_stop);
+        r.total_ns = t_begin; /* mark_sweep records the whole time */
+        rc = mark_sweep(h, algo, &r, t_stop, t_stopped);
         goto out;
     }
     find_candidates(h, &s);
@@ -827,7 +894,18 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
     }
     r.candidates = s.n;
     r.untraversable = s.untraversable;
+    uint64_t t_walked = shr__now_ns(CLOCK_MONOTONIC);
+    (void)SHR_FAULT(GC_WALK); /* a crash point: candidates found, nothing changed */
     find_garbage(&s);
+    (void)SHR_FAULT(GC_MARK); /* a crash point: marked (gc.subtract is inside find_garbage) */
+    uint64_t t_marked = shr__now_ns(CLOCK_MONOTONIC);
+    r.edges = s.edges;
+    r.phase_ns[SHR_GC_PHASE_WALK] = t_walked - t_stopped;
+    r.phase_ns[SHR_GC_PHASE_SUBTRACT] = s.t_subtracted - t_walked;
+    r.phase_ns[SHR_GC_PHASE_MARK] = t_marked - s.t_subtracted;
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_WALK, r.phase_ns[SHR_GC_PHASE_WALK], r.candidates, 0, 0);
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_SUBTRACT, r.phase_ns[SHR_GC_PHASE_SUBTRACT], r.edges, 0, 0);
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_MARK, r.phase_ns[SHR_GC_PHASE_MARK], 0, 0, 0);
 
     /* Promote the survivors: one store each (C1). */
     uint32_t next = gen < 2 ? (uint32_t)gen + 1 : 2;
@@ -847,8 +925,13 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
         shr_store_relaxed(&g->long_lived_pending, 0);
         shr_store_relaxed(&g->long_lived_total, survivors);
     }
+    uint64_t t_promoted = shr__now_ns(CLOCK_MONOTONIC);
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_PROMOTE, t_promoted - t_marked, survivors, 0, 0);
     restart_world(h);
-    r.pause_ns = shr__now_ns(CLOCK_MONOTONIC) - t_stop;
+    uint64_t t_restarted = shr__now_ns(CLOCK_MONOTONIC);
+    r.pause_ns = t_restarted - t_stop;
+    r.phase_ns[SHR_GC_PHASE_PROMOTE] = t_promoted - t_marked;
+    r.phase_ns[SHR_GC_PHASE_RESTART] = t_restarted - t_promoted;
 
     if (debug & SHR_GC_DEBUG_STATS) {
         fprintf(stderr, "gc: collecting generation %d...\n", gen);
@@ -858,15 +941,21 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
     }
 
     /* The garbage, with the world running, inside this thread's gate. */
+    uint64_t t_free = shr__now_ns(CLOCK_MONOTONIC);
     if ((rc = shr__gate_enter(h)) == 0) {
         if (debug & SHR_GC_DEBUG_COLLECTABLE) debug_garbage(h, &s, "collectable");
-        r.collected = (debug & SHR_GC_DEBUG_SAVEALL) ? save_garbage(h, &s) : free_garbage(h, &s);
+        r.collected = (debug & SHR_GC_DEBUG_SAVEALL) ? save_garbage(h, &s) : free_garbage(h, &s, &r.bytes_freed);
         shr__gate_exit(h);
     } else {
         r.uncollectable = s.n - survivors; /* left for the next collection */
         if (debug & SHR_GC_DEBUG_UNCOLLECTABLE) debug_garbage(h, &s, "uncollectable");
         rc = 0;
     }
+    uint64_t t_freed = shr__now_ns(CLOCK_MONOTONIC);
+    r.phase_ns[SHR_GC_PHASE_FREE] = t_freed - t_free;
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_FREE, r.phase_ns[SHR_GC_PHASE_FREE], r.collected,
+                r.bytes_freed, 0);
+    r.total_ns = t_freed - t_begin; /* the callbacks and the unlock below add a little */
     record(g, gen, &r);
     if (debug & SHR_GC_DEBUG_STATS)
         fprintf(stderr, "gc: done, %" PRIu64 " unreachable, %" PRIu64 " uncollectable, %.4fs elapsed\n",
@@ -876,6 +965,8 @@ out:
     gc_unlock(h);
     scratch_free(&s);
     r.total_ns = shr__now_ns(CLOCK_MONOTONIC) - t_begin;
+    if (rc == 0)
+        shr__gc_log(h, SHR_GC_EV_END, gen, 0, r.collected, r.uncollectable, r.bytes_freed, r.total_ns);
     {
         shr_gc_info_t info = {.generation = gen, .collected = r.collected, .uncollectable = r.uncollectable};
         run_callbacks(h, cbs, ncb, "stop", &info);
@@ -923,12 +1014,15 @@ int shr_gc_verify(shr_heap_t *heap, shr_gc_verify_result_t *out)
     int rc = gc_lock(heap, false);
     if (rc) return rc;
     collecting = true;
+    shr__gc_log(heap, SHR_GC_EV_BEGIN, -1, 0, SHR_GC_EV_OP_VERIFY, 0,
+                atomic_load_explicit(&shr__gc_global(heap)->epoch, memory_order_relaxed), 0);
     reclaim_dead(heap); /* their leases released first, as a collection does */
     shr_gc_verify_result_t v;
     memset(&v, 0, sizeof v);
     v.size = sizeof v;
     shr_gc_result_t r;
     memset(&r, 0, sizeof r);
+    r.generation = -1;
     trace_t t;
     memset(&t, 0, sizeof t);
     uint64_t t0 = shr__now_ns(CLOCK_MONOTONIC);
@@ -1006,14 +1100,68 @@ int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out)
     memset(out, 0, sizeof *out);
     for (int i = 0; i < 3; i++) {
         gc_gen_t *G = &g->gen[i];
-        out->gen[i] = (shr_gc_gen_stats_t){shr_load_relaxed(&G->collections), shr_load_relaxed(&G->collected),
-                                           shr_load_relaxed(&G->uncollectable), shr_load_relaxed(&G->pause_ns_total),
-                                           shr_load_relaxed(&G->pause_ns_max), shr_load_relaxed(&G->ttsp_ns_max)};
+        shr_gc_gen_stats_t *o = &out->gen[i];
+        o->collections = shr_load_relaxed(&G->collections);
+        o->collected = shr_load_relaxed(&G->collected);
+        o->uncollectable = shr_load_relaxed(&G->uncollectable);
+        o->pause_ns_total = shr_load_relaxed(&G->pause_ns_total);
+        o->pause_ns_max = shr_load_relaxed(&G->pause_ns_max);
+        o->ttsp_ns_max = shr_load_relaxed(&G->ttsp_ns_max);
+    }
+    for (int i = 0; i < 3; i++) {
+        gc_meas_t *M = &g->meas[i];
+        shr_gc_gen_stats_t *o = &out->gen[i];
+        for (int p = 0; p < SHR_GC_NPHASES; p++) o->phase_ns[p] = shr_load_relaxed(&M->phase_ns[p]);
+        o->candidates = shr_load_relaxed(&M->candidates);
+        o->edges = shr_load_relaxed(&M->edges);
+        o->bytes_freed = shr_load_relaxed(&M->bytes_freed);
+        o->total_ns = shr_load_relaxed(&M->total_ns);
+        for (int b = 0; b < SHR_GC_HIST_BUCKETS; b++) o->pause_hist[b] = shr_load_relaxed(&M->hist[b]);
     }
     out->auto_failures = shr_load_relaxed(&g->auto_failures);
     out->long_lived_total = shr_load_relaxed(&g->long_lived_total);
     out->long_lived_pending = shr_load_relaxed(&g->long_lived_pending);
+    out->window_start_ns = shr_load_relaxed(&g->window_start_ns);
+    out->resets = shr_load_relaxed(&g->resets);
     return 0;
+}
+
+int shr_gc_stats_reset(shr_heap_t *heap)
+{
+    if (!heap) return -EINVAL;
+    if (shr__gate_depth || collecting || in_callback) return -EDEADLK;
+    int rc = gc_lock(heap, false); /* no collection is between its pause and its record */
+    if (rc) return rc;
+    gc_global_t *g = shr__gc_global(heap);
+    for (int i = 0; i < 3; i++) {
+        gc_gen_t *G = &g->gen[i];
+        shr_store_relaxed(&G->collections, 0);
+        shr_store_relaxed(&G->collected, 0);
+        shr_store_relaxed(&G->uncollectable, 0);
+        shr_store_relaxed(&G->pause_ns_total, 0);
+        shr_store_relaxed(&G->pause_ns_max, 0);
+        shr_store_relaxed(&G->ttsp_ns_max, 0);
+        gc_meas_t *M = &g->meas[i];
+        for (int p = 0; p < SHR_GC_NPHASES; p++) shr_store_relaxed(&M->phase_ns[p], 0);
+        shr_store_relaxed(&M->candidates, 0);
+        shr_store_relaxed(&M->edges, 0);
+        shr_store_relaxed(&M->bytes_freed, 0);
+        shr_store_relaxed(&M->total_ns, 0);
+        for (int b = 0; b < SHR_GC_HIST_BUCKETS; b++) shr_store_relaxed(&M->hist[b], 0);
+    }
+    shr_store_relaxed(&g->auto_failures, 0);
+    shr_store_relaxed(&g->window_start_ns, shr__now_ns(CLOCK_REALTIME));
+    atomic_fetch_add_explicit(&g->resets, 1, memory_order_relaxed);
+    shr__gc_log(heap, SHR_GC_EV_RESET, -1, 0, 0, 0, 0, 0);
+    gc_unlock(heap);
+    return 0;
+}
+
+const char *shr_gc_phase_name(int phase)
+{
+    static const char *const names[SHR_GC_NPHASES] = {"stop", "walk", "subtract", "mark", "promote", "restart",
+                                                      "free"};
+    return phase >= 0 && phase < SHR_GC_NPHASES ? names[phase] : NULL;
 }
 
 /* ---- the rest of CPython's module ------------------------------------------------------------ */
@@ -1148,9 +1296,12 @@ static int64_t stopped_op(shr_heap_t *h, void (*fn)(shr_heap_t *, snap_t *), sna
     int rc = gc_lock(h, false);
     if (rc) return rc;
     collecting = true;
+    shr__gc_log(h, SHR_GC_EV_BEGIN, -1, 0, SHR_GC_EV_OP_STOPPED, 0,
+                atomic_load_explicit(&shr__gc_global(h)->epoch, memory_order_relaxed), 0);
     reclaim_dead(h);
     shr_gc_result_t r;
     memset(&r, 0, sizeof r);
+    r.generation = -1;
     rc = stop_world(h, me, &r);
     if (rc == 0) {
         fn(h, s);
@@ -1326,6 +1477,8 @@ static int64_t freeze_op(shr_heap_t *heap, int gen)
     if (!heap) return -EINVAL;
     snap_t s = {.gen = gen};
     int64_t rc = stopped_op(heap, freeze_fn, &s);
+    if (rc == 0 && gen != -1)
+        shr__gc_log(heap, gen == 3 ? SHR_GC_EV_FREEZE : SHR_GC_EV_UNFREEZE, -1, 0, (uint64_t)s.moved, 0, 0, 0);
     return rc ? rc : s.moved;
 }
 

@@ -163,6 +163,17 @@ typedef struct gc_gen {
     _Atomic uint64_t pause_ns_total, pause_ns_max, ttsp_ns_max;
 } gc_gen_t;
 
+/* The measurements of one generation (shr_gc_gen_stats_t's fields past
+ * the first six), added by each collection after its pause, under the
+ * collector's mutex; zeroed by shr_gc_stats_reset under it. Plain
+ * counters: a collector that dies mid-record leaves some added and others
+ * not (a measurement, never a structure anything relies on). */
+typedef struct gc_meas {
+    _Atomic uint64_t phase_ns[SHR_GC_NPHASES];
+    _Atomic uint64_t candidates, edges, bytes_freed, total_ns;
+    _Atomic uint64_t hist[SHR_GC_HIST_BUCKETS];
+} gc_meas_t;
+
 /* The gc layer's global region. */
 typedef struct gc_global {
     _Atomic uint64_t dead;       /* tables of dead processes, a stack (offsets) */
@@ -179,7 +190,29 @@ typedef struct gc_global {
     /* The collector's mutex: one collection at a time. Robust: a collector
      * that dies leaves nothing to repair (its scratch is private memory). */
     pthread_mutex_t mu __attribute__((aligned(64)));
+    /* Layout 11: the measuring window and the measurements. */
+    _Atomic uint64_t window_start_ns __attribute__((aligned(64))); /* CLOCK_REALTIME */
+    _Atomic uint64_t resets;
+    gc_meas_t meas[3];
+    /* The event log (log.c): the next sequence number to begin (from 1),
+     * and records dropped. The ring follows this struct in the region. */
+    _Atomic uint64_t log_head __attribute__((aligned(64)));
+    _Atomic uint64_t log_dropped;
 } gc_global_t;
+
+/* One record of the event log: 64 bytes, every word atomic. ctl is the
+ * commit word: 0 never written; LOG_BUSY | owner word (gc.h) while a
+ * writer fills it; the record's sequence number once committed (the
+ * writer's last store). */
+typedef struct gc_logrec {
+    _Atomic uint64_t ctl;
+    _Atomic uint64_t time_ns;
+    _Atomic uint64_t meta;    /* pid | type << 32 | (uint8_t)generation << 48 | phase << 56 */
+    _Atomic uint64_t a[4];
+    uint64_t pad;
+} gc_logrec_t;
+_Static_assert(sizeof(gc_logrec_t) == 64, "gc_logrec_t is 64 bytes");
+#define LOG_BUSY ((uint64_t)1 << 63)
 
 /* The gc region of a thread slot: its count of containers created minus
  * freed not yet folded into gen[0].count (folded every GC_FOLD, and when
@@ -474,6 +507,15 @@ void shr__gc_thread_release(shr_heap_t *h, uint32_t slot, bool dead);
 void shr__gc_priv_free(shr_heap_t *h);
 /* Initialise the collector's part of a new segment. */
 int shr__gc_collect_init(shr_heap_t *h);
+
+/* ---- log.c: the event log ------------------------------------------------- */
+
+/* Append one event (SHR_GC_EV_*) to the heap's log; nothing when it has
+ * none. Any thread, any lock held; never waits for a live writer (a slot a
+ * live writer still holds is dropped, counted). Fault point gc.log.write. */
+void shr__gc_log(shr_heap_t *h, int type, int gen, int phase, uint64_t a0, uint64_t a1, uint64_t a2,
+                 uint64_t a3);
+void shr__gc_log_init(shr_heap_t *h);
 
 /* ---- the layer ------------------------------------------------------------ */
 

@@ -380,6 +380,7 @@ int shr__gc_drain_dead(shr_heap_t *h)
     shr__unlock(h, SHR_LOCK_GC);
     shr__gate_exit(h);
     atomic_fetch_add_explicit(&g->released, (uint64_t)released, memory_order_relaxed);
+    if (released) shr__gc_log(h, SHR_GC_EV_LEASES, -1, 0, (uint64_t)released, 0, 0, 0);
     return released;
 }
 
@@ -494,6 +495,7 @@ static const shr__layer_hooks_t gc_hooks = {
 void shr__gc_params(shr__seg_params_t *p)
 {
     p->global_size[SHR_LAYER_GC] = sizeof(gc_global_t);
+    p->global_per_record[SHR_LAYER_GC] = sizeof(gc_logrec_t); /* the event log's ring (log.c) */
     p->proc_size[SHR_LAYER_GC] = sizeof(lease_area_t);
     p->thread_size[SHR_LAYER_GC] = sizeof(gc_tslot_t);
     p->consts[SHR_CONST_OBJ_SIZE] = sizeof(obj_t);

@@ -262,11 +262,13 @@ int shr_obj_dup(shr_heap_t *heap, shr_ref_t ref, shr_ref_t *out)
     if (!heap || !out) return -EINVAL;
     int rc = shr__gate_enter(heap);
     if (rc) return rc;
+    (void)SHR_FAULT(OBJ_GATE); /* a crash point: inside the gate */
     obj_t *o = held(heap, ref);
     if (!o) {
         rc = -EINVAL;
     } else {
         shr__incref(o); /* our lease keeps it alive meanwhile */
+        (void)SHR_FAULT(OBJ_INCREF); /* a crash point: counted, not yet leased (a leak) */
         rc = hand_out(heap, o, out);
     }
     shr__gate_exit(heap);
@@ -341,6 +343,8 @@ int shr_obj_publish(shr_heap_t *heap, const char *name, shr_ref_t ref)
             if (!shr__root_new(heap, name, ref.off, ROOT_REF)) {
                 shr__decref(heap, o); /* our lease still holds it: cannot free */
                 rc = -ENOSPC;
+            } else {
+                (void)SHR_FAULT(OBJ_PUBLISH); /* a crash point: published, the roots lock held */
             }
         }
         shr__root_unlock(heap);

@@ -86,6 +86,10 @@ enum {
 /* Longest wait for a heap lock before a call gives up with SHR_ELOCKTIMEOUT
  * (a holder that is stopped, hung, or a lock damaged in the segment). */
 #define SHR_DEFAULT_LOCK_TIMEOUT_MS 5000
+/* The collector's event log (<sharena/gc.h>, shr_gc_log_read). */
+#define SHR_DEFAULT_GC_LOG_RECORDS 4096u
+#define SHR_GC_LOG_MAX (1u << 20)
+#define SHR_GC_LOG_NONE 0xffffffffu
 
 /* Options of a new heap. Zero in any field means its default, so a zeroed
  * struct is the defaults; shr_heap_options_init() writes them out. New
@@ -100,7 +104,13 @@ typedef struct shr_heap_options {
     uint32_t lock_timeout_ms; /* bound of lock waits, stored in the heap; 0 = default.
                                  SHARENA_LOCK_TIMEOUT_MS in a process's environment
                                  overrides it for that process (0 there: no bound) */
-    uint32_t reserved[7];     /* must be zero */
+    uint32_t gc_log_records;  /* records of the collector's event log (shr_gc_log_read; 64
+                                 bytes each, committed with the heap's metadata), rounded up
+                                 to a power of two, at most SHR_GC_LOG_MAX; 0 = default:
+                                 SHR_DEFAULT_GC_LOG_RECORDS, fewer for a heap under 64 MiB
+                                 (one per 16 KiB of capacity, at least 64);
+                                 SHR_GC_LOG_NONE: no log */
+    uint32_t reserved[6];     /* must be zero */
 } shr_heap_options_t;
 
 /* Fill *opts with the defaults. */
@@ -301,6 +311,7 @@ int shr_heap_stats_print(shr_heap_t *heap, FILE *out);
 #include "sharena/gc.h"
 #include "sharena/list.h"
 #include "sharena/fault.h"
+#include "sharena/gc_points.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -120,7 +120,7 @@ static uint64_t layout_regions(seg_header_t *hdr, const shr__seg_params_t *p, ui
     hdr->threads_off = off;
     off += nt * sizeof(thread_slot_t);
     for (int l = 0; l < SHR_NLAYERS; l++) {
-        hdr->global_size[l] = SHR_ALIGN_UP(p->global_size[l], SHR_CACHELINE);
+        hdr->global_size[l] = SHR_ALIGN_UP(p->global_size[l] + hdr->log_records * p->global_per_record[l], SHR_CACHELINE);
         hdr->global_off[l] = off;
         off += hdr->global_size[l];
         hdr->proc_size[l] = SHR_ALIGN_UP(p->proc_size[l], SHR_CACHELINE);
@@ -150,6 +150,7 @@ static void header_init(seg_header_t *hdr, const char *name, uint64_t capacity,
     hdr->chunk_size = (uint32_t)SHR_CHUNK_SIZE;
     hdr->max_procs = o->max_procs;
     hdr->max_threads = o->max_threads;
+    hdr->log_records = o->gc_log_records;
     hdr->nlocks = SHR_NLOCKS;
     hdr->sizeof_mutex = sizeof(pthread_mutex_t);
     hdr->sizeof_proc = sizeof(proc_entry_t);
@@ -176,6 +177,7 @@ static int layout_matches(const seg_header_t *hdr, const shr__seg_params_t *p)
     if (!e) return -ENOMEM;
     e->max_procs = hdr->max_procs;
     e->max_threads = hdr->max_threads;
+    e->log_records = hdr->log_records; /* checked by header_validate */
     uint64_t meta = layout_regions(e, p, hdr->capacity);
     if (memcmp(hdr->consts, p->consts, sizeof hdr->consts) != 0 || meta != hdr->meta_size ||
         memcmp(e->global_size, hdr->global_size, sizeof e->global_size) != 0 ||
@@ -210,7 +212,8 @@ static int header_validate(const seg_header_t *hdr, uint64_t size, const shr__se
         hdr->chunk_size != SHR_CHUNK_SIZE)
         return SHR_EVERSION;
     if (hdr->max_procs == 0 || hdr->max_procs > SHR__PROCS_LIMIT || hdr->max_threads == 0 ||
-        hdr->max_threads > SHR__THREADS_LIMIT)
+        hdr->max_threads > SHR__THREADS_LIMIT || hdr->log_records > SHR_GC_LOG_MAX ||
+        (hdr->log_records & (hdr->log_records - 1)))
         return SHR_ECORRUPT;
     if (p) {
         int rc = layout_matches(hdr, p);
@@ -382,6 +385,7 @@ void shr_heap_options_init(shr_heap_options_t *opts)
     opts->max_procs = SHR_DEFAULT_MAX_PROCS;
     opts->max_threads = SHR_DEFAULT_MAX_THREADS;
     opts->lock_timeout_ms = SHR_DEFAULT_LOCK_TIMEOUT_MS;
+    opts->gc_log_records = 0; /* the default for the capacity (below) */
 }
 
 /* A handle on a mapped, validated segment. fstat'ed fd gives the object's
@@ -424,6 +428,16 @@ static int normalise_options(const shr_heap_options_t *opts, shr_heap_options_t 
     if (o->max_procs == 0) o->max_procs = SHR_DEFAULT_MAX_PROCS;
     if (o->max_threads == 0) o->max_threads = SHR_DEFAULT_MAX_THREADS;
     if (o->lock_timeout_ms == 0) o->lock_timeout_ms = SHR_DEFAULT_LOCK_TIMEOUT_MS;
+    if (o->gc_log_records == 0) {
+        /* One record per 16 KiB of capacity, 64 to 4096: a small heap keeps
+         * small metadata. */
+        uint64_t n = (uint64_t)o->capacity >> 14;
+        o->gc_log_records = n < 64 ? 64 : n > SHR_DEFAULT_GC_LOG_RECORDS ? SHR_DEFAULT_GC_LOG_RECORDS : (uint32_t)n;
+    }
+    if (o->gc_log_records == SHR_GC_LOG_NONE) o->gc_log_records = 0;
+    else if (o->gc_log_records > SHR_GC_LOG_MAX) return -EINVAL;
+    else
+        while (o->gc_log_records & (o->gc_log_records - 1)) o->gc_log_records += o->gc_log_records & -o->gc_log_records;
     if (o->flags & ~(unsigned)(SHR_HEAP_UNLINK_ON_LAST_CLOSE | SHR_HEAP_GUARDS | SHR_HEAP_PRIVATE | SHR_HEAP_POOLS_16K))
         return -EINVAL;
     if ((o->flags & SHR_HEAP_PRIVATE) && (o->flags & SHR_HEAP_UNLINK_ON_LAST_CLOSE)) return -EINVAL;
@@ -446,6 +460,7 @@ static int create_private(const shr_heap_options_t *o, const shr__seg_params_t *
     memset(&probe, 0, sizeof probe);
     probe.max_procs = o->max_procs;
     probe.max_threads = o->max_threads;
+    probe.log_records = o->gc_log_records;
     if (capacity <= layout_regions(&probe, params, capacity)) return -EINVAL;
     struct stat st;
     memset(&st, 0, sizeof st);
@@ -502,6 +517,7 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
     memset(&probe, 0, sizeof probe);
     probe.max_procs = o.max_procs;
     probe.max_threads = o.max_threads;
+    probe.log_records = o.gc_log_records;
     uint64_t meta = layout_regions(&probe, params, capacity);
     if (capacity <= meta) return -EINVAL;
 

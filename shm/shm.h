@@ -87,8 +87,12 @@
  *    list frees retired arrays and shrinks after a grace period.
  * 10: SMALL arenas committed as their pools are carved (page 0 when the
  *     arena is made, then 4 KiB pools in doubling batches), not whole: a
- *     build that expects them committed would carve into uncommitted pages. */
-#define SHR_LAYOUT_VERSION 10u
+ *     build that expects them committed would carve into uncommitted pages.
+ * 11: gc_global_t ends with the collector's measurements (phase times,
+ *    candidates, edges, bytes freed, pause histograms per generation) and
+ *    the measuring window of shr_gc_stats_reset, then the event log's ring
+ *    (seg_header_t.log_records records, the header word that was reserved0). */
+#define SHR_LAYOUT_VERSION 11u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"
@@ -215,7 +219,9 @@ typedef struct seg_header {
     uint64_t procs_off;                 /* proc_entry_t[max_procs] */
     uint64_t threads_off;               /* thread_slot_t[max_threads] */
     uint32_t lock_timeout_ms;           /* bound of every lock wait */
-    uint32_t reserved0;
+    uint32_t log_records;               /* the gc event log's records (0, or a power of two up to
+                                           SHR_GC_LOG_MAX): each layer's global region has
+                                           global_per_record[l] bytes more per record */
     char name[SHR_NAME_MAX + 1];        /* name given at creation */
     uint64_t checksum;                  /* FNV-1a of all fields above */
 
@@ -272,6 +278,9 @@ typedef struct shr__seg_params {
     uint64_t proc_size[SHR_NLAYERS];
     uint64_t thread_size[SHR_NLAYERS];
     uint64_t table_size[SHR_NLAYERS];   /* bytes per chunk; the layer commits it */
+    /* Bytes a layer's global region grows by per record of the heap's
+     * event log (seg_header_t.log_records, an option of the creator). */
+    uint64_t global_per_record[SHR_NLAYERS];
     /* Called for every new handle, after validation and before the process
      * registers (a registration sweep runs the layers' hooks), to set up the
      * layers' process-private state. May be NULL. */

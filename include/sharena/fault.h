@@ -134,6 +134,34 @@ typedef enum shr_fault_action {
       "ignored: a crash point")                                                      \
     X(GC_FREE, "gc.free",                                                            \
       "a collection: one garbage object freed (all of them cleared before)",         \
+      "ignored: a crash point")                                                      \
+    X(GC_WALK, "gc.walk",                                                            \
+      "a collection: the walk done, the candidates found (the mark-sweep: the "     \
+      "trace done), nothing changed yet (world stopped)",                            \
+      "ignored: a crash point")                                                      \
+    X(GC_SUBTRACT, "gc.subtract",                                                    \
+      "a trial deletion: the references among candidates subtracted, nothing "      \
+      "marked yet (world stopped)",                                                  \
+      "ignored: a crash point")                                                      \
+    X(GC_MARK, "gc.mark",                                                            \
+      "a collection: the reachable marked, no survivor promoted yet (world "        \
+      "stopped)",                                                                    \
+      "ignored: a crash point")                                                      \
+    X(OBJ_INCREF, "obj.incref",                                                      \
+      "shr_obj_dup: the object's count raised, before the lease that stands for "   \
+      "it is recorded (inside the gate)",                                            \
+      "ignored: a crash point")                                                      \
+    X(OBJ_PUBLISH, "obj.publish",                                                    \
+      "shr_obj_publish: the root stored, holding its reference (the roots lock "    \
+      "held, inside the gate)",                                                      \
+      "ignored: a crash point")                                                      \
+    X(OBJ_GATE, "obj.gate",                                                          \
+      "shr_obj_dup: just inside the gate, no lock held (a collector must wait for " \
+      "this thread: stop here to keep the world from stopping)",                    \
+      "ignored: a crash point")                                                      \
+    X(GC_LOG_WRITE, "gc.log.write",                                                  \
+      "an event log record: its slot taken and half its fields written, its "       \
+      "sequence number (the commit point) not yet",                                  \
       "ignored: a crash point")
 
 typedef enum shr_fault_point {

@@ -124,6 +124,44 @@ int shr_obj_type_info(shr_heap_t *heap, uint32_t id, char *name, uint32_t *nslot
  * the next collection, never a freed reachable object.
  */
 
+/* The phases of a collection, in the order they run (docs/gc.md, "The
+ * phases"). The first six happen with the world stopped, back to back:
+ * their times sum to the pause (pause_ns). FREE runs after the restart.
+ *   STOP      the stop request until every live thread is out of the heap
+ *             (the time to stop the world, ttsp_ns)
+ *   WALK      the walk of the object pools that finds the candidates (and
+ *             the repair of lists a dead thread left locked, and the
+ *             candidate index). The mark-sweep: the whole trace (walk,
+ *             roots, leases, marking from them)
+ *   SUBTRACT  trial deletion: each candidate's references to candidates
+ *             subtracted from their copies of the counts (0 for the
+ *             mark-sweep)
+ *   MARK      trial deletion: the marking from candidates left above zero.
+ *             The mark-sweep: the marking of what the frozen and unseen
+ *             references hold, and the repair of counts
+ *   PROMOTE   survivors moved to the next generation, the counts reset
+ *             (the mark-sweep: and the walk for stray blocks)
+ *   RESTART   the request withdrawn: the world runs again
+ *   FREE      the garbage flagged, cleared and freed, the world running */
+enum {
+    SHR_GC_PHASE_STOP = 0,
+    SHR_GC_PHASE_WALK,
+    SHR_GC_PHASE_SUBTRACT,
+    SHR_GC_PHASE_MARK,
+    SHR_GC_PHASE_PROMOTE,
+    SHR_GC_PHASE_RESTART,
+    SHR_GC_PHASE_FREE,
+    SHR_GC_NPHASES
+};
+/* The phase's name ("stop", "walk", ...), NULL for another number. */
+const char *shr_gc_phase_name(int phase);
+
+/* The pause histograms: bucket b counts the collections whose pause (ns)
+ * had its highest set bit at b, i.e. lay in [2^b, 2^(b+1)) (bucket 0 also
+ * counts a pause of 0; the last one every pause of 2^39 ns, about 9 min,
+ * or more). */
+#define SHR_GC_HIST_BUCKETS 40
+
 /* What one collection did. Set size = sizeof(shr_gc_result_t) before the
  * call (SHR_GC_RESULT_INIT); a library that knows more fields than the
  * caller fills only the caller's. */
@@ -147,8 +185,17 @@ typedef struct shr_gc_result {
     uint64_t repaired_refs;   /* the references those counts had above it */
     uint64_t strays;          /* mark-sweep, exact: blocks a dead thread left allocated in object
                                  pools with no object in them, freed */
+    uint64_t phase_ns[SHR_GC_NPHASES]; /* time of each phase (SHR_GC_PHASE_*); the first six sum
+                                          to pause_ns, FREE is part of total_ns only */
+    uint64_t edges;           /* references visited: trial deletion, those the candidates hold
+                                 (each once, by SUBTRACT); the mark-sweep, those of every object
+                                 it traced */
+    uint64_t bytes_freed;     /* bytes of the blocks of the objects freed (a node's separate slot
+                                 block and a list's item array are not counted) */
 } shr_gc_result_t;
-#define SHR_GC_RESULT_INIT {sizeof(shr_gc_result_t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+#define SHR_GC_RESULT_INIT                                                                          \
+    {sizeof(shr_gc_result_t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, {0, 0, 0, 0, 0, 0, 0}, \
+     0, 0}
 
 /* Collect generation 0, 1 or 2. Returns collected + uncollectable, or
  * -EINVAL (bad generation or res->size), -ETIMEDOUT (a live thread did not
@@ -162,18 +209,135 @@ int shr_gc_get_threshold(shr_heap_t *heap, uint32_t threshold[3]);
  * thresholds are the heap's, for every process. */
 int shr_gc_set_threshold(shr_heap_t *heap, const uint32_t threshold[3]);
 
-/* Per-generation totals since the heap was created (CPython's
- * gc.get_stats(), plus the times). */
+/* Per-generation totals of the measuring window: since the heap was
+ * created, or since the last shr_gc_stats_reset (CPython's gc.get_stats(),
+ * plus the times). They live in the segment: any process reads the same
+ * (each field a snapshot; one collection's fields are added one after
+ * another, so a read during a collection's record may see part of it). A
+ * collection that fails (-ETIMEDOUT, -ENOMEM) adds nothing. */
 typedef struct shr_gc_gen_stats {
     uint64_t collections, collected, uncollectable;
     uint64_t pause_ns_total, pause_ns_max, ttsp_ns_max;
+    uint64_t phase_ns[SHR_GC_NPHASES]; /* each phase's total (shr_gc_result_t.phase_ns) */
+    uint64_t candidates;      /* objects examined, summed */
+    uint64_t edges;           /* references visited, summed */
+    uint64_t bytes_freed;     /* bytes of the objects freed, summed */
+    uint64_t total_ns;        /* whole collections, freeing included, summed */
+    uint64_t pause_hist[SHR_GC_HIST_BUCKETS]; /* pauses, log2 buckets (SHR_GC_HIST_BUCKETS): the
+                                                 buckets sum to `collections` */
 } shr_gc_gen_stats_t;
 typedef struct shr_gc_stats {
     shr_gc_gen_stats_t gen[3];
     uint64_t auto_failures;   /* automatic collections that could not stop the world */
     uint64_t long_lived_total, long_lived_pending;
+    uint64_t window_start_ns; /* CLOCK_REALTIME of the last shr_gc_stats_reset, or of the heap's
+                                 creation */
+    uint64_t resets;          /* shr_gc_stats_reset calls, ever */
 } shr_gc_stats_t;
 int shr_gc_get_stats(shr_heap_t *heap, shr_gc_stats_t *out);
+/* Open a measuring window (MMTk's harness_begin): every field of
+ * shr_gc_stats_t above is set to 0 but long_lived_* (they steer the
+ * collector, as do the thresholds and counts, which stay too),
+ * window_start_ns is set to now and resets goes up by one. Waits for a
+ * collection in progress to end first, so that none is half counted.
+ * 0, -EINVAL (NULL heap), -EDEADLK (from a collection's callback or
+ * inside a call), SHR_ELOCKTIMEOUT, SHR_ELOCK. */
+int shr_gc_stats_reset(shr_heap_t *heap);
+
+/* ---- the event log ------------------------------------------------------------
+ *
+ * A ring of fixed-size records in the segment (the heap option
+ * gc_log_records: 4096 by default, SHR_GC_LOG_NONE for none), written by
+ * every process's collections and read by any process while the heap is in
+ * use (`sharena gc log NAME --follow`). Each record has a sequence number,
+ * 1, 2, 3, ... in the order records were begun; once the ring is full the
+ * oldest is overwritten. A record is committed by its sequence number,
+ * written last: a writer killed mid-record leaves a record no reader ever
+ * returns (docs/design/gc.md §12). Times are CLOCK_REALTIME ns; pid is the
+ * writer's process. The numbers a[] of each event:
+ *   BEGIN          a collection (or freeze, snapshot) began, the collector's
+ *                  mutex taken: a0 algorithm (SHR_GC_TRIAL_DELETION, ...,
+ *                  SHR_GC_EV_OP_* for the stopped operations), a1 1 when
+ *                  automatic, a2 the heap's collections begun ever
+ *   STOP           the stop request is stored (world stopping): a0 the
+ *                  thread slots to look at
+ *   STOPPED        every live thread is out (the STOP phase's end): a0 ttsp
+ *                  ns, a1 threads waited for, a2 dead threads skipped
+ *   PHASE          a phase from WALK to FREE but RESTART ended (phase =
+ *                  SHR_GC_PHASE_*): a0 its ns, a1 the
+ *                  phase's count (WALK candidates, SUBTRACT edges, PROMOTE
+ *                  survivors, FREE objects freed), a2 WALK of the
+ *                  mark-sweep: edges; FREE: bytes freed
+ *   RESTARTED      the world runs again (the RESTART phase's end): a0 the
+ *                  pause, ns
+ *   END            the collection is over: a0 collected, a1 uncollectable,
+ *                  a2 bytes freed, a3 total ns
+ *   TIMEOUT        a live thread did not stop in time (the request is
+ *                  withdrawn, nothing changed): a0 ns waited, a1 its thread
+ *                  slot, a2 its thread id
+ *   DIED           a collector died holding the collector's mutex (found by
+ *                  the next one): a0 the dead collector's request word (0 if
+ *                  it had none up)
+ *   RECOVERED      a dead collector's stop request withdrawn: a0 its word,
+ *                  a1 1 when withdrawn by a thread waiting at the gate, 0 by
+ *                  the next collector
+ *   LEASES         a dead process's references released: a0 how many
+ *   THRESHOLD      an automatic collection is due: generation its
+ *                  generation, a0 the count, a1 the threshold
+ *   FREEZE         a0 objects moved to the permanent generation
+ *   UNFREEZE       a0 objects moved back to generation 2
+ *   RESET          shr_gc_stats_reset opened a window */
+enum {
+    SHR_GC_EV_BEGIN = 1,
+    SHR_GC_EV_STOP,
+    SHR_GC_EV_STOPPED,
+    SHR_GC_EV_PHASE,
+    SHR_GC_EV_RESTARTED,
+    SHR_GC_EV_END,
+    SHR_GC_EV_TIMEOUT,
+    SHR_GC_EV_DIED,
+    SHR_GC_EV_RECOVERED,
+    SHR_GC_EV_LEASES,
+    SHR_GC_EV_THRESHOLD,
+    SHR_GC_EV_FREEZE,
+    SHR_GC_EV_UNFREEZE,
+    SHR_GC_EV_RESET,
+    SHR_GC_EV_MAX = SHR_GC_EV_RESET
+};
+/* BEGIN's a0 for the operations that stop the world without collecting. */
+#define SHR_GC_EV_OP_VERIFY 0x101
+#define SHR_GC_EV_OP_STOPPED 0x102  /* freeze, unfreeze, a snapshot (get_objects, ...) */
+
+typedef struct shr_gc_event {
+    uint64_t seq;             /* 1, 2, ...: the order records were begun */
+    uint64_t time_ns;         /* CLOCK_REALTIME */
+    uint32_t pid;             /* the writing process */
+    uint16_t type;            /* SHR_GC_EV_* */
+    int8_t generation;        /* the collection's generation, -1 if none */
+    uint8_t phase;            /* SHR_GC_EV_PHASE: SHR_GC_PHASE_* */
+    uint64_t a[4];            /* the event's numbers (above) */
+} shr_gc_event_t;
+
+/* Copy the committed records with sequence numbers from from_seq on, in
+ * order, up to max, to out; *next_seq (may be NULL) receives the sequence
+ * to pass next time. from_seq 0 (or one already overwritten) starts at the
+ * oldest record the ring holds; a record begun but not yet committed ends
+ * the copy (next_seq is then its number, to be read again), unless its
+ * writer is dead (then it is skipped: a torn record is never returned).
+ * Returns how many were copied (0 when there is nothing new, or no log), or
+ * -EINVAL (NULL heap, out NULL with max > 0). */
+int64_t shr_gc_log_read(shr_heap_t *heap, uint64_t from_seq, shr_gc_event_t *out, size_t max, uint64_t *next_seq);
+/* The log's state: records it holds at most (0: no log), the next
+ * sequence number to be begun, and records lost because their writer could
+ * not take a slot (one a live writer still held a whole ring later). */
+typedef struct shr_gc_log_info {
+    uint64_t records;
+    uint64_t next_seq;
+    uint64_t dropped;
+} shr_gc_log_info_t;
+int shr_gc_log_info(shr_heap_t *heap, shr_gc_log_info_t *out);
+/* "begin", "stop", ... for an SHR_GC_EV_* value; NULL for another. */
+const char *shr_gc_event_name(int type);
 
 /* ---- the backup mark-sweep and the verifier --------------------------------
  *

@@ -724,6 +724,64 @@ Test(cli, gc_collect_and_recover)
     shr_heap_close(h);
 }
 
+/* ---- gc log, gc reset, the measurements ------------------------------- */
+
+Test(cli, gc_log_reset_and_the_phases)
+{
+    const char *name = shr_test_name();
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(name, NULL, &h), 0);
+    shr_ref_t a, b;
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &a), 0);
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &b), 0);
+    shr_obj_set(h, a, 0, b);
+    shr_obj_set(h, b, 0, a);
+    shr_obj_release(h, a);
+    shr_obj_release(h, b);
+    cli_run_t r = CLI("gc", "collect", name, "--generation", "1");
+    cr_assert_eq(r.status, 0, "gc collect: %s", r.err);
+    cr_assert_not_null(strstr(r.out, "phases: stop "), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, "2 edges visited"), "%s", r.out);
+    cli_free(&r);
+    r = CLI("gc", "log", name);
+    cr_assert_eq(r.status, 0, "gc log: %s", r.err);
+    cr_assert_not_null(strstr(r.out, "gen 1 begin trial-deletion collection=1"), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, " phase subtract "), "%s", r.out);
+    cr_assert_not_null(strstr(r.out, " end collected=2 uncollectable=0 "), "%s", r.out);
+    cr_assert_lt(strstr(r.out, " begin "), strstr(r.out, " end "), "in order");
+    cli_free(&r);
+    r = CLI("gc", "stats", name);
+    cr_assert_eq(r.status, 0);
+    cr_assert_not_null(strstr(r.out, "pauses of generation 1: ["), "%s", r.out);
+    cli_free(&r);
+    r = CLI("gc", "reset", name);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cli_free(&r);
+    shr_gc_stats_t st;
+    cr_assert_eq(shr_gc_get_stats(h, &st), 0);
+    cr_assert_eq(st.resets, 1);
+    cr_assert_eq(st.gen[1].collections, 0);
+    r = CLI("gc", "log", name, "--bogus");
+    cr_assert_eq(r.status, 2);
+    cli_free(&r);
+    r = CLI("gc", "log");
+    cr_assert_eq(r.status, 2);
+    cli_free(&r);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+
+    shr_heap_options_t o;
+    shr_heap_options_init(&o);
+    o.gc_log_records = SHR_GC_LOG_NONE;
+    char none[96];
+    snprintf(none, sizeof none, "%s", shr_test_name());
+    cr_assert_eq(shr_heap_create(none, &o, &h), 0);
+    r = CLI("gc", "log", none);
+    cr_assert_eq(r.status, 1, "no log: an error");
+    cli_free(&r);
+    shr_heap_close(h);
+}
+
 /* ---- gc stats, threshold, freeze --------------------------------------- */
 
 static int collect_in_child(void *arg)
