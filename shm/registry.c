@@ -245,6 +245,9 @@ static int probe_life(pthread_mutex_t *life)
 int shr__proc_alive(const shr_heap_t *h, uint32_t proc)
 {
     if (proc >= h->max_procs) return 0;
+    /* A private heap's only process is this one, and its `life` is never
+     * locked (attach_entry): probing it would declare us dead. */
+    if (h->flags & SHR_HEAP_PRIVATE) return 1;
     return probe_life(&h->procs[proc].life);
 }
 
@@ -259,6 +262,7 @@ bool shr__slot_gone(const shr_heap_t *h, uint32_t slot, uint32_t gen)
     proc_entry_t *pe = &h->procs[p];
     if (shr_load_acquire(&pe->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&pe->gen) != ts->proc_gen)
         return true;
+    if (h->flags & SHR_HEAP_PRIVATE) return false; /* this process: alive (shr__proc_alive) */
     return !probe_life(&pe->life);
 }
 

@@ -1,0 +1,88 @@
+/* The list's read sections from many threads, for ThreadSanitizer
+ * (Criterion's runner does not start under TSan): two threads read items
+ * and the length with no lock while the main thread grows the list to
+ * 60,000 items and pops it back to 100, four times (each growth past 2048
+ * items and each shrink frees arrays after a grace period), and a third
+ * thread takes and writes what the heap gives back, so that a reader still
+ * in a freed array would race with it. Item i always holds i. Exits 0 when
+ * every check held. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sharena.h"
+
+static shr_heap_t *heap;
+static shr_list_t *list;
+static atomic_int stop, bad;
+static atomic_long reads;
+
+#define FAIL(code)                                                                   \
+    do {                                                                             \
+        fprintf(stderr, "list threads: check %d failed (line %d)\n", code, __LINE__); \
+        exit(code);                                                                  \
+    } while (0)
+
+static void *reader(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    while (!atomic_load(&stop)) {
+        int64_t n = shr_list_len(list);
+        if (n < 0) {
+            atomic_fetch_add(&bad, 1);
+            continue;
+        }
+        int64_t i = n ? (int64_t)(rand_r(&seed) % (unsigned)n) : 0;
+        shr_value_t v;
+        int rc = shr_list_get(list, i, &v);
+        if (rc == SHR_EINDEX) continue;
+        if (rc != 0 || v.type != SHR_INT || v.u.i != i) atomic_fetch_add(&bad, 1);
+        atomic_fetch_add(&reads, 1);
+    }
+    return NULL;
+}
+
+static void *reuser(void *arg)
+{
+    (void)arg;
+    static const size_t sizes[] = {4000, 40000, 140000, 600000};
+    for (unsigned k = 0; !atomic_load(&stop); k++) {
+        unsigned char *p = shr_malloc(heap, sizes[k % 4]);
+        if (!p) continue;
+        memset(p, 0xA5, sizes[k % 4]);
+        shr_free(heap, p);
+    }
+    return NULL;
+}
+
+int main(void)
+{
+    shr_heap_options_t o;
+    shr_heap_options_init(&o);
+    o.flags |= SHR_HEAP_PRIVATE;
+    if (shr_heap_create(NULL, &o, &heap)) FAIL(1);
+    if (shr_list_create(heap, NULL, NULL, 0, &list)) FAIL(2);
+    pthread_t t[3];
+    if (pthread_create(&t[0], NULL, reader, (void *)1) || pthread_create(&t[1], NULL, reader, (void *)2) ||
+        pthread_create(&t[2], NULL, reuser, NULL))
+        FAIL(3);
+    for (int round = 0; round < 4; round++) {
+        for (int64_t i = shr_list_len(list); i < 60000; i++) {
+            shr_value_t v = shr_int(i);
+            if (shr_list_append(list, &v)) FAIL(4);
+        }
+        while (shr_list_len(list) > 100)
+            if (shr_list_pop(list, -1, NULL)) FAIL(5);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    if (atomic_load(&bad)) FAIL(6);
+    if (atomic_load(&reads) == 0) FAIL(7);
+    shr_list_close(list);
+    if (shr_heap_check_report(heap, stderr)) FAIL(8);
+    shr_heap_close(heap);
+    printf("list threads: %ld reads, all whole\n", (long)atomic_load(&reads));
+    return 0;
+}
