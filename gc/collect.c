@@ -403,11 +403,23 @@ typedef struct cand {
     uint32_t gen;
 } cand_t;
 
+/* A pool the walk entered (alloc.h, Y1): its header, its first candidate,
+ * and whether it keeps a young object the collection leaves young. */
+typedef struct wpool {
+    uint64_t hdr;
+    size_t cand;
+    bool keep;
+} wpool_t;
+
 typedef struct scratch {
     shr_heap_t *h;
     int gen;
     cand_t *c;
     size_t n, cap;
+    unsigned mask;      /* the young hints the walk selects pools by; 0: every pool */
+    wpool_t *pools;     /* the pools walked, in address order */
+    size_t npools, pools_cap;
+    bool saw_flagged;   /* a partial walk met garbage a dead collector flagged */
     uint32_t *index;    /* open addressing: candidate + 1, 0 empty */
     size_t icap;
     size_t *stack;
@@ -420,6 +432,31 @@ typedef struct scratch {
     bool nomem;
 } scratch_t;
 
+static void walk_pool(shr_heap_t *h, const shr__obj_pool_t *p, void *arg)
+{
+    (void)h;
+    scratch_t *s = arg;
+    if (s->npools == s->pools_cap) {
+        size_t cap = s->pools_cap ? s->pools_cap * 2 : 256;
+        wpool_t *q = realloc(s->pools, cap * sizeof *q);
+        if (!q) {
+            s->nomem = true;
+            return;
+        }
+        s->pools = q;
+        s->pools_cap = cap;
+    }
+    s->pools[s->npools++] = (wpool_t){.hdr = p->hdr, .cand = s->n};
+}
+
+/* The pool being walked keeps its young hint: an object of the generations
+ * it names stays there (not examined, or left as it is). */
+static void keep_young(scratch_t *s, uint32_t f)
+{
+    if ((f & OBJ_TRACKED) && obj_gen(f) <= (uint32_t)(s->gen < 1 ? s->gen : 1) && s->npools)
+        s->pools[s->npools - 1].keep = true;
+}
+
 static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
 {
     scratch_t *s = arg;
@@ -427,13 +464,19 @@ static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
     obj_t *o = obj_at(h, off);
     uint32_t f = shr_load_relaxed(&o->flags);
     uint64_t rc = shr_load_relaxed(&o->refcnt);
-    if (rc == OBJ_DYING) return; /* a dead thread's unfinished dealloc: the mark-sweep's */
+    if (rc == OBJ_DYING) { /* a dead thread's unfinished dealloc: the mark-sweep's */
+        keep_young(s, f);
+        return;
+    }
     if ((f & OBJ_TRACKED) && rc) s->gencount[obj_gen(f)]++;
-    /* Garbage a dead collector flagged is examined whatever its generation. */
+    /* Garbage a dead collector flagged is examined whatever its generation,
+     * all of it at once (C3): a partial walk that meets some walks again. */
+    if ((f & OBJ_TRACKED) && rc && (f & OBJ_GARBAGE) && s->mask) s->saw_flagged = true;
     if (!(f & OBJ_TRACKED) || rc == 0 || ((int)obj_gen(f) > s->gen && !(f & OBJ_GARBAGE))) return;
     const gc_type_ops_t *ops = shr__type_ops_any(h, o->type);
     if (!ops || !ops->traverse || !ops->clear) {
         s->untraversable++; /* referenced from outside, as far as we can tell */
+        keep_young(s, f);
         return;
     }
     if (s->n == s->cap) {
@@ -449,6 +492,7 @@ static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
     if (o->type == SHR_TYPE_LIST && shr__list_unsettled && shr__list_unsettled(h, o)) { /* C4 */
         if (s->no_settle) {
             s->untraversable++; /* left as it is: kept, its items look referenced */
+            keep_young(s, f);
             return;
         }
         if (s->nsettle == s->settle_cap) {
@@ -531,23 +575,65 @@ static void find_garbage(scratch_t *s)
         }
 }
 
+static void walk(shr_heap_t *h, scratch_t *s)
+{
+    s->n = 0;
+    s->npools = 0;
+    s->untraversable = 0;
+    s->saw_flagged = false;
+    memset(s->gencount, 0, sizeof s->gencount);
+    shr__obj_walk_young(h, s->mask, walk_pool, walk_visit, s);
+}
+
 /* The walk, and, if it found lists a dead thread holds, their repair and a
  * second walk: a repair may free objects, which must not happen during a
- * walk, nor leave freed blocks among the candidates. */
-static void find_candidates(shr_heap_t *h, scratch_t *s)
+ * walk, nor leave freed blocks among the candidates.
+ *
+ * A collection of generation 0 walks the pools whose young hint has
+ * SHR_OBJ_YOUNG0, one of 1 those with SHR_OBJ_YOUNG1 (alloc.h, Y1: every
+ * pool that holds an object of those generations), one of 2 every pool. So
+ * does a young one that meets garbage a dead collector flagged (all of it is
+ * cleared before any is freed, C3), or whose debug statistics count every
+ * generation. */
+static void find_candidates(shr_heap_t *h, scratch_t *s, bool count_all)
 {
-    shr__obj_walk(h, walk_visit, s);
+    s->mask = count_all || s->gen >= 2 ? 0 : s->gen == 0 ? SHR_OBJ_YOUNG0 : SHR_OBJ_YOUNG1;
+    walk(h, s);
+    if (!s->nomem && s->mask && s->saw_flagged) {
+        s->mask = 0;
+        s->nsettle = 0;
+        walk(h, s);
+    }
     if (s->nomem || s->nsettle == 0) return;
     for (size_t i = 0; i < s->nsettle; i++) shr__list_settle(h, obj_at(h, s->settle[i]));
-    s->n = 0;
-    s->untraversable = 0;
-    memset(s->gencount, 0, sizeof s->gencount);
     s->no_settle = true;
-    shr__obj_walk(h, walk_visit, s);
+    walk(h, s);
+}
+
+/* After the promotion, the world still stopped: the young hints of the
+ * walked pools that keep no object of the collected young generations, and
+ * none of garbage (left young until it is freed), are cleared (alloc.h, Y1).
+ * Without memory for the list, none is: a hint set needlessly costs only a
+ * walk. */
+static void young_clear(shr_heap_t *h, scratch_t *s)
+{
+    uint64_t *hdrs = malloc((s->npools ? s->npools : 1) * sizeof *hdrs);
+    if (!hdrs) return;
+    size_t m = 0;
+    for (size_t k = 0; k < s->npools; k++) {
+        bool keep = s->pools[k].keep;
+        size_t end = k + 1 < s->npools ? s->pools[k + 1].cand : s->n;
+        for (size_t i = s->pools[k].cand; i < end && !keep; i++)
+            if (!(s->c[i].state & C_REACHABLE)) keep = true;
+        if (!keep) hdrs[m++] = s->pools[k].hdr;
+    }
+    shr__obj_young_clear(h, s->mask, hdrs, m, s->gen == 0 ? SHR_OBJ_YOUNG0 : SHR_OBJ_YOUNG);
+    free(hdrs);
 }
 
 static void scratch_free(scratch_t *s)
 {
+    free(s->pools);
     free(s->settle);
     free(s->c);
     free(s->index);
@@ -819,7 +905,7 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
         rc = mark_sweep(h, algo, &r, t_stop);
         goto out;
     }
-    find_candidates(h, &s);
+    find_candidates(h, &s, (debug & SHR_GC_DEBUG_STATS) != 0);
     if (s.nomem || build_index(&s) != 0) {
         restart_world(h);
         rc = -ENOMEM; /* nothing changed */
@@ -847,6 +933,7 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
         shr_store_relaxed(&g->long_lived_pending, 0);
         shr_store_relaxed(&g->long_lived_total, survivors);
     }
+    young_clear(h, &s); /* after every promotion, before the restart (Y1) */
     restart_world(h);
     r.pause_ns = shr__now_ns(CLOCK_MONOTONIC) - t_stop;
 

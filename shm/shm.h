@@ -87,8 +87,11 @@
  *    list frees retired arrays and shrinks after a grace period.
  * 10: SMALL arenas committed as their pools are carved (page 0 when the
  *     arena is made, then 4 KiB pools in doubling batches), not whole: a
- *     build that expects them committed would carve into uncommitted pages. */
-#define SHR_LAYOUT_VERSION 10u
+ *     build that expects them committed would carve into uncommitted pages.
+ * 11: young hints for the cycle collector: pool_header_t.young (byte 7,
+ *     beside a one-byte shift) and chunk_t.young (byte 56), set before a
+ *     container's commit, cleared by a collector with the world stopped. */
+#define SHR_LAYOUT_VERSION 11u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"
