@@ -746,6 +746,7 @@ typedef struct shr__obj_pool {
     uint64_t first;
     uint32_t block_size;
     uint32_t nblocks;
+    uint32_t shift; /* log2 of the pool size: the pool holding off is arena + ((off & (arena - 1)) >> shift) */
 } shr__obj_pool_t;
 typedef void (*shr__obj_pool_fn)(shr_heap_t *h, const shr__obj_pool_t *p, void *arg);
 /* shr__obj_walk restricted to the object pools whose young hint has a bit

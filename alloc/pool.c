@@ -983,7 +983,8 @@ static void obj_walk_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
     uint32_t first = pool_first(mem);
     if (end > pool_size_of(h, pool)) end = (uint32_t)pool_size_of(h, pool);
     if (w->pool_fn) {
-        shr__obj_pool_t p = {shr__off(h, pool), mem + first, size, end > first ? (end - first) / size : 0};
+        shr__obj_pool_t p = {shr__off(h, pool), mem + first, size, end > first ? (end - first) / size : 0,
+                             pool_shift(h, shr__off(h, pool))};
         w->pool_fn(h, &p, w->arg);
     }
     for (uint32_t o = first; o + size <= end; o += size)

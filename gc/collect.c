@@ -411,6 +411,14 @@ typedef struct wpool {
     bool keep;
 } wpool_t;
 
+/* A walked pool's part of the index: its first slot, where its blocks
+ * start in the arena, their extent, and 2^32 / block size rounded up (a
+ * block's slot is (rel - start) * recip >> 32, exact for extents below
+ * 2^16 and sizes up to 16 KiB). span 0: not walked. */
+typedef struct pent {
+    uint32_t base, recip, start, span;
+} pent_t;
+
 typedef struct scratch {
     shr_heap_t *h;
     int gen;
@@ -420,8 +428,17 @@ typedef struct scratch {
     wpool_t *pools;     /* the pools walked, in address order */
     size_t npools, pools_cap;
     bool saw_flagged;   /* a partial walk met garbage a dead collector flagged */
-    uint32_t *index;    /* open addressing: candidate + 1, 0 empty */
-    size_t icap;
+    /* The index from an offset to its candidate (lookup): per walked arena
+     * 64 pool entries, per pool entry a run of `slots` (one per carved
+     * block: candidate + 1, 0 none), and a map from chunk to arena. */
+    pent_t *pent;       /* narenas * SHR_MAX_POOLS_IN_ARENA */
+    size_t narenas, pent_cap;
+    uint64_t *achunk;   /* each walked arena's chunk index and pool shift: c << 8 | shift */
+    uint32_t *slots;
+    size_t nslots, slots_cap;
+    pent_t *cur;        /* the pool being walked */
+    uint32_t *cmap;     /* chunk - cmin -> (arena + 1) << 5 | shift, 0 none */
+    uint64_t cmin, ncmap;
     size_t *stack;
     size_t sn;
     uint64_t untraversable;
@@ -436,6 +453,7 @@ static void walk_pool(shr_heap_t *h, const shr__obj_pool_t *p, void *arg)
 {
     (void)h;
     scratch_t *s = arg;
+    s->cur = NULL;
     if (s->npools == s->pools_cap) {
         size_t cap = s->pools_cap ? s->pools_cap * 2 : 256;
         wpool_t *q = realloc(s->pools, cap * sizeof *q);
@@ -447,7 +465,49 @@ static void walk_pool(shr_heap_t *h, const shr__obj_pool_t *p, void *arg)
         s->pools_cap = cap;
     }
     s->pools[s->npools++] = (wpool_t){.hdr = p->hdr, .cand = s->n};
+    /* Its index entry: a new arena's 64 entries when the walk enters one
+     * (arenas come in address order). */
+    uint64_t c = p->hdr >> SHR_CHUNK_SHIFT;
+    if (s->narenas == 0 || (s->achunk[s->narenas - 1] >> 8) != c) {
+        if (s->narenas == s->pent_cap) {
+            size_t cap = s->pent_cap ? s->pent_cap * 2 : 16;
+            pent_t *q = realloc(s->pent, cap * SHR_MAX_POOLS_IN_ARENA * sizeof *q);
+            uint64_t *a = q ? realloc(s->achunk, cap * sizeof *a) : NULL;
+            if (q) s->pent = q;
+            if (!a) {
+                s->nomem = true;
+                return;
+            }
+            s->achunk = a;
+            s->pent_cap = cap;
+        }
+        memset(&s->pent[s->narenas * SHR_MAX_POOLS_IN_ARENA], 0, SHR_MAX_POOLS_IN_ARENA * sizeof *s->pent);
+        s->achunk[s->narenas++] = c << 8 | p->shift;
+    }
+    if (s->nslots + p->nblocks >= UINT32_MAX) {
+        s->nomem = true;
+        return;
+    }
+    if (s->nslots + p->nblocks > s->slots_cap) {
+        size_t cap = s->slots_cap ? s->slots_cap : 4096;
+        while (cap < s->nslots + p->nblocks) cap *= 2;
+        uint32_t *q = realloc(s->slots, cap * sizeof *q);
+        if (!q) {
+            s->nomem = true;
+            return;
+        }
+        s->slots = q;
+        s->slots_cap = cap;
+    }
+    pent_t *e = &s->pent[(s->narenas - 1) * SHR_MAX_POOLS_IN_ARENA + ((p->hdr & (SHR_ARENA_META - 1)) >> 6)];
+    *e = (pent_t){.base = (uint32_t)s->nslots, .recip = (uint32_t)(0xFFFFFFFFu / p->block_size) + 1,
+                  .start = (uint32_t)(p->first & (SHR_ARENA_SIZE - 1)), .span = p->nblocks * p->block_size};
+    memset(&s->slots[s->nslots], 0, p->nblocks * sizeof *s->slots);
+    s->nslots += p->nblocks;
+    s->cur = e;
 }
+
+static inline uint32_t pent_slot(const pent_t *e, uint32_t d) { return (uint32_t)(((uint64_t)d * e->recip) >> 32); }
 
 /* The pool being walked keeps its young hint: an object of the generations
  * it names stays there (not examined, or left as it is). */
@@ -507,38 +567,45 @@ static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
         }
         s->settle[s->nsettle++] = off;
     }
+    if (s->cur) s->slots[s->cur->base + pent_slot(s->cur, (uint32_t)(off & (SHR_ARENA_SIZE - 1)) - s->cur->start)] =
+        (uint32_t)s->n + 1;
     s->c[s->n++] = (cand_t){.off = off, .refs = (int64_t)rc, .ops = ops, .gen = obj_gen(f),
                             .state = f & OBJ_GARBAGE ? C_FLAGGED : 0};
 }
 
-static size_t hash_of(uint64_t off, size_t icap)
-{
-    return (size_t)(((off >> 4) * 0x9E3779B97F4A7C15ull) >> 17) & (icap - 1);
-}
-
+/* The map from chunk to walked arena, and the mark stack. */
 static int build_index(scratch_t *s)
 {
-    size_t icap = 16;
-    while (icap < s->n * 2) icap *= 2;
-    s->index = calloc(icap, sizeof *s->index);
     s->stack = malloc((s->n ? s->n : 1) * sizeof *s->stack);
-    if (!s->index || !s->stack || s->n >= UINT32_MAX) return -ENOMEM;
-    s->icap = icap;
-    for (size_t i = 0; i < s->n; i++) {
-        size_t k = hash_of(s->c[i].off, icap);
-        while (s->index[k]) k = (k + 1) & (icap - 1);
-        s->index[k] = (uint32_t)i + 1;
-    }
+    if (!s->stack || s->n >= UINT32_MAX) return -ENOMEM;
+    if (s->narenas == 0) return 0;
+    s->cmin = s->achunk[0] >> 8;
+    s->ncmap = (s->achunk[s->narenas - 1] >> 8) - s->cmin + 1;
+    s->cmap = calloc(s->ncmap, sizeof *s->cmap);
+    if (!s->cmap) return -ENOMEM;
+    for (size_t a = 0; a < s->narenas; a++)
+        s->cmap[(s->achunk[a] >> 8) - s->cmin] = (uint32_t)(a + 1) << 5 | (uint32_t)(s->achunk[a] & 31);
     return 0;
 }
 
-static cand_t *lookup(scratch_t *s, uint64_t off)
+/* The candidate at off, or NULL: arithmetic on the offset to its arena's
+ * and pool's entries, then the block's slot. The walk collected the
+ * candidates in address order, so the references of neighbouring objects
+ * (a list's items, a ring) land on neighbouring slots. */
+static inline cand_t *lookup(scratch_t *s, uint64_t off)
 {
-    for (size_t k = hash_of(off, s->icap);; k = (k + 1) & (s->icap - 1)) {
-        uint32_t v = s->index[k];
-        if (v == 0) return NULL;
-        if (s->c[v - 1].off == off) return &s->c[v - 1];
-    }
+    uint64_t c = (off >> SHR_CHUNK_SHIFT) - s->cmin;
+    if (c >= s->ncmap) return NULL;
+    uint32_t m = s->cmap[c];
+    if (m == 0) return NULL;
+    uint32_t rel = (uint32_t)(off & (SHR_ARENA_SIZE - 1));
+    const pent_t *e = &s->pent[((m >> 5) - 1) * SHR_MAX_POOLS_IN_ARENA + (rel >> (m & 31))];
+    uint32_t d = rel - e->start;
+    if (d >= e->span) return NULL;
+    uint32_t v = s->slots[e->base + pent_slot(e, d)];
+    if (v == 0) return NULL;
+    cand_t *cd = &s->c[v - 1];
+    return cd->off == off ? cd : NULL;
 }
 
 static void visit_subtract(shr_heap_t *h, shr_off_t child, void *arg)
@@ -579,6 +646,9 @@ static void walk(shr_heap_t *h, scratch_t *s)
 {
     s->n = 0;
     s->npools = 0;
+    s->narenas = 0;
+    s->nslots = 0;
+    s->cur = NULL;
     s->untraversable = 0;
     s->saw_flagged = false;
     memset(s->gencount, 0, sizeof s->gencount);
@@ -634,9 +704,12 @@ static void young_clear(shr_heap_t *h, scratch_t *s)
 static void scratch_free(scratch_t *s)
 {
     free(s->pools);
+    free(s->pent);
+    free(s->achunk);
+    free(s->slots);
+    free(s->cmap);
     free(s->settle);
     free(s->c);
-    free(s->index);
     free(s->stack);
 }
 
