@@ -536,7 +536,7 @@ size_t shr__alloc_block_checked(shr_heap_t *h, uint64_t uoff)
 
 /* ---- object pools (alloc.h, O1-O3) ------------------------------------------- */
 
-void *shr__obj_block_alloc(shr_heap_t *h, size_t size)
+shr_inline void *obj_block_alloc(shr_heap_t *h, size_t size, unsigned *clsp)
 {
     if (shr_unlikely(!h || size == 0 || size > SHR_MEDIUM_REQUEST_THRESHOLD)) {
         errno = EINVAL;
@@ -544,9 +544,40 @@ void *shr__obj_block_alloc(shr_heap_t *h, size_t size)
     }
     shr_tctx_t *ctx = shr__tctx(h);
     if (shr_unlikely(!ctx)) return NULL;
-    void *p = pool_malloc_ctx(h, ctx, SHR_OBJ_CLASS + size_to_class(size));
+    unsigned cls = SHR_OBJ_CLASS + size_to_class(size);
+    *clsp = cls;
+    void *p = pool_malloc_ctx(h, ctx, cls);
     /* Bytes 0..7 are the object's and read 0 (O2); the fill starts past them. */
     if (SHR_DEBUG >= 1 && p && size > 8) memset((uint8_t *)p + 8, SHR_CLEAN_BYTE, size - 8);
+    return p;
+}
+
+void *shr__obj_block_alloc(shr_heap_t *h, size_t size)
+{
+    unsigned cls;
+    return obj_block_alloc(h, size, &cls);
+}
+
+/* Y1: the arena's hint first, then the pool's, with release (a creator
+ * whose acquire load finds the pool's set finds the arena's too). */
+static void obj_young_note(shr_heap_t *h, pool_header_t *pool, uint64_t off)
+{
+    atomic_fetch_or_explicit(&chunk_table(h)[off >> SHR_CHUNK_SHIFT].young, SHR_OBJ_YOUNG, memory_order_relaxed);
+    atomic_fetch_or_explicit(&pool->young, SHR_OBJ_YOUNG, memory_order_release);
+}
+
+void *shr__obj_block_alloc_young(shr_heap_t *h, size_t size)
+{
+    unsigned cls;
+    uint8_t *p = obj_block_alloc(h, size, &cls);
+    if (shr_unlikely(!p)) return NULL;
+    /* The pool's header, from the class's geometry (the header the pop just
+     * used: in cache). Usually both bits are set already: one load. */
+    uint64_t off = (uint64_t)(p - h->base);
+    unsigned shift = h->pool_shift[class_acls(cls) == AC_SMALL ? CHUNK_SMALL : CHUNK_MEDIUM];
+    pool_header_t *pool = pool_at(h, pool_hdr_of(off, shift));
+    if (shr_unlikely((atomic_load_explicit(&pool->young, memory_order_acquire) & SHR_OBJ_YOUNG) != SHR_OBJ_YOUNG))
+        obj_young_note(h, pool, off);
     return p;
 }
 

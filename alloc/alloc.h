@@ -118,7 +118,8 @@ typedef struct chunk {
     uint64_t freepools;         /* arena: singly linked empty pools (offsets) */
     uint64_t next;              /* usable_arenas / free run list: chunk index + 1 */
     uint64_t prev;
-    uint64_t pad;
+    _Atomic uint32_t young;     /* arena: OR of its pools' young hints (Y1, "Object pools") */
+    uint32_t pad;
 } chunk_t;
 
 /* ---- Pools ------------------------------------------------------------- */
@@ -163,7 +164,8 @@ enum pool_state { POOL_EMPTY = 1, POOL_USED, POOL_FULL, POOL_ORPHAN };
 typedef struct pool_header {
     _Atomic uint32_t nused;      /* +0  allocated blocks (owner), incl. uncollected remote frees */
     _Atomic uint16_t szidx;      /* +4  pool class (>= SHR_OBJ_CLASS: objects) */
-    uint16_t shift;              /* +6  log2 of the pool size */
+    uint8_t shift;               /* +6  log2 of the pool size */
+    _Atomic uint8_t young;       /* +7  young hint: SHR_OBJ_YOUNG0 | SHR_OBJ_YOUNG1 (Y1, "Object pools") */
     _Atomic uint64_t freeblock;  /* +8  local free list (offset); owner only */
     uint64_t nextpool;           /* +16 list link (offset), by state */
     uint64_t prevpool;           /* +24 */
@@ -308,9 +310,11 @@ SHR__OFF(chunk_t, run, 16);
 SHR__OFF(chunk_t, pool_address, 24);
 SHR__OFF(chunk_t, next, 40);
 SHR__OFF(chunk_t, prev, 48);
+SHR__OFF(chunk_t, young, 56);        /* fetch_or by creators, without the lock */
 SHR__OFF(pool_header_t, nused, 0);
 SHR__OFF(pool_header_t, szidx, 4);
 SHR__OFF(pool_header_t, shift, 6);
+SHR__OFF(pool_header_t, young, 7);   /* fetch_or by creators; cleared by a collector, world stopped */
 SHR__OFF(pool_header_t, freeblock, 8);
 SHR__OFF(pool_header_t, nextpool, 16);
 SHR__OFF(pool_header_t, prevpool, 24);
@@ -689,18 +693,75 @@ void shr__validate_pool(shr_heap_t *h, pool_header_t *pool);
  *       So while the world is stopped no object pool changes but by
  *       remote frees and collect (free-list links, bytes 8..15) and
  *       ordinary allocations re-classing an EMPTY one, which the walk skips
+ *   Y1  young hints, so that a young collection walks only the pools that
+ *       may hold young objects (docs/design/gc.md §3). pool_header_t.young
+ *       has SHR_OBJ_YOUNG0 (the pool may hold an object of generation 0)
+ *       and SHR_OBJ_YOUNG1 (... of generation 0 or 1); chunk_t.young of an
+ *       arena is (at least) the OR of its pools' hints. A bit may be set
+ *       spuriously (that costs a walk of the pool), never missing for a
+ *       pool that holds a young object:
+ *         set    by the creating thread in shr__obj_block_alloc_young, the
+ *                arena's bits, then the pool's (release), both before the
+ *                object's commit point (its refcount store, in gc/): a
+ *                creator that finds the pool's bits set (acquire) finds the
+ *                arena's too, and a crash between a set and the commit
+ *                leaves a spurious bit. Only object operations set them,
+ *                behind the collector's gate (O3);
+ *         clear  only by a collector, with the world stopped, after the
+ *                walk and the promotion (shr__obj_young_clear): it clears a
+ *                pool's bits when every object of those generations it
+ *                walked there was promoted out of them, and an arena's when
+ *                none of its pools keeps them.
+ *       No object ever becomes younger but by its creation (promotion moves
+ *       survivors to an older generation; unfreeze to generation 2), so a
+ *       pool whose bits were cleared holds no young object until a creator
+ *       sets them again. Creation sets both bits; a collection of
+ *       generation 0 clears only YOUNG0 (its survivors are now generation
+ *       1), one of 1 or 2 both: so YOUNG0 implies YOUNG1, and the pools a
+ *       generation 1 walk selects include those of a generation 0 walk.
+ *       Repair never clears a hint; pool_init leaves it (spurious).
  */
+#define SHR_OBJ_YOUNG0 1u
+#define SHR_OBJ_YOUNG1 2u
+#define SHR_OBJ_YOUNG (SHR_OBJ_YOUNG0 | SHR_OBJ_YOUNG1)
 
 /* A block of `size` bytes (1..SHR_MEDIUM_REQUEST_THRESHOLD) from an object
  * pool; its bytes 0..7 read 0. Freed with shr_free. NULL with errno set
  * (EINVAL for a bad size or handle, ENOMEM, ETIMEDOUT). */
 void *shr__obj_block_alloc(shr_heap_t *h, size_t size);
+/* The same for a tracked container of generation 0: its pool's and arena's
+ * young hints are set (Y1) before it returns, so before the caller's
+ * commit. Behind the collector's gate only. */
+void *shr__obj_block_alloc_young(shr_heap_t *h, size_t size);
 /* Visit, in address order, every carved block of every object pool whose
  * bytes 0..7 (the refcount) are nonzero: fn(h, off, block_size, arg). Valid
  * while no object operation runs (the world stopped at the gate, O3): no
  * lock is taken. */
 typedef void (*shr__obj_visit_fn)(shr_heap_t *h, uint64_t off, uint32_t block_size, void *arg);
 void shr__obj_walk(shr_heap_t *h, shr__obj_visit_fn fn, void *arg);
+/* A pool the walk below enters: its header's offset, where its blocks
+ * start (an offset), their size and how many are carved. */
+typedef struct shr__obj_pool {
+    uint64_t hdr;
+    uint64_t first;
+    uint32_t block_size;
+    uint32_t nblocks;
+    uint32_t shift; /* log2 of the pool size: the pool holding off is arena + ((off & (arena - 1)) >> shift) */
+} shr__obj_pool_t;
+typedef void (*shr__obj_pool_fn)(shr_heap_t *h, const shr__obj_pool_t *p, void *arg);
+/* shr__obj_walk restricted to the object pools whose young hint has a bit
+ * of `mask` (0: every object pool), in address order; pool_fn (may be NULL)
+ * is called for each such pool before fn for its blocks. Same validity as
+ * shr__obj_walk. */
+void shr__obj_walk_young(shr_heap_t *h, unsigned mask, shr__obj_pool_fn pool_fn, shr__obj_visit_fn fn, void *arg);
+/* For a collector, with the world stopped, after a shr__obj_walk_young of
+ * `mask` and the promotion (Y1): clear `bits` in the hints of the pools
+ * hdrs[0..n) (header offsets in address order, each entered by that walk,
+ * whose objects of the generations `bits` names were all promoted out of
+ * them), and every hint of the pools in the walk's arenas that are not
+ * object pools in use (nothing young can be there); then set each such
+ * arena's hint to the OR of its pools'. */
+void shr__obj_young_clear(shr_heap_t *h, unsigned mask, const uint64_t *hdrs, size_t n, unsigned bits);
 /* For the backup mark-sweep (gc/collect.c), with the world stopped: visit
  * every carved block of every unowned object pool (ORPHAN, or FULL given
  * up) that is allocated (on neither its free list nor its remote stack)

@@ -250,7 +250,7 @@ static uint64_t arena_take_pool(shr_heap_t *h, int acls)
     } else {
         /* The header first, then pool_address (the commit point): a crash in
          * between leaves an uncarved pool with a header nobody reads. */
-        pool->shift = (uint16_t)ac->shift;
+        pool->shift = (uint8_t)ac->shift;
         shr_store_relaxed(&pool->szidx, UINT16_MAX); /* never initialised */
         shr_store_relaxed(&pool->remote, 0);
         shr_store_relaxed(&pool->owner, 0);
@@ -952,7 +952,20 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
     }
 }
 
-/* ---- object pools (alloc.h, O1-O3) --------------------------------------------- */
+/* ---- object pools (alloc.h, O1-O3, Y1) --------------------------------------------- */
+
+typedef struct obj_walk {
+    shr__obj_visit_fn fn;
+    shr__obj_pool_fn pool_fn;
+    void *arg;
+    unsigned mask; /* young hint bits a pool must have one of; 0: every pool */
+} obj_walk_t;
+
+/* An object pool in use: USED, FULL or ORPHAN, of an object class. */
+static bool obj_pool_in_use(uint32_t st, unsigned cls)
+{
+    return (st == POOL_USED || st == POOL_FULL || st == POOL_ORPHAN) && class_is_obj(cls) && cls < SHR_NB_PCLASSES;
+}
 
 /* No lock: the caller has stopped every object operation (O3). A pool being
  * re-classed by an ordinary allocation is EMPTY or already carries its new
@@ -960,24 +973,71 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
  * release), so an object pool in use is never confused with another. */
 static void obj_walk_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
 {
-    const struct { shr__obj_visit_fn fn; void *arg; } *w = arg;
+    const obj_walk_t *w = arg;
+    if (w->mask && !(shr_load_relaxed(&pool->young) & w->mask)) return;
     uint32_t st = atomic_load_explicit(&pool->state, memory_order_acquire);
-    if (st != POOL_USED && st != POOL_FULL && st != POOL_ORPHAN) return;
     unsigned cls = shr_load_relaxed(&pool->szidx);
-    if (!class_is_obj(cls) || cls >= SHR_NB_PCLASSES) return;
+    if (!obj_pool_in_use(st, cls)) return;
     uint32_t size = shr__class_size[cls], end = shr_load_relaxed(&pool->nextoffset);
     uint64_t mem = pool_mem_of(h, pool);
+    uint32_t first = pool_first(mem);
     if (end > pool_size_of(h, pool)) end = (uint32_t)pool_size_of(h, pool);
-    for (uint32_t o = pool_first(mem); o + size <= end; o += size)
+    if (w->pool_fn) {
+        shr__obj_pool_t p = {shr__off(h, pool), mem + first, size, end > first ? (end - first) / size : 0,
+                             pool_shift(h, shr__off(h, pool))};
+        w->pool_fn(h, &p, w->arg);
+    }
+    for (uint32_t o = first; o + size <= end; o += size)
         if (shr_load_relaxed((_Atomic uint64_t *)(h->base + mem + o)) != 0) w->fn(h, mem + o, size, w->arg);
 }
 
-void shr__obj_walk(shr_heap_t *h, shr__obj_visit_fn fn, void *arg)
+void shr__obj_walk_young(shr_heap_t *h, unsigned mask, shr__obj_pool_fn pool_fn, shr__obj_visit_fn fn, void *arg)
 {
     if (!alloc_ready(h) || !fn) return;
-    struct { shr__obj_visit_fn fn; void *arg; } w = {fn, arg};
+    obj_walk_t w = {fn, pool_fn, arg, mask & SHR_OBJ_YOUNG};
+    chunk_t *t = chunk_table(h);
     uint64_t hwm = shr_load_relaxed(&alloc_global(h)->hwm);
-    for (uint64_t c = alloc_global(h)->first_data; c < hwm; c++) for_arena_pools(h, c, obj_walk_pool, &w);
+    for (uint64_t c = alloc_global(h)->first_data; c < hwm; c++)
+        if (!w.mask || (shr_load_relaxed(&t[c].young) & w.mask)) for_arena_pools(h, c, obj_walk_pool, &w);
+}
+
+void shr__obj_walk(shr_heap_t *h, shr__obj_visit_fn fn, void *arg) { shr__obj_walk_young(h, 0, NULL, fn, arg); }
+
+typedef struct young_clear {
+    const uint64_t *hdrs;
+    size_t n, k;
+    uint8_t bits;
+    uint8_t any; /* the OR of the arena's pools' hints */
+} young_clear_t;
+
+static void young_clear_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
+{
+    young_clear_t *y = arg;
+    uint64_t po = shr__off(h, pool);
+    uint8_t v = shr_load_relaxed(&pool->young), nv = v;
+    while (y->k < y->n && y->hdrs[y->k] < po) y->k++;
+    if (y->k < y->n && y->hdrs[y->k] == po)
+        nv = (uint8_t)(v & ~y->bits);
+    else if (!obj_pool_in_use(shr_load_relaxed(&pool->state), shr_load_relaxed(&pool->szidx)))
+        nv = 0; /* holds no object: a stale hint (only gated object operations, stopped, make one of it) */
+    if (nv != v) shr_store_relaxed(&pool->young, nv);
+    y->any |= nv;
+}
+
+void shr__obj_young_clear(shr_heap_t *h, unsigned mask, const uint64_t *hdrs, size_t n, unsigned bits)
+{
+    if (!alloc_ready(h)) return;
+    mask &= SHR_OBJ_YOUNG;
+    young_clear_t y = {hdrs, n, 0, (uint8_t)(bits & SHR_OBJ_YOUNG), 0};
+    chunk_t *t = chunk_table(h);
+    uint64_t hwm = shr_load_relaxed(&alloc_global(h)->hwm);
+    for (uint64_t c = alloc_global(h)->first_data; c < hwm; c++) {
+        uint32_t k = shr_load_relaxed(&t[c].kind), v = shr_load_relaxed(&t[c].young);
+        if ((k != CHUNK_SMALL && k != CHUNK_MEDIUM) || (mask && !(v & mask))) continue; /* the walk's arenas */
+        y.any = 0;
+        for_arena_pools(h, c, young_clear_pool, &y);
+        if (v != y.any) shr_store_relaxed(&t[c].young, y.any);
+    }
 }
 
 /* Allocated blocks without an object in unowned object pools, and in the
@@ -1074,7 +1134,7 @@ static void rebuild_pool(shr_heap_t *h, pool_header_t *pool, void *arg)
     uint32_t want_shift = arena_pool_shift(h, shr_load_relaxed(&a->kind));
     if (pool->shift != want_shift || (state != 0 && shr_load_relaxed(&pool->szidx) >= SHR_NB_PCLASSES)) {
         /* A header a crash left unwritten (or zeroed): an empty pool. */
-        pool->shift = (uint16_t)want_shift;
+        pool->shift = (uint8_t)want_shift;
         shr_store_relaxed(&pool->szidx, UINT16_MAX);
         shr_store_relaxed(&pool->remote, 0);
         shr_store_relaxed(&pool->nused, 0);

@@ -425,13 +425,42 @@ typedef struct cand {
     uint32_t gen;
 } cand_t;
 
+/* A pool the walk entered (alloc.h, Y1): its header, its first candidate,
+ * and whether it keeps a young object the collection leaves young. */
+typedef struct wpool {
+    uint64_t hdr;
+    size_t cand;
+    bool keep;
+} wpool_t;
+
+/* A walked pool's part of the index: its first slot, where its blocks
+ * start in the arena, their extent, and 2^32 / block size rounded up (a
+ * block's slot is (rel - start) * recip >> 32, exact for extents below
+ * 2^16 and sizes up to 16 KiB). span 0: not walked. */
+typedef struct pent {
+    uint32_t base, recip, start, span;
+} pent_t;
+
 typedef struct scratch {
     shr_heap_t *h;
     int gen;
     cand_t *c;
     size_t n, cap;
-    uint32_t *index;    /* open addressing: candidate + 1, 0 empty */
-    size_t icap;
+    unsigned mask;      /* the young hints the walk selects pools by; 0: every pool */
+    wpool_t *pools;     /* the pools walked, in address order */
+    size_t npools, pools_cap;
+    bool saw_flagged;   /* a partial walk met garbage a dead collector flagged */
+    /* The index from an offset to its candidate (lookup): per walked arena
+     * 64 pool entries, per pool entry a run of `slots` (one per carved
+     * block: candidate + 1, 0 none), and a map from chunk to arena. */
+    pent_t *pent;       /* narenas * SHR_MAX_POOLS_IN_ARENA */
+    size_t narenas, pent_cap;
+    uint64_t *achunk;   /* each walked arena's chunk index and pool shift: c << 8 | shift */
+    uint32_t *slots;
+    size_t nslots, slots_cap;
+    pent_t *cur;        /* the pool being walked */
+    uint32_t *cmap;     /* chunk - cmin -> (arena + 1) << 5 | shift, 0 none */
+    uint64_t cmin, ncmap;
     size_t *stack;
     size_t sn;
     uint64_t untraversable;
@@ -444,6 +473,74 @@ typedef struct scratch {
     uint64_t t_subtracted; /* the clock when find_garbage's subtract phase ended */
 } scratch_t;
 
+static void walk_pool(shr_heap_t *h, const shr__obj_pool_t *p, void *arg)
+{
+    (void)h;
+    scratch_t *s = arg;
+    s->cur = NULL;
+    if (s->npools == s->pools_cap) {
+        size_t cap = s->pools_cap ? s->pools_cap * 2 : 256;
+        wpool_t *q = realloc(s->pools, cap * sizeof *q);
+        if (!q) {
+            s->nomem = true;
+            return;
+        }
+        s->pools = q;
+        s->pools_cap = cap;
+    }
+    s->pools[s->npools++] = (wpool_t){.hdr = p->hdr, .cand = s->n};
+    /* Its index entry: a new arena's 64 entries when the walk enters one
+     * (arenas come in address order). */
+    uint64_t c = p->hdr >> SHR_CHUNK_SHIFT;
+    if (s->narenas == 0 || (s->achunk[s->narenas - 1] >> 8) != c) {
+        if (s->narenas == s->pent_cap) {
+            size_t cap = s->pent_cap ? s->pent_cap * 2 : 16;
+            pent_t *q = realloc(s->pent, cap * SHR_MAX_POOLS_IN_ARENA * sizeof *q);
+            uint64_t *a = q ? realloc(s->achunk, cap * sizeof *a) : NULL;
+            if (q) s->pent = q;
+            if (!a) {
+                s->nomem = true;
+                return;
+            }
+            s->achunk = a;
+            s->pent_cap = cap;
+        }
+        memset(&s->pent[s->narenas * SHR_MAX_POOLS_IN_ARENA], 0, SHR_MAX_POOLS_IN_ARENA * sizeof *s->pent);
+        s->achunk[s->narenas++] = c << 8 | p->shift;
+    }
+    if (s->nslots + p->nblocks >= UINT32_MAX) {
+        s->nomem = true;
+        return;
+    }
+    if (s->nslots + p->nblocks > s->slots_cap) {
+        size_t cap = s->slots_cap ? s->slots_cap : 4096;
+        while (cap < s->nslots + p->nblocks) cap *= 2;
+        uint32_t *q = realloc(s->slots, cap * sizeof *q);
+        if (!q) {
+            s->nomem = true;
+            return;
+        }
+        s->slots = q;
+        s->slots_cap = cap;
+    }
+    pent_t *e = &s->pent[(s->narenas - 1) * SHR_MAX_POOLS_IN_ARENA + ((p->hdr & (SHR_ARENA_META - 1)) >> 6)];
+    *e = (pent_t){.base = (uint32_t)s->nslots, .recip = (uint32_t)(0xFFFFFFFFu / p->block_size) + 1,
+                  .start = (uint32_t)(p->first & (SHR_ARENA_SIZE - 1)), .span = p->nblocks * p->block_size};
+    memset(&s->slots[s->nslots], 0, p->nblocks * sizeof *s->slots);
+    s->nslots += p->nblocks;
+    s->cur = e;
+}
+
+static inline uint32_t pent_slot(const pent_t *e, uint32_t d) { return (uint32_t)(((uint64_t)d * e->recip) >> 32); }
+
+/* The pool being walked keeps its young hint: an object of the generations
+ * it names stays there (not examined, or left as it is). */
+static void keep_young(scratch_t *s, uint32_t f)
+{
+    if ((f & OBJ_TRACKED) && obj_gen(f) <= (uint32_t)(s->gen < 1 ? s->gen : 1) && s->npools)
+        s->pools[s->npools - 1].keep = true;
+}
+
 static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
 {
     scratch_t *s = arg;
@@ -451,13 +548,19 @@ static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
     obj_t *o = obj_at(h, off);
     uint32_t f = shr_load_relaxed(&o->flags);
     uint64_t rc = shr_load_relaxed(&o->refcnt);
-    if (rc == OBJ_DYING) return; /* a dead thread's unfinished dealloc: the mark-sweep's */
+    if (rc == OBJ_DYING) { /* a dead thread's unfinished dealloc: the mark-sweep's */
+        keep_young(s, f);
+        return;
+    }
     if ((f & OBJ_TRACKED) && rc) s->gencount[obj_gen(f)]++;
-    /* Garbage a dead collector flagged is examined whatever its generation. */
+    /* Garbage a dead collector flagged is examined whatever its generation,
+     * all of it at once (C3): a partial walk that meets some walks again. */
+    if ((f & OBJ_TRACKED) && rc && (f & OBJ_GARBAGE) && s->mask) s->saw_flagged = true;
     if (!(f & OBJ_TRACKED) || rc == 0 || ((int)obj_gen(f) > s->gen && !(f & OBJ_GARBAGE))) return;
     const gc_type_ops_t *ops = shr__type_ops_any(h, o->type);
     if (!ops || !ops->traverse || !ops->clear) {
         s->untraversable++; /* referenced from outside, as far as we can tell */
+        keep_young(s, f);
         return;
     }
     if (s->n == s->cap) {
@@ -473,6 +576,7 @@ static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
     if (o->type == SHR_TYPE_LIST && shr__list_unsettled && shr__list_unsettled(h, o)) { /* C4 */
         if (s->no_settle) {
             s->untraversable++; /* left as it is: kept, its items look referenced */
+            keep_young(s, f);
             return;
         }
         if (s->nsettle == s->settle_cap) {
@@ -487,38 +591,45 @@ static void walk_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
         }
         s->settle[s->nsettle++] = off;
     }
+    if (s->cur) s->slots[s->cur->base + pent_slot(s->cur, (uint32_t)(off & (SHR_ARENA_SIZE - 1)) - s->cur->start)] =
+        (uint32_t)s->n + 1;
     s->c[s->n++] = (cand_t){.off = off, .refs = (int64_t)rc, .ops = ops, .gen = obj_gen(f),
                             .state = f & OBJ_GARBAGE ? C_FLAGGED : 0};
 }
 
-static size_t hash_of(uint64_t off, size_t icap)
-{
-    return (size_t)(((off >> 4) * 0x9E3779B97F4A7C15ull) >> 17) & (icap - 1);
-}
-
+/* The map from chunk to walked arena, and the mark stack. */
 static int build_index(scratch_t *s)
 {
-    size_t icap = 16;
-    while (icap < s->n * 2) icap *= 2;
-    s->index = calloc(icap, sizeof *s->index);
     s->stack = malloc((s->n ? s->n : 1) * sizeof *s->stack);
-    if (!s->index || !s->stack || s->n >= UINT32_MAX) return -ENOMEM;
-    s->icap = icap;
-    for (size_t i = 0; i < s->n; i++) {
-        size_t k = hash_of(s->c[i].off, icap);
-        while (s->index[k]) k = (k + 1) & (icap - 1);
-        s->index[k] = (uint32_t)i + 1;
-    }
+    if (!s->stack || s->n >= UINT32_MAX) return -ENOMEM;
+    if (s->narenas == 0) return 0;
+    s->cmin = s->achunk[0] >> 8;
+    s->ncmap = (s->achunk[s->narenas - 1] >> 8) - s->cmin + 1;
+    s->cmap = calloc(s->ncmap, sizeof *s->cmap);
+    if (!s->cmap) return -ENOMEM;
+    for (size_t a = 0; a < s->narenas; a++)
+        s->cmap[(s->achunk[a] >> 8) - s->cmin] = (uint32_t)(a + 1) << 5 | (uint32_t)(s->achunk[a] & 31);
     return 0;
 }
 
-static cand_t *lookup(scratch_t *s, uint64_t off)
+/* The candidate at off, or NULL: arithmetic on the offset to its arena's
+ * and pool's entries, then the block's slot. The walk collected the
+ * candidates in address order, so the references of neighbouring objects
+ * (a list's items, a ring) land on neighbouring slots. */
+static inline cand_t *lookup(scratch_t *s, uint64_t off)
 {
-    for (size_t k = hash_of(off, s->icap);; k = (k + 1) & (s->icap - 1)) {
-        uint32_t v = s->index[k];
-        if (v == 0) return NULL;
-        if (s->c[v - 1].off == off) return &s->c[v - 1];
-    }
+    uint64_t c = (off >> SHR_CHUNK_SHIFT) - s->cmin;
+    if (c >= s->ncmap) return NULL;
+    uint32_t m = s->cmap[c];
+    if (m == 0) return NULL;
+    uint32_t rel = (uint32_t)(off & (SHR_ARENA_SIZE - 1));
+    const pent_t *e = &s->pent[((m >> 5) - 1) * SHR_MAX_POOLS_IN_ARENA + (rel >> (m & 31))];
+    uint32_t d = rel - e->start;
+    if (d >= e->span) return NULL;
+    uint32_t v = s->slots[e->base + pent_slot(e, d)];
+    if (v == 0) return NULL;
+    cand_t *cd = &s->c[v - 1];
+    return cd->off == off ? cd : NULL;
 }
 
 static void visit_subtract(shr_heap_t *h, shr_off_t child, void *arg)
@@ -558,26 +669,74 @@ static void find_garbage(scratch_t *s)
         }
 }
 
+static void walk(shr_heap_t *h, scratch_t *s)
+{
+    s->n = 0;
+    s->npools = 0;
+    s->narenas = 0;
+    s->nslots = 0;
+    s->cur = NULL;
+    s->untraversable = 0;
+    s->saw_flagged = false;
+    memset(s->gencount, 0, sizeof s->gencount);
+    shr__obj_walk_young(h, s->mask, walk_pool, walk_visit, s);
+}
+
 /* The walk, and, if it found lists a dead thread holds, their repair and a
  * second walk: a repair may free objects, which must not happen during a
- * walk, nor leave freed blocks among the candidates. */
-static void find_candidates(shr_heap_t *h, scratch_t *s)
+ * walk, nor leave freed blocks among the candidates.
+ *
+ * A collection of generation 0 walks the pools whose young hint has
+ * SHR_OBJ_YOUNG0, one of 1 those with SHR_OBJ_YOUNG1 (alloc.h, Y1: every
+ * pool that holds an object of those generations), one of 2 every pool. So
+ * does a young one that meets garbage a dead collector flagged (all of it is
+ * cleared before any is freed, C3), or whose debug statistics count every
+ * generation. */
+static void find_candidates(shr_heap_t *h, scratch_t *s, bool count_all)
 {
-    shr__obj_walk(h, walk_visit, s);
+    s->mask = count_all || s->gen >= 2 ? 0 : s->gen == 0 ? SHR_OBJ_YOUNG0 : SHR_OBJ_YOUNG1;
+    walk(h, s);
+    if (!s->nomem && s->mask && s->saw_flagged) {
+        s->mask = 0;
+        s->nsettle = 0;
+        walk(h, s);
+    }
     if (s->nomem || s->nsettle == 0) return;
     for (size_t i = 0; i < s->nsettle; i++) shr__list_settle(h, obj_at(h, s->settle[i]));
-    s->n = 0;
-    s->untraversable = 0;
-    memset(s->gencount, 0, sizeof s->gencount);
     s->no_settle = true;
-    shr__obj_walk(h, walk_visit, s);
+    walk(h, s);
+}
+
+/* After the promotion, the world still stopped: the young hints of the
+ * walked pools that keep no object of the collected young generations, and
+ * none of garbage (left young until it is freed), are cleared (alloc.h, Y1).
+ * Without memory for the list, none is: a hint set needlessly costs only a
+ * walk. */
+static void young_clear(shr_heap_t *h, scratch_t *s)
+{
+    uint64_t *hdrs = malloc((s->npools ? s->npools : 1) * sizeof *hdrs);
+    if (!hdrs) return;
+    size_t m = 0;
+    for (size_t k = 0; k < s->npools; k++) {
+        bool keep = s->pools[k].keep;
+        size_t end = k + 1 < s->npools ? s->pools[k + 1].cand : s->n;
+        for (size_t i = s->pools[k].cand; i < end && !keep; i++)
+            if (!(s->c[i].state & C_REACHABLE)) keep = true;
+        if (!keep) hdrs[m++] = s->pools[k].hdr;
+    }
+    shr__obj_young_clear(h, s->mask, hdrs, m, s->gen == 0 ? SHR_OBJ_YOUNG0 : SHR_OBJ_YOUNG);
+    free(hdrs);
 }
 
 static void scratch_free(scratch_t *s)
 {
+    free(s->pools);
+    free(s->pent);
+    free(s->achunk);
+    free(s->slots);
+    free(s->cmap);
     free(s->settle);
     free(s->c);
-    free(s->index);
     free(s->stack);
 }
 
@@ -886,7 +1045,7 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
         rc = mark_sweep(h, algo, &r, t_stop, t_stopped);
         goto out;
     }
-    find_candidates(h, &s);
+    find_candidates(h, &s, (debug & SHR_GC_DEBUG_STATS) != 0);
     if (s.nomem || build_index(&s) != 0) {
         restart_world(h);
         rc = -ENOMEM; /* nothing changed */
@@ -925,6 +1084,7 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
         shr_store_relaxed(&g->long_lived_pending, 0);
         shr_store_relaxed(&g->long_lived_total, survivors);
     }
+    young_clear(h, &s); /* after every promotion, before the restart (Y1) */
     uint64_t t_promoted = shr__now_ns(CLOCK_MONOTONIC);
     shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_PROMOTE, t_promoted - t_marked, survivors, 0, 0);
     restart_world(h);

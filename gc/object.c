@@ -71,7 +71,9 @@ obj_t *shr__obj_new_container(shr_heap_t *h, uint32_t type, size_t size, const v
      * They are not tracked, and the collector does not find them (gc.md
      * §9: their cycles leak). */
     bool tracked = !(h->flags & SHR_HEAP_GUARDS);
-    obj_t *o = tracked ? shr__obj_block_alloc(h, size) : shr_malloc(h, size);
+    /* A tracked one sets its pool's young hint (alloc.h, Y1) before the
+     * commit below: a young collection walks that pool. */
+    obj_t *o = tracked ? shr__obj_block_alloc_young(h, size) : shr_malloc(h, size);
     if (!o) return NULL;
     if (!tracked) shr_store_relaxed(&o->refcnt, 0);
     SHR_ASSERT(shr_load_relaxed(&o->refcnt) == 0); /* the object pools' guarantee */

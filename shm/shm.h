@@ -91,8 +91,11 @@
  * 11: gc_global_t ends with the collector's measurements (phase times,
  *    candidates, edges, bytes freed, pause histograms per generation) and
  *    the measuring window of shr_gc_stats_reset, then the event log's ring
- *    (seg_header_t.log_records records, the header word that was reserved0). */
-#define SHR_LAYOUT_VERSION 11u
+ *    (seg_header_t.log_records records, the header word that was reserved0).
+ * 12: young hints for the cycle collector: pool_header_t.young (byte 7,
+ *     beside a one-byte shift) and chunk_t.young (byte 56), set before a
+ *     container's commit, cleared by a collector with the world stopped. */
+#define SHR_LAYOUT_VERSION 12u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"
