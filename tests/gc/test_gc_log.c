@@ -29,18 +29,6 @@ static shr_heap_t *log_heap(uint32_t records)
     return h;
 }
 
-static void make_cycles(shr_heap_t *h, int n)
-{
-    for (int i = 0; i < n; i++) {
-        shr_ref_t a, b;
-        cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &a), 0);
-        cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &b), 0);
-        cr_assert_eq(shr_obj_set(h, a, 0, b), 0);
-        cr_assert_eq(shr_obj_set(h, b, 0, a), 0);
-        shr_obj_release(h, a);
-        shr_obj_release(h, b);
-    }
-}
 
 /* What one trial-deletion collection writes, in order: type and phase. */
 static const struct {

@@ -42,15 +42,7 @@ static void setup(shr_heap_t *h)
     shr_list_close(l);
     for (int i = 0; i < 8; i++) shr_obj_release(h, ring[i]);
     shr_obj_release(h, root);
-    for (int i = 0; i < 20; i++) {
-        shr_ref_t a, b;
-        cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &a), 0);
-        cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &b), 0);
-        cr_assert_eq(shr_obj_set(h, a, 0, b), 0);
-        cr_assert_eq(shr_obj_set(h, b, 0, a), 0);
-        shr_obj_release(h, a);
-        shr_obj_release(h, b);
-    }
+    make_cycles(h, 20);
 }
 
 /* A process that dies holding references: lease.drain's work. */

@@ -25,17 +25,6 @@ static shr_ref_t node(shr_heap_t *h, uint32_t nslots)
 }
 
 /* n garbage 2-cycles of one-slot nodes. */
-static void make_cycles(shr_heap_t *h, int n)
-{
-    for (int i = 0; i < n; i++) {
-        shr_ref_t a = node(h, 1), b = node(h, 1);
-        cr_assert_eq(shr_obj_set(h, a, 0, b), 0);
-        cr_assert_eq(shr_obj_set(h, b, 0, a), 0);
-        shr_obj_release(h, a);
-        shr_obj_release(h, b);
-    }
-}
-
 static shr_heap_t *quiet_heap(void)
 {
     shr_heap_t *h = make_heap();
