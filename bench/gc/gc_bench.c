@@ -461,9 +461,9 @@ static int stop_in_visit(const shr_value_t *v, void *arg)
     return 0;
 }
 
-/* A mutator: set items of the list "stop" until killed; with stop_outside,
- * it pauses between sets (so that a SIGSTOP finds it outside the gate);
- * with stop_inside, it stops itself inside a gated call that holds the
+/* A mutator (mode 0): set items of the list "stop" until killed. Mode 1:
+ * one set, then it waits outside any call (so that a SIGSTOP finds it
+ * outside the gate). Mode 2: it stops itself inside a gated call that holds the
  * list's lock (a visit of shr_list_get_with). Each dies with its parent. */
 static void mutator(const char *name, int mode, int ready_fd)
 {
@@ -479,11 +479,11 @@ static void mutator(const char *name, int mode, int ready_fd)
         _exit(6);
     if (mode == 2) /* stop inside a gated call that holds the list's lock */
         _exit(shr_list_get_with(l, 0, stop_in_visit, NULL) == 0 ? 0 : 5);
+    if (mode == 1) /* between two calls, for good: the SIGSTOP finds it outside the gate */
+        for (;;) pause();
     for (uint64_t i = 0;; i++) {
         v = shr_int((int64_t)i);
         shr_list_set(l, (int64_t)(1 + i % 63), &v); /* item 0 stays a str */
-        if (mode == 1)
-            sleep_us(1000);
     }
 }
 
@@ -545,8 +545,7 @@ static void stop_row(int k, int extra, int first_row)
     int np = 0;
     for (int i = 0; i < k; i++) p[np++] = spawn_mutator(name, 0);
     if (extra == 1) {
-        p[np] = spawn_mutator(name, 1);
-        sleep_us(500); /* between two sets: asleep, outside the gate */
+        p[np] = spawn_mutator(name, 1); /* made its set, waits outside the gate */
         kill(p[np++], SIGSTOP);
     } else if (extra == 2) {
         p[np++] = spawn_mutator(name, 2); /* stops itself inside a visit */
