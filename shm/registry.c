@@ -214,6 +214,8 @@ static inline uint32_t threads_hwm(const shr_heap_t *h)
 
 /* ---- liveness -------------------------------------------------------- */
 
+static bool is_own_entry(const shr_heap_t *h, uint32_t proc);
+
 /* Probe a LIVE entry's lifetime mutex. 1 live, 0 dead. Leaves the mutex as it
  * found it (unlocked and consistent when dead). */
 static int probe_life(pthread_mutex_t *life)
@@ -245,9 +247,10 @@ static int probe_life(pthread_mutex_t *life)
 int shr__proc_alive(const shr_heap_t *h, uint32_t proc)
 {
     if (proc >= h->max_procs) return 0;
-    /* A private heap's only process is this one, and its `life` is never
-     * locked (attach_entry): probing it would declare us dead. */
-    if (h->flags & SHR_HEAP_PRIVATE) return 1;
+    /* A private heap's `life` mutexes are never locked (private.c): its own
+     * entry is alive without a probe, which would declare it dead; any other
+     * (a fork parent's, seen from the child) is dead, as the probe says. */
+    if ((h->flags & SHR_HEAP_PRIVATE) && is_own_entry(h, proc)) return 1;
     return probe_life(&h->procs[proc].life);
 }
 
@@ -262,7 +265,7 @@ bool shr__slot_gone(const shr_heap_t *h, uint32_t slot, uint32_t gen)
     proc_entry_t *pe = &h->procs[p];
     if (shr_load_acquire(&pe->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&pe->gen) != ts->proc_gen)
         return true;
-    if (h->flags & SHR_HEAP_PRIVATE) return false; /* this process: alive (shr__proc_alive) */
+    if ((h->flags & SHR_HEAP_PRIVATE) && is_own_entry(h, p)) return false; /* as shr__proc_alive */
     return !probe_life(&pe->life);
 }
 
