@@ -382,6 +382,7 @@ static void pool_init(shr_heap_t *h, pool_header_t *pool, unsigned cls)
      * what it read: check.c's snapshot). */
     uint32_t cap = (uint32_t)((psize - first) / size);
     __atomic_store_n(&pool->block_size, size, __ATOMIC_RELAXED);
+    (void)SHR_FAULT(ALLOC_POOL_RECLASS); /* torn: recount starts an EMPTY pool afresh */
     __atomic_store_n(&pool->capacity, cap, __ATOMIC_RELAXED);
     __atomic_store_n(&pool->maxnextoffset, (uint32_t)(first + (uint64_t)(cap - 1) * size), __ATOMIC_RELAXED);
     shr_store_relaxed(&pool->nextoffset, first);
@@ -801,6 +802,16 @@ static void recount(shr_heap_t *h, pool_header_t *pool)
 {
     uint32_t next = shr_load_relaxed(&pool->nextoffset);
     uint32_t first = pool_first(pool_mem_of(h, pool));
+    if (shr_load_relaxed(&pool->state) == POOL_EMPTY) {
+        /* Empty: no block of it is in use, whatever its words say. Its owner
+         * may have died inside pool_init re-classing it (acquire_pool), the
+         * geometry half the new class's and szidx still the old one: counted
+         * from those words it could look in use and go on an orphan list
+         * with a size that is not its class's. Start afresh. */
+        unsigned cls = shr_load_relaxed(&pool->szidx);
+        pool_init(h, pool, cls < SHR_NB_PCLASSES ? cls : 0);
+        return;
+    }
     if (shr_load_relaxed(&pool->szidx) >= SHR_NB_PCLASSES || pool->block_size == 0 || next < first ||
         next > pool_size_of(h, pool)) {
         /* Never initialised (died right after taking it): start afresh. */

@@ -56,6 +56,10 @@ typedef enum shr_fault_action {
     X(ALLOC_POOL_CARVE, "alloc.pool.carve",                                          \
       "a new pool's header written, the arena's pool_address not yet advanced",      \
       "nothing (this step cannot fail)")                                             \
+    X(ALLOC_POOL_RECLASS, "alloc.pool.reclass",                                      \
+      "a pool given a size class (new, or empty and re-classed): its block size "   \
+      "written, its other geometry and its class not yet",                           \
+      "nothing (this step cannot fail)")                                             \
     X(ALLOC_POOL_ADOPT, "alloc.pool.adopt",                                          \
       "an orphan pool taken off its list and owned, its state not yet USED",         \
       "nothing (this step cannot fail)")                                             \

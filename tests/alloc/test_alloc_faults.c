@@ -113,6 +113,18 @@ static int victim(void *arg)
         if (pthread_create(&t, NULL, alloc_one_208, h) || pthread_join(t, NULL)) return 4;
         return 3;
     }
+    if (strcmp(v->point, "alloc.pool.reclass") == 0) {
+        /* Three pools of 208-byte blocks, emptied: all but the class's last
+         * go to this thread's cache of empty pools, keeping their class. A
+         * 48-byte block then takes the newest and re-classes it. */
+        void *b[60];
+        for (int i = 0; i < 60; i++)
+            if (!(b[i] = shr_malloc(h, 208))) return 2;
+        for (int i = 59; i >= 0; i--) shr_free(h, b[i]);
+        if (shr_fault_arm(v->point, 1, SHR_FAULT_KILL)) return 5;
+        shr_malloc(h, 48);
+        return 3;
+    }
     if (strcmp(v->point, "alloc.remote.splice") == 0) {
         /* A 64 KiB pool of 4 KiB blocks, all carved and in use; another
          * thread frees five of them onto its remote stack; the owner's next
@@ -164,6 +176,7 @@ static void kill_at(const char *point)
 }
 
 Test(alloc_faults, killed_while_carving_a_pool) { kill_at("alloc.pool.carve"); }
+Test(alloc_faults, killed_while_re_classing_an_empty_pool) { kill_at("alloc.pool.reclass"); }
 Test(alloc_faults, killed_while_adopting_an_orphan) { kill_at("alloc.pool.adopt"); }
 Test(alloc_faults, killed_between_taking_and_splicing_remote_frees) { kill_at("alloc.remote.splice"); }
 Test(alloc_faults, killed_while_committing_an_arena) { kill_at("alloc.arena.commit"); }
