@@ -12,6 +12,9 @@ RESULTS_DIR holds what run.sh wrote:
     callgrind/cg_<binary>.*        callgrind dumps of count mode (with --cache-sim)
     pytrace.json                   what the CPython trace holds
     growth.json                    bench_growth (costs against size)
+    gc.json, cpython_gc.json       bench_gc and bench/gc/cpython_gc.py
+    gc_order.json                  bench_gc_order (list order against address order)
+    gc_recover.json                bench_gc_recover (a kill at each crash point)
 
 bench/baseline/memory-sharena.json, when present, is sharena's memory
 mode before the allocator-speed issue: the report compares with it.
@@ -1357,6 +1360,249 @@ unset multiplot
         return None
     return "gc.png"
 
+# ---------------------------------------------------------------- the collector's experiments (bench/gc)
+
+GC_ALG_LABEL = {"trial_deletion": "trial deletion", "bacon_rajan": "Bacon–Rajan", "mark_sweep": "mark-sweep"}
+GC_ALG_COLOR = {"trial_deletion": "#7b2cbf", "bacon_rajan": "#009e73", "mark_sweep": "#e69f00"}
+
+
+def _alg(r):
+    return GC_ALG_LABEL.get(r.get("algorithm_name"), str(r.get("algorithm")))
+
+
+def _skipped_note(X):
+    sk = (X or {}).get("skipped") or []
+    if not sk:
+        return ""
+    return (" Left out: " + ", ".join(f"{GC_ALG_LABEL.get(s['algorithm_name'], s['algorithm_name'])} "
+                                      f"(algorithm {s['algorithm']}: `shr_gc_collect_with` answered {s['reason']} "
+                                      f"in this build)" for s in sk) + ".")
+
+
+def gc_order_table(d):
+    """bench_gc_order (gc_order.json): sequential against shuffled placement, or ''."""
+    O = _load(d, "gc_order.json")
+    if not O or not O.get("rows"):
+        return ""
+    cells = {}
+    for r in O["rows"]:
+        cells[(r["shape"], r["n"], r["algorithm_name"], r["collection"], r["order"])] = r
+    keys = []
+    for r in O["rows"]:
+        k = (r["shape"], r["n"], r["algorithm_name"], r["collection"])
+        if k not in keys:
+            keys.append(k)
+    rows = []
+    for shape, n, alg, coll in keys:
+        s, f = cells.get((shape, n, alg, coll, "sequential")), cells.get((shape, n, alg, coll, "shuffled"))
+        if not s or not f:
+            continue
+
+        def pair(ph):
+            return f"{_ms(s['phase_ns'][ph])} / {_ms(f['phase_ns'][ph])}"
+        rows.append([shape, f"{n:,}", _alg(s) + ("" if coll == "only" else f", {coll}"), f"{s['trials']}",
+                     f"{s['step_median_bytes']:,} / {f['step_median_bytes']:,}",
+                     f"{s['up_share'] * 100:.0f}% / {f['up_share'] * 100:.0f}%",
+                     _ms(s["total_ns"]), _ms(f["total_ns"]), f"**{fmt_ratio(ratio(f['total_ns'], s['total_ns']))}**",
+                     fmt(s["total_ns"] / s["objects"]), fmt(f["total_ns"] / f["objects"]),
+                     pair("walk"), pair("subtract"), pair("mark"), pair("free"), f"{s['collected']:,}"])
+    if not rows:
+        return ""
+    return md_table(["graph", "objects", "algorithm", "trials", "median step (B): seq / shuf",
+                     "steps up: seq / shuf", "sequential (ms)", "shuffled (ms)", "shuffled ÷ sequential",
+                     "ns/object seq", "ns/object shuf", "walk (ms) seq / shuf", "subtract", "mark",
+                     "free (after the restart)", "freed"], rows)
+
+
+def gc_order_plot(d, png_dir):
+    """docs/benchmarks/gc_order.png: ns per object against n, per shape, sequential and shuffled."""
+    O = _load(d, "gc_order.json")
+    if not png_dir or not O or not O.get("rows") or not shutil.which("gnuplot"):
+        return None
+    os.makedirs(png_dir, exist_ok=True)
+    tmp = os.path.join(png_dir, ".gcorder")
+    os.makedirs(tmp, exist_ok=True)
+    shapes = [s for s in ("chain", "ring", "flat") if any(r["shape"] == s for r in O["rows"])]
+    algs = [a for a in ("trial_deletion", "bacon_rajan", "mark_sweep") if any(r["algorithm_name"] == a for r in O["rows"])]
+    panels = []
+    for shape in shapes:
+        plots_ = []
+        for a in algs:
+            for order, dt, pt in (("sequential", 1, 7), ("shuffled", 2, 6)):
+                pts = sorted((r["n"], r["total_ns"] / r["objects"]) for r in O["rows"]
+                             if r["shape"] == shape and r["algorithm_name"] == a and r["order"] == order
+                             and r["collection"] in ("first", "only"))
+                if not pts:
+                    continue
+                f = write_dat(tmp, f"{shape}_{a}_{order}.dat", [f"{n} {v:.4g}" for n, v in pts])
+                plots_.append(f'"{f}" using 1:2 with linespoints lw 2 dt {dt} pt {pt} '
+                              f'lc rgb "{GC_ALG_COLOR.get(a, "#000000")}" title "{GC_ALG_LABEL.get(a, a)}, {order}"')
+        if plots_:
+            what = {"chain": "live chain (object k holds k + 1)", "ring": "garbage ring",
+                    "flat": "live flat (a root's slots in list order)"}[shape]
+            panels.append(f'set title "{what}"\nplot ' + ", \\\n     ".join(plots_))
+    if not panels:
+        return None
+    script = f"""set terminal pngcairo size 1200,460 font "DejaVu Sans,9" noenhanced
+set output "{os.path.join(png_dir, 'gc_order.png')}"
+set multiplot layout 1,{len(panels)} title "A full collection, objects in list order = address order (solid) or shuffled (dashed) (bench_gc_order)"
+set logscale xy 10
+set format x "%.0s%c"
+set grid xtics ytics
+set key bottom right box opaque
+set xlabel "objects"
+set ylabel "ns per object (whole collection)"
+{chr(10).join(panels)}
+unset multiplot
+"""
+    r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if r.returncode != 0:
+        sys.stderr.write(f"gnuplot gc_order.png: {r.stderr}\n")
+        return None
+    return "gc_order.png"
+
+
+def gc_recover_tables(d):
+    """bench_gc_recover (gc_recover.json): one table per algorithm, or ''."""
+    X = _load(d, "gc_recover.json")
+    if not X or not X.get("rows"):
+        return ""
+    out = []
+    algs = []
+    for r in X["rows"]:
+        if r["algorithm_name"] not in algs:
+            algs.append(r["algorithm_name"])
+    for a in algs:
+        rows = []
+        for r in (x for x in X["rows"] if x["algorithm_name"] == a):
+            if not r.get("reached"):
+                rows.append([f"`{r['point']}`", "not reached by this algorithm's workload" if not r.get("bug")
+                             else f"**{r['bug']}**"] + [""] * 12)
+                continue
+            bug = r.get("bug")
+            below = r["verify_below"] + r["after_below"] + r["verify_dangling"] + r["after_dangling"]
+            rows.append([
+                f"`{r['point']}`", f"{r['nth']:,} of {r['hits']:,}", _us(r["recover_ns"]),
+                f"{r['verify_live']:,} / {r['verify_unreachable']:,}",
+                f"{r['verify_above']:,} ({r['verify_excess']:,})", f"{below}",
+                f"{_ms(r['next_ns'])} / {r['next_collected']:,}",
+                f"{r['backup_collected']:,} / {fmt(r['backup_bytes'] / 1024)}",
+                f"{r['backup_repaired']:,} / {r['backup_strays']:,}",
+                f"{r['after_above']:,} / {r['after_unreachable']:,}",
+                r["check"], f"{r['left_objects']:,}",
+                fmt((r["committed_left"] - r["committed_empty"]) / 1024),
+                ("ok" if not bug else f"**{bug}**") + (" (counts varied between kills)" if r.get("counts_vary") else "")])
+        out.append(f"#### {GC_ALG_LABEL.get(a, a)[0].upper() + GC_ALG_LABEL.get(a, a)[1:]}\n\n" + md_table(
+            ["killed at", "hit (of the workload's)", "recover (µs)", "verify: live / unreachable",
+             "above true (excess)", "below + dangling", "next collection (ms) / freed",
+             "backup mark-sweep: freed / KiB", "repaired / strays", "then above / unreachable", "heap check",
+             "objects left, all released", "KiB committed beyond the empty heap", "verdict"], rows))
+    return "\n\n".join(out)
+
+
+def gc_recover_plot(d, png_dir):
+    """docs/benchmarks/gc_recover.png: recovery time and the next collection per point and algorithm."""
+    X = _load(d, "gc_recover.json")
+    if not png_dir or not X or not X.get("rows") or not shutil.which("gnuplot"):
+        return None
+    os.makedirs(png_dir, exist_ok=True)
+    tmp = os.path.join(png_dir, ".gcrecover")
+    os.makedirs(tmp, exist_ok=True)
+    algs = []
+    points = []
+    for r in X["rows"]:
+        if r["algorithm_name"] not in algs:
+            algs.append(r["algorithm_name"])
+        if r["point"] not in points:
+            points.append(r["point"])
+    by = {(r["algorithm_name"], r["point"]): r for r in X["rows"]}
+
+    def val(a, p, k, scale):
+        r = by.get((a, p))
+        return f"{r[k] / scale:.4g}" if r and r.get("reached") and k in r else "NaN"
+    f = write_dat(tmp, "rec.dat", [f'"{p}" ' + " ".join(val(a, p, "recover_ns", 1e3) for a in algs) + " " +
+                                   " ".join(val(a, p, "next_ns", 1e6) for a in algs) for p in points])
+    na = len(algs)
+    b1 = ", ".join(f'"{f}" using {2 + i}{":xtic(1)" if i == 0 else ""} lc rgb "{GC_ALG_COLOR.get(a, "#000")}" '
+                   f'title "{GC_ALG_LABEL.get(a, a)}"' for i, a in enumerate(algs))
+    b2 = ", ".join(f'"{f}" using {2 + na + i}{":xtic(1)" if i == 0 else ""} lc rgb "{GC_ALG_COLOR.get(a, "#000")}" '
+                   f'title "{GC_ALG_LABEL.get(a, a)}"' for i, a in enumerate(algs))
+    script = f"""set terminal pngcairo size 1200,820 font "DejaVu Sans,9" noenhanced
+set output "{os.path.join(png_dir, 'gc_recover.png')}"
+set multiplot layout 2,1 title "A victim killed at each named crash point ({X.get('graph', 'mix')} of {X.get('n', 0):,}, {X.get('hold', 0):,} references held; bench_gc_recover)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set grid ytics
+set key top right box opaque
+set xtics rotate by -35
+set title "Time to recover: shr_heap_recover in the survivor"
+set ylabel "µs"
+set yrange [0:*]
+plot {b1}
+set title "The next collection, with the victim's algorithm"
+set ylabel "ms"
+plot {b2}
+unset multiplot
+"""
+    r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if r.returncode != 0:
+        sys.stderr.write(f"gnuplot gc_recover.png: {r.stderr}\n")
+        return None
+    return "gc_recover.png"
+
+
+def gc_experiments_section(d, png_dir, rel):
+    """The report's lines for the collector's experiments (docs/gc-experiments.md)."""
+    lines = []
+    rt, ot = gc_recover_tables(d), gc_order_table(d)
+    if not rt and not ot:
+        return lines
+    lines += ["## The collector's experiments", "",
+              "How to run and read them: [docs/gc-experiments.md](gc-experiments.md).", ""]
+    if rt:
+        X = _load(d, "gc_recover.json") or {}
+        png = gc_recover_plot(d, png_dir) if png_dir else None
+        lines += [
+            "### Recovery after a kill at each named crash point", "",
+            f"`bench_gc_recover` (`bench/gc/gc_recover.c`, built against a Release library with fault points: "
+            f"the `bench-faults` preset). For each point of `include/sharena/gc_points.h` and each algorithm, a "
+            f"victim process builds the seeded `{X.get('graph', 'mix')}` graph of {X.get('n', 0):,} objects in a "
+            f"fresh heap, publishes it, holds {X.get('hold', 0):,} references to its live objects, and runs a "
+            f"workload that passes every point (a full collection with the algorithm, object calls, list calls); "
+            f"it is killed at the point's {X.get('nth', 'mid')} hit (\"hit\": which one, of those a dry run of "
+            f"the same workload counted; `end`: killed after the workload, outside every point). The survivor "
+            f"then times `shr_heap_recover`, runs `shr_gc_verify` (\"above true\": counts a crash left too high, "
+            f"a leak; \"below + dangling\": a bug, must be 0), the next collection with the same algorithm, the "
+            f"backup mark-sweep with count repair (`SHR_GC_MARK_SWEEP | SHR_GC_REPAIR`), `shr_gc_verify` again "
+            f"and `shr_heap_check`; then unpublishes everything and runs the mark-sweep again: \"objects left\" "
+            f"were leaked for good. {X.get('repeats', 1)} kill(s) per cell, each in a fresh heap: times are "
+            f"their medians, counts the last kill's (the kills agree unless the verdict says otherwise)."
+            + _skipped_note(X), ""]
+        if png:
+            lines += ["![gc_recover](" + os.path.join(rel, png) + ")", ""]
+        lines += [rt, ""]
+    if ot:
+        O = _load(d, "gc_order.json") or {}
+        png = gc_order_plot(d, png_dir) if png_dir else None
+        lines += [
+            "### Walking objects in list order against address order", "",
+            "`bench_gc_order` (`bench/gc/gc_order.c`). sharena's collectors choose no walk order: trial deletion "
+            "finds its candidates by walking the object pools in address order, then follows references in the "
+            "order objects hold them; the mark-sweep traces in reference order. So the experiment varies the "
+            "placement: the same graph, linked in list order (object k holds k + 1; `flat`: a root's slot k "
+            "holds object k), with list order equal to allocation (address) order (\"seq\") or a seeded "
+            "permutation of it (\"shuf\"). \"median step\": the distance in bytes between objects k and k + 1; "
+            "\"steps up\": the share that go up in address. Each cell: the median of the trials of the first "
+            "full collection after the build (`first`: everything young; `steady`: the next one, everything "
+            "old); a fresh private heap per build, automatic collection off." + _skipped_note(O), ""]
+        if png:
+            lines += ["![gc_order](" + os.path.join(rel, png) + ")", ""]
+        lines += [ot, ""]
+    return lines
+
 # ---------------------------------------------------------------- the report
 
 def list_table(d):
@@ -1535,6 +1781,7 @@ def write_report(R, md_path, png_dir):
         if png:
             lines += ["![gc](" + os.path.join(rel, png) + ")", ""]
         lines += [gt, ""]
+    lines += gc_experiments_section(R.dir, png_dir, rel)
     pt = python_table(R.dir)
     if pt:
         lines += [
@@ -1688,6 +1935,12 @@ def main():
         print()
         print("cycle collector against CPython's:")
         print(gt)
+    for title, t in (("recovery after a kill at each crash point", gc_recover_tables(R.dir)),
+                     ("the walk against list and address order", gc_order_table(R.dir))):
+        if t:
+            print()
+            print(title + ":")
+            print(t)
     pt = python_table(R.dir)
     if pt:
         print()

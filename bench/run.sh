@@ -25,6 +25,16 @@
 #                       SHB_GC_CHURN=1000000 stream objects, 0 to skip the
 #                       churn, SHB_GC_CHURN_LIVE=100000, SHB_GC_CHURN_RATE=50,
 #                       SHB_GC_CHURN_CYCLE=10)
+#   SHB_GC_ORDER=0      skip the walk against list and address order
+#                       (bench_gc_order; SHB_GC_ORDER_SIZES=10000,100000,1000000,
+#                       SHB_GC_ORDER_TRIALS=3,3,1: one, or one per size)
+#   SHB_GC_RECOVER=0    skip the recovery after a kill at each crash point
+#                       (bench_gc_recover, from the fault-point build
+#                       SHB_FAULTS_BUILD=BUILD_DIR/../bench-faults that
+#                       scripts/bench.sh makes; SHB_GC_RECOVER_N=20000 objects,
+#                       SHB_GC_RECOVER_HOLD=2000 references held by the victim,
+#                       SHB_GC_RECOVER_NTH=mid, SHB_GC_RECOVER_REPEAT=3 kills each)
+#                       (SHB_GC=0 skips these two as well; docs/gc-experiments.md)
 #   SHB_REPORT_MD=PATH  where the report goes (default docs/benchmarks.md;
 #                       the plots go to docs/benchmarks/ only with the default)
 set -euo pipefail
@@ -220,6 +230,45 @@ run_gc() {
   [ $rc -eq 0 ] || failed+=("CPython gc timing")
 }
 
+# ---- section: the collector's experiments (bench/gc, docs/gc-experiments.md) -------
+# The walk against list order and address order (the Release build), and the
+# recovery after a kill at each named crash point (the fault-point build: a
+# Release library with SHR_DEBUG=1, the bench-faults preset). Progress to
+# stderr and gc.log.
+run_gc_experiments() {
+  [ "${SHB_GC:-1}" != 0 ] || return 0
+  local rc
+  if [ "${SHB_GC_ORDER:-1}" != 0 ] && [ -x "$bindir/bench_gc_order" ]; then
+    quiet "gc order"
+    local osizes=${SHB_GC_ORDER_SIZES:-10000,100000,1000000} otrials=${SHB_GC_ORDER_TRIALS:-3,3,1}
+    say "gc: the walk against list order and address order at $osizes objects ($otrials trials)"
+    rc=0
+    "${pin[@]}" "$bindir/bench_gc_order" --sizes="$osizes" --trials="$otrials" \
+      > "$out/gc_order.json" 2> >(tee -a "$out/gc.log" >&2) &
+    child=$!
+    wait "$child" || rc=$?
+    child=""
+    [ $rc -eq 0 ] || failed+=("bench_gc_order (exit $rc)")
+  fi
+  [ "${SHB_GC_RECOVER:-1}" != 0 ] || return 0
+  local fb=${SHB_FAULTS_BUILD:-$(dirname "$build")/bench-faults}
+  local rbin=$fb/bench/bench_gc_recover
+  if [ ! -x "$rbin" ]; then
+    failed+=("no $rbin: the recovery experiment needs the fault-point build (cmake --preset bench-faults)")
+    return 0
+  fi
+  quiet "gc recover"
+  say "gc: recovery after a kill at each named crash point (${SHB_GC_RECOVER_N:-20000} objects, $rbin)"
+  rc=0
+  "${pin[@]}" "$rbin" --n="${SHB_GC_RECOVER_N:-20000}" --hold="${SHB_GC_RECOVER_HOLD:-2000}" \
+    --nth="${SHB_GC_RECOVER_NTH:-mid}" --repeat="${SHB_GC_RECOVER_REPEAT:-3}" \
+    > "$out/gc_recover.json" 2> >(tee -a "$out/gc.log" >&2) &
+  child=$!
+  wait "$child" || rc=$?
+  child=""
+  [ $rc -eq 0 ] || failed+=("bench_gc_recover (exit $rc: a row shows a bug, see gc_recover.json)")
+}
+
 # ---- section: growth (costs against heap size, processes, references, length) -----
 # bench_growth prints its progress; it goes to the terminal and growth.log.
 run_growth() {
@@ -239,6 +288,7 @@ run_memory;    phase_done "memory mode"
 run_callgrind; phase_done "callgrind counts"
 run_list;      phase_done "shared list"
 run_gc;        phase_done "cycle collector"
+run_gc_experiments; phase_done "collector experiments"
 run_growth;    phase_done "growth"
 
 elapsed=$(( $(date +%s) - start ))

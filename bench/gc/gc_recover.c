@@ -11,7 +11,8 @@
  * set, publish, unpublish, release) and list calls (set, insert, appends).
  * The victim is killed at the point's nth hit (--nth=mid: the middle hit,
  * counted by a dry run of the same workload on a heap of its own; first: the
- * first hit; or a number). For the point lease.drain, a process holding
+ * first hit; or a number; one dry run counts every point's hits at once,
+ * a second lease.drain's). For the point lease.drain, a process holding
  * --hold references of a graph of its own dies first, and the victim is
  * killed while releasing them (attach drains them).
  *
@@ -31,8 +32,12 @@
  *             the mark-sweep reclaimed every one) and the committed memory
  *             beyond that of the empty heap before the victim
  *
- *   bench_gc_recover [--n=50000] [--hold=5000] [--seed=42] [--algorithms=0,1,2]
- *                    [--nth=mid|first|N] [--points=NAME,...]
+ *   bench_gc_recover [--n=20000] [--hold=2000] [--seed=42] [--algorithms=0,1,2]
+ *                    [--nth=mid|first|N] [--repeat=3] [--points=NAME,...]
+ *
+ * Each point is killed --repeat times (a fresh heap each time): the times
+ * are medians, the counts the last kill's ("counts_vary" says whether the
+ * kills disagreed: the workload is deterministic, so they should not).
  *
  * Fault points exist in debug builds only (SHR_DEBUG >= 1): build this
  * program with the bench-faults preset (Release, SHR_DEBUG=1; scripts/bench.sh
@@ -48,7 +53,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +98,7 @@ typedef struct cfg {
     char name[64];
 } cfg_t;
 
-static cfg_t C = {50000, 5000, 42, ""};
+static cfg_t C = {20000, 2000, 42, ""};
 
 /* ---- the victim ------------------------------------------------------------------ */
 
@@ -190,30 +195,49 @@ static int workload(shr_heap_t *h, int alg)
     return 0;
 }
 
-/* mode: 0 the kill run (armed at nth), 1 the dry run (count the hits,
- * report them on fd). Exit codes: 0 done without dying, 10+ a failed step. */
+#define NPTS (NALL - 1) /* the points of gc_points.h; all_points[NPTS] is "end" */
+#define ALL_POINTS "*"  /* the dry run: every point but lease.drain counted at once */
+
+static void arm_or_die(const char *point, uint64_t nth)
+{
+    if (shr_fault_arm(point, nth, SHR_FAULT_KILL) != 0)
+        _exit(20);
+}
+
+/* The kill run (dry 0): point armed at its nth hit. The dry run (dry 1):
+ * point (lease.drain) or ALL_POINTS (every other one) armed never to fire,
+ * and the hits of every point written to fd. Exit codes: 0 done without
+ * dying, 10+ a failed step. */
 static void victim(const char *point, int alg, uint64_t nth, int dry, int fd)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     int drain = strcmp(point, SHR_GC_POINT_MID_LEASE_RELEASE) == 0;
     int end = strcmp(point, END_POINT) == 0;
+    int all = strcmp(point, ALL_POINTS) == 0;
     uint64_t at = dry ? UINT64_MAX : nth;
-    if (drain && shr_fault_arm(point, at, SHR_FAULT_KILL) != 0) /* the attach drains */
-        _exit(20);
+    if (drain) /* the attach drains */
+        arm_or_die(point, at);
     shr_heap_t *h = victim_setup(&C);
-    if (!drain && !end && shr_fault_arm(point, at, SHR_FAULT_KILL) != 0)
-        _exit(20);
+    if (all) {
+        for (size_t k = 0; k < NPTS; k++)
+            if (strcmp(all_points[k], SHR_GC_POINT_MID_LEASE_RELEASE) != 0)
+                arm_or_die(all_points[k], at);
+    } else if (!drain && !end) {
+        arm_or_die(point, at);
+    }
     int rc = workload(h, alg);
     if (rc)
         _exit(rc);
     if (end && !dry)
         raise(SIGKILL); /* the baseline: a kill outside every point */
-    int64_t hits = end ? 1 : shr_fault_hits(point);
-    shr_heap_close(h);
-    if (!end) /* the close passes some points too */
-        hits = shr_fault_hits(point);
-    if (dry && write(fd, &hits, sizeof hits) != (ssize_t)sizeof hits)
-        _exit(21);
+    shr_heap_close(h);  /* the close passes some points too */
+    if (dry) {
+        int64_t hits[NALL] = {0};
+        for (size_t k = 0; k < NPTS; k++)
+            hits[k] = shr_fault_hits(all_points[k]);
+        if (write(fd, hits, sizeof hits) != (ssize_t)sizeof hits)
+            _exit(21);
+    }
     _exit(0);
 }
 
@@ -305,172 +329,212 @@ static uint64_t committed(shr_heap_t *h)
     return shr_heap_stats(h, &st) == 0 ? st.committed : 0;
 }
 
-/* The hits of point in one dry run on a heap of its own, or -1. */
-static int64_t count_hits(const char *point, int alg)
+/* One dry run on a heap of its own: hits[] of every point (lease.drain's
+ * only when point is lease.drain). 0, or -1 after saying why. */
+static int dry_run(const char *point, int alg, int64_t hits[NALL])
 {
     shr_heap_t *h = make_heap();
-    if (strcmp(point, SHR_GC_POINT_MID_LEASE_RELEASE) == 0) {
-        pid_t d = spawn(holder, point, alg, 0, 0, -1);
-        if (wait_for(d) != 0)
-            return -1;
+    int drain = strcmp(point, SHR_GC_POINT_MID_LEASE_RELEASE) == 0;
+    int st = 0;
+    if (drain && (st = wait_for(spawn(holder, point, alg, 0, 0, -1))) != 0) {
+        shr_heap_close(h);
+        shr_heap_unlink(C.name);
+        fprintf(stderr, "bench_gc_recover: the holder of the dry run failed (status %d)\n", st);
+        return -1;
     }
     int fd[2];
     if (pipe(fd) != 0)
         return -1;
     pid_t p = spawn(victim, point, alg, 0, 1, fd[1]);
     close(fd[1]);
-    int64_t hits = -1;
-    if (read(fd[0], &hits, sizeof hits) != (ssize_t)sizeof hits)
-        hits = -1;
+    int ok = read(fd[0], hits, NALL * sizeof *hits) == (ssize_t)(NALL * sizeof *hits);
     close(fd[0]);
-    int st = wait_for(p);
+    st = wait_for(p);
     shr_heap_close(h);
     shr_heap_unlink(C.name);
-    if (st != 0) {
+    if (st != 0 || !ok) {
         char b[64];
         status_text(st, b, sizeof b);
         fprintf(stderr, "bench_gc_recover: the dry run for %s (%s): %s\n", point, alg_name(alg), b);
         return -1;
     }
-    return hits;
+    return 0;
+}
+
+/* The hits of every point in the algorithm's workload: two dry runs (every
+ * point but lease.drain at once; lease.drain with its holder). -1 each when
+ * its dry run failed. */
+static void count_hits(int alg, int64_t hits[NALL])
+{
+    int64_t h1[NALL], h2[NALL];
+    int r1 = dry_run(ALL_POINTS, alg, h1), r2 = dry_run(SHR_GC_POINT_MID_LEASE_RELEASE, alg, h2);
+    for (size_t k = 0; k < NPTS; k++)
+        hits[k] = strcmp(all_points[k], SHR_GC_POINT_MID_LEASE_RELEASE) == 0 ? (r2 ? -1 : h2[k]) : (r1 ? -1 : h1[k]);
+    hits[NPTS] = 1; /* "end": the one kill after the workload */
+}
+
+/* What the survivor measured after one kill. */
+typedef struct kill_result {
+    char victim[64];
+    const char *bug;
+    int reclaimed, vrc, arc, crc;
+    uint64_t recover_ns, verify_ns, check_ns;
+    shr_gc_verify_result_t v, a;
+    int64_t next, backup;
+    shr_gc_result_t nr, br;
+    uint64_t left_objects, left_unreachable, committed_empty, committed_left;
+} kill_result_t;
+
+static void note(kill_result_t *k, const char *bug)
+{
+    if (!k->bug) k->bug = bug;
+}
+
+/* One kill at point's nth hit, and the survivor's measurements. */
+static void one_kill(const char *point, int alg, uint64_t nth, kill_result_t *k)
+{
+    memset(k, 0, sizeof *k);
+    shr_heap_t *h = make_heap();
+    k->committed_empty = committed(h);
+    if (strcmp(point, SHR_GC_POINT_MID_LEASE_RELEASE) == 0 && wait_for(spawn(holder, point, alg, 0, 0, -1)) != 0)
+        note(k, "the holder failed");
+    int st = wait_for(spawn(victim, point, alg, nth, 0, -1));
+    status_text(st, k->victim, sizeof k->victim);
+    if (!(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL))
+        note(k, "the victim did not die at the point");
+
+    uint64_t t0 = now_ns();
+    k->reclaimed = shr_heap_recover(h);
+    k->recover_ns = now_ns() - t0;
+    if (k->reclaimed < 0) note(k, "shr_heap_recover failed");
+
+    k->v = (shr_gc_verify_result_t)SHR_GC_VERIFY_INIT;
+    t0 = now_ns();
+    k->vrc = shr_gc_verify(h, &k->v);
+    k->verify_ns = now_ns() - t0;
+    if (k->vrc != 0 && k->vrc != SHR_ECORRUPT) note(k, "shr_gc_verify failed");
+    if (k->vrc || k->v.below || k->v.dangling) note(k, "a count below its true value, or a dangling reference");
+
+    k->nr = (shr_gc_result_t)SHR_GC_RESULT_INIT;
+    k->next = shr_gc_collect_with(h, alg, 2, &k->nr);
+    if (k->next < 0) note(k, "the next collection failed");
+
+    k->br = (shr_gc_result_t)SHR_GC_RESULT_INIT;
+    k->backup = shr_gc_collect_with(h, SHR_GC_MARK_SWEEP | SHR_GC_REPAIR, 2, &k->br);
+    if (k->backup < 0) note(k, "the backup mark-sweep failed");
+
+    k->a = (shr_gc_verify_result_t)SHR_GC_VERIFY_INIT;
+    k->arc = shr_gc_verify(h, &k->a);
+    if (k->arc || k->a.below || k->a.dangling) note(k, "after the backup: a count below its true value");
+    t0 = now_ns();
+    k->crc = shr_heap_check_report(h, stderr);
+    k->check_ns = now_ns() - t0;
+    if (k->crc != 0) note(k, "shr_heap_check failed");
+
+    /* Everything released: what is left is leaked for good. */
+    shr_obj_unpublish(h, "graph");
+    shr_obj_unpublish(h, "L");
+    shr_obj_unpublish(h, "fresh"); /* published if the victim died between publish and unpublish */
+    if (shr_gc_collect_with(h, SHR_GC_MARK_SWEEP, 2, NULL) < 0) note(k, "the final mark-sweep failed");
+    shr_gc_verify_result_t v = SHR_GC_VERIFY_INIT;
+    int vrc = shr_gc_verify(h, &v);
+    if (vrc || v.below || v.dangling) note(k, "released: a count below its true value");
+    shr_heap_collect(h);
+    k->left_objects = v.objects;
+    k->left_unreachable = v.unreachable;
+    k->committed_left = committed(h);
+    shr_heap_close(h);
+    shr_heap_unlink(C.name);
 }
 
 static int bugs;   /* rows that showed a bug */
 static int first_row = 1;
 
-typedef struct outrow {
-    char buf[4096];
-    size_t len;
-} outrow_t;
-
-static void put(outrow_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(outrow_t *o, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->buf + o->len, sizeof o->buf - o->len, fmt, ap);
-    va_end(ap);
-    if (n > 0) o->len += (size_t)n < sizeof o->buf - o->len ? (size_t)n : sizeof o->buf - o->len - 1;
-}
-
 #define U(x) ((unsigned long long)(x))
 
-static void put_verify(outrow_t *o, const char *pre, int rc, const shr_gc_verify_result_t *v)
+static int cmp_u64(const void *a, const void *b)
 {
-    put(o, ", \"%s_rc\": %d, \"%s_objects\": %llu, \"%s_live\": %llu, \"%s_unreachable\": %llu, "
-           "\"%s_unreachable_bytes\": %llu, \"%s_above\": %llu, \"%s_excess\": %llu, \"%s_below\": %llu, "
-           "\"%s_dangling\": %llu, \"%s_incomplete\": %u, \"%s_pause_ns\": %llu",
-        pre, rc, pre, U(v->objects), pre, U(v->live), pre, U(v->unreachable), pre, U(v->unreachable_bytes), pre,
-        U(v->above), pre, U(v->excess), pre, U(v->below), pre, U(v->dangling), pre, v->incomplete, pre,
-        U(v->pause_ns));
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
 }
 
-/* One row: the kill at point's nth hit, and the survivor's measurements. */
-static void run_point(const char *point, int alg, const char *nth_mode, uint64_t nth_fixed)
+#define MAXR 16
+static uint64_t med(const kill_result_t *k, int n, size_t field)
 {
-    int end = strcmp(point, END_POINT) == 0;
-    int64_t hits = end ? 1 : count_hits(point, alg);
-    outrow_t o = {.len = 0};
-    put(&o, "%s\n  {\"algorithm\": %d, \"algorithm_name\": \"%s\", \"point\": \"%s\", \"hits\": %lld", first_row ? "" : ",",
-        alg, alg_name(alg), point, (long long)hits);
+    uint64_t v[MAXR];
+    for (int i = 0; i < n; i++) memcpy(&v[i], (const char *)&k[i] + field, sizeof v[i]);
+    qsort(v, (size_t)n, sizeof *v, cmp_u64);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+#define MED(f) U(med(k, reps, offsetof(kill_result_t, f)))
+
+static void print_verify(const char *pre, int rc, const shr_gc_verify_result_t *v)
+{
+    printf(", \"%s_rc\": %d, \"%s_objects\": %llu, \"%s_live\": %llu, \"%s_unreachable\": %llu, "
+           "\"%s_unreachable_bytes\": %llu, \"%s_above\": %llu, \"%s_excess\": %llu, \"%s_below\": %llu, "
+           "\"%s_dangling\": %llu, \"%s_incomplete\": %u",
+           pre, rc, pre, U(v->objects), pre, U(v->live), pre, U(v->unreachable), pre, U(v->unreachable_bytes), pre,
+           U(v->above), pre, U(v->excess), pre, U(v->below), pre, U(v->dangling), pre, v->incomplete);
+}
+
+/* One row: reps kills at point's nth hit; times are medians, counts the
+ * last kill's (counts_vary says whether the kills disagreed). */
+static void run_point(size_t pk, int alg, int64_t hits, const char *nth_mode, uint64_t nth_fixed, int reps)
+{
+    const char *point = all_points[pk];
+    printf("%s\n  {\"algorithm\": %d, \"algorithm_name\": \"%s\", \"point\": \"%s\", \"hits\": %lld",
+           first_row ? "" : ",", alg, alg_name(alg), point, (long long)hits);
     first_row = 0;
     if (hits < 0) {
-        put(&o, ", \"reached\": false, \"bug\": \"the dry run failed\"}");
+        printf(", \"reached\": false, \"bug\": \"the dry run failed\"}");
         bugs++;
-        fputs(o.buf, stdout);
         return;
     }
     if (hits == 0) {
-        put(&o, ", \"reached\": false, \"bug\": null}");
-        fputs(o.buf, stdout);
+        printf(", \"reached\": false, \"bug\": null}");
         fprintf(stderr, "bench_gc_recover: %s: %s is not reached by the workload\n", alg_name(alg), point);
         return;
     }
     uint64_t nth = strcmp(nth_mode, "first") == 0 ? 1 : strcmp(nth_mode, "mid") == 0 ? ((uint64_t)hits + 1) / 2
                                                                                        : nth_fixed;
     if (nth > (uint64_t)hits) nth = (uint64_t)hits;
-    shr_heap_t *h = make_heap();
-    uint64_t committed_empty = committed(h);
-    if (strcmp(point, SHR_GC_POINT_MID_LEASE_RELEASE) == 0) {
-        pid_t d = spawn(holder, point, alg, 0, 0, -1);
-        if (wait_for(d) != 0) {
-            put(&o, ", \"reached\": true, \"bug\": \"the holder failed\"}");
-            fputs(o.buf, stdout);
-            bugs++;
-            shr_heap_close(h);
-            return;
-        }
+    static kill_result_t k[MAXR];
+    const char *bug = NULL;
+    int vary = 0;
+    for (int i = 0; i < reps; i++) {
+        one_kill(point, alg, nth, &k[i]);
+        if (k[i].bug && !bug) bug = k[i].bug;
+        const kill_result_t *x = &k[i], *y = &k[0];
+        vary |= x->v.above != y->v.above || x->v.unreachable != y->v.unreachable || x->next != y->next ||
+                x->backup != y->backup || x->a.above != y->a.above || x->left_objects != y->left_objects;
     }
-    pid_t p = spawn(victim, point, alg, nth, 0, -1);
-    int st = wait_for(p);
-    char sbuf[64];
-    status_text(st, sbuf, sizeof sbuf);
-    int killed = st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
-    put(&o, ", \"reached\": true, \"nth\": %llu, \"victim\": \"%s\"", U(nth), sbuf);
-    const char *bug = killed ? NULL : "the victim did not die at the point";
-
-    uint64_t t0 = now_ns();
-    int reclaimed = shr_heap_recover(h);
-    uint64_t recover_ns = now_ns() - t0;
-    put(&o, ", \"recover_ns\": %llu, \"recovered_entries\": %d", U(recover_ns), reclaimed);
-    if (reclaimed < 0 && !bug) bug = "shr_heap_recover failed";
-
-    shr_gc_verify_result_t v = SHR_GC_VERIFY_INIT;
-    t0 = now_ns();
-    int vrc = shr_gc_verify(h, &v);
-    put(&o, ", \"verify_ns\": %llu", U(now_ns() - t0));
-    put_verify(&o, "verify", vrc, &v);
-    if ((vrc != 0 || v.below || v.dangling) && !bug) bug = vrc && vrc != SHR_ECORRUPT ? "shr_gc_verify failed"
-                                                           : "a count below its true value, or a dangling reference";
-
-    shr_gc_result_t r = SHR_GC_RESULT_INIT;
-    int64_t got = shr_gc_collect_with(h, alg, 2, &r);
-    put(&o, ", \"next_rc\": %lld, \"next_ns\": %llu, \"next_pause_ns\": %llu, \"next_collected\": %llu, "
-            "\"next_bytes\": %llu", (long long)(got < 0 ? got : 0), U(r.total_ns), U(r.pause_ns),
-        U(got < 0 ? 0 : got), U(r.bytes_freed));
-    if (got < 0 && !bug) bug = "the next collection failed";
-
-    r = (shr_gc_result_t)SHR_GC_RESULT_INIT;
-    got = shr_gc_collect_with(h, SHR_GC_MARK_SWEEP | SHR_GC_REPAIR, 2, &r);
-    put(&o, ", \"backup_rc\": %lld, \"backup_ns\": %llu, \"backup_collected\": %llu, \"backup_bytes\": %llu, "
-            "\"backup_strays\": %llu, \"backup_repaired\": %llu, \"backup_repaired_refs\": %llu, \"backup_exact\": %u",
-        (long long)(got < 0 ? got : 0), U(r.total_ns), U(got < 0 ? 0 : got), U(r.bytes_freed), U(r.strays),
-        U(r.repaired), U(r.repaired_refs), r.exact);
-    if (got < 0 && !bug) bug = "the backup mark-sweep failed";
-
-    v = (shr_gc_verify_result_t)SHR_GC_VERIFY_INIT;
-    vrc = shr_gc_verify(h, &v);
-    put_verify(&o, "after", vrc, &v);
-    if ((vrc != 0 || v.below || v.dangling) && !bug) bug = "after the backup: a count below its true value";
-    t0 = now_ns();
-    int crc = shr_heap_check_report(h, stderr);
-    put(&o, ", \"check\": \"%s\", \"check_ns\": %llu", crc == 0 ? "ok" : "failed", U(now_ns() - t0));
-    if (crc != 0 && !bug) bug = "shr_heap_check failed";
-
-    /* Everything released: what is left is leaked for good. */
-    shr_obj_unpublish(h, "graph");
-    shr_obj_unpublish(h, "L");
-    shr_obj_unpublish(h, "fresh"); /* published if the victim died between publish and unpublish */
-    got = shr_gc_collect_with(h, SHR_GC_MARK_SWEEP, 2, NULL);
-    if (got < 0 && !bug) bug = "the final mark-sweep failed";
-    v = (shr_gc_verify_result_t)SHR_GC_VERIFY_INIT;
-    vrc = shr_gc_verify(h, &v);
-    if ((vrc != 0 || v.below || v.dangling) && !bug) bug = "released: a count below its true value";
-    shr_heap_collect(h);
-    uint64_t cm = committed(h);
-    put(&o, ", \"left_objects\": %llu, \"left_unreachable\": %llu, \"committed_empty\": %llu, "
-            "\"committed_left\": %llu", U(v.objects), U(v.unreachable), U(committed_empty), U(cm));
+    const kill_result_t *l = &k[reps - 1];
+    printf(", \"reached\": true, \"nth\": %llu, \"repeats\": %d, \"victim\": \"%s\", \"recover_ns\": %llu, "
+           "\"recovered_entries\": %d, \"verify_ns\": %llu",
+           U(nth), reps, l->victim, MED(recover_ns), l->reclaimed, MED(verify_ns));
+    print_verify("verify", l->vrc, &l->v);
+    printf(", \"verify_pause_ns\": %llu", MED(v.pause_ns));
+    printf(", \"next_rc\": %lld, \"next_ns\": %llu, \"next_pause_ns\": %llu, \"next_collected\": %llu, "
+           "\"next_bytes\": %llu", (long long)(l->next < 0 ? l->next : 0), MED(nr.total_ns), MED(nr.pause_ns),
+           U(l->next < 0 ? 0 : l->next), U(l->nr.bytes_freed));
+    printf(", \"backup_rc\": %lld, \"backup_ns\": %llu, \"backup_collected\": %llu, \"backup_bytes\": %llu, "
+           "\"backup_strays\": %llu, \"backup_repaired\": %llu, \"backup_repaired_refs\": %llu, \"backup_exact\": %u",
+           (long long)(l->backup < 0 ? l->backup : 0), MED(br.total_ns), U(l->backup < 0 ? 0 : l->backup),
+           U(l->br.bytes_freed), U(l->br.strays), U(l->br.repaired), U(l->br.repaired_refs), l->br.exact);
+    print_verify("after", l->arc, &l->a);
+    printf(", \"check\": \"%s\", \"check_ns\": %llu", l->crc == 0 ? "ok" : "failed", MED(check_ns));
+    printf(", \"left_objects\": %llu, \"left_unreachable\": %llu, \"committed_empty\": %llu, "
+           "\"committed_left\": %llu, \"counts_vary\": %s",
+           U(l->left_objects), U(l->left_unreachable), U(l->committed_empty), U(l->committed_left),
+           vary ? "true" : "false");
     if (bug) {
-        put(&o, ", \"bug\": \"%s\"}", bug);
+        printf(", \"bug\": \"%s\"}", bug);
         bugs++;
-        fprintf(stderr, "bench_gc_recover: BUG at %s (%s): %s (victim: %s)\n", point, alg_name(alg), bug, sbuf);
+        fprintf(stderr, "bench_gc_recover: BUG at %s (%s): %s\n", point, alg_name(alg), bug);
     } else {
-        put(&o, ", \"bug\": null}");
+        printf(", \"bug\": null}");
     }
-    fputs(o.buf, stdout);
     fflush(stdout);
-    shr_heap_close(h);
-    shr_heap_unlink(C.name);
 }
 
 static int supported(int a)
@@ -509,6 +573,7 @@ int main(int argc, char **argv)
     const char *nth_mode = "mid";
     uint64_t nth_fixed = 1;
     const char *only = NULL;
+    int reps = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--n=", 4) == 0)
@@ -529,16 +594,19 @@ int main(int argc, char **argv)
                     return 64;
                 }
             }
-        } else if (strncmp(a, "--points=", 9) == 0)
+        } else if (strncmp(a, "--repeat=", 9) == 0)
+            reps = atoi(a + 9);
+        else if (strncmp(a, "--points=", 9) == 0)
             only = a + 9;
         else {
             fprintf(stderr, "usage: %s [--n=N] [--hold=K] [--seed=S] [--algorithms=0,1,2] [--nth=mid|first|N]\n"
-                            "          [--points=NAME,...]\n", argv[0]);
+                            "          [--repeat=R] [--points=NAME,...]\n", argv[0]);
             return 64;
         }
     }
-    if (C.n < 10 || C.n > SHR_GRAPH_MAX_N || nalgs_in < 1) {
-        fprintf(stderr, "bench_gc_recover: bad --n (10..%u) or --algorithms\n", SHR_GRAPH_MAX_N);
+    if (C.n < 10 || C.n > SHR_GRAPH_MAX_N || nalgs_in < 1 || reps < 1 || reps > MAXR) {
+        fprintf(stderr, "bench_gc_recover: bad --n (10..%u), --algorithms or --repeat (1..%d)\n", SHR_GRAPH_MAX_N,
+                MAXR);
         return 64;
     }
     if (!shr_fault_available()) {
@@ -561,8 +629,8 @@ int main(int argc, char **argv)
     snprintf(C.name, sizeof C.name, "%sgcrec_%d", getenv("SHB_SHM_PREFIX") ? getenv("SHB_SHM_PREFIX") : "shb_",
              (int)getpid());
     signal(SIGPIPE, SIG_IGN);
-    printf("{\"n\": %llu, \"hold\": %llu, \"seed\": %llu, \"nth\": \"%s\", \"graph\": \"mix\", \"skipped\": [",
-           U(C.n), U(C.hold), U(C.seed), nth_mode);
+    printf("{\"n\": %llu, \"hold\": %llu, \"seed\": %llu, \"nth\": \"%s\", \"repeats\": %d, \"graph\": \"mix\", "
+           "\"skipped\": [", U(C.n), U(C.hold), U(C.seed), nth_mode, reps);
     int algs[8], nalgs = 0, sk = 0;
     for (int i = 0; i < nalgs_in; i++) {
         int a = (int)algs_in[i];
@@ -581,7 +649,11 @@ int main(int argc, char **argv)
     }
     printf("],\n \"rows\": [");
     uint64_t t0 = now_ns();
-    for (int a = 0; a < nalgs; a++)
+    for (int a = 0; a < nalgs; a++) {
+        int64_t hits[NALL];
+        fprintf(stderr, "bench_gc_recover: [%.1f s] %s: the dry runs (hits of every point)\n",
+                (double)(now_ns() - t0) / 1e9, alg_name(algs[a]));
+        count_hits(algs[a], hits);
         for (size_t k = 0; k < NALL; k++) {
             if (only) {
                 char buf[1024];
@@ -593,8 +665,9 @@ int main(int argc, char **argv)
             }
             fprintf(stderr, "bench_gc_recover: [%.1f s] %s, kill at %s\n", (double)(now_ns() - t0) / 1e9,
                     alg_name(algs[a]), all_points[k]);
-            run_point(all_points[k], algs[a], nth_mode, nth_fixed);
+            run_point(k, algs[a], hits[k], nth_mode, nth_fixed, reps);
         }
+    }
     printf("],\n \"bugs\": %d}\n", bugs);
     if (bugs)
         fprintf(stderr, "bench_gc_recover: %d row(s) show a bug (see \"bug\" in the JSON)\n", bugs);
