@@ -1375,7 +1375,7 @@ def _skipped_note(X):
     if not sk:
         return ""
     return (" Left out: " + ", ".join(f"{GC_ALG_LABEL.get(s['algorithm_name'], s['algorithm_name'])} "
-                                      f"(algorithm {s['algorithm']}: `shr_gc_collect_with` answered {s['reason']} "
+                                      f"(algorithm {s['algorithm']}: `shr_gc_collect_with` refused it, {s['reason']}, "
                                       f"in this build)" for s in sk) + ".")
 
 
