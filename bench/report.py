@@ -1478,7 +1478,7 @@ def gc_recover_tables(d):
         for r in (x for x in X["rows"] if x["algorithm_name"] == a):
             if not r.get("reached"):
                 rows.append([f"`{r['point']}`", "not reached by this algorithm's workload" if not r.get("bug")
-                             else f"**{r['bug']}**"] + [""] * 12)
+                             else f"**{r['bug']}**"] + [""] * 13)
                 continue
             bug = r.get("bug")
             below = r["verify_below"] + r["after_below"] + r["verify_dangling"] + r["after_dangling"]
@@ -1492,12 +1492,15 @@ def gc_recover_tables(d):
                 f"{r['after_above']:,} / {r['after_unreachable']:,}",
                 r["check"], f"{r['left_objects']:,}",
                 fmt((r["committed_left"] - r["committed_empty"]) / 1024),
+                f"{r['log_died']} / {r['log_recovered']} / {r['log_leases']} ({r['log_leases_released']:,})"
+                if "log_died" in r else "–",
                 ("ok" if not bug else f"**{bug}**") + (" (counts varied between kills)" if r.get("counts_vary") else "")])
         out.append(f"#### {GC_ALG_LABEL.get(a, a)[0].upper() + GC_ALG_LABEL.get(a, a)[1:]}\n\n" + md_table(
             ["killed at", "hit (of the workload's)", "recover (µs)", "verify: live / unreachable",
              "above true (excess)", "below + dangling", "next collection (ms) / freed",
              "backup mark-sweep: freed / KiB", "repaired / strays", "then above / unreachable", "heap check",
-             "objects left, all released", "KiB committed beyond the empty heap", "verdict"], rows))
+             "objects left, all released", "KiB committed beyond the empty heap",
+             "log: died / recovered / leases (released)", "verdict"], rows))
     return "\n\n".join(out)
 
 
@@ -1577,7 +1580,8 @@ def gc_experiments_section(d, png_dir, rel):
             f"then times `shr_heap_recover`, runs `shr_gc_verify` (\"above true\": counts a crash left too high, "
             f"a leak; \"below + dangling\": a bug, must be 0), the next collection with the same algorithm, the "
             f"backup mark-sweep with count repair (`SHR_GC_MARK_SWEEP | SHR_GC_REPAIR`), `shr_gc_verify` again "
-            f"and `shr_heap_check`; then unpublishes everything and runs the mark-sweep again: \"objects left\" "
+            f"and `shr_heap_check`, and counts the event log's `died`, `recovered` and `leases` records (the "
+            f"references released); then unpublishes everything and runs the mark-sweep again: \"objects left\" "
             f"were leaked for good. {X.get('repeats', 1)} kill(s) per cell, each in a fresh heap: times are "
             f"their medians, counts the last kill's (the kills agree unless the verdict says otherwise)."
             + _skipped_note(X), ""]

@@ -26,7 +26,9 @@
  *   backup    the backup mark-sweep with count repair
  *             (SHR_GC_MARK_SWEEP | SHR_GC_REPAIR): objects and bytes it
  *             reclaimed, counts repaired, stray blocks freed
- *   after     shr_gc_verify again, and shr_heap_check (must pass)
+ *   after     shr_gc_verify again, and shr_heap_check (must pass); the
+ *             published graph still there; the event log's account (died,
+ *             recovered, time-outs, leases released) since the heap's creation
  *   released  every name unpublished, the backup mark-sweep again and
  *             shr_heap_collect: the objects left (leaked for good; 0 when
  *             the mark-sweep reclaimed every one) and the committed memory
@@ -383,6 +385,7 @@ typedef struct kill_result {
     int64_t next, backup;
     shr_gc_result_t nr, br;
     uint64_t left_objects, left_unreachable, committed_empty, committed_left;
+    uint64_t ev_died, ev_recovered, ev_leases, leases_released, ev_timeout; /* the event log's account */
 } kill_result_t;
 
 static void note(kill_result_t *k, const char *bug)
@@ -430,6 +433,25 @@ static void one_kill(const char *point, int alg, uint64_t nth, kill_result_t *k)
     k->crc = shr_heap_check_report(h, stderr);
     k->check_ns = now_ns() - t0;
     if (k->crc != 0) note(k, "shr_heap_check failed");
+    shr_ref_t g;
+    if (shr_obj_lookup(h, "graph", &g) != 0) /* published before the point was armed */
+        note(k, "the published graph is gone");
+    else
+        shr_obj_release(h, g);
+
+    /* What the event log says happened, from the heap's creation on. */
+    shr_gc_event_t ev[256];
+    uint64_t seq = 0;
+    for (int64_t n; (n = shr_gc_log_read(h, seq, ev, 256, &seq)) > 0;)
+        for (int64_t i = 0; i < n; i++) {
+            k->ev_died += ev[i].type == SHR_GC_EV_DIED;
+            k->ev_recovered += ev[i].type == SHR_GC_EV_RECOVERED;
+            k->ev_timeout += ev[i].type == SHR_GC_EV_TIMEOUT;
+            if (ev[i].type == SHR_GC_EV_LEASES) {
+                k->ev_leases++;
+                k->leases_released += ev[i].a[0];
+            }
+        }
 
     /* Everything released: what is left is leaked for good. */
     shr_obj_unpublish(h, "graph");
@@ -527,6 +549,9 @@ static void run_point(size_t pk, int alg, int64_t hits, const char *nth_mode, ui
            "\"committed_left\": %llu, \"counts_vary\": %s",
            U(l->left_objects), U(l->left_unreachable), U(l->committed_empty), U(l->committed_left),
            vary ? "true" : "false");
+    printf(", \"log_died\": %llu, \"log_recovered\": %llu, \"log_timeout\": %llu, \"log_leases\": %llu, "
+           "\"log_leases_released\": %llu", U(l->ev_died), U(l->ev_recovered), U(l->ev_timeout), U(l->ev_leases),
+           U(l->leases_released));
     if (bug) {
         printf(", \"bug\": \"%s\"}", bug);
         bugs++;
