@@ -14,7 +14,9 @@
  * first hit; or a number; one dry run counts every point's hits at once,
  * a second lease.drain's). For the point lease.drain, a process holding
  * --hold references of a graph of its own dies first, and the victim is
- * killed while releasing them (attach drains them).
+ * killed while releasing them (its workload's collection does, first
+ * thing; the point is armed before the attach, so that any earlier release
+ * counts too).
  *
  * Then, in this process (the survivor), in order and timed:
  *   recover   shr_heap_recover: the dead victim's entries reclaimed, its
@@ -217,7 +219,7 @@ static void victim(const char *point, int alg, uint64_t nth, int dry, int fd)
     int end = strcmp(point, END_POINT) == 0;
     int all = strcmp(point, ALL_POINTS) == 0;
     uint64_t at = dry ? UINT64_MAX : nth;
-    if (drain) /* the attach drains */
+    if (drain) /* armed before the attach: every release of the holder's references counts */
         arm_or_die(point, at);
     shr_heap_t *h = victim_setup(&C);
     if (all) {
