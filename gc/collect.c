@@ -68,6 +68,7 @@ _Thread_local thread_slot_t *shr__gate_ts __attribute__((tls_model("initial-exec
 _Thread_local shr_heap_t *shr__gc_pending __attribute__((tls_model("initial-exec")));
 static _Thread_local bool collecting; /* this thread runs a collection */
 static _Thread_local bool in_callback; /* this thread runs a gc callback */
+static _Thread_local bool br_due; /* Bacon and Rajan: this thread's ring fills, collect at the gate's exit */
 
 /* This process's part of the collector, per heap handle (h->layer_priv):
  * enabled, the debug flags, the callbacks, the garbage SAVEALL kept (each a
@@ -255,17 +256,29 @@ void shr__gate_exit_slow(shr_heap_t *h)
     if (p && atomic_load_explicit(&p->disabled, memory_order_relaxed)) return; /* this process's disable */
     gc_global_t *g = shr__gc_global(h);
     uint32_t t0 = shr_load_relaxed(&g->gen[0].threshold);
+    bool ring_full = br_due;
+    br_due = false;
     if (t0 == 0) return;
+    int algo = (int)shr_load_relaxed(&g->algorithm);
+    if (algo != SHR_GC_BACON_RAJAN && algo != SHR_GC_MARK_SWEEP) algo = SHR_GC_TRIAL_DELETION;
     for (int i = 2; i >= 0; i--) {
         if (shr_load_relaxed(&g->gen[i].count) <= (int64_t)shr_load_relaxed(&g->gen[i].threshold)) continue;
         if (i == 2 && shr_load_relaxed(&g->long_lived_pending) < shr_load_relaxed(&g->long_lived_total) / 4)
             continue; /* the long-lived rule */
         shr__gc_log(h, SHR_GC_EV_THRESHOLD, i, 0, (uint64_t)shr_load_relaxed(&g->gen[i].count),
                     shr_load_relaxed(&g->gen[i].threshold), 0, 0);
-        int64_t rc = collect(h, i, SHR_GC_TRIAL_DELETION, NULL, true);
+        int64_t rc = collect(h, algo == SHR_GC_MARK_SWEEP ? 2 : i, algo, NULL, true);
         if (rc == -ETIMEDOUT || rc == SHR_ELOCKTIMEOUT)
             atomic_fetch_add_explicit(&g->auto_failures, 1, memory_order_relaxed);
         return;
+    }
+    /* Bacon and Rajan's other trigger: this thread's ring is filling. */
+    if (ring_full && algo == SHR_GC_BACON_RAJAN) {
+        shr__gc_log(h, SHR_GC_EV_THRESHOLD, 0, 0, (uint64_t)shr_load_relaxed(&g->gen[0].count),
+                    shr_load_relaxed(&g->gen[0].threshold), GC_BR_RING, 0);
+        int64_t rc = collect(h, 0, algo, NULL, true);
+        if (rc == -ETIMEDOUT || rc == SHR_ELOCKTIMEOUT)
+            atomic_fetch_add_explicit(&g->auto_failures, 1, memory_order_relaxed);
     }
 }
 
@@ -304,6 +317,17 @@ void shr__gc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
     int64_t v = shr_load_relaxed(&t->delta);
     shr_store_relaxed(&t->delta, 0);
     if (v > -GC_FOLD && v < GC_FOLD && v != 0) fold(shr__gc_global(h), v); /* a damaged word is dropped */
+    /* Bacon and Rajan's ring is zeroed at the slot's next claim: its
+     * entries are dropped and their bits (and a killed thread's bit
+     * without an entry) left to the rescan (B2). The flag is stored before
+     * the ring is cleared, so a collector reading the ring meanwhile (the
+     * registry sweep needs no stopped world) misses nothing the rescan
+     * does not find. */
+    if (shr_load_relaxed(&t->br_n) || shr_load_relaxed(&t->br_busy)) {
+        atomic_store_explicit(&shr__gc_global(h)->br_all, 1, memory_order_seq_cst);
+        shr_store_relaxed(&t->br_n, 0);
+        shr_store_relaxed(&t->br_busy, 0);
+    }
 }
 
 int shr__gc_collect_init(shr_heap_t *h)
@@ -956,7 +980,9 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
         if (!(e->state & T_MARKED) || !(e->flags & OBJ_TRACKED) || (e->state & (T_FROZEN | T_UNTRAV))) continue;
         survivors++;
         if (obj_gen(e->flags) != 2) {
-            shr_store_relaxed(&obj_at(h, e->off)->flags, OBJ_TRACKED | 2u << OBJ_GEN_SHIFT);
+            obj_t *o = obj_at(h, e->off);
+            shr_store_relaxed(&o->flags, (shr_load_relaxed(&o->flags) & OBJ_BUFFERED) | OBJ_TRACKED |
+                                             2u << OBJ_GEN_SHIFT);
             (void)SHR_FAULT(GC_PROMOTE); /* a crash point */
         }
     }
@@ -1003,6 +1029,555 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
     return 0;
 }
 
+/* ---- Bacon and Rajan (docs/design/gc.md §14) ----------------------------------------------
+ *
+ * Bacon and Rajan, "Concurrent Cycle Collection in Reference Counted
+ * Systems" (ECOOP 2001), the synchronous algorithm of its §3: a container
+ * whose count a decrement leaves above zero is a possible root, buffered
+ * once (purple, its buffered bit set); a collection marks gray from each
+ * root, subtracting the references among the gray (MarkRoots), makes black
+ * again what a gray object with a count left reaches and the rest white
+ * (ScanRoots), and frees the white (CollectRoots). What the shared heap
+ * changes:
+ *   - the buffer is per thread, a ring in the thread's gc slot area
+ *     (gc_tslot_t.br), written inside the gate only by its thread; a full
+ *     ring, a thread outside any call, a ring lost at a slot's release, or
+ *     a thread killed between the bit and its entry (br_busy) set the
+ *     heap-wide rescan flag (br_all): the next consumption walks every
+ *     container, every one a root, and clears every bit (B2);
+ *   - the bit is set before the decrement, while the reference is held
+ *     (after it, the block could be freed under the buffering); a buffered
+ *     object whose count then reaches zero is left dying for the collector
+ *     (B1), as in the paper's Release, which frees only what is not
+ *     buffered;
+ *   - the colours and the trial counts are private memory (C1): the counts
+ *     in the headers are never written, so a collector killed at any point
+ *     leaves nothing to undo but the rings it had emptied (their roots
+ *     dropped: a cycle waits for the next full or rescanning collection);
+ *   - the world is stopped by the gate for the three phases; the garbage
+ *     is freed after the restart as trial deletion frees it (C3).
+ * Every collection, whichever its algorithm, empties the rings with the
+ * world stopped before it frees anything (br_flush), so that no entry can
+ * outlive its object.
+ */
+
+/* Is anything buffered: a ring entry, a thread killed mid-buffer, the
+ * rescan flag? */
+static bool br_any(shr_heap_t *h)
+{
+    if (shr_load_relaxed(&shr__gc_global(h)->br_all)) return true;
+    if (!h->hdr->thread_size[SHR_LAYER_GC]) return false;
+    uint32_t hwm = shr_load_acquire(&h->hdr->threads_hwm);
+    if (hwm > h->max_threads) hwm = h->max_threads;
+    for (uint32_t s = 0; s < hwm; s++) {
+        gc_tslot_t *t = shr__seg_thread_area(h, SHR_LAYER_GC, s);
+        if (shr_load_relaxed(&t->br_n) || shr_load_relaxed(&t->br_busy)) return true;
+    }
+    return false;
+}
+
+static void br_set_all(gc_global_t *g)
+{
+    if (!shr_load_relaxed(&g->br_all)) shr_store_relaxed(&g->br_all, 1);
+}
+
+void shr__gc_br_root(shr_heap_t *h, obj_t *o)
+{
+    uint32_t f = shr_load_relaxed(&o->flags);
+    if ((f & (OBJ_TRACKED | OBJ_BUFFERED | OBJ_GARBAGE)) != OBJ_TRACKED || obj_gen(f) == 3) return;
+    uint64_t n = shr_load_relaxed(&o->refcnt);
+    if (n <= 1 || n == OBJ_DYING) return; /* this decrement frees it: not a possible root */
+    gc_global_t *g = shr__gc_global(h);
+    shr_tctx_t *ctx = shr__gate_depth ? shr__tctx(h) : NULL;
+    gc_tslot_t *t = ctx ? ctx->layer[SHR_LAYER_GC] : NULL;
+    if (!t) { /* outside any call: a collector may be reading the rings */
+        br_set_all(g);
+        return;
+    }
+    uint32_t k = shr_load_relaxed(&t->br_n);
+    if (k >= GC_BR_RING) {
+        br_set_all(g);
+        br_due = true;
+        shr__gc_pending = h;
+        return;
+    }
+    shr_store_relaxed(&t->br_busy, 1);
+    if (atomic_fetch_or_explicit(&o->flags, OBJ_BUFFERED, memory_order_relaxed) & OBJ_BUFFERED) {
+        shr_store_relaxed(&t->br_busy, 0); /* another thread buffered it */
+        return;
+    }
+    (void)SHR_FAULT(GC_BR_BUFFER); /* a crash point: the bit set, its entry not committed */
+    shr_store_relaxed(&t->br[k], shr__off(h, o));
+    shr_store_release(&t->br_n, k + 1); /* the entry's commit point */
+    shr_store_release(&t->br_busy, 0);
+    if (k + 1 >= GC_BR_RING * 3 / 4) {
+        br_due = true;
+        shr__gc_pending = h;
+    }
+}
+
+/* What a consumption of the rings found: the roots (purple, bit now
+ * clear), and the buffered objects whose count reached zero meanwhile
+ * (their deallocs done but the free, B1), to be freed after the restart. */
+typedef struct broots {
+    uint64_t *off;
+    size_t n, cap;
+    uint64_t *dying;
+    size_t nd, dcap;
+    bool all;           /* every container is a root (the rescan) */
+    bool keep_dying;    /* the caller frees the dying (else: the mark-sweep's trace does) */
+    uint64_t entries;   /* ring entries read */
+} broots_t;
+
+static bool push_off(uint64_t **a, size_t *n, size_t *cap, uint64_t off)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 256;
+        uint64_t *p = realloc(*a, c * sizeof *p);
+        if (!p) return false;
+        *a = p;
+        *cap = c;
+    }
+    (*a)[(*n)++] = off;
+    return true;
+}
+
+/* One buffered object, world stopped: its bit cleared (so a second entry
+ * naming it is skipped), kept as a root or a dying object. One that cannot
+ * be recorded keeps its bit and sets the rescan flag. */
+static void br_take(shr_heap_t *h, broots_t *b, uint64_t off, bool from_ring)
+{
+    if (from_ring && (off == 0 || off >= h->capacity || (off & (SHR_ALIGNMENT - 1)) ||
+                      shr__alloc_block_checked(h, off) < sizeof(obj_t)))
+        return; /* a damaged entry: dropped (B2 holds: the rescan is only needed for a bit) */
+    obj_t *o = obj_at(h, off);
+    uint32_t f = shr_load_relaxed(&o->flags);
+    uint64_t rc = shr_load_relaxed(&o->refcnt);
+    if (!(f & OBJ_BUFFERED) || !(f & OBJ_TRACKED) || rc == 0) return;
+    bool ok = true;
+    if (rc == OBJ_DYING) {
+        if (b->keep_dying) ok = push_off(&b->dying, &b->nd, &b->dcap, off);
+    } else if (!b->all && !(f & OBJ_GARBAGE) && obj_gen(f) != 3) {
+        ok = push_off(&b->off, &b->n, &b->cap, off);
+    }
+    if (!ok) {
+        br_set_all(shr__gc_global(h));
+        return;
+    }
+    shr_store_relaxed(&o->flags, f & ~OBJ_BUFFERED);
+}
+
+static void br_take_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
+{
+    (void)size;
+    br_take(h, arg, off, false);
+}
+
+/* Empty every ring (the world stopped), and walk every container when the
+ * rescan flag is up or a thread died between a bit and its entry. */
+static void br_flush(shr_heap_t *h, broots_t *b)
+{
+    gc_global_t *g = shr__gc_global(h);
+    /* Exchanged first: a release that sets it after this (a registry
+     * sweep of another process runs with the world stopped) leaves it for
+     * the next consumption. */
+    if (atomic_exchange_explicit(&g->br_all, 0, memory_order_relaxed)) b->all = true;
+    if (h->hdr->thread_size[SHR_LAYER_GC]) {
+        uint32_t hwm = shr_load_acquire(&h->hdr->threads_hwm);
+        if (hwm > h->max_threads) hwm = h->max_threads;
+        for (uint32_t s = 0; s < hwm; s++) {
+            gc_tslot_t *t = shr__seg_thread_area(h, SHR_LAYER_GC, s);
+            uint32_t n = shr_load_acquire(&t->br_n);
+            if (shr_load_relaxed(&t->br_busy)) b->all = true; /* a dead thread's (B2) */
+            if (n > GC_BR_RING) {
+                b->all = true; /* a damaged word: its entries are not trusted */
+                n = 0;
+            }
+            for (uint32_t i = 0; i < n; i++) br_take(h, b, shr_load_relaxed(&t->br[i]), true);
+            b->entries += n;
+            shr_store_relaxed(&t->br_n, 0);
+            shr_store_relaxed(&t->br_busy, 0);
+        }
+    }
+    if (b->all) shr__obj_walk(h, br_take_visit, b);
+}
+
+static void broots_free(broots_t *b)
+{
+    free(b->off);
+    free(b->dying);
+}
+
+/* After the restart, inside the gate: the dying buffered objects, their
+ * deallocs run again (releasing what a killed thread's dealloc had not, and
+ * then the free, their bits clear). */
+static void br_free_dying(shr_heap_t *h, broots_t *b)
+{
+    for (size_t i = 0; i < b->nd; i++) {
+        obj_t *o = obj_at(h, b->dying[i]);
+        const gc_type_ops_t *ops = shr__type_ops_any(h, o->type);
+        if (ops) ops->dealloc(h, o); /* unknown here: left dying, for the mark-sweep */
+    }
+}
+
+enum { BR_BLACK = 0, BR_GRAY, BR_WHITE };
+
+typedef struct bent {
+    uint64_t off;
+    int64_t rc;         /* the trial count: the header's, minus the references from gray objects */
+    const gc_type_ops_t *ops;
+    uint32_t color;
+    uint32_t garbage;   /* OBJ_GARBAGE: a dead collector's garbage, white for good (C3) */
+} bent_t;
+
+typedef struct brs {
+    shr_heap_t *h;
+    bent_t *e;
+    size_t n, cap;
+    uint32_t *ix;       /* open addressing: entry + 1 */
+    size_t icap;
+    size_t *stack;
+    size_t sn, scap;
+    size_t cur;         /* the entry whose children are visited */
+    bool nomem;
+    bool all;           /* every container a root */
+    uint64_t edges, untraversable;
+} brs_t;
+
+static size_t br_hash(uint64_t off, size_t icap) { return (size_t)(((off >> 4) * 0x9E3779B97F4A7C15ull) >> 17) & (icap - 1); }
+
+static bent_t *br_lookup(brs_t *s, uint64_t off)
+{
+    if (!s->icap) return NULL;
+    for (size_t k = br_hash(off, s->icap);; k = (k + 1) & (s->icap - 1)) {
+        uint32_t v = s->ix[k];
+        if (v == 0) return NULL;
+        if (s->e[v - 1].off == off) return &s->e[v - 1];
+    }
+}
+
+static bool br_spush(brs_t *s, size_t i)
+{
+    if (s->sn == s->scap) {
+        size_t c = s->scap ? s->scap * 2 : 1024;
+        size_t *p = realloc(s->stack, c * sizeof *p);
+        if (!p) {
+            s->nomem = true;
+            return false;
+        }
+        s->stack = p;
+        s->scap = c;
+    }
+    s->stack[s->sn++] = i;
+    return true;
+}
+
+/* Can o be gray? A live tracked container, not frozen, of a type this
+ * process traverses, not a list a dead writer left half changed (C4: kept
+ * as it is, as trial deletion's second walk keeps it). Else it is black for
+ * good and its references are never subtracted. */
+static const gc_type_ops_t *br_eligible(brs_t *s, obj_t *o, uint32_t f, uint64_t rc)
+{
+    if (!(f & OBJ_TRACKED) || rc == 0 || rc == OBJ_DYING || obj_gen(f) == 3) return NULL;
+    /* A dead collector's garbage: all of it is freed at once or none
+     * (C3), so only a walk of every container makes it gray. */
+    if ((f & OBJ_GARBAGE) && !s->all) return NULL;
+    const gc_type_ops_t *ops = shr__type_ops_any(s->h, o->type);
+    if (!ops || !ops->traverse || !ops->clear ||
+        (o->type == SHR_TYPE_LIST && shr__list_unsettled && shr__list_unsettled(s->h, o))) {
+        s->untraversable++;
+        return NULL;
+    }
+    return ops;
+}
+
+/* The entry for off, added gray (its trial count its header's) and pushed
+ * for MarkGray when new; NULL when it cannot be gray or memory ran out. */
+static bent_t *br_gray(brs_t *s, uint64_t off)
+{
+    bent_t *e = br_lookup(s, off);
+    if (e || s->nomem) return e;
+    obj_t *o = obj_at(s->h, off);
+    uint32_t f = shr_load_relaxed(&o->flags);
+    uint64_t rc = shr_load_relaxed(&o->refcnt);
+    const gc_type_ops_t *ops = br_eligible(s, o, f, rc);
+    if (!ops) return NULL;
+    if (s->n == s->cap) {
+        size_t c = s->cap ? s->cap * 2 : 1024;
+        bent_t *p = c < UINT32_MAX ? realloc(s->e, c * sizeof *p) : NULL;
+        if (!p) {
+            s->nomem = true;
+            return NULL;
+        }
+        s->e = p;
+        s->cap = c;
+    }
+    if ((s->n + 1) * 2 > s->icap) {
+        size_t icap = s->icap ? s->icap * 2 : 2048;
+        uint32_t *ix = calloc(icap, sizeof *ix);
+        if (!ix) {
+            s->nomem = true;
+            return NULL;
+        }
+        for (size_t i = 0; i < s->n; i++) {
+            size_t k = br_hash(s->e[i].off, icap);
+            while (ix[k]) k = (k + 1) & (icap - 1);
+            ix[k] = (uint32_t)i + 1;
+        }
+        free(s->ix);
+        s->ix = ix;
+        s->icap = icap;
+    }
+    size_t k = br_hash(off, s->icap);
+    while (s->ix[k]) k = (k + 1) & (s->icap - 1);
+    s->ix[k] = (uint32_t)s->n + 1;
+    s->e[s->n] = (bent_t){.off = off, .rc = (int64_t)rc, .ops = ops, .color = BR_GRAY,
+                          .garbage = (f & OBJ_GARBAGE) != 0};
+    if (!br_spush(s, s->n)) return NULL;
+    return &s->e[s->n++];
+}
+
+/* MarkGray's edge: every reference from a gray object is subtracted from
+ * its referent's trial count, which turns gray if it was not. */
+static void br_visit_gray(shr_heap_t *h, shr_off_t child, void *arg)
+{
+    (void)h;
+    brs_t *s = arg;
+    s->edges++;
+    if (child == 0) return;
+    bent_t *e = br_gray(s, child);
+    if (e) e->rc--;
+}
+
+static void br_mark_gray(brs_t *s)
+{
+    while (s->sn && !s->nomem) {
+        bent_t *e = &s->e[s->stack[--s->sn]];
+        e->ops->traverse(s->h, obj_at(s->h, e->off), br_visit_gray, s);
+    }
+}
+
+/* ScanBlack's edge: the reference counts again; what was not black turns
+ * black and is followed. */
+static void br_visit_black(shr_heap_t *h, shr_off_t child, void *arg)
+{
+    (void)h;
+    brs_t *s = arg;
+    bent_t *e = br_lookup(s, child);
+    if (!e) return;
+    e->rc++;
+    if (e->color != BR_BLACK && !e->garbage) {
+        e->color = BR_BLACK;
+        br_spush(s, (size_t)(e - s->e));
+    }
+}
+
+static void br_scan_black(brs_t *s, size_t i)
+{
+    s->e[i].color = BR_BLACK;
+    size_t base = s->sn;
+    br_spush(s, i);
+    while (s->sn > base) {
+        bent_t *e = &s->e[s->stack[--s->sn]];
+        e->ops->traverse(s->h, obj_at(s->h, e->off), br_visit_black, s);
+    }
+}
+
+/* Scan's edge: the gray children are scanned in turn. */
+typedef struct brscan {
+    brs_t *s;
+    size_t *st;
+    size_t n, cap;
+    bool nomem;
+} brscan_t;
+
+static bool br_qpush(brscan_t *q, size_t i)
+{
+    if (q->n == q->cap) {
+        size_t c = q->cap ? q->cap * 2 : 1024;
+        size_t *p = realloc(q->st, c * sizeof *p);
+        if (!p) {
+            q->nomem = true;
+            return false;
+        }
+        q->st = p;
+        q->cap = c;
+    }
+    q->st[q->n++] = i;
+    return true;
+}
+
+static void br_visit_scan(shr_heap_t *h, shr_off_t child, void *arg)
+{
+    (void)h;
+    brscan_t *q = arg;
+    bent_t *e = br_lookup(q->s, child);
+    if (e && e->color == BR_GRAY) br_qpush(q, (size_t)(e - q->s->e));
+}
+
+/* ScanRoots over every gray object (all came from the roots): a gray one
+ * with a count left is referenced from outside, and it and what it reaches
+ * become black again (their counts restored); a gray one at zero turns
+ * white and its children are scanned. What a dead collector flagged stays
+ * white (C3). */
+static void br_scan(brs_t *s, const size_t *roots, size_t nroots)
+{
+    brscan_t q = {.s = s};
+    for (size_t r = 0; r < nroots && !s->nomem && !q.nomem; r++) {
+        if (s->e[roots[r]].color != BR_GRAY || !br_qpush(&q, roots[r])) continue;
+        while (q.n && !s->nomem && !q.nomem) {
+            size_t i = q.st[--q.n];
+            bent_t *e = &s->e[i];
+            if (e->color != BR_GRAY) continue;
+            if (e->rc > 0 && !e->garbage) {
+                br_scan_black(s, i);
+            } else {
+                e->color = BR_WHITE;
+                e->ops->traverse(s->h, obj_at(s->h, e->off), br_visit_scan, &q);
+            }
+        }
+    }
+    if (q.nomem) s->nomem = true;
+    free(q.st);
+}
+
+static void brs_free(brs_t *s)
+{
+    free(s->e);
+    free(s->ix);
+    free(s->stack);
+}
+
+/* Free the white (the world running, inside the gate): flag each, clear
+ * each, free each, as free_garbage (C3). */
+static uint64_t br_free_white(shr_heap_t *h, brs_t *s, uint64_t garbage, uint64_t *bytes)
+{
+    if (garbage == 0) return 0;
+    size_t *gl = malloc(garbage * sizeof *gl);
+    if (!gl) { /* all left; the rescan finds them again */
+        br_set_all(shr__gc_global(h));
+        return 0;
+    }
+    size_t ng = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        bent_t *e = &s->e[i];
+        if (e->color != BR_WHITE) continue;
+        obj_t *o = obj_at(h, e->off);
+        *bytes += shr_usable_size(h, o);
+        shr_store_relaxed(&o->flags, shr_load_relaxed(&o->flags) | OBJ_GARBAGE);
+        gl[ng++] = i;
+    }
+    (void)SHR_FAULT(GC_FLAGGED); /* a crash point: every garbage object flagged */
+    for (size_t k = 0; k < ng; k++) {
+        bent_t *e = &s->e[gl[k]];
+        e->ops->clear(h, obj_at(h, e->off));
+        (void)SHR_FAULT(GC_CLEAR); /* a crash point */
+    }
+    for (size_t k = 0; k < ng; k++) {
+        bent_t *e = &s->e[gl[k]];
+        e->ops->dealloc(h, obj_at(h, e->off)); /* nothing left to release: frees it */
+        (void)SHR_FAULT(GC_FREE); /* a crash point */
+    }
+    free(gl);
+    return ng;
+}
+
+static void br_all_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
+{
+    (void)size;
+    broots_t *b = arg;
+    obj_t *o = obj_at(h, off);
+    uint32_t f = shr_load_relaxed(&o->flags);
+    uint64_t rc = shr_load_relaxed(&o->refcnt);
+    if ((f & OBJ_TRACKED) && rc != 0 && rc != OBJ_DYING && obj_gen(f) != 3 &&
+        !push_off(&b->off, &b->n, &b->cap, off))
+        b->all = false; /* marks the failure (see bacon_rajan) */
+}
+
+/* Bacon and Rajan's part of a collection, from the world stopped to the
+ * garbage freed (the collector's mutex held by the caller). */
+static int bacon_rajan(shr_heap_t *h, int gen, shr_gc_result_t *r, uint64_t t_stop, uint64_t t_stopped)
+{
+    gc_global_t *g = shr__gc_global(h);
+    broots_t b = {.keep_dying = true};
+    brs_t s = {.h = h};
+    br_flush(h, &b);
+    if (b.all) { /* every container is a root: the walk collects them */
+        b.n = 0;
+        shr__obj_walk(h, br_all_visit, &b);
+        if (!b.all) s.nomem = true;
+        s.all = true;
+    }
+    /* The roots turn gray (MarkRoots' start); offsets become entries. */
+    size_t *roots = malloc((b.n ? b.n : 1) * sizeof *roots);
+    size_t nroots = 0;
+    if (!roots) s.nomem = true;
+    uint64_t t_walked = shr__now_ns(CLOCK_MONOTONIC);
+    (void)SHR_FAULT(GC_WALK); /* a crash point: the rings emptied, nothing marked */
+    for (size_t i = 0; i < b.n && !s.nomem; i++) {
+        bent_t *e = br_gray(&s, b.off[i]);
+        if (e) roots[nroots++] = (size_t)(e - s.e);
+        br_mark_gray(&s);
+    }
+    uint64_t t_gray = shr__now_ns(CLOCK_MONOTONIC);
+    (void)SHR_FAULT(GC_SUBTRACT); /* a crash point: gray marked, counts subtracted (private) */
+    if (!s.nomem) br_scan(&s, roots, nroots);
+    free(roots);
+    uint64_t t_scanned = shr__now_ns(CLOCK_MONOTONIC);
+    (void)SHR_FAULT(GC_MARK); /* a crash point: white found, nothing changed */
+    if (s.nomem) {
+        /* Nothing freed; the roots are dropped (bits cleared), the rescan
+         * flag makes the next collection examine every container. */
+        br_set_all(g);
+        restart_world(h);
+        if (b.nd && shr__gate_enter(h) == 0) {
+            br_free_dying(h, &b);
+            shr__gate_exit(h);
+        }
+        brs_free(&s);
+        broots_free(&b);
+        return -ENOMEM;
+    }
+    r->candidates = s.n;
+    r->untraversable = s.untraversable;
+    r->edges = s.edges;
+    r->phase_ns[SHR_GC_PHASE_WALK] = t_walked - t_stopped;
+    r->phase_ns[SHR_GC_PHASE_SUBTRACT] = t_gray - t_walked;
+    r->phase_ns[SHR_GC_PHASE_MARK] = t_scanned - t_gray;
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_WALK, r->phase_ns[SHR_GC_PHASE_WALK], b.n, b.entries, 0);
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_SUBTRACT, r->phase_ns[SHR_GC_PHASE_SUBTRACT], r->edges, 0, 0);
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_MARK, r->phase_ns[SHR_GC_PHASE_MARK], 0, 0, 0);
+    /* Not generational: the counts are reset as a collection of gen
+     * resets them, so that the thresholds work as they do; nothing is
+     * promoted. */
+    uint64_t survivors = 0, garbage = 0;
+    for (size_t i = 0; i < s.n; i++) garbage += s.e[i].color == BR_WHITE;
+    survivors = s.n - garbage;
+    if (gen < 2) atomic_fetch_add_explicit(&g->gen[gen + 1].count, 1, memory_order_relaxed);
+    for (int i = 0; i <= gen; i++) shr_store_relaxed(&g->gen[i].count, 0);
+    uint64_t t_promoted = shr__now_ns(CLOCK_MONOTONIC);
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_PROMOTE, t_promoted - t_scanned, survivors, 0, 0);
+    restart_world(h);
+    uint64_t t_restarted = shr__now_ns(CLOCK_MONOTONIC);
+    r->pause_ns = t_restarted - t_stop;
+    r->phase_ns[SHR_GC_PHASE_PROMOTE] = t_promoted - t_scanned;
+    r->phase_ns[SHR_GC_PHASE_RESTART] = t_restarted - t_promoted;
+    if (shr__gate_enter(h) == 0) {
+        r->collected = br_free_white(h, &s, garbage, &r->bytes_freed);
+        br_free_dying(h, &b);
+        shr__gate_exit(h);
+    }
+    r->uncollectable = garbage - r->collected;
+    r->phase_ns[SHR_GC_PHASE_FREE] = shr__now_ns(CLOCK_MONOTONIC) - t_restarted;
+    shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_FREE, r->phase_ns[SHR_GC_PHASE_FREE], r->collected,
+                r->bytes_freed, 0);
+    r->total_ns = shr__now_ns(CLOCK_MONOTONIC) - r->total_ns; /* the caller stored its start there */
+    record(g, gen, r);
+    brs_free(&s);
+    broots_free(&b);
+    return 0;
+}
+
 static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, bool automatic)
 {
     shr_gc_result_t r;
@@ -1040,14 +1615,31 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
     if (rc) goto out;
     (void)SHR_FAULT(GC_STOPPED); /* a crash point: the world stopped, nothing examined */
 
+    if (r.algorithm == SHR_GC_BACON_RAJAN) {
+        r.total_ns = t_begin; /* bacon_rajan records the whole time */
+        rc = bacon_rajan(h, gen, &r, t_stop, t_stopped);
+        goto out;
+    }
+    /* Another algorithm empties the rings first (B1: no entry may outlive
+     * its object, and this collection may free buffered ones); the roots
+     * are dropped, the dying kept for the free (trial deletion's walk skips
+     * them; the mark-sweep's trace frees them itself). */
+    broots_t br = {.keep_dying = r.algorithm == SHR_GC_TRIAL_DELETION};
+    if (br_any(h)) br_flush(h, &br);
     if (r.algorithm == SHR_GC_MARK_SWEEP) {
         r.total_ns = t_begin; /* mark_sweep records the whole time */
         rc = mark_sweep(h, algo, &r, t_stop, t_stopped);
+        broots_free(&br);
         goto out;
     }
     find_candidates(h, &s, (debug & SHR_GC_DEBUG_STATS) != 0);
     if (s.nomem || build_index(&s) != 0) {
         restart_world(h);
+        if (br.nd && shr__gate_enter(h) == 0) {
+            br_free_dying(h, &br);
+            shr__gate_exit(h);
+        }
+        broots_free(&br);
         rc = -ENOMEM; /* nothing changed */
         goto out;
     }
@@ -1073,7 +1665,9 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
         if (!(s.c[i].state & C_REACHABLE)) continue;
         survivors++;
         if (s.c[i].gen != next) {
-            shr_store_relaxed(&obj_at(h, s.c[i].off)->flags, OBJ_TRACKED | next << OBJ_GEN_SHIFT);
+            obj_t *o = obj_at(h, s.c[i].off);
+            shr_store_relaxed(&o->flags, (shr_load_relaxed(&o->flags) & OBJ_BUFFERED) | OBJ_TRACKED |
+                                             next << OBJ_GEN_SHIFT);
             (void)SHR_FAULT(GC_PROMOTE); /* a crash point */
         }
     }
@@ -1105,12 +1699,14 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
     if ((rc = shr__gate_enter(h)) == 0) {
         if (debug & SHR_GC_DEBUG_COLLECTABLE) debug_garbage(h, &s, "collectable");
         r.collected = (debug & SHR_GC_DEBUG_SAVEALL) ? save_garbage(h, &s) : free_garbage(h, &s, &r.bytes_freed);
+        br_free_dying(h, &br);
         shr__gate_exit(h);
     } else {
         r.uncollectable = s.n - survivors; /* left for the next collection */
         if (debug & SHR_GC_DEBUG_UNCOLLECTABLE) debug_garbage(h, &s, "uncollectable");
         rc = 0;
     }
+    broots_free(&br);
     uint64_t t_freed = shr__now_ns(CLOCK_MONOTONIC);
     r.phase_ns[SHR_GC_PHASE_FREE] = t_freed - t_free;
     shr__gc_log(h, SHR_GC_EV_PHASE, gen, SHR_GC_PHASE_FREE, r.phase_ns[SHR_GC_PHASE_FREE], r.collected,
@@ -1153,12 +1749,42 @@ int64_t shr_gc_collect_with(shr_heap_t *heap, int algorithm, int generation, shr
     int a = algorithm & SHR_GC_ALGORITHM_MASK;
     if (!heap || generation < 0 || generation > 2 || (algorithm & ~(SHR_GC_ALGORITHM_MASK | SHR_GC_REPAIR)))
         return -EINVAL;
-    if (a != SHR_GC_TRIAL_DELETION && a != SHR_GC_MARK_SWEEP) return -EINVAL;
-    if (a == SHR_GC_TRIAL_DELETION && (algorithm & SHR_GC_REPAIR)) return -EINVAL;
+    if (a != SHR_GC_TRIAL_DELETION && a != SHR_GC_BACON_RAJAN && a != SHR_GC_MARK_SWEEP) return -EINVAL;
+    if (a != SHR_GC_MARK_SWEEP && (algorithm & SHR_GC_REPAIR)) return -EINVAL;
     if (a == SHR_GC_MARK_SWEEP && generation != 2) return -EINVAL; /* a trace is of the whole heap */
     if (res && (res->size < offsetof(shr_gc_result_t, candidates) || res->size > (1u << 16))) return -EINVAL;
     shr__node_types_register();
     return collect(heap, generation, algorithm, res, false);
+}
+
+int shr_gc_set_algorithm(shr_heap_t *heap, int algorithm)
+{
+    if (!heap || (algorithm != SHR_GC_TRIAL_DELETION && algorithm != SHR_GC_BACON_RAJAN &&
+                  algorithm != SHR_GC_MARK_SWEEP))
+        return -EINVAL;
+    gc_global_t *g = shr__gc_global(heap);
+    uint32_t was = atomic_exchange_explicit(&g->algorithm, (uint32_t)algorithm, memory_order_seq_cst);
+    /* What was decref'd before was not buffered: the first collection
+     * examines every container. */
+    if (algorithm == SHR_GC_BACON_RAJAN && was != SHR_GC_BACON_RAJAN) br_set_all(g);
+    return 0;
+}
+
+int shr_gc_get_algorithm(shr_heap_t *heap)
+{
+    if (!heap) return -EINVAL;
+    uint32_t a = shr_load_relaxed(&shr__gc_global(heap)->algorithm);
+    return a <= SHR_GC_MARK_SWEEP ? (int)a : SHR_GC_TRIAL_DELETION;
+}
+
+const char *shr_gc_algorithm_name(int algorithm)
+{
+    switch (algorithm) {
+    case SHR_GC_TRIAL_DELETION: return "trial";
+    case SHR_GC_BACON_RAJAN: return "bacon-rajan";
+    case SHR_GC_MARK_SWEEP: return "marksweep";
+    default: return NULL;
+    }
 }
 
 /* ---- the verifier (trace.c; docs/design/gc.md §10) ------------------------------------------ */
@@ -1618,7 +2244,7 @@ static void freeze_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
     if (s->gen == -1) {
         if (gen == 3) s->moved++;
     } else if (s->gen == 3 ? gen < 3 : gen == 3) {
-        shr_store_relaxed(&obj_at(h, off)->flags, OBJ_TRACKED | (uint32_t)s->gen << OBJ_GEN_SHIFT);
+        shr_store_relaxed(&obj_at(h, off)->flags, (f & OBJ_BUFFERED) | OBJ_TRACKED | (uint32_t)s->gen << OBJ_GEN_SHIFT);
         s->moved++;
     }
 }

@@ -81,6 +81,21 @@ typedef struct obj {
  * clears any: unreachable for good (no finalizers, no weak references), so
  * the next collector frees such an object whatever its count says. */
 #define OBJ_GARBAGE (1u << 3)
+/* Bacon and Rajan's buffered bit (collect.c, "Bacon and Rajan"): the
+ * container is a possible root, named by an entry of some thread's ring
+ * (gc_tslot_t.br) or waiting for the heap-wide rescan (gc_global_t.br_all).
+ * Set by a mutator (fetch_or, inside the gate, before its decrement) on a
+ * heap whose algorithm is SHR_GC_BACON_RAJAN; cleared only by a collector
+ * with the world stopped, as it consumes every ring at once. The whole-word
+ * stores of the generation keep it.
+ *   B1  a buffered object's block is never freed by a mutator: its free
+ *       (shr__obj_free) is deferred, the object left OBJ_DYING, and the
+ *       collector that consumes its entry frees it; so an entry always
+ *       names the object it was written for.
+ *   B2  every buffered object has an entry in a ring, or br_all is set (a
+ *       ring lost at a slot's release, a thread killed between the bit and
+ *       its entry): the rescan walks every container and clears every bit. */
+#define OBJ_BUFFERED (1u << 4)
 static inline uint32_t obj_gen(uint32_t flags) { return (flags & OBJ_GEN_MASK) >> OBJ_GEN_SHIFT; }
 /* The refcount of a container whose last reference is gone and whose
  * dealloc has begun (shr__decref stores it right after the decrement that
@@ -184,7 +199,12 @@ typedef struct gc_global {
     _Atomic uint64_t auto_failures;
     _Atomic uint64_t long_lived_total, long_lived_pending;
     _Atomic uint64_t epoch;      /* collections begun, ever */
-    uint64_t reserved;
+    /* Layout 13: the heap's algorithm (shr_gc_set_algorithm; automatic
+     * collections use it; read by every decref, in the line of
+     * `requested`), and Bacon and Rajan's rescan flag (B2): nonzero when
+     * the next consumption of the rings must walk every container. */
+    _Atomic uint32_t algorithm;
+    _Atomic uint32_t br_all;
     gc_gen_t gen[3];
     gc_type_decl_t types[SHR_TYPE_USER_MAX];
     /* The collector's mutex: one collection at a time. Robust: a collector
@@ -216,10 +236,25 @@ _Static_assert(sizeof(gc_logrec_t) == 64, "gc_logrec_t is 64 bytes");
 
 /* The gc region of a thread slot: its count of containers created minus
  * freed not yet folded into gen[0].count (folded every GC_FOLD, and when
- * the slot is released). Written by its thread only. */
+ * the slot is released), and its ring of Bacon and Rajan's possible roots
+ * (layout 13). Written by its thread only, inside the gate; read and
+ * emptied by a collector with the world stopped.
+ *   br[0..br_n)  offsets of buffered containers (B1, B2); br_n is the
+ *                commit point, stored after the entry;
+ *   br_busy      1 from the set of a bit to the commit of its entry: a
+ *                thread killed in between leaves a bit without an entry,
+ *                which the collector (world stopped) or the slot's release
+ *                turns into the rescan flag.
+ * A slot released with entries (its ring is zeroed at the next claim) sets
+ * the rescan flag too: its entries are dropped, its bits cleared by the
+ * rescan. */
+#define GC_BR_RING 504
 typedef struct gc_tslot {
     _Atomic int64_t delta;
-    uint64_t reserved[7];
+    _Atomic uint32_t br_n;
+    _Atomic uint32_t br_busy;
+    uint64_t reserved[6];
+    _Atomic uint64_t br[GC_BR_RING];
 } gc_tslot_t;
 #define GC_FOLD 64
 
@@ -237,7 +272,9 @@ _Static_assert(offsetof(gc_global_t, released) == 8 && offsetof(gc_global_t, req
                    offsetof(gc_global_t, types) == 64 + 3 * 64 && sizeof(gc_type_decl_t) == 48 &&
                    offsetof(gc_global_t, mu) % 64 == 0,
                "gc_global_t");
-_Static_assert(sizeof(gc_tslot_t) == 64, "gc_tslot_t");
+_Static_assert(sizeof(gc_tslot_t) == 4096 && offsetof(gc_tslot_t, br) == 64, "gc_tslot_t");
+_Static_assert(offsetof(gc_global_t, algorithm) == 56 && offsetof(gc_global_t, br_all) == 60,
+               "gc_global_t: the algorithm in the line of the request word");
 
 /* The gc layer's layout constants are the SHR_CONST_OBJ_SIZE and
  * SHR_CONST_LEASE_AREA slots of the header's consts[] (shm.h). */
@@ -275,8 +312,14 @@ static inline void shr__incref(obj_t *o)
     atomic_fetch_add_explicit(&o->refcnt, 1, memory_order_relaxed);
 }
 
-/* Drop a reference; the decrement that reaches zero deallocates. */
+/* Drop a reference; the decrement that reaches zero deallocates. On a heap
+ * whose algorithm is SHR_GC_BACON_RAJAN, a container whose count will stay
+ * above zero is buffered first (shr__gc_br_root), while the reference is
+ * still held; other heaps pay one predictable branch on a word in the line
+ * the gate reads. */
 void shr__decref(shr_heap_t *h, obj_t *o);
+/* Buffer o as a possible root (B1, B2): the caller holds a reference to it. */
+void shr__gc_br_root(shr_heap_t *h, obj_t *o);
 
 /* Turn a borrowed offset read from *slot into a new reference, or return 0
  * when the slot is empty. The caller must guarantee that a block that held an

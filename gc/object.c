@@ -89,7 +89,18 @@ obj_t *shr__obj_new_container(shr_heap_t *h, uint32_t type, size_t size, const v
 
 void shr__obj_free(shr_heap_t *h, obj_t *o)
 {
-    if (shr_load_relaxed(&o->flags) & OBJ_TRACKED) shr__gc_count(h, -1);
+    uint32_t f = shr_load_relaxed(&o->flags);
+    /* B1 (gc.h): a buffered object's block stays, its dealloc done, as a
+     * dying object for the collector that consumes its entry (it frees it,
+     * running the dealloc again: every dealloc detaches before it
+     * releases, so a second run releases nothing twice). Its bit was set by
+     * a thread that held a reference, before that thread's decrement, so
+     * the decrement that reached zero here made it visible. */
+    if (shr_unlikely(f & OBJ_BUFFERED)) {
+        shr_store_relaxed(&o->refcnt, OBJ_DYING);
+        return;
+    }
+    if (f & OBJ_TRACKED) shr__gc_count(h, -1);
     shr_store_relaxed(&o->refcnt, 0); /* the object pools' rule: 0 when freed */
     shr_free(h, o);
 }
@@ -169,6 +180,13 @@ static void dealloc(shr_heap_t *h, obj_t *o)
 
 void shr__decref(shr_heap_t *h, obj_t *o)
 {
+    /* Bacon and Rajan's possible root, buffered before the decrement while
+     * this reference still holds the object (after it, another thread's
+     * decrement could free the block under the buffering). Every other heap
+     * pays this branch only: the word shares its line with the gate's
+     * request word, read by the gate_enter this call runs inside. */
+    if (shr_unlikely(shr_load_relaxed(&shr__gc_global(h)->algorithm) == SHR_GC_BACON_RAJAN))
+        shr__gc_br_root(h, o);
     if (atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_acq_rel) != 1) return;
     /* A container's dealloc begins: mark it (OBJ_DYING), so that a death
      * before its block is freed leaves an object the mark-sweep can find and

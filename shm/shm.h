@@ -94,8 +94,11 @@
  *    (seg_header_t.log_records records, the header word that was reserved0).
  * 12: young hints for the cycle collector: pool_header_t.young (byte 7,
  *     beside a one-byte shift) and chunk_t.young (byte 56), set before a
- *     container's commit, cleared by a collector with the world stopped. */
-#define SHR_LAYOUT_VERSION 12u
+ *     container's commit, cleared by a collector with the world stopped.
+ * 13: Bacon and Rajan's cycle collection: gc_global_t.algorithm and
+ *     br_all (the old reserved word), gc_tslot_t grows to 4 KiB with a
+ *     ring of buffered roots, obj_t.flags' OBJ_BUFFERED bit. */
+#define SHR_LAYOUT_VERSION 13u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"

@@ -166,6 +166,10 @@ typedef enum shr_fault_action {
     X(GC_LOG_WRITE, "gc.log.write",                                                  \
       "an event log record: its slot taken and half its fields written, its "       \
       "sequence number (the commit point) not yet",                                  \
+      "ignored: a crash point")                                                      \
+    X(GC_BR_BUFFER, "gc.br.buffer",                                                  \
+      "Bacon and Rajan: a possible root's buffered bit set, its entry in the "      \
+      "thread's ring not yet committed (inside the gate)",                           \
       "ignored: a crash point")
 
 typedef enum shr_fault_point {

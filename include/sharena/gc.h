@@ -132,15 +132,19 @@ int shr_obj_type_info(shr_heap_t *heap, uint32_t id, char *name, uint32_t *nslot
  *   WALK      the walk of the object pools that finds the candidates (and
  *             the repair of lists a dead thread left locked, and the
  *             candidate index). The mark-sweep: the whole trace (walk,
- *             roots, leases, marking from them)
+ *             roots, leases, marking from them). Bacon and Rajan: the rings
+ *             emptied into the roots (a walk of every container when all
+ *             are roots)
  *   SUBTRACT  trial deletion: each candidate's references to candidates
  *             subtracted from their copies of the counts (0 for the
- *             mark-sweep)
+ *             mark-sweep). Bacon and Rajan: MarkRoots (mark gray)
  *   MARK      trial deletion: the marking from candidates left above zero.
  *             The mark-sweep: the marking of what the frozen and unseen
- *             references hold, and the repair of counts
+ *             references hold, and the repair of counts. Bacon and Rajan:
+ *             ScanRoots (black again or white) and CollectRoots
  *   PROMOTE   survivors moved to the next generation, the counts reset
- *             (the mark-sweep: and the walk for stray blocks)
+ *             (the mark-sweep: and the walk for stray blocks; Bacon and
+ *             Rajan: the counts reset, nothing promoted)
  *   RESTART   the request withdrawn: the world runs again
  *   FREE      the garbage flagged, cleared and freed, the world running */
 enum {
@@ -179,7 +183,7 @@ typedef struct shr_gc_result {
     uint64_t total_ns;        /* the whole call, freeing included */
     uint32_t stopped_threads; /* threads that were inside a call and had to be waited for */
     uint32_t dead_skipped;    /* dead processes' threads skipped (their references released) */
-    int algorithm;            /* SHR_GC_TRIAL_DELETION or SHR_GC_MARK_SWEEP */
+    int algorithm;            /* SHR_GC_TRIAL_DELETION, SHR_GC_BACON_RAJAN or SHR_GC_MARK_SWEEP */
     uint32_t exact;           /* mark-sweep: 1 when every reference was seen (see shr_gc_collect_with) */
     uint64_t repaired;        /* mark-sweep with SHR_GC_REPAIR: counts set to their true value */
     uint64_t repaired_refs;   /* the references those counts had above it */
@@ -355,9 +359,9 @@ const char *shr_gc_event_name(int type);
  * would free an object still referenced: a bug.
  */
 
-/* The algorithms of shr_gc_collect_with. Bacon and Rajan's synchronous
- * cycle collection will take 1. */
+/* The algorithms of shr_gc_collect_with and shr_gc_set_algorithm. */
 #define SHR_GC_TRIAL_DELETION 0   /* CPython's generational trial deletion: shr_gc_collect */
+#define SHR_GC_BACON_RAJAN 1      /* Bacon and Rajan's synchronous cycle collection (buffered roots) */
 #define SHR_GC_MARK_SWEEP 2       /* backup mark-sweep from the roots and the leases */
 #define SHR_GC_ALGORITHM_MASK 0xff
 #define SHR_GC_REPAIR 0x100       /* with SHR_GC_MARK_SWEEP: also repair counts left too high */
@@ -383,6 +387,27 @@ const char *shr_gc_event_name(int type);
  * kept, with everything it reaches (the trial deletion's rule), so an
  * unseen reference never leads to a free.
  *
+ * SHR_GC_BACON_RAJAN (Bacon and Rajan, "Concurrent Cycle Collection in
+ * Reference Counted Systems", ECOOP 2001, its synchronous algorithm; any
+ * generation: it is not generational, and records under the one given)
+ * examines the possible roots its heap buffered: on a heap whose algorithm
+ * is SHR_GC_BACON_RAJAN (shr_gc_set_algorithm), each container whose count
+ * a decref lowered to a value above zero is buffered once, in the thread's
+ * ring in the segment. With the world stopped it empties every thread's
+ * ring, then MarkRoots (mark gray from each root, subtracting the
+ * references among the gray, in private counts), ScanRoots (a gray object
+ * with a count left, and what it reaches, black again; the rest white) and
+ * CollectRoots (the white are garbage), and after the restart frees the
+ * garbage as trial deletion does (flag, clear, free) and the buffered
+ * objects whose count reached zero meanwhile (their frees wait for it).
+ * When a ring overflowed, a thread died with entries, or the heap has just
+ * selected it, every container is a root (res->candidates says so). Frozen
+ * objects, and types this process cannot traverse, are never gray.
+ * Survivors keep their generation. On a heap that selects another
+ * algorithm nothing is buffered, and it finds nothing (or what was
+ * buffered before the switch). A collection by another algorithm empties
+ * the rings too (the roots it drops are found by the next full one).
+ *
  * SHR_GC_MARK_SWEEP | SHR_GC_REPAIR also sets, with the world stopped, the
  * count of every reached object whose count exceeds its true value to that
  * value, when the trace is exact and the object has at least one reference
@@ -394,6 +419,19 @@ const char *shr_gc_event_name(int type);
  * generation other than 2, bad res->size), -ENOMEM (nothing freed), and
  * shr_gc_collect's errors. */
 int64_t shr_gc_collect_with(shr_heap_t *heap, int algorithm, int generation, shr_gc_result_t *res);
+
+/* The heap's algorithm, stored in the segment (every process sees it):
+ * what automatic collections run (SHR_GC_MARK_SWEEP runs as a collection
+ * of generation 2 whichever threshold fired), and, for SHR_GC_BACON_RAJAN,
+ * whether decrefs buffer possible roots. SHR_GC_TRIAL_DELETION is the
+ * default. Selecting SHR_GC_BACON_RAJAN makes its first collection examine
+ * every container (what was decref'd before was not buffered). 0, or
+ * -EINVAL (NULL heap, an unknown algorithm, a flag). shr_gc_get_algorithm
+ * returns the algorithm, or -EINVAL. */
+int shr_gc_set_algorithm(shr_heap_t *heap, int algorithm);
+int shr_gc_get_algorithm(shr_heap_t *heap);
+/* "trial", "bacon-rajan", "marksweep" for an algorithm; NULL for another. */
+const char *shr_gc_algorithm_name(int algorithm);
 
 /* What the verifier found. Set size = sizeof before the call
  * (SHR_GC_VERIFY_INIT). */

@@ -249,7 +249,8 @@ Test(gc_trace, bad_arguments_are_refused_and_change_nothing)
     cr_assert_eq(shr_gc_verify(h, &v), -EINVAL);
     shr_gc_result_t r = SHR_GC_RESULT_INIT;
     cr_assert_eq(shr_gc_collect_with(NULL, SHR_GC_MARK_SWEEP, 2, &r), -EINVAL);
-    cr_assert_eq(shr_gc_collect_with(h, 1, 2, &r), -EINVAL, "Bacon-Rajan is not built");
+    cr_assert_eq(shr_gc_collect_with(h, SHR_GC_BACON_RAJAN | SHR_GC_REPAIR, 2, &r), -EINVAL, "repair is the mark-sweep's");
+    cr_assert_eq(shr_gc_collect_with(h, SHR_GC_BACON_RAJAN, 3, &r), -EINVAL);
     cr_assert_eq(shr_gc_collect_with(h, 7, 2, &r), -EINVAL);
     cr_assert_eq(shr_gc_collect_with(h, SHR_GC_MARK_SWEEP, 0, &r), -EINVAL, "a trace is of the whole heap");
     cr_assert_eq(shr_gc_collect_with(h, SHR_GC_MARK_SWEEP, 3, &r), -EINVAL);
