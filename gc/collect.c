@@ -245,6 +245,7 @@ int shr__gate_slow(shr_heap_t *h)
 }
 
 static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, bool automatic);
+static gc_br_ring_t *br_ring_at(shr_heap_t *h, uint64_t off);
 
 /* The automatic collection: CPython's collect_generations. */
 void shr__gate_exit_slow(shr_heap_t *h)
@@ -323,10 +324,26 @@ void shr__gc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
      * the ring is cleared, so a collector reading the ring meanwhile (the
      * registry sweep needs no stopped world) misses nothing the rescan
      * does not find. */
-    if (shr_load_relaxed(&t->br_n) || shr_load_relaxed(&t->br_busy)) {
-        atomic_store_explicit(&shr__gc_global(h)->br_all, 1, memory_order_seq_cst);
-        shr_store_relaxed(&t->br_n, 0);
-        shr_store_relaxed(&t->br_busy, 0);
+    gc_global_t *g = shr__gc_global(h);
+    if (shr_load_relaxed(&t->br_busy)) atomic_store_explicit(&g->br_all, 1, memory_order_seq_cst);
+    uint64_t ro = shr_load_relaxed(&t->br_ring);
+    uint32_t n = shr_load_relaxed(&t->br_n);
+    gc_br_ring_t *ring = ro ? br_ring_at(h, ro) : NULL;
+    /* The slot forgets its ring first: a death before the push leaks the
+     * ring (and leaves its bits to the next rescan or mark-sweep), a ring
+     * is never pushed twice. */
+    shr_store_relaxed(&t->br_ring, 0);
+    shr_store_relaxed(&t->br_n, 0);
+    shr_store_relaxed(&t->br_busy, 0);
+    if (ro && !ring) {
+        atomic_store_explicit(&g->br_all, 1, memory_order_seq_cst); /* a damaged word: dropped */
+    } else if (ring) {
+        shr_store_relaxed(&ring->n, n <= GC_BR_RING ? n : 0);
+        if (n > GC_BR_RING) atomic_store_explicit(&g->br_all, 1, memory_order_seq_cst);
+        uint64_t head = shr_load_relaxed(&g->br_orphans);
+        do shr_store_relaxed(&ring->next, head);
+        while (!atomic_compare_exchange_weak_explicit(&g->br_orphans, &head, ro, memory_order_release,
+                                                      memory_order_relaxed));
     }
 }
 
@@ -803,7 +820,9 @@ static uint64_t free_garbage(shr_heap_t *h, scratch_t *s, uint64_t *bytes)
         if (s->c[i].state & C_REACHABLE) continue;
         obj_t *o = obj_at(h, s->c[i].off);
         *bytes += shr_usable_size(h, o);
-        shr_store_relaxed(&o->flags, shr_load_relaxed(&o->flags) | OBJ_GARBAGE);
+        /* Every ring was emptied before (br_flush): a bit left is a stale
+         * one (B2), cleared so that its free is not deferred. */
+        shr_store_relaxed(&o->flags, (shr_load_relaxed(&o->flags) | OBJ_GARBAGE) & ~OBJ_BUFFERED);
         s->stack[ng++] = i;
     }
     (void)SHR_FAULT(GC_FLAGGED); /* a crash point: every garbage object flagged */
@@ -890,7 +909,7 @@ static uint64_t ms_free(shr_heap_t *h, trace_t *t, uint64_t *bytes)
         tent_t *e = &t->e[i];
         if (e->state & (T_MARKED | T_UNTRAV | T_FROZEN | T_EXTERN)) continue;
         obj_t *o = obj_at(h, e->off);
-        shr_store_relaxed(&o->flags, shr_load_relaxed(&o->flags) | OBJ_GARBAGE);
+        shr_store_relaxed(&o->flags, (shr_load_relaxed(&o->flags) | OBJ_GARBAGE) & ~OBJ_BUFFERED); /* as free_garbage */
         *bytes += e->size;
         g[ng++] = i;
     }
@@ -1069,11 +1088,21 @@ static bool br_any(shr_heap_t *h)
     if (!h->hdr->thread_size[SHR_LAYER_GC]) return false;
     uint32_t hwm = shr_load_acquire(&h->hdr->threads_hwm);
     if (hwm > h->max_threads) hwm = h->max_threads;
+    if (shr_load_relaxed(&shr__gc_global(h)->br_orphans)) return true;
     for (uint32_t s = 0; s < hwm; s++) {
         gc_tslot_t *t = shr__seg_thread_area(h, SHR_LAYER_GC, s);
         if (shr_load_relaxed(&t->br_n) || shr_load_relaxed(&t->br_busy)) return true;
     }
     return false;
+}
+
+/* A ring offset read from the segment: an allocated block big enough. */
+static gc_br_ring_t *br_ring_at(shr_heap_t *h, uint64_t off)
+{
+    if (off == 0 || off >= h->capacity || (off & (SHR_ALIGNMENT - 1)) ||
+        shr__alloc_block_checked(h, off) < sizeof(gc_br_ring_t))
+        return NULL;
+    return (gc_br_ring_t *)shr__ptr(h, off);
 }
 
 static void br_set_all(gc_global_t *g)
@@ -1094,6 +1123,18 @@ void shr__gc_br_root(shr_heap_t *h, obj_t *o)
         br_set_all(g);
         return;
     }
+    uint64_t ro = shr_load_relaxed(&t->br_ring);
+    if (shr_unlikely(ro == 0)) {
+        /* The thread's first root: its ring (the store is the commit). */
+        void *p = shr_malloc(h, sizeof(gc_br_ring_t));
+        if (!p) {
+            br_set_all(g);
+            return;
+        }
+        ro = shr__off(h, p);
+        shr_store_release(&t->br_ring, ro);
+    }
+    gc_br_ring_t *ring = (gc_br_ring_t *)shr__ptr(h, ro);
     uint32_t k = shr_load_relaxed(&t->br_n);
     if (k >= GC_BR_RING) {
         br_set_all(g);
@@ -1107,7 +1148,7 @@ void shr__gc_br_root(shr_heap_t *h, obj_t *o)
         return;
     }
     (void)SHR_FAULT(GC_BR_BUFFER); /* a crash point: the bit set, its entry not committed */
-    shr_store_relaxed(&t->br[k], shr__off(h, o));
+    shr_store_relaxed(&ring->off[k], shr__off(h, o));
     shr_store_release(&t->br_n, k + 1); /* the entry's commit point */
     shr_store_release(&t->br_busy, 0);
     if (k + 1 >= GC_BR_RING * 3 / 4) {
@@ -1126,6 +1167,8 @@ typedef struct broots {
     size_t nd, dcap;
     bool all;           /* every container is a root (the rescan) */
     bool keep_dying;    /* the caller frees the dying (else: the mark-sweep's trace does) */
+    uint64_t *rings;    /* released slots' rings taken off the orphan list: freed after the restart */
+    size_t nr, rcap;
     uint64_t entries;   /* ring entries read */
 } broots_t;
 
@@ -1189,15 +1232,36 @@ static void br_flush(shr_heap_t *h, broots_t *b)
             gc_tslot_t *t = shr__seg_thread_area(h, SHR_LAYER_GC, s);
             uint32_t n = shr_load_acquire(&t->br_n);
             if (shr_load_relaxed(&t->br_busy)) b->all = true; /* a dead thread's (B2) */
-            if (n > GC_BR_RING) {
+            gc_br_ring_t *ring = n ? br_ring_at(h, shr_load_relaxed(&t->br_ring)) : NULL;
+            if (n && (n > GC_BR_RING || !ring)) {
                 b->all = true; /* a damaged word: its entries are not trusted */
                 n = 0;
             }
-            for (uint32_t i = 0; i < n; i++) br_take(h, b, shr_load_relaxed(&t->br[i]), true);
+            for (uint32_t i = 0; i < n; i++) br_take(h, b, shr_load_relaxed(&ring->off[i]), true);
             b->entries += n;
             shr_store_relaxed(&t->br_n, 0);
             shr_store_relaxed(&t->br_busy, 0);
         }
+    }
+    /* The rings of released slots: consumed, then freed after the restart
+     * (taken whole: a release pushing meanwhile leaves its ring for the
+     * next consumption). */
+    uint64_t ro = atomic_exchange_explicit(&g->br_orphans, 0, memory_order_acquire);
+    for (unsigned guard = 0; ro && guard < (1u << 20); guard++) {
+        gc_br_ring_t *ring = br_ring_at(h, ro);
+        if (!ring) {
+            b->all = true; /* the rest of the list is lost: the rescan finds their bits */
+            break;
+        }
+        uint64_t n = shr_load_relaxed(&ring->n);
+        if (n > GC_BR_RING) {
+            b->all = true;
+            n = 0;
+        }
+        for (uint64_t i = 0; i < n; i++) br_take(h, b, shr_load_relaxed(&ring->off[i]), true);
+        b->entries += n;
+        if (!push_off(&b->rings, &b->nr, &b->rcap, ro)) b->all = true; /* leaked, not lost */
+        ro = shr_load_relaxed(&ring->next);
     }
     if (b->all) shr__obj_walk(h, br_take_visit, b);
 }
@@ -1206,6 +1270,7 @@ static void broots_free(broots_t *b)
 {
     free(b->off);
     free(b->dying);
+    free(b->rings);
 }
 
 /* After the restart, inside the gate: the dying buffered objects, their
@@ -1213,6 +1278,8 @@ static void broots_free(broots_t *b)
  * then the free, their bits clear). */
 static void br_free_dying(shr_heap_t *h, broots_t *b)
 {
+    for (size_t i = 0; i < b->nr; i++) shr_free(h, shr__ptr(h, b->rings[i]));
+    b->nr = 0;
     for (size_t i = 0; i < b->nd; i++) {
         obj_t *o = obj_at(h, b->dying[i]);
         const gc_type_ops_t *ops = shr__type_ops_any(h, o->type);
@@ -1530,7 +1597,7 @@ static int bacon_rajan(shr_heap_t *h, int gen, shr_gc_result_t *r, uint64_t t_st
          * flag makes the next collection examine every container. */
         br_set_all(g);
         restart_world(h);
-        if (b.nd && shr__gate_enter(h) == 0) {
+        if ((b.nd || b.nr) && shr__gate_enter(h) == 0) {
             br_free_dying(h, &b);
             shr__gate_exit(h);
         }
@@ -1629,13 +1696,17 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
     if (r.algorithm == SHR_GC_MARK_SWEEP) {
         r.total_ns = t_begin; /* mark_sweep records the whole time */
         rc = mark_sweep(h, algo, &r, t_stop, t_stopped);
+        if (br.nr && shr__gate_enter(h) == 0) { /* the released slots' rings */
+            br_free_dying(h, &br);
+            shr__gate_exit(h);
+        }
         broots_free(&br);
         goto out;
     }
     find_candidates(h, &s, (debug & SHR_GC_DEBUG_STATS) != 0);
     if (s.nomem || build_index(&s) != 0) {
         restart_world(h);
-        if (br.nd && shr__gate_enter(h) == 0) {
+        if ((br.nd || br.nr) && shr__gate_enter(h) == 0) {
             br_free_dying(h, &br);
             shr__gate_exit(h);
         }

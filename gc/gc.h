@@ -83,7 +83,8 @@ typedef struct obj {
 #define OBJ_GARBAGE (1u << 3)
 /* Bacon and Rajan's buffered bit (collect.c, "Bacon and Rajan"): the
  * container is a possible root, named by an entry of some thread's ring
- * (gc_tslot_t.br) or waiting for the heap-wide rescan (gc_global_t.br_all).
+ * (gc_tslot_t.br_ring, or a released slot's on gc_global_t.br_orphans) or
+ * waiting for the heap-wide rescan (gc_global_t.br_all).
  * Set by a mutator (fetch_or, inside the gate, before its decrement) on a
  * heap whose algorithm is SHR_GC_BACON_RAJAN; cleared only by a collector
  * with the world stopped, as it consumes every ring at once. The whole-word
@@ -218,6 +219,10 @@ typedef struct gc_global {
      * and records dropped. The ring follows this struct in the region. */
     _Atomic uint64_t log_head __attribute__((aligned(64)));
     _Atomic uint64_t log_dropped;
+    /* Layout 13: the rings of released thread slots (Bacon and Rajan, a
+     * stack of offsets; pushed by a slot's release, taken whole by a
+     * collector with the world stopped). */
+    _Atomic uint64_t br_orphans;
 } gc_global_t;
 
 /* One record of the event log: 64 bytes, every word atomic. ctl is the
@@ -239,23 +244,35 @@ _Static_assert(sizeof(gc_logrec_t) == 64, "gc_logrec_t is 64 bytes");
  * the slot is released), and its ring of Bacon and Rajan's possible roots
  * (layout 13). Written by its thread only, inside the gate; read and
  * emptied by a collector with the world stopped.
- *   br[0..br_n)  offsets of buffered containers (B1, B2); br_n is the
- *                commit point, stored after the entry;
+ *   br_ring      0, or the offset of the thread's ring (gc_br_ring_t, an
+ *                ordinary block), allocated at its first buffering on a
+ *                heap that selects the algorithm (the store of the offset
+ *                is its commit point: a thread killed before it leaks the
+ *                block, never a ring half named)
+ *   br_n         entries committed in the ring (B1, B2): the commit point,
+ *                stored after the entry
  *   br_busy      1 from the set of a bit to the commit of its entry: a
  *                thread killed in between leaves a bit without an entry,
  *                which the collector (world stopped) or the slot's release
- *                turns into the rescan flag.
- * A slot released with entries (its ring is zeroed at the next claim) sets
- * the rescan flag too: its entries are dropped, its bits cleared by the
- * rescan. */
-#define GC_BR_RING 504
+ *                turns into the rescan flag
+ * At the slot's release the ring is handed to the heap's orphan list
+ * (gc_global_t.br_orphans, linked through gc_br_ring_t.next, its count
+ * copied into it) for the next collection to consume and free: the claim
+ * that follows zeroes this region. Heaps that never select the algorithm
+ * pay nothing but these 16 bytes. */
 typedef struct gc_tslot {
     _Atomic int64_t delta;
     _Atomic uint32_t br_n;
     _Atomic uint32_t br_busy;
-    uint64_t reserved[6];
-    _Atomic uint64_t br[GC_BR_RING];
+    _Atomic uint64_t br_ring;
+    uint64_t reserved[5];
 } gc_tslot_t;
+#define GC_BR_RING 4094
+typedef struct gc_br_ring {
+    _Atomic uint64_t next;  /* on the orphan list: the next ring (offset), 0 at the end */
+    _Atomic uint64_t n;     /* on the orphan list: its entries */
+    _Atomic uint64_t off[GC_BR_RING];
+} gc_br_ring_t;
 #define GC_FOLD 64
 
 _Static_assert(sizeof(lease_entry_t) == 16 && offsetof(lease_entry_t, n) == 8, "lease_entry_t");
@@ -272,7 +289,8 @@ _Static_assert(offsetof(gc_global_t, released) == 8 && offsetof(gc_global_t, req
                    offsetof(gc_global_t, types) == 64 + 3 * 64 && sizeof(gc_type_decl_t) == 48 &&
                    offsetof(gc_global_t, mu) % 64 == 0,
                "gc_global_t");
-_Static_assert(sizeof(gc_tslot_t) == 4096 && offsetof(gc_tslot_t, br) == 64, "gc_tslot_t");
+_Static_assert(sizeof(gc_tslot_t) == 64 && offsetof(gc_tslot_t, br_ring) == 16, "gc_tslot_t");
+_Static_assert(sizeof(gc_br_ring_t) == 32768, "gc_br_ring_t: 32 KiB");
 _Static_assert(offsetof(gc_global_t, algorithm) == 56 && offsetof(gc_global_t, br_all) == 60,
                "gc_global_t: the algorithm in the line of the request word");
 

@@ -54,7 +54,7 @@ static shr_gc_verify_result_t verify(shr_heap_t *h)
 
 /* Entries in every ring, the rescan flag, and objects whose bit is set. */
 typedef struct bufstate {
-    uint64_t entries, bits, dying_bits;
+    uint64_t entries, bits, dying_bits, orphans;
     uint32_t all;
 } bufstate_t;
 
@@ -77,6 +77,12 @@ static bufstate_t buffered(shr_heap_t *h)
     for (uint32_t s = 0; s < hwm; s++) {
         gc_tslot_t *t = shr__seg_thread_area(h, SHR_LAYER_GC, s);
         b.entries += shr_load_relaxed(&t->br_n);
+    }
+    for (uint64_t ro = shr_load_relaxed(&shr__gc_global(h)->br_orphans); ro;) {
+        gc_br_ring_t *ring = shr__ptr(h, ro);
+        b.entries += ring->n;
+        b.orphans++;
+        ro = ring->next;
     }
     shr__obj_walk(h, bits_visit, &b);
     return b;
