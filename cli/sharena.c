@@ -760,8 +760,17 @@ static bool parse_u32(const char *s, uint32_t *out)
     return true;
 }
 
-/* `sharena gc stats NAME`, `gc threshold NAME [T0 T1 T2]`, `gc freeze NAME`,
- * `gc unfreeze NAME`, `gc reset NAME`. */
+/* An algorithm's name on the command line: SHR_GC_*, or -1. */
+static int parse_algorithm(const char *s)
+{
+    if (strcmp(s, "trial") == 0 || strcmp(s, "trial-deletion") == 0) return SHR_GC_TRIAL_DELETION;
+    if (strcmp(s, "bacon-rajan") == 0 || strcmp(s, "baconrajan") == 0) return SHR_GC_BACON_RAJAN;
+    if (strcmp(s, "marksweep") == 0 || strcmp(s, "mark-sweep") == 0) return SHR_GC_MARK_SWEEP;
+    return -1;
+}
+
+/* `sharena gc stats NAME`, `gc threshold NAME [T0 T1 T2]`, `gc algorithm
+ * NAME [A]`, `gc freeze NAME`, `gc unfreeze NAME`, `gc reset NAME`. */
 static int cmd_gc_other(const cli_cmd_t *cmd, int argc, char **argv)
 {
     const char *sub = argv[1];
@@ -775,7 +784,13 @@ static int cmd_gc_other(const cli_cmd_t *cmd, int argc, char **argv)
     if (argv[2][0] == '-') return cli_usage_error(cmd, "unknown option '%s'", argv[2]);
     const char *name = argv[2];
     uint32_t t[3];
-    if (threshold) {
+    bool algorithm = strcmp(sub, "algorithm") == 0;
+    int alg = -1;
+    if (algorithm) {
+        if (argc > 4) return cli_usage_error(cmd, "algorithm takes NAME and at most one algorithm");
+        if (argc == 4 && (alg = parse_algorithm(argv[3])) < 0)
+            return cli_usage_error(cmd, "invalid algorithm '%s' (trial, bacon-rajan or marksweep)", argv[3]);
+    } else if (threshold) {
         if (argc != 3 && argc != 6) return cli_usage_error(cmd, "threshold takes NAME and none or three numbers");
         for (int i = 0; i < argc - 3; i++)
             if (!parse_u32(argv[3 + i], &t[i]))
@@ -792,9 +807,15 @@ static int cmd_gc_other(const cli_cmd_t *cmd, int argc, char **argv)
         printf("%s:", name);
         rc = frozen < 0 ? (int)frozen : gc_stats_print(h, stdout);
         if (rc == 0) printf("frozen (the permanent generation, never collected): %" PRId64 "\n", frozen);
+        if (rc == 0) printf("algorithm of automatic collections: %s\n", shr_gc_algorithm_name(shr_gc_get_algorithm(h)));
     } else if (strcmp(sub, "reset") == 0) {
         rc = shr_gc_stats_reset(h);
         if (rc == 0) printf("%s: statistics reset: a new measuring window\n", name);
+    } else if (algorithm) {
+        if (alg >= 0) rc = shr_gc_set_algorithm(h, alg);
+        int now = rc == 0 ? shr_gc_get_algorithm(h) : rc;
+        if (now < 0) rc = now;
+        else printf("%s: algorithm %s\n", name, shr_gc_algorithm_name(now));
     } else if (threshold) {
         if (argc == 6) rc = shr_gc_set_threshold(h, t);
         if (rc == 0) rc = shr_gc_get_threshold(h, t);
@@ -1171,10 +1192,11 @@ static int cmd_gc(const cli_cmd_t *cmd, int argc, char **argv)
     }
     if (argc < 2)
         return cli_usage_error(cmd,
-                               "missing subcommand (collect, verify, stats, reset, log, threshold, freeze, unfreeze, build, drop)");
+                               "missing subcommand (collect, verify, stats, reset, log, threshold, algorithm, freeze, unfreeze, build, drop)");
     if (strcmp(argv[1], "build") == 0) return cmd_gc_build(cmd, argc - 1, argv + 1);
     if (strcmp(argv[1], "drop") == 0) return cmd_gc_drop(cmd, argc - 1, argv + 1);
     if (strcmp(argv[1], "stats") == 0 || strcmp(argv[1], "threshold") == 0 || strcmp(argv[1], "freeze") == 0 ||
+        strcmp(argv[1], "algorithm") == 0 ||
         strcmp(argv[1], "unfreeze") == 0 || strcmp(argv[1], "reset") == 0)
         return cmd_gc_other(cmd, argc, argv);
     if (strcmp(argv[1], "verify") == 0) return cmd_gc_verify(cmd, argc, argv);
@@ -1188,9 +1210,8 @@ static int cmd_gc(const cli_cmd_t *cmd, int argc, char **argv)
     if (rc != CLI_OK) return rc;
     if (!name) return cli_usage_error(cmd, "missing NAME");
     int a;
-    if (strcmp(algo, "trial") == 0 || strcmp(algo, "trial-deletion") == 0) a = SHR_GC_TRIAL_DELETION;
-    else if (strcmp(algo, "marksweep") == 0 || strcmp(algo, "mark-sweep") == 0) a = SHR_GC_MARK_SWEEP;
-    else return cli_usage_error(cmd, "invalid algorithm '%s' (trial or marksweep)", algo);
+    if ((a = parse_algorithm(algo)) < 0)
+        return cli_usage_error(cmd, "invalid algorithm '%s' (trial, bacon-rajan or marksweep)", algo);
     if (repair && a != SHR_GC_MARK_SWEEP) return cli_usage_error(cmd, "--repair needs --algorithm=marksweep");
     if (!gen) gen = "2";
     if (strlen(gen) != 1 || gen[0] < '0' || gen[0] > '2')
@@ -1364,7 +1385,7 @@ static const cli_cmd_t cmds[] = {
     {"gc", cmd_gc, "NAME", false,
      "collect NAME [--generation N] [--algorithm A [--repair]] | verify NAME | stats NAME | reset NAME\n"
      "          | log NAME [--follow]\n"
-     "          | threshold NAME [T0 T1 T2] | freeze NAME | unfreeze NAME\n"
+     "          | threshold NAME [T0 T1 T2] | algorithm NAME [A] | freeze NAME | unfreeze NAME\n"
      "          | build NAME KIND N [--seed S] [--as ROOT] [--garbage] [--auto] [--live S] [--rate P] [--cycle L]\n"
      "          | drop NAME ROOT",
      "run or verify the cycle collector, read its statistics, set its thresholds, freeze, build test graphs",
@@ -1377,6 +1398,9 @@ static const cli_cmd_t cmds[] = {
      "--algorithm marksweep: the backup mark-sweep from the roots and the leases\n"
      "(generation 2), which also frees what a dead process leaked; --repair sets\n"
      "counts a crash left too high to their true value (docs/design/gc.md §10).\n"
+     "--algorithm bacon-rajan: Bacon and Rajan's synchronous cycle collection from\n"
+     "the possible roots the heap buffered (a heap set to it with 'gc algorithm';\n"
+     "docs/design/gc.md §14).\n"
      "verify: mark from the roots and the leases and compare every object's count\n"
      "with its true value; exits 1 when a count is below it or a reference dangles.\n"
      "stats: per generation, the threshold, the count, collections, objects\n"
@@ -1393,6 +1417,9 @@ static const cli_cmd_t cmds[] = {
      "process writes them, until interrupted.\n"
      "threshold: print the heap's thresholds, or set them (T0 0 disables the\n"
      "automatic collections of every process).\n"
+     "algorithm: print the heap's algorithm, or set it (trial, bacon-rajan or\n"
+     "marksweep): what automatic collections run, and whether decrefs buffer\n"
+     "Bacon and Rajan's possible roots (bacon-rajan only).\n"
      "freeze: move every tracked object to the permanent generation, which no\n"
      "collection examines (CPython's gc.freeze); unfreeze moves them back to\n"
      "generation 2. Both stop the world.\n"
@@ -1409,7 +1436,8 @@ static const cli_cmd_t cmds[] = {
      "\n"
      "options:\n"
      "  -g, --generation N      collect: the oldest generation to collect (default 2)\n"
-     "  -a, --algorithm A       collect: trial (CPython's trial deletion, the default) or marksweep\n"
+     "  -a, --algorithm A       collect: trial (CPython's trial deletion, the default), bacon-rajan\n"
+     "                          or marksweep\n"
      "  -r, --repair            collect with marksweep: repair counts left too high by a crash\n"
      "  -f, --follow            log: wait for new events after the last one\n"
      "  --seed S                build: the splitmix64 seed (default 42, the benchmark's)\n"

@@ -61,4 +61,11 @@
     X(SHR_GC_POINT_MID_LEASE_RELEASE) X(SHR_GC_POINT_LIST_SET) X(SHR_GC_POINT_LIST_SHIFT)          \
     X(SHR_GC_POINT_LIST_GROW)
 
+/* Bacon and Rajan's buffering (a mutator, inside the gate): a possible
+ * root's buffered bit set, its entry in the thread's ring not committed.
+ * Reached only on a heap whose algorithm is SHR_GC_BACON_RAJAN, so it is
+ * not among SHR_GC_POINTS (whose programs run on default heaps);
+ * tests/gc/test_gc_bacon.c kills a thread there. */
+#define SHR_GC_POINT_BR_BUFFER "gc.br.buffer"
+
 #endif /* SHARENA_GC_POINTS_H */

@@ -1015,6 +1015,41 @@ Test(cli, gc_verify_and_the_mark_sweep)
     r = CLI("gc", "collect", name, "--algorithm", "bacon");
     cr_assert_eq(r.status, 2, "an unknown algorithm is a usage error");
     cli_free(&r);
+    /* Bacon and Rajan's: the heap set to it, a garbage pair buffered by its
+     * decrefs, collected from its roots. */
+    r = CLI("gc", "algorithm", name, "bacon-rajan");
+    cr_assert_eq(r.status, 0, "gc algorithm: %s", r.err);
+    snprintf(want, sizeof want, "%s: algorithm bacon-rajan\n", name);
+    cr_assert_str_eq(r.out, want);
+    cli_free(&r);
+    cr_assert_eq(shr_gc_get_algorithm(h), SHR_GC_BACON_RAJAN);
+    r = CLI("gc", "collect", name, "--algorithm", "bacon-rajan"); /* the selection's rescan */
+    cr_assert_eq(r.status, 0, "gc collect: %s", r.err);
+    cli_free(&r);
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &a), 0);
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &b), 0);
+    shr_obj_set(h, a, 0, b);
+    shr_obj_set(h, b, 0, a);
+    shr_obj_release(h, a);
+    shr_obj_release(h, b);
+    r = CLI("gc", "collect", name, "--algorithm", "bacon-rajan", "-g", "0");
+    cr_assert_eq(r.status, 0, "gc collect: %s", r.err);
+    snprintf(want, sizeof want, "%s: generation 0: 2 collected", name);
+    cr_assert_not_null(strstr(r.out, want), "%s", r.out);
+    cli_free(&r);
+    r = CLI("gc", "stats", name);
+    cr_assert_not_null(strstr(r.out, "algorithm of automatic collections: bacon-rajan"), "%s", r.out);
+    cli_free(&r);
+    r = CLI("gc", "algorithm", name, "lisp2");
+    cr_assert_eq(r.status, 2, "an unknown algorithm is a usage error");
+    cli_free(&r);
+    r = CLI("gc", "algorithm", name);
+    snprintf(want, sizeof want, "%s: algorithm bacon-rajan\n", name);
+    cr_assert_str_eq(r.out, want, "nothing changed");
+    cli_free(&r);
+    r = CLI("gc", "collect", name, "--algorithm", "bacon-rajan", "--repair");
+    cr_assert_eq(r.status, 2, "--repair is the mark-sweep's");
+    cli_free(&r);
     r = CLI("gc", "collect", name, "--repair");
     cr_assert_eq(r.status, 2, "--repair without the mark-sweep");
     cli_free(&r);

@@ -458,7 +458,7 @@ Test(gc_bacon, a_thread_killed_with_some_entries) { killed_with_buffer(NULL, 0, 
 Test(gc_bacon, a_thread_killed_between_the_bit_and_its_entry)
 {
     if (!shr_fault_available()) cr_skip_test("fault points are compiled out");
-    for (int nth = 1; nth <= 9; nth += 4) killed_with_buffer("gc.br.buffer", nth, 10);
+    for (int nth = 1; nth <= 9; nth += 4) killed_with_buffer(SHR_GC_POINT_BR_BUFFER, nth, 10);
 }
 
 /* ---- threads buffering while another collects ------------------------------------------ */
