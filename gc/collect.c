@@ -325,16 +325,16 @@ void shr__gc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
      * registry sweep needs no stopped world) misses nothing the rescan
      * does not find. */
     gc_global_t *g = shr__gc_global(h);
-    if (shr_load_relaxed(&t->br_busy)) atomic_store_explicit(&g->br_all, 1, memory_order_seq_cst);
+    if (atomic_exchange_explicit(&t->br_busy, 0, memory_order_relaxed))
+        atomic_store_explicit(&g->br_all, 1, memory_order_seq_cst);
     uint64_t ro = shr_load_relaxed(&t->br_ring);
-    uint32_t n = shr_load_relaxed(&t->br_n);
     gc_br_ring_t *ring = ro ? br_ring_at(h, ro) : NULL;
     /* The slot forgets its ring first: a death before the push leaks the
      * ring (and leaves its bits to the next rescan or mark-sweep), a ring
-     * is never pushed twice. */
+     * is never pushed twice. The count is exchanged, as a collector
+     * emptying the rings meanwhile exchanges it (br_flush). */
     shr_store_relaxed(&t->br_ring, 0);
-    shr_store_relaxed(&t->br_n, 0);
-    shr_store_relaxed(&t->br_busy, 0);
+    uint32_t n = atomic_exchange_explicit(&t->br_n, 0, memory_order_acquire);
     if (ro && !ring) {
         atomic_store_explicit(&g->br_all, 1, memory_order_seq_cst); /* a damaged word: dropped */
     } else if (ring) {
@@ -1230,8 +1230,12 @@ static void br_flush(shr_heap_t *h, broots_t *b)
         if (hwm > h->max_threads) hwm = h->max_threads;
         for (uint32_t s = 0; s < hwm; s++) {
             gc_tslot_t *t = shr__seg_thread_area(h, SHR_LAYER_GC, s);
-            uint32_t n = shr_load_acquire(&t->br_n);
-            if (shr_load_relaxed(&t->br_busy)) b->all = true; /* a dead thread's (B2) */
+            /* Exchanged, as the slot's release exchanges them (a registry
+             * sweep runs with the world stopped): each entry is consumed
+             * here or handed to the orphan list, never both. */
+            if (!shr_load_relaxed(&t->br_n) && !shr_load_relaxed(&t->br_busy)) continue;
+            uint32_t n = atomic_exchange_explicit(&t->br_n, 0, memory_order_acquire);
+            if (atomic_exchange_explicit(&t->br_busy, 0, memory_order_relaxed)) b->all = true; /* a dead thread's (B2) */
             gc_br_ring_t *ring = n ? br_ring_at(h, shr_load_relaxed(&t->br_ring)) : NULL;
             if (n && (n > GC_BR_RING || !ring)) {
                 b->all = true; /* a damaged word: its entries are not trusted */
@@ -1239,8 +1243,6 @@ static void br_flush(shr_heap_t *h, broots_t *b)
             }
             for (uint32_t i = 0; i < n; i++) br_take(h, b, shr_load_relaxed(&ring->off[i]), true);
             b->entries += n;
-            shr_store_relaxed(&t->br_n, 0);
-            shr_store_relaxed(&t->br_busy, 0);
         }
     }
     /* The rings of released slots: consumed, then freed after the restart
