@@ -1058,12 +1058,14 @@ static int mark_sweep(shr_heap_t *h, int algo, shr_gc_result_t *r, uint64_t t_st
  * again what a gray object with a count left reaches and the rest white
  * (ScanRoots), and frees the white (CollectRoots). What the shared heap
  * changes:
- *   - the buffer is per thread, a ring in the thread's gc slot area
- *     (gc_tslot_t.br), written inside the gate only by its thread; a full
- *     ring, a thread outside any call, a ring lost at a slot's release, or
- *     a thread killed between the bit and its entry (br_busy) set the
- *     heap-wide rescan flag (br_all): the next consumption walks every
- *     container, every one a root, and clears every bit (B2);
+ *   - the buffer is per thread, a ring named by the thread's gc slot area
+ *     (gc_tslot_t.br_ring, allocated at its first root), written inside
+ *     the gate only by its thread; at the slot's release it goes to the
+ *     heap's orphan list, consumed by the next collection. A full ring, a
+ *     thread outside any call, a ring that cannot be allocated or is
+ *     lost, or a thread killed between the bit and its entry (br_busy)
+ *     set the heap-wide rescan flag (br_all): the next consumption walks
+ *     every container, every one a root, and clears every bit (B2);
  *   - the bit is set before the decrement, while the reference is held
  *     (after it, the block could be freed under the buffering); a buffered
  *     object whose count then reaches zero is left dying for the collector

@@ -400,8 +400,10 @@ const char *shr_gc_event_name(int type);
  * CollectRoots (the white are garbage), and after the restart frees the
  * garbage as trial deletion does (flag, clear, free) and the buffered
  * objects whose count reached zero meanwhile (their frees wait for it).
- * When a ring overflowed, a thread died with entries, or the heap has just
- * selected it, every container is a root (res->candidates says so). Frozen
+ * The rings of threads that ended or died are consumed too. When a ring
+ * overflowed, a thread was killed between buffering a root and recording
+ * it, or the heap has just selected the algorithm, every container is a
+ * root (res->candidates says so). Frozen
  * objects, and types this process cannot traverse, are never gray.
  * Survivors keep their generation. On a heap that selects another
  * algorithm nothing is buffered, and it finds nothing (or what was
