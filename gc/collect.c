@@ -1091,11 +1091,15 @@ static bool br_any(shr_heap_t *h)
     uint32_t hwm = shr_load_acquire(&h->hdr->threads_hwm);
     if (hwm > h->max_threads) hwm = h->max_threads;
     if (shr_load_relaxed(&shr__gc_global(h)->br_orphans)) return true;
-    for (uint32_t s = 0; s < hwm; s++) {
+    /* Under the registry lock: a claim zeroes a slot's region with a
+     * plain memset (outside the gate, so while the world is stopped too). */
+    bool locked = shr__lock(h, SHR_LOCK_REGISTRY) == 0, any = false;
+    for (uint32_t s = 0; s < hwm && !any; s++) {
         gc_tslot_t *t = shr__seg_thread_area(h, SHR_LAYER_GC, s);
-        if (shr_load_relaxed(&t->br_n) || shr_load_relaxed(&t->br_busy)) return true;
+        any = shr_load_relaxed(&t->br_n) || shr_load_relaxed(&t->br_busy);
     }
-    return false;
+    if (locked) shr__unlock(h, SHR_LOCK_REGISTRY);
+    return any;
 }
 
 /* A ring offset read from the segment: an allocated block big enough. */
@@ -1228,6 +1232,9 @@ static void br_flush(shr_heap_t *h, broots_t *b)
      * the next consumption. */
     if (atomic_exchange_explicit(&g->br_all, 0, memory_order_relaxed)) b->all = true;
     if (h->hdr->thread_size[SHR_LAYER_GC]) {
+        /* Under the registry lock, as br_any (a lock that cannot be had is
+         * done without: the exchanges below still consume each entry once). */
+        bool locked = shr__lock(h, SHR_LOCK_REGISTRY) == 0;
         uint32_t hwm = shr_load_acquire(&h->hdr->threads_hwm);
         if (hwm > h->max_threads) hwm = h->max_threads;
         for (uint32_t s = 0; s < hwm; s++) {
@@ -1246,6 +1253,7 @@ static void br_flush(shr_heap_t *h, broots_t *b)
             for (uint32_t i = 0; i < n; i++) br_take(h, b, shr_load_relaxed(&ring->off[i]), true);
             b->entries += n;
         }
+        if (locked) shr__unlock(h, SHR_LOCK_REGISTRY);
     }
     /* The rings of released slots: consumed, then freed after the restart
      * (taken whole: a release pushing meanwhile leaves its ring for the

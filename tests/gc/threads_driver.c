@@ -19,6 +19,7 @@
 enum { NBUILDERS = 3, ROUNDS = 400, RING = 3 };
 static shr_heap_t *heap;
 static shr_list_t *shared;
+static int bacon_rajan; /* argv[1] "bacon-rajan": the heap selects it, the collector alternates */
 static atomic_int builders_left = NBUILDERS;
 
 #define FAIL(code)                                                          \
@@ -133,7 +134,8 @@ static void *collector(void *arg)
         /* Every third round the backup mark-sweep (repairing counts), and
          * the verifier, which must never find a count below its true value. */
         int64_t n = round % 3 == 2 ? shr_gc_collect_with(heap, SHR_GC_MARK_SWEEP | SHR_GC_REPAIR, 2, NULL)
-                                   : shr_gc_collect(heap, 2, NULL);
+                    : bacon_rajan && round % 3 == 1 ? shr_gc_collect_with(heap, SHR_GC_BACON_RAJAN, 0, NULL)
+                                                    : shr_gc_collect(heap, 2, NULL);
         if (n < 0) {
             fprintf(stderr, "collect: %s\n", shr_strerror((int)n));
             FAIL(14);
@@ -152,13 +154,17 @@ static void *collector(void *arg)
     return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     char name[64];
     snprintf(name, sizeof name, "t_gc_threads_%d", (int)getpid());
     if (shr_heap_create(name, NULL, &heap)) FAIL(1);
     uint32_t t[3] = {200, 10, 10};
     shr_gc_set_threshold(heap, t);
+    /* Bacon and Rajan's: the builders' decrefs buffer roots in their rings,
+     * automatic collections and every third of the collector's run it. */
+    bacon_rajan = argc > 1 && strcmp(argv[1], "bacon-rajan") == 0;
+    if (bacon_rajan && shr_gc_set_algorithm(heap, SHR_GC_BACON_RAJAN) != 0) FAIL(30);
     shr_value_t none = shr_none();
     shr_value_t vals[16];
     for (int i = 0; i < 16; i++) vals[i] = none;
@@ -170,6 +176,7 @@ int main(void)
     for (int i = 0; i <= NBUILDERS + 1; i++) pthread_join(th[i], NULL);
     shr_list_close(shared);
     if (shr_gc_collect(heap, 2, NULL) < 0) FAIL(16);
+    if (bacon_rajan && shr_gc_collect_with(heap, SHR_GC_BACON_RAJAN, 2, NULL) < 0) FAIL(31);
     shr_gc_stats_t st;
     shr_gc_get_stats(heap, &st);
     uint64_t collected = st.gen[0].collected + st.gen[1].collected + st.gen[2].collected;
@@ -179,6 +186,6 @@ int main(void)
     if (shr_gc_get_freeze_count(heap) != 0) FAIL(28);
     shr_heap_close(heap);
     shr_heap_unlink(name);
-    printf("gc threads: ok, %llu collected\n", (unsigned long long)collected);
+    printf("gc threads%s: ok, %llu collected\n", bacon_rajan ? " (bacon-rajan)" : "", (unsigned long long)collected);
     return 0;
 }
