@@ -178,16 +178,10 @@ static void dealloc(shr_heap_t *h, obj_t *o)
     if (SHR_ALWAYS(ops != NULL)) ops->dealloc(h, o);
 }
 
-void shr__decref(shr_heap_t *h, obj_t *o)
+/* The decrement reached zero: the dealloc (out of line, so that the
+ * decrement's fast path saves no register). */
+static __attribute__((noinline)) void decref_dealloc(shr_heap_t *h, obj_t *o)
 {
-    /* Bacon and Rajan's possible root, buffered before the decrement while
-     * this reference still holds the object (after it, another thread's
-     * decrement could free the block under the buffering). Every other heap
-     * pays this branch only: the word shares its line with the gate's
-     * request word, read by the gate_enter this call runs inside. */
-    if (shr_unlikely(shr_load_relaxed(&shr__gc_global(h)->algorithm) == SHR_GC_BACON_RAJAN))
-        shr__gc_br_root(h, o);
-    if (atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_acq_rel) != 1) return;
     /* A container's dealloc begins: mark it (OBJ_DYING), so that a death
      * before its block is freed leaves an object the mark-sweep can find and
      * finish, not a block with count 0 that nothing can tell from a free one. */
@@ -214,6 +208,29 @@ void shr__decref(shr_heap_t *h, obj_t *o)
             dealloc(trash[ntrash].h, trash[ntrash].o);
             dealloc_depth--;
         }
+}
+
+/* On a heap that selects Bacon and Rajan's algorithm: the possible root
+ * buffered before the decrement, while this reference still holds the
+ * object (after it, another thread's decrement could free the block under
+ * the buffering). */
+static __attribute__((noinline)) void decref_buffering(shr_heap_t *h, obj_t *o)
+{
+    shr__gc_br_root(h, o);
+    if (atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_acq_rel) == 1) decref_dealloc(h, o);
+}
+
+void shr__decref(shr_heap_t *h, obj_t *o)
+{
+    /* Every other heap pays this one branch: the word shares its line with
+     * the gate's request word, which the gate_enter around this call has
+     * just read. */
+    if (shr_unlikely(shr_load_relaxed(&shr__gc_global(h)->algorithm) == SHR_GC_BACON_RAJAN)) {
+        decref_buffering(h, o);
+        return;
+    }
+    if (atomic_fetch_sub_explicit(&o->refcnt, 1, memory_order_acq_rel) != 1) return;
+    decref_dealloc(h, o);
 }
 
 shr_off_t shr__try_incref(shr_heap_t *h, _Atomic uint64_t *slot)
