@@ -153,6 +153,61 @@ Test(gc_bacon, frees_what_trial_deletion_frees_on_the_seeded_graphs, .timeout = 
     }
 }
 
+/* Cliques of k nodes, each holding every other: garbage ones, and a live
+ * one held by a lease on one member, with a tail of garbage hanging off it
+ * that the live clique does not reach. */
+static uint64_t cliques(shr_heap_t *h, shr_ref_t *live)
+{
+    uint64_t garbage = 0;
+    for (int k = 1; k <= 8; k++) {
+        shr_ref_t r[8];
+        for (int i = 0; i < k; i++) cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 8, 0, &r[i]), 0);
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++)
+                if (i != j || k == 1) cr_assert_eq(shr_obj_set(h, r[i], (uint32_t)j, r[j]), 0);
+        if (k == 5) {
+            cr_assert_eq(shr_obj_dup(h, r[2], live), 0);
+            shr_ref_t tail; /* a garbage 2-cycle that points into the live clique */
+            cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 2, 0, &tail), 0);
+            shr_ref_t t2;
+            cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 2, 0, &t2), 0);
+            cr_assert_eq(shr_obj_set(h, tail, 0, t2), 0);
+            cr_assert_eq(shr_obj_set(h, t2, 0, tail), 0);
+            cr_assert_eq(shr_obj_set(h, tail, 1, r[0]), 0);
+            shr_obj_release(h, tail);
+            shr_obj_release(h, t2);
+            garbage += 2;
+        } else {
+            garbage += (uint64_t)k;
+        }
+        for (int i = 0; i < k; i++) shr_obj_release(h, r[i]);
+    }
+    return garbage;
+}
+
+Test(gc_bacon, frees_cliques_as_trial_deletion_does)
+{
+    int64_t freed[2];
+    for (int a = 0; a < 2; a++) {
+        int algo = a ? SHR_GC_BACON_RAJAN : SHR_GC_TRIAL_DELETION;
+        shr_heap_t *h = quiet_heap(algo);
+        shr_gc_result_t r;
+        collect_with(h, algo, 2, &r);
+        shr_ref_t live;
+        uint64_t garbage = cliques(h, &live);
+        freed[a] = collect_with(h, algo, 1, &r);
+        cr_assert_eq((uint64_t)freed[a], garbage);
+        shr_gc_verify_result_t v = verify(h);
+        cr_assert_eq(v.live, 5);
+        cr_assert_eq(v.unreachable, 0);
+        cr_assert_eq(shr_obj_refcount(h, live), 5, "4 members and the lease");
+        shr_obj_release(h, live);
+        cr_assert_eq(collect_with(h, algo, 2, &r), 5);
+        done(h);
+    }
+    cr_assert_eq(freed[0], freed[1]);
+}
+
 Test(gc_bacon, examines_only_the_buffered_roots)
 {
     shr_heap_t *h = quiet_heap(SHR_GC_BACON_RAJAN);
