@@ -1581,6 +1581,9 @@ static int bacon_rajan(shr_heap_t *h, int gen, shr_gc_result_t *r, uint64_t t_st
     broots_t b = {.keep_dying = true};
     brs_t s = {.h = h};
     br_flush(h, &b);
+    /* A heap that does not select the algorithm buffers nothing: a call of
+     * it there takes every container for a root. */
+    if (shr_load_relaxed(&g->algorithm) != SHR_GC_BACON_RAJAN) b.all = true;
     if (b.all) { /* every container is a root: the walk collects them */
         b.n = 0;
         shr__obj_walk(h, br_all_visit, &b);

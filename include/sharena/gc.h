@@ -406,9 +406,10 @@ const char *shr_gc_event_name(int type);
  * root (res->candidates says so). Frozen
  * objects, and types this process cannot traverse, are never gray.
  * Survivors keep their generation. On a heap that selects another
- * algorithm nothing is buffered, and it finds nothing (or what was
- * buffered before the switch). A collection by another algorithm empties
- * the rings too (the roots it drops are found by the next full one).
+ * algorithm nothing is buffered, and a call takes every container for a
+ * root (the same garbage as trial deletion's full collection). A
+ * collection by another algorithm empties the rings too (the roots it
+ * drops are found by the next full one).
  *
  * SHR_GC_MARK_SWEEP | SHR_GC_REPAIR also sets, with the world stopped, the
  * count of every reached object whose count exceeds its true value to that
