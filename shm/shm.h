@@ -96,8 +96,10 @@
  *     beside a one-byte shift) and chunk_t.young (byte 56), set before a
  *     container's commit, cleared by a collector with the world stopped.
  * 13: Bacon and Rajan's cycle collection: gc_global_t.algorithm and
- *     br_all (the old reserved word), gc_tslot_t grows to 4 KiB with a
- *     ring of buffered roots, obj_t.flags' OBJ_BUFFERED bit. */
+ *     br_all (the old reserved word) and br_orphans (after the log words,
+ *     in their line: sizeof unchanged), gc_tslot_t's
+ *     br_n, br_busy and br_ring (reserved words before; still 64 bytes),
+ *     obj_t.flags' OBJ_BUFFERED bit. */
 #define SHR_LAYOUT_VERSION 13u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
