@@ -1213,20 +1213,36 @@ def gc_table(d):
             continue
         c = py.get((r["kind"], r["n"]))
         cp = c["first_ns"] if c else None
-        same = "yes" if r.get("marksweep_collected") == r["collected"] else f"no ({r.get('marksweep_collected'):,})"
-        arows.append([r["kind"], f"{r['n']:,}", f"{r['collected']:,}", _ms(r["first_ns"]), _ms(r["marksweep_ns"]),
-                      _ms(r["marksweep_pause_ns"]), fmt_ratio(ratio(r["marksweep_ns"], r["first_ns"])), same,
-                      _ms(cp), fmt_ratio(ratio(r["marksweep_ns"], cp)) if cp else "–"])
+
+        def same(key):
+            if key not in r:
+                return "–"
+            return "yes" if r[key] == r["collected"] else f"no ({r[key]:,})"
+
+        has_br = "bacon_rajan_ns" in r
+        arows.append([r["kind"], f"{r['n']:,}", f"{r['collected']:,}", _ms(r["first_ns"]),
+                      _ms(r["bacon_rajan_ns"]) if has_br else "–",
+                      f"{r['bacon_rajan_candidates']:,}" if has_br else "–",
+                      fmt_ratio(ratio(r["bacon_rajan_build_ns"], r["build_ns"])) if has_br else "–",
+                      same("bacon_rajan_collected"),
+                      _ms(r["marksweep_ns"]), _ms(r["marksweep_pause_ns"]), same("marksweep_collected"),
+                      _ms(cp),
+                      fmt_ratio(ratio(r["bacon_rajan_ns"], cp)) if cp and has_br else "–",
+                      fmt_ratio(ratio(r["marksweep_ns"], cp)) if cp else "–"])
     if arows:
-        out.append("### Two algorithms on the same graphs\n\nEach graph built again in a fresh heap and collected "
-                   "by the backup mark-sweep (`shr_gc_collect_with(h, SHR_GC_MARK_SWEEP, 2, ...)`: a trace from "
-                   "the roots and the live leases, docs/design/gc.md §10) beside the default trial deletion of "
-                   "the table above (the first collection). The mark-sweep walks every object, tracked or not, "
-                   "and also frees what a crash leaked; \"same\" says whether it freed what trial deletion "
-                   "freed.\n\n" + md_table(
-                       ["graph", "objects", "trial deletion freed", "trial deletion (ms)", "mark-sweep (ms)",
-                        "mark-sweep pause (ms)", "mark-sweep ÷ trial deletion", "same", f"CPython {pyver} (ms)",
-                        "mark-sweep ÷ CPython"], arows))
+        out.append("### Three algorithms on the same graphs\n\nEach graph built again in a fresh heap and "
+                   "collected by each of the other two algorithms, beside the default trial deletion of the "
+                   "table above (its first collection): Bacon and Rajan's synchronous cycle collection "
+                   "(`SHR_GC_BACON_RAJAN`, docs/design/gc.md §14), in a heap that selects it before the build "
+                   "so that the build's decrefs buffer the possible roots (\"roots\": the candidates it "
+                   "examined; when a thread's ring overflows it examines every container), and the backup "
+                   "mark-sweep (`SHR_GC_MARK_SWEEP`, §10: a trace from the roots and the live leases, which "
+                   "walks every object, tracked or not, and also frees what a crash leaked). \"build\" is "
+                   "the Bacon–Rajan heap's build time over the default heap's: the cost of buffering. "
+                   "\"same\" says whether the algorithm freed what trial deletion freed.\n\n" + md_table(
+                       ["graph", "objects", "trial deletion freed", "trial deletion (ms)", "Bacon–Rajan (ms)",
+                        "roots", "build", "same (B–R)", "mark-sweep (ms)", "mark-sweep pause (ms)", "same (m-s)",
+                        f"CPython {pyver} (ms)", "Bacon–Rajan ÷ CPython", "mark-sweep ÷ CPython"], arows))
     srows = []
     for r in S.get("stop", []):
         what = {"none": "", "outside": "+1 stopped (SIGSTOP) between calls",
