@@ -17,9 +17,10 @@
  * with -EINVAL and nothing changes. {0} is "no object".
  *
  * Errors, for every call that returns int: -EINVAL for a NULL heap or
- * out-parameter, a ref this process does not hold, a slot or size out of
- * range; SHR_ETYPE for a type that is not a node or a declared user type, or
- * an object of another kind than the call needs (shr_obj_set on a list);
+ * out-parameter, a ref this process does not hold, a size out of range;
+ * SHR_EINDEX for a slot past the object's last (shr_obj_set, shr_obj_get);
+ * SHR_ETYPE for a type that is not a node or a declared user type, or an
+ * object of another kind than the call needs (shr_obj_set on a list);
  * -ENOMEM; SHR_ELOCKTIMEOUT when a wait (a lock, or a collection in another
  * process that does not end) outlasts the heap's lock timeout. A call that
  * fails changes nothing.
