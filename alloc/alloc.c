@@ -612,6 +612,7 @@ void shr__alloc_params(shr__seg_params_t *p)
     p->consts[SHR_CONST_LARGE_HEADER] = sizeof(large_header_t);
     p->consts[SHR_CONST_ROOTS_MAX] = SHR_ROOTS_MAX;
     p->global_size[SHR_LAYER_ALLOC] = sizeof(alloc_global_t);
+    p->global_lazy[SHR_LAYER_ALLOC] = sizeof(alloc_global_t) - offsetof(alloc_global_t, roots); /* roots.c */
     p->thread_size[SHR_LAYER_ALLOC] = sizeof(alloc_tslot_t);
     p->table_size[SHR_LAYER_ALLOC] = sizeof(chunk_t);
     shr__registry_set_hooks(SHR_LAYER_ALLOC, &alloc_hooks);

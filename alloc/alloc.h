@@ -258,7 +258,15 @@ typedef struct alloc_global {
     _Atomic uint64_t arenas_allocated, arenas_released, arenas_highwater;
     _Atomic uint64_t large_blocks, large_bytes, huge_blocks, huge_bytes;
     _Atomic uint64_t dead_outstanding, dead_threads;
-    /* roots, under the roots lock */
+    /* roots, under the roots lock. The directory is committed entry by
+     * entry, not at creation (shr__seg_params_t.global_lazy): entries at or
+     * above roots_hwm were never used, their pages perhaps never committed,
+     * and are never read. roots_hwm is raised, under the roots lock, only
+     * after the pages of the entry below it are committed (RT3): a crash
+     * between the two leaves committed zero pages above the mark, which the
+     * next raise commits again. Read through shr__roots_hwm. */
+    _Atomic uint32_t roots_hwm;
+    uint32_t roots_pad;
     root_entry_t roots[SHR_ROOTS_MAX];
 } alloc_global_t;
 
@@ -339,8 +347,9 @@ SHR__OFF(alloc_global_t, ac, 416);
 SHR__OFF(alloc_global_t, orphans, 1520);
 SHR__OFF(alloc_global_t, large_runs, 1520 + 8 * SHR_NB_PCLASSES);
 SHR__OFF(alloc_global_t, arenas_allocated, 2056 + 8 * SHR_NB_PCLASSES);
-SHR__OFF(alloc_global_t, roots, 2128 + 8 * SHR_NB_PCLASSES);
-_Static_assert(sizeof(alloc_global_t) == 2128 + 8 * SHR_NB_PCLASSES + SHR_ROOTS_MAX * sizeof(root_entry_t), "alloc_global_t size");
+SHR__OFF(alloc_global_t, roots_hwm, 2128 + 8 * SHR_NB_PCLASSES);
+SHR__OFF(alloc_global_t, roots, 2136 + 8 * SHR_NB_PCLASSES);
+_Static_assert(sizeof(alloc_global_t) == 2136 + 8 * SHR_NB_PCLASSES + SHR_ROOTS_MAX * sizeof(root_entry_t), "alloc_global_t size");
 SHR__OFF(alloc_tslot_t, cache, 8 * SHR_NB_PCLASSES);
 SHR__OFF(alloc_tslot_t, ntouched, 8 * SHR_NB_PCLASSES + 24);
 SHR__OFF(alloc_tslot_t, touched, 8 * SHR_NB_PCLASSES + 28);
@@ -652,6 +661,10 @@ int shr__root_name_check(const char *name, size_t *len);
 root_entry_t *shr__root_find(shr_heap_t *h, const char *name);
 /* A new entry (off written before the name commits it); NULL when full. */
 root_entry_t *shr__root_new(shr_heap_t *h, const char *name, uint64_t off, uint64_t flags);
+/* Entries of the root directory ever used: a walk of it stops here (the
+ * pages above may not be committed, and reading them would commit them).
+ * A damaged mark reads as SHR_ROOTS_MAX. */
+uint32_t shr__roots_hwm(shr_heap_t *h);
 
 /* ---- check.c / stats.c / roots.c --------------------------------------- */
 

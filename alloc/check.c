@@ -691,12 +691,15 @@ static _Atomic(shr__root_check_fn) root_check;
 void shr__alloc_set_root_check(shr__root_check_fn fn) { atomic_store(&root_check, fn); }
 
 /* RT1, and RT2: a root that holds a reference names an allocated block,
- * and the object there passes its layer's check (shr__root_check_fn). */
+ * and the object there passes its layer's check (shr__root_check_fn); RT3:
+ * the directory's mark is within it. */
 static void check_roots(checker_t *k)
 {
     alloc_global_t *g = alloc_global(k->h);
     shr__root_check_fn fn = atomic_load(&root_check);
-    for (int i = 0; i < SHR_ROOTS_MAX; i++) {
+    uint32_t hwm = shr__roots_hwm(k->h); /* RT3: nothing is used above it */
+    if (shr_load_relaxed(&g->roots_hwm) > SHR_ROOTS_MAX) fail(k, "RT3: roots_hwm %u above %d", shr_load_relaxed(&g->roots_hwm), SHR_ROOTS_MAX);
+    for (int i = 0; i < (int)hwm; i++) {
         root_entry_t *e = &g->roots[i];
         uint64_t off = shr_load_relaxed(&e->off);
         if (!memchr(e->name, 0, sizeof e->name)) fail(k, "RT1: root %d: name not terminated", i);

@@ -26,6 +26,10 @@
  * writer, torn (skipped, never returned); LOG_BUSY of a live writer, in
  * progress (the read stops there, to be asked again).
  *
+ * Commit: the ring's pages are committed by the first lap's writers, page
+ * by page (step 1 commits the page of a record that starts one), not at
+ * creation: a heap that logs nothing costs no ring.
+ *
  * Crash consistency: a writer killed before step 2 leaves nothing; between
  * 2 and 5 a slot marked LOG_BUSY by a dead owner, which readers skip and the
  * next writer to reach it takes over (and, if head had not moved, moves it).
@@ -85,6 +89,13 @@ void shr__gc_log(shr_heap_t *h, int type, int gen, int phase, uint64_t a0, uint6
         uint64_t s = atomic_load_explicit(&g->log_head, memory_order_acquire);
         if (s == 0 || s >= LOG_BUSY) return; /* damaged: the log stays silent rather than wrong */
         gc_logrec_t *r = &ring[s & (cap - 1)];
+        /* The ring is committed as its first lap reaches each page, not at
+         * creation (shm.h, global_lazy): the writer of a record that starts
+         * a page commits it before it reads the slot, and so before head
+         * passes it (readers read below head only). The page holding the
+         * ring's start was committed with gc_global_t. */
+        if (s <= cap && (shr__off(h, r) & (SHR_OS_PAGE - 1)) == 0 && shr__seg_commit(h, shr__off(h, r), sizeof *r) != 0)
+            break; /* no memory: the record is dropped */
         uint64_t c = atomic_load_explicit(&r->ctl, memory_order_acquire);
         if (c & LOG_BUSY) {
             if (c == me || !shr__owner_gone(h, c & ~LOG_BUSY)) { /* a live writer: it moves head on */

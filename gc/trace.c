@@ -245,7 +245,7 @@ int shr__trace_run(shr_heap_t *h, trace_t *t)
     /* The roots, under their lock (non-gated calls may take it). */
     if (!t->nomem && shr__root_lock(h) == 0) {
         alloc_global_t *ag = alloc_global(h);
-        for (int i = 0; i < SHR_ROOTS_MAX && !t->nomem; i++) {
+        for (int i = 0; i < (int)shr__roots_hwm(h) && !t->nomem; i++) {
             root_entry_t *r = &ag->roots[i];
             if (!r->name[0]) continue;
             uint64_t off = shr_load_relaxed(&r->off);

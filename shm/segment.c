@@ -262,14 +262,20 @@ static int fd_commit(int fd, uint64_t off, uint64_t len)
 /* What a new segment commits at creation: everything before eager_size but
  * the per-thread arrays (the registry's thread slots and each layer's thread
  * regions), which are zero until a thread slot is first claimed and are
- * committed then, slot by slot (shr__seg_commit_thread). A heap used by one
- * thread thus commits one slot's pages, not max_threads slots'. */
-static int commit_eager(int fd, const seg_header_t *lay)
+ * committed then, slot by slot (shr__seg_commit_thread), and but the lazy
+ * end of each layer's global region (shr__seg_params_t.global_lazy and the
+ * per-record part), which its layer commits as it first writes there. A
+ * heap used by one thread thus commits one slot's pages, not max_threads
+ * slots', and an event log or a root directory only the pages it has used. */
+static int commit_eager(int fd, const seg_header_t *lay, const shr__seg_params_t *p)
 {
     int rc = fd_commit(fd, 0, lay->threads_off);
-    for (int l = 0; rc == 0 && l < SHR_NLAYERS; l++)
-        if (lay->thread_off[l] > lay->global_off[l])
-            rc = fd_commit(fd, lay->global_off[l], lay->thread_off[l] - lay->global_off[l]);
+    for (int l = 0; rc == 0 && l < SHR_NLAYERS; l++) {
+        uint64_t eager = p->global_size[l] - p->global_lazy[l];
+        if (eager) rc = fd_commit(fd, lay->global_off[l], eager);
+        if (rc == 0 && lay->thread_off[l] > lay->proc_off[l])
+            rc = fd_commit(fd, lay->proc_off[l], lay->thread_off[l] - lay->proc_off[l]);
+    }
     return rc;
 }
 
@@ -530,7 +536,7 @@ int shr__seg_create(const char *name, const shr_heap_options_t *opts,
         rc = errno == EFBIG ? -ENOMEM : -errno;
         goto fail;
     }
-    if ((rc = commit_eager(fd, &probe)) != 0) goto fail;
+    if ((rc = commit_eager(fd, &probe, params)) != 0) goto fail;
     if (fstat(fd, &st) != 0) {
         rc = -errno;
         goto fail;

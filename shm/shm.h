@@ -289,6 +289,12 @@ typedef struct shr__seg_params {
     /* Bytes a layer's global region grows by per record of the heap's
      * event log (seg_header_t.log_records, an option of the creator). */
     uint64_t global_per_record[SHR_NLAYERS];
+    /* Bytes at the end of global_size that the layer commits itself, as it
+     * first uses them, instead of at creation (a directory used entry by
+     * entry). The per-record part after them is the layer's to commit as
+     * well: creation commits [global_off, global_off + global_size -
+     * global_lazy), rounded up to a page, and nothing else of the region. */
+    uint64_t global_lazy[SHR_NLAYERS];
     /* Called for every new handle, after validation and before the process
      * registers (a registration sweep runs the layers' hooks), to set up the
      * layers' process-private state. May be NULL. */
