@@ -61,7 +61,8 @@
 #define SHR_NRUNLISTS 48                               /* free chunk run lists */
 #define SHR_ROOTS_MAX 1024
 /* Per-thread cache of empty pools: at most CACHE_MAX, filled CACHE_FILL at a
- * time under one arena lock, drained to half when full. Bounds what a thread
+ * time under one arena lock (a thread's first batches 1, 2, 4, ... pools:
+ * alloc_tslot_t.nfills), drained to half when full. Bounds what a thread
  * holds: 128 KiB of small pools, 128 KiB of medium ones. */
 #define SHR_CACHE_MAX_SMALL 32
 #define SHR_CACHE_FILL_SMALL 8
@@ -300,6 +301,12 @@ typedef struct alloc_tslot {
      * prevpool: owner only, for its exit; a dead slot's are found by owner
      * id like its other pools. */
     uint64_t parked;
+    /* Batches of empty pools this slot has taken from the arenas, by
+     * geometry (acquire_pool): the batch doubles from one pool up to
+     * SHR_CACHE_FILL_*, so that a thread that allocates a few blocks takes
+     * (and commits) one pool, not eight. A hint: a wrong value changes only
+     * a batch's size. Zeroed when the slot is released. */
+    uint32_t nfills[NB_ARENA_CLASSES];
 } alloc_tslot_t;
 
 
@@ -355,7 +362,8 @@ SHR__OFF(alloc_tslot_t, ntouched, 8 * SHR_NB_PCLASSES + 24);
 SHR__OFF(alloc_tslot_t, touched, 8 * SHR_NB_PCLASSES + 28);
 SHR__OFF(alloc_tslot_t, net, 8 * SHR_NB_PCLASSES + 32 + 4 * SHR_TOUCHED_MAX);
 SHR__OFF(alloc_tslot_t, delayed, 8 * SHR_NB_PCLASSES + 40 + 4 * SHR_TOUCHED_MAX); /* CAS by remote freers */
-_Static_assert(sizeof(alloc_tslot_t) == 8 * SHR_NB_PCLASSES + 56 + 4 * SHR_TOUCHED_MAX, "alloc_tslot_t size");
+SHR__OFF(alloc_tslot_t, nfills, 8 * SHR_NB_PCLASSES + 56 + 4 * SHR_TOUCHED_MAX);
+_Static_assert(sizeof(alloc_tslot_t) == 8 * SHR_NB_PCLASSES + 64 + 4 * SHR_TOUCHED_MAX, "alloc_tslot_t size");
 #undef SHR__OFF
 
 /* ---- Size classes ------------------------------------------------------ */

@@ -166,9 +166,9 @@ static uint64_t arena_new(shr_heap_t *h, int acls)
     uint64_t ref = shr__chunk_alloc(h, 1);
     if (!ref) return 0;
     uint64_t c = chunk_index(ref);
-    /* Arenas are committed as their pools are carved (arena_take_pool); a
-     * SMALL arena's page 0, which holds the pool headers, now. */
-    if (acls == AC_SMALL && (SHR_FAULT(ALLOC_ARENA_COMMIT) || shr__seg_commit(h, chunk_off(c), SHR_PAGE_SIZE) != 0)) {
+    /* Arenas are committed as their pools are carved (arena_take_pool,
+     * carve_batch); page 0, which holds the pool headers, now. */
+    if (SHR_FAULT(ALLOC_ARENA_COMMIT) || shr__seg_commit(h, chunk_off(c), SHR_PAGE_SIZE) != 0) {
         shr__chunk_free(h, c, 1);
         return 0;
     }
@@ -187,19 +187,22 @@ static uint64_t arena_new(shr_heap_t *h, int acls)
     return ref;
 }
 
-/* Commit the pages of the pool at mem, about to be carved: a MEDIUM pool
- * (64 KiB) or a 16 KiB SMALL pool alone; 4 KiB SMALL pools in doubling batches, so that a heap
+/* Commit the pages of the pool at mem, about to be carved from its arena: a
+ * 16 KiB SMALL pool alone; 4 KiB SMALL pools in doubling batches, so that a heap
  * with a few small blocks commits a few pages and a full arena costs six
  * commits, not 63: carving pool k (1..63, in order) commits pools [k, 2k)
  * when k is a power of two, and nothing otherwise (the batch of the largest
- * power of two at most k holds it, and was carved first). Idempotent: a
- * crash after the commit and before the carve's commit point (pool_address)
- * leaves the pages committed, and the next carve of the same pool commits
- * them again. 0, or -ENOMEM with nothing carved. */
+ * power of two at most k holds it, and was carved first). A MEDIUM pool
+ * (64 KiB) commits nothing here: its pages are committed as its blocks are
+ * carved (carve_batch), so that one 1 KiB block costs a page, not 64 KiB.
+ * Idempotent: a crash after the commit and before the carve's commit point
+ * (pool_address) leaves the pages committed, and the next carve of the
+ * same pool commits them again. 0, or -ENOMEM with nothing carved. */
 static int pool_commit(shr_heap_t *h, uint64_t ai, uint64_t mem, unsigned shift)
 {
     uint64_t base = chunk_off(chunk_index(ai));
     uint64_t len = (uint64_t)1 << shift;
+    if (shift == SHR_MEDIUM_POOL_SHIFT) return 0;
     if (len == SHR_ARENA_META) { /* 4 KiB pools, 1..63 after the header page */
         uint64_t k = (mem - base) >> shift;
         if (k & (k - 1)) return 0;
@@ -446,10 +449,14 @@ static inline uint32_t cache_max(const shr_heap_t *h, int acls)
     return acls == AC_MEDIUM ? SHR_CACHE_MAX_MEDIUM
                              : SHR_CACHE_MAX_SMALL >> (h->pool_shift[CHUNK_SMALL] - SHR_SMALL_POOL_SHIFT);
 }
-static inline uint32_t cache_fill(const shr_heap_t *h, int acls)
+/* The next batch of a slot that has taken `nfills` batches: 1, 2, 4, ...
+ * up to the fill (a thread that allocates a few blocks commits one pool;
+ * one that allocates many reaches the full batch after a few fills). */
+static inline uint32_t cache_fill(const shr_heap_t *h, int acls, uint32_t nfills)
 {
-    return acls == AC_MEDIUM ? SHR_CACHE_FILL_MEDIUM
-                             : SHR_CACHE_FILL_SMALL >> (h->pool_shift[CHUNK_SMALL] - SHR_SMALL_POOL_SHIFT);
+    uint32_t fill = acls == AC_MEDIUM ? SHR_CACHE_FILL_MEDIUM
+                                      : SHR_CACHE_FILL_SMALL >> (h->pool_shift[CHUNK_SMALL] - SHR_SMALL_POOL_SHIFT);
+    return nfills < 31 && (1u << nfills) < fill ? 1u << nfills : fill;
 }
 
 static void cache_push(shr_heap_t *h, alloc_tslot_t *ts, int acls, pool_header_t *pool)
@@ -503,7 +510,9 @@ static pool_header_t *acquire_pool(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
             if (list) splice_remote(h, pool, list);
             shr_store_relaxed(&pool->state, POOL_USED); /* under the lock: check sees no gap */
         } else {
-            for (uint32_t i = 0; i < cache_fill(h, acls); i++) {
+            uint32_t fill = cache_fill(h, acls, ts->nfills[acls]);
+            if (ts->nfills[acls] < UINT32_MAX) ts->nfills[acls]++;
+            for (uint32_t i = 0; i < fill; i++) {
                 if ((po = arena_take_pool(h, acls)) == 0) break;
                 note_arena(ts, po);
                 shr_store_relaxed(&pool_at(h, po)->owner, my_owner_id(ctx));
@@ -558,8 +567,17 @@ static void park_full(shr_heap_t *h, alloc_tslot_t *ts, pool_header_t *pool, uns
  * link up to SHR_CARVE_BATCH - 1 more onto the (empty) local list, never
  * past the 4 KiB page it starts on (no page is touched before it is needed),
  * so that the next allocations take the fast path. Returns the block, or 0
- * when the pool has no untouched space. Owner only; nextoffset is the commit
- * point (the links are written first). */
+ * when the pool has no untouched space, or CARVE_NOMEM when a MEDIUM pool's
+ * pages for the batch could not be committed (nothing carved). Owner only;
+ * nextoffset is the commit point (the links are written first).
+ *
+ * A MEDIUM pool's pages are committed here, those the batch's blocks span,
+ * before any of them is written (pool_commit commits none): the pages of a
+ * medium pool below its nextoffset are committed. Idempotent, like every
+ * commit: a crash after it leaves committed pages above nextoffset, which
+ * the next carve commits again, and so does the carve of a pool re-classed
+ * (pool_init) over pages it committed before. */
+#define CARVE_NOMEM UINT64_MAX
 static uint64_t carve_batch(shr_heap_t *h, pool_header_t *pool)
 {
     uint64_t po = pool_mem_of(h, pool); /* offsets below are from the pool's memory */
@@ -570,6 +588,12 @@ static uint64_t carve_batch(shr_heap_t *h, pool_header_t *pool)
     uint32_t limit = (uint32_t)SHR_ALIGN_UP(first, SHR_PAGE_SIZE);
     if (limit > first + (SHR_CARVE_BATCH - 1) * size) limit = first + (SHR_CARVE_BATCH - 1) * size;
     if (limit > pool->maxnextoffset + 1) limit = pool->maxnextoffset + 1;
+    if (pool->shift == SHR_MEDIUM_POOL_SHIFT) {
+        /* The blocks carved below: next, then first, first + size, ... while
+         * below limit; the last ends at the first such offset at or past it. */
+        uint32_t end = limit > first ? first + (limit - first + size - 1) / size * size : first;
+        if (SHR_FAULT(ALLOC_ARENA_COMMIT) || shr__seg_commit(h, po + next, end - next) != 0) return CARVE_NOMEM;
+    }
     /* An object pool's carved blocks read 0 at bytes 0..7 (O2), the
      * returned one included. */
     bool obj = class_is_obj(shr_load_relaxed(&pool->szidx));
@@ -605,7 +629,10 @@ void *shr__pool_alloc_slow(shr_heap_t *h, shr_tctx_t *ctx, unsigned cls)
         uint64_t bp = shr_load_relaxed(&pool->freeblock);
         if (bp) {
             pool_pop(h, pool, bp);
-        } else if ((bp = carve_batch(h, pool)) == 0) {
+        } else if ((bp = carve_batch(h, pool)) == CARVE_NOMEM) {
+            errno = ENOMEM;
+            return NULL;
+        } else if (bp == 0) {
             uint64_t list = take_remote(pool);
             if (!list) {
                 park_full(h, ts, pool, cls);
@@ -948,6 +975,7 @@ void shr__alloc_thread_release(shr_heap_t *h, uint32_t slot, bool dead)
     for (int acls = 0; acls < NB_ARENA_CLASSES; acls++) {
         ts->cache[acls] = 0;
         ts->ncache[acls] = 0;
+        ts->nfills[acls] = 0;
     }
     memset(ts->touched, 0, sizeof ts->touched);
     shr_store_relaxed(&ts->ntouched, 0);
