@@ -99,8 +99,14 @@
  *     br_all (the old reserved word) and br_orphans (after the log words,
  *     in their line: sizeof unchanged), gc_tslot_t's
  *     br_n, br_busy and br_ring (reserved words before; still 64 bytes),
- *     obj_t.flags' OBJ_BUFFERED bit. */
-#define SHR_LAYOUT_VERSION 13u
+ *     obj_t.flags' OBJ_BUFFERED bit.
+ * 15: a small heap has small metadata: the root directory
+ *     (alloc_global_t.roots_hwm, RT3) and the gc event log's ring are
+ *     committed as first used, not at creation (shr__seg_params_t.global_lazy);
+ *     MEDIUM pools are committed as their blocks are carved, a MEDIUM
+ *     arena's page 0 when it is made; alloc_tslot_t.nfills. A build that
+ *     expects them committed would touch uncommitted pages. */
+#define SHR_LAYOUT_VERSION 15u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"
