@@ -2,6 +2,8 @@
  * ordering and release, the chunk table, orphans, repair, fault injection. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -404,6 +406,65 @@ Test(alloc_unit, repair_after_death_holding_the_arena_lock)
     void *again = shr_malloc(h, 2u << 20);
     cr_assert_not_null(again);
     shr_free(h, again);
+    done(h);
+}
+
+/* A small heap has small metadata (layout version 15): the root directory
+ * and the collector's event log are committed as used, a thread's first
+ * small block commits one pool (not a batch of eight), and a medium block
+ * the pages its carve spans (not its 64 KiB pool). */
+Test(alloc_unit, a_small_heap_commits_what_it_uses)
+{
+    shr_heap_t *h = make_heap();
+    const uint64_t page = SHR_OS_PAGE;
+    uint64_t c0 = shr__seg_committed(h);
+    /* Header, process entries, the layers' fixed regions, the creator's
+     * thread slot and a chunk-table page: the directory (80 KiB) and the log
+     * (256 KiB by default) are not among them. */
+    cr_assert_lt(c0, 80 * 1024, "created: %" PRIu64 " bytes", c0);
+    void *a = shr_malloc(h, 64);
+    cr_assert_not_null(a);
+    uint64_t c1 = shr__seg_committed(h);
+    /* The page of the thread's slot region (its first use), the arena's
+     * header page and one pool (the first batch of eight pools: 16 pages). */
+    cr_assert_leq(c1 - c0, 3 * page, "the slot, the arena's header page and one pool: %" PRIu64, c1 - c0);
+    void *b = shr_malloc(h, 1280);
+    cr_assert_not_null(b);
+    uint64_t c2 = shr__seg_committed(h);
+    cr_assert_leq(c2 - c1, 3 * page, "the medium arena's header page and the carved pages: %" PRIu64, c2 - c1);
+    cr_assert_eq(shr_root_set(h, "r", shr__off(h, a)), 0);
+    cr_assert_eq(shr_root_set(h, "s", shr__off(h, b)), 0);
+    cr_assert_leq(shr__seg_committed(h) - c2, page, "two roots: at most their page");
+    shr_off_t off;
+    cr_assert_eq(shr_root_get(h, "s", &off), 0);
+    cr_assert_eq(off, shr__off(h, b));
+    cr_assert_eq(shr_root_delete(h, "r"), 0);
+    cr_assert_eq(shr_root_set(h, "t", shr__off(h, a)), 0, "a freed entry below the mark is taken again");
+    cr_assert_eq(shr_load_relaxed(&alloc_global(h)->roots_hwm), 2);
+    cr_assert_eq(shr_heap_check(h), 0);
+    shr_free(h, a);
+    shr_free(h, b);
+    done(h);
+}
+
+/* The directory fills entry by entry, committing as it goes, up to its 1024
+ * entries; then -ENOSPC, and every name is still found. */
+Test(alloc_unit, the_root_directory_fills_to_its_end)
+{
+    shr_heap_t *h = make_heap();
+    char name[32];
+    for (int i = 0; i < SHR_ROOTS_MAX; i++) {
+        snprintf(name, sizeof name, "root%d", i);
+        cr_assert_eq(shr_root_set(h, name, (shr_off_t)(4096 + 16 * i)), 0, "%s", name);
+    }
+    cr_assert_eq(shr_root_set(h, "one_more", 4096), -ENOSPC);
+    for (int i = 0; i < SHR_ROOTS_MAX; i += 97) {
+        snprintf(name, sizeof name, "root%d", i);
+        shr_off_t off = 0;
+        cr_assert_eq(shr_root_get(h, name, &off), 0);
+        cr_assert_eq(off, (shr_off_t)(4096 + 16 * i));
+    }
+    cr_assert_eq(shr_heap_check(h), 0);
     done(h);
 }
 
