@@ -51,7 +51,7 @@ typedef enum shr_fault_action {
       "the block of a new object (str, bytes, list or node) made by an operation",  \
       "the allocation returns NULL (the operation fails with -ENOMEM)")          \
     X(ALLOC_ARENA_COMMIT, "alloc.arena.commit",                                      \
-      "committing the pages of a new arena (small) or of a new pool (medium)",       \
+      "committing an arena's header page, small pools, or a medium pool's carved pages", \
       "the commit fails: the allocation returns NULL with errno ENOMEM")             \
     X(ALLOC_POOL_CARVE, "alloc.pool.carve",                                          \
       "a new pool's header written, the arena's pool_address not yet advanced",      \
