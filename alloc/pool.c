@@ -589,6 +589,10 @@ static uint64_t carve_batch(shr_heap_t *h, pool_header_t *pool)
     if (limit > first + (SHR_CARVE_BATCH - 1) * size) limit = first + (SHR_CARVE_BATCH - 1) * size;
     if (limit > pool->maxnextoffset + 1) limit = pool->maxnextoffset + 1;
     if (pool->shift == SHR_MEDIUM_POOL_SHIFT) {
+        /* Only blocks that end in first's page are linked, so that the batch
+         * commits no page beyond the one its first linked block needs. */
+        uint32_t pend = (uint32_t)SHR_ALIGN_UP(first, SHR_PAGE_SIZE);
+        if (pend - first >= size && limit > pend - size + 1) limit = pend - size + 1;
         /* The blocks carved below: next, then first, first + size, ... while
          * below limit; the last ends at the first such offset at or past it. */
         uint32_t end = limit > first ? first + (limit - first + size - 1) / size * size : first;
