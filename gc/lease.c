@@ -413,7 +413,7 @@ int shr__lease_scan(shr_heap_t *h, void (*fn)(shr_heap_t *h, uint64_t off, uint6
     for (int pass = 0; pass < 2; pass++) {
         uint64_t limit = h->capacity / (sizeof(lease_table_t) + LEASE_MIN * sizeof(lease_entry_t)) + 1, n = 0;
         uint64_t toff = pass ? shr_load_acquire(&g->dead) : 0;
-        for (uint32_t p = 0; pass == 0 ? p < h->max_procs : toff != 0; p++) {
+        for (uint32_t p = 0; pass == 0 ? p < shr__procs_hwm(h) : toff != 0; p++) {
             lease_area_t *a = NULL;
             if (pass == 0) {
                 if (shr_load_relaxed(&shr__proc_entry(h, p)->state) == SHR_ENTRY_RECLAIM) incomplete = 1;

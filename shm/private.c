@@ -198,7 +198,7 @@ void shr__private_fork_child(void)
         }
         /* Unlocked already (no anchor); re-initialised in case a mutex was
          * caught in a probe's trylock. */
-        for (uint32_t p = 0; p < h->max_procs; p++)
+        for (uint32_t p = 0; p < shr__procs_hwm(h); p++)
             if (shr_load_relaxed(&shr__proc_entry(h, p)->state) == SHR_ENTRY_LIVE)
                 shr__robust_mutex_init(&shr__proc_entry(h, p)->life);
     }

@@ -30,7 +30,12 @@
  *   R6  the thread slots below threads_hwm, and their layers' thread
  *       regions, are committed (a new segment commits none; a slot's first
  *       claim commits it before raising the mark, so a crash between the
- *       two only makes the next claimant commit it again)
+ *       two only makes the next claimant commit it again); so are the
+ *       process entries below procs_hwm, each with its `life` initialised
+ *       (robust, process-shared) at its first claim, before the mark is
+ *       raised (the layers' per-process regions are committed at creation).
+ *       Nothing reads an entry or a slot above its mark but the checkers,
+ *       which skip a page that is not committed (shr__seg_resident)
  * shr__registry_check verifies them all; a sweep reclaims what breaks R2 and
  * entries of an unknown state (R4), so that damage is healed, not followed.
  *
@@ -200,11 +205,7 @@ static uint64_t read_start_time(void)
         if (SHR_DEBUG >= 2 && shr_unlikely(!(c))) SHR_PANIC("registry %s: %s", inv, #c); \
     } while (0)
 
-static inline uint32_t procs_hwm(const shr_heap_t *h)
-{
-    uint32_t n = shr_load_acquire(&h->hdr->procs_hwm);
-    return n < h->max_procs ? n : h->max_procs;
-}
+static inline uint32_t procs_hwm(const shr_heap_t *h) { return shr__procs_hwm(h); }
 
 static inline uint32_t threads_hwm(const shr_heap_t *h)
 {
@@ -246,7 +247,7 @@ static int probe_life(pthread_mutex_t *life)
 
 int shr__proc_alive(const shr_heap_t *h, uint32_t proc)
 {
-    if (proc >= h->max_procs) return 0;
+    if (proc >= procs_hwm(h)) return 0; /* never claimed (its page may be a hole: R6) */
     /* A private heap's `life` mutexes are never locked (private.c): its own
      * entry is alive without a probe, which would declare it dead; any other
      * (a fork parent's, seen from the child) is dead, as the probe says. */
@@ -261,7 +262,7 @@ bool shr__slot_gone(const shr_heap_t *h, uint32_t slot, uint32_t gen)
     if (shr_load_acquire(&ts->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&ts->gen) != gen)
         return true;
     uint32_t p = ts->proc;
-    if (p >= h->max_procs) return true;
+    if (p >= procs_hwm(h)) return true;
     proc_entry_t *pe = &h->procs[p];
     if (shr_load_acquire(&pe->state) != SHR_ENTRY_LIVE || shr_load_relaxed(&pe->gen) != ts->proc_gen)
         return true;
@@ -735,13 +736,9 @@ static int registry_repair(shr_heap_t *h)
 int shr__registry_init(shr_heap_t *h)
 {
     seg_header_t *hdr = h->hdr;
-    memset(h->procs, 0, (size_t)h->max_procs * sizeof *h->procs);
-    /* The thread slots of a new segment are zero (uncommitted pages read as
-     * zero) and are committed at their first claim: not touched here. */
-    for (uint32_t p = 0; p < h->max_procs; p++) {
-        int rc = shr__robust_mutex_init(&h->procs[p].life);
-        if (rc) return rc;
-    }
+    /* The process entries and thread slots of a new segment are zero
+     * (uncommitted pages read as zero) and are committed, and an entry's
+     * life mutex initialised, at their first claim (R6): not touched here. */
     shr_store_relaxed(&hdr->procs_hwm, 0);
     shr_store_relaxed(&hdr->threads_hwm, 0);
     shr_store_relaxed(&hdr->threads_free_hint, 0);
@@ -787,7 +784,9 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
         if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE)
             reg_fail(&k, "R4: thread slot %u: state %u", s, st);
     }
+    uint32_t phwm0 = procs_hwm(h);
     for (uint32_t p = 0; p < h->max_procs; p++) {
+        if (p >= phwm0 && !shr__seg_resident(h, &h->procs[p])) continue; /* zero, FREE (R6); state only */
         uint32_t st = shr_load_relaxed(&h->procs[p].state);
         if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE && st != SHR_ENTRY_RECLAIM)
             reg_fail(&k, "R4: process entry %u: state %u", p, st);
@@ -823,6 +822,9 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
     }
     for (uint32_t p = 0; p < h->max_procs; p++) {
         proc_entry_t *pe = &h->procs[p];
+        /* Zero, FREE (R6): an entry may straddle two pages. */
+        if (p >= phwm && count[p] == 0 && (!shr__seg_resident(h, pe) || !shr__seg_resident(h, (const char *)(pe + 1) - 1)))
+            continue;
         uint32_t st = shr_load_relaxed(&pe->state);
         if (p >= phwm && st != SHR_ENTRY_FREE)
             reg_fail(&k, "R4: process entry %u above the high water mark %u is not FREE", p, phwm);
@@ -872,6 +874,15 @@ static int proc_register_locked(shr_heap_t *h)
         goto out;
     }
     proc_entry_t *pe = &h->procs[p];
+    if (p == hwm) {
+        /* R6: an entry never claimed is committed, and its life mutex
+         * initialised, before the mark passes it. Nobody has locked that
+         * mutex (entries above the mark are never probed), so a crash
+         * before the raise leaves it to be initialised again. */
+        if ((rc = shr__seg_commit(h, hdr->procs_off + (uint64_t)p * sizeof *pe, sizeof *pe)) != 0 ||
+            (rc = shr__robust_mutex_init(&pe->life)) != 0)
+            goto out;
+    }
     REG_ASSERT("R4", shr_load_relaxed(&pe->state) == SHR_ENTRY_FREE);
     if (p == hwm) shr_store_release(&hdr->procs_hwm, hwm + 1); /* R4: still FREE */
     h->proc = p;

@@ -260,16 +260,18 @@ static int fd_commit(int fd, uint64_t off, uint64_t len)
 }
 
 /* What a new segment commits at creation: everything before eager_size but
- * the per-thread arrays (the registry's thread slots and each layer's thread
- * regions), which are zero until a thread slot is first claimed and are
- * committed then, slot by slot (shr__seg_commit_thread), and but the lazy
+ * the registry's process entries (committed one by one at their first
+ * claim, registry.c R6), the per-thread arrays (the registry's thread slots
+ * and each layer's thread regions), which are zero until a thread slot is
+ * first claimed and are committed then, slot by slot
+ * (shr__seg_commit_thread), and the lazy
  * end of each layer's global region (shr__seg_params_t.global_lazy and the
  * per-record part), which its layer commits as it first writes there. A
  * heap used by one thread thus commits one slot's pages, not max_threads
  * slots', and an event log or a root directory only the pages it has used. */
 static int commit_eager(int fd, const seg_header_t *lay, const shr__seg_params_t *p)
 {
-    int rc = fd_commit(fd, 0, lay->threads_off);
+    int rc = fd_commit(fd, 0, lay->procs_off); /* the header: entries at their first claim (R6) */
     for (int l = 0; rc == 0 && l < SHR_NLAYERS; l++) {
         uint64_t eager = p->global_size[l] - p->global_lazy[l];
         if (eager) rc = fd_commit(fd, lay->global_off[l], eager);
@@ -720,7 +722,7 @@ typedef struct {
 
 static int view_alive(const seg_view_t *v, uint32_t p)
 {
-    shr_heap_t tmp = {.procs = v->procs, .max_procs = v->max_procs};
+    shr_heap_t tmp = {.hdr = v->hdr, .procs = v->procs, .max_procs = v->max_procs};
     return shr__proc_alive(&tmp, p);
 }
 
@@ -739,7 +741,8 @@ static void fill_locks(const seg_view_t *v, shr_heap_info_t *info)
         li->holder_dead = died;
         li->holder_alive = -1;
         uint32_t owner = shr_load_relaxed(&l->owner_proc);
-        if (li->held && owner != 0 && owner <= v->max_procs) {
+        uint32_t hwm = shr_load_acquire(&v->hdr->procs_hwm);
+        if (li->held && owner != 0 && owner <= v->max_procs && owner <= hwm) {
             li->holder_index = owner;
             li->holder_pid = v->procs[owner - 1].pid;
             li->holder_alive = li->holder_dead ? 0 : view_alive(v, owner - 1);

@@ -398,6 +398,13 @@ static inline proc_entry_t *shr__proc_entry(const shr_heap_t *h, uint32_t p)
     SHR_ASSERT(p < h->max_procs);
     return &h->procs[p];
 }
+/* Process entries ever claimed: entries at or above it are FREE, zero, and
+ * perhaps not committed (R6); a walk of the entries stops here. */
+static inline uint32_t shr__procs_hwm(const shr_heap_t *h)
+{
+    uint32_t n = atomic_load_explicit(&h->hdr->procs_hwm, memory_order_acquire);
+    return n < h->max_procs ? n : h->max_procs;
+}
 static inline thread_slot_t *shr__thread_slot(const shr_heap_t *h, uint32_t s)
 {
     SHR_ASSERT(s < h->max_threads);
