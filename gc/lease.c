@@ -486,7 +486,14 @@ int shr_lease_stats(shr_heap_t *heap, shr_lease_stats_t *out)
  * anything else is a leftover of a damaged file: leaked, never trusted. */
 static void gc_proc_claim(shr_heap_t *h, uint32_t proc)
 {
-    shr_store_relaxed(&((lease_area_t *)shr__seg_proc_area(h, SHR_LAYER_GC, proc))->table, 0);
+    lease_area_t *a = shr__seg_proc_area(h, SHR_LAYER_GC, proc);
+    /* An area is zero until its entry's first claim (the registry commits
+     * it then, shm.h R6): its mutex is initialised here, once; a sane one
+     * is never initialised again (a dead holder's is repaired by its
+     * next locker). An initialisation that fails leaves it refused by
+     * area_lock. */
+    if (!shr__mutex_sane(&a->mu)) (void)shr__robust_mutex_init(&a->mu);
+    shr_store_relaxed(&a->table, 0);
 }
 
 static const shr__layer_hooks_t gc_hooks = {
@@ -505,11 +512,7 @@ void shr__gc_params(shr__seg_params_t *p)
 
 int shr__gc_init_segment(shr_heap_t *h)
 {
-    int rc0 = shr__gc_collect_init(h);
-    if (rc0) return rc0;
-    for (uint32_t p = 0; p < h->max_procs; p++) {
-        int rc = shr__robust_mutex_init(&((lease_area_t *)shr__seg_proc_area(h, SHR_LAYER_GC, p))->mu);
-        if (rc) return rc;
-    }
-    return 0;
+    /* The lease areas are initialised at their entries' first claim
+     * (gc_proc_claim), not here: a heap used by one process touches one. */
+    return shr__gc_collect_init(h);
 }

@@ -33,7 +33,8 @@
  *       two only makes the next claimant commit it again); so are the
  *       process entries below procs_hwm, each with its `life` initialised
  *       (robust, process-shared) at its first claim, before the mark is
- *       raised (the layers' per-process regions are committed at creation).
+ *       raised, and the layers' per-process regions with them (a layer
+ *       initialises what it needs there in its proc_claim hook).
  *       Nothing reads an entry or a slot above its mark but the checkers,
  *       which skip a page that is not committed (shr__seg_resident)
  * shr__registry_check verifies them all; a sweep reclaims what breaks R2 and
@@ -875,11 +876,11 @@ static int proc_register_locked(shr_heap_t *h)
     }
     proc_entry_t *pe = &h->procs[p];
     if (p == hwm) {
-        /* R6: an entry never claimed is committed, and its life mutex
-         * initialised, before the mark passes it. Nobody has locked that
+        /* R6: an entry never claimed is committed (with its layers'
+         * regions), and its life mutex initialised, before the mark passes it. Nobody has locked that
          * mutex (entries above the mark are never probed), so a crash
          * before the raise leaves it to be initialised again. */
-        if ((rc = shr__seg_commit(h, hdr->procs_off + (uint64_t)p * sizeof *pe, sizeof *pe)) != 0 ||
+        if ((rc = shr__seg_commit_proc(h, p)) != 0 ||
             (rc = shr__robust_mutex_init(&pe->life)) != 0)
             goto out;
     }

@@ -260,8 +260,9 @@ static int fd_commit(int fd, uint64_t off, uint64_t len)
 }
 
 /* What a new segment commits at creation: everything before eager_size but
- * the registry's process entries (committed one by one at their first
- * claim, registry.c R6), the per-thread arrays (the registry's thread slots
+ * the registry's process entries and the layers' per-process regions
+ * (committed entry by entry at an entry's first claim, shr__seg_commit_proc,
+ * registry.c R6), the per-thread arrays (the registry's thread slots
  * and each layer's thread regions), which are zero until a thread slot is
  * first claimed and are committed then, slot by slot
  * (shr__seg_commit_thread), and the lazy
@@ -275,9 +276,18 @@ static int commit_eager(int fd, const seg_header_t *lay, const shr__seg_params_t
     for (int l = 0; rc == 0 && l < SHR_NLAYERS; l++) {
         uint64_t eager = p->global_size[l] - p->global_lazy[l];
         if (eager) rc = fd_commit(fd, lay->global_off[l], eager);
-        if (rc == 0 && lay->thread_off[l] > lay->proc_off[l])
-            rc = fd_commit(fd, lay->proc_off[l], lay->thread_off[l] - lay->proc_off[l]);
     }
+    return rc;
+}
+
+int shr__seg_commit_proc(shr_heap_t *h, uint32_t proc)
+{
+    SHR_ASSERT(proc < h->max_procs);
+    const seg_header_t *hdr = h->hdr;
+    int rc = shr__seg_commit(h, hdr->procs_off + (uint64_t)proc * sizeof(proc_entry_t), sizeof(proc_entry_t));
+    for (int l = 0; rc == 0 && l < SHR_NLAYERS; l++)
+        if (hdr->proc_size[l])
+            rc = shr__seg_commit(h, hdr->proc_off[l] + (uint64_t)proc * hdr->proc_size[l], hdr->proc_size[l]);
     return rc;
 }
 

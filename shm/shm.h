@@ -17,8 +17,9 @@
  * thread slots, chosen at creation), then each layer's regions: one global
  * region per layer, one region per process entry, one per thread slot and,
  * last, one table with an entry per chunk of the capacity. Everything up to
- * the tables but the per-thread arrays is committed at creation; a thread
- * slot and its layers' regions are committed at the slot's first claim
+ * the tables but the per-process and per-thread arrays and the lazy ends of
+ * the global regions is committed at creation; a process entry or a thread
+ * slot and its layers' regions are committed at its first claim
  * (registry.c, R6), and a layer commits its table as it uses it (a 1 TiB heap
  * would otherwise commit its whole chunk table, a heap of 512 thread slots
  * 400 KB of slots that one thread never uses).
@@ -382,6 +383,10 @@ int shr__seg_release(shr_heap_t *heap, uint64_t off, uint64_t len);
  * thread region. The registry calls it before a slot's first claim (the
  * slot at threads_hwm): slots below threads_hwm are committed (R6). */
 int shr__seg_commit_thread(shr_heap_t *heap, uint32_t slot);
+/* Commit process entry `proc`'s pages: its proc_entry_t and each layer's
+ * per-process region. The registry calls it before an entry's first claim
+ * (the entry at procs_hwm): entries below procs_hwm are committed (R6). */
+int shr__seg_commit_proc(shr_heap_t *heap, uint32_t proc);
 /* Is the page holding p committed? A reader of what may never have been
  * committed (a checker's walk of the thread slots above threads_hwm) asks
  * first, since reading an uncommitted page of a shared mapping commits it. */
