@@ -76,9 +76,9 @@ enum {
 /* Limits of a heap, chosen at creation (shr_heap_options_t): the number of
  * process entries (one per attachment; a fork child that uses the heap takes
  * one more) and of thread slots (one per thread per attachment). Their
- * tables are part of the heap's metadata: process entries are committed at
- * creation (about 192 bytes each), a thread slot (832 bytes) when a thread
- * first uses the heap, so max_threads costs address space only. */
+ * tables are part of the heap's metadata: a process entry (about 192 bytes)
+ * is committed when a process first takes it, a thread slot (832 bytes)
+ * when a thread first uses the heap, so the limits cost address space only. */
 #define SHR_DEFAULT_MAX_PROCS 128
 #define SHR_DEFAULT_MAX_THREADS 512
 #define SHR_LIMIT_MAX_PROCS 4096      /* largest max_procs a heap may have */

@@ -33,14 +33,14 @@ def test_threads():
     assert s["threads_more"] <= d["threads_more"]
 
 
-@pytest.mark.xfail(strict=True, reason="a list in a heap of its own commits 80 KiB of shm (it was 512 KiB "
-                   "before layout 15 committed the root directory, the gc event log and medium pools as "
-                   "used, and a thread's first batch of small pools became one pool), which the process "
-                   "also maps, so rss + shm is about 162 KiB: 20 pages, 5 of them the header and 128 "
-                   "process entries, 2 the allocator's global region and root, 1 its thread region, 2 "
-                   "gc_global_t, 3 the lease areas (all initialised at creation), 1 chunk table page, 4 "
-                   "the SMALL arena (header page, one pool each for 3 classes), 2 the MEDIUM arena "
-                   "(header page, 1 page for one 1280-byte block); a stdlib segment costs about 9 KiB "
+@pytest.mark.xfail(strict=True, reason="a list in a heap of its own commits 64 KiB of shm (it was 512 KiB "
+                   "before layout 15 committed the root directory, the gc event log, medium pools, process "
+                   "entries and lease areas as used, and a thread's first batch of small pools became one "
+                   "pool), which the process also maps, so rss + shm is about 130 KiB: 16 pages, the "
+                   "header's, the thread slot's, 2 of the allocator's global region and root, 1 of its "
+                   "thread region, 2 of gc_global_t, 1 lease area, 1 gc thread region, 1 chunk table page, "
+                   "4 of the SMALL arena (header page, one pool each for 3 classes), 2 of the MEDIUM arena "
+                   "(header page, the 1280-byte lease table's page); a stdlib segment costs about 9 KiB "
                    "(one page, counted in shm and in rss) in all")
 def test_memory():
     s, d = probe("sharena"), probe("stdlib")
