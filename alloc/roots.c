@@ -52,11 +52,12 @@ static root_entry_t *find(shr_heap_t *h, const char *name, size_t len)
 static int roots_repair(shr_heap_t *h)
 {
     alloc_global_t *g = alloc_global(h);
-    /* A damaged mark: every page of the directory is committed then (reads
-     * of a page commit it), so the whole directory is taken as used. */
+    /* A damaged mark (beyond the table): the whole directory is taken as
+     * used, committed first (a failed commit leaves its pages to be
+     * committed by the reads, as before layout version 15: no name is lost). */
     uint32_t n = shr__roots_hwm(h);
     if (shr_load_relaxed(&g->roots_hwm) != n) {
-        if (shr__seg_commit(h, shr__off(h, g->roots), sizeof g->roots) != 0) n = 0;
+        (void)shr__seg_commit(h, shr__off(h, g->roots), sizeof g->roots);
         shr_store_release(&g->roots_hwm, n);
     }
     for (uint32_t i = 0; i < n; i++)
