@@ -470,6 +470,24 @@ Test(alloc_unit, the_root_directory_fills_to_its_end)
     done(h);
 }
 
+/* RT3: a mark beyond the directory is reported, and lookups stay within
+ * the table. */
+Test(alloc_unit, a_damaged_root_mark_is_reported_and_bounded)
+{
+    shr_heap_t *h = make_heap();
+    cr_assert_eq(shr_root_set(h, "r", 4096), 0);
+    alloc_global_t *g = alloc_global(h);
+    shr_store_relaxed(&g->roots_hwm, 5000);
+    cr_assert_eq(shr__roots_hwm(h), SHR_ROOTS_MAX);
+    cr_assert_eq(shr_heap_check(h), SHR_ECORRUPT, "RT3");
+    shr_off_t off = 0;
+    cr_assert_eq(shr_root_get(h, "r", &off), 0);
+    cr_assert_eq(off, 4096);
+    shr_store_relaxed(&g->roots_hwm, 1);
+    cr_assert_eq(shr_heap_check(h), 0);
+    done(h);
+}
+
 Test(alloc_unit, commit_failure_is_enomem_and_harmless)
 {
     shr_heap_t *h = make_heap();
