@@ -104,6 +104,8 @@
  * 15: a small heap has small metadata: the root directory
  *     (alloc_global_t.roots_hwm, RT3) and the gc event log's ring are
  *     committed as first used, not at creation (shr__seg_params_t.global_lazy);
+ *     process entries and the layers' per-process regions at their first
+ *     claim (R6; a lease area's mutex initialised then, gc_proc_claim);
  *     MEDIUM pools are committed as their blocks are carved, a MEDIUM
  *     arena's page 0 when it is made; alloc_tslot_t.nfills. A build that
  *     expects them committed would touch uncommitted pages. */
