@@ -810,17 +810,29 @@ def growth_targets(G):
     peak = max(le, key=lambda x: x["refs"]) if le else None
     if one and peak and peak["refs"] > 1:
         rs = ratio(peak["stats_after_peak_ms"], one["stats_after_peak_ms"])
-        rc = ratio(peak["close_after_peak_ms"], one["close_after_peak_ms"])
+        # A close unmaps the heap: the kernel tears down the page tables of
+        # every page the process touched, which taking N references does
+        # (each incref writes the object's header) whether or not they were
+        # held at once. The close after the peak is therefore compared with a
+        # close after touching the same N objects one reference at a time;
+        # older runs without that figure compare with 1 after 1.
+        touched = peak.get("close_touched_ms")
+        base = touched if touched is not None else one["close_after_peak_ms"]
+        rc = ratio(peak["close_after_peak_ms"], base)
         # Sub-microsecond figures are at the clock's resolution: a difference
         # under 5 µs counts as flat whatever the ratio.
         ok = all(r is not None and (r <= 2 or b - a < 0.005) for r, a, b in (
             (rs, one["stats_after_peak_ms"], peak["stats_after_peak_ms"]),
-            (rc, one["close_after_peak_ms"], peak["close_after_peak_ms"])))
+            (rc, base, peak["close_after_peak_ms"])))
+        against = (f"{fmt(touched)} ms after taking and releasing as many one at a time (the same objects "
+                   f"touched; 1 after 1: {fmt(one['close_after_peak_ms'])} ms, the difference being the "
+                   f"munmap of the pages the objects sit in)" if touched is not None
+                   else f"{fmt(one['close_after_peak_ms'])} ms")
         rows.append([f"lease statistics and close O(live): 1 reference held after a peak of {peak['refs']:,}",
                      "≤ 2× the same with no peak (or < 5 µs more)",
                      f"stats {fmt(peak['stats_after_peak_ms'] * 1e3)} µs against "
                      f"{fmt(one['stats_after_peak_ms'] * 1e3)} µs (**{fmt_ratio(rs)}×**); close "
-                     f"{fmt(peak['close_after_peak_ms'])} ms against {fmt(one['close_after_peak_ms'])} ms "
+                     f"{fmt(peak['close_after_peak_ms'])} ms against {against} "
                      f"(**{fmt_ratio(rc)}×**)", "met" if ok else "not met"])
     li = [x for x in G.get("list", []) if "writer_during_count_max_ms" in x]
     if li:
@@ -880,12 +892,13 @@ def growth_tables(G):
     if le:
         rows = [[f"{x['refs']:,}", f"{x['leases_seen']:,.0f}", fmt(x["stats_held_ms"] * 1e3),
                  fmt(x["stats_after_peak_ms"] * 1e3), fmt(x["close_held_ms"]), fmt(x["close_after_peak_ms"]),
-                 fmt(x["recover_dead_ms"]), _g(x.get("table_mib_held")), _g(x.get("table_mib_after_peak")),
+                 _g(x.get("close_touched_ms")), fmt(x["recover_dead_ms"]), _g(x.get("table_mib_held")), _g(x.get("table_mib_after_peak")),
                  _entries(x.get("table_entries_held")), _entries(x.get("table_entries_after_peak"))]
                 for x in le]
         out.append("#### Against outstanding references\n\n" + md_table(
             ["references", "leases reported", "lease stats, N held (µs)", "lease stats, 1 held after N (µs)",
-             "close, N held (ms)", "close, 1 held after N (ms)", "recover after a death holding N (ms)",
+             "close, N held (ms)", "close, 1 held after N (ms)",
+             "close, 1 held after N taken and released one at a time (ms)", "recover after a death holding N (ms)",
              "heap bytes in use for them, N held (MiB)", "the same, 1 held after N (MiB)",
              "lease table entries, N held", "the same, 1 held after N"], rows))
     li = G.get("list", [])
