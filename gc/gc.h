@@ -426,6 +426,25 @@ int shr__lease_scan(shr_heap_t *h, void (*fn)(shr_heap_t *h, uint64_t off, uint6
 /* Does this process hold a lease on off? (Validates a caller's shr_ref_t.) */
 bool shr__lease_held(shr_heap_t *h, shr_off_t off);
 
+/* Deferred references (docs/design/objects.md §6.4): a reference a list
+ * dropped from an item (a str or bytes that lock-free readers may still be
+ * reading) is kept, as a lease of the dropping process, until a grace
+ * period has passed. Its entry is keyed off | LEASE_DEFERRED (offsets are
+ * below the segment's size), apart from the process's own references to the object, and
+ * not counted as a lease by shr__lease_count. A death or close releases it
+ * with the rest of the table, after a grace period (the drain waits for
+ * one). Errors as shr__lease_add / shr__lease_remove. */
+#define LEASE_DEFERRED ((uint64_t)1 << 63)
+int shr__lease_defer(shr_heap_t *h, shr_off_t off);
+int shr__lease_undefer(shr_heap_t *h, shr_off_t off);
+
+/* A grace period: true once every read section (shm.h thread_slot_t.epoch)
+ * that may have begun before this call has ended; false when one outlasted
+ * 1 ms (or is the one this thread gave up on last time, still open). The
+ * caller's stores that readers must see come before. Inside the gate.
+ * No lock needed, none taken (a section is wait-free). */
+bool shr__grace_wait(shr_heap_t *h);
+
 /* ---- node.c: nodes and user types ------------------------------------------
  *
  *   node   [ obj_t 16 | nslots 4 | pad 4 | payload 8 | ext 8 | lock 8 | slots 8 x nslots | payload ]

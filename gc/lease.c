@@ -250,10 +250,78 @@ uint64_t shr__lease_count(shr_heap_t *h)
     uint64_t n = 0;
     if (area_lock(h, a) != 0) return 0;
     lease_table_t *t = table_of(h, a);
-    for (uint64_t i = 0; t && i < t->cap; i++)
-        if (is_live(shr_load_relaxed(&t->e[i].off))) n += shr_load_relaxed(&t->e[i].n);
+    for (uint64_t i = 0; t && i < t->cap; i++) {
+        uint64_t k = shr_load_relaxed(&t->e[i].off);
+        if (is_live(k) && !(k & LEASE_DEFERRED)) n += shr_load_relaxed(&t->e[i].n);
+    }
     area_unlock(a);
     return n;
+}
+
+int shr__lease_defer(shr_heap_t *h, shr_off_t off) { return shr__lease_add(h, off | LEASE_DEFERRED); }
+int shr__lease_undefer(shr_heap_t *h, shr_off_t off) { return shr__lease_remove(h, off | LEASE_DEFERRED); }
+
+/* ---- grace periods (docs/design/objects.md §7.4) -----------------------------
+ *
+ * A reader of what a writer may free (a list's retired array, the tail of a
+ * shrinking one, a str or bytes a list dropped) runs in a read section: its
+ * thread slot's `epoch` is odd from before its first load until after its
+ * last, even outside (list.c, rsect_enter). The reader's store of its epoch
+ * and its loads, against the writer's stores and its loads of the epochs,
+ * are a Dekker pair, ordered as the collector's gate orders its own pair
+ * (gc.h): asymmetrically, a relaxed store and a compiler barrier on the
+ * reader's side, and on the writer's side membarrier(GLOBAL_EXPEDITED)
+ * (shr__gate_barrier), which runs a full barrier on every running thread of
+ * every registered process; or symmetrically, a seq_cst store and a seq_cst
+ * first load, where this process is not registered or under
+ * ThreadSanitizer. The writer also makes a seq_cst read-modify-write of its
+ * own epoch (a full barrier: the gate has none to give when the kernel has
+ * no membarrier).
+ *
+ * A section is wait-free (a bounded number of loads, no lock), so a writer
+ * that waits for one under a lock cannot deadlock. A reader stalled inside
+ * one (preempted, stopped) makes the writer give up after GRACE_WAIT_NS and
+ * keep what it would have freed for a later try; the thread remembers that
+ * section and does not wait for it again. */
+#define GRACE_WAIT_NS 1000000
+
+/* The section this thread last gave up waiting for (a stalled reader). */
+static _Thread_local struct {
+    const shr_heap_t *h;
+    uint32_t slot;
+    uint64_t e;
+} stalled;
+
+bool shr__grace_wait(shr_heap_t *h)
+{
+    shr_tctx_t *me = shr__tctx(h);
+    if (!me || shr__gate_barrier() != 0) return false;
+    atomic_fetch_add_explicit(&me->ts->epoch, 0, memory_order_seq_cst); /* a full barrier */
+    uint32_t hwm = shr_load_acquire(&h->hdr->threads_hwm);
+    if (hwm > h->max_threads) hwm = h->max_threads;
+    uint64_t deadline = 0;
+    for (uint32_t s = 0; s < hwm; s++) {
+        if (s == me->slot) continue;
+        thread_slot_t *ts = shr__thread_slot(h, s);
+        uint64_t e = atomic_load_explicit(&ts->epoch, memory_order_seq_cst);
+        if (!(e & 1)) continue;
+        uint32_t gen = shr_load_relaxed(&ts->gen);
+        if (stalled.h == h && stalled.slot == s && stalled.e == e) { /* given up on before */
+            if (shr__slot_gone(h, s, gen)) continue;                 /* died inside */
+            return false;
+        }
+        unsigned round = 0;
+        while (shr_load_acquire(&ts->epoch) == e && shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE &&
+               shr_load_relaxed(&ts->gen) == gen) {
+            if (!deadline) deadline = shr__now_ns(CLOCK_MONOTONIC) + GRACE_WAIT_NS;
+            if (round % 64 == 63 && shr__slot_gone(h, s, gen)) break; /* died inside */
+            if (shr__backoff(&round, deadline)) {
+                stalled.h = h, stalled.slot = s, stalled.e = e;
+                return false;
+            }
+        }
+    }
+    return true;
 }
 
 static lease_table_t *table_at(shr_heap_t *h, uint64_t off) { return shr__ptr(h, off); }
@@ -349,13 +417,24 @@ int shr__gc_drain_dead(shr_heap_t *h)
      * anything twice. Pushers only add at the top; only the gc lock's holder
      * removes, so a table's `next` is stable once it is on the queue. */
     uint64_t top;
+    bool graced = false;
     while ((top = shr_load_acquire(&g->dead)) != 0) {
         lease_table_t *t = table_at(h, top);
+        /* Deferred references (gc.h) are released after a grace period: a
+         * lock-free reader in another process may still be reading the
+         * object its list dropped. When one outlasts the wait, this table
+         * and those below it stay queued for the next drain. */
+        bool deferred = false;
+        for (uint64_t i = 0; i < t->cap && !deferred && !graced; i++) {
+            uint64_t k = shr_load_relaxed(&t->e[i].off);
+            deferred = is_live(k) && (k & LEASE_DEFERRED) && shr_load_relaxed(&t->e[i].n) != 0;
+        }
+        if (deferred && !(graced = shr__grace_wait(h))) break;
         for (uint64_t i = 0; i < t->cap; i++) {
-            uint64_t off = shr_load_relaxed(&t->e[i].off);
+            uint64_t key = shr_load_relaxed(&t->e[i].off), off = key & ~LEASE_DEFERRED;
             /* Released only when off is an allocated block that holds an
              * object with references (a damaged entry is skipped: a leak). */
-            if (!is_live(off) || off >= h->capacity || (off & 7) ||
+            if (!is_live(key) || off >= h->capacity || (off & 7) ||
                 shr__alloc_block_checked(h, off) < sizeof(obj_t) ||
                 shr_load_relaxed(&obj_at(h, off)->refcnt) == 0)
                 continue;
@@ -441,6 +520,8 @@ int shr__lease_scan(shr_heap_t *h, void (*fn)(shr_heap_t *h, uint64_t off, uint6
                 lease_table_t *t = table_at(h, toff);
                 for (uint64_t i = 0; i < t->cap; i++) {
                     uint64_t off = shr_load_relaxed(&t->e[i].off), k = shr_load_relaxed(&t->e[i].n);
+                    /* A deferred reference is a reference all the same. */
+                    if (is_live(off)) off &= ~LEASE_DEFERRED;
                     if (is_live(off) && k && off < h->capacity && !(off & 7)) fn(h, off, k, arg);
                 }
             }

@@ -78,6 +78,7 @@ static inline void move_item(items_t *a, uint64_t to, uint64_t from)
 }
 
 static inline void release(shr_heap_t *h, uint64_t tag, uint64_t val);
+static void release_dropped(shr_heap_t *h, listobj_t *l, uint64_t tag, uint64_t val, bool may_flush);
 
 /* Shift items up one place, from index op_progress down to op_index + 1
  * (insert), or down one place from op_progress up to op_len - 2 (delete).
@@ -139,7 +140,14 @@ static void check_list(shr_heap_t *h, listobj_t *l)
 /* Finish or undo what a dead owner left half done (list.h). Lock held, or
  * the list is being deallocated (nobody else can reach it). Idempotent: a
  * repairer that dies is repaired by the next. */
-void shr__list_repair(shr_heap_t *h, listobj_t *l)
+static void repair(shr_heap_t *h, listobj_t *l, bool live);
+
+void shr__list_repair(shr_heap_t *h, listobj_t *l) { repair(h, l, false); }
+
+/* live: a stealer of the lock, with lock-free readers about (the removed
+ * item's reference is deferred, release_dropped); false: the list is being
+ * deallocated or settled with the world stopped (nobody reads it). */
+static void repair(shr_heap_t *h, listobj_t *l, bool live)
 {
     if (!shr_load_relaxed(&l->items)) { /* its creator died before it had items */
         shr_store_relaxed(&l->op, LIST_OP_NONE);
@@ -164,7 +172,9 @@ void shr__list_repair(shr_heap_t *h, listobj_t *l)
         if (l->op_len <= a->cap && l->op_index < l->op_len && shr_load_relaxed(&l->op_progress) < l->op_len) {
             shift_down(l, a);
             shr_store_release(&a->len, l->op_len - 1);
-            release(h, l->undo_tag, l->undo_val); /* the list's reference; the taker leased its own */
+            /* the list's reference; the taker leased its own */
+            if (live) release_dropped(h, l, l->undo_tag, l->undo_val, false);
+            else release(h, l->undo_tag, l->undo_val);
         }
         break;
     default:
@@ -183,8 +193,7 @@ void shr__list_repair(shr_heap_t *h, listobj_t *l)
  * only by a thread that has itself waited WAITER_SPINS: so a holder that
  * unlocks and locks again at once (a writer in a loop, a walk between its
  * steps) lets a long waiter in first instead of starving it past its
- * deadline. A holder walking the whole list (count, index) also looks for
- * the mark between steps (shr__list_step). The mark is a hint: an unlock
+ * deadline. The mark is a hint: an unlock
  * racing a waiter's mark may drop it, and the waiter marks again. */
 #define WAITER_SPINS 64
 
@@ -235,7 +244,7 @@ static shr_noinline int lock_slow(shr_heap_t *h, listobj_t *l, uint64_t me)
             if (shr__owner_gone(h, w & ~LOCK_WAITER) &&
                 atomic_compare_exchange_strong_explicit(&l->lock, &w, me, memory_order_acquire,
                                                         memory_order_relaxed)) {
-                shr__list_repair(h, l);
+                repair(h, l, true);
                 return lock_wait_end(waited, 0);
             }
             if (!waited) { /* a real wait begins: tell the runtime (a GIL) */
@@ -261,17 +270,6 @@ int shr__list_lock(shr_heap_t *h, listobj_t *l)
                                                            memory_order_relaxed)))
         return 0;
     return lock_slow(h, l, me);
-}
-
-int shr__list_step(shr_heap_t *h, listobj_t *l)
-{
-    if (!(shr_load_relaxed(&l->lock) & LOCK_WAITER)) return 0;
-    shr__list_unlock(l);
-    /* Give the waiter the time to take it: spinning on another core, or, if
-     * it shares this one, by yielding to it. */
-    for (int i = 0; i < 256 && shr_load_relaxed(&l->lock) == LOCK_WAITER; i++) __builtin_ia32_pause();
-    if (shr_load_relaxed(&l->lock) == LOCK_WAITER) sched_yield();
-    return shr__list_lock(h, l);
 }
 
 /* ---- values ------------------------------------------------------------------ */
@@ -360,6 +358,73 @@ static inline void release(shr_heap_t *h, uint64_t tag, uint64_t val)
 {
     if (tag == SHR_STR || tag == SHR_BYTES) shr__str_release(h, obj_at(h, val));
     else if (is_ref(tag)) shr__decref(h, obj_at(h, val)); /* a list or another object */
+}
+
+/* ---- dropped strings: released after a grace period (objects.md §6.4) ----
+ *
+ * count and index compare str and bytes items in read sections, with no
+ * lock and no reference taken (find_step). So the list's reference to a str
+ * or bytes it drops (a set's old value, a pop, a delete, a dead writer's
+ * delete finished by a repair) must outlive every section that may have
+ * read it. When no walk is under way (listobj_t.walkers) it is released at
+ * once; otherwise it becomes a deferred lease of the dropping process
+ * (shr__lease_defer: what a death or close releases, after a grace period),
+ * and is released once a grace period has passed. This thread keeps the
+ * offsets it deferred; at DEFER_FLUSH of them (and at shr_list_close) one
+ * grace period, then each is forgotten and released (forget, then release:
+ * a death between leaks it). If a reader outlasts the wait, they are kept
+ * for the next try. Kept per thread for one heap: a thread that turns to
+ * another heap leaves the first heap's deferred leases to that heap's close
+ * (or the next list call there that flushes a full set), and a deferral
+ * with the set full and a reader stalled is left to the close the same
+ * way. Other references (lists, other objects) are compared by identity,
+ * never read through: released at once. */
+#define DEFER_FLUSH 64
+
+static _Thread_local struct {
+    shr_heap_t *h;
+    uint32_t n;
+    uint64_t off[DEFER_FLUSH];
+} deferred;
+
+/* Release what this thread deferred on h, after a grace period (none
+ * taken if it has nothing there). A list call, inside the gate. */
+static void defer_flush(shr_heap_t *h)
+{
+    if (deferred.h != h || deferred.n == 0 || !shr__grace_wait(h)) return;
+    uint32_t n = deferred.n;
+    deferred.n = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (shr__lease_undefer(h, deferred.off[i]) == 0) shr__str_release(h, obj_at(h, deferred.off[i]));
+}
+
+/* Give back the reference an item that was published held: a str or bytes
+ * deferred (above), anything else at once. may_flush: false under the list
+ * lock (a repair), where the grace period is left to the next flush. */
+static void release_dropped(shr_heap_t *h, listobj_t *l, uint64_t tag, uint64_t val, bool may_flush)
+{
+    /* No walk under way: nobody can be reading the string (the item was
+     * unpublished before this read-modify-write, which a walker's own
+     * increment, before its first load of an item, is ordered with: either
+     * this sees the walker, or the walker sees the item gone). */
+    if ((tag != SHR_STR && tag != SHR_BYTES) || atomic_fetch_add(&l->walkers, 0) == 0) {
+        release(h, tag, val);
+        return;
+    }
+    if (deferred.h != h) { /* see above: the other heap's stay leased */
+        deferred.h = h;
+        deferred.n = 0;
+    }
+    if (may_flush && deferred.n == DEFER_FLUSH) defer_flush(h);
+    if (shr__lease_defer(h, val) != 0) {
+        /* No lease could record it (no memory for the table, its lock timed
+         * out): a grace period here, or, if a reader outlasts it, a leak of
+         * this one object rather than a free under a reader. */
+        if (shr__grace_wait(h)) shr__str_release(h, obj_at(h, val));
+        return;
+    }
+    if (deferred.n < DEFER_FLUSH) deferred.off[deferred.n++] = val;
+    if (may_flush && deferred.n == DEFER_FLUSH) defer_flush(h);
 }
 
 /* Fill *out from an item; for str, bytes and list, out->ref_ names the
@@ -685,6 +750,7 @@ static int list_close_(shr_list_t *list)
 {
     if (!list) return -EINVAL;
     shr_heap_t *h = list->heap;
+    defer_flush(h); /* what this thread dropped from lists of h, if a grace period passes */
     int rc = shr__lease_remove(h, list->off); /* forget, then release */
     if (rc == 0) shr__decref(h, &list->obj->ob);
     free(list->name);
@@ -726,35 +792,22 @@ static int norm_index(int64_t index, uint64_t len, uint64_t *out)
 
 /* ---- read sections and grace periods (docs/design/objects.md §7.4) ------
  *
- * A lock-free reader of an item array (read_inline, shr_list_len) runs in a
- * read section: its thread slot's `epoch` is odd from before its first load
- * of `items` until after its last load from the array. Only that thread
- * writes it, so a section is two stores to a line the thread owns. A writer
- * that wants to free or shrink an array readers may still be in (a retired
- * one, or the tail of a shrinking one) first waits for a grace period: every
- * live slot whose epoch was odd when it looked has since changed it (the
- * section ended) or died. A section that begins after the writer looked
- * loads the current `items` and `len`, stored before the look.
+ * A lock-free reader of an item array (read_inline, shr_list_len, the steps
+ * of count and index) runs in a read section: its thread slot's `epoch` is
+ * odd from before its first load of `items` until after its last load from
+ * the array or from a str or bytes it names. Only that thread writes it, so
+ * a section is two stores to a line the thread owns. A writer that wants to
+ * free or shrink an array readers may still be in (a retired one, or the
+ * tail of a shrinking one), or to release a str or bytes it dropped from an
+ * item (deferred: below), first waits for a grace period (shr__grace_wait,
+ * gc/lease.c, which states the memory ordering): every live slot whose
+ * epoch was odd when it looked has since changed it (the section ended) or
+ * died. A section that begins after the writer looked loads the current
+ * `items` and `len`, stored before the look.
  *
- * The reader's store and its loads, against the writer's stores and its
- * loads of the epochs, are a Dekker pair, ordered as the collector's gate
- * orders its own pair (gc.h): asymmetrically, a relaxed store and a compiler
- * barrier on the reader's side, and on the writer's side
- * membarrier(GLOBAL_EXPEDITED) (shr__gate_barrier), which runs a full
- * barrier on every running thread of every registered process; or
- * symmetrically, a seq_cst store and a seq_cst first load, where this
- * process is not registered or under ThreadSanitizer. The writer also makes
- * a seq_cst read-modify-write of its own epoch (a full barrier: the gate has
- * none to give when the kernel has no membarrier).
- *
- * A section is wait-free (OPTIMISTIC_TRIES at most, and no lock: a reader
- * that falls back to the lock leaves its section first), so a writer that
- * waits for one under the list lock cannot deadlock. A reader stalled inside
- * one (preempted, stopped) makes the writer give up after GRACE_WAIT_NS and
- * keep the array for a later try; the thread remembers that section and does
- * not wait for it again. */
-#define GRACE_WAIT_NS 1000000
-
+ * A section is wait-free (a bounded number of loads, no lock: a reader that
+ * falls back to the lock leaves its section first), so a writer that waits
+ * for one under the list lock cannot deadlock. */
 typedef struct rsect {
     _Atomic uint64_t *ep;
     uint64_t e;
@@ -781,49 +834,6 @@ shr_inline bool rsect_enter(shr_heap_t *h, listobj_t *l, rsect_t *s, uint64_t *s
 }
 
 shr_inline void rsect_exit(rsect_t *s) { shr_store_release(s->ep, s->e + 1); }
-
-/* The section this thread last gave up waiting for (a stalled reader). */
-static _Thread_local struct {
-    const shr_heap_t *h;
-    uint32_t slot;
-    uint64_t e;
-} stalled;
-
-/* true once every read section that may have begun before this call has
- * ended; false when one outlasted GRACE_WAIT_NS (or is the one this thread
- * already gave up on). The caller's stores that readers must see (a new
- * `items`, a smaller `len`) come before. A list call, inside the gate. */
-static bool grace_wait(shr_heap_t *h)
-{
-    shr_tctx_t *me = shr__tctx(h);
-    if (!me || shr__gate_barrier() != 0) return false;
-    atomic_fetch_add_explicit(&me->ts->epoch, 0, memory_order_seq_cst); /* a full barrier */
-    uint32_t hwm = shr_load_acquire(&h->hdr->threads_hwm);
-    if (hwm > h->max_threads) hwm = h->max_threads;
-    uint64_t deadline = 0;
-    for (uint32_t s = 0; s < hwm; s++) {
-        if (s == me->slot) continue;
-        thread_slot_t *ts = shr__thread_slot(h, s);
-        uint64_t e = atomic_load_explicit(&ts->epoch, memory_order_seq_cst);
-        if (!(e & 1)) continue;
-        uint32_t gen = shr_load_relaxed(&ts->gen);
-        if (stalled.h == h && stalled.slot == s && stalled.e == e) { /* given up on before */
-            if (shr__slot_gone(h, s, gen)) continue;                 /* died inside */
-            return false;
-        }
-        unsigned round = 0;
-        while (shr_load_acquire(&ts->epoch) == e && shr_load_relaxed(&ts->state) == SHR_ENTRY_LIVE &&
-               shr_load_relaxed(&ts->gen) == gen) {
-            if (!deadline) deadline = shr__now_ns(CLOCK_MONOTONIC) + GRACE_WAIT_NS;
-            if (round % 64 == 63 && shr__slot_gone(h, s, gen)) break; /* died inside */
-            if (shr__backoff(&round, deadline)) {
-                stalled.h = h, stalled.slot = s, stalled.e = e;
-                return false;
-            }
-        }
-    }
-    return true;
-}
 
 /* Free the arrays on the retired chain, after a grace period (no reader can
  * be in them). Each comes off the chain (the commit: LI4) before it is
@@ -966,14 +976,114 @@ static int list_get_with_(shr_list_t *list, int64_t index, shr_item_fn visit, vo
 }
 
 /* count and index walk the list in steps of at most FIND_STEP items or
- * FIND_BYTES bytes of strings compared; between steps a waiter marked on the
- * lock word goes first, so that writers and string readers wait for a step,
- * not for the whole list (an uncontended walk keeps the lock). Each
- * item is compared as it is when its step reaches it; an insert or delete
- * between steps may make the walk see an item twice or miss one (as
- * iterating a Python list that another thread changes would). */
+ * FIND_BYTES bytes of strings compared. A step runs in a read section with
+ * no lock (find_step): it loads the sequence counter, compares its items
+ * (a str or bytes read in place: immutable, and alive for the section, as
+ * a list releases what it drops only after a grace period), and is kept
+ * only if the counter did not move; a writer therefore never waits for a
+ * walk, however long the list or however the walker is scheduled. A step
+ * that keeps meeting writers (FIND_TRIES) is taken under the lock instead,
+ * and the lock let go after it. Each item is compared as it is when its
+ * step reaches it; an insert or delete between steps may make the walk see
+ * an item twice or miss one (as iterating a Python list that another
+ * thread changes would). */
 #define FIND_STEP 256
 #define FIND_BYTES 65536
+#define FIND_TRIES 4
+
+typedef struct find {
+    const shr_value_t *v;
+    bool want_count;     /* count: every match; index: the first */
+    uint64_t i;          /* the next item */
+    size_t n, at;        /* matches, the first match (SIZE_MAX: none) */
+    bool done;
+} find_t;
+
+/* A str or bytes item against the caller's value of the same type, read
+ * with no lock. The offset came from a pair the sequence counter vouched
+ * for; the bounds are a defence: an offset that does not hold a whole
+ * string inside the heap compares unequal. */
+static bool str_equal_unlocked(shr_heap_t *h, uint64_t val, const shr_value_t *v)
+{
+    if (val < sizeof(strobj_t) || (val & (SHR_ALIGNMENT - 1)) || val > h->capacity - sizeof(strobj_t)) return false;
+    const strobj_t *s = shr__ptr(h, val);
+    uint64_t len = s->len;
+    if (len != v->u.s.len || len > h->capacity - val - sizeof(strobj_t)) return false;
+    return len == 0 || memcmp(s->data, v->u.s.data, len) == 0;
+}
+
+/* One step in a read section. 1: taken (f advanced), 0: a writer moved
+ * items meanwhile (nothing kept), -1: no read section (no thread slot). */
+static int find_step(shr_heap_t *h, listobj_t *l, find_t *f)
+{
+    rsect_t rs;
+    uint64_t s1;
+    if (!rsect_enter(h, l, &rs, &s1)) return -1;
+    bool ok = !(s1 & 1);
+    uint64_t k = f->i, len = 0, stop = k + FIND_STEP, bytes = 0, first = SIZE_MAX;
+    size_t n = 0;
+    bool fin = false;
+    if (ok) {
+        const shr_value_t *v = f->v;
+        items_t *a = shr__ptr(h, shr_load_acquire(&l->items));
+        len = shr_load_acquire(&a->len);
+        for (; k < len && k < stop && bytes < FIND_BYTES && !fin; k++) {
+            uint64_t tag = shr_load_acquire(&a->it[k].tag), val = shr_load_acquire(&a->it[k].val);
+            bool eq;
+            if (tag == SHR_STR || tag == SHR_BYTES) {
+                if (tag != (uint64_t)v->type) continue;
+                /* Never read through a torn pair: the loads above were
+                 * acquires, so a pair from inside a writer's window shows
+                 * here as a moved counter. */
+                if (shr_load_relaxed(&l->seq) != s1) {
+                    ok = false;
+                    break;
+                }
+                bytes += v->u.s.len + 16;
+                eq = str_equal_unlocked(h, val, v);
+            } else {
+                eq = equal(h, tag, val, v); /* inline values, and objects by identity: nothing read through */
+            }
+            if (eq) {
+                if (first == SIZE_MAX) first = k;
+                n++;
+                fin = !f->want_count; /* index: the first is enough */
+            }
+        }
+        ok = ok && shr_load_relaxed(&l->seq) == s1;
+    }
+    rsect_exit(&rs);
+    if (!ok) return 0;
+    if (first != SIZE_MAX && f->at == SIZE_MAX) f->at = first;
+    f->n += n;
+    f->i = k;
+    f->done = fin || k >= len;
+    return 1;
+}
+
+/* The same step under the lock (a walk that kept meeting writers). */
+static int find_step_locked(shr_heap_t *h, listobj_t *l, find_t *f)
+{
+    int rc = shr__list_lock(h, l);
+    if (rc) return rc;
+    items_t *a = list_items(h, l);
+    uint64_t len = shr_load_relaxed(&a->len), stop = f->i + FIND_STEP, bytes = 0;
+    bool fin = false;
+    uint64_t i = f->i;
+    for (; i < len && i < stop && bytes < FIND_BYTES && !fin; i++) {
+        uint64_t tag = shr_load_relaxed(&a->it[i].tag), val = shr_load_relaxed(&a->it[i].val);
+        if (tag == SHR_STR || tag == SHR_BYTES) bytes += ((strobj_t *)shr__ptr(h, val))->len + 16;
+        if (equal(h, tag, val, f->v)) {
+            if (f->at == SIZE_MAX) f->at = i;
+            f->n++;
+            fin = !f->want_count;
+        }
+    }
+    shr__list_unlock(l);
+    f->i = i;
+    f->done = fin || i >= len;
+    return 0;
+}
 
 static int find_value(shr_list_t *list, const shr_value_t *v, size_t *count, size_t *first)
 {
@@ -981,30 +1091,22 @@ static int find_value(shr_list_t *list, const shr_value_t *v, size_t *count, siz
     if (v->type < SHR_NONE || v->type > SHR_REF) return -EINVAL;
     shr_heap_t *h = list->heap;
     listobj_t *l = list->obj;
-    size_t n = 0, at = SIZE_MAX;
-    bool done = false;
-    int rc = shr__list_lock(h, l);
-    if (rc) return rc;
-    for (uint64_t i = 0; !done;) {
-        if (i && (rc = shr__list_step(h, l)) != 0) return rc; /* a waiter goes first */
-        items_t *a = list_items(h, l);
-        uint64_t len = shr_load_relaxed(&a->len), stop = i + FIND_STEP, bytes = 0;
-        for (; i < len && i < stop && bytes < FIND_BYTES && !done; i++) {
-            uint64_t tag = shr_load_relaxed(&a->it[i].tag), val = shr_load_relaxed(&a->it[i].val);
-            if (tag == SHR_STR || tag == SHR_BYTES) bytes += ((strobj_t *)shr__ptr(h, val))->len + 16;
-            if (equal(h, tag, val, v)) {
-                if (at == SIZE_MAX) at = i;
-                n++;
-                done = !count; /* index: the first is enough */
-            }
-        }
-        done = done || i >= len;
+    find_t f = {.v = v, .want_count = count != NULL, .at = SIZE_MAX};
+    /* Announced before the first load of an item (a read-modify-write:
+     * see release_dropped), withdrawn after the last. */
+    atomic_fetch_add(&l->walkers, 1);
+    int rc = 0;
+    while (!f.done && rc == 0) {
+        int r = 0;
+        for (int tries = 0; tries < FIND_TRIES && r == 0; tries++) r = find_step(h, l, &f);
+        if (r != 1) rc = find_step_locked(h, l, &f);
     }
-    shr__list_unlock(l);
-    if (count) *count = n;
+    atomic_fetch_sub(&l->walkers, 1);
+    if (rc) return rc;
+    if (count) *count = f.n;
     if (first) {
-        if (at == SIZE_MAX) return SHR_ENOTFOUND;
-        *first = at;
+        if (f.at == SIZE_MAX) return SHR_ENOTFOUND;
+        *first = f.at;
     }
     return 0;
 }
@@ -1060,7 +1162,7 @@ static int list_set_(shr_list_t *list, int64_t index, const shr_value_t *value)
     op_end(l); /* commit */
     check_list(h, l);
     shr__list_unlock(l);
-    release(h, old_tag, old_val); /* unpublished: now release it */
+    release_dropped(h, l, old_tag, old_val, true); /* unpublished: now release it (a str after a grace period) */
     return 0;
 }
 
@@ -1091,7 +1193,7 @@ static items_t *grow(shr_heap_t *h, listobj_t *l, items_t *a)
     l->retired = shr__off(h, a); /* retire, then publish: repair mends a death between (LI4) */
     (void)SHR_FAULT(LIST_GROW); /* a crash point */
     shr_store_release(&l->items, shr__off(h, b));
-    if (a->cap >= SHRINK_MIN && grace_wait(h)) free_retired(h, l);
+    if (a->cap >= SHRINK_MIN && shr__grace_wait(h)) free_retired(h, l);
     return b;
 }
 
@@ -1155,7 +1257,7 @@ static void shrink(shr_heap_t *h, listobj_t *l, items_t *a)
 {
     uint64_t cap = a->cap, len = shr_load_relaxed(&a->len);
     if (cap < SHRINK_MIN || len >= cap / 4 || (h->flags & SHR_HEAP_GUARDS)) return;
-    if (!grace_wait(h)) return;
+    if (!shr__grace_wait(h)) return;
     free_retired(h, l);
     seq_begin(l);
     while (cap >= SHRINK_MIN && len < cap / 4) {
@@ -1195,7 +1297,12 @@ static int list_pop_(shr_list_t *list, int64_t index, shr_value_t *out)
         }
     }
     if (i == len - 1) {
+        /* seq moves here too: a lock-free walk that loaded the old len must
+         * not pair the item an append then writes in its place with what it
+         * read before (find_step). */
+        seq_begin(l);
         shr_store_release(&a->len, len - 1); /* commit */
+        seq_end(l);
     } else {
         op_begin(l, LIST_OP_DELETE, i, len, i, tag, val);
         shift_down(l, a);
@@ -1205,7 +1312,7 @@ static int list_pop_(shr_list_t *list, int64_t index, shr_value_t *out)
     shrink(h, l, a);
     check_list(h, l);
     shr__list_unlock(l);
-    release(h, tag, val); /* the list's reference to the removed item */
+    release_dropped(h, l, tag, val, true); /* the list's reference to the removed item */
     return 0;
 }
 

@@ -6,7 +6,7 @@
  *                immutable after creation, sized exactly by the allocator;
  *                the NUL is a convenience for C readers (data may hold NULs)
  *
- *   list         [ obj_t 16 | lock 8 | seq 8 | items 8 | retired 8 | op record 48 ]
+ *   list         [ obj_t 16 | lock 8 | seq 8 | items 8 | retired 8 | op record 48 | walkers 8 ]
  *   item array   [ cap 8 | len 8 | retired link 8 | pad 8 | item 16 x cap ]
  *   item         [ tag 8 | val 8 ]  tag = shr_type_t; val = 0/1 for bool,
  *                the int64 or the double's bits, or the offset of a str,
@@ -29,7 +29,14 @@
  * (a seqlock: even when stable, odd while items move in place) and retry,
  * or fall back to the lock, when it moved. A get of a str, bytes or list
  * takes the lock, since it must take a reference to an object a concurrent
- * set may be freeing.
+ * set may be freeing. count and index take no lock either: they compare
+ * items, strings included, a step at a time under the sequence counter,
+ * announced in `walkers` (a count: incremented before the walk, decremented
+ * after; a walker killed inside leaves it high, which costs only batching).
+ * While `walkers` is nonzero, a writer that drops a str or bytes does not
+ * release it: it becomes a deferred lease of the writer's process,
+ * released after a grace period (list.c, "dropped strings"), so that a
+ * string a walk may be comparing is never freed under it.
  *
  * Item arrays a reader may be inside are not freed until a grace period
  * has passed: lock-free readers run in read sections (their thread slot's
@@ -117,6 +124,7 @@ typedef struct listobj {
     _Atomic uint64_t op_progress; /* INSERT, DELETE: the next item to move */
     uint64_t undo_tag;          /* SET: the old item; INSERT: the new one; */
     uint64_t undo_val;          /*   DELETE: the removed one */
+    _Atomic uint64_t walkers;   /* lock-free walks (count, index) under way */
 } listobj_t;
 
 /* The layouts drawn above, which every process relies on. */
@@ -126,12 +134,13 @@ _Static_assert(sizeof(item_t) == 16 && offsetof(item_t, val) == 8, "item_t: tag,
 _Static_assert(sizeof(items_t) == 32 && offsetof(items_t, len) == 8 && offsetof(items_t, retired) == 16 &&
                    offsetof(items_t, it) == 32,
                "items_t: a 32-byte header, then the items");
-_Static_assert(sizeof(listobj_t) == 96 && offsetof(listobj_t, lock) == 16 && offsetof(listobj_t, seq) == 24 &&
+_Static_assert(sizeof(listobj_t) == 104 && offsetof(listobj_t, lock) == 16 && offsetof(listobj_t, seq) == 24 &&
                    offsetof(listobj_t, items) == 32 && offsetof(listobj_t, retired) == 40 &&
                    offsetof(listobj_t, op) == 48 && offsetof(listobj_t, op_index) == 56 &&
                    offsetof(listobj_t, op_len) == 64 && offsetof(listobj_t, op_progress) == 72 &&
-                   offsetof(listobj_t, undo_tag) == 80 && offsetof(listobj_t, undo_val) == 88,
-               "listobj_t: 96 bytes as drawn");
+                   offsetof(listobj_t, undo_tag) == 80 && offsetof(listobj_t, undo_val) == 88 &&
+                   offsetof(listobj_t, walkers) == 96,
+               "listobj_t: 104 bytes as drawn");
 
 struct shr_list {
     shr_heap_t *heap;
@@ -171,10 +180,6 @@ const char *shr__list_obj_problem(shr_heap_t *h, uint64_t off, uint32_t type);
  * stolen from a dead owner is repaired before this returns. */
 int shr__list_lock(shr_heap_t *h, listobj_t *l);
 void shr__list_repair(shr_heap_t *h, listobj_t *l);
-/* Between the steps of a long walk under the lock: if a waiter has marked
- * the lock word, let it in and take the lock again (0, or the lock's error:
- * then the lock is not held). The list may have changed on return. */
-int shr__list_step(shr_heap_t *h, listobj_t *l);
 /* Bit 63 of the lock word: a thread has been waiting (list.c, lock_slow). */
 #define LOCK_WAITER SHR__OWNER_FLAG
 static inline void shr__list_unlock(listobj_t *l)

@@ -108,8 +108,12 @@
  *     claim (R6; a lease area's mutex initialised then, gc_proc_claim);
  *     MEDIUM pools are committed as their blocks are carved, a MEDIUM
  *     arena's page 0 when it is made; alloc_tslot_t.nfills. A build that
- *     expects them committed would touch uncommitted pages. */
-#define SHR_LAYOUT_VERSION 15u
+ *     expects them committed would touch uncommitted pages.
+ * 16: lists are walked without their lock (count, index): listobj_t.walkers
+ *     (bytes 96..103), and a str or bytes a list drops while a walk is under
+ *     way kept as a deferred lease (key off | 2^63) until a grace period has
+ *     passed; a process of an older layout would free it under a walker. */
+#define SHR_LAYOUT_VERSION 16u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"

@@ -274,3 +274,68 @@ Test(list_multiproc, a_stopped_lock_holder_makes_others_time_out_instead_of_hang
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }
+
+/* ---- walks that never block a writer ---------------------------------------------- */
+
+static int count_forever(void *arg)
+{
+    shr_list_t *l = arg;
+    shr_value_t absent = shr_str("not in the list");
+    size_t n;
+    if (shr_list_count(l, &absent, &n) != 0 || n != 0) return 1;
+    shr_test_gate_open(&gate);
+    for (;;)
+        if (shr_list_count(l, &absent, &n) != 0 || n != 0) return 2;
+}
+
+/* count and index compare strings in read sections, with no lock: a walker
+ * stopped anywhere in its walk (here by SIGSTOP, as a preemption or a
+ * debugger would) holds nothing a writer needs. With the walk under the
+ * lock, a step at a time, a walker counting back to back holds the lock
+ * nearly all the time, and these sets timed out. */
+Test(list_multiproc, a_stopped_counter_never_blocks_a_writer)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    enum { N = 20000 };
+    shr_value_t *in = malloc(N * sizeof *in);
+    for (int i = 0; i < N; i++) in[i] = shr_str("a string to compare, many times");
+    shr_list_t *l;
+    cr_assert_eq(shr_list_create(h, NULL, in, N, &l), 0);
+    free(in);
+    shr_test_gate_init(&gate);
+    pid_t pid = stopped_child = shr_test_fork(count_forever, l);
+    cr_assert(shr_test_gate_wait(&gate, 30000), "the counter did not start");
+    setenv("SHARENA_LOCK_TIMEOUT_MS", "300", 1);
+    int blocked = 0;
+    for (int k = 0; k < 5; k++) {
+        usleep(3000);
+        kill(pid, SIGSTOP);
+        int st;
+        cr_assert_eq(waitpid(pid, &st, WUNTRACED), pid);
+        cr_assert(WIFSTOPPED(st));
+        shr_value_t v = shr_int(k);
+        int rc = shr_list_set(l, 100 + k, &v);
+        if (rc == SHR_ELOCKTIMEOUT) blocked++;
+        else cr_assert_eq(rc, 0);
+        v = shr_str("replaced while a walker is stopped");
+        rc = shr_list_set(l, 200 + k, &v);
+        if (rc == SHR_ELOCKTIMEOUT) blocked++;
+        else cr_assert_eq(rc, 0);
+        kill(pid, SIGCONT);
+    }
+    setenv("SHARENA_LOCK_TIMEOUT_MS", PATIENT_MS, 1);
+    cr_assert_eq(blocked, 0, "%d of 10 sets timed out behind a stopped counter", blocked);
+    kill(pid, SIGKILL);
+    cr_assert_eq(shr_test_wait(pid), 128 + SIGKILL);
+    stopped_child = 0;
+    shr_heap_recover(h);
+    size_t n = 0;
+    shr_value_t v = shr_str("replaced while a walker is stopped");
+    cr_assert_eq(shr_list_count(l, &v, &n), 0);
+    cr_assert_eq(n, 5);
+    shr_list_close(l);
+    cr_assert_leq(shr_test_blocks_in_use(h), 1, "the dropped strings were released");
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}

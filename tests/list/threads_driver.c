@@ -4,8 +4,15 @@
  * 60,000 items and pops it back to 100, four times (each growth past 2048
  * items and each shrink frees arrays after a grace period), and a third
  * thread takes and writes what the heap gives back, so that a reader still
- * in a freed array would race with it. Item i always holds i. Exits 0 when
- * every check held. */
+ * in a freed array would race with it. Item i always holds i.
+ * Then the walks of count and index, which compare strings in read sections
+ * with no lock: two threads count and look for "needle" in a list whose
+ * first 10 items are "needle" and never change, while the main thread sets
+ * the other items to fresh strings, pops them from the end and appends new
+ * ones (each dropped string released after a grace period), and the reuser
+ * writes over what the heap gives back: a walk that read a string freed
+ * under it would race with the reuser, or miscount. Exits 0 when every
+ * check held. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,6 +46,21 @@ static void *reader(void *arg)
         int rc = shr_list_get(list, i, &v);
         if (rc == SHR_EINDEX) continue;
         if (rc != 0 || v.type != SHR_INT || v.u.i != i) atomic_fetch_add(&bad, 1);
+        atomic_fetch_add(&reads, 1);
+    }
+    return NULL;
+}
+
+#define NEEDLES 10
+
+static void *walker(void *arg)
+{
+    (void)arg;
+    shr_value_t needle = shr_str("needle");
+    while (!atomic_load(&stop)) {
+        size_t n = 0, at = 99;
+        if (shr_list_count(list, &needle, &n) != 0 || n != NEEDLES) atomic_fetch_add(&bad, 1);
+        if (shr_list_index(list, &needle, &at) != 0 || at != 0) atomic_fetch_add(&bad, 1);
         atomic_fetch_add(&reads, 1);
     }
     return NULL;
@@ -80,9 +102,45 @@ int main(void)
     for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
     if (atomic_load(&bad)) FAIL(6);
     if (atomic_load(&reads) == 0) FAIL(7);
+    long item_reads = atomic_load(&reads);
     shr_list_close(list);
     if (shr_heap_check_report(heap, stderr)) FAIL(8);
+
+    /* Walks over strings. */
+    if (shr_list_create(heap, NULL, NULL, 0, &list)) FAIL(9);
+    char buf[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(buf, sizeof buf, i < NEEDLES ? "needle" : "hay-%d", i);
+        shr_value_t v = shr_str(buf);
+        if (shr_list_append(list, &v)) FAIL(10);
+    }
+    shr_lease_stats_t ls;
+    if (shr_lease_stats(heap, &ls)) FAIL(16);
+    uint64_t leases_before = ls.leases;
+    atomic_store(&stop, 0);
+    atomic_store(&reads, 0);
+    if (pthread_create(&t[0], NULL, walker, NULL) || pthread_create(&t[1], NULL, walker, NULL) ||
+        pthread_create(&t[2], NULL, reuser, NULL))
+        FAIL(11);
+    for (int k = 0; k < 20000 || atomic_load(&reads) < 20; k++) {
+        snprintf(buf, sizeof buf, "hay, set %d", k);
+        shr_value_t v = shr_str(buf);
+        if (shr_list_set(list, NEEDLES + k % 2990, &v)) FAIL(12);
+        if (k % 7 == 0) {
+            if (shr_list_pop(list, -1, NULL)) FAIL(13);
+            snprintf(buf, sizeof buf, "hay, appended %d", k);
+            v = shr_str(buf);
+            if (shr_list_append(list, &v)) FAIL(14);
+        }
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    if (atomic_load(&bad)) FAIL(15);
+    if (shr_lease_stats(heap, &ls) || ls.leases != leases_before) FAIL(16); /* the deferred are not leases held */
+    shr_list_close(list);
+    if (shr_heap_check_report(heap, stderr)) FAIL(17);
     shr_heap_close(heap);
-    printf("list threads: %ld reads, all whole\n", (long)atomic_load(&reads));
+    printf("list threads: %ld reads, all whole; %ld walks over strings, all right\n", item_reads,
+           (long)atomic_load(&reads));
     return 0;
 }
