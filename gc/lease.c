@@ -10,6 +10,13 @@
  * drainer that dies too leaks rather than releasing twice. A process that
  * closes the heap with leases still held queues its own table the same way.
  *
+ * Deferred references (gc.h): a str or bytes a list dropped while a lock-
+ * free walk was under way is kept as a lease keyed off | LEASE_DEFERRED
+ * until a grace period has passed. A table holding one is drained only
+ * after a grace period (shr__grace_wait, below): a reader in another
+ * process may still be inside the string. If one outlasts the wait, the
+ * table stays queued for the next drain.
+ *
  * Why queue instead of releasing in the hook: a decref may free objects, and
  * the hook may run under the registry lock (a sweep), which the allocator's
  * slow paths may need; the drain also needs the gc lock, which ranks below

@@ -536,9 +536,9 @@ Test(gc_multiproc, a_list_left_half_changed_is_repaired_before_it_is_traversed)
     shr_heap_t *h;
     cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
     uint64_t base = baseline(h);
-    shr_ref_t x, y; /* 96 bytes, as a list, and made before it: the walk meets them first */
-    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 40, &x), 0);
-    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 40, &y), 0);
+    shr_ref_t x, y; /* 104 bytes, as a list, and made before it: the walk meets them first */
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 48, &x), 0);
+    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 48, &y), 0);
     shr_list_t *l;
     cr_assert_eq(shr_list_create(h, "half", NULL, 0, &l), 0);
     shr_ref_t lr;
