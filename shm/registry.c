@@ -767,35 +767,39 @@ __attribute__((format(printf, 2, 3))) static void reg_fail(reg_checker_t *k, con
     fputc('\n', k->out);
 }
 
-/* Which OS pages of the thread slot table are committed: one mincore call
- * for the whole table (vec, one byte per page, bit 0), instead of one per
- * slot. Read under the registry lock: slots are committed by claims, which
- * take it. A private heap, or a failed call, says every page is (the
- * reader then reads, as shr__seg_resident would let it). */
-typedef struct slot_pages {
-    uintptr_t base;          /* the page holding slot 0 */
+/* Which OS pages of a registry table (the thread slots, the process
+ * entries) are committed: one mincore call for the whole table (vec, one
+ * byte per page, bit 0), instead of one per entry. Read under the registry
+ * lock: entries are committed by claims, which take it. A private heap, or
+ * a failed call, says every page is (the reader then reads, as
+ * shr__seg_resident would let it). */
+typedef struct page_map {
+    uintptr_t base;          /* the page holding the table's first byte */
     unsigned char *vec;
     size_t npages;
-} slot_pages_t;
+} page_map_t;
 
-static int slot_pages_alloc(shr_heap_t *h, slot_pages_t *sp)
+static int page_map_alloc(page_map_t *m, const void *start, const void *end)
 {
-    sp->base = (uintptr_t)&h->threads[0] & ~(uintptr_t)(SHR_OS_PAGE - 1);
-    uintptr_t end = (uintptr_t)&h->threads[h->max_threads];
-    sp->npages = (end - sp->base + SHR_OS_PAGE - 1) / SHR_OS_PAGE;
-    sp->vec = malloc(sp->npages ? sp->npages : 1);
-    return sp->vec ? 0 : -ENOMEM;
+    m->base = (uintptr_t)start & ~(uintptr_t)(SHR_OS_PAGE - 1);
+    m->npages = ((uintptr_t)end - m->base + SHR_OS_PAGE - 1) / SHR_OS_PAGE;
+    m->vec = malloc(m->npages ? m->npages : 1);
+    return m->vec ? 0 : -ENOMEM;
 }
 
-static void slot_pages_read(shr_heap_t *h, slot_pages_t *sp)
+static void page_map_read(shr_heap_t *h, page_map_t *m)
 {
-    if ((h->flags & SHR_HEAP_PRIVATE) || mincore((void *)sp->base, sp->npages * SHR_OS_PAGE, sp->vec) != 0)
-        memset(sp->vec, 1, sp->npages);
+    if ((h->flags & SHR_HEAP_PRIVATE) || mincore((void *)m->base, m->npages * SHR_OS_PAGE, m->vec) != 0)
+        memset(m->vec, 1, m->npages);
 }
 
-static bool slot_resident(const shr_heap_t *h, const slot_pages_t *sp, uint32_t s)
+/* Whether the bytes [p, p + len) lie in committed pages. */
+static bool page_map_resident(const page_map_t *m, const void *p, size_t len)
 {
-    return sp->vec[((uintptr_t)&h->threads[s] - sp->base) / SHR_OS_PAGE] & 1;
+    size_t first = ((uintptr_t)p - m->base) / SHR_OS_PAGE, last = ((uintptr_t)p + len - 1 - m->base) / SHR_OS_PAGE;
+    for (size_t i = first; i <= last && i < m->npages; i++)
+        if (!(m->vec[i] & 1)) return false;
+    return true;
 }
 
 int shr__registry_check(shr_heap_t *h, FILE *out)
@@ -807,35 +811,40 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
     int rc = shr__registry_reclaim(h, UINT32_MAX);
     if (rc < 0) return rc;
     /* Allocated before the lock; read under it. The walks below read only
-     * memory and this map (no system call per slot: with one mincore per
+     * memory and these maps (no system call per entry: with one mincore per
      * slot above the high-water mark, the default 512 slots held the lock
      * 1.3-1.7 ms, and 65536 would have held it for a quarter of a second). */
-    slot_pages_t sp;
+    page_map_t sp = {0}, pp = {0};
     uint32_t *count = calloc(h->max_procs, sizeof *count);
-    if (!count || slot_pages_alloc(h, &sp) != 0) {
+    if (!count || page_map_alloc(&sp, &h->threads[0], &h->threads[h->max_threads]) != 0 ||
+        page_map_alloc(&pp, &h->procs[0], &h->procs[h->max_procs]) != 0) {
         free(count);
+        free(sp.vec);
+        free(pp.vec);
         return -ENOMEM;
     }
     rc = shr__lock(h, SHR_LOCK_REGISTRY);
     if (rc) {
         free(count);
         free(sp.vec);
+        free(pp.vec);
         return rc;
     }
-    slot_pages_read(h, &sp);
+    page_map_read(h, &sp);
+    page_map_read(h, &pp);
     /* R4 first: a sweep reclaims entries of an unknown state, but such a
      * state is damage, not the leftover of a dead process. */
     uint32_t thwm0 = threads_hwm(h);
     for (uint32_t s = 0; s < h->max_threads; s++) {
         /* Above the mark an uncommitted slot is zero, FREE (R6): not read. */
-        if (s >= thwm0 && !slot_resident(h, &sp, s)) continue;
+        if (s >= thwm0 && !page_map_resident(&sp, &h->threads[s], 1)) continue;
         uint32_t st = shr_load_relaxed(&h->threads[s].state);
         if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE)
             reg_fail(&k, "R4: thread slot %u: state %u", s, st);
     }
     uint32_t phwm0 = procs_hwm(h);
     for (uint32_t p = 0; p < h->max_procs; p++) {
-        if (p >= phwm0 && !shr__seg_resident(h, &h->procs[p])) continue; /* zero, FREE (R6); state only */
+        if (p >= phwm0 && !page_map_resident(&pp, &h->procs[p], 1)) continue; /* zero, FREE (R6); state only */
         uint32_t st = shr_load_relaxed(&h->procs[p].state);
         if (st != SHR_ENTRY_FREE && st != SHR_ENTRY_LIVE && st != SHR_ENTRY_RECLAIM)
             reg_fail(&k, "R4: process entry %u: state %u", p, st);
@@ -846,10 +855,10 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
     if (rth > h->max_threads)
         reg_fail(&k, "R4: threads_hwm %u above max_threads %u", rth, h->max_threads);
     uint32_t phwm = procs_hwm(h), thwm = threads_hwm(h);
-    /* The sweep claims nothing: the map read above still holds. */
+    /* The sweep claims nothing: the maps read above still hold. */
     for (uint32_t s = 0; s < h->max_threads; s++) {
         thread_slot_t *ts = &h->threads[s];
-        if (s >= thwm && !slot_resident(h, &sp, s)) continue; /* zero, FREE (R6) */
+        if (s >= thwm && !page_map_resident(&sp, ts, 1)) continue; /* zero, FREE (R6) */
         uint32_t st = shr_load_relaxed(&ts->state);
         if (s >= thwm && st != SHR_ENTRY_FREE)
             reg_fail(&k, "R4: thread slot %u above the high water mark %u is not FREE", s, thwm);
@@ -868,8 +877,7 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
     for (uint32_t p = 0; p < h->max_procs; p++) {
         proc_entry_t *pe = &h->procs[p];
         /* Zero, FREE (R6): an entry may straddle two pages. */
-        if (p >= phwm && count[p] == 0 && (!shr__seg_resident(h, pe) || !shr__seg_resident(h, (const char *)(pe + 1) - 1)))
-            continue;
+        if (p >= phwm && count[p] == 0 && !page_map_resident(&pp, pe, sizeof *pe)) continue;
         uint32_t st = shr_load_relaxed(&pe->state);
         if (p >= phwm && st != SHR_ENTRY_FREE)
             reg_fail(&k, "R4: process entry %u above the high water mark %u is not FREE", p, phwm);
@@ -889,6 +897,7 @@ int shr__registry_check(shr_heap_t *h, FILE *out)
     shr__unlock(h, SHR_LOCK_REGISTRY);
     free(count);
     free(sp.vec);
+    free(pp.vec);
     return k.errors;
 }
 
