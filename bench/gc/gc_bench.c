@@ -59,48 +59,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sharena.h"
-
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static uint64_t median(uint64_t *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_u64);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void die(const char *what, int64_t rc)
-{
-    fprintf(stderr, "bench_gc: %s: %s (%lld)\n", what, shr_strerror((int)rc), (long long)rc);
-    exit(1);
-}
-
-static shr_heap_t *fresh_heap(void)
-{
-    shr_heap_options_t o;
-    shr_heap_t *h;
-    shr_heap_options_init(&o);
-    o.flags |= SHR_HEAP_PRIVATE;
-    o.capacity = (size_t)8 << 30;
-    int rc = shr_heap_create(NULL, &o, &h);
-    if (rc)
-        die("shr_heap_create", rc);
-    uint32_t off[3] = {0, 10, 10};
-    if ((rc = shr_gc_set_threshold(h, off)) != 0)
-        die("shr_gc_set_threshold", rc);
-    return h;
-}
+#include "gc_common.h"
 
 static int64_t collect(shr_heap_t *h, int gen, shr_gc_result_t *r)
 {
@@ -198,7 +157,7 @@ static void full(int kind, uint64_t n, uint64_t seed, int trials, int first_row)
            (unsigned long long)gi.objects, (unsigned long long)gi.live, (unsigned long long)gi.garbage,
            (unsigned long long)gi.edges, (unsigned long long)gi.digest, (long long)found,
            (unsigned long long)cand, (unsigned long long)median(build, trials),
-           (unsigned long long)median(first, trials), (unsigned long long)first[0],
+           (unsigned long long)median(first, trials), (unsigned long long)min_u64(first, trials),
            (unsigned long long)median(fpause, trials), (unsigned long long)median(fttsp, trials));
     printf(", \"marksweep_ns\": %llu, \"marksweep_pause_ns\": %llu, \"marksweep_collected\": %lld",
            (unsigned long long)median(ms, trials), (unsigned long long)median(mspause, trials), (long long)ms_found);
@@ -622,24 +581,9 @@ static void stop_row(int k, int extra, int first_row)
     fflush(stdout);
 }
 
-static int parse_list(const char *s, uint64_t *out, int max)
-{
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        double v = strtod(s, &end);
-        if (end == s || v < 0)
-            return -1;
-        out[n++] = (uint64_t)v;
-        s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',')
-            return -1;
-    }
-    return n;
-}
-
 int main(int argc, char **argv)
 {
+    gcb_prog = "bench_gc";
     uint64_t sizes[8] = {100000, 1000000}, olds[8] = {0, 100000, 1000000}, seed = 42;
     uint64_t grow = 1000000, churn_n = 1000000, churn_live = 100000;
     uint32_t churn_rate = 50, churn_cycle = 10;

@@ -55,67 +55,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "sharena.h"
+#include "gc_common.h"
 
-#ifndef SHR_GC_BACON_RAJAN
-#define SHR_GC_BACON_RAJAN 1 /* the value include/sharena/gc.h reserves for it */
-#endif
 
 enum { CHAIN, RING, FLAT, NSHAPES };
 static const char *const shape_names[NSHAPES] = {"chain", "ring", "flat"};
-static const char *alg_name(int a)
-{
-    return a == SHR_GC_TRIAL_DELETION ? "trial_deletion" : a == SHR_GC_MARK_SWEEP ? "mark_sweep"
-           : a == SHR_GC_BACON_RAJAN ? "bacon_rajan" : "?";
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static uint64_t median(const uint64_t *v, int n)
-{
-    uint64_t c[64];
-    memcpy(c, v, (size_t)n * sizeof *v);
-    qsort(c, (size_t)n, sizeof *c, cmp_u64);
-    return n % 2 ? c[n / 2] : (c[n / 2 - 1] + c[n / 2]) / 2;
-}
-
-static void die(const char *what, int64_t rc)
-{
-    fprintf(stderr, "bench_gc_order: %s: %s (%lld)\n", what, shr_strerror((int)rc), (long long)rc);
-    exit(1);
-}
-
 static void wrong(const char *fmt_what, unsigned long long got, unsigned long long want)
 {
     fprintf(stderr, "bench_gc_order: WRONG RESULT: %s: %llu, expected %llu\n", fmt_what, got, want);
     exit(1);
-}
-
-static shr_heap_t *fresh_heap(void)
-{
-    shr_heap_options_t o;
-    shr_heap_t *h;
-    shr_heap_options_init(&o);
-    o.flags |= SHR_HEAP_PRIVATE;
-    o.capacity = (size_t)8 << 30;
-    int rc = shr_heap_create(NULL, &o, &h);
-    if (rc)
-        die("shr_heap_create", rc);
-    uint32_t off[3] = {0, 10, 10};
-    if ((rc = shr_gc_set_threshold(h, off)) != 0)
-        die("shr_gc_set_threshold", rc);
-    return h;
 }
 
 /* One built graph: what this process holds, and its placement. */
@@ -271,37 +219,9 @@ static void print_cell(int shape, int shuffled, uint64_t n, int alg, const char 
     row_first = 0;
 }
 
-static int parse_list(const char *s, uint64_t *out, int max)
-{
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        double v = strtod(s, &end);
-        if (end == s || v < 0)
-            return -1;
-        out[n++] = (uint64_t)v;
-        if (*end && *end != ',')
-            return -1;
-        s = *end == ',' ? end + 1 : end;
-    }
-    return n;
-}
-
-/* Whether the library accepts algorithm a (on an empty heap). */
-static int supported(int a)
-{
-    shr_heap_t *h = fresh_heap();
-    int64_t rc = shr_gc_collect_with(h, a, 2, NULL);
-    shr_heap_close(h);
-    if (rc == -EINVAL)
-        return 0;
-    if (rc < 0)
-        die("shr_gc_collect_with (probe)", rc);
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
+    gcb_prog = "bench_gc_order";
     uint64_t sizes[8] = {10000, 100000, 1000000}, seed = 42, algs_in[8] = {0, 1, 2};
     uint64_t tlist[8] = {3};
     int nsizes = 3, ntrials = 1, nalgs_in = 3;

@@ -67,29 +67,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sharena.h"
+#include "gc_common.h"
 
-#ifndef SHR_GC_BACON_RAJAN
-#define SHR_GC_BACON_RAJAN 1 /* the value include/sharena/gc.h reserves for it */
-#endif
-
-static const char *alg_name(int a)
-{
-    return a == SHR_GC_TRIAL_DELETION ? "trial_deletion" : a == SHR_GC_MARK_SWEEP ? "mark_sweep"
-           : a == SHR_GC_BACON_RAJAN ? "bacon_rajan" : "?";
-}
 
 #define NAME_OF(p) p,
 static const char *const all_points[] = {SHR_GC_POINTS(NAME_OF) "end"};
 #define NALL (sizeof all_points / sizeof all_points[0])
 #define END_POINT "end" /* the baseline: killed after the workload */
-
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
 
 static void sleep_ms(long ms)
 {
@@ -476,12 +460,6 @@ static int first_row = 1;
 
 #define U(x) ((unsigned long long)(x))
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 #define MAXR 16
 static uint64_t med(const kill_result_t *k, int n, size_t field)
 {
@@ -564,37 +542,9 @@ static void run_point(size_t pk, int alg, int64_t hits, const char *nth_mode, ui
     fflush(stdout);
 }
 
-static int supported(int a)
-{
-    shr_heap_options_t o;
-    shr_heap_t *h;
-    shr_heap_options_init(&o);
-    o.flags |= SHR_HEAP_PRIVATE;
-    if (shr_heap_create(NULL, &o, &h) != 0)
-        return 0;
-    int64_t rc = shr_gc_collect_with(h, a, 2, NULL);
-    shr_heap_close(h);
-    return rc != -EINVAL;
-}
-
-static int parse_list(const char *s, uint64_t *out, int max)
-{
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        double v = strtod(s, &end);
-        if (end == s || v < 0)
-            return -1;
-        out[n++] = (uint64_t)v;
-        if (*end && *end != ',')
-            return -1;
-        s = *end == ',' ? end + 1 : end;
-    }
-    return n;
-}
-
 int main(int argc, char **argv)
 {
+    gcb_prog = "bench_gc_recover";
     uint64_t algs_in[8] = {0, 1, 2};
     int nalgs_in = 3;
     const char *nth_mode = "mid";
