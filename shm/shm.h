@@ -101,6 +101,7 @@
  *     in their line: sizeof unchanged), gc_tslot_t's
  *     br_n, br_busy and br_ring (reserved words before; still 64 bytes),
  *     obj_t.flags' OBJ_BUFFERED bit.
+ * 14: never released (taken by work that landed as 16).
  * 15: a small heap has small metadata: the root directory
  *     (alloc_global_t.roots_hwm, RT3) and the gc event log's ring are
  *     committed as first used, not at creation (shr__seg_params_t.global_lazy);
