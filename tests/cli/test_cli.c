@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "cr_heap.h"
 
 /* Names the harness does not hand out (temporary-object names), removed by
  * the suite's fini as shr_test_cleanup() removes the others. */
@@ -681,13 +682,7 @@ Test(cli, gc_collect_and_recover)
     const char *name = shr_test_name();
     shr_heap_t *h;
     cr_assert_eq(shr_heap_create(name, NULL, &h), 0);
-    shr_ref_t a, b;
-    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &a), 0);
-    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &b), 0);
-    shr_obj_set(h, a, 0, b);
-    shr_obj_set(h, b, 0, a);
-    shr_obj_release(h, a);
-    shr_obj_release(h, b);
+    make_cycles(h, 1); /* two nodes, garbage */
     cli_run_t r = CLI("gc", "collect", name, "--generation", "0");
     cr_assert_eq(r.status, 0, "gc collect: %s", r.err);
     char want[160];
@@ -731,13 +726,7 @@ Test(cli, gc_log_reset_and_the_phases)
     const char *name = shr_test_name();
     shr_heap_t *h;
     cr_assert_eq(shr_heap_create(name, NULL, &h), 0);
-    shr_ref_t a, b;
-    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &a), 0);
-    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &b), 0);
-    shr_obj_set(h, a, 0, b);
-    shr_obj_set(h, b, 0, a);
-    shr_obj_release(h, a);
-    shr_obj_release(h, b);
+    make_cycles(h, 1); /* two nodes, garbage */
     cli_run_t r = CLI("gc", "collect", name, "--generation", "1");
     cr_assert_eq(r.status, 0, "gc collect: %s", r.err);
     cr_assert_not_null(strstr(r.out, "phases: stop "), "%s", r.out);
@@ -840,13 +829,7 @@ Test(cli, gc_stats_threshold_and_freeze)
     cr_assert_eq(shr_gc_get_threshold(h, t), 0);
     cr_assert(t[0] == 700 && t[1] == 5 && t[2] == 0, "a refused command changes nothing");
 
-    shr_ref_t a, b;
-    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &a), 0);
-    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &b), 0);
-    shr_obj_set(h, a, 0, b);
-    shr_obj_set(h, b, 0, a);
-    shr_obj_release(h, a);
-    shr_obj_release(h, b);
+    make_cycles(h, 1); /* two nodes, garbage */
     r = CLI("gc", "freeze", name);
     cr_assert_eq(r.status, 0, "%s", r.err);
     snprintf(want, sizeof want, "%s: 2 objects frozen, 2 in the permanent generation\n", name);
@@ -987,13 +970,7 @@ Test(cli, gc_verify_and_the_mark_sweep)
     const char *name = shr_test_name();
     shr_heap_t *h;
     cr_assert_eq(shr_heap_create(name, NULL, &h), 0);
-    shr_ref_t a, b;
-    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &a), 0);
-    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &b), 0);
-    shr_obj_set(h, a, 0, b);
-    shr_obj_set(h, b, 0, a);
-    shr_obj_release(h, a);
-    shr_obj_release(h, b);
+    make_cycles(h, 1); /* two nodes, garbage */
     char want[200];
     cli_run_t r = CLI("gc", "verify", name);
     cr_assert_eq(r.status, 0, "gc verify: %s", r.err);
@@ -1026,12 +1003,7 @@ Test(cli, gc_verify_and_the_mark_sweep)
     r = CLI("gc", "collect", name, "--algorithm", "bacon-rajan"); /* the selection's rescan */
     cr_assert_eq(r.status, 0, "gc collect: %s", r.err);
     cli_free(&r);
-    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &a), 0);
-    cr_assert_eq(shr_obj_new(h, SHR_TYPE_NODE, 1, 0, &b), 0);
-    shr_obj_set(h, a, 0, b);
-    shr_obj_set(h, b, 0, a);
-    shr_obj_release(h, a);
-    shr_obj_release(h, b);
+    make_cycles(h, 1); /* two nodes, garbage */
     r = CLI("gc", "collect", name, "--algorithm", "bacon-rajan", "-g", "0");
     cr_assert_eq(r.status, 0, "gc collect: %s", r.err);
     snprintf(want, sizeof want, "%s: generation 0: 2 collected", name);
