@@ -24,6 +24,15 @@
 /* 2^63 as a double: the doubles in [-2^63, 2^63) convert to int64. */
 #define TWO_POW_63 9223372036854775808.0
 
+/* Thread fences, as compiler barriers only under ThreadSanitizer (gcc
+ * refuses thread fences there; on x86, where it runs, the processor keeps
+ * these loads in order, and these stores, by itself). */
+#if defined(__SANITIZE_THREAD__) || (defined(SHR_TSAN) && SHR_TSAN)
+#define COPY_FENCE(mo) atomic_signal_fence(mo)
+#else
+#define COPY_FENCE(mo) atomic_thread_fence(mo)
+#endif
+
 /* ---- the sequence counter and the op record ------------------------------ */
 
 /* Sequence counter: odd while items move in place (a seqlock). Lock held.
@@ -403,6 +412,10 @@ static void defer_flush(shr_heap_t *h)
  * lock (a repair), where the grace period is left to the next flush. */
 static void release_dropped(shr_heap_t *h, listobj_t *l, uint64_t tag, uint64_t val, bool may_flush)
 {
+    /* The counter's change that unpublished the item is ordered before
+     * every store of the free and of a reuse of the block, for the readers
+     * that copy strings under the counter (shr_list_read_copy). */
+    COPY_FENCE(memory_order_release);
     /* No walk under way: nobody can be reading the string (the item was
      * unpublished before this read-modify-write, which a walker's own
      * increment, before its first load of an item, is ordered with: either
@@ -930,6 +943,118 @@ static shr_noinline int read_inline_retry(shr_heap_t *h, listobj_t *l, int64_t i
     }
     rsect_exit(&rs);
     return 1;
+}
+
+/* ---- lock-free copies of short strings (shr_list_read_copy) ----------------
+ *
+ * A str or bytes item is copied out under the sequence counter, like an
+ * inline value, with no lock, no reference and no walker count: the copy is
+ * kept only if the counter did not move. That is enough because an item's
+ * string is alive while the item holds it (its count includes the item's
+ * reference), and every path that drops it from an item (set, delete, pop,
+ * a repair) changes the counter first and frees after (release_dropped's
+ * fence). So a reader whose last load of the counter returns its first
+ * value read the string while it was alive; a reader that raced a free may
+ * have read a block being reused, and throws that copy away. The bytes it
+ * read are still inside the heap: the offset and length are bounded by the
+ * capacity, and a segment is never shortened (a released page reads as
+ * zeros).
+ *
+ * Reading a block that may have been freed is a race that the memory
+ * checkers see and that is harmless here (the result is discarded), so the
+ * copy is one function they do not check, with word loads (no memcpy, which
+ * ASan intercepts). */
+#define COPY_RANGE_OK(h, val) \
+    ((val) >= sizeof(strobj_t) && !((val) & (SHR_ALIGNMENT - 1)) && (val) <= (h)->capacity - sizeof(strobj_t))
+
+__attribute__((no_sanitize("address", "thread"), noinline)) static uint64_t
+copy_unvouched(const shr_heap_t *h, uint64_t val, char *dst, size_t cap)
+{
+    SHR__VG_QUIET_BEGIN();
+    const strobj_t *s = shr__ptr(h, val);
+    uint64_t n = *(const volatile uint64_t *)&s->len;
+    if (n <= cap && n <= h->capacity - val - sizeof(strobj_t)) {
+        /* Whole words: the block holds the string rounded up to its 16-byte
+         * alignment, so the last word read stays inside it. */
+        const volatile uint64_t *w = (const volatile uint64_t *)s->data;
+        size_t k = 0;
+        for (; k + 8 <= n; k += 8) {
+            uint64_t x = w[k / 8];
+            memcpy(dst + k, &x, 8);
+        }
+        if (k < n) {
+            uint64_t x = w[k / 8];
+            memcpy(dst + k, &x, n - k);
+        }
+    }
+    SHR__VG_QUIET_END();
+    return n;
+}
+
+/* One try: 0 with *out filled, 1 when the counter moved (or was odd), 2
+ * when the item is not for this path (a reference, a longer string), or
+ * a negative error (a bad index, seen with the counter steady). */
+shr_inline int read_copy_try(shr_heap_t *h, listobj_t *l, uint64_t s1, int64_t index, shr_value_t *out, void *buf,
+                             size_t cap)
+{
+    uint64_t i;
+    if (s1 & 1) return 1;
+    items_t *a = shr__ptr(h, shr_load_acquire(&l->items));
+    uint64_t len = shr_load_acquire(&a->len);
+    int rc = norm_index(index, len, &i);
+    uint64_t tag = 0, val = 0, n = 0;
+    if (rc == 0) {
+        tag = shr_load_acquire(&a->it[i].tag);
+        val = shr_load_acquire(&a->it[i].val);
+        if (tag == SHR_STR || tag == SHR_BYTES) {
+            if (!COPY_RANGE_OK(h, val)) {
+                n = UINT64_MAX; /* torn: only a moved counter explains it */
+            } else {
+                n = copy_unvouched(h, val, buf, cap);
+                COPY_FENCE(memory_order_acquire); /* the copy before the counter's second load */
+            }
+        }
+    }
+    if (shr_load_relaxed(&l->seq) != s1) return 1;
+    if (rc) return rc;
+    if (inline_tag(tag)) {
+        inline_value(tag, val, out);
+        return 0;
+    }
+    if ((tag != SHR_STR && tag != SHR_BYTES) || n > cap) return 2;
+    out->type = (shr_type_t)tag;
+    out->ref_ = 0;
+    out->u.s.data = buf;
+    out->u.s.len = n;
+    return 0;
+}
+
+static shr_noinline int read_copy_retry(shr_heap_t *h, listobj_t *l, int64_t index, shr_value_t *out, void *buf,
+                                        size_t cap)
+{
+    uint64_t s1;
+    rsect_t rs;
+    if (!rsect_enter(h, l, &rs, &s1)) return 1;
+    int rc = 1;
+    for (int tries = 0; tries < OPTIMISTIC_TRIES && rc == 1; tries++, s1 = shr_load_acquire(&l->seq))
+        rc = read_copy_try(h, l, s1, index, out, buf, cap);
+    rsect_exit(&rs);
+    return rc == 2 ? 1 : rc;
+}
+
+int shr_list_read_copy(shr_list_t *list, int64_t index, shr_value_t *out, void *buf, size_t cap)
+{
+    if (shr_unlikely(!list || !out || (!buf && cap))) return -EINVAL;
+    shr_heap_t *h = list->heap;
+    listobj_t *l = list->obj;
+    uint64_t s1;
+    rsect_t rs;
+    if (shr_unlikely(!rsect_enter(h, l, &rs, &s1))) return 1; /* no slot: the caller's locked path says why */
+    int rc = read_copy_try(h, l, s1, index, out, buf, cap);
+    rsect_exit(&rs);
+    if (shr_likely(rc <= 0)) return rc;
+    if (rc == 2) return 1;
+    return read_copy_retry(h, l, index, out, buf, cap);
 }
 
 static int list_get_(shr_list_t *list, int64_t index, shr_value_t *out)

@@ -142,6 +142,17 @@ int shr_list_get_with(shr_list_t *list, int64_t index, shr_item_fn visit, void *
  * the lock-free read again. SHR_EINDEX outside [-len, len), -EINVAL when
  * list, or both out and visit, are NULL; then nothing is read. */
 int shr_list_read(shr_list_t *list, int64_t index, shr_value_t *out, shr_item_fn visit, void *arg);
+/* Read item index without a lock, the collector's gate or any wait, for
+ * callers that copy what they read: None, bool, int and float into *out as
+ * shr_list_read reads them; a str or bytes of at most cap bytes is copied
+ * into buf, and out->u.s.data points there (it holds no reference: nothing
+ * to release). Returns 0 when *out is filled; 1 when the item holds a list
+ * or an object, a str or bytes longer than cap, or readers kept colliding
+ * with a writer: then nothing is read, and the caller reads it another way
+ * (shr_list_get, shr_list_read with a visitor). SHR_EINDEX outside
+ * [-len, len); -EINVAL when list or out is NULL, or buf is NULL with cap
+ * above 0. buf may be written to even when 1 is returned. */
+int shr_list_read_copy(shr_list_t *list, int64_t index, shr_value_t *out, void *buf, size_t cap);
 
 /* Replace the item at index; the old value is released. Any value fits. */
 int shr_list_set(shr_list_t *list, int64_t index, const shr_value_t *value);

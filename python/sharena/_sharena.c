@@ -104,6 +104,7 @@ struct ListObject {
     int busy;               /* calls on the handle in progress (LCALL) */
     int64_t ref_hint;       /* the index of the last get that found a reference (str, bytes, list), or
                                INT64_MIN: a get of it again skips the lock-free attempt (get_item) */
+    PyObject *recent;       /* the last short str (ASCII) or bytes a lock-free get made, or NULL (recent_value) */
     PyObject *shm;          /* the Segment, made on first use */
     PyObject *pickle_name;  /* name of the holder list made to pickle an unnamed list */
     ListObject *prev, *next;
@@ -1269,6 +1270,7 @@ static ListObject *list_wrap(mod_state *st, HeapObject *heap, shr_list_t *l, PyO
     self->st = st;
     self->busy = 0;
     self->ref_hint = INT64_MIN;
+    self->recent = NULL;
     self->shm = NULL;
     self->pickle_name = NULL;
     self->weakreflist = NULL;
@@ -1402,23 +1404,27 @@ static Py_ssize_t list_length(ListObject *self)
 
 /* Reads.
  *
- * shr_list_read, in two halves: an item holding None, bool, int or float is
- * read lock-free (no gate, never a wait, so no LCALL: nothing can release
- * the GIL); any other item is then visited as shr_list_get_with does, without
- * a second lock-free attempt: visit_item runs while the
+ * First shr_list_read_copy: an item holding None, bool, int or float, or a
+ * str or bytes of at most COPY_MAX bytes (copied to a buffer on the stack),
+ * is read lock-free (no gate, never a wait, so no LCALL: nothing can
+ * release the GIL), and its object made from the copy. Measured (bench/list/
+ * python_bench.py), that takes a get of a 16-byte str from 95 to ... ns, the
+ * lock, the gate and the visitor's call gone. Any other item (a list or an
+ * object, a longer value, or one that readers kept colliding with a writer
+ * on) is then visited as shr_list_get_with does: visit_item runs while the
  * item cannot change (under the list's lock for a str or bytes) and takes
- * no reference in the heap. A str or bytes that fits the small buffer (224
- * bytes) is copied there and its object made after the call: measured, that
- * is faster than making the object under the lock (49 against 56 ns for a
- * get of a 16-byte str, min of 15 runs). One of at most DIRECT_MAX bytes is
- * made into its Python object right there, from the shared bytes, when this
- * thread still holds the GIL (waiting_tstate is NULL: the wait hook did not
- * release it): a Python allocation and a copy of at most DIRECT_MAX bytes
- * under the list's lock call no sharena function and wait for nothing. A
- * longer value, or a middle one when the wait hook released the GIL (the
- * visitor then calls no Python API), is got with shr_list_get instead
- * (VISIT_LARGE): a reference keeps its bytes alive while the object is made
- * from them outside the lock, so the lock is never held for a long copy. */
+ * no reference in the heap. A str or bytes that fits the small buffer is
+ * copied there and its object made after the call. One of at most
+ * DIRECT_MAX bytes is made into its Python object right there, from the
+ * shared bytes, when this thread still holds the GIL (waiting_tstate is
+ * NULL: the wait hook did not release it): a Python allocation and a copy
+ * of at most DIRECT_MAX bytes under the list's lock call no sharena
+ * function and wait for nothing. A longer value, or a middle one when the
+ * wait hook released the GIL (the visitor then calls no Python API), is got
+ * with shr_list_get instead (VISIT_LARGE): a reference keeps its bytes
+ * alive while the object is made from them outside the lock, so the lock
+ * is never held for a long copy. */
+#define COPY_MAX 224
 #define DIRECT_MAX 4096
 #define VISIT_LARGE 1       /* visit_item's returns: positive, unlike the library's errors */
 #define VISIT_PYERR 2
@@ -1428,7 +1434,7 @@ typedef struct {
     PyObject *obj;          /* the object made under the lock, or NULL */
     /* Aligned: CPython's ASCII decoder reads a word at a time only from an
      * aligned source (a misaligned one costs it a loop per byte). */
-    _Alignas(16) char small[224];
+    _Alignas(16) char small[COPY_MAX];
 } visit_t;
 
 /* A str from valid UTF-8 (the list layer stores no other): ASCII, checked a
@@ -1508,7 +1514,11 @@ static __attribute__((noinline)) PyObject *get_visited(ListObject *self, int64_t
     int rc = LCALL(self, shr_list_read(self->list, i, NULL, visit_item, &va));
     if (rc_out) *rc_out = rc;
     if (LIKELY(rc == 0)) {
-        self->ref_hint = i;
+        /* A list, an object or a longer value: the next get of i comes
+         * straight here. A short str or bytes (read here because a writer
+         * kept moving items) is left to the lock-free copy. */
+        self->ref_hint = (va.v.type == SHR_STR || va.v.type == SHR_BYTES) && va.v.u.s.len <= COPY_MAX && !va.obj
+                             ? INT64_MIN : i;
         if (va.obj) return va.obj;
         switch (va.v.type) {
         case SHR_STR: return str_from_utf8(va.small, va.v.u.s.len);
@@ -1529,6 +1539,27 @@ static __attribute__((noinline)) PyObject *get_visited(ListObject *self, int64_t
     return set_error(rc, NULL);
 }
 
+/* The object for a str or bytes copied by a lock-free get. The list keeps
+ * the last one it made (an ASCII str, or bytes): a get whose bytes are the
+ * same returns that object again, as CPython returns one object for equal
+ * small ints, instead of allocating an equal one (a process polling an item
+ * reads the same value over and over). Only the bytes decide: the same
+ * object for equal values, a new one for any other, never a stale one. */
+static PyObject *recent_value(ListObject *self, shr_type_t type, const char *s, size_t n)
+{
+    PyObject *c = self->recent;
+    if (c) {
+        if (type == SHR_STR ? PyUnicode_CheckExact(c) && (size_t)PyUnicode_GET_LENGTH(c) == n &&
+                                  memcmp(PyUnicode_1BYTE_DATA(c), s, n) == 0
+                            : PyBytes_CheckExact(c) && (size_t)PyBytes_GET_SIZE(c) == n &&
+                                  memcmp(PyBytes_AS_STRING(c), s, n) == 0)
+            return Py_NewRef(c);
+    }
+    PyObject *o = type == SHR_STR ? str_from_utf8(s, n) : PyBytes_FromStringAndSize(s, (Py_ssize_t)n);
+    if (o && (type == SHR_BYTES || PyUnicode_IS_COMPACT_ASCII(o))) Py_XSETREF(self->recent, Py_NewRef(o));
+    return o;
+}
+
 /* Get item i: the object, or NULL with an error set (SHR_EINDEX as
  * IndexError; *rc_out, if given, the library's code). The lock-free half of
  * shr_list_read needs no LCALL: it never waits, so the GIL stays held and
@@ -1540,9 +1571,11 @@ static inline PyObject *get_item(ListObject *self, int64_t i, int *rc_out)
      * correctly too, and clears it. */
     if (i == self->ref_hint) return get_visited(self, i, rc_out);
     shr_value_t v;
-    int rc = shr_list_read(self->list, i, &v, NULL, NULL);
+    _Alignas(16) char buf[COPY_MAX];
+    int rc = shr_list_read_copy(self->list, i, &v, buf, sizeof buf);
     if (LIKELY(rc == 0)) {
         if (rc_out) *rc_out = 0;
+        if (v.type == SHR_STR || v.type == SHR_BYTES) return recent_value(self, v.type, buf, v.u.s.len);
         return inline_obj(&v);
     }
     if (rc < 0) {
@@ -2000,6 +2033,7 @@ static void list_dealloc(ListObject *self)
     PyObject_GC_UnTrack(self);
     if (self->weakreflist) PyObject_ClearWeakRefs((PyObject *)self);
     list_close_handle(self);
+    Py_CLEAR(self->recent);
     Py_CLEAR(self->shm);
     Py_CLEAR(self->heap_name);
     Py_CLEAR(self->name);

@@ -44,6 +44,27 @@ Test(list_multiproc, readers_never_see_torn_or_freed_strings)
     shr_heap_close(h);
 }
 
+/* The lock-free copy of short strings against writers in two processes
+ * that keep replacing, appending and popping strings (the old block freed
+ * at once, and soon reused for the next string of its size). */
+Test(list_multiproc, copying_readers_never_see_torn_or_freed_strings)
+{
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
+    shr_list_t *l = storm_list(h, "cp");
+    storm_cfg_t w1 = {h, "cp", 31, 1500, 1, NULL}, w2 = {h, "cp", 32, 1500, 1, NULL};
+    storm_cfg_t r1 = {h, "cp", 41, 1500, 0, NULL}, r2 = {h, "cp", 42, 1500, 0, NULL};
+    pid_t p[4] = {shr_test_fork(storm_writer, &w1), shr_test_fork(storm_writer, &w2),
+                  shr_test_fork(storm_copy_reader, &r1), shr_test_fork(storm_copy_reader, &r2)};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(shr_test_wait(p[i]), 0, "process %d failed (20: a bad string, 21: nothing copied)", i);
+    cr_assert_eq(verify_list(h, l), 0);
+    shr_list_close(l);
+    cr_assert_eq(shr_list_unlink(h, "cp"), 0);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
 /* ---- concurrent appends ------------------------------------------------------ */
 
 typedef struct { shr_heap_t *h; int tag; } app_arg_t;

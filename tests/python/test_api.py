@@ -372,10 +372,10 @@ def test_stubs_match_the_module():
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 15, 16, 17, 223, 224, 225, 4095, 4096, 4097, 1 << 20])
 def test_str_and_bytes_of_every_read_path(heap, n):
-    """Gets of a str or bytes take one of three paths by size (made under
-    the list's lock with the GIL, copied and made after the call, read under
-    a reference outside the lock); each gives the value stored, ASCII or
-    not, and leaves no reference behind."""
+    """Gets of a str or bytes take one of three paths by size (a lock-free
+    copy up to 224 bytes, made under the list's lock with the GIL up to 4096,
+    read under a reference outside the lock beyond); each gives the value
+    stored, ASCII or not, and leaves no reference behind."""
     values = ["a" * n, ("é" * n)[:n], ("x" * max(n - 1, 0)) + ("€" if n else ""), bytes(range(256)) * (n // 256)
               + bytes(n % 256)]
     sl = heap.ShareableList(values)
@@ -385,3 +385,53 @@ def test_str_and_bytes_of_every_read_path(heap, n):
         assert [sl[i] for i in range(-4, 0)] == values
     assert heap.info()["leases"] == leases
     assert type(sl[0]) is str and type(sl[3]) is bytes
+
+
+def test_a_repeated_get_follows_every_change(lists):
+    """A get that finds the bytes it found last time returns the object it
+    made then; any other bytes, even of the same length and type, make a new
+    one: never a stale value."""
+    sl = new(lists, ["a" * 16, b"b" * 16, "é" * 8])
+    first = sl[0]
+    assert sl[0] == "a" * 16 and sl[0] is first
+    for k in range(300):
+        sl[0] = f"{k:016d}"
+        assert sl[0] == f"{k:016d}"
+        sl[1] = k.to_bytes(16, "little")
+        assert sl[1] == k.to_bytes(16, "little") and type(sl[1]) is bytes
+    sl[0] = b"0" * 16  # the same bytes as a str it held: now bytes
+    assert type(sl[0]) is bytes and sl[0] == b"0" * 16
+    sl[1] = "0" * 16
+    assert type(sl[1]) is str and sl[1] == "0" * 16
+    assert sl[2] == "é" * 8
+    sl[2] = "è" * 8  # non-ASCII, the same length in bytes
+    assert sl[2] == "è" * 8
+
+
+def test_a_polled_str_follows_another_process(lists):
+    """One process polls an item that another keeps replacing with strs of
+    the same length: every value it sees is one that was stored, in order,
+    up to the last."""
+    sl = new(lists, ["0" * 16])
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        from sharena import ShareableList
+        sl = ShareableList(name={sl.shm.name!r})
+        for k in range(1, 3001):
+            sl[0] = f"{{k:016d}}"
+        sl.shm.close()
+        """)])
+    try:
+        last = seen = 0
+        while last < 3000:
+            v = sl[0]
+            assert len(v) == 16 and v.isdigit(), v
+            assert int(v) >= last, (v, last)
+            seen += int(v) != last
+            last = int(v)
+            if p.poll() is not None and last < 3000:
+                assert p.returncode == 0
+                assert sl[0] == f"{3000:016d}"
+                break
+    finally:
+        assert p.wait(timeout=120) == 0
+    assert sl[0] == f"{3000:016d}"

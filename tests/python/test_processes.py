@@ -134,8 +134,10 @@ def lock_held_by_child(lists):
 
 
 def test_contended_waits_release_the_gil_without_deadlock(lists):
-    """A child keeps the list's lock busy (a slow visit under it). Reads of a str item here must then wait, and release
-    the GIL while they do: another thread keeps running Python code. The
+    """A child keeps the list's lock busy (a slow visit under it). Sets of an
+    item here must then wait (a get of a short str copies it without the
+    lock, so it does not), and release the GIL while they do: another thread
+    keeps running Python code. The
     rule that makes this deadlock-free: no thread waits for the GIL while
     holding a sharena lock (the GIL is taken back after the call returns),
     and no thread waits for a contended list lock while holding the GIL."""
@@ -153,7 +155,8 @@ def test_contended_waits_release_the_gil_without_deadlock(lists):
         progressed = 0
         for _ in range(400):
             t0 = ticks[0]
-            assert sl[1] == "small"
+            sl[1] = "small"
+            assert sl[1] == "small"  # lock-free: never waits
             if sharena._stats()["gil_releases"] > before and ticks[0] > t0:
                 progressed += 1
                 if progressed >= 3:
@@ -177,7 +180,7 @@ def test_close_from_another_thread_during_a_waiting_call(lists):
         def reader():
             try:
                 while True:
-                    assert sl[1] == "small"
+                    sl[1] = "small"  # a set takes the lock: it waits
             except ValueError as e:
                 outcome["reader"] = str(e)
 
