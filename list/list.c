@@ -155,7 +155,9 @@ void shr__list_repair(shr_heap_t *h, listobj_t *l) { repair(h, l, false); }
 
 /* live: a stealer of the lock, with lock-free readers about (the removed
  * item's reference is deferred, release_dropped); false: the list is being
- * deallocated or settled with the world stopped (nobody reads it). */
+ * deallocated (nobody reads it) or settled with the world stopped (only
+ * readers that take no gate: inline values and shr_list_read_copy, which
+ * the fence before the release below serves). */
 static void repair(shr_heap_t *h, listobj_t *l, bool live)
 {
     if (!shr_load_relaxed(&l->items)) { /* its creator died before it had items */
@@ -166,7 +168,7 @@ static void repair(shr_heap_t *h, listobj_t *l, bool live)
     items_t *a = list_items(h, l);
     /* LI4: growth died between retiring and publishing the new array. */
     if (l->retired && l->retired == shr_load_relaxed(&l->items)) l->retired = a->retired;
-    switch (shr_load_relaxed(&l->op)) {
+    switch (shr_load_acquire(&l->op)) { /* after the dead writer's odd count and op record */
     case LIST_OP_SET:
         if (l->op_index < a->cap) store_item(a, l->op_index, l->undo_tag, l->undo_val);
         break;
@@ -182,8 +184,12 @@ static void repair(shr_heap_t *h, listobj_t *l, bool live)
             shift_down(l, a);
             shr_store_release(&a->len, l->op_len - 1);
             /* the list's reference; the taker leased its own */
-            if (live) release_dropped(h, l, l->undo_tag, l->undo_val, false);
-            else release(h, l->undo_tag, l->undo_val);
+            if (live) {
+                release_dropped(h, l, l->undo_tag, l->undo_val, false);
+            } else {
+                COPY_FENCE(memory_order_release); /* as in release_dropped */
+                release(h, l->undo_tag, l->undo_val);
+            }
         }
         break;
     default:
@@ -957,8 +963,13 @@ static shr_noinline int read_inline_retry(shr_heap_t *h, listobj_t *l, int64_t i
  * value read the string while it was alive; a reader that raced a free may
  * have read a block being reused, and throws that copy away. The bytes it
  * read are still inside the heap: the offset and length are bounded by the
- * capacity, and a segment is never shortened (a released page reads as
- * zeros).
+ * capacity, and a segment is never shortened. One race remains: a string
+ * freed, and its pages released to the system (a whole pool run or chunk
+ * given back), between the reader's check of the pair and its copy: the
+ * copy then faults a released page in again (a page of tmpfs until the
+ * next release; SIGBUS if /dev/shm is full at that instant). It needs the
+ * reader stalled inside a window of a few loads while a writer frees the
+ * string and the allocator gives its chunk back.
  *
  * Reading a block that may have been freed is a race that the memory
  * checkers see and that is harmless here (the result is discarded), so the
@@ -1007,6 +1018,13 @@ shr_inline int read_copy_try(shr_heap_t *h, listobj_t *l, uint64_t s1, int64_t i
         tag = shr_load_acquire(&a->it[i].tag);
         val = shr_load_acquire(&a->it[i].val);
         if (tag == SHR_STR || tag == SHR_BYTES) {
+            /* Never read through a torn pair (a str tag stored by a set
+             * inside its odd window, with the int it replaces still in
+             * val): the acquire loads above make such a pair show as a
+             * moved counter here. A read through it would stay inside the
+             * heap but could fault in a page the allocator never committed
+             * (a tmpfs page allocated, or a SIGBUS on a full /dev/shm). */
+            if (shr_load_relaxed(&l->seq) != s1) return 1;
             if (!COPY_RANGE_OK(h, val)) {
                 n = UINT64_MAX; /* torn: only a moved counter explains it */
             } else {

@@ -29,7 +29,9 @@
  * (a seqlock: even when stable, odd while items move in place) and retry,
  * or fall back to the lock, when it moved. A get of a str, bytes or list
  * takes the lock, since it must take a reference to an object a concurrent
- * set may be freeing. count and index take no lock either: they compare
+ * set may be freeing; a copy of a short str or bytes (shr_list_read_copy)
+ * does not: it is kept only if the counter did not move (list.c, "lock-free
+ * copies"). count and index take no lock either: they compare
  * items, strings included, a step at a time under the sequence counter,
  * announced in `walkers` (a count: incremented before the walk, decremented
  * after; a walker killed inside leaves it high, which costs only batching).

@@ -104,7 +104,9 @@ struct ListObject {
     int busy;               /* calls on the handle in progress (LCALL) */
     int64_t ref_hint;       /* the index of the last get that found a reference (str, bytes, list), or
                                INT64_MIN: a get of it again skips the lock-free attempt (get_item) */
-    PyObject *recent;       /* the last short str (ASCII) or bytes a lock-free get made, or NULL (recent_value) */
+    PyObject *recent;       /* a short str (ASCII) or bytes a lock-free get of recent_index made, or NULL */
+    int64_t recent_index;   /* (short_value) */
+    int64_t last_index;     /* the index of the last lock-free get of a short str or bytes */
     PyObject *shm;          /* the Segment, made on first use */
     PyObject *pickle_name;  /* name of the holder list made to pickle an unnamed list */
     ListObject *prev, *next;
@@ -1271,6 +1273,7 @@ static ListObject *list_wrap(mod_state *st, HeapObject *heap, shr_list_t *l, PyO
     self->busy = 0;
     self->ref_hint = INT64_MIN;
     self->recent = NULL;
+    self->recent_index = self->last_index = INT64_MIN;
     self->shm = NULL;
     self->pickle_name = NULL;
     self->weakreflist = NULL;
@@ -1407,9 +1410,10 @@ static Py_ssize_t list_length(ListObject *self)
  * First shr_list_read_copy: an item holding None, bool, int or float, or a
  * str or bytes of at most COPY_MAX bytes (copied to a buffer on the stack),
  * is read lock-free (no gate, never a wait, so no LCALL: nothing can
- * release the GIL), and its object made from the copy. Measured (bench/list/
- * python_bench.py), that takes a get of a 16-byte str from 95 to ... ns, the
- * lock, the gate and the visitor's call gone. Any other item (a list or an
+ * release the GIL), and its object made from the copy (or the one it made
+ * before: short_value). Counted by bench/list/python_ir.py, that takes a get
+ * of a 16-byte str from 1,056 to 914 instructions, the lock, the gate and
+ * the visitor's call gone (docs/design/python.md). Any other item (a list or an
  * object, a longer value, or one that readers kept colliding with a writer
  * on) is then visited as shr_list_get_with does: visit_item runs while the
  * item cannot change (under the list's lock for a str or bytes) and takes
@@ -1539,24 +1543,30 @@ static __attribute__((noinline)) PyObject *get_visited(ListObject *self, int64_t
     return set_error(rc, NULL);
 }
 
-/* The object for a str or bytes copied by a lock-free get. The list keeps
- * the last one it made (an ASCII str, or bytes): a get whose bytes are the
- * same returns that object again, as CPython returns one object for equal
- * small ints, instead of allocating an equal one (a process polling an item
- * reads the same value over and over). Only the bytes decide: the same
- * object for equal values, a new one for any other, never a stale one. */
-static PyObject *recent_value(ListObject *self, shr_type_t type, const char *s, size_t n)
+/* The object for a str or bytes of item i copied by a lock-free get. A
+ * process that polls an item reads the same value over and over, so a get
+ * of the index that the get before it read too keeps the object it makes
+ * (ListObject.recent: an ASCII str, or bytes); a get of that index whose
+ * copied bytes are the same, of the same type, returns that object again
+ * instead of an equal new one, as CPython shares one object for equal small
+ * ints. Only the bytes decide, compared after each copy: a changed value
+ * makes a new object, never a stale one. A walk over different indices
+ * keeps nothing and pays one compare of an index. */
+static PyObject *short_value(ListObject *self, int64_t i, shr_type_t type, const char *s, size_t n)
 {
     PyObject *c = self->recent;
-    if (c) {
-        if (type == SHR_STR ? PyUnicode_CheckExact(c) && (size_t)PyUnicode_GET_LENGTH(c) == n &&
-                                  memcmp(PyUnicode_1BYTE_DATA(c), s, n) == 0
-                            : PyBytes_CheckExact(c) && (size_t)PyBytes_GET_SIZE(c) == n &&
-                                  memcmp(PyBytes_AS_STRING(c), s, n) == 0)
-            return Py_NewRef(c);
-    }
+    if (c && self->recent_index == i &&
+        (type == SHR_STR ? PyUnicode_CheckExact(c) && (size_t)PyUnicode_GET_LENGTH(c) == n &&
+                               memcmp(PyUnicode_1BYTE_DATA(c), s, n) == 0
+                         : PyBytes_CheckExact(c) && (size_t)PyBytes_GET_SIZE(c) == n &&
+                               memcmp(PyBytes_AS_STRING(c), s, n) == 0))
+        return Py_NewRef(c);
     PyObject *o = type == SHR_STR ? str_from_utf8(s, n) : PyBytes_FromStringAndSize(s, (Py_ssize_t)n);
-    if (o && (type == SHR_BYTES || PyUnicode_IS_COMPACT_ASCII(o))) Py_XSETREF(self->recent, Py_NewRef(o));
+    if (o && self->last_index == i && (type == SHR_BYTES || PyUnicode_IS_COMPACT_ASCII(o))) {
+        Py_XSETREF(self->recent, Py_NewRef(o));
+        self->recent_index = i;
+    }
+    self->last_index = i;
     return o;
 }
 
@@ -1575,7 +1585,7 @@ static inline PyObject *get_item(ListObject *self, int64_t i, int *rc_out)
     int rc = shr_list_read_copy(self->list, i, &v, buf, sizeof buf);
     if (LIKELY(rc == 0)) {
         if (rc_out) *rc_out = 0;
-        if (v.type == SHR_STR || v.type == SHR_BYTES) return recent_value(self, v.type, buf, v.u.s.len);
+        if (v.type == SHR_STR || v.type == SHR_BYTES) return short_value(self, i, v.type, buf, v.u.s.len);
         return inline_obj(&v);
     }
     if (rc < 0) {

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "harness.h"
@@ -383,6 +384,83 @@ Test(list_visit, read_copy_copies_inline_values_and_short_strings)
     cr_assert_eq(after.leases, before.leases, "copies take no lease");
     shr_list_close(l);
     shr_list_close(inner);
+    cr_assert_eq(shr_heap_check_report(h, stderr), 0);
+    shr_heap_close(h);
+}
+
+/* An item that a writer keeps turning from an int into a str and back,
+ * with ints that look like offsets into the never-used part of the heap: a
+ * copying reader that read through a torn pair (the str's tag with the
+ * int's value) would fault in pages there, which the segment's file shows. */
+static shr_list_t *torn_list;
+static atomic_int torn_stop;
+
+static void *torn_writer(void *arg)
+{
+    uint64_t base = *(uint64_t *)arg;
+    shr_value_t s = shr_str("abc");
+    for (uint64_t k = 0; !atomic_load(&torn_stop); k++) {
+        shr_value_t v = shr_int((int64_t)(base + (k % 2000) * 4096 + 16));
+        if (shr_list_set(torn_list, 0, &v) || shr_list_set(torn_list, 0, &s)) return (void *)1;
+    }
+    return NULL;
+}
+
+static uint64_t shm_blocks(const char *name)
+{
+    char path[300];
+    struct stat st;
+    snprintf(path, sizeof path, "/dev/shm/%s", name);
+    cr_assert_eq(stat(path, &st), 0, "%s", path);
+    return (uint64_t)st.st_blocks;
+}
+
+Test(list_visit, read_copy_never_reads_through_a_torn_item)
+{
+    const char *name = shr_test_name();
+    shr_heap_t *h;
+    cr_assert_eq(shr_heap_create(name, NULL, &h), 0);
+    shr_heap_info_t info;
+    cr_assert_eq(shr_heap_stat(h, &info, NULL, 0, NULL), 0);
+    uint64_t base = info.capacity / 2; /* far above anything this test allocates */
+    shr_value_t zero = shr_int(0);
+    cr_assert_eq(shr_list_create(h, NULL, &zero, 1, &torn_list), 0);
+    uint64_t before = shm_blocks(name);
+    atomic_store(&torn_stop, 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, torn_writer, &base), 0);
+    _Alignas(16) char buf[224];
+    uint64_t strs = 0, ints = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        for (int k = 0; k < 4096; k++) {
+            shr_value_t v;
+            int rc = shr_list_read_copy(torn_list, 0, &v, buf, sizeof buf);
+            cr_assert(rc == 0 || rc == 1, "rc %d", rc);
+            if (rc) continue;
+            if (v.type == SHR_STR) {
+                cr_assert(v.u.s.len == 3 && memcmp(buf, "abc", 3) == 0);
+                strs++;
+            } else {
+                cr_assert_eq(v.type, SHR_INT);
+                ints++;
+            }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+    } while ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 1500);
+    atomic_store(&torn_stop, 1);
+    void *wr;
+    pthread_join(t, &wr);
+    cr_assert_null(wr);
+    cr_assert(strs > 0 && ints > 0, "both kinds read (%llu strs, %llu ints)", (unsigned long long)strs,
+              (unsigned long long)ints);
+    uint64_t after = shm_blocks(name);
+    /* A few pages for the strings' pool and the collector's counters, never
+     * the 2000 pages the ints point at. */
+    cr_assert_leq(after, before + 64 * 8, "%llu 512-byte blocks before, %llu after",
+                  (unsigned long long)before, (unsigned long long)after);
+    shr_list_close(torn_list);
     cr_assert_eq(shr_heap_check_report(h, stderr), 0);
     shr_heap_close(h);
 }

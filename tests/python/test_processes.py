@@ -119,7 +119,7 @@ def lock_held_by_child(lists):
     slow visit of its str item through the C API), as (list, the child's stop
     event, the child), from the moment the child holds it; the child is
     stopped and joined when the block ends."""
-    sl = ShareableList(["x" * 100, "small"])
+    sl = ShareableList(["x" * 100, "s" * 300])
     lists.append(sl)
     ctx = multiprocessing.get_context("fork")
     ready, stop = ctx.Event(), ctx.Event()
@@ -134,10 +134,10 @@ def lock_held_by_child(lists):
 
 
 def test_contended_waits_release_the_gil_without_deadlock(lists):
-    """A child keeps the list's lock busy (a slow visit under it). Sets of an
-    item here must then wait (a get of a short str copies it without the
-    lock, so it does not), and release the GIL while they do: another thread
-    keeps running Python code. The
+    """A child keeps the list's lock busy (a slow visit under it). Gets of a
+    300-byte str item here (longer than a lock-free copy takes) and sets
+    must then wait, and release the GIL while they do: another thread keeps
+    running Python code. The
     rule that makes this deadlock-free: no thread waits for the GIL while
     holding a sharena lock (the GIL is taken back after the call returns),
     and no thread waits for a contended list lock while holding the GIL."""
@@ -155,8 +155,8 @@ def test_contended_waits_release_the_gil_without_deadlock(lists):
         progressed = 0
         for _ in range(400):
             t0 = ticks[0]
-            sl[1] = "small"
-            assert sl[1] == "small"  # lock-free: never waits
+            assert sl[1] == "s" * 300
+            sl[1] = "s" * 300
             if sharena._stats()["gil_releases"] > before and ticks[0] > t0:
                 progressed += 1
                 if progressed >= 3:
@@ -180,7 +180,7 @@ def test_close_from_another_thread_during_a_waiting_call(lists):
         def reader():
             try:
                 while True:
-                    sl[1] = "small"  # a set takes the lock: it waits
+                    assert sl[1] == "s" * 300  # under the lock: it waits
             except ValueError as e:
                 outcome["reader"] = str(e)
 
