@@ -100,36 +100,14 @@ static int storm_writer(void *arg)
     return 0;
 }
 
-__attribute__((unused)) static int storm_reader(void *arg)
+/* Readers verify every string they read for c->ms: with a reference
+ * (shr_list_get), or copied lock-free (shr_list_read_copy: every copy kept
+ * must be a whole string some writer stored, never one torn by a move or
+ * read from a block freed and reused meanwhile; a string longer than the
+ * buffer is got with a reference instead). Returns 20 on a bad string, and
+ * 21 for a copying reader that never copied one. */
+static int storm_read(storm_cfg_t *c, bool copy)
 {
-    storm_cfg_t *c = arg;
-    shr_list_t *l;
-    if (shr_list_attach(c->h, c->name, &l) != 0) return 10;
-    unsigned seed = c->seed;
-    int bad = 0;
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    do {
-        for (int i = 0; i < 256; i++) {
-            shr_value_t v;
-            if (shr_list_get(l, (int64_t)(rand_r(&seed) % STORM_ITEMS), &v) != 0) return 13;
-            if (v.type != SHR_STR || !checked_ok(v.u.s.data, v.u.s.len)) bad++;
-            shr_value_release(c->h, &v);
-        }
-        clock_gettime(CLOCK_MONOTONIC, &t);
-    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < (long)c->ms);
-    shr_list_close(l);
-    return bad ? 20 : 0;
-}
-
-/* A reader that copies strings lock-free (shr_list_read_copy): every copy
- * it keeps must be a whole string some writer stored, never one torn by a
- * move or read from a block freed and reused meanwhile. A string longer
- * than the buffer is read with a reference instead. Returns 20 on a bad
- * string, and 21 if it never copied one. */
-__attribute__((unused)) static int storm_copy_reader(void *arg)
-{
-    storm_cfg_t *c = arg;
     shr_list_t *l;
     if (shr_list_attach(c->h, c->name, &l) != 0) return 10;
     unsigned seed = c->seed;
@@ -142,7 +120,7 @@ __attribute__((unused)) static int storm_copy_reader(void *arg)
         for (int i = 0; i < 256; i++) {
             shr_value_t v;
             int64_t at = (int64_t)(rand_r(&seed) % STORM_ITEMS);
-            int rc = shr_list_read_copy(l, at, &v, buf, sizeof buf);
+            int rc = copy ? shr_list_read_copy(l, at, &v, buf, sizeof buf) : 1;
             if (rc == 0) {
                 copied++;
                 if (v.type != SHR_STR || v.u.s.data != buf || !checked_ok(v.u.s.data, v.u.s.len)) bad++;
@@ -155,8 +133,11 @@ __attribute__((unused)) static int storm_copy_reader(void *arg)
         clock_gettime(CLOCK_MONOTONIC, &t);
     } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < (long)c->ms);
     shr_list_close(l);
-    return bad ? 20 : copied ? 0 : 21;
+    return bad ? 20 : copy && !copied ? 21 : 0;
 }
+
+__attribute__((unused)) static int storm_reader(void *arg) { return storm_read(arg, false); }
+__attribute__((unused)) static int storm_copy_reader(void *arg) { return storm_read(arg, true); }
 
 static shr_list_t *storm_list(shr_heap_t *h, const char *name)
 {
