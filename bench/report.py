@@ -1663,10 +1663,11 @@ def list_table(d):
             pass
     rows = []
     for op, title in (("get_int", "get of an int"), ("get_str16", "get of a 16-byte str (+ release)"),
+                      ("copy_str16", "lock-free copy of a 16-byte str (`shr_list_read_copy`)"),
                       ("set_int", "set of an int"), ("set_str16", "set of a 16-byte str")):
         one = med.get(f"BM_list/{op}/procs:1")
         two = med.get(f"BM_list/{op}/procs:2")
-        p = py.get(op)
+        p = py.get("get_str16" if op == "copy_str16" else op)  # CPython's get is a copy
         rows.append([title, fmt(one) if one else "–", fmt(two) if two else "–",
                      fmt(p) if p else "–", fmt_ratio(ratio(one, p)) if one and p else "–"])
     for key, title in (("BM_list_append", "append of an int"), ("BM_list_count_1000", "count over 1000 items")):
@@ -1793,7 +1794,8 @@ def write_report(R, md_path, png_dir):
             "on the same list in a loop while the first is measured. CPython's "
             "`multiprocessing.shared_memory.ShareableList` timed with `timeit` in the same run "
             "(`bench/list/cpython_sl.py`), for scale. Reads of None, bool, int and float take no "
-            "lock (a seqlock); a get of a str takes the list's lock and a reference (a lease).",
+            "lock (a seqlock); a get of a str takes the list's lock and a reference (a lease), and "
+            "a copy of one (`shr_list_read_copy`, what the Python module's get does) takes neither.",
             "",
             lt,
             "",

@@ -1,4 +1,5 @@
-// The shared list's costs: get and set of an int and of a 16-byte str, from
+// The shared list's costs: get and set of an int and of a 16-byte str (and
+// the lock-free copy of one, shr_list_read_copy), from
 // one process and from two at once on the same list (the second process
 // runs the same operation in a loop while the first is measured), append,
 // and count over 1000 items. Google Benchmark; run by bench/run.sh, which
@@ -23,7 +24,7 @@ int counter;
 
 const char kStr16[] = "0123456789abcdef";
 
-enum Op { GET_INT, GET_STR, SET_INT, SET_STR };
+enum Op { GET_INT, GET_STR, COPY_STR, SET_INT, SET_STR };
 
 // A fresh list of 1000 items of the kind the operation reads or writes.
 shr_list_t *make_list(const char *name, bool strings)
@@ -49,6 +50,12 @@ inline void do_op(shr_list_t *l, Op op, int64_t i)
         benchmark::DoNotOptimize(v.u.s.data[0]);
         shr_value_release(heap, &v);
         break;
+    case COPY_STR: {
+        alignas(16) char buf[64];
+        shr_list_read_copy(l, i, &v, buf, sizeof buf);
+        benchmark::DoNotOptimize(buf[0]);
+        break;
+    }
     case SET_INT:
         v = shr_int(i);
         shr_list_set(l, i, &v);
@@ -84,7 +91,7 @@ void BM_list(benchmark::State &state, Op op)
 {
     char name[64];
     snprintf(name, sizeof name, "bl%d", counter++);
-    shr_list_t *l = make_list(name, op == GET_STR || op == SET_STR);
+    shr_list_t *l = make_list(name, op == GET_STR || op == COPY_STR || op == SET_STR);
     pid_t peer = state.range(0) == 2 ? start_peer(name, op) : 0;
     int64_t i = 0;
     for (auto _ : state) {
@@ -135,6 +142,7 @@ void BM_list_count_1000(benchmark::State &state)
 
 BENCHMARK_CAPTURE(BM_list, get_int, GET_INT)->Arg(1)->Arg(2)->ArgName("procs");
 BENCHMARK_CAPTURE(BM_list, get_str16, GET_STR)->Arg(1)->Arg(2)->ArgName("procs");
+BENCHMARK_CAPTURE(BM_list, copy_str16, COPY_STR)->Arg(1)->Arg(2)->ArgName("procs");
 BENCHMARK_CAPTURE(BM_list, set_int, SET_INT)->Arg(1)->Arg(2)->ArgName("procs");
 BENCHMARK_CAPTURE(BM_list, set_str16, SET_STR)->Arg(1)->Arg(2)->ArgName("procs");
 BENCHMARK(BM_list_append);
