@@ -824,6 +824,7 @@ static uint64_t free_garbage(shr_heap_t *h, scratch_t *s, uint64_t *bytes)
          * one (B2), cleared so that its free is not deferred. */
         shr_store_relaxed(&o->flags, (shr_load_relaxed(&o->flags) | OBJ_GARBAGE) & ~OBJ_BUFFERED);
         s->stack[ng++] = i;
+        (void)SHR_FAULT(GC_FLAG); /* a crash point: the flags not all stored */
     }
     (void)SHR_FAULT(GC_FLAGGED); /* a crash point: every garbage object flagged */
     for (size_t k = 0; k < ng; k++) {
@@ -912,6 +913,7 @@ static uint64_t ms_free(shr_heap_t *h, trace_t *t, uint64_t *bytes)
         shr_store_relaxed(&o->flags, (shr_load_relaxed(&o->flags) | OBJ_GARBAGE) & ~OBJ_BUFFERED); /* as free_garbage */
         *bytes += e->size;
         g[ng++] = i;
+        (void)SHR_FAULT(GC_FLAG); /* a crash point: the flags not all stored */
     }
     (void)SHR_FAULT(GC_FLAGGED); /* a crash point: every garbage object flagged */
     for (size_t k = 0; k < ng; k++) {
@@ -1545,6 +1547,7 @@ static uint64_t br_free_white(shr_heap_t *h, brs_t *s, uint64_t garbage, uint64_
         *bytes += shr_usable_size(h, o);
         shr_store_relaxed(&o->flags, shr_load_relaxed(&o->flags) | OBJ_GARBAGE);
         gl[ng++] = i;
+        (void)SHR_FAULT(GC_FLAG); /* a crash point: the flags not all stored */
     }
     (void)SHR_FAULT(GC_FLAGGED); /* a crash point: every garbage object flagged */
     for (size_t k = 0; k < ng; k++) {
