@@ -364,18 +364,30 @@ Test(gc_multiproc, collector_killed_while_clearing) { NEED_FAULTS(); collector_k
 Test(gc_multiproc, collector_killed_while_freeing) { NEED_FAULTS(); collector_killed_at("gc.free", 23); }
 Test(gc_multiproc, collector_killed_while_clearing_a_child) { NEED_FAULTS(); collector_killed_at("obj.dealloc", 9); }
 
-/* A collector killed while flagging its garbage: x flagged (the first
- * garbage object in address order), y and z not. x is young, y and z are
- * in generation 1 and hold each other, and y holds x: a young collection
- * examines x but not y and z. Were the half-flagged set trusted, that
- * collection would free x as garbage for good while y still names it, and
- * y's clear in the next full collection would decrement the freed block's
- * refcount word (O2). The flags of an uncommitted set are dropped instead
- * (collect.c, C3): nothing is freed until a collection finds it garbage
- * again. */
-Test(gc_multiproc, collector_killed_while_flagging_leaves_no_dangling_reference)
+/* A collector killed while flagging its garbage: one object of the set
+ * flagged (the first the collector reaches), the others not. x is young,
+ * y and z are in generation 1 and hold each other, and y and x hold each
+ * other: a young collection examines x (and what is flagged) but not y
+ * and z unflagged. Were the half-flagged set trusted, that collection
+ * would free a flagged member while an unflagged one still names it, and
+ * the next full collection's clear would decrement the freed block's
+ * refcount word (O2, what random_kills once met). The flags of an
+ * uncommitted set are dropped instead (collect.c, C3): nothing is freed
+ * until a collection finds it garbage again. */
+typedef struct { shr_heap_t *h; int algorithm; } flag_kill_arg_t;
+
+static int collector_dies_flagging(void *p)
 {
-    NEED_FAULTS();
+    flag_kill_arg_t *a = p;
+    shr_heap_t *h;
+    if (shr_heap_attach(shr_heap_name(a->h), &h) != 0) return 40;
+    shr_fault_arm("gc.flag", 1, SHR_FAULT_KILL);
+    shr_gc_collect_with(h, a->algorithm, 2, NULL);
+    return 41; /* not reached */
+}
+
+static void collector_killed_while_flagging(int algorithm)
+{
     shr_heap_t *h;
     cr_assert_eq(shr_heap_create(shr_test_name(), NULL, &h), 0);
     uint32_t off[3] = {0, 10, 10};
@@ -398,9 +410,9 @@ Test(gc_multiproc, collector_killed_while_flagging_leaves_no_dangling_reference)
     shr_obj_release(h, x);
     shr_obj_release(h, y);
     shr_obj_release(h, z); /* garbage: x (gen 0) <-> y (gen 1) <-> z (gen 1) */
-    kill_arg_t k = {h, "gc.flag", 1};
-    pid_t pid = shr_test_fork(collector_that_dies, &k);
-    cr_assert_eq(shr_test_wait(pid), 128 + SIGKILL, "killed with x flagged");
+    flag_kill_arg_t k = {h, algorithm};
+    pid_t pid = shr_test_fork(collector_dies_flagging, &k);
+    cr_assert_eq(shr_test_wait(pid), 128 + SIGKILL, "killed with one of the three flagged");
     collect_ok(h, 0);
     shr_gc_verify_result_t v = SHR_GC_VERIFY_INIT;
     int vrc = shr_gc_verify(h, &v);
@@ -414,6 +426,22 @@ Test(gc_multiproc, collector_killed_while_flagging_leaves_no_dangling_reference)
     cr_assert_eq(shr_gc_verify(h, &v), 0);
     cr_assert_eq(v.dangling, 0);
     shr_heap_close(h);
+}
+
+Test(gc_multiproc, collector_killed_while_flagging_leaves_no_dangling_reference)
+{
+    NEED_FAULTS();
+    collector_killed_while_flagging(SHR_GC_TRIAL_DELETION);
+}
+Test(gc_multiproc, mark_sweep_killed_while_flagging_leaves_no_dangling_reference)
+{
+    NEED_FAULTS();
+    collector_killed_while_flagging(SHR_GC_MARK_SWEEP);
+}
+Test(gc_multiproc, bacon_rajan_killed_while_flagging_leaves_no_dangling_reference)
+{
+    NEED_FAULTS();
+    collector_killed_while_flagging(SHR_GC_BACON_RAJAN);
 }
 
 /* ---- mutators killed -------------------------------------------------------------- */
