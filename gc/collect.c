@@ -40,6 +40,23 @@
  *       finishes the clear and the frees. No flagged object is freed before
  *       every one is cleared, so no slot of garbage ever names a freed
  *       block that a survivor's decref could reach.
+ *       That holds of a set flagged whole: a garbage set is closed (every
+ *       reference to a member comes from a member), so once all of it is
+ *       flagged, whoever names a flagged object is flagged and freed with
+ *       it. A set half flagged is not: an unflagged member the next
+ *       collection does not examine (an older generation than it collects)
+ *       may name a flagged one, which would be freed under it, and its
+ *       clear would later decrement a free block (O2) or another object.
+ *       So the flags have a commit point, gc_global_t.flagging: set before
+ *       the first flag, reset after the last (flagging_begin, _commit).
+ *       A collection that finds it set, its mutex held and the world
+ *       stopped, drops every OBJ_GARBAGE (one store each, a walk of every
+ *       object pool), then resets it (flags_repair: re-runnable, a death
+ *       midway leaves the word set). The dead collector cleared nothing
+ *       (clears follow the commit), so its set keeps exact counts and
+ *       whole slots, and is found garbage again by trial deletion; a set
+ *       committed earlier whose clears a death interrupted loses its flags
+ *       too, and may leak (a count too high), never be freed early.
  *   C4  the counts a collection relies on are never too low: every crash
  *       leaves them too high (gc.h's orders), which keeps objects, never
  *       frees them. Lists whose lock a dead thread holds are repaired
@@ -811,11 +828,54 @@ static void record(gc_global_t *g, int gen, const shr_gc_result_t *r)
     if (r->ttsp_ns > shr_load_relaxed(&G->ttsp_ns_max)) shr_store_relaxed(&G->ttsp_ns_max, r->ttsp_ns);
 }
 
+/* ---- the flags' commit (C3) -------------------------------------------------------------- */
+
+/* Before the first OBJ_GARBAGE of a set: the collection's epoch in
+ * gc_global_t.flagging (the collector's mutex held). The compiler keeps
+ * the flags' stores after it (a kill stops the code as emitted). */
+static void flagging_begin(shr_heap_t *h)
+{
+    gc_global_t *g = shr__gc_global(h);
+    uint64_t e = shr_load_relaxed(&g->epoch);
+    atomic_store_explicit(&g->flagging, e ? e : 1, memory_order_seq_cst);
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+/* After the last: the commit point of the set (release: every flag before). */
+static void flagging_commit(shr_heap_t *h)
+{
+    atomic_store_explicit(&shr__gc_global(h)->flagging, 0, memory_order_release);
+}
+
+static void unflag_visit(shr_heap_t *h, uint64_t off, uint32_t size, void *arg)
+{
+    (void)size;
+    obj_t *o = obj_at(h, off);
+    uint32_t f = shr_load_relaxed(&o->flags);
+    if (!(f & OBJ_GARBAGE)) return;
+    shr_store_relaxed(&o->flags, f & ~OBJ_GARBAGE);
+    (*(uint64_t *)arg)++;
+}
+
+/* A collector died flagging its garbage (the word still set): every flag
+ * goes, then the word (the repair's commit). The collector's mutex held,
+ * the world stopped: nobody else writes flags. Returns the flags dropped. */
+static uint64_t flags_repair(shr_heap_t *h)
+{
+    gc_global_t *g = shr__gc_global(h);
+    if (atomic_load_explicit(&g->flagging, memory_order_acquire) == 0) return 0;
+    uint64_t n = 0;
+    shr__obj_walk(h, unflag_visit, &n);
+    flagging_commit(h);
+    return n;
+}
+
 /* Free the garbage (the world running): flag each, clear each, free each
  * (C3). Returns how many were freed; *bytes their blocks' bytes. */
 static uint64_t free_garbage(shr_heap_t *h, scratch_t *s, uint64_t *bytes)
 {
     size_t ng = 0;
+    flagging_begin(h);
     for (size_t i = 0; i < s->n; i++) {
         if (s->c[i].state & C_REACHABLE) continue;
         obj_t *o = obj_at(h, s->c[i].off);
@@ -824,7 +884,9 @@ static uint64_t free_garbage(shr_heap_t *h, scratch_t *s, uint64_t *bytes)
          * one (B2), cleared so that its free is not deferred. */
         shr_store_relaxed(&o->flags, (shr_load_relaxed(&o->flags) | OBJ_GARBAGE) & ~OBJ_BUFFERED);
         s->stack[ng++] = i;
+        (void)SHR_FAULT(GC_FLAG); /* a crash point: the flags not all stored */
     }
+    flagging_commit(h); /* the set is garbage for good from here */
     (void)SHR_FAULT(GC_FLAGGED); /* a crash point: every garbage object flagged */
     for (size_t k = 0; k < ng; k++) {
         cand_t *c = &s->c[s->stack[k]];
@@ -905,6 +967,7 @@ static uint64_t ms_free(shr_heap_t *h, trace_t *t, uint64_t *bytes)
     size_t *g = malloc(ng * sizeof *g);
     if (!g) return 0;
     ng = 0;
+    flagging_begin(h);
     for (size_t i = 0; i < t->nwalked; i++) {
         tent_t *e = &t->e[i];
         if (e->state & (T_MARKED | T_UNTRAV | T_FROZEN | T_EXTERN)) continue;
@@ -912,7 +975,9 @@ static uint64_t ms_free(shr_heap_t *h, trace_t *t, uint64_t *bytes)
         shr_store_relaxed(&o->flags, (shr_load_relaxed(&o->flags) | OBJ_GARBAGE) & ~OBJ_BUFFERED); /* as free_garbage */
         *bytes += e->size;
         g[ng++] = i;
+        (void)SHR_FAULT(GC_FLAG); /* a crash point: the flags not all stored */
     }
+    flagging_commit(h);
     (void)SHR_FAULT(GC_FLAGGED); /* a crash point: every garbage object flagged */
     for (size_t k = 0; k < ng; k++) {
         tent_t *e = &t->e[g[k]];
@@ -1538,6 +1603,7 @@ static uint64_t br_free_white(shr_heap_t *h, brs_t *s, uint64_t garbage, uint64_
         return 0;
     }
     size_t ng = 0;
+    flagging_begin(h);
     for (size_t i = 0; i < s->n; i++) {
         bent_t *e = &s->e[i];
         if (e->color != BR_WHITE) continue;
@@ -1545,7 +1611,9 @@ static uint64_t br_free_white(shr_heap_t *h, brs_t *s, uint64_t garbage, uint64_
         *bytes += shr_usable_size(h, o);
         shr_store_relaxed(&o->flags, shr_load_relaxed(&o->flags) | OBJ_GARBAGE);
         gl[ng++] = i;
+        (void)SHR_FAULT(GC_FLAG); /* a crash point: the flags not all stored */
     }
+    flagging_commit(h);
     (void)SHR_FAULT(GC_FLAGGED); /* a crash point: every garbage object flagged */
     for (size_t k = 0; k < ng; k++) {
         bent_t *e = &s->e[gl[k]];
@@ -1696,6 +1764,7 @@ static int64_t collect(shr_heap_t *h, int gen, int algo, shr_gc_result_t *res, b
     r.phase_ns[SHR_GC_PHASE_STOP] = r.ttsp_ns;
     if (rc) goto out;
     (void)SHR_FAULT(GC_STOPPED); /* a crash point: the world stopped, nothing examined */
+    flags_repair(h); /* a set a dead collector half flagged (C3), before any algorithm reads a flag */
 
     if (r.algorithm == SHR_GC_BACON_RAJAN) {
         r.total_ns = t_begin; /* bacon_rajan records the whole time */

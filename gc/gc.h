@@ -79,7 +79,11 @@ typedef struct obj {
 #define OBJ_GEN_MASK (3u << OBJ_GEN_SHIFT)
 /* Set by a collector on each object it found to be garbage, before it
  * clears any: unreachable for good (no finalizers, no weak references), so
- * the next collector frees such an object whatever its count says. */
+ * the next collector frees such an object whatever its count says. Only
+ * once the whole set is flagged (gc_global_t.flagging reset, its commit
+ * point): a half-flagged set is not closed (an unflagged member the next
+ * collection does not examine may still name a flagged one), and its
+ * flags are dropped (collect.c, C3). */
 #define OBJ_GARBAGE (1u << 3)
 /* Bacon and Rajan's buffered bit (collect.c, "Bacon and Rajan"): the
  * container is a possible root, named by an entry of some thread's ring
@@ -223,6 +227,15 @@ typedef struct gc_global {
      * stack of offsets; pushed by a slot's release, taken whole by a
      * collector with the world stopped). */
     _Atomic uint64_t br_orphans;
+    /* Layout 17: the commit word of a garbage set's flags (collect.c, C3):
+     * the epoch of the collection that is flagging its garbage, 0 when
+     * none is. Stored by that collector (its mutex held) before its first
+     * OBJ_GARBAGE, reset after its last: the reset is the commit point
+     * from which the flagged set is garbage for good. A word found nonzero
+     * (the mutex held, the world stopped) names a collector that died with
+     * its set half flagged: the collection drops every flag, then resets
+     * it (flags_repair). In the log words' line: sizeof unchanged. */
+    _Atomic uint64_t flagging;
 } gc_global_t;
 
 /* One record of the event log: 64 bytes, every word atomic. ctl is the

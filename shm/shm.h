@@ -113,8 +113,12 @@
  * 16: lists are walked without their lock (count, index): listobj_t.walkers
  *     (bytes 96..103), and a str or bytes a list drops while a walk is under
  *     way kept as a deferred lease (key off | 2^63) until a grace period has
- *     passed; a process of an older layout would free it under a walker. */
-#define SHR_LAYOUT_VERSION 16u
+ *     passed; a process of an older layout would free it under a walker.
+ * 17: gc_global_t.flagging, the commit word of a collector's garbage flags
+ *     (after br_orphans, in the log words' line: sizeof unchanged): a
+ *     process of an older layout would trust a half-flagged set and free
+ *     objects an unflagged member still names. */
+#define SHR_LAYOUT_VERSION 17u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"

@@ -129,6 +129,10 @@ typedef enum shr_fault_action {
     X(GC_PROMOTE, "gc.promote",                                                      \
       "a collection: one survivor moved to the next generation (world stopped)",     \
       "ignored: a crash point")                                                      \
+    X(GC_FLAG, "gc.flag",                                                            \
+      "a collection: one garbage object flagged, the others not all yet (the "      \
+      "flags' commit, gc_global_t.flagging, not yet reset)",                         \
+      "ignored: a crash point")                                                      \
     X(GC_FLAGGED, "gc.flagged",                                                      \
       "a collection: the world restarted, every garbage object flagged, none "      \
       "cleared yet",                                                                 \

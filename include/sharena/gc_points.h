@@ -32,6 +32,7 @@
 #define SHR_GC_POINT_SUBTRACT "gc.subtract"      /* trial deletion: references among candidates subtracted */
 #define SHR_GC_POINT_MARK "gc.mark"              /* the reachable marked (the mark-sweep: counts repaired) */
 #define SHR_GC_POINT_PROMOTE "gc.promote"        /* one survivor moved to the next generation */
+#define SHR_GC_POINT_MID_FLAG "gc.flag"           /* restarted; one garbage object flagged, not all yet */
 #define SHR_GC_POINT_FLAGGED "gc.flagged"        /* restarted; all garbage flagged, none cleared */
 #define SHR_GC_POINT_MID_CLEAR "gc.clear"        /* one garbage object cleared */
 #define SHR_GC_POINT_MID_FREE "gc.free"          /* one garbage object freed, the others cleared */
@@ -54,7 +55,8 @@
  * X(name) once each. */
 #define SHR_GC_POINTS(X)                                                                          \
     X(SHR_GC_POINT_AFTER_STOP) X(SHR_GC_POINT_WALK) X(SHR_GC_POINT_SUBTRACT) X(SHR_GC_POINT_MARK) \
-    X(SHR_GC_POINT_PROMOTE) X(SHR_GC_POINT_FLAGGED) X(SHR_GC_POINT_MID_CLEAR)                      \
+    X(SHR_GC_POINT_PROMOTE) X(SHR_GC_POINT_MID_FLAG) X(SHR_GC_POINT_FLAGGED)                       \
+    X(SHR_GC_POINT_MID_CLEAR)                                                                     \
     X(SHR_GC_POINT_MID_FREE) X(SHR_GC_POINT_LOG_WRITE) X(SHR_GC_POINT_HOLDING_GATE)                \
     X(SHR_GC_POINT_AFTER_INCREF) X(SHR_GC_POINT_AFTER_SET_INCREF) X(SHR_GC_POINT_AFTER_PUBLISH)    \
     X(SHR_GC_POINT_MID_DEALLOC) X(SHR_GC_POINT_LEASE_RECORDED) X(SHR_GC_POINT_LEASE_FORGOTTEN)     \
