@@ -1720,9 +1720,9 @@ def python_table(d):
         goals.append(f"get of a small int: {a / c:.2f}× a list (goal ≤ 2×: {'met' if a / c <= 2 else 'not met'})")
     head = (f"Python {pj.get('python', '?')} (`{pj.get('executable', '?')}`), {pj.get('rounds', '?')} rounds; "
             "median ns per operation, `timeit`'s loop included alike for every kind. A get of a str or bytes "
-            "of up to 224 bytes is a lock-free copy; a get that finds the same bytes as the one before on that "
-            "list returns the object it made then (`sl[1]` read again), and the row of 100 different strs "
-            "shows a get that makes a new object each time.")
+            "of up to 224 bytes is a lock-free copy; a get of the index that the get before it read, finding "
+            "the same bytes, returns the object it made then (`sl[1]` read again), and the row of 100 "
+            "different strs shows a get that makes a new object each time.")
     return head + "\n\n" + table + ("\n\n" + "; ".join(goals) + "." if goals else "")
 
 

@@ -183,14 +183,15 @@ run_callgrind() {
 }
 
 # ---- section: the shared list (bench/list) -----------------------------------------
-# sharena from one and two processes, and CPython's ShareableList for scale.
+# sharena from one and two processes, and CPython's ShareableList for scale
+# (Debian's /usr/bin/python3, as the Python module's comparison below).
 run_list() {
   [ -x "$bindir/list/bench_list" ] || return 0
   quiet "list"
   run_bg "$out/stderr.log" "${pin[@]}" "$bindir/list/bench_list" --benchmark_repetitions="$reps" \
     --benchmark_report_aggregates_only=true --benchmark_min_time="$min_time" --benchmark_format=json \
     > "$out/list.json" || failed+=("bench_list")
-  run_bg "$out/stderr.log" python3 "$here/list/cpython_sl.py" > "$out/cpython_sl.json" \
+  run_bg "$out/stderr.log" /usr/bin/python3 "$here/list/cpython_sl.py" > "$out/cpython_sl.json" \
     || failed+=("CPython ShareableList timing")
   # From Python: the module sharena (built with SHR_PYTHON=ON) against the
   # stdlib's ShareableList and a plain list, with Debian's /usr/bin/python3.
