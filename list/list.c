@@ -951,6 +951,15 @@ static shr_noinline int read_inline_retry(shr_heap_t *h, listobj_t *l, int64_t i
     return 1;
 }
 
+/* Could val be a str or bytes offset (aligned, its header inside the heap)?
+ * The lock-free readers (the copy below, count and index) check it before
+ * they read through an item; the length is then checked against the rest
+ * of the heap. */
+shr_inline bool str_off_ok(const shr_heap_t *h, uint64_t val)
+{
+    return val >= sizeof(strobj_t) && !(val & (SHR_ALIGNMENT - 1)) && val <= h->capacity - sizeof(strobj_t);
+}
+
 /* ---- lock-free copies of short strings (shr_list_read_copy) ----------------
  *
  * A str or bytes item is copied out under the sequence counter, like an
@@ -975,8 +984,6 @@ static shr_noinline int read_inline_retry(shr_heap_t *h, listobj_t *l, int64_t i
  * checkers see and that is harmless here (the result is discarded), so the
  * copy is one function they do not check, with word loads (no memcpy, which
  * ASan intercepts). */
-#define COPY_RANGE_OK(h, val) \
-    ((val) >= sizeof(strobj_t) && !((val) & (SHR_ALIGNMENT - 1)) && (val) <= (h)->capacity - sizeof(strobj_t))
 
 __attribute__((no_sanitize("address", "thread"), noinline)) static uint64_t
 copy_unvouched(const shr_heap_t *h, uint64_t val, char *dst, size_t cap)
@@ -1025,8 +1032,8 @@ shr_inline int read_copy_try(shr_heap_t *h, listobj_t *l, uint64_t s1, int64_t i
              * heap but could fault in a page the allocator never committed
              * (a tmpfs page allocated, or a SIGBUS on a full /dev/shm). */
             if (shr_load_relaxed(&l->seq) != s1) return 1;
-            if (!COPY_RANGE_OK(h, val)) {
-                n = UINT64_MAX; /* torn: only a moved counter explains it */
+            if (!str_off_ok(h, val)) {
+                n = UINT64_MAX; /* not a string's offset: not copied (the locked path reads it) */
             } else {
                 n = copy_unvouched(h, val, buf, cap);
                 COPY_FENCE(memory_order_acquire); /* the copy before the counter's second load */
@@ -1148,7 +1155,7 @@ typedef struct find {
  * string inside the heap compares unequal. */
 static bool str_equal_unlocked(shr_heap_t *h, uint64_t val, const shr_value_t *v)
 {
-    if (val < sizeof(strobj_t) || (val & (SHR_ALIGNMENT - 1)) || val > h->capacity - sizeof(strobj_t)) return false;
+    if (!str_off_ok(h, val)) return false;
     const strobj_t *s = shr__ptr(h, val);
     uint64_t len = s->len;
     if (len != v->u.s.len || len > h->capacity - val - sizeof(strobj_t)) return false;
