@@ -102,8 +102,9 @@ struct ListObject {
     int own;                /* lives in a heap of its own */
     mod_state *st;          /* the module's state (the type keeps the module alive) */
     int busy;               /* calls on the handle in progress (LCALL) */
-    int64_t ref_hint;       /* the index of the last get that found a reference (str, bytes, list), or
-                               INT64_MIN: a get of it again skips the lock-free attempt (get_item) */
+    int64_t ref_hint;       /* the index of the last get that found a list, an object or a str or bytes
+                               longer than COPY_MAX, or INT64_MIN: a get of it again skips the lock-free
+                               attempt (get_item) */
     PyObject *recent;       /* a short str (ASCII) or bytes a lock-free get of recent_index made, or NULL */
     int64_t recent_index;   /* (short_value) */
     int64_t last_index;     /* the index of the last lock-free get of a short str or bytes */
@@ -1571,14 +1572,14 @@ static PyObject *short_value(ListObject *self, int64_t i, shr_type_t type, const
 }
 
 /* Get item i: the object, or NULL with an error set (SHR_EINDEX as
- * IndexError; *rc_out, if given, the library's code). The lock-free half of
- * shr_list_read needs no LCALL: it never waits, so the GIL stays held and
- * no other thread can close the list meanwhile. */
+ * IndexError; *rc_out, if given, the library's code). shr_list_read_copy
+ * needs no LCALL: it never waits, so the GIL stays held and no other thread
+ * can close the list meanwhile. */
 static inline PyObject *get_item(ListObject *self, int64_t i, int *rc_out)
 {
-    /* The same index as the last get that found a reference (polling a
-     * str item): visit it at once. Only a hint: an inline value is visited
-     * correctly too, and clears it. */
+    /* The same index as the last get that found a list, an object or a
+     * longer str or bytes (polling such an item): visit it at once. Only a
+     * hint: any other item is visited correctly too, and clears it. */
     if (i == self->ref_hint) return get_visited(self, i, rc_out);
     shr_value_t v;
     _Alignas(16) char buf[COPY_MAX];
