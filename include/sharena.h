@@ -310,6 +310,7 @@ int shr_heap_stats_print(shr_heap_t *heap, FILE *out);
 
 #include "sharena/gc.h"
 #include "sharena/list.h"
+#include "sharena/solo.h"
 #include "sharena/fault.h"
 #include "sharena/gc_points.h"
 

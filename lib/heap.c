@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "list.h"
+#include "heap_internal.h"
 
 static int heap_open(shr_heap_t *h)
 {
@@ -51,6 +51,24 @@ int shr_heap_attach(const char *name, shr_heap_t **out)
     int rc = shr__seg_attach(name, &p, out);
     /* The registration reclaimed a dead process or so: release the
      * references it held. */
+    if (rc == 0) shr__gc_drain_dead(*out);
+    return rc;
+}
+
+int shr__heap_create_in(uint8_t *map, uint64_t heap_off, uint64_t capacity, const struct stat *st,
+                        const char *name, const shr_heap_options_t *opts, shr_heap_t **out)
+{
+    shr__seg_params_t p;
+    heap_params(&p);
+    return shr__seg_create_in(map, heap_off, capacity, st, name, opts, &p, out);
+}
+
+int shr__heap_attach_in(uint8_t *map, uint64_t heap_off, uint64_t capacity, const struct stat *st,
+                        const char *name, shr_heap_t **out)
+{
+    shr__seg_params_t p;
+    heap_params(&p);
+    int rc = shr__seg_attach_in(map, heap_off, capacity, st, name, &p, out);
     if (rc == 0) shr__gc_drain_dead(*out);
     return rc;
 }

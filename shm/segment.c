@@ -414,6 +414,8 @@ static shr_heap_t *handle_new(const char *name, const struct stat *st, uint8_t *
     shr_heap_t *h = calloc(1, sizeof *h);
     if (!h) return NULL;
     h->base = base;
+    h->map = base;
+    h->map_len = capacity;
     h->hdr = (seg_header_t *)base;
     h->capacity = capacity;
     h->max_procs = h->hdr->max_procs;
@@ -432,7 +434,7 @@ static void handle_free(shr_heap_t *h)
 {
     if (h->flags & SHR_HEAP_PRIVATE) shr__private_forget(h);
     if (h->layer_close) h->layer_close(h);
-    if (h->base) munmap(h->base, h->capacity);
+    if (h->map) munmap(h->map, h->map_len);
     if (h->fd >= 0) close(h->fd);
     free(h);
 }
@@ -593,9 +595,10 @@ fail:
 }
 
 /* Open and validate; on success *fdp, *st and *hdr_copy describe the
- * segment. */
+ * segment, whose heap starts at *offp in the object (0, or a compact list's
+ * heap_off). */
 static int open_validated(const char *name, int oflag, const shr__seg_params_t *params,
-                          int *fdp, struct stat *st, seg_header_t *hdr_copy)
+                          int *fdp, uint64_t *offp, struct stat *st, seg_header_t *hdr_copy)
 {
     int rc = check_cname(name);
     if (rc) return rc;
@@ -620,53 +623,90 @@ static int open_validated(const char *name, int oflag, const shr__seg_params_t *
         rc = SHR_ENOTSHR;
         goto fail;
     }
-    memset(hdr_copy, 0, sizeof *hdr_copy);
-    ssize_t n = pread(fd, hdr_copy, sizeof *hdr_copy, 0);
+    uint64_t off = 0, size = (uint64_t)st->st_size;
+    seg_solo_head_t head;
+    memset(&head, 0, sizeof head);
+    ssize_t n = pread(fd, &head, sizeof head, 0);
     if (n < 0) {
         rc = -errno;
         goto fail;
     }
-    rc = header_validate(hdr_copy, (uint64_t)st->st_size, params);
+    if ((size_t)n >= sizeof head.magic && memcmp(head.magic, SHR_SOLO_MAGIC, sizeof head.magic) == 0) {
+        /* A compact list's segment: its heap, if it has become one. */
+        if ((rc = shr__solo_head_validate(&head, size)) != 0) goto fail;
+        if (atomic_load_explicit(&head.state, memory_order_relaxed) != SHR_SOLO_HEAP) {
+            rc = SHR_ECOMPACT;
+            goto fail;
+        }
+        off = head.heap_off;
+        size -= off;
+    }
+    memset(hdr_copy, 0, sizeof *hdr_copy);
+    n = pread(fd, hdr_copy, sizeof *hdr_copy, (off_t)off);
+    if (n < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = header_validate(hdr_copy, size, params);
     if (rc) goto fail;
     *fdp = fd;
+    *offp = off;
     return 0;
 fail:
     close(fd);
     return rc;
 }
 
+static int attach_mapped(uint8_t *map, uint64_t off, const seg_header_t *copy, const struct stat *st,
+                         const char *name, const shr__seg_params_t *params, shr_heap_t **out);
+
 int shr__seg_attach(const char *name, const shr__seg_params_t *params, shr_heap_t **out)
 {
     seg_header_t copy;
     struct stat st;
+    uint64_t off;
     int fd, rc;
-    rc = open_validated(name, O_RDWR, params, &fd, &st, &copy);
+    rc = open_validated(name, O_RDWR, params, &fd, &off, &st, &copy);
     if (rc) return rc;
     uint64_t capacity = copy.capacity;
-    uint8_t *base =
-        mmap(NULL, capacity, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-    rc = base == MAP_FAILED ? -errno : 0;
+    uint8_t *map =
+        mmap(NULL, off + capacity, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    rc = map == MAP_FAILED ? -errno : 0;
     close(fd); /* the mapping keeps the object */
     if (rc) return rc;
+    return attach_mapped(map, off, &copy, &st, name, params, out);
+}
+
+/* Finish an attach on a mapping of [0, off + copy->capacity) whose header,
+ * at off, was validated as `copy`; the handle takes over the mapping (it is
+ * unmapped here on failure). */
+static int attach_mapped(uint8_t *map, uint64_t off, const seg_header_t *copy, const struct stat *st,
+                         const char *name, const shr__seg_params_t *params, shr_heap_t **out)
+{
+    uint64_t capacity = copy->capacity;
+    uint8_t *base = map + off;
+    int rc;
     /* The mapped header is shared and writable by others: take the fields
      * that sized the checks from the validated copy. */
-    if (memcmp(base, &copy, offsetof(seg_header_t, checksum) + sizeof copy.checksum) != 0) {
-        munmap(base, capacity);
+    if (memcmp(base, copy, offsetof(seg_header_t, checksum) + sizeof copy->checksum) != 0) {
+        munmap(map, off + capacity);
         return SHR_ECORRUPT;
     }
     /* The lock table is outside the checksum (its mutexes change): a lock
      * whose kind was damaged would fault in pthread_mutex_trylock. */
     for (int i = 0; i < SHR_NLOCKS; i++) {
         if (!shr__mutex_sane(&((seg_header_t *)(void *)base)->locks[i].mu)) {
-            munmap(base, capacity);
+            munmap(map, off + capacity);
             return SHR_ECORRUPT;
         }
     }
-    shr_heap_t *h = handle_new(name, &st, base, capacity);
+    shr_heap_t *h = handle_new(name, st, base, capacity);
     if (!h) {
-        munmap(base, capacity);
+        munmap(map, off + capacity);
         return -ENOMEM;
     }
+    h->map = map;
+    h->map_len = off + capacity;
     h->layer_close = params->close;
     if ((params->open && (rc = params->open(h)) != 0) || (rc = shr__proc_register(h)) != 0) {
         handle_free(h);
@@ -691,6 +731,107 @@ int shr__seg_close(shr_heap_t *h)
     shr__proc_unregister(h);
     handle_free(h);
     return 0;
+}
+
+/* ---- the heap of a compact list's segment ------------------------------ */
+
+uint64_t shr__solo_head_checksum(const seg_solo_head_t *head)
+{
+    return shr__fnv1a(head, offsetof(seg_solo_head_t, checksum));
+}
+
+int shr__solo_head_validate(const seg_solo_head_t *head, uint64_t size)
+{
+    if (memcmp(head->magic, SHR_SOLO_MAGIC, sizeof head->magic) != 0) return SHR_ENOTSHR;
+    if (size < offsetof(seg_solo_head_t, page_size)) return SHR_ETRUNC;
+    if (head->layout_version != SHR_LAYOUT_VERSION) return SHR_EVERSION;
+    if (size < SHR_SOLO_PAGE) return SHR_ETRUNC;
+    if (head->checksum != shr__solo_head_checksum(head)) return SHR_ECORRUPT;
+    if (head->sizeof_mutex != sizeof(pthread_mutex_t)) return SHR_EVERSION;
+    if (head->page_size != SHR_SOLO_PAGE || head->heap_off != SHR_SOLO_HEAP_OFF ||
+        head->file_size <= head->heap_off || (head->file_size - head->heap_off) % SHR_CHUNK_SIZE ||
+        head->file_size - head->heap_off > SHR_MAX_CAPACITY)
+        return SHR_ECORRUPT;
+    if (size < head->file_size) return SHR_ETRUNC;
+    if (size > head->file_size) return SHR_ECORRUPT;
+    uint32_t state = atomic_load_explicit(&head->state, memory_order_relaxed);
+    if (state < SHR_SOLO_COMPACT || state > SHR_SOLO_HEAP) return SHR_ECORRUPT;
+    return 0;
+}
+
+/* Commit [off, off + len) of a mapping no handle owns yet (the creation of
+ * a compact list's heap), as shr__seg_commit does for a handle's. */
+static int map_commit(uint8_t *map, uint64_t off, uint64_t len)
+{
+    shr_heap_t tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.base = map;
+    tmp.capacity = off + len;
+    return shr__seg_commit(&tmp, off, len);
+}
+
+int shr__seg_create_in(uint8_t *map, uint64_t heap_off, uint64_t capacity, const struct stat *st,
+                       const char *name, const shr_heap_options_t *opts,
+                       const shr__seg_params_t *params, shr_heap_t **out)
+{
+    shr_heap_options_t o;
+    int rc;
+    if ((rc = normalise_options(opts, &o)) != 0 ||
+        ((o.flags & (SHR_HEAP_PRIVATE | SHR_HEAP_UNLINK_ON_LAST_CLOSE)) && (rc = -EINVAL)) ||
+        ((heap_off % SHR_OS_PAGE || capacity % SHR_CHUNK_SIZE || capacity > SHR_MAX_CAPACITY) &&
+         (rc = -EINVAL))) {
+        munmap(map, heap_off + capacity);
+        return rc;
+    }
+    o.capacity = capacity;
+    seg_header_t probe;
+    memset(&probe, 0, sizeof probe);
+    probe.max_procs = o.max_procs;
+    probe.max_threads = o.max_threads;
+    probe.log_records = o.gc_log_records;
+    uint8_t *base = map + heap_off;
+    rc = capacity <= layout_regions(&probe, params, capacity) ? -EINVAL : 0;
+    /* What commit_eager commits through a new object's fd. */
+    if (rc == 0) rc = map_commit(map, heap_off, probe.procs_off);
+    for (int l = 0; rc == 0 && l < SHR_NLAYERS; l++) {
+        uint64_t eager = params->global_size[l] - params->global_lazy[l];
+        if (eager) rc = map_commit(map, heap_off + probe.global_off[l], eager);
+    }
+    seg_header_t *hdr = (seg_header_t *)base;
+    shr_heap_t *h = NULL;
+    if (rc == 0) {
+        header_init(hdr, name, capacity, &o, params);
+        if (!(h = handle_new(name, st, base, capacity))) rc = -ENOMEM;
+    }
+    if (rc) {
+        munmap(map, heap_off + capacity);
+        return rc;
+    }
+    h->map = map;
+    h->map_len = heap_off + capacity;
+    if ((rc = shr__lock_init_all(hdr)) != 0 || (rc = shr__registry_init(h)) != 0) goto fail;
+    h->layer_close = params->close;
+    if (params->open && (rc = params->open(h)) != 0) goto fail;
+    if (params->init && (rc = params->init(h)) != 0) goto fail;
+    if ((rc = shr__proc_register(h)) != 0) goto fail;
+    *out = h;
+    return 0;
+fail:
+    handle_free(h); /* and the mapping */
+    return rc;
+}
+
+int shr__seg_attach_in(uint8_t *map, uint64_t heap_off, uint64_t capacity, const struct stat *st,
+                       const char *name, const shr__seg_params_t *params, shr_heap_t **out)
+{
+    seg_header_t copy;
+    memcpy(&copy, map + heap_off, sizeof copy);
+    int rc = header_validate(&copy, capacity, params);
+    if (rc) {
+        munmap(map, heap_off + capacity);
+        return rc;
+    }
+    return attach_mapped(map, heap_off, &copy, st, name, params, out);
 }
 
 int shr_heap_unlink(const char *name)
@@ -822,14 +963,15 @@ int shr_heap_inspect(const char *name, shr_heap_info_t *info, shr_proc_info_t *p
 {
     seg_header_t copy;
     struct stat st;
+    uint64_t off;
     int fd, rc;
     /* Probing liveness needs trylock, a write: map read-write. */
-    rc = open_validated(name, O_RDWR, NULL, &fd, &st, &copy);
+    rc = open_validated(name, O_RDWR, NULL, &fd, &off, &st, &copy);
     if (rc) return rc;
     /* The header and the registry tables, which end before eager_size
-     * (validated). */
+     * (validated); off is a multiple of the page. */
     size_t len = (size_t)(copy.threads_off + (uint64_t)copy.max_threads * sizeof(thread_slot_t));
-    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
     rc = base == MAP_FAILED ? -errno : 0;
     close(fd);
     if (rc) return rc;

@@ -62,6 +62,7 @@
 #define SHR_SHM_H
 
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "common.h"
@@ -117,8 +118,11 @@
  * 17: gc_global_t.flagging, the commit word of a collector's garbage flags
  *     (after br_orphans, in the log words' line: sizeof unchanged): a
  *     process of an older layout would trust a half-flagged set and free
- *     objects an unflagged member still names. */
-#define SHR_LAYOUT_VERSION 17u
+ *     objects an unflagged member still names.
+ * 18: a segment may begin with a compact list's page (seg_solo_head_t,
+ *     lib/solo.c), its heap then starting at the page's heap_off; a process
+ *     of an older layout would read that page as a heap's header. */
+#define SHR_LAYOUT_VERSION 18u
 #define SHR_CHUNK_SHIFT 18
 #define SHR_CHUNK_SIZE ((uint64_t)1 << SHR_CHUNK_SHIFT) /* 256 KiB */
 #define SHR_SHM_DIR "/dev/shm"
@@ -293,6 +297,35 @@ _Static_assert(sizeof(pthread_mutex_t) <= 64, "a mutex fits the line reserved fo
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
                "atomics in the segment must be lock-free to work across processes");
 
+/* A segment made for one list of its own (lib/solo.c, <sharena/solo.h>)
+ * begins with a page of its own format, whose first 64 bytes are this head;
+ * its heap, once the list has become one, starts at heap_off in the same
+ * object and is an ordinary heap from there on (base = mapping + heap_off).
+ * Fields up to checksum are written once at creation; `state` says whether
+ * the heap exists: attach by name (open_validated) follows heap_off only
+ * when it reads SHR_SOLO_HEAP, and refuses a compact list with
+ * SHR_ECOMPACT. */
+#define SHR_SOLO_MAGIC "SHRSOLO"            /* 8 bytes with the NUL */
+#define SHR_SOLO_PAGE SHR_OS_PAGE           /* the compact list's page */
+#define SHR_SOLO_HEAP_OFF SHR_CHUNK_SIZE    /* where its heap starts in the object */
+enum { SHR_SOLO_COMPACT = 1, SHR_SOLO_PROMOTING = 2, SHR_SOLO_HEAP = 3 };
+typedef struct seg_solo_head {
+    char magic[8];                      /*  0 SHR_SOLO_MAGIC */
+    uint32_t layout_version;            /*  8 SHR_LAYOUT_VERSION, at the heap header's offset */
+    uint32_t page_size;                 /* 12 SHR_SOLO_PAGE */
+    uint32_t sizeof_mutex;              /* 16 sizeof(pthread_mutex_t): same libc */
+    uint32_t mode;                      /* 20 permission bits at creation */
+    uint64_t heap_off;                  /* 24 SHR_SOLO_HEAP_OFF */
+    uint64_t file_size;                 /* 32 heap_off + the heap's capacity */
+    uint64_t created_ns;                /* 40 CLOCK_REALTIME */
+    uint64_t checksum;                  /* 48 FNV-1a of the 48 bytes above */
+    _Atomic uint32_t state;             /* 56 SHR_SOLO_*: the commit word of the heap's creation */
+    uint32_t reserved;                  /* 60 */
+} seg_solo_head_t;
+_Static_assert(sizeof(seg_solo_head_t) == 64 && offsetof(seg_solo_head_t, layout_version) == 8 &&
+                   offsetof(seg_solo_head_t, state) == 56,
+               "layout: the compact page's head");
+
 /* Hard limits of the per-heap limits (the table sizes a header may record). */
 #define SHR__PROCS_LIMIT SHR_LIMIT_MAX_PROCS
 #define SHR__THREADS_LIMIT SHR_LIMIT_MAX_THREADS
@@ -345,7 +378,10 @@ struct shr__anchor; /* registry.c: the thread that holds this process's `life` m
 
 /* The process-private handle. */
 struct shr_heap {
-    uint8_t *base;                      /* mapping of the whole capacity */
+    uint8_t *base;                      /* the heap's first byte: map + map_off */
+    uint8_t *map;                       /* the mapping, unmapped when the handle is freed: */
+    uint64_t map_len;                   /*   the capacity, or a compact list's page and */
+                                        /*   its heap (seg_solo_head_t) */
     seg_header_t *hdr;                  /* == base */
     uint64_t capacity;
     proc_entry_t *procs;                /* base + hdr->procs_off */
@@ -378,6 +414,22 @@ struct shr_heap {
 int shr__seg_create(const char *name, const shr_heap_options_t *opts,
                     const shr__seg_params_t *params, shr_heap_t **out);
 int shr__seg_attach(const char *name, const shr__seg_params_t *params, shr_heap_t **out);
+/* The heap of a compact list's segment (seg_solo_head_t), at heap_off in a
+ * mapping of the whole object, [0, heap_off + capacity), that the call
+ * takes over (the new handle's, or unmapped on failure). `st` identifies
+ * the object (fstat, or the dev and ino its creator recorded). Create writes
+ * a new heap there (its pages committed through the mapping; no name is
+ * published: the caller's state word does that); attach validates the one
+ * that is there, as shr__seg_attach does. */
+int shr__seg_create_in(uint8_t *map, uint64_t heap_off, uint64_t capacity, const struct stat *st,
+                       const char *name, const shr_heap_options_t *opts,
+                       const shr__seg_params_t *params, shr_heap_t **out);
+int shr__seg_attach_in(uint8_t *map, uint64_t heap_off, uint64_t capacity, const struct stat *st,
+                       const char *name, const shr__seg_params_t *params, shr_heap_t **out);
+/* Validate a compact list's head as read from an object of `size` bytes:
+ * 0, SHR_ENOTSHR, SHR_EVERSION, SHR_ETRUNC or SHR_ECORRUPT. */
+int shr__solo_head_validate(const seg_solo_head_t *head, uint64_t size);
+uint64_t shr__solo_head_checksum(const seg_solo_head_t *head);
 int shr__seg_close(shr_heap_t *heap);
 /* Unlink the heap's name if it still names this segment. Called under the
  * registry lock by the last process to detach from an unlink-on-last-close

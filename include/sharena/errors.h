@@ -25,13 +25,16 @@
     XX(EOVERFLOW, -1011, "value does not fit")                                  \
     XX(ENAME, -1012, "invalid name")                                            \
     XX(ESPAWN, -1013, "cannot start the heap's liveness thread")                \
-    XX(ELOCKTIMEOUT, -1014, "a heap lock was not released in time")
+    XX(ELOCKTIMEOUT, -1014, "a heap lock was not released in time")            \
+    XX(ECOMPACT, -1015, "a compact list segment, not yet a heap (shr_solo_open)") \
+    XX(EMOVED, -1016, "the compact list has become a heap")                     \
+    XX(ENOROOM, -1017, "no room left in the compact list's page")
 
 enum {
 #define SHR__ERR_ENUM(name, code, msg) SHR_##name = (code),
     SHR_ERRNO_MAP(SHR__ERR_ENUM)
 #undef SHR__ERR_ENUM
-    SHR__ERR_LAST = -1015
+    SHR__ERR_LAST = -1018
 };
 
 #endif /* SHARENA_ERRORS_H */

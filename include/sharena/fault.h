@@ -112,6 +112,14 @@ typedef enum shr_fault_action {
     X(LIST_SHIFT, "list.shift",                                                      \
       "an insert or delete: one item moved in place and its progress stored",        \
       "ignored: a crash point")                                                      \
+    X(SOLO_SET, "solo.set.commit",                                                   \
+      "a compact list's set: its redo record committed, the item not yet "          \
+      "rewritten (the page's lock held)",                                            \
+      "ignored: a crash point")                                                      \
+    X(SOLO_PROMOTE, "solo.promote",                                                  \
+      "a compact list becoming a heap: the heap and its list written, the "         \
+      "page's state not yet SHR_SOLO_HEAP (the page's lock held)",                  \
+      "ignored: a crash point")                                                      \
     X(LIST_GROW, "list.grow.swap",                                                   \
       "growth: the new array filled and the old one retired, before the new one "   \
       "is published",                                                                \
