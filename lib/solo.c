@@ -89,12 +89,29 @@ _Static_assert(offsetof(solo_page_t, seq) == 64 && offsetof(solo_page_t, redo) =
 
 #define MAX_ITEMS ((SHR_SOLO_PAGE - ITEMS_OFF) / sizeof(solo_item_t))
 
+/* Small: a process may hold thousands (one per ShareableList). */
 struct shr_solo {
     solo_page_t *page;       /* a mapping of the page alone */
     uint64_t file_size;      /* validated copy of the head's */
-    struct stat st;          /* the object's identity, for the heap's handle */
-    char name[SHR_NAME_MAX + 1];
+    dev_t dev;               /* the object's identity, for the heap's handle */
+    ino_t ino;
+    char name[];             /* the segment's name */
 };
+
+static shr_solo_t *solo_new(const char *name)
+{
+    size_t n = strlen(name);
+    shr_solo_t *s = calloc(1, sizeof *s + n + 1);
+    if (s) memcpy(s->name, name, n + 1);
+    return s;
+}
+
+static void solo_identity(const shr_solo_t *s, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_dev = s->dev;
+    st->st_ino = s->ino;
+}
 
 static inline solo_item_t *items(solo_page_t *p) { return (solo_item_t *)((uint8_t *)p + ITEMS_OFF); }
 static inline uint64_t w0_of(unsigned tag, uint32_t slot, uint32_t cap)
@@ -201,9 +218,15 @@ static void repair(shr_solo_t *s)
 
 static int solo_lock(shr_solo_t *s)
 {
-    uint64_t t = shr__lock_timeout_ns(0);
-    uint64_t dl = t == 0 ? UINT64_MAX : shr__now_ns(CLOCK_MONOTONIC) + t;
-    int rc = shr__mutex_lock_until(&s->page->mu, dl);
+    int rc = pthread_mutex_trylock(&s->page->mu);
+    if (rc == EBUSY) {
+        /* A real wait: a runtime with a global lock lets it go meanwhile. */
+        uint64_t t = shr__lock_timeout_ns(0);
+        uint64_t dl = t == 0 ? UINT64_MAX : shr__now_ns(CLOCK_MONOTONIC) + t;
+        shr__wait_hook_before();
+        rc = shr__mutex_lock_until(&s->page->mu, dl);
+        shr__wait_hook_after();
+    }
     if (rc == EOWNERDEAD) {
         repair(s);
         pthread_mutex_consistent(&s->page->mu);
@@ -287,12 +310,13 @@ static int make_object(const char *name, const shr_value_t *values, size_t n, un
     int fd = shm_open(tmp_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) return -errno;
     uint64_t file_size = SHR_SOLO_HEAP_OFF + SHR_ALIGN_UP((uint64_t)SHR_DEFAULT_CAPACITY, SHR_CHUNK_SIZE);
-    shr_solo_t *s = calloc(1, sizeof *s);
+    shr_solo_t *s = solo_new(name);
     solo_page_t *p = MAP_FAILED;
+    struct stat st;
     if (!s) rc = -ENOMEM;
     else if (fchmod(fd, mode) != 0 || ftruncate(fd, (off_t)file_size) != 0) rc = errno == EFBIG ? -ENOMEM : -errno;
     else if (fallocate(fd, 0, 0, SHR_SOLO_PAGE) != 0) rc = errno == ENOSPC ? -ENOMEM : -errno;
-    else if (fstat(fd, &s->st) != 0) rc = -errno;
+    else if (fstat(fd, &st) != 0) rc = -errno;
     else if ((p = mmap(NULL, SHR_SOLO_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) rc = -errno;
     if (rc == 0) {
         page_fill(p, values, n, mode, file_size);
@@ -307,7 +331,8 @@ static int make_object(const char *name, const shr_value_t *values, size_t n, un
     }
     s->page = p;
     s->file_size = file_size;
-    snprintf(s->name, sizeof s->name, "%s", name);
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
     *fdp = fd;
     *pagep = p;
     *out = s;
@@ -364,8 +389,10 @@ int shr_solo_create_heap(const char *name, const shr_heap_options_t *opts, shr_h
     close(fd);
     shr_heap_t *h = NULL;
     uint8_t *m = map_whole(s);
+    struct stat st;
+    solo_identity(s, &st);
     o.capacity = (size_t)heap_capacity(s);
-    rc = m ? shr__heap_create_in(m, SHR_SOLO_HEAP_OFF, heap_capacity(s), &s->st, name, &o, &h) : -errno;
+    rc = m ? shr__heap_create_in(m, SHR_SOLO_HEAP_OFF, heap_capacity(s), &st, name, &o, &h) : -errno;
     if (rc == 0) shr_store_release(&p->head.state, SHR_SOLO_HEAP); /* unpublished: no reader yet */
     if (rc == 0 && (rc = publish(tmp, name)) != 0) shr_heap_close(h);
     if (rc && rc != -EEXIST) shm_unlink(tmp);
@@ -382,16 +409,17 @@ int shr_solo_open(const char *name, shr_solo_t **out)
     if (rc) return rc;
     int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    shr_solo_t *s = calloc(1, sizeof *s);
+    shr_solo_t *s = solo_new(name);
     seg_solo_head_t head;
     memset(&head, 0, sizeof head);
     ssize_t got = 0;
+    struct stat st;
     if (!s) rc = -ENOMEM;
-    else if (fstat(fd, &s->st) != 0) rc = -errno;
-    else if (!S_ISREG(s->st.st_mode)) rc = SHR_ENOTSHR;
+    else if (fstat(fd, &st) != 0) rc = -errno;
+    else if (!S_ISREG(st.st_mode)) rc = SHR_ENOTSHR;
     else if ((got = pread(fd, &head, sizeof head, 0)) < 0) rc = -errno;
     else if ((size_t)got < sizeof head.magic) rc = SHR_ENOTSHR;
-    else rc = shr__solo_head_validate(&head, (uint64_t)s->st.st_size);
+    else rc = shr__solo_head_validate(&head, (uint64_t)st.st_size);
     solo_page_t *p = MAP_FAILED;
     if (rc == 0 && (p = mmap(NULL, SHR_SOLO_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
         rc = -errno;
@@ -406,7 +434,8 @@ int shr_solo_open(const char *name, shr_solo_t **out)
     }
     s->page = p;
     s->file_size = head.file_size;
-    snprintf(s->name, sizeof s->name, "%s", name);
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
     *out = s;
     return 0;
 }
@@ -432,7 +461,9 @@ static int attach_heap(shr_solo_t *s, shr_heap_t **out)
 {
     uint8_t *m = map_whole(s);
     if (!m) return -errno;
-    return shr__heap_attach_in(m, SHR_SOLO_HEAP_OFF, heap_capacity(s), &s->st, s->name, out);
+    struct stat st;
+    solo_identity(s, &st);
+    return shr__heap_attach_in(m, SHR_SOLO_HEAP_OFF, heap_capacity(s), &st, s->name, out);
 }
 
 /* The list's values, read under the lock (strings point into the page). */
@@ -487,7 +518,9 @@ int shr_solo_promote(shr_solo_t *s, shr_heap_t **out)
     shr_heap_options_init(&o);
     o.capacity = (size_t)heap_capacity(s);
     o.mode = p->head.mode;
-    rc = m ? shr__heap_create_in(m, SHR_SOLO_HEAP_OFF, heap_capacity(s), &s->st, s->name, &o, &h) : -errno;
+    struct stat st;
+    solo_identity(s, &st);
+    rc = m ? shr__heap_create_in(m, SHR_SOLO_HEAP_OFF, heap_capacity(s), &st, s->name, &o, &h) : -errno;
     if (rc == 0) {
         shr_list_t *l;
         rc = shr_list_create(h, SHR_SOLO_ROOT, vals, p->n, &l);
@@ -522,13 +555,23 @@ int64_t shr_solo_len(shr_solo_t *s)
 }
 
 /* The bytes of a slot that a writer may be rewriting: word loads that the
- * checkers do not see (the copy is kept only if seq did not move). */
+ * checkers do not see (the copy is kept only if seq did not move). A slot
+ * is 8-aligned and a multiple of 8 long, so the last word read stays in it
+ * (the caller checked that the slot holds n bytes). */
 __attribute__((no_sanitize("address", "thread"), noinline)) static void
 copy_bytes(const uint8_t *src, char *dst, size_t n)
 {
     SHR__VG_QUIET_BEGIN();
-    const volatile uint8_t *s = src;
-    for (size_t k = 0; k < n; k++) dst[k] = (char)s[k];
+    const volatile uint64_t *w = (const volatile uint64_t *)(const void *)src;
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        uint64_t x = w[k / 8];
+        memcpy(dst + k, &x, 8);
+    }
+    if (k < n) {
+        uint64_t x = w[k / 8];
+        memcpy(dst + k, &x, n - k);
+    }
     SHR__VG_QUIET_END();
 }
 
@@ -556,7 +599,7 @@ static int read_try(solo_page_t *p, int64_t index, shr_value_t *out, void *buf, 
     unsigned t = tag_of(w0);
     if (rc == 0 && string_type(t)) {
         uint32_t slot = slot_of(w0);
-        if (slot < ITEMS_OFF || w1 > cap_of(w0) || slot + w1 > SHR_SOLO_PAGE) {
+        if (slot < ITEMS_OFF || slot % 8 || w1 > cap_of(w0) || slot + (uint64_t)cap_of(w0) > SHR_SOLO_PAGE) {
             if (shr_load_relaxed(&p->seq) != s1) return 1;
             *result = SHR_ECORRUPT;
             return 0;
@@ -633,7 +676,7 @@ int shr_solo_set(shr_solo_t *s, int64_t index, const shr_value_t *v)
         p->redo_w1 = inline_bits(v);
     } else {
         size_t len = v->u.s.len;
-        if (len <= cap) {
+        if (cap != 0 && len <= cap) {
             /* Into the item's own slot, through a scratch copy above top. */
             if (top + len > SHR_SOLO_PAGE) rc = SHR_ENOROOM;
             else {
@@ -681,7 +724,7 @@ int shr_solo_info(shr_solo_t *s, shr_solo_info_t *info)
     char path[SHR_NAME_MAX + 32];
     struct stat st;
     snprintf(path, sizeof path, "%s/%s", SHR_SHM_DIR, s->name);
-    if (stat(path, &st) == 0 && st.st_ino == s->st.st_ino && st.st_dev == s->st.st_dev)
+    if (stat(path, &st) == 0 && st.st_ino == s->ino && st.st_dev == s->dev)
         info->committed = (uint64_t)st.st_blocks * 512u;
     return 0;
 }

@@ -231,6 +231,9 @@ static void wait_hook(_Atomic(shr_wait_fn) *which)
     if (fn) fn(atomic_load_explicit(&wait_arg, memory_order_relaxed));
 }
 
+void shr__wait_hook_before(void) { wait_hook(&wait_before); }
+void shr__wait_hook_after(void) { wait_hook(&wait_after); }
+
 static int lock_wait_end(bool waited, int rc)
 {
     if (waited) wait_hook(&wait_after);

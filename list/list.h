@@ -195,5 +195,10 @@ static inline void shr__list_unlock(listobj_t *l)
 /* Python's repr of a double (shortest round trip, ".0" added, exponent
  * outside [1e-4, 1e16)). buf holds at least 32 bytes. */
 void shr__float_repr(double x, char *buf, size_t size);
+/* The process's wait hooks (shr_wait_hooks_set), for the other locks that
+ * a runtime's thread may wait on (a compact list's, lib/solo.c): before()
+ * as a real wait begins, after() on every way out of it. */
+void shr__wait_hook_before(void);
+void shr__wait_hook_after(void);
 
 #endif /* SHR_LIST_H */

@@ -23,7 +23,7 @@ def sources():
     for layer in LAYERS:
         d = os.path.join("..", layer)
         out += sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".c"))
-    out.append(os.path.join("..", "lib", "heap.c"))
+    out += [os.path.join("..", "lib", f) for f in ("heap.c", "solo.c")]
     return out
 
 

@@ -188,7 +188,8 @@ char *shr_list_repr(shr_list_t *list);
 /* Waiting for a contended list lock. before(arg) is called by a thread that
  * is about to wait for a list lock another thread holds (after a short spin,
  * never on the uncontended path), and after(arg) when that wait ends, with
- * the lock taken or not (SHR_ELOCKTIMEOUT).
+ * the lock taken or not (SHR_ELOCKTIMEOUT). A compact list's lock
+ * (<sharena/solo.h>) calls them too.
  * Either may be NULL; the hooks are process-wide and replace earlier ones.
  * They must not call sharena. Meant for runtimes with a global lock: the
  * Python module releases the GIL in before(). */

@@ -95,7 +95,11 @@ typedef struct {
 
 struct ListObject {
     PyObject_HEAD
-    shr_list_t *list;       /* NULL once closed */
+    shr_list_t *list;       /* NULL once closed, or while the list is compact */
+    shr_solo_t *solo;       /* a compact list of its own (<sharena/solo.h>), or NULL: list and heap are
+                               NULL meanwhile, and set when it becomes a heap (to_heap) */
+    shr_solo_t *solo_old;   /* the compact handle to_heap replaced while another thread was in a call
+                               on it; closed with the list */
     HeapObject *heap;       /* strong; NULL once closed */
     PyObject *heap_name;    /* str, kept after close for shm.unlink() */
     PyObject *name;         /* the list's name in the heap (str) or None */
@@ -187,6 +191,17 @@ static void wait_begin(void *arg)
         __typeof__(expr) hr_ = CALL(expr);                                           \
         hh_->busy--;                                                                 \
         hr_;                                                                         \
+    })
+
+/* A call on a compact list's handle (it may wait for the page's lock, and
+ * then release the GIL, as LCALL's). */
+#define SCALL(l, expr)                                                               \
+    ({                                                                               \
+        ListObject *ls_ = (l);                                                       \
+        ls_->busy++;                                                                 \
+        __typeof__(expr) sr_ = CALL(expr);                                           \
+        ls_->busy--;                                                                 \
+        sr_;                                                                         \
     })
 
 /* ---- errors -------------------------------------------------------------- */
@@ -386,6 +401,14 @@ static void list_close_handle(ListObject *l)
     if (l->list) {
         shr_list_close(l->list);
         l->list = NULL;
+    }
+    if (l->solo) {
+        shr_solo_close(l->solo);
+        l->solo = NULL;
+    }
+    if (l->solo_old) {
+        shr_solo_close(l->solo_old);
+        l->solo_old = NULL;
     }
     list_chain_remove(l);
     Py_CLEAR(l->heap);
@@ -1125,15 +1148,17 @@ static int to_values(mod_state *st, HeapObject *hobj, PyObject *fast, shr_value_
 /* A Python object as a value to store. str and bytes point into the object
  * (it must outlive the call); a Python list becomes a new unnamed list in
  * heap. Raises TypeError, OverflowError or ValueError. */
-static int to_value(mod_state *st, HeapObject *hobj, PyObject *o, shr_value_t *v, conv_t *c)
+/* A value that needs no heap (None, bool, int, float, str, bytes): 1 with *v
+ * set (str and bytes point into o), 0 for any other type, -1 with an error
+ * (OverflowError, a str that is not UTF-8). */
+static int simple_value(PyObject *o, shr_value_t *v)
 {
-    shr_heap_t *heap = hobj->heap;
     if (LIKELY(PyUnicode_CheckExact(o))) { /* the common cases first, by exact type */
         Py_ssize_t n;
         const char *s = str_utf8(o, &n);
         if (!s) return -1;
         *v = shr_strn(s, (size_t)n);
-        return 0;
+        return 1;
     }
     long long x;
     if (PyLong_CheckExact(o) && exact_long(o, &x)) {
@@ -1160,10 +1185,30 @@ static int to_value(mod_state *st, HeapObject *hobj, PyObject *o, shr_value_t *v
         *v = shr_strn(s, (size_t)n);
     } else if (PyBytes_Check(o)) {
         *v = shr_bytes(PyBytes_AS_STRING(o), (size_t)PyBytes_GET_SIZE(o));
-    } else if (Py_IS_TYPE(o, st->list_type) || PyObject_TypeCheck(o, st->list_type)) {
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+static int type_error(PyObject *o)
+{
+    PyErr_Format(PyExc_TypeError,
+                 "ShareableList items must be None, bool, int, float, str, bytes, list or "
+                 "ShareableList, not '%.100s'",
+                 Py_TYPE(o)->tp_name);
+    return -1;
+}
+
+static int to_value(mod_state *st, HeapObject *hobj, PyObject *o, shr_value_t *v, conv_t *c)
+{
+    shr_heap_t *heap = hobj->heap;
+    int simple = simple_value(o, v);
+    if (simple) return simple < 0 ? -1 : 0;
+    if (Py_IS_TYPE(o, st->list_type) || PyObject_TypeCheck(o, st->list_type)) {
         ListObject *l = (ListObject *)o;
-        if (!l->list) return closed_error();
-        if (shr_list_heap(l->list) != heap) {
+        if (!l->list && !l->solo) return closed_error();
+        if (l->solo || shr_list_heap(l->list) != heap) { /* a compact list is in a heap of its own */
             PyErr_SetString(PyExc_ValueError,
                             "a ShareableList can hold another ShareableList only of its own heap "
                             "(a plain list is copied into the heap)");
@@ -1171,7 +1216,9 @@ static int to_value(mod_state *st, HeapObject *hobj, PyObject *o, shr_value_t *v
         }
         if (conv_pin(c, l) < 0) return -1;
         *v = shr_listval(l->list);
-    } else if (PyList_Check(o)) {
+        return 0;
+    }
+    if (PyList_Check(o)) {
         if (Py_EnterRecursiveCall(" while converting a list for a ShareableList")) return -1;
         /* A copy holding its items: the values point into them, and another
          * thread may change o while the GIL is released. */
@@ -1195,14 +1242,8 @@ static int to_value(mod_state *st, HeapObject *hobj, PyObject *o, shr_value_t *v
         }
         Py_LeaveRecursiveCall();
         return rc;
-    } else {
-        PyErr_Format(PyExc_TypeError,
-                     "ShareableList items must be None, bool, int, float, str, bytes, list or "
-                     "ShareableList, not '%.100s'",
-                     Py_TYPE(o)->tp_name);
-        return -1;
     }
-    return 0;
+    return type_error(o);
 }
 
 static int to_values(mod_state *st, HeapObject *hobj, PyObject *fast, shr_value_t **out, conv_t *c)
@@ -1266,6 +1307,7 @@ static ListObject *list_wrap(mod_state *st, HeapObject *heap, shr_list_t *l, PyO
         return NULL;
     }
     self->list = l;
+    self->solo = self->solo_old = NULL;
     self->heap = (HeapObject *)Py_NewRef(heap);
     self->heap_name = Py_NewRef(heap->name);
     self->name = Py_NewRef(name);
@@ -1286,17 +1328,92 @@ static ListObject *list_wrap(mod_state *st, HeapObject *heap, shr_list_t *l, PyO
     return self;
 }
 
-static PyObject *make_list(mod_state *st, HeapObject *heap, PyObject *sequence, PyObject *name, int own)
+/* A compact list of its own (takes over so, closed on failure). */
+static ListObject *solo_wrap(mod_state *st, shr_solo_t *so, PyObject *name)
 {
-    PyObject *fast;
-    if (sequence == Py_None) fast = PyTuple_New(0);
-    else if (PyUnicode_Check(sequence) || PyBytes_Check(sequence)) {
+    ListObject *self = PyObject_GC_New(ListObject, st->list_type);
+    if (!self) {
+        shr_solo_close(so);
+        return NULL;
+    }
+    self->list = NULL;
+    self->solo = so;
+    self->solo_old = NULL;
+    self->heap = NULL;
+    self->heap_name = Py_NewRef(name);
+    self->name = Py_NewRef(name);
+    self->own = 1;
+    self->st = st;
+    self->busy = 0;
+    self->ref_hint = INT64_MIN;
+    self->recent = NULL;
+    self->recent_index = self->last_index = INT64_MIN;
+    self->shm = NULL;
+    self->pickle_name = NULL;
+    self->weakreflist = NULL;
+    self->prev = self->next = NULL;
+    PyObject_GC_Track(self);
+    return self;
+}
+
+/* A compact list becomes its heap's list: on the first call it cannot do in
+ * its page (an item added or removed, a nested list, a string the page has
+ * no room for), or when another process has made it a heap. Then self is
+ * an ordinary list handle of the segment's heap (one HeapObject per heap in
+ * this process, as heap_open keeps them). 0, or -1 with an error set. */
+static __attribute__((noinline)) int to_heap(ListObject *self)
+{
+    if (!self->solo) return self->list ? 0 : closed_error();
+    mod_state *st = self->st;
+    shr_heap_t *hp;
+    int rc = SCALL(self, shr_solo_promote(self->solo, &hp));
+    if (!self->solo) { /* another thread did it while this one waited */
+        if (rc == 0) shr_heap_close(hp);
+        return self->list ? 0 : closed_error();
+    }
+    if (rc) {
+        set_error(rc, self->heap_name);
+        return -1;
+    }
+    HeapObject *h = heap_find(st, self->heap_name);
+    if (h) shr_heap_close(hp);
+    else if (!(h = heap_wrap(st, hp))) return -1;
+    shr_list_t *l;
+    rc = shr_list_attach(h->heap, OWN_LIST_NAME, &l);
+    if (rc) {
+        Py_DECREF(h);
+        set_error(rc, self->heap_name);
+        return -1;
+    }
+    /* Another thread may still be inside a call on the compact handle (it
+     * waits for the page's lock with the GIL released): keep it until close. */
+    if (self->busy) self->solo_old = self->solo;
+    else shr_solo_close(self->solo);
+    self->solo = NULL;
+    self->list = l;
+    self->heap = h; /* the reference heap_find or heap_wrap gave; heap_name stays (the same) */
+    self->next = h->lists;
+    if (h->lists) h->lists->prev = self;
+    h->lists = self;
+    return 0;
+}
+
+/* A ShareableList's initial sequence as a list or tuple of its items. */
+static PyObject *as_fast(PyObject *sequence)
+{
+    if (sequence == Py_None) return PyTuple_New(0);
+    if (PyUnicode_Check(sequence) || PyBytes_Check(sequence)) {
         /* A str is a sequence of 1-character strs, as in the stdlib; bytes
          * iterate as ints. */
-        fast = PySequence_List(sequence);
-    } else if (PyList_Check(sequence)) {
-        fast = PyList_GetSlice(sequence, 0, PyList_GET_SIZE(sequence)); /* see to_value */
-    } else fast = PySequence_Fast(sequence, "ShareableList() argument must be an iterable");
+        return PySequence_List(sequence);
+    }
+    if (PyList_Check(sequence)) return PyList_GetSlice(sequence, 0, PyList_GET_SIZE(sequence)); /* see to_value */
+    return PySequence_Fast(sequence, "ShareableList() argument must be an iterable");
+}
+
+static PyObject *make_list(mod_state *st, HeapObject *heap, PyObject *sequence, PyObject *name, int own)
+{
+    PyObject *fast = as_fast(sequence);
     if (!fast) return NULL;
     const char *cname = NULL;
     if (own) cname = OWN_LIST_NAME;
@@ -1337,15 +1454,87 @@ static PyObject *random_name(void)
     return PyUnicode_FromFormat("psm_%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
 }
 
-/* A list in a heap of its own: made for sequence, or attached by name. */
+/* The values of fast when every one needs no heap: 1 with *out (PyMem)
+ * set, 0 when one does (a list), -1 with an error (a wrong type, an int too
+ * large: raised now, as the heap's path would). */
+static int simple_values(PyObject *fast, shr_value_t **out)
+{
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    shr_value_t *vals = PyMem_Malloc(((size_t)n + 1) * sizeof *vals);
+    if (!vals) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PySequence_Fast_GET_ITEM(fast, i);
+        int r = simple_value(o, &vals[i]);
+        if (r <= 0) {
+            PyMem_Free(vals);
+            return r;
+        }
+    }
+    *out = vals;
+    return 1;
+}
+
+/* A compact list of its own for sequence under name: the list object, NULL
+ * with an error, or NULL with no error when it must be a heap (a value
+ * that needs one, or more than the page holds). *rc_out: the library's code. */
+static PyObject *own_compact(mod_state *st, PyObject *sequence, PyObject *name, int *rc_out)
+{
+    *rc_out = 0;
+    const char *cn = PyUnicode_AsUTF8(name);
+    if (!cn) return NULL;
+    PyObject *fast = as_fast(sequence);
+    if (!fast) return NULL;
+    shr_value_t *vals = NULL;
+    int r = simple_values(fast, &vals);
+    PyObject *res = NULL;
+    if (r > 0) {
+        shr_solo_t *so;
+        int rc = shr_solo_create(cn, vals, (size_t)PySequence_Fast_GET_SIZE(fast), 0, &so);
+        *rc_out = rc;
+        if (rc == 0) res = (PyObject *)solo_wrap(st, so, name);
+        else if (rc != SHR_ENOROOM && rc != -EEXIST) set_error(rc, name);
+    }
+    PyMem_Free(vals);
+    Py_DECREF(fast);
+    return res;
+}
+
+/* A list in a heap of its own: made for sequence, or attached by name.
+ * It is compact (one page, <sharena/solo.h>) while its values allow. */
 static PyObject *own_list(mod_state *st, PyObject *sequence, PyObject *name)
 {
     if (sequence == Py_None && name != Py_None) {
+        const char *cn = PyUnicode_AsUTF8(name);
+        if (!cn) return NULL;
+        shr_solo_t *so;
+        int rc = shr_solo_open(cn, &so);
+        if (rc == 0 && !shr_solo_is_heap(so)) return (PyObject *)solo_wrap(st, so, name);
+        if (rc == 0) shr_solo_close(so);
+        else if (rc != SHR_ENOTSHR) return set_error(rc, name);
+        /* A compact list's heap, or a heap made with Heap() holding a list
+         * under the same root name. */
         HeapObject *h = heap_open(st, name);
         if (!h) return NULL;
         PyObject *r = attach_list(st, h, name, 1);
         Py_DECREF(h);
         return r;
+    }
+    for (int tries = 0;; tries++) {
+        PyObject *n = name == Py_None ? random_name() : Py_NewRef(name);
+        if (!n) return NULL;
+        int rc;
+        PyObject *r = own_compact(st, sequence, n, &rc);
+        Py_DECREF(n);
+        if (r || PyErr_Occurred()) return r;
+        if (rc == -EEXIST) {
+            if (name != Py_None) return set_error(rc, name);
+            if (tries < 100) continue;
+            return set_error(rc, NULL);
+        }
+        break; /* SHR_ENOROOM, or a value that needs a heap: a heap from the start */
     }
     for (int tries = 0;; tries++) {
         PyObject *n = name == Py_None ? random_name() : Py_NewRef(name);
@@ -1356,7 +1545,7 @@ static PyObject *own_list(mod_state *st, PyObject *sequence, PyObject *name)
             return NULL;
         }
         shr_heap_t *hp;
-        int rc = shr_heap_create(cn, NULL, &hp);
+        int rc = shr_solo_create_heap(cn, NULL, &hp);
         if (rc == -EEXIST && name == Py_None && tries < 100) {
             Py_DECREF(n);
             continue;
@@ -1391,13 +1580,22 @@ static PyObject *list_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static inline int check_open(ListObject *self)
 {
-    if (LIKELY(self->list != NULL)) return 0;
+    if (LIKELY(self->list != NULL || self->solo != NULL)) return 0;
     return closed_error();
 }
 
 static Py_ssize_t list_length(ListObject *self)
 {
     if (check_open(self) < 0) return -1;
+    if (UNLIKELY(self->solo != NULL)) {
+        int64_t n = shr_solo_len(self->solo);
+        if (n >= 0) return (Py_ssize_t)n;
+        if (n != SHR_EMOVED) {
+            set_error((int)n, NULL);
+            return -1;
+        }
+        if (to_heap(self) < 0) return -1;
+    }
     int64_t n = shr_list_len(self->list);
     if (n < 0) {
         set_error((int)n, NULL);
@@ -1575,8 +1773,11 @@ static PyObject *short_value(ListObject *self, int64_t i, shr_type_t type, const
  * IndexError; *rc_out, if given, the library's code). shr_list_read_copy
  * needs no LCALL: it never waits, so the GIL stays held and no other thread
  * can close the list meanwhile. */
+static PyObject *solo_get(ListObject *self, int64_t i, int *rc_out);
+
 static inline PyObject *get_item(ListObject *self, int64_t i, int *rc_out)
 {
+    if (UNLIKELY(self->solo != NULL)) return solo_get(self, i, rc_out);
     /* The same index as the last get that found a list, an object or a
      * longer str or bytes (polling such an item): visit it at once. Only a
      * hint: any other item is visited correctly too, and clears it. */
@@ -1596,9 +1797,26 @@ static inline PyObject *get_item(ListObject *self, int64_t i, int *rc_out)
     return get_visited(self, i, rc_out);
 }
 
+/* A get from a compact list: lock-free, as shr_list_read_copy is (the
+ * page's lock only behind a writer that does not finish). */
+static __attribute__((noinline)) PyObject *solo_get(ListObject *self, int64_t i, int *rc_out)
+{
+    shr_value_t v;
+    _Alignas(16) char buf[SHR_SOLO_MAX_BYTES];
+    int rc = SCALL(self, shr_solo_read(self->solo, i, &v, buf, sizeof buf));
+    if (UNLIKELY(rc == SHR_EMOVED)) {
+        if (to_heap(self) < 0) return NULL;
+        return get_item(self, i, rc_out);
+    }
+    if (rc_out) *rc_out = rc;
+    if (UNLIKELY(rc != 0)) return set_error(rc == 1 ? SHR_ECORRUPT : rc, NULL);
+    if (v.type == SHR_STR || v.type == SHR_BYTES) return short_value(self, i, v.type, buf, v.u.s.len);
+    return inline_obj(&v);
+}
+
 static PyObject *list_item(ListObject *self, int64_t i)
 {
-    if (UNLIKELY(!self->list)) {
+    if (UNLIKELY(!self->list) && !self->solo) {
         closed_error();
         return NULL;
     }
@@ -1654,7 +1872,7 @@ static int index_of(PyObject *key, int64_t *out)
 
 static PyObject *list_subscript(ListObject *self, PyObject *key)
 {
-    if (UNLIKELY(!self->list)) {
+    if (UNLIKELY(!self->list) && !self->solo) {
         closed_error();
         return NULL;
     }
@@ -1668,7 +1886,7 @@ static PyObject *list_subscript(ListObject *self, PyObject *key)
 
 static int list_ass_subscript(ListObject *self, PyObject *key, PyObject *value)
 {
-    if (UNLIKELY(!self->list)) return closed_error();
+    if (UNLIKELY(!self->list) && !self->solo) return closed_error();
     if (PySlice_Check(key)) {
         PyErr_SetString(PyExc_TypeError, "ShareableList does not support slice assignment or deletion");
         return -1;
@@ -1678,6 +1896,26 @@ static int list_ass_subscript(ListObject *self, PyObject *key, PyObject *value)
     int rc;
     shr_value_t v;
     long long x;
+    if (UNLIKELY(self->solo != NULL)) {
+        /* A compact list keeps what its page can hold; anything else (a
+         * delete, a list, a string the page has no room for) makes it a
+         * heap first. A wrong type or an int too large is refused here. */
+        if (value) {
+            int r = simple_value(value, &v);
+            if (r < 0) return -1;
+            if (r > 0) {
+                rc = SCALL(self, shr_solo_set(self->solo, i, &v));
+                if (rc == 0) return 0;
+                if (rc != SHR_EMOVED && rc != SHR_ENOROOM) {
+                    set_error(rc, NULL);
+                    return -1;
+                }
+            } else if (!PyList_Check(value) && !PyObject_TypeCheck(value, self->st->list_type)) {
+                return type_error(value);
+            }
+        }
+        if (to_heap(self) < 0) return -1;
+    }
     if (!value) {
         rc = LCALL(self, shr_list_delete(self->list, i));
     } else if (LIKELY(PyUnicode_CheckExact(value))) { /* the common cases: nothing to convert */
@@ -1758,6 +1996,7 @@ static PyObject *py_find(ListObject *self, PyObject *value, int want_index)
 static PyObject *list_find(ListObject *self, PyObject *value, int want_index)
 {
     if (check_open(self) < 0) return NULL;
+    if (self->solo) return py_find(self, value, want_index); /* a page: Python compares */
     mod_state *st = self->st;
     if (!st) return NULL;
     shr_value_t v;
@@ -1788,7 +2027,7 @@ static int list_contains(ListObject *self, PyObject *value)
         Py_DECREF(r);
         return 1;
     }
-    if (PyErr_ExceptionMatches(PyExc_ValueError) && self->list) {
+    if (PyErr_ExceptionMatches(PyExc_ValueError) && (self->list || self->solo)) {
         PyErr_Clear();
         return 0;
     }
@@ -1798,6 +2037,7 @@ static int list_contains(ListObject *self, PyObject *value)
 static PyObject *list_insert_common(ListObject *self, int64_t index, PyObject *value, int append)
 {
     if (check_open(self) < 0) return NULL;
+    if (self->solo && to_heap(self) < 0) return NULL;
     mod_state *st = self->st;
     if (!st) return NULL;
     shr_value_t v;
@@ -1856,6 +2096,7 @@ static PyObject *list_pop(ListObject *self, PyObject *const *args, Py_ssize_t na
         i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
         if (i == -1 && PyErr_Occurred()) return NULL;
     }
+    if (self->solo && to_heap(self) < 0) return NULL;
     shr_value_t v;
     int rc = LCALL(self, shr_list_pop(self->list, i, &v));
     if (rc == SHR_EINDEX) {
@@ -1866,10 +2107,62 @@ static PyObject *list_pop(ListObject *self, PyObject *const *args, Py_ssize_t na
     return from_value(self, &v);
 }
 
+/* The stdlib's struct format of one value. */
+static PyObject *item_format(const shr_value_t *v)
+{
+    switch (v->type) {
+    case SHR_NONE: return PyUnicode_FromString("xxxxxx?x");
+    case SHR_BOOL: return PyUnicode_FromString("xxxxxxx?");
+    case SHR_INT: return PyUnicode_FromString("q");
+    case SHR_FLOAT: return PyUnicode_FromString("d");
+    case SHR_STR:
+    case SHR_BYTES: return PyUnicode_FromFormat("%zus", 8 * (v->u.s.len / 8 + 1));
+    default: return PyUnicode_FromString("Q");
+    }
+}
+
+/* format or _get_packing_format of a compact list (index INT64_MIN: all). */
+static PyObject *solo_format(ListObject *self, int64_t index)
+{
+    shr_value_t v;
+    _Alignas(16) char buf[SHR_SOLO_MAX_BYTES];
+    int64_t n = shr_solo_len(self->solo);
+    PyObject *parts = PyList_New(0);
+    for (int64_t i = index == INT64_MIN ? 0 : index; parts && (index == INT64_MIN ? i < n : i == index); i++) {
+        int rc = SCALL(self, shr_solo_read(self->solo, i, &v, buf, sizeof buf));
+        if (rc) {
+            Py_CLEAR(parts);
+            if (rc != SHR_EMOVED) return set_error(rc == 1 ? SHR_ECORRUPT : rc, NULL);
+            return NULL; /* the caller asks the heap */
+        }
+        PyObject *f = item_format(&v);
+        if (!f || PyList_Append(parts, f) < 0) Py_CLEAR(parts);
+        Py_XDECREF(f);
+    }
+    if (n < 0 && n != SHR_EMOVED) {
+        Py_XDECREF(parts);
+        return set_error((int)n, NULL);
+    }
+    if (!parts || n == SHR_EMOVED) {
+        Py_XDECREF(parts);
+        return NULL;
+    }
+    PyObject *empty = PyUnicode_FromString("");
+    PyObject *r = empty ? PyUnicode_Join(empty, parts) : NULL;
+    Py_XDECREF(empty);
+    Py_DECREF(parts);
+    return r;
+}
+
 static PyObject *list_get_format(ListObject *self, void *closure)
 {
     (void)closure;
     if (check_open(self) < 0) return NULL;
+    if (self->solo) {
+        PyObject *r = solo_format(self, INT64_MIN);
+        if (r || PyErr_Occurred()) return r;
+        if (to_heap(self) < 0) return NULL;
+    }
     char *s = LCALL(self, shr_list_format(self->list));
     if (!s) return set_error(-errno, NULL);
     PyObject *r = PyUnicode_FromString(s);
@@ -1883,19 +2176,16 @@ static PyObject *list_get_packing_format(ListObject *self, PyObject *arg)
     if (check_open(self) < 0) return NULL;
     int64_t i;
     if (index_of(arg, &i) < 0) return NULL;
+    if (self->solo) {
+        if (i == INT64_MIN) i = INT64_MIN + 1; /* out of range either way */
+        PyObject *r = solo_format(self, i);
+        if (r || PyErr_Occurred()) return r;
+        if (to_heap(self) < 0) return NULL;
+    }
     shr_value_t v;
     int rc = LCALL(self, shr_list_get(self->list, i, &v));
     if (rc) return set_error(rc, NULL);
-    PyObject *r;
-    switch (v.type) {
-    case SHR_NONE: r = PyUnicode_FromString("xxxxxx?x"); break;
-    case SHR_BOOL: r = PyUnicode_FromString("xxxxxxx?"); break;
-    case SHR_INT: r = PyUnicode_FromString("q"); break;
-    case SHR_FLOAT: r = PyUnicode_FromString("d"); break;
-    case SHR_STR:
-    case SHR_BYTES: r = PyUnicode_FromFormat("%zus", 8 * (v.u.s.len / 8 + 1)); break;
-    default: r = PyUnicode_FromString("Q"); break;
-    }
+    PyObject *r = item_format(&v);
     shr_value_release(shr_list_heap(self->list), &v);
     return r;
 }
@@ -1913,13 +2203,15 @@ static PyObject *list_get_shm(ListObject *self, void *closure)
 static PyObject *list_get_heap(ListObject *self, void *closure)
 {
     (void)closure;
+    if (self->solo && to_heap(self) < 0) return NULL; /* who asks for the heap gets one */
     if (!self->heap) Py_RETURN_NONE;
     return Py_NewRef(self->heap);
 }
 
 static PyObject *list_repr(ListObject *self)
 {
-    if (!self->list) return PyUnicode_FromFormat("<closed %s, name=%R>", _PyType_Name(Py_TYPE(self)), self->name);
+    if (!self->list && !self->solo)
+        return PyUnicode_FromFormat("<closed %s, name=%R>", _PyType_Name(Py_TYPE(self)), self->name);
     int r = Py_ReprEnter((PyObject *)self);
     if (r != 0) return r > 0 ? PyUnicode_FromString("[...]") : NULL;
     PyObject *items = PySequence_List((PyObject *)self);

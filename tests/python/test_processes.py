@@ -119,7 +119,9 @@ def lock_held_by_child(lists):
     slow visit of its str item through the C API), as (list, the child's stop
     event, the child), from the moment the child holds it; the child is
     stopped and joined when the block ends."""
-    sl = ShareableList(["x" * 100, "s" * 300])
+    # Item 0 longer than a page: the list is a heap from the start (a compact
+    # list's lock is the page's, which the C list API does not reach).
+    sl = ShareableList(["x" * 5000, "s" * 300])
     lists.append(sl)
     ctx = multiprocessing.get_context("fork")
     ready, stop = ctx.Event(), ctx.Event()
