@@ -416,11 +416,39 @@ static int cmd_create(const cli_cmd_t *cmd, int argc, char **argv)
     return rc ? cli_fail(cmd, name, rc) : CLI_OK;
 }
 
+/* ---- compact lists ------------------------------------------------------ */
+
+/* A compact list's page (<sharena/solo.h>), for the commands whose heap
+ * attach or inspect said SHR_ECOMPACT. 0 with *info, or a code. */
+static int solo_info_of(const char *name, shr_solo_info_t *info)
+{
+    shr_solo_t *s;
+    int rc = shr_solo_open(name, &s);
+    if (rc) return rc;
+    rc = shr_solo_info(s, info);
+    shr_solo_close(s);
+    return rc;
+}
+
+static void solo_print(const char *name, const shr_solo_info_t *si)
+{
+    size_buf_t a;
+    time_buf_t t;
+    printf("%s: a compact list (one list of its own, in its segment's first page)\n", name);
+    printf("  items        %" PRIu64 "\n", si->items);
+    printf("  page used    %" PRIu64 " of %" PRIu64 " bytes\n", si->bytes_used, si->page_size);
+    printf("  committed    %s\n", fmt_size(a, si->committed));
+    printf("  sets         %" PRIu64 "\n", si->sets);
+    printf("  repairs      %" PRIu64 " (sets of dead processes finished)\n", si->repairs);
+    printf("  created      %s\n", fmt_time(t, si->created_ns, true));
+}
+
 /* ---- ls ---------------------------------------------------------------- */
 
 typedef struct ls_row {
     const char *name;
     int rc;                 /* shr_heap_inspect's result */
+    shr_solo_info_t solo;   /* when rc == SHR_ECOMPACT */
     int creator;            /* a temporary object's creator pid, else 0 */
     uint64_t size, used;    /* from stat: bytes, committed bytes */
     shr_heap_info_t info;   /* valid when rc == 0 */
@@ -440,6 +468,7 @@ static bool ls_probe(int dirfd, const char *name, bool all, ls_row_t *row)
     row->used = (uint64_t)st.st_blocks * 512u;
     if ((row->creator = tmp_creator(name)) != 0) return true;
     row->rc = inspect_all(name, &row->info, &row->procs, &row->nprocs);
+    if (row->rc == SHR_ECOMPACT && solo_info_of(name, &row->solo) != 0) return false; /* gone meanwhile */
     switch (row->rc) {
     case SHR_ENOTSHR: /* somebody else's object */
     case -ENOENT:     /* removed since readdir */
@@ -460,6 +489,11 @@ static void ls_print(const ls_row_t *row, int width)
         printf("%-*s  %9s  %9s  %5s  incomplete (creator pid %d %s)\n", width, row->name,
                fmt_size(a, row->size), fmt_size(b, row->used), "-", row->creator,
                pid_running(row->creator) ? "running" : "dead");
+        return;
+    }
+    if (row->rc == SHR_ECOMPACT) {
+        printf("%-*s  %9s  %9s  %5s  ok (a compact list of %" PRIu64 " items)\n", width, row->name,
+               fmt_size(a, row->size), fmt_size(b, row->used), "-", row->solo.items);
         return;
     }
     if (row->rc) {
@@ -596,7 +630,13 @@ static int cmd_info(const cli_cmd_t *cmd, int argc, char **argv)
     size_t nprocs;
     int rc = cli_parse(cmd, argc, argv, NULL, &name);
     if (rc != CLI_OK) return rc;
-    if ((rc = inspect_all(name, &info, &procs, &nprocs)) != 0) return cli_fail(cmd, name, rc);
+    if ((rc = inspect_all(name, &info, &procs, &nprocs)) == SHR_ECOMPACT) {
+        shr_solo_info_t si;
+        if ((rc = solo_info_of(name, &si)) != 0) return cli_fail(cmd, name, rc);
+        solo_print(name, &si);
+        return CLI_OK;
+    }
+    if (rc != 0) return cli_fail(cmd, name, rc);
     info_print(name, &info, procs, nprocs);
     free(procs);
     return CLI_OK;
@@ -625,6 +665,7 @@ static int rm_check(const cli_cmd_t *cmd, const char *name)
             fprintf(stderr, "sharena: %s: %s: warning: %" PRIu32 " processes still attached "
                             "keep the heap until they close\n", cmd->name, name, info.nprocs);
         return 0;
+    case SHR_ECOMPACT: /* a compact list: nothing attached to tell */
     case SHR_EVERSION: /* ours, damaged or from another version: removable */
     case SHR_ETRUNC:
     case SHR_ECORRUPT:
@@ -1259,7 +1300,13 @@ static int cmd_stats(const cli_cmd_t *cmd, int argc, char **argv)
     shr_heap_t *h;
     int rc = cli_parse(cmd, argc, argv, NULL, &name);
     if (rc != CLI_OK) return rc;
-    if ((rc = shr_heap_attach(name, &h)) != 0) return cli_fail(cmd, name, rc);
+    if ((rc = shr_heap_attach(name, &h)) == SHR_ECOMPACT) {
+        shr_solo_info_t si;
+        if ((rc = solo_info_of(name, &si)) != 0) return cli_fail(cmd, name, rc);
+        solo_print(name, &si);
+        return CLI_OK;
+    }
+    if (rc != 0) return cli_fail(cmd, name, rc);
     rc = shr_heap_stats_print(h, stdout);
     if (rc == 0) rc = gc_stats_print(h, stdout);
     shr_heap_close(h);
@@ -1272,7 +1319,19 @@ static int cmd_check(const cli_cmd_t *cmd, int argc, char **argv)
     shr_heap_t *h;
     int rc = cli_parse(cmd, argc, argv, NULL, &name);
     if (rc != CLI_OK) return rc;
-    if ((rc = shr_heap_attach(name, &h)) != 0) return cli_fail(cmd, name, rc);
+    if ((rc = shr_heap_attach(name, &h)) == SHR_ECOMPACT) {
+        /* A compact list: its page, under its lock (which repairs a dead
+         * writer's set first). */
+        shr_solo_t *s;
+        if ((rc = shr_solo_open(name, &s)) != 0) return cli_fail(cmd, name, rc);
+        rc = shr_solo_check(s, stderr);
+        shr_solo_close(s);
+        if (rc < 0) return cli_fail(cmd, name, rc);
+        if (rc > 0) return cli_fail(cmd, name, SHR_ECORRUPT);
+        printf("%s: ok (a compact list)\n", name);
+        return CLI_OK;
+    }
+    if (rc != 0) return cli_fail(cmd, name, rc);
     /* Reclaim the dead first: their pools are orphaned, their locks repaired. */
     int reclaimed = shr_heap_recover(h);
     rc = shr_heap_check_report(h, stderr);

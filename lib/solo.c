@@ -185,11 +185,25 @@ static void apply(solo_page_t *p)
 static uint64_t heap_capacity(const shr_solo_t *s) { return s->file_size - SHR_SOLO_HEAP_OFF; }
 
 /* A second mapping of the whole object, from the page's (no descriptor is
- * kept): the heap's handle owns it. */
+ * kept): the heap's handle owns it. Where mremap cannot duplicate a mapping
+ * (valgrind), through the name, if it still names this object. NULL with
+ * errno set. */
 static uint8_t *map_whole(shr_solo_t *s)
 {
     void *m = mremap(s->page, 0, s->file_size, MREMAP_MAYMOVE);
-    return m == MAP_FAILED ? NULL : m;
+    if (m != MAP_FAILED) return m;
+    int err = errno;
+    int fd = shm_open(s->name, O_RDWR | O_CLOEXEC, 0);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino &&
+        (uint64_t)st.st_size == s->file_size)
+        m = mmap(NULL, s->file_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (fd >= 0) close(fd);
+    if (m == MAP_FAILED) {
+        errno = err;
+        return NULL;
+    }
+    return m;
 }
 
 /* Give back every page of the heap's part of the object (C2's repair, and a
@@ -386,9 +400,10 @@ int shr_solo_create_heap(const char *name, const shr_heap_options_t *opts, shr_h
     shr_solo_t *s;
     int rc = make_object(name, NULL, 0, o.mode, tmp, sizeof tmp, &fd, &p, &s);
     if (rc) return rc;
-    close(fd);
     shr_heap_t *h = NULL;
-    uint8_t *m = map_whole(s);
+    uint8_t *m = mmap(NULL, s->file_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (m == MAP_FAILED) m = NULL;
+    close(fd);
     struct stat st;
     solo_identity(s, &st);
     o.capacity = (size_t)heap_capacity(s);
