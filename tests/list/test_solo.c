@@ -383,3 +383,66 @@ Test(solo, check_finds_a_damaged_slot)
     cr_assert_eq(shr_solo_check(s, NULL), 1);
     shr_solo_close(s);
 }
+
+/* "n|n": the same number twice. */
+static int twice_ok(const char *s, size_t n)
+{
+    const char *bar = memchr(s, '|', n);
+    if (!bar || (size_t)(bar - s) * 2 + 1 != n) return 0;
+    return memcmp(s, bar + 1, (size_t)(bar - s)) == 0;
+}
+
+static int storm_writer(void *arg)
+{
+    shr_solo_t *s;
+    if (shr_solo_open(arg, &s) != 0) return 1;
+    unsigned seed = (unsigned)getpid();
+    char buf[64];
+    for (;;) {
+        unsigned r = (unsigned)rand_r(&seed);
+        shr_value_t v;
+        if (r % 5 == 0) {
+            v = shr_int((int64_t)r);
+        } else {
+            long x = (long)(r % (r % 2 ? 1000u : 1000000000u));
+            snprintf(buf, sizeof buf, "%ld|%ld", x, x);
+            v = shr_str(buf);
+        }
+        int rc = shr_solo_set(s, (int64_t)(r >> 8) % 16, &v);
+        if (rc != 0 && rc != SHR_ENOROOM) return 2;
+    }
+}
+
+Test(solo, random_kills_of_writers_leave_a_whole_page, .timeout = 300)
+{
+    const char *name = shr_test_name();
+    shr_value_t in[16];
+    for (int i = 0; i < 16; i++) in[i] = shr_str("0|0");
+    shr_solo_t *s = make(name, in, 16);
+    pid_t w[3];
+    for (int i = 0; i < 3; i++) w[i] = shr_test_fork(storm_writer, (void *)name);
+    unsigned seed = 42;
+    for (int k = 0; k < 60; k++) {
+        shr_test_sleep_ms(5 + (unsigned)rand_r(&seed) % 20);
+        int i = rand_r(&seed) % 3;
+        kill(w[i], SIGKILL);
+        cr_assert_eq(shr_test_wait(w[i]), 128 + SIGKILL, "a writer failed on its own");
+        w[i] = shr_test_fork(storm_writer, (void *)name);
+    }
+    for (int i = 0; i < 3; i++) {
+        kill(w[i], SIGKILL);
+        shr_test_wait(w[i]);
+    }
+    cr_assert_eq(shr_solo_check(s, stderr), 0);
+    char buf[SHR_SOLO_MAX_BYTES];
+    for (int i = 0; i < 16; i++) {
+        shr_value_t v;
+        cr_assert_eq(shr_solo_read(s, i, &v, buf, sizeof buf), 0);
+        cr_assert(v.type == SHR_INT || (v.type == SHR_STR && twice_ok(v.u.s.data, v.u.s.len)),
+                  "item %d is whole", i);
+    }
+    shr_solo_info_t info;
+    cr_assert_eq(shr_solo_info(s, &info), 0);
+    cr_assert(info.sets > 1000, "the writers made progress (%llu sets)", (unsigned long long)info.sets);
+    shr_solo_close(s);
+}
