@@ -83,3 +83,25 @@ def hold_the_lock(name, ready, stop):
 def sleep_forever():
     signal.pause()
     time.sleep(1000)
+
+
+def set_twice_forever(name, ready):
+    """Set the items of a compact list to strs that repeat a number twice
+    ("n|n", of varying lengths) and to ints, until killed."""
+    sl = ShareableList(name=name)
+    ready.set()
+    k = 0
+    while True:
+        k += 1
+        x = (k * 7919) % (1000 if k % 2 else 1_000_000_007)
+        sl[k % len(sl)] = f"{x}|{x}" if k % 5 else k
+
+
+def report_after_change(name, ready, go, out):
+    """Attach a compact list, then, once told, report its length and last
+    item (another process has made it a heap meanwhile)."""
+    sl = ShareableList(name=name)
+    first = len(sl)
+    ready.set()
+    go.wait(60)
+    out.put((first, len(sl), sl[-1]))
