@@ -716,7 +716,8 @@ int shr_solo_set(shr_solo_t *s, int64_t index, const shr_value_t *v)
         shr_store_release(&p->redo, (uint32_t)i + 1); /* C1 */
         (void)SHR_FAULT(SOLO_SET);                    /* a crash point */
         apply(p);
-        atomic_fetch_add_explicit(&p->nsets, 1, memory_order_relaxed);
+        /* Under the lock: no read-modify-write needed (readers of statistics tolerate a stale count). */
+        shr_store_relaxed(&p->nsets, shr_load_relaxed(&p->nsets) + 1);
     }
     solo_unlock(s);
     return rc;
