@@ -1,4 +1,4 @@
-/* What the three libFuzzer targets share: a reader that decodes the input
+/* What the libFuzzer targets share: a reader that decodes the input
  * into small numbers, heap names unique to the fuzzing process, and a
  * failure macro that reports the step that went wrong and aborts (libFuzzer
  * saves the input as a crash).

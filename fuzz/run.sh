@@ -2,7 +2,8 @@
 # Run sharena's libFuzzer targets.
 #
 #   fuzz/run.sh [-t SECONDS] [TARGET...]     long runs (default 600 s each,
-#                                            every target: segment list alloc)
+#                                            every target: segment list alloc
+#                                            solo)
 #   fuzz/run.sh --short                      what scripts/test.sh runs: a fixed
 #                                            seed and count of inputs (~40 s)
 #                                            each from the seeds, then the
@@ -24,14 +25,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(segment list alloc)
-declare -A max_len=([segment]=512 [list]=2048 [alloc]=4096)
+all_targets=(segment list alloc solo)
+declare -A max_len=([segment]=512 [list]=2048 [alloc]=4096 [solo]=256)
 # The short run (scripts/test.sh, CI) is the same every time: a fixed seed
 # and a fixed number of inputs per target (about 40 s each on the reference
 # machine; the time limit only cuts a slow machine's run short, to a prefix
 # of the same sequence). A test that passed once then passes again: finding
 # new defects is the long run's job.
-declare -A short_runs=([segment]=5000 [list]=8000 [alloc]=3000)
+declare -A short_runs=([segment]=5000 [list]=8000 [alloc]=3000 [solo]=3000)
 extra=()
 seconds=600
 mode=long
@@ -42,7 +43,7 @@ while [ $# -gt 0 ]; do
     --short) mode=short; seconds=40; shift ;;
     --regressions) mode=regressions; shift ;;
     -h|--help) sed -n 2,22p "$0"; exit 0 ;;
-    segment|list|alloc) targets+=("$1"); shift ;;
+    segment|list|alloc|solo) targets+=("$1"); shift ;;
     *) echo "fuzz/run.sh: unknown argument '$1'" >&2; exit 64 ;;
   esac
 done

@@ -261,8 +261,10 @@ static size_t slots_needed(const shr_value_t *values, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned t = values[i].type;
         if (string_type(t)) {
-            if (values[i].u.s.len > SHR_SOLO_PAGE || (values[i].u.s.len && !values[i].u.s.data))
-                return values[i].u.s.len > SHR_SOLO_PAGE ? SHR_SOLO_PAGE : SIZE_MAX;
+            if (values[i].u.s.len > SHR_SOLO_PAGE) return SHR_SOLO_PAGE; /* no room, whatever it is */
+            if (values[i].u.s.len && !values[i].u.s.data) return SIZE_MAX;
+            if (t == SHR_STR && !shr__utf8_valid((const unsigned char *)values[i].u.s.data, values[i].u.s.len))
+                return SIZE_MAX;
             total += slot_cap(values[i].u.s.len);
         } else if (!inline_type(t)) {
             return SIZE_MAX;
@@ -668,12 +670,14 @@ int shr_solo_set(shr_solo_t *s, int64_t index, const shr_value_t *v)
     if (!inline_type(t) && !string_type(t)) return -EINVAL;
     if (string_type(t) && v->u.s.len && !v->u.s.data) return -EINVAL;
     if (string_type(t) && v->u.s.len > SHR_SOLO_PAGE) return SHR_ENOROOM;
+    if (t == SHR_STR && !shr__utf8_valid((const unsigned char *)v->u.s.data, v->u.s.len)) return -EINVAL;
     solo_page_t *p = s->page;
     int rc = solo_lock(s);
     if (rc) return rc;
     uint64_t i;
     if (shr_load_acquire(&p->head.state) != SHR_SOLO_COMPACT) rc = SHR_EMOVED;
-    else if (p->n > MAX_ITEMS || p->top > SHR_SOLO_PAGE || p->top < ITEMS_OFF + p->n * sizeof(solo_item_t))
+    else if (p->n > MAX_ITEMS || p->top > SHR_SOLO_PAGE || p->top < ITEMS_OFF + p->n * sizeof(solo_item_t) ||
+             p->top % 8)
         rc = SHR_ECORRUPT;
     else rc = norm_index(index, p->n, &i);
     if (rc) {
@@ -764,8 +768,8 @@ int shr_solo_check(shr_solo_t *s, FILE *out)
     if (state != SHR_SOLO_COMPACT && state != SHR_SOLO_HEAP) BAD("S2: state %u with the lock free\n", state);
     if (shr_load_relaxed(&p->seq) & 1) BAD("S3: the sequence counter is odd with the lock free\n");
     if (shr_load_relaxed(&p->redo) != 0) BAD("S3: a redo record is pending with the lock free\n");
-    if (n > MAX_ITEMS || top > SHR_SOLO_PAGE || top < ITEMS_OFF + n * sizeof(solo_item_t)) {
-        BAD("S4: %u items and slots ending at %u do not fit the page\n", n, top);
+    if (n > MAX_ITEMS || top > SHR_SOLO_PAGE || top < ITEMS_OFF + n * sizeof(solo_item_t) || top % 8) {
+        BAD("S4: %u items and slots ending at %u do not fit the page (or top is not 8-aligned)\n", n, top);
         solo_unlock(s);
         return bad;
     }
@@ -780,6 +784,9 @@ int shr_solo_check(shr_solo_t *s, FILE *out)
         if (!inline_type(t) && !string_type(t)) BAD("S5: item %u has type %u\n", i, t);
         if (t == SHR_BOOL && w1 > 1) BAD("S5: item %u, a bool, holds %llu\n", i, (unsigned long long)w1);
         if (string_type(t) && w1 > cap) BAD("S6: item %u holds %llu bytes in a slot of %u\n", i, (unsigned long long)w1, cap);
+        else if (t == SHR_STR && slot >= lo && slot + cap <= top &&
+                 !shr__utf8_valid((const unsigned char *)p + slot, (size_t)w1))
+            BAD("S8: item %u, a str, is not valid UTF-8\n", i);
         if (cap == 0) continue;
         if (slot < lo || slot + cap > top || slot % 8 || cap % 8) {
             BAD("S6: item %u's slot [%u, %u) is outside [%u, %u)\n", i, slot, slot + cap, lo, top);

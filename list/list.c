@@ -293,7 +293,7 @@ int shr__list_lock(shr_heap_t *h, listobj_t *l)
 /* ---- values ------------------------------------------------------------------ */
 
 /* Is s valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF)? */
-static bool utf8_valid(const unsigned char *s, size_t n)
+bool shr__utf8_valid(const unsigned char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
         if (i + 8 <= n) { /* ASCII eight bytes at a time */
@@ -338,7 +338,7 @@ shr_inline int encode(shr_heap_t *h, const shr_value_t *v, uint64_t *tag, uint64
     case SHR_STR:
     case SHR_BYTES: {
         if (!v->u.s.data && v->u.s.len) return -EINVAL;
-        if (v->type == SHR_STR && !utf8_valid((const unsigned char *)v->u.s.data, v->u.s.len)) return -EINVAL;
+        if (v->type == SHR_STR && !shr__utf8_valid((const unsigned char *)v->u.s.data, v->u.s.len)) return -EINVAL;
         strobj_t *s = shr__str_new(h, v->type == SHR_STR ? SHR_TYPE_STR : SHR_TYPE_BYTES, v->u.s.data, v->u.s.len);
         if (!s) return -ENOMEM;
         *val = shr__off(h, s);

@@ -199,6 +199,9 @@ void shr__float_repr(double x, char *buf, size_t size);
  * a runtime's thread may wait on (a compact list's, lib/solo.c): before()
  * as a real wait begins, after() on every way out of it. */
 void shr__wait_hook_before(void);
+/* Is s valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF)?
+ * What every str a list stores must be. */
+bool shr__utf8_valid(const unsigned char *s, size_t n);
 void shr__wait_hook_after(void);
 
 #endif /* SHR_LIST_H */

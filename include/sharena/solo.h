@@ -46,7 +46,8 @@ typedef struct shr_solo shr_solo_t;
 /* Create a compact list of n values (None, bool, int, float, str, bytes)
  * under a new segment name (the rules of shr_heap_create's names; mode 0
  * is 0600). Errors: SHR_ENAME, -ENAMETOOLONG, -EEXIST, -EINVAL (a NULL
- * value array with n > 0, a value of another type), SHR_ENOROOM (the
+ * value array with n > 0, a value of another type, a str that is not
+ * valid UTF-8), SHR_ENOROOM (the
  * values do not fit one page: nothing is created; shr_solo_create_heap
  * makes such a list's segment), -ENOMEM (no room in /dev/shm). */
 int shr_solo_create(const char *name, const shr_value_t *values, size_t n, unsigned mode,
@@ -84,7 +85,8 @@ int64_t shr_solo_len(shr_solo_t *solo);
 int shr_solo_read(shr_solo_t *solo, int64_t index, shr_value_t *out, void *buf, size_t cap);
 #define SHR_SOLO_MAX_BYTES 4096
 /* Replace the item at index. Returns 0, SHR_EINDEX, -EINVAL (a value type a
- * compact list does not hold: promote, then set it in the heap), SHR_ENOROOM
+ * compact list does not hold: promote, then set it in the heap; or a str
+ * that is not valid UTF-8, which no list holds), SHR_ENOROOM
  * (no room in the page for the string: promote, then set), SHR_EMOVED,
  * SHR_ELOCKTIMEOUT. A failed call changes nothing. */
 int shr_solo_set(shr_solo_t *solo, int64_t index, const shr_value_t *value);

@@ -383,6 +383,15 @@ static HeapObject *heap_open(mod_state *st, PyObject *name)
     if (!cname) return NULL;
     shr_heap_t *hp;
     int rc = shr_heap_attach(cname, &hp);
+    if (rc == SHR_ECOMPACT) {
+        /* A compact list's segment: who asks for its heap gets one (the
+         * list becomes a heap in place, for every process). */
+        shr_solo_t *so;
+        if ((rc = shr_solo_open(cname, &so)) == 0) {
+            rc = CALL(shr_solo_promote(so, &hp));
+            shr_solo_close(so);
+        }
+    }
     if (rc) return (HeapObject *)set_error(rc, name);
     return heap_wrap(st, hp);
 }

@@ -83,6 +83,8 @@ Test(solo, bad_arguments_change_nothing)
     cr_assert_eq(shr_solo_create(name, &one, 1, 01000, &s), -EINVAL);
     shr_value_t lst = shr_listval(NULL);
     cr_assert_eq(shr_solo_create(name, &lst, 1, 0, &s), -EINVAL, "a nested list is not compact");
+    shr_value_t bad = shr_strn("\xc0\x80", 2);
+    cr_assert_eq(shr_solo_create(name, &bad, 1, 0, &s), -EINVAL, "an overlong NUL is not UTF-8");
     static char big[5000];
     shr_value_t huge = shr_bytes(big, sizeof big);
     cr_assert_eq(shr_solo_create(name, &huge, 1, 0, &s), SHR_ENOROOM);
@@ -95,6 +97,7 @@ Test(solo, bad_arguments_change_nothing)
     cr_assert_eq(shr_solo_create(name, &one, 1, 0, &t), -EEXIST);
     cr_assert_eq(shr_solo_set(s, 200, &one), SHR_EINDEX);
     cr_assert_eq(shr_solo_set(s, 0, &lst), -EINVAL);
+    cr_assert_eq(shr_solo_set(s, 0, &bad), -EINVAL);
     cr_assert_eq(shr_solo_set(s, 0, &huge), SHR_ENOROOM);
     expect_int(s, 0, 0);
     /* Strings until the page is full: the one that does not fit changes nothing. */

@@ -152,3 +152,16 @@ def test_writers_killed_mid_set_leave_it_whole(lists):
         else:
             assert isinstance(x, int)
     assert blocks(sl) == PAGE
+
+
+def test_heap_of_a_compact_list_makes_it_one(lists):
+    """sharena.Heap(name) of a compact list's segment makes the list a heap
+    (who asks for the heap gets one); the list's handles follow."""
+    import sharena
+    sl = new(lists, [1, "a"])
+    h = sharena.Heap(sl.shm.name)
+    assert blocks(sl) > PAGE
+    assert "ShareableList" in h.names()
+    sl.append(2)
+    assert list(sl) == [1, "a", 2] and sl.heap is h
+    h.close()

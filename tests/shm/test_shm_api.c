@@ -331,7 +331,7 @@ Test(shm_api, defaults_are_the_old_limits)
     cr_assert_eq(info.max_procs, SHR_DEFAULT_MAX_PROCS);
     cr_assert_eq(info.max_threads, SHR_DEFAULT_MAX_THREADS);
     cr_assert_eq(info.lock_timeout_ms, SHR_DEFAULT_LOCK_TIMEOUT_MS);
-    cr_assert_eq(info.layout_version, 17);
+    cr_assert_eq(info.layout_version, 18);
     shr_heap_close(h);
 }
 

@@ -40,7 +40,7 @@ Test(shm_unit, header_layout_is_documented)
         cr_assert_eq(sizeof(proc_entry_t), 128);
     }
     shr_heap_t *h = make_heap(0);
-    cr_assert_eq(h->hdr->layout_version, 17);
+    cr_assert_eq(h->hdr->layout_version, 18);
     cr_assert_eq(h->hdr->procs_off, SHR_ALIGN_UP(sizeof(seg_header_t), SHR_CACHELINE));
     cr_assert_eq(h->hdr->threads_off, h->hdr->procs_off + SHR_DEFAULT_MAX_PROCS * sizeof(proc_entry_t));
     cr_assert_eq(h->hdr->global_off[SHR_LAYER_ALLOC],
