@@ -165,3 +165,29 @@ def test_heap_of_a_compact_list_makes_it_one(lists):
     sl.append(2)
     assert list(sl) == [1, "a", 2] and sl.heap is h
     h.close()
+
+
+def test_a_contended_set_releases_the_gil(lists):
+    """Sets of a compact list wait for its page's lock while another process
+    holds it; such a wait releases the GIL, as a heap's list lock's does
+    (the same wait hooks)."""
+    import time
+    import sharena
+    sl = new(lists, [0, 1])
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    p = ctx.Process(target=workers.set_forever, args=(sl.shm.name, ready))
+    p.start()
+    try:
+        assert ready.wait(60)
+        before = sharena._stats()["gil_releases"]
+        deadline = time.monotonic() + 20
+        k = 0
+        while sharena._stats()["gil_releases"] == before and time.monotonic() < deadline:
+            sl[0] = -k
+            k += 1
+        assert sharena._stats()["gil_releases"] > before, f"no set of {k} waited"
+    finally:
+        os.kill(p.pid, signal.SIGKILL)
+        p.join(60)
+    assert blocks(sl) == PAGE

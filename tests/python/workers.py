@@ -105,3 +105,13 @@ def report_after_change(name, ready, go, out):
     ready.set()
     go.wait(60)
     out.put((first, len(sl), sl[-1]))
+
+
+def set_forever(name, ready):
+    """Set item 0 of a list in a tight loop, until killed."""
+    sl = ShareableList(name=name)
+    ready.set()
+    k = 0
+    while True:
+        k += 1
+        sl[0] = k
