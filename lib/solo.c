@@ -164,7 +164,11 @@ static int norm_index(int64_t index, uint64_t n, uint64_t *out)
 static void apply(solo_page_t *p)
 {
     uint32_t r = shr_load_acquire(&p->redo);
-    if (r == 0 || r > p->n) return;
+    if (r == 0) return;
+    if (r > p->n) { /* damage: no set of this page wrote it */
+        shr_store_release(&p->redo, 0);
+        return;
+    }
     uint64_t s = shr_load_relaxed(&p->seq);
     if (!(s & 1)) {
         shr_store_relaxed(&p->seq, s + 1);
@@ -404,8 +408,10 @@ int shr_solo_create_heap(const char *name, const shr_heap_options_t *opts, shr_h
     if (rc) return rc;
     shr_heap_t *h = NULL;
     uint8_t *m = mmap(NULL, s->file_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    int map_err = errno;
     if (m == MAP_FAILED) m = NULL;
     close(fd);
+    errno = map_err;
     struct stat st;
     solo_identity(s, &st);
     o.capacity = (size_t)heap_capacity(s);
