@@ -1307,18 +1307,13 @@ static PyObject *from_value(ListObject *self, shr_value_t *v)
 
 /* ---- ShareableList ------------------------------------------------------------ */
 
-/* Takes over the handle l (closed on failure). */
-static ListObject *list_wrap(mod_state *st, HeapObject *heap, shr_list_t *l, PyObject *name, int own)
+/* The fields of a new ListObject, with no handle and no heap yet. */
+static void list_fields_init(ListObject *self, mod_state *st, PyObject *heap_name, PyObject *name, int own)
 {
-    ListObject *self = PyObject_GC_New(ListObject, st->list_type);
-    if (!self) {
-        shr_list_close(l);
-        return NULL;
-    }
-    self->list = l;
+    self->list = NULL;
     self->solo = self->solo_old = NULL;
-    self->heap = (HeapObject *)Py_NewRef(heap);
-    self->heap_name = Py_NewRef(heap->name);
+    self->heap = NULL;
+    self->heap_name = Py_NewRef(heap_name);
     self->name = Py_NewRef(name);
     self->own = own;
     self->st = st;
@@ -1329,7 +1324,20 @@ static ListObject *list_wrap(mod_state *st, HeapObject *heap, shr_list_t *l, PyO
     self->shm = NULL;
     self->pickle_name = NULL;
     self->weakreflist = NULL;
-    self->prev = NULL;
+    self->prev = self->next = NULL;
+}
+
+/* Takes over the handle l (closed on failure). */
+static ListObject *list_wrap(mod_state *st, HeapObject *heap, shr_list_t *l, PyObject *name, int own)
+{
+    ListObject *self = PyObject_GC_New(ListObject, st->list_type);
+    if (!self) {
+        shr_list_close(l);
+        return NULL;
+    }
+    list_fields_init(self, st, heap->name, name, own);
+    self->list = l;
+    self->heap = (HeapObject *)Py_NewRef(heap);
     self->next = heap->lists;
     if (heap->lists) heap->lists->prev = self;
     heap->lists = self;
@@ -1345,22 +1353,8 @@ static ListObject *solo_wrap(mod_state *st, shr_solo_t *so, PyObject *name)
         shr_solo_close(so);
         return NULL;
     }
-    self->list = NULL;
+    list_fields_init(self, st, name, name, 1);
     self->solo = so;
-    self->solo_old = NULL;
-    self->heap = NULL;
-    self->heap_name = Py_NewRef(name);
-    self->name = Py_NewRef(name);
-    self->own = 1;
-    self->st = st;
-    self->busy = 0;
-    self->ref_hint = INT64_MIN;
-    self->recent = NULL;
-    self->recent_index = self->last_index = INT64_MIN;
-    self->shm = NULL;
-    self->pickle_name = NULL;
-    self->weakreflist = NULL;
-    self->prev = self->next = NULL;
     PyObject_GC_Track(self);
     return self;
 }
