@@ -20,11 +20,13 @@
  *                  It is not a multiprocessing SharedMemory, so nothing is
  *                  registered with resource_tracker.
  *
- * A ShareableList built without a heap lives in a heap of its own, named as
- * the stdlib names its segments (psm_ and 8 hex digits) and holding one list
- * under the root name "ShareableList". Heaps open in this process are found
- * again by name (a weak dictionary in the module state), so attaching the same
- * name twice shares one heap handle.
+ * A ShareableList built without a heap lives in a segment of its own, named
+ * as the stdlib names its segments (psm_ and 8 hex digits): a compact list
+ * (<sharena/solo.h>, ListObject.solo) while its values fit one page, and
+ * then a heap holding one list under the root name "ShareableList" (to_heap).
+ * Heaps open in this process are found again by name (a weak dictionary in
+ * the module state), so attaching the same name twice shares one heap
+ * handle.
  *
  * The GIL. Every call into sharena is made with the GIL held: on the fast
  * paths (a lock-free read, an uncontended lock) releasing it would cost more
@@ -103,7 +105,7 @@ struct ListObject {
     HeapObject *heap;       /* strong; NULL once closed */
     PyObject *heap_name;    /* str, kept after close for shm.unlink() */
     PyObject *name;         /* the list's name in the heap (str) or None */
-    int own;                /* lives in a heap of its own */
+    int own;                /* lives in a segment of its own (compact, or that segment's heap) */
     mod_state *st;          /* the module's state (the type keeps the module alive) */
     int busy;               /* calls on the handle in progress (LCALL) */
     int64_t ref_hint;       /* the index of the last get that found a list, an object or a str or bytes
@@ -1505,7 +1507,7 @@ static PyObject *own_compact(mod_state *st, PyObject *sequence, PyObject *name, 
     return res;
 }
 
-/* A list in a heap of its own: made for sequence, or attached by name.
+/* A list in a segment of its own: made for sequence, or attached by name.
  * It is compact (one page, <sharena/solo.h>) while its values allow. */
 static PyObject *own_list(mod_state *st, PyObject *sequence, PyObject *name)
 {
@@ -2225,7 +2227,7 @@ static PyObject *list_repr(ListObject *self)
     return s;
 }
 
-/* Pickling. A list in a heap of its own pickles as the stdlib's does,
+/* Pickling. A list in a segment of its own pickles as the stdlib's does,
  * partial(ShareableList, name=...): by name, the same few bytes whatever its
  * length. A named list of a shared heap pickles as (heap name, list name).
  * An unnamed one is first given a name: a named holder list whose one item
@@ -2355,8 +2357,11 @@ PyDoc_STRVAR(list_doc,
 "memory block. It differs from the built-in list type in that these\n"
 "lists can be read and changed at once by many processes and threads,\n"
 "with every call atomic.\n\n"
-"With a sequence (or no argument) a new list is created in a heap of\n"
-"its own, named name (or psm_ and 8 hex digits when name is None).\n"
+"With a sequence (or no argument) a new list is created in a segment\n"
+"of its own, named name (or psm_ and 8 hex digits when name is None).\n"
+"While its values fit, the list takes one page of it, as the stdlib's\n"
+"does; the first change that needs more (an item added or removed, a\n"
+"nested list, a longer string) makes the segment a heap in place.\n"
 "With only a name, the existing list of that name is attached, from any\n"
 "process. Items may be None, bool, int (64-bit signed), float, str,\n"
 "bytes, a list (stored as a nested ShareableList) or a ShareableList of\n"
