@@ -60,6 +60,9 @@
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+#define SMALL_MIN (-5) /* CPython's own small ints */
+#define SMALL_MAX 256
+
 typedef struct {
     PyTypeObject *list_type;
     PyTypeObject *heap_type;
@@ -68,6 +71,10 @@ typedef struct {
     PyTypeObject *gc_type;
     PyObject *heaps;        /* weakref.WeakValueDictionary: heap name -> Heap */
     PyObject *partial;      /* functools.partial */
+    /* The ints SMALL_MIN .. SMALL_MAX, got once from PyLong_FromLong (the
+     * interpreter's own shared objects): a get of one returns it with an
+     * incref, not a call (inline_obj). */
+    PyObject *small_ints[SMALL_MAX - SMALL_MIN + 1];
 } mod_state;
 
 static struct PyModuleDef sharena_module;
@@ -1702,10 +1709,13 @@ static int visit_item(const shr_value_t *v, void *arg)
 }
 
 /* An inline value (None, bool, int, float) as a Python object. */
-static inline PyObject *inline_obj(const shr_value_t *v)
+static inline PyObject *inline_obj(const mod_state *st, const shr_value_t *v)
 {
     switch (v->type) {
-    case SHR_INT: return PyLong_FromLongLong(v->u.i);
+    case SHR_INT:
+        if (LIKELY((uint64_t)(v->u.i - SMALL_MIN) <= (uint64_t)(SMALL_MAX - SMALL_MIN)))
+            return Py_NewRef(st->small_ints[v->u.i - SMALL_MIN]);
+        return PyLong_FromLongLong(v->u.i);
     case SHR_NONE: Py_RETURN_NONE;
     case SHR_BOOL: return PyBool_FromLong(v->u.b);
     default: return PyFloat_FromDouble(v->u.f);
@@ -1733,7 +1743,7 @@ static __attribute__((noinline)) PyObject *get_visited(ListObject *self, int64_t
         case SHR_BYTES: return PyBytes_FromStringAndSize(va.small, (Py_ssize_t)va.v.u.s.len);
         case SHR_INT: case SHR_NONE: case SHR_BOOL: case SHR_FLOAT:
             self->ref_hint = INT64_MIN; /* the hint was wrong: the item changed */
-            return inline_obj(&va.v);
+            return inline_obj(self->st, &va.v);
         default: return from_value(self, &va.v);
         }
     }
@@ -1782,7 +1792,9 @@ static PyObject *solo_get(ListObject *self, int64_t i, int *rc_out);
 
 static inline PyObject *get_item(ListObject *self, int64_t i, int *rc_out)
 {
-    if (UNLIKELY(self->solo != NULL)) return solo_get(self, i, rc_out);
+    /* Callers checked that the list is open: no handle means a compact one
+     * (list and solo are never both set), and the test is the one they made. */
+    if (UNLIKELY(self->list == NULL)) return solo_get(self, i, rc_out);
     /* The same index as the last get that found a list, an object or a
      * longer str or bytes (polling such an item): visit it at once. Only a
      * hint: any other item is visited correctly too, and clears it. */
@@ -1793,7 +1805,7 @@ static inline PyObject *get_item(ListObject *self, int64_t i, int *rc_out)
     if (LIKELY(rc == 0)) {
         if (rc_out) *rc_out = 0;
         if (v.type == SHR_STR || v.type == SHR_BYTES) return short_value(self, i, v.type, buf, v.u.s.len);
-        return inline_obj(&v);
+        return inline_obj(self->st, &v);
     }
     if (rc < 0) {
         if (rc_out) *rc_out = rc;
@@ -1816,7 +1828,7 @@ static __attribute__((noinline)) PyObject *solo_get(ListObject *self, int64_t i,
     if (rc_out) *rc_out = rc;
     if (UNLIKELY(rc != 0)) return set_error(rc == 1 ? SHR_ECORRUPT : rc, NULL);
     if (v.type == SHR_STR || v.type == SHR_BYTES) return short_value(self, i, v.type, buf, v.u.s.len);
-    return inline_obj(&v);
+    return inline_obj(self->st, &v);
 }
 
 static PyObject *list_item(ListObject *self, int64_t i)
@@ -2644,6 +2656,8 @@ static int mod_exec(PyObject *m)
     st->heaps = PyObject_CallMethod(weakref, "WeakValueDictionary", NULL);
     Py_DECREF(weakref);
     if (!st->heaps) return -1;
+    for (long i = SMALL_MIN; i <= SMALL_MAX; i++)
+        if (!(st->small_ints[i - SMALL_MIN] = PyLong_FromLong(i))) return -1;
     PyObject *functools = PyImport_ImportModule("functools");
     if (!functools) return -1;
     st->partial = PyObject_GetAttrString(functools, "partial");
@@ -2694,6 +2708,7 @@ static int mod_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->gc_type);
     Py_VISIT(st->heaps);
     Py_VISIT(st->partial);
+    for (int i = 0; i <= SMALL_MAX - SMALL_MIN; i++) Py_VISIT(st->small_ints[i]);
     return 0;
 }
 
@@ -2707,6 +2722,7 @@ static int mod_clear(PyObject *m)
     Py_CLEAR(st->gc_type);
     Py_CLEAR(st->heaps);
     Py_CLEAR(st->partial);
+    for (int i = 0; i <= SMALL_MAX - SMALL_MIN; i++) Py_CLEAR(st->small_ints[i]);
     return 0;
 }
 

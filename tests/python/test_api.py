@@ -436,3 +436,18 @@ def test_a_polled_str_follows_another_process(lists):
     finally:
         assert p.wait(timeout=120) == 0
     assert sl[0] == f"{3000:016d}"
+
+
+def test_ints_at_the_edges_of_the_small_int_cache(lists):
+    """Gets of ints inside CPython's small-int range return its shared
+    objects; those just outside, and large ones, are new objects of the
+    right value."""
+    vals = [-6, -5, -1, 0, 1, 255, 256, 257, 2**31, -2**63, 2**63 - 1]
+    sl = new(lists, vals)
+    assert list(sl) == vals and [sl[i] for i in range(len(vals))] == vals
+    small = [x for x in vals if -5 <= x <= 256]
+    assert all(sl[vals.index(x)] is int(str(x)) for x in small)  # CPython shares these
+    big = ShareableList(vals + list(range(300)))  # a heap's list: the same read path
+    lists.append(big)
+    assert [big[i] for i in range(len(vals))] == vals
+
