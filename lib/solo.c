@@ -585,16 +585,7 @@ __attribute__((no_sanitize("address", "thread"), noinline)) static void
 copy_bytes(const uint8_t *src, char *dst, size_t n)
 {
     SHR__VG_QUIET_BEGIN();
-    const volatile uint64_t *w = (const volatile uint64_t *)(const void *)src;
-    size_t k = 0;
-    for (; k + 8 <= n; k += 8) {
-        uint64_t x = w[k / 8];
-        memcpy(dst + k, &x, 8);
-    }
-    if (k < n) {
-        uint64_t x = w[k / 8];
-        memcpy(dst + k, &x, n - k);
-    }
+    SHR__COPY_WORDS(dst, src, n);
     SHR__VG_QUIET_END();
 }
 

@@ -997,16 +997,7 @@ copy_unvouched(const shr_heap_t *h, uint64_t val, char *dst, size_t cap)
     if (n <= cap && n <= h->capacity - val - sizeof(strobj_t)) {
         /* Whole words: the block holds the string rounded up to its 16-byte
          * alignment, so the last word read stays inside it. */
-        const volatile uint64_t *w = (const volatile uint64_t *)s->data;
-        size_t k = 0;
-        for (; k + 8 <= n; k += 8) {
-            uint64_t x = w[k / 8];
-            memcpy(dst + k, &x, 8);
-        }
-        if (k < n) {
-            uint64_t x = w[k / 8];
-            memcpy(dst + k, &x, n - k);
-        }
+        SHR__COPY_WORDS(dst, s->data, (size_t)n);
     }
     SHR__VG_QUIET_END();
     return n;

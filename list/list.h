@@ -199,6 +199,26 @@ void shr__float_repr(double x, char *buf, size_t size);
  * a runtime's thread may wait on (a compact list's, lib/solo.c): before()
  * as a real wait begins, after() on every way out of it. */
 void shr__wait_hook_before(void);
+/* The copy loop of the lock-free string readers (list.c's copy_unvouched,
+ * lib/solo.c's copy_bytes): n bytes from src to dst in whole 8-byte words,
+ * loaded volatile, inside a function the memory checkers do not check (the
+ * bytes may be changing, or freed, under it: its caller discards such a
+ * copy). src's block must hold n rounded up to 8 bytes. */
+#define SHR__COPY_WORDS(dst, src, n)                                                   \
+    do {                                                                               \
+        const volatile uint64_t *w_ = (const volatile uint64_t *)(const void *)(src);  \
+        char *d_ = (dst);                                                              \
+        size_t n_ = (n), k_ = 0;                                                       \
+        for (; k_ + 8 <= n_; k_ += 8) {                                                \
+            uint64_t x_ = w_[k_ / 8];                                                  \
+            memcpy(d_ + k_, &x_, 8);                                                   \
+        }                                                                              \
+        if (k_ < n_) {                                                                 \
+            uint64_t x_ = w_[k_ / 8];                                                  \
+            memcpy(d_ + k_, &x_, n_ - k_);                                             \
+        }                                                                              \
+    } while (0)
+
 /* Is s valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF)?
  * What every str a list stores must be. */
 bool shr__utf8_valid(const unsigned char *s, size_t n);
