@@ -2138,32 +2138,31 @@ static PyObject *item_format(const shr_value_t *v)
     }
 }
 
-/* format or _get_packing_format of a compact list (index INT64_MIN: all). */
-static PyObject *solo_format(ListObject *self, int64_t index)
+/* The format of item i of a compact list: a str, or NULL with an error set,
+ * or NULL with none when the list has become a heap (the caller asks it). */
+static PyObject *solo_item_format(ListObject *self, int64_t i)
 {
     shr_value_t v;
     _Alignas(16) char buf[SHR_SOLO_MAX_BYTES];
+    int rc = SCALL(self, shr_solo_read(self->solo, i, &v, buf, sizeof buf));
+    if (rc == SHR_EMOVED) return NULL;
+    if (rc) return set_error(rc == 1 ? SHR_ECORRUPT : rc, NULL);
+    return item_format(&v);
+}
+
+/* The format of a compact list, as solo_item_format answers. */
+static PyObject *solo_format(ListObject *self)
+{
     int64_t n = shr_solo_len(self->solo);
+    if (n == SHR_EMOVED) return NULL;
+    if (n < 0) return set_error((int)n, NULL);
     PyObject *parts = PyList_New(0);
-    for (int64_t i = index == INT64_MIN ? 0 : index; parts && (index == INT64_MIN ? i < n : i == index); i++) {
-        int rc = SCALL(self, shr_solo_read(self->solo, i, &v, buf, sizeof buf));
-        if (rc) {
-            Py_CLEAR(parts);
-            if (rc != SHR_EMOVED) return set_error(rc == 1 ? SHR_ECORRUPT : rc, NULL);
-            return NULL; /* the caller asks the heap */
-        }
-        PyObject *f = item_format(&v);
+    for (int64_t i = 0; parts && i < n; i++) {
+        PyObject *f = solo_item_format(self, i);
         if (!f || PyList_Append(parts, f) < 0) Py_CLEAR(parts);
         Py_XDECREF(f);
     }
-    if (n < 0 && n != SHR_EMOVED) {
-        Py_XDECREF(parts);
-        return set_error((int)n, NULL);
-    }
-    if (!parts || n == SHR_EMOVED) {
-        Py_XDECREF(parts);
-        return NULL;
-    }
+    if (!parts) return NULL;
     PyObject *empty = PyUnicode_FromString("");
     PyObject *r = empty ? PyUnicode_Join(empty, parts) : NULL;
     Py_XDECREF(empty);
@@ -2176,7 +2175,7 @@ static PyObject *list_get_format(ListObject *self, void *closure)
     (void)closure;
     if (check_open(self) < 0) return NULL;
     if (self->solo) {
-        PyObject *r = solo_format(self, INT64_MIN);
+        PyObject *r = solo_format(self);
         if (r || PyErr_Occurred()) return r;
         if (to_heap(self) < 0) return NULL;
     }
@@ -2194,8 +2193,7 @@ static PyObject *list_get_packing_format(ListObject *self, PyObject *arg)
     int64_t i;
     if (index_of(arg, &i) < 0) return NULL;
     if (self->solo) {
-        if (i == INT64_MIN) i = INT64_MIN + 1; /* out of range either way */
-        PyObject *r = solo_format(self, i);
+        PyObject *r = solo_item_format(self, i);
         if (r || PyErr_Occurred()) return r;
         if (to_heap(self) < 0) return NULL;
     }

@@ -561,6 +561,69 @@ Test(cli, stats_and_check_a_heap_then_a_broken_one)
     shr_heap_close(h);
 }
 
+/* A compact list (<sharena/solo.h>): ls, info, stats, check and rm know it;
+ * check fails on a damaged page; once it is a heap, every command sees the
+ * heap. */
+Test(cli, a_compact_list_then_its_heap)
+{
+    const char *name = shr_test_name();
+    shr_value_t v[] = {shr_int(1), shr_str("two"), shr_none()};
+    shr_solo_t *s;
+    cr_assert_eq(shr_solo_create(name, v, 3, 0, &s), 0);
+    char line[512];
+    cli_run_t r = CLI("ls");
+    cr_assert_eq(r.status, 0, "ls: %s", r.err);
+    cr_assert_not_null(ls_line(r.out, name, line, sizeof line, NULL, 0), "ls lists it: %s", r.out);
+    cr_assert_not_null(strstr(line, "ok (a compact list of 3 items)"), "%s", line);
+    cr_assert_not_null(strstr(line, "4.0K"), "one page committed: %s", line);
+    cli_free(&r);
+    const char *cmds[] = {"info", "stats"};
+    for (int i = 0; i < 2; i++) {
+        r = CLI(cmds[i], name);
+        cr_assert_eq(r.status, 0, "%s: %s", cmds[i], r.err);
+        cr_assert_not_null(strstr(r.out, "a compact list"), "%s: %s", cmds[i], r.out);
+        cr_assert_not_null(strstr(r.out, "items        3"), "%s: %s", cmds[i], r.out);
+        cli_free(&r);
+    }
+    r = CLI("check", name);
+    cr_assert_eq(r.status, 0, "check: %s", r.err);
+    cr_assert_not_null(strstr(r.out, "ok (a compact list)"), "%s", r.out);
+    cli_free(&r);
+
+    /* Item 1's slot moved over item 0's words: check says so and fails. */
+    char path[600];
+    snprintf(path, sizeof path, "/dev/shm/%s", name);
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint64_t w0, bad;
+    cr_assert_eq(pread(fd, &w0, 8, 192 + 16), 8);
+    bad = (w0 & ~(uint64_t)0xffff00) | (uint64_t)192 << 8;
+    cr_assert_eq(pwrite(fd, &bad, 8, 192 + 16), 8);
+    r = CLI("check", name);
+    cr_assert_eq(r.status, 1, "check of a damaged page must fail: %s", r.out);
+    cr_assert_not_null(strstr(r.err, "S6"), "stderr: %s", r.err);
+    cli_free(&r);
+    cr_assert_eq(pwrite(fd, &w0, 8, 192 + 16), 8);
+    close(fd);
+
+    shr_heap_t *h;
+    cr_assert_eq(shr_solo_promote(s, &h), 0);
+    r = CLI("check", name);
+    cr_assert_eq(r.status, 0, "check of its heap: %s", r.err);
+    cr_assert_null(strstr(r.out, "compact"), "%s", r.out);
+    cli_free(&r);
+    r = CLI("ls");
+    cr_assert_not_null(ls_line(r.out, name, line, sizeof line, NULL, 0));
+    cr_assert_not_null(strstr(line, "1/1"), "its heap, with this process attached: %s", line);
+    cli_free(&r);
+    shr_heap_close(h);
+    shr_solo_close(s);
+    r = CLI("rm", name);
+    cr_assert_eq(r.status, 0, "rm: %s", r.err);
+    cr_assert(!shm_exists(name));
+    cli_free(&r);
+}
+
 /* ---- limits, locks, and objects that are not heaps -------------------------- */
 
 Test(cli, create_with_limits_and_info_shows_them)
