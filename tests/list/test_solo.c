@@ -449,3 +449,26 @@ Test(solo, random_kills_of_writers_leave_a_whole_page, .timeout = 300)
     cr_assert(info.sets > 1000, "the writers made progress (%llu sets)", (unsigned long long)info.sets);
     shr_solo_close(s);
 }
+
+Test(solo, check_finds_a_str_that_is_not_utf8_and_promotion_refuses_it)
+{
+    const char *name = shr_test_name();
+    shr_value_t in[] = {shr_str("abc"), shr_int(1)};
+    shr_solo_t *s = make(name, in, 2);
+    cr_assert_eq(shr_solo_check(s, NULL), 0);
+    char path[300];
+    snprintf(path, sizeof path, "/dev/shm/%s", name);
+    int fd = open(path, O_RDWR);
+    cr_assert(fd >= 0);
+    uint64_t w0;
+    cr_assert_eq(pread(fd, &w0, 8, 192), 8);
+    uint32_t slot = (uint32_t)(w0 >> 8) & 0xffff;
+    cr_assert_eq(pwrite(fd, "\xc0\x80", 2, slot), 2); /* an overlong NUL */
+    close(fd);
+    cr_assert_eq(shr_solo_check(s, NULL), 1, "S8");
+    shr_heap_t *h;
+    cr_assert_eq(shr_solo_promote(s, &h), -EINVAL, "a heap's list holds no such str");
+    cr_assert_eq(shr_solo_is_heap(s), 0, "the failed promotion left it compact");
+    cr_assert_eq(shr_test_shm_bytes(name), 4096, "and gave back the heap's pages");
+    shr_solo_close(s);
+}
